@@ -1,0 +1,151 @@
+"""A small stand-in for the Functions host: serves a FunctionApp's HTTP routes over real HTTP.
+
+Core Tools cannot be installed on our build machines, so tests and the local demo use this. It reads
+the same metadata the real host reads (`app.get_functions()`), and builds `func.HttpRequest` the way
+the worker does. Like Core Tools it does not enforce function keys unless given one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+_PARAMETER = re.compile(r"\{(\w+)(?::[^}?]*)?(\?)?\}")
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    name: str
+    methods: frozenset[str]
+    anonymous: bool
+    pattern: re.Pattern[str]
+    literal_segments: int
+    handler: Any
+
+    @classmethod
+    def from_function(cls, function: Any) -> HttpFunction | None:
+        bindings = json.loads(function.get_function_json())["bindings"]
+        trigger = next((b for b in bindings if b["type"] == "httpTrigger"), None)
+        if trigger is None:
+            return None
+        route = trigger.get("route") or function.get_function_name()
+        regex = ""
+        for segment in route.strip("/").split("/"):
+            match = _PARAMETER.fullmatch(segment)
+            if match:
+                optional = "?" if match.group(2) else ""
+                regex += f"(?:/(?P<{match.group(1)}>[^/]+)){optional}"
+            else:
+                regex += "/" + re.escape(segment)
+        return cls(
+            name=function.get_function_name(),
+            methods=frozenset(m.upper() for m in trigger.get("methods") or ["GET", "POST"]),
+            anonymous=str(trigger.get("authLevel", "FUNCTION")).upper() == "ANONYMOUS",
+            pattern=re.compile(f"^/api{regex}/?$", re.IGNORECASE),
+            literal_segments=sum(1 for s in route.split("/") if not _PARAMETER.fullmatch(s)),
+            handler=function.get_user_function(),
+        )
+
+
+class LocalFunctionHost:
+    """Serve `app` on 127.0.0.1; `base_url` is known once started."""
+
+    def __init__(self, app: func.FunctionApp, *, port: int = 0, function_key: str | None = None) -> None:
+        functions = [HttpFunction.from_function(f) for f in app.get_functions()]
+        # Literal routes win over parameterised ones (`calls/validate` before `calls/{id}`), as in the host.
+        self.functions = sorted((f for f in functions if f), key=lambda f: -f.literal_segments)
+        self.function_key = function_key
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> LocalFunctionHost:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-host", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> LocalFunctionHost:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def dispatch(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Route one request the way the Functions host would; answers (status, headers, body)."""
+        url = urlsplit(target)
+        for function in self.functions:
+            match = function.pattern.match(url.path)
+            if not match or method not in function.methods:
+                continue
+            params = dict(parse_qsl(url.query))
+            if not function.anonymous and self.function_key is not None:
+                given = headers.get("x-functions-key") or params.get("code")
+                if given != self.function_key:
+                    return 401, {}, b""
+            request = func.HttpRequest(
+                method,
+                f"http://127.0.0.1{target}",
+                headers=headers,
+                params=params,
+                route_params={k: v for k, v in match.groupdict().items() if v is not None},
+                body=body,
+            )
+            response = function.handler(request)
+            response_headers = dict(response.headers)
+            if response.mimetype:
+                charset = f"; charset={response.charset}" if response.charset else ""
+                response_headers["Content-Type"] = response.mimetype + charset
+            return response.status_code, response_headers, response.get_body() or b""
+        return 404, {}, b""
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the app logs what matters."""
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_REQUEST_BYTES:
+                    self._answer(413, {}, b"")
+                    self.close_connection = True
+                    return
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, response_headers, response_body = host.dispatch(self.command, self.path, headers, body)
+                self._answer(status, response_headers, response_body)
+
+            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
+
+        return Handler

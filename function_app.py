@@ -1,0 +1,35 @@
+"""HTTP routes of the outbound-call function app: wiring only; the work lives in `shared/`."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.calls import CallRequest
+from shared.http import endpoint, json_response, read_json_object
+from shared.services import services
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="calls", methods=["POST"])
+@endpoint
+def place_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    request = CallRequest.from_json(read_json_object(req))
+    calls = services().calls
+    answer = calls.place(calls.plan(request), request_id)
+    location = f"/api/calls/{answer['conversationId']}"
+    return json_response(201, answer, request_id, {"Location": location})
+
+
+@app.route(route="calls/validate", methods=["POST"])
+@endpoint
+def validate_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    request = CallRequest.from_json(read_json_object(req))
+    plan = services().calls.plan(request)
+    return json_response(200, {"valid": True, **plan.to_json(), "requestId": request_id}, request_id)
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def health(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    return json_response(200, {"status": "ok"}, request_id)

@@ -1,0 +1,1 @@
+"""Application modules of the outbound-call function app (one responsibility each)."""

@@ -1,0 +1,150 @@
+"""Which caller IDs the organization may present, and which one a request uses.
+
+Genesys answers a foreign caller ID with the unhelpful "Malformed participant address", so we refuse it
+ourselves, before dialing, and say which allowed number the caller probably meant.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from shared import phone
+from shared.config import Settings
+from shared.deadline import Deadline
+from shared.errors import Problem
+from shared.genesys import GenesysClient
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RefreshingValue(Generic[T]):
+    """A value loaded on first use and, once older than `ttl`, refreshed in the background.
+
+    Requests keep using the previous value while one refresh runs, so a slow Genesys never stalls them.
+    """
+
+    def __init__(self, load: Callable[[], T], ttl: float) -> None:
+        self._load = load
+        self._ttl = ttl
+        self._value: T | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+        self._refreshing = False
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._store(self._load())
+        elif time.monotonic() - self._loaded_at > self._ttl and not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh, name="caller-id-refresh", daemon=True).start()
+        assert self._value is not None
+        return self._value
+
+    def _store(self, value: T) -> None:
+        self._value, self._loaded_at = value, time.monotonic()
+
+    def _refresh(self) -> None:
+        try:
+            self._store(self._load())
+        except Exception as error:  # noqa: BLE001 - keep serving the previous value; the next get retries
+            log.warning("Background refresh failed, keeping the cached value: %s", error)
+        finally:
+            self._refreshing = False
+
+
+class CallerIds:
+    def __init__(self, settings: Settings, genesys: GenesysClient) -> None:
+        self._settings = settings
+        self._genesys = genesys
+        setting_ids = set(settings.allowed_caller_ids)
+        if settings.default_caller_id:
+            setting_ids.add(settings.default_caller_id)
+        self._from_settings = frozenset(setting_ids) if settings.uses_setting_caller_ids else frozenset()
+        self._dids = RefreshingValue(self._load_dids, settings.caller_id_cache_seconds)
+        self._queues: dict[str, RefreshingValue[str | None]] = {}
+
+    def _load_dids(self) -> frozenset[str]:
+        numbers = self._genesys.list_did_numbers(Deadline(self._settings.call_deadline_seconds))
+        log.info("Loaded %d DIDs from Genesys Cloud", len(numbers))
+        return frozenset(numbers)
+
+    def allowed(self) -> frozenset[str]:
+        """The allowed caller IDs in E.164 (loading the org's DIDs when CALLER_ID_SOURCE asks for them)."""
+        if not self._settings.uses_genesys_caller_ids:
+            return self._from_settings
+        return self._from_settings | self._dids.get()
+
+    def queue_caller_id(self, queue_id: str) -> str | None:
+        """The queue's outbound caller ID (`callingPartyNumber`), cached like the DIDs."""
+        if queue_id not in self._queues:
+            self._queues[queue_id] = RefreshingValue(
+                lambda: self._genesys.get_queue(queue_id, Deadline(self._settings.call_deadline_seconds)).get(
+                    "callingPartyNumber"
+                ),
+                self._settings.caller_id_cache_seconds,
+            )
+        return self._queues[queue_id].get()
+
+    def choose(self, requested: str | None, queue_id: str | None, region: str) -> str:
+        """The caller ID for one call in E.164: `from` if allowed, else the queue's, else the default."""
+        if requested is not None:
+            return self._check(requested, region)
+        if queue_id:
+            queue_number = self.queue_caller_id(queue_id)
+            if queue_number:
+                return queue_number
+        default = self._settings.default_caller_id
+        if default:
+            if default not in self.allowed():
+                raise Problem(
+                    "configuration_error",
+                    f"Setting DEFAULT_CALLER_ID {phone.mask(default)} is not one of the organization's allowed "
+                    f"caller IDs (CALLER_ID_SOURCE={self._settings.caller_id_source}).",
+                )
+            return default
+        raise Problem(
+            "caller_id_required",
+            "The request has no 'from', "
+            + ("the queue has no outbound caller ID, " if queue_id else "")
+            + "and DEFAULT_CALLER_ID is not set.",
+            field="from",
+        )
+
+    def _check(self, requested: str, region: str) -> str:
+        allowed = self.allowed()
+        near: list[str] | None = None
+        try:
+            number: str | None = phone.normalize(requested, region, field="from").e164
+        except Problem:
+            near = self._near_misses(requested, region, allowed)
+            if not near:
+                raise
+            number = None
+        if number in allowed:
+            return number
+        if near is None:
+            near = self._near_misses(requested, region, allowed)
+        hint = (
+            f"The same digits read as {', '.join(near)} match an allowed caller ID: send that number in +E.164."
+            if near
+            else None
+        )
+        raise Problem(
+            "caller_id_not_allowed",
+            f"'from' {phone.mask(number or requested)} is not one of the organization's {len(allowed)} allowed "
+            f"caller IDs (CALLER_ID_SOURCE={self._settings.caller_id_source}).",
+            hint=hint,
+            field="from",
+        )
+
+    @staticmethod
+    def _near_misses(text: str, region: str, allowed: frozenset[str]) -> list[str]:
+        regions = {region} | {r for r in (phone.region_of(n) for n in allowed) if r}
+        return sorted(phone.readings(text, regions) & allowed)

@@ -1,0 +1,193 @@
+"""The use case: turn one API request into exactly one Genesys create-call request.
+
+`plan` makes the whole decision (input, numbers, caller ID, user) without dialing, so
+`/api/calls/validate` and `/api/calls` can never disagree; `place` sends the plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from shared import phone
+from shared.caller_ids import CallerIds
+from shared.config import Settings
+from shared.deadline import Deadline
+from shared.errors import Problem
+from shared.genesys import GenesysClient
+
+log = logging.getLogger(__name__)
+
+# Input limits (docs/limits in README): generous for real use, small enough to refuse abuse early.
+MAX_NUMBER_LENGTH = 64
+MAX_TEXT_LENGTH = 256
+MAX_UUI_LENGTH = 512
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_KEY_LENGTH = 128
+MAX_ATTRIBUTE_VALUE_LENGTH = 1024
+_GENESYS_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_REGION = re.compile(r"^[A-Za-z]{2}$")
+# Names people copy from Genesys's own body or from wrong web advice, with the field we expect instead.
+_FIELD_ALIASES = {"phoneNumber": "to", "callerId": "from", "callFromQueueId": "queueId", "number": "to"}
+_TEXT_FIELDS = {"callerIdName": MAX_TEXT_LENGTH, "label": MAX_TEXT_LENGTH, "externalContactId": MAX_TEXT_LENGTH}
+_KNOWN_FIELDS = {"to", "from", "queueId", "userId", "region", "attributes", "uuiData", *_TEXT_FIELDS}
+
+
+def _invalid(field: str, detail: str, hint: str | None = None) -> Problem:
+    return Problem("validation_failed", detail, field=field, hint=hint)
+
+
+def _text(body: dict[str, Any], field: str, max_length: int, *, required: bool = False) -> str | None:
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise _invalid(field, f"'{field}' is required.")
+        return None
+    if not isinstance(value, str):
+        raise _invalid(field, f"'{field}' must be a string, not {type(value).__name__}.")
+    value = value.strip()
+    if not value and required:
+        raise _invalid(field, f"'{field}' must not be empty.")
+    if len(value) > max_length:
+        raise _invalid(field, f"'{field}' is longer than {max_length} characters.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise _invalid(field, f"'{field}' contains control characters.")
+    return value or None
+
+
+def _genesys_id(body: dict[str, Any], field: str) -> str | None:
+    value = _text(body, field, 36)
+    if value is not None and not _GENESYS_ID.match(value):
+        raise _invalid(field, f"'{field}' must be a Genesys id (a UUID such as 5f1e4c3a-9b1d-4c8e-a1f2-0c9d8e7b6a51).")
+    return value
+
+
+def _attributes(body: dict[str, Any]) -> dict[str, str]:
+    value = body.get("attributes")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _invalid("attributes", "'attributes' must be an object of string values.")
+    if len(value) > MAX_ATTRIBUTES:
+        raise _invalid("attributes", f"'attributes' has {len(value)} entries; the limit is {MAX_ATTRIBUTES}.")
+    for key, item in value.items():
+        if not key or len(key) > MAX_ATTRIBUTE_KEY_LENGTH:
+            raise _invalid("attributes", f"Attribute names must have 1 to {MAX_ATTRIBUTE_KEY_LENGTH} characters.")
+        if not isinstance(item, str) or len(item) > MAX_ATTRIBUTE_VALUE_LENGTH:
+            raise _invalid(
+                "attributes",
+                f"Attribute {key[:40]!r} must be a string of at most {MAX_ATTRIBUTE_VALUE_LENGTH} characters.",
+            )
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """A validated API request, before any number is interpreted."""
+
+    to: str
+    from_: str | None
+    queue_id: str | None
+    user_id: str | None
+    region: str | None
+    attributes: dict[str, str]
+    passthrough: dict[str, str]  # callerIdName, uuiData, label, externalContactId as given
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> CallRequest:
+        unknown = sorted(set(body) - _KNOWN_FIELDS)
+        if unknown:
+            suggestions = [f"'{_FIELD_ALIASES[f]}' instead of '{f}'" for f in unknown if f in _FIELD_ALIASES]
+            raise _invalid(
+                unknown[0],
+                f"Unknown field(s): {', '.join(unknown)[:200]}.",
+                hint=("Use " + ", ".join(suggestions) + ".") if suggestions else "Remove the unknown fields.",
+            )
+        region = _text(body, "region", 2)
+        if region is not None and not (_REGION.match(region) and phone.is_known_region(region)):
+            raise _invalid("region", f"'region' must be an ISO country code such as US or GB, not {region!r}.")
+        passthrough = {name: _text(body, name, limit) for name, limit in _TEXT_FIELDS.items()}
+        passthrough["uuiData"] = _text(body, "uuiData", MAX_UUI_LENGTH)
+        return cls(
+            to=_text(body, "to", MAX_NUMBER_LENGTH, required=True) or "",
+            from_=_text(body, "from", MAX_NUMBER_LENGTH),
+            queue_id=_genesys_id(body, "queueId"),
+            user_id=_genesys_id(body, "userId"),
+            region=region.upper() if region else None,
+            attributes=_attributes(body),
+            passthrough={k: v for k, v in passthrough.items() if v is not None},
+        )
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """Everything decided about one call: what we understood and the exact Genesys request."""
+
+    to: phone.PhoneNumber
+    caller_id: str
+    user_id: str
+    queue_id: str | None
+    genesys_body: dict[str, Any]
+
+    @property
+    def genesys_path(self) -> str:
+        return f"/api/v2/conversations/calls/user/{self.user_id}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "to": self.to.e164,
+            "from": self.caller_id,
+            "userId": self.user_id,
+            "queueId": self.queue_id,
+            "understood": {"to": self.to.to_json()},
+        }
+
+
+class CallService:
+    def __init__(self, settings: Settings, caller_ids: CallerIds, genesys: GenesysClient) -> None:
+        self._settings = settings
+        self._caller_ids = caller_ids
+        self._genesys = genesys
+
+    def plan(self, request: CallRequest) -> CallPlan:
+        """Decide everything about the call, or raise the problem dialing would meet; sends no create."""
+        region = request.region or self._settings.default_phone_region
+        to = phone.normalize(request.to, region, field="to", allow_premium_rate=self._settings.allow_premium_rate)
+        user_id = request.user_id or self._settings.call_user_id
+        if user_id is None:
+            raise _invalid("userId", "No 'userId' was sent and GENESYS_CALL_USER_ID is not set.")
+        caller_id = self._caller_ids.choose(request.from_, request.queue_id, region)
+        body: dict[str, Any] = {"phoneNumber": to.e164, "callerId": caller_id}
+        if request.queue_id:
+            body["callFromQueueId"] = request.queue_id
+        if request.attributes:
+            body["attributes"] = request.attributes
+        body.update(request.passthrough)
+        return CallPlan(to, caller_id, user_id, request.queue_id, body)
+
+    def place(self, plan: CallPlan, request_id: str) -> dict[str, Any]:
+        """Send the one create request and describe the call that Genesys accepted."""
+        log.info(
+            "Request %s placing call to %s from %s for user %s",
+            request_id,
+            phone.mask(plan.to.e164),
+            phone.mask(plan.caller_id),
+            plan.user_id,
+        )
+        created = self._genesys.create_call(
+            plan.user_id, plan.genesys_body, Deadline(self._settings.call_deadline_seconds)
+        )
+        log.info(
+            "Request %s created conversation %s (correlation %s)",
+            request_id,
+            created.conversation_id,
+            created.correlation_id,
+        )
+        return {
+            "conversationId": created.conversation_id,
+            **plan.to_json(),
+            "status": "initiated",
+            "requestId": request_id,
+        }

@@ -1,0 +1,189 @@
+"""Application settings, read from the environment and validated once.
+
+A wrong setting is reported as `configuration_error` naming the setting, at the first request and by
+`/api/health/ready`, instead of surfacing later as a confusing Genesys or Key Vault failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from shared import phone
+from shared.errors import Problem
+
+# SDK region names (PureCloudRegionHosts) to region domains; see reference/genesys-cloud-api.md.
+REGION_DOMAINS: dict[str, str] = {
+    "us_east_1": "mypurecloud.com",
+    "eu_west_1": "mypurecloud.ie",
+    "ap_southeast_2": "mypurecloud.com.au",
+    "ap_northeast_1": "mypurecloud.jp",
+    "eu_central_1": "mypurecloud.de",
+    "us_west_2": "usw2.pure.cloud",
+    "ca_central_1": "cac1.pure.cloud",
+    "ap_northeast_2": "apne2.pure.cloud",
+    "eu_west_2": "euw2.pure.cloud",
+    "ap_south_1": "aps1.pure.cloud",
+    "us_east_2": "use2.us-gov-pure.cloud",
+    "sa_east_1": "sae1.pure.cloud",
+    "me_central_1": "mec1.pure.cloud",
+    "ap_northeast_3": "apne3.pure.cloud",
+    "eu_central_2": "euc2.pure.cloud",
+    "mx_central_1": "mxc1.pure.cloud",
+    "ap_southeast_1": "apse1.pure.cloud",
+    "eusc_de_east_1": "edee1.eusc-pure.cloud",
+}
+CALLER_ID_SOURCES = ("settings", "genesys", "both")
+TRUE_WORDS = {"true", "1", "yes"}
+FALSE_WORDS = {"false", "0", "no", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_base_url: str
+    login_base_url: str
+    client_id: str
+    key_vault_url: str | None
+    client_secret_name: str
+    client_secret: str | None
+    key_vault_verify_challenge_resource: bool
+    call_user_id: str | None
+    default_caller_id: str | None
+    allowed_caller_ids: frozenset[str]
+    caller_id_source: str
+    default_phone_region: str
+    allow_premium_rate: bool
+    caller_id_cache_seconds: float
+    call_deadline_seconds: float
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
+
+    @property
+    def uses_genesys_caller_ids(self) -> bool:
+        return self.caller_id_source in ("genesys", "both")
+
+    @property
+    def uses_setting_caller_ids(self) -> bool:
+        return self.caller_id_source in ("settings", "both")
+
+
+def _config_error(setting: str, problem: str) -> Problem:
+    return Problem("configuration_error", f"Setting {setting} {problem}.")
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise _config_error(name, f"must be true or false, not {value!r}")
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _text(env, name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise _config_error(name, f"must be a number of seconds, not {value!r}") from None
+    if seconds < 0:
+        raise _config_error(name, "must not be negative")
+    return seconds
+
+
+def region_domain(region: str) -> str:
+    """Accept a region domain (`usw2.pure.cloud`) or an SDK-style name (`us_west_2`)."""
+    key = region.strip().lower().replace("-", "_")
+    if key in REGION_DOMAINS:
+        return REGION_DOMAINS[key]
+    domain = region.strip().lower()
+    if domain in REGION_DOMAINS.values():
+        return domain
+    raise _config_error(
+        "GENESYS_REGION",
+        f"is {region!r}, which is not a Genesys Cloud region; use a domain such as mypurecloud.com or a "
+        f"name such as us_east_1",
+    )
+
+
+def _base_url(env: Mapping[str, str], name: str, default: str | None, allow_http: bool) -> str:
+    url = _text(env, name, default)
+    if url is None:
+        raise _config_error("GENESYS_REGION", "is required (or set GENESYS_API_BASE_URL and GENESYS_LOGIN_BASE_URL)")
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not allow_http:
+        raise _config_error(name, "uses http://; set GENESYS_ALLOW_INSECURE_HTTP=true for a local emulator only")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _config_error(name, f"must be an absolute http(s) URL, not {url!r}")
+    return url.rstrip("/")
+
+
+def _caller_id(text: str, setting: str, region: str) -> str:
+    try:
+        return phone.normalize(text, region).e164
+    except Problem as error:
+        raise _config_error(setting, f"holds {phone.mask(text)!r}, not a valid phone number ({error.detail})") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise `configuration_error` naming the first bad one."""
+    env = os.environ if env is None else env
+    allow_http = _flag(env, "GENESYS_ALLOW_INSECURE_HTTP", False)
+    region = _text(env, "GENESYS_REGION")
+    domain = region_domain(region) if region else None
+
+    client_id = _text(env, "GENESYS_CLIENT_ID")
+    if client_id is None:
+        raise _config_error("GENESYS_CLIENT_ID", "is required")
+    key_vault_url = _text(env, "KEY_VAULT_URL")
+    client_secret = _text(env, "GENESYS_CLIENT_SECRET")
+    if key_vault_url is None and client_secret is None:
+        raise _config_error("KEY_VAULT_URL", "or GENESYS_CLIENT_SECRET is required")
+    if key_vault_url is not None and urlsplit(key_vault_url).scheme != "https":
+        raise _config_error("KEY_VAULT_URL", "must be an https:// vault URL")
+
+    default_region = (_text(env, "DEFAULT_PHONE_REGION", "US") or "US").upper()
+    if not phone.is_known_region(default_region):
+        raise _config_error("DEFAULT_PHONE_REGION", f"is {default_region!r}, not an ISO country code")
+
+    caller_id_source = (_text(env, "CALLER_ID_SOURCE", "settings") or "settings").lower()
+    if caller_id_source not in CALLER_ID_SOURCES:
+        raise _config_error("CALLER_ID_SOURCE", f"must be one of {', '.join(CALLER_ID_SOURCES)}")
+    allowed = frozenset(
+        _caller_id(item, "ALLOWED_CALLER_IDS", default_region)
+        for item in (env.get("ALLOWED_CALLER_IDS") or "").split(",")
+        if item.strip()
+    )
+    default_caller = _text(env, "DEFAULT_CALLER_ID")
+
+    return Settings(
+        api_base_url=_base_url(env, "GENESYS_API_BASE_URL", domain and f"https://api.{domain}", allow_http),
+        login_base_url=_base_url(env, "GENESYS_LOGIN_BASE_URL", domain and f"https://login.{domain}", allow_http),
+        client_id=client_id,
+        key_vault_url=key_vault_url,
+        client_secret_name=_text(env, "GENESYS_CLIENT_SECRET_NAME", "genesys-client-secret") or "",
+        client_secret=client_secret,
+        key_vault_verify_challenge_resource=_flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
+        call_user_id=_text(env, "GENESYS_CALL_USER_ID"),
+        default_caller_id=_caller_id(default_caller, "DEFAULT_CALLER_ID", default_region) if default_caller else None,
+        allowed_caller_ids=allowed,
+        caller_id_source=caller_id_source,
+        default_phone_region=default_region,
+        allow_premium_rate=_flag(env, "ALLOW_PREMIUM_RATE", False),
+        caller_id_cache_seconds=_seconds(env, "CALLER_ID_CACHE_SECONDS", 300.0),
+        call_deadline_seconds=_seconds(env, "CALL_DEADLINE_SECONDS", 30.0),
+        connect_timeout_seconds=_seconds(env, "GENESYS_CONNECT_TIMEOUT_SECONDS", 3.05),
+        read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0),
+    )

@@ -1,0 +1,316 @@
+"""A small Genesys Cloud REST client: token cache, pooled session, and the retry rules.
+
+Reads (token, DIDs, queues, call status) retry transient faults with backoff. Creating a call is
+retried only when Genesys provably did not act (429, 401 with a stale token, or a connection that
+failed before the request was sent): a second POST after a 5xx or a read timeout could ring twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from shared.deadline import Deadline
+from shared.errors import OUTCOME_UNKNOWN_HINT, Problem, problem_from_genesys
+
+log = logging.getLogger(__name__)
+
+# The only body fields Genesys's CreateCallRequest has (reference/genesys-cloud-api.md).
+CREATE_CALL_FIELDS = frozenset(
+    {
+        "phoneNumber",
+        "callerId",
+        "callerIdName",
+        "callFromQueueId",
+        "callQueueId",
+        "callUserId",
+        "priority",
+        "languageId",
+        "routingSkillsIds",
+        "routingSkillExpression",
+        "attributes",
+        "conversationIds",
+        "participants",
+        "uuiData",
+        "externalContactId",
+        "label",
+    }
+)
+RETRYABLE_READ_STATUSES = frozenset({429, 502, 503, 504})
+DEFAULT_RETRY_AFTER_SECONDS = 3  # what the official SDKs assume when a 429 has no Retry-After
+READ_ATTEMPTS = 3
+TOKEN_SAFETY_MARGIN_SECONDS = 60.0
+DIDS_PAGE_SIZE = 100
+CORRELATION_HEADER = "ININ-Correlation-Id"
+
+
+@dataclass(frozen=True)
+class CreatedCall:
+    conversation_id: str
+    correlation_id: str | None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: Any
+    correlation_id: str | None
+    retry_after: int | None
+
+
+class _SentAndLost(Exception):
+    """The request may have reached Genesys but no answer came back (read timeout, dropped connection)."""
+
+
+class _NotSent(Exception):
+    """The connection failed before the request went out: safe to send again."""
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0, int(float(value)))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_SECONDS
+
+
+def _backoff(attempt: int) -> float:
+    return min(2.0, 0.2 * 2**attempt) * (0.5 + random.random() / 2)
+
+
+class GenesysClient:
+    def __init__(
+        self,
+        *,
+        api_base_url: str,
+        login_base_url: str,
+        client_id: str,
+        client_secret: Callable[[bool], str],
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+    ) -> None:
+        """`client_secret(refresh)` returns the OAuth secret; `refresh=True` asks for a fresh read (rotation)."""
+        self._api = api_base_url
+        self._login = login_base_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._session = requests.Session()
+        self._session.trust_env = False  # no proxy or netrc surprises; TLS still uses the CA bundle
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=32, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self._token_lock = threading.Lock()
+
+    # ---- transport -------------------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:
+        read_timeout = min(self._read_timeout, max(0.1, deadline.remaining()))
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                method, url, timeout=(min(self._connect_timeout, read_timeout), read_timeout), **kwargs
+            )
+        except (requests.ConnectTimeout, requests.exceptions.SSLError) as error:
+            raise _NotSent(type(error).__name__) from None
+        except requests.ConnectionError as error:
+            if _failed_before_sending(error):
+                raise _NotSent(type(error).__name__) from None
+            raise _SentAndLost(type(error).__name__) from None
+        except requests.Timeout as error:
+            raise _SentAndLost(type(error).__name__) from None
+        correlation_id = response.headers.get(CORRELATION_HEADER)
+        log.info(
+            "Genesys %s %s -> %s in %.0f ms (correlation %s)",
+            method,
+            url.split("?")[0].removeprefix(self._api).removeprefix(self._login),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            correlation_id,
+        )
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        return _Answer(response.status_code, body, correlation_id, _retry_after(response))
+
+    def _read(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:
+        """Send an idempotent request, retrying 429/502/503/504 and connection faults inside the deadline."""
+        for attempt in range(READ_ATTEMPTS):
+            last = attempt == READ_ATTEMPTS - 1
+            try:
+                answer = self._send(method, url, deadline, **kwargs)
+            except (_NotSent, _SentAndLost) as error:
+                wait = _backoff(attempt)
+                if last or not deadline.allows(wait + 0.5):
+                    raise _transport_problem(error, creating_call=False) from None
+                time.sleep(wait)
+                continue
+            if answer.status not in RETRYABLE_READ_STATUSES or last:
+                return answer
+            wait = answer.retry_after if answer.retry_after is not None else _backoff(attempt)
+            if not deadline.allows(wait + 0.5):
+                return answer
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    # ---- token -----------------------------------------------------------------------------------
+
+    def token(self, deadline: Deadline, *, stale: str | None = None) -> str:
+        """A cached client-credentials token; one refresh in flight across threads.
+
+        `stale` is a token Genesys just refused: it is dropped, unless another thread already replaced it.
+        """
+        with self._token_lock:
+            if stale is not None and stale == self._token:
+                self._token = None
+            if self._token is None or time.monotonic() >= self._token_expires_at:
+                self._token, lifetime = self._request_token(deadline)
+                margin = min(TOKEN_SAFETY_MARGIN_SECONDS, lifetime / 10)
+                self._token_expires_at = time.monotonic() + lifetime - margin
+            return self._token
+
+    def _request_token(self, deadline: Deadline) -> tuple[str, float]:
+        for refresh_secret in (False, True):
+            secret = self._client_secret(refresh_secret)
+            basic = base64.b64encode(f"{self._client_id}:{secret}".encode()).decode()
+            answer = self._read(
+                "POST",
+                f"{self._login}/oauth/token",
+                deadline,
+                headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+                data={"grant_type": "client_credentials"},
+            )
+            body = answer.body if isinstance(answer.body, dict) else {}
+            if answer.status == 200 and body.get("access_token"):
+                token_type = str(body.get("token_type") or "bearer")
+                return f"{token_type} {body['access_token']}", float(body.get("expires_in") or 3600)
+            if body.get("error") != "invalid_client" or refresh_secret:
+                break
+            log.warning("Genesys refused the cached client secret; re-reading it once (it may have rotated)")
+        raise problem_from_genesys(answer.status, answer.body, answer.correlation_id, creating_call=False)
+
+    # ---- API -------------------------------------------------------------------------------------
+
+    def _api_call(
+        self, method: str, path: str, deadline: Deadline, *, creating_call: bool = False, **kwargs: Any
+    ) -> _Answer:
+        """One API request with the bearer token; a 401 refreshes the token and tries once more."""
+        token = self.token(deadline)
+        for refreshed in (False, True):
+            headers = {"Authorization": token, "Accept": "application/json"}
+            send = self._send_create if creating_call else self._read
+            answer = send(method, f"{self._api}{path}", deadline, headers=headers, **kwargs)
+            if answer.status != 401 or refreshed:
+                break
+            token = self.token(deadline, stale=token)
+        if answer.status >= 400 or answer.body is None:
+            if 200 <= answer.status < 300:
+                raise Problem(
+                    "genesys_unavailable",
+                    f"Genesys Cloud answered {answer.status} without a JSON body.",
+                    hint=OUTCOME_UNKNOWN_HINT if creating_call else None,
+                )
+            raise problem_from_genesys(answer.status, answer.body, answer.correlation_id, creating_call=creating_call)
+        return answer
+
+    def _send_create(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:
+        """Send a create, re-sending only after a 429 (waiting Retry-After) or a connection never made."""
+        connect_failures = 0
+        while True:
+            try:
+                answer = self._send(method, url, deadline, **kwargs)
+            except _NotSent as error:
+                connect_failures += 1
+                wait = _backoff(connect_failures)
+                if connect_failures >= READ_ATTEMPTS or not deadline.allows(wait + 0.5):
+                    raise _transport_problem(error, creating_call=True) from None
+                time.sleep(wait)
+                continue
+            except _SentAndLost as error:
+                raise _transport_problem(error, creating_call=True) from None
+            if answer.status != 429:
+                return answer
+            wait = answer.retry_after if answer.retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
+            if not deadline.allows(wait + 1.0):
+                problem = problem_from_genesys(429, answer.body, answer.correlation_id, creating_call=True)
+                problem.retry_after = max(1, wait)
+                raise problem
+            log.info("Genesys rate limit on create; waiting %s s as Retry-After asks", wait)
+            time.sleep(wait)
+
+    def create_call(self, user_id: str, body: dict[str, Any], deadline: Deadline) -> CreatedCall:
+        unknown = set(body) - CREATE_CALL_FIELDS
+        if unknown:
+            raise ValueError(f"not CreateCallRequest fields: {sorted(unknown)}")
+        answer = self._api_call(
+            "POST", f"/api/v2/conversations/calls/user/{_segment(user_id)}", deadline, creating_call=True, json=body
+        )
+        conversation_id = answer.body.get("id") if isinstance(answer.body, dict) else None
+        if not conversation_id:
+            raise Problem(
+                "genesys_unavailable",
+                "Genesys Cloud accepted the call without a conversation id.",
+                hint=OUTCOME_UNKNOWN_HINT,
+            )
+        return CreatedCall(str(conversation_id), answer.correlation_id)
+
+    def get_call(self, conversation_id: str, deadline: Deadline) -> dict[str, Any]:
+        return self._api_call("GET", f"/api/v2/conversations/calls/{_segment(conversation_id)}", deadline).body
+
+    def get_queue(self, queue_id: str, deadline: Deadline) -> dict[str, Any]:
+        return self._api_call("GET", f"/api/v2/routing/queues/{_segment(queue_id)}", deadline).body
+
+    def list_did_numbers(self, deadline: Deadline) -> list[str]:
+        """Every DID of the organization, all pages."""
+        numbers: list[str] = []
+        page = 1
+        while True:
+            body = self._api_call(
+                "GET",
+                "/api/v2/telephony/providers/edges/dids",
+                deadline,
+                params={"pageSize": DIDS_PAGE_SIZE, "pageNumber": page},
+            ).body
+            numbers += [d["phoneNumber"] for d in body.get("entities", []) if d.get("phoneNumber")]
+            if page >= int(body.get("pageCount") or 1):
+                return numbers
+            page += 1
+
+
+def _segment(value: str) -> str:
+    """Quote an id for a URL path segment, so input can never address another route."""
+    return requests.utils.quote(value, safe="")
+
+
+def _failed_before_sending(error: requests.ConnectionError) -> bool:
+    """Whether urllib3 reports that no connection was made (refused, DNS), as opposed to a lost answer."""
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    reason = getattr(error.args[0], "reason", error.args[0]) if error.args else None
+    return isinstance(reason, (NewConnectionError, NameResolutionError))
+
+
+def _transport_problem(error: Exception, *, creating_call: bool) -> Problem:
+    if isinstance(error, _SentAndLost):
+        return Problem(
+            "genesys_timeout",
+            f"Genesys Cloud did not answer in time ({error}).",
+            hint=OUTCOME_UNKNOWN_HINT if creating_call else None,
+            retry_after=5,
+        )
+    return Problem("genesys_unavailable", f"Genesys Cloud could not be reached ({error}).", retry_after=5)

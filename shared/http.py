@@ -1,0 +1,98 @@
+"""HTTP edges: reading a JSON request safely and answering JSON or problem+json.
+
+Every handler goes through `endpoint`, so no route can leak a stack trace or answer a bare 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared.errors import Problem
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+DEFAULT_RETRY_AFTER_SECONDS = 5
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
+
+Handler = Callable[[func.HttpRequest, str], func.HttpResponse]
+
+
+def request_id_for(req: func.HttpRequest) -> str:
+    """The caller's `X-Request-Id` when it is a sane token, else a fresh one: it ties logs to answers."""
+    given = req.headers.get("x-request-id", "")
+    return given if _CLIENT_REQUEST_ID.match(given) else str(uuid.uuid4())
+
+
+def json_response(status: int, body: Any, request_id: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        headers={"X-Request-Id": request_id, **(headers or {})},
+        mimetype="application/json",
+        charset="utf-8",
+    )
+
+
+def problem_response(problem: Problem, request_id: str) -> func.HttpResponse:
+    headers = {"X-Request-Id": request_id, "Cache-Control": "no-store"}
+    if problem.status in (429, 503):
+        headers["Retry-After"] = str(problem.retry_after or DEFAULT_RETRY_AFTER_SECONDS)
+    return func.HttpResponse(
+        json.dumps(problem.to_json(request_id), ensure_ascii=False),
+        status_code=problem.status,
+        headers=headers,
+        mimetype="application/problem+json",
+        charset="utf-8",
+    )
+
+
+def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Give a handler its request id and turn every failure into a problem answer."""
+
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        request_id = request_id_for(req)
+        try:
+            return handler(req, request_id)
+        except Problem as problem:
+            log.info("Request %s answered %s %s", request_id, problem.status, problem.code)
+            return problem_response(problem, request_id)
+        except Exception:
+            log.exception("Request %s failed unexpectedly", request_id)
+            return problem_response(
+                Problem("internal_error", "An unexpected error occurred; nothing more is known."), request_id
+            )
+
+    # The Functions worker reads the signature to bind `req`: copy the name, not `__wrapped__`.
+    wrapper.__name__ = wrapper.__qualname__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
+
+
+def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
+    """The body as a JSON object, or the problem that says what is wrong with it."""
+    media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if not _JSON_TYPES.match(media_type):
+        raise Problem(
+            "unsupported_media_type",
+            f"Content-Type is {media_type or 'missing'}; this endpoint reads application/json.",
+        )
+    body = req.get_body()
+    if len(body) > MAX_BODY_BYTES:
+        raise Problem("payload_too_large", f"The body has {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        detail = error.args[0] if isinstance(error, json.JSONDecodeError) else "the body is not UTF-8 JSON"
+        raise Problem("invalid_json", f"The body is not valid JSON: {detail}.") from None
+    if not isinstance(value, dict):
+        raise Problem("invalid_json", f"The body must be a JSON object, not {type(value).__name__}.")
+    return value

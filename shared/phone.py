@@ -1,0 +1,169 @@
+"""Phone number reading, policy and masking, all through libphonenumber (`phonenumbers`).
+
+Most "Malformed participant address" answers start with a number Genesys cannot read, so we read the
+number the way a person wrote it, say exactly what we understood, and hand Genesys only E.164.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult, shortnumberinfo
+
+from shared.errors import Problem
+
+# Regions whose international call prefix is `00` and `011`: reading a number "as dialled from there"
+# lets libphonenumber itself strip the prefix when the caller's region uses another one.
+_IDD_REGIONS = (("00", "DE"), ("011", "US"))
+_DIGITS = re.compile(r"\d")
+
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "invalid_country_code",
+    NumberParseException.NOT_A_NUMBER: "not_a_number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too_short",
+    NumberParseException.TOO_SHORT_NSN: "too_short",
+    NumberParseException.TOO_LONG: "too_long",
+}
+_POSSIBILITY_REASONS = {
+    ValidationResult.INVALID_COUNTRY_CODE: "invalid_country_code",
+    ValidationResult.TOO_SHORT: "too_short",
+    ValidationResult.TOO_LONG: "too_long",
+}
+_REASON_TEXT = {
+    "not_a_number": "is not a phone number",
+    "too_short": "has too few digits",
+    "too_long": "has too many digits",
+    "invalid_country_code": "has no valid country code",
+    "invalid_number": "is not a valid number in its numbering plan",
+}
+_TYPE_NAMES = {
+    value: name.lower() for name, value in vars(PhoneNumberType).items() if name.isupper() and isinstance(value, int)
+}
+
+
+@dataclass(frozen=True)
+class PhoneNumber:
+    """A number as we understood it."""
+
+    e164: str
+    region: str | None
+    number_type: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"e164": self.e164, "region": self.region, "type": self.number_type}
+
+
+def is_known_region(region: str) -> bool:
+    return region.upper() in phonenumbers.SUPPORTED_REGIONS
+
+
+def region_of(e164: str) -> str | None:
+    """The region of a number already in E.164."""
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
+    return None if region in (None, "ZZ") else region
+
+
+def mask(text: str) -> str:
+    """Hide the last four digits (`+1212555****`), for logs; short inputs are hidden whole."""
+    digits = _DIGITS.findall(text)
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    head = "".join(digits[:-4])
+    return ("+" if text.strip().startswith("+") else "") + head + "****"
+
+
+def _parse(text: str, region: str) -> phonenumbers.PhoneNumber:
+    """Parse, retrying `00`/`011` international prefixes when the region itself does not use them."""
+    number = phonenumbers.parse(text, region)
+    if phonenumbers.is_valid_number(number):
+        return number
+    digits = "".join(_DIGITS.findall(text))
+    for prefix, idd_region in _IDD_REGIONS:
+        if digits.startswith(prefix) and not text.strip().startswith("+"):
+            try:
+                candidate = phonenumbers.parse(text, idd_region)
+            except NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(candidate):
+                return candidate
+    return number
+
+
+def _invalid(reason: str, text: str, field: str, understood: dict[str, Any] | None = None) -> Problem:
+    extensions: dict[str, Any] = {"reason": reason}
+    if understood:
+        extensions["understood"] = understood
+    return Problem(
+        "invalid_phone_number",
+        f"'{field}' {_REASON_TEXT[reason]}: {text!r}.",
+        field=field,
+        extensions=extensions,
+    )
+
+
+def _not_allowed(reason: str, detail: str, field: str, understood: dict[str, Any]) -> Problem:
+    return Problem(
+        "destination_not_allowed",
+        detail,
+        field=field,
+        extensions={"reason": reason, "understood": understood},
+    )
+
+
+def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: bool = False) -> PhoneNumber:
+    """Read `text` (any common format) as a dialable number, or raise the problem that explains why not.
+
+    Emergency numbers and short codes are refused whatever the settings; premium-rate numbers only
+    when `allow_premium_rate` is false.
+    """
+    try:
+        number = _parse(text, region)
+    except NumberParseException as error:
+        raise _invalid(_PARSE_REASONS.get(error.error_type, "not_a_number"), text, field) from None
+
+    # A number valid nowhere has no region of its own; its country code still names one for the checks.
+    number_region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
+        number.country_code or 0
+    )
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    shown_region = None if number_region == "ZZ" else number_region
+    understood: dict[str, Any] = {"e164": e164, "region": shown_region}
+    national = phonenumbers.national_significant_number(number)
+    if shortnumberinfo.is_emergency_number(national, number_region):
+        raise _not_allowed(
+            "emergency_number", f"'{field}' is an emergency number; it is never dialed.", field, understood
+        )
+    if not phonenumbers.is_valid_number(number):
+        if shortnumberinfo.is_valid_short_number(number):
+            raise _not_allowed("short_code", f"'{field}' is a short code; it is never dialed.", field, understood)
+        possibility = phonenumbers.is_possible_number_with_reason(number)
+        raise _invalid(_POSSIBILITY_REASONS.get(possibility, "invalid_number"), text, field, understood)
+
+    number_type = _TYPE_NAMES.get(phonenumbers.number_type(number), "unknown")
+    understood["type"] = number_type
+    if number_type == "premium_rate" and not allow_premium_rate:
+        raise _not_allowed(
+            "premium_rate", f"'{field}' is a premium-rate number; ALLOW_PREMIUM_RATE is off.", field, understood
+        )
+    return PhoneNumber(e164, shown_region, number_type)
+
+
+def readings(text: str, regions: Iterable[str]) -> set[str]:
+    """Every valid E.164 the same digits could mean: as written, with a `+`, or national in `regions`.
+
+    Used to tell a caller that a refused caller ID matches an allowed number read another way.
+    """
+    digits = "".join(_DIGITS.findall(text))
+    found: set[str] = set()
+    for candidate, region in [("+" + digits, "ZZ")] + [(digits, r) for r in regions] + [(text, r) for r in regions]:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return found

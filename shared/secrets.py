@@ -1,0 +1,103 @@
+"""Secrets from Azure Key Vault through managed identity, cached in memory.
+
+In steady state a call costs no Key Vault request: the value is read once and re-read only when the
+caller says the cached one stopped working (`refresh=True`, e.g. after a rotation).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Protocol
+
+from shared.errors import Problem
+
+if TYPE_CHECKING:
+    from azure.keyvault.secrets import SecretClient
+
+log = logging.getLogger(__name__)
+
+
+class SecretSource(Protocol):
+    def get(self, name: str, *, refresh: bool = False) -> str: ...
+
+
+class StaticSecrets:
+    """Secrets given as settings (local runs, or `@Microsoft.KeyVault(...)` references resolved by the platform)."""
+
+    def __init__(self, values: dict[str, str | None]) -> None:
+        self._values = values
+
+    def get(self, name: str, *, refresh: bool = False) -> str:
+        value = self._values.get(name)
+        if not value:
+            raise Problem("secret_not_found", f"No value is configured for secret {name!r}.")
+        return value
+
+
+class KeyVaultSecrets:
+    """Key Vault reads through azure-identity's credential chain (managed identity in Azure)."""
+
+    def __init__(self, vault_url: str, *, verify_challenge_resource: bool = True) -> None:
+        self._vault_url = vault_url
+        self._verify_challenge_resource = verify_challenge_resource
+        self._client: SecretClient | None = None
+        self._cache: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _secret_client(self) -> SecretClient:
+        # Imported here: the Azure SDK costs cold-start time that local-secret deployments never need.
+        from azure.identity import DefaultAzureCredential
+        from azure.keyvault.secrets import SecretClient
+
+        if self._client is None:
+            credential = DefaultAzureCredential()  # honours AZURE_CLIENT_ID for a user-assigned identity
+            self._client = SecretClient(
+                self._vault_url,
+                credential,
+                verify_challenge_resource=self._verify_challenge_resource,
+                retry_total=2,
+                retry_backoff_factor=0.2,
+                connection_timeout=3,
+                read_timeout=5,
+            )
+        return self._client
+
+    def get(self, name: str, *, refresh: bool = False) -> str:
+        with self._lock:  # one read in flight: a cold start under load costs one Key Vault request
+            if refresh or name not in self._cache:
+                self._cache[name] = self._read(name)
+            return self._cache[name]
+
+    def _read(self, name: str) -> str:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        try:
+            value = self._secret_client().get_secret(name).value
+        except ResourceNotFoundError:
+            raise Problem("secret_not_found", f"Key Vault has no secret named {name!r}.") from None
+        except ClientAuthenticationError as error:
+            log.warning("Key Vault authentication failed: %s", type(error).__name__)
+            raise Problem(
+                "key_vault_forbidden",
+                "The function could not get a managed identity token for Key Vault.",
+            ) from None
+        except HttpResponseError as error:
+            if error.status_code in (401, 403):
+                raise Problem("key_vault_forbidden", f"Key Vault refused to read secret {name!r}.") from None
+            raise Problem(
+                "key_vault_unavailable", f"Key Vault answered {error.status_code} reading {name!r}.", retry_after=5
+            ) from None
+        except (ServiceRequestError, ServiceResponseError) as error:
+            log.warning("Key Vault unreachable: %s", type(error).__name__)
+            raise Problem("key_vault_unavailable", "Key Vault could not be reached.", retry_after=5) from None
+        if not value:
+            raise Problem("secret_not_found", f"Key Vault secret {name!r} is empty.")
+        log.info("Read secret %s from Key Vault", name)
+        return value
