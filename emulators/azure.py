@@ -2,7 +2,8 @@
 
 The real ``azure.identity`` credentials and ``azure.keyvault.secrets.SecretClient`` talk to these servers:
 
-- ``ManagedIdentityEmulator``: plain HTTP on 127.0.0.1, found through ``IDENTITY_ENDPOINT`` / ``IDENTITY_HEADER``.
+- ``ManagedIdentityEmulator``: plain HTTP on 127.0.0.1, found through ``IDENTITY_ENDPOINT`` and
+  ``IDENTITY_HEADER``.
 - ``KeyVaultEmulator``: HTTPS on 127.0.0.1 with a ``trustme`` certificate; put ``ca_bundle_path`` in
   ``REQUESTS_CA_BUNDLE`` and build the client with ``verify_challenge_resource=False``.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import re
 import secrets
 import shutil
@@ -32,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 import trustme
 
 if TYPE_CHECKING:
-    from typing import Self  # type checking only: the runtime may be Python 3.10
+    from typing_extensions import Self
 
 __all__ = ["KeyVaultEmulator", "ManagedIdentityEmulator", "VaultFault"]
 
@@ -121,7 +123,8 @@ class _Server(ThreadingHTTPServer):
 
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)  # skips HTTPServer's getfqdn() lookup
-        self.server_name, self.server_port = self.server_address[:2]
+        host, self.server_port = self.socket.getsockname()[:2]
+        self.server_name = str(host)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         conn = request
@@ -132,7 +135,7 @@ class _Server(ThreadingHTTPServer):
         try:
             if isinstance(conn, ssl.SSLSocket):
                 conn.do_handshake()
-            self.RequestHandlerClass(conn, client_address, self)
+            _Handler(conn, client_address, self)
         finally:
             with self._lock:
                 self._connections.discard(conn)
@@ -181,7 +184,7 @@ class _Emulator:
         if self._server is not None:
             raise RuntimeError(f"{type(self).__name__} already started")
         self._server = _Server(self, self._ssl_context())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         self._on_start(self._server.server_port)
         return self
@@ -236,7 +239,7 @@ def _normalize_resource(resource: str) -> str:
 
 
 class ManagedIdentityEmulator(_Emulator):
-    """App Service style managed identity endpoint (IDENTITY_ENDPOINT / IDENTITY_HEADER, api-version 2019-08-01).
+    """App Service style managed identity endpoint (IDENTITY_ENDPOINT / IDENTITY_HEADER, 2019-08-01).
 
     ``allowed_client_ids=None`` accepts any ``client_id`` or none (system-assigned). A set accepts only those
     user-assigned client ids; a request without ``client_id`` is then refused too.
@@ -305,7 +308,8 @@ class ManagedIdentityEmulator(_Emulator):
         if not resource:
             return 400, _identity_error(400, "The resource parameter is required.")
         if self.allowed_client_ids is not None and client_id not in self.allowed_client_ids:
-            return 400, _identity_error(400, f"Unable to load the proper Managed Identity (client_id={client_id}).")
+            message = f"Unable to load the proper Managed Identity (client_id={client_id})."
+            return 400, _identity_error(400, message)
         token = secrets.token_urlsafe(32)
         expires_on = int(time.time()) + self.token_lifetime
         with self._lock:
@@ -388,15 +392,15 @@ class KeyVaultEmulator(_Emulator):
         self._remove_ca_bundle()
         self._tmpdir = tempfile.mkdtemp(prefix="kv-emulator-")
         bundle = Path(self._tmpdir, "ca-bundle.pem")
-        bundle.write_bytes(self._ca.cert_pem.bytes() + b"\n" + _certifi_bundle())
+        bundle.write_bytes(_ca_bundle(self._ca.cert_pem.bytes()))
         self.ca_bundle_path = str(bundle)
 
     def stop(self, *, keep_ca_bundle: bool = False) -> None:
         """Stop serving and delete the CA bundle.
 
-        ``keep_ca_bundle=True`` keeps the bundle so that REQUESTS_CA_BUNDLE stays valid and clients see a vault
-        that is down (connection refused) instead of requests failing on a missing bundle file (OSError). A later
-        ``stop()`` or leaving the ``with`` block deletes it.
+        ``keep_ca_bundle=True`` keeps the bundle so that REQUESTS_CA_BUNDLE stays valid and clients see a
+        vault that is down (connection refused) instead of requests failing on a missing bundle file
+        (OSError). A later ``stop()`` or leaving the ``with`` block deletes it.
         """
         super().stop()
         if not keep_ca_bundle:
@@ -486,9 +490,10 @@ class KeyVaultEmulator(_Emulator):
                 self._reads[name] += 1
         if not found:
             message = (
-                f"A secret with (name/id) {name}{'/' + version if version else ''} was not found in this key vault. "
-                "If you recently deleted this secret you may be able to recover it using the correct recovery "
-                "command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+                f"A secret with (name/id) {name}{'/' + version if version else ''} was not found in this key "
+                "vault. If you recently deleted this secret you may be able to recover it using the correct "
+                "recovery command. For help resolving this issue, please see "
+                "https://go.microsoft.com/fwlink/?linkid=2125182"
             )
             return 404, _vault_error("SecretNotFound", message), {}
         return 200, self._bundle(name, found[0]), {}
@@ -524,10 +529,11 @@ class KeyVaultEmulator(_Emulator):
             return _vault_error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
         if status == 403:
             message = (
-                "Caller is not authorized to perform action on resource. If role assignments, deny assignments or "
-                "role definitions were changed recently, please observe propagation time. "
+                "Caller is not authorized to perform action on resource. If role assignments, deny "
+                "assignments or role definitions were changed recently, please observe propagation time. "
                 "Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action' Resource: 'emulator' "
-                "Assignment: (not found) DenyAssignmentId: null DecisionReason: null Vault: emulator;location=local"
+                "Assignment: (not found) DenyAssignmentId: null DecisionReason: null "
+                "Vault: emulator;location=local"
             )
             return _vault_error("Forbidden", message, innererror={"code": "ForbiddenByRbac"})
         if status == 404:
@@ -539,10 +545,22 @@ class KeyVaultEmulator(_Emulator):
         return _vault_error("BadParameter", f"Injected error {status}.")
 
 
-def _certifi_bundle() -> bytes:
-    """certifi's CA bundle, so REQUESTS_CA_BUNDLE=<our bundle> keeps other HTTPS working."""
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _ca_bundle(ca_pem: bytes) -> bytes:
+    """Our CA plus certifi's bundle and any bundle already configured, so that REQUESTS_CA_BUNDLE=<this file>
+    keeps other HTTPS working (also behind a proxy with its own CA). Duplicate certificates are dropped."""
+    sources = [ca_pem]
     try:
         import certifi
-    except ImportError:
-        return b""
-    return Path(certifi.where()).read_bytes()
+
+        sources.append(Path(certifi.where()).read_bytes())
+    except (ImportError, OSError):
+        pass
+    for variable in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        path = os.environ.get(variable)
+        if path and os.path.isfile(path):
+            sources.append(Path(path).read_bytes())
+    certificates = dict.fromkeys(cert for source in sources for cert in _PEM_CERT.findall(source))
+    return b"\n".join(certificates) + b"\n"

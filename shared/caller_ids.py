@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from shared import phone
 from shared.config import Settings
@@ -32,20 +32,19 @@ class RefreshingValue(Generic[T]):
         self._load = load
         self._ttl = ttl
         self._value: T | None = None
-        self._loaded_at = 0.0
+        self._loaded_at: float | None = None  # None until the first load: the value itself may be None
         self._lock = threading.Lock()
         self._refreshing = False
 
     def get(self) -> T:
-        if self._value is None:
+        if self._loaded_at is None:
             with self._lock:
-                if self._value is None:
+                if self._loaded_at is None:
                     self._store(self._load())
         elif time.monotonic() - self._loaded_at > self._ttl and not self._refreshing:
             self._refreshing = True
             threading.Thread(target=self._refresh, name="caller-id-refresh", daemon=True).start()
-        assert self._value is not None
-        return self._value
+        return cast(T, self._value)
 
     def _store(self, value: T) -> None:
         self._value, self._loaded_at = value, time.monotonic()

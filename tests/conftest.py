@@ -1,0 +1,115 @@
+"""The emulated stack for tests: Genesys emulator, managed identity, HTTPS Key Vault and the local host.
+
+Emulators start once per session; every test gets fresh settings (`services` cache cleared), a clean
+request log and no queued faults, so tests never see each other's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+import function_app
+from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
+from emulators.genesys import DEMO_USER_ID, GenesysEmulator
+from emulators.local_host import LocalFunctionHost
+from shared.services import services
+
+CLIENT_ID = "emulator-client-id"
+CLIENT_SECRET = "emulator-client-secret"  # the emulated org's secret, not a real one
+HTTP_TIMEOUT = 30
+
+
+@dataclass
+class Stack:
+    genesys: GenesysEmulator
+    identity: ManagedIdentityEmulator
+    vault: KeyVaultEmulator
+    host: LocalFunctionHost
+    session: requests.Session
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return self.session.post(self.host.base_url + path, json=body, timeout=HTTP_TIMEOUT, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.get(self.host.base_url + path, timeout=HTTP_TIMEOUT, **kwargs)
+
+    def creates(self) -> list[Any]:
+        return self.genesys.requests("create_call")
+
+
+@pytest.fixture(scope="session")
+def emulators() -> Iterator[tuple[GenesysEmulator, ManagedIdentityEmulator, KeyVaultEmulator, LocalFunctionHost]]:
+    with (
+        GenesysEmulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as genesys,
+        ManagedIdentityEmulator() as identity,
+        KeyVaultEmulator(identity, {"genesys-client-secret": CLIENT_SECRET}) as vault,
+        LocalFunctionHost(function_app.app) as host,
+    ):
+        yield genesys, identity, vault, host
+
+
+def base_environment(stack_parts: tuple[Any, ...]) -> dict[str, str]:
+    genesys, identity, vault, _ = stack_parts
+    return {
+        "GENESYS_API_BASE_URL": genesys.base_url,
+        "GENESYS_LOGIN_BASE_URL": genesys.base_url,
+        "GENESYS_ALLOW_INSECURE_HTTP": "true",
+        "GENESYS_CLIENT_ID": CLIENT_ID,
+        "KEY_VAULT_URL": vault.vault_url,
+        "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false",
+        "REQUESTS_CA_BUNDLE": vault.ca_bundle_path,
+        "GENESYS_CALL_USER_ID": DEMO_USER_ID,
+        "CALLER_ID_SOURCE": "genesys",
+        "DEFAULT_CALLER_ID": "+13175550100",
+        "DEFAULT_PHONE_REGION": "US",
+        "CALL_DEADLINE_SECONDS": "8",
+        "GENESYS_READ_TIMEOUT_SECONDS": "2",
+        **identity.environment(),
+    }
+
+
+SETTING_NAMES = (
+    "GENESYS_REGION",
+    "GENESYS_CLIENT_SECRET",
+    "GENESYS_CLIENT_SECRET_NAME",
+    "ALLOWED_CALLER_IDS",
+    "ALLOW_PREMIUM_RATE",
+    "AZURE_CLIENT_ID",
+    "CALLER_ID_CACHE_SECONDS",
+)
+
+
+@pytest.fixture
+def configure(emulators: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Apply settings (None removes one) and rebuild the app's services, as a restart would."""
+
+    def apply(**settings: str | None) -> None:
+        for name in SETTING_NAMES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in {**base_environment(emulators), **settings}.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        services.cache_clear()
+
+    return apply
+
+
+@pytest.fixture
+def stack(emulators: tuple[Any, ...], configure: Callable[..., None]) -> Iterator[Stack]:
+    genesys, identity, vault, host = emulators
+    genesys.reset()
+    genesys.client_secret = CLIENT_SECRET
+    genesys.revoke_tokens()
+    vault.set_secret("genesys-client-secret", CLIENT_SECRET)
+    vault.reset_counters()
+    configure()
+    with requests.Session() as session:
+        yield Stack(genesys, identity, vault, host, session)
+    services.cache_clear()

@@ -1,0 +1,168 @@
+"""Placing calls through our HTTP route, asserting on what really reached the Genesys emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, NO_CLI_QUEUE_ID, Did
+from tests.conftest import Stack
+
+CREATE_PATH = f"/api/v2/conversations/calls/user/{DEMO_USER_ID}"
+DEFAULT_CALLER = "+13175550100"
+
+# (request fields, the E.164 Genesys must receive as phoneNumber)
+SPELLINGS = [
+    ({"to": "+1 212-555-0199"}, "+12125550199"),
+    ({"to": "(212) 555-0199"}, "+12125550199"),
+    ({"to": "212.555.0199"}, "+12125550199"),
+    ({"to": "212-555-0199"}, "+12125550199"),
+    ({"to": "2125550199"}, "+12125550199"),
+    ({"to": "1 (212) 555-0199"}, "+12125550199"),
+    ({"to": "+12125550199"}, "+12125550199"),
+    ({"to": "12125550199"}, "+12125550199"),
+    ({"to": "tel:+12125550199"}, "+12125550199"),
+    ({"to": "tel:+1-212-555-0199"}, "+12125550199"),
+    ({"to": "011 44 20 7946 0958"}, "+442079460958"),
+    ({"to": "0044 20 7946 0958"}, "+442079460958"),
+    ({"to": "+44 (0)20 7946 0958"}, "+442079460958"),
+    ({"to": "020 7946 0958", "region": "GB"}, "+442079460958"),
+    ({"to": "07911 123 456", "region": "gb"}, "+447911123456"),
+    ({"to": "030 901820", "region": "DE"}, "+4930901820"),
+    ({"to": "00 49 30 901820"}, "+4930901820"),
+    ({"to": "  +61 2 9876 5432  "}, "+61298765432"),
+    ({"to": "+33 1 23 45 67 89"}, "+33123456789"),
+]
+
+
+@pytest.mark.parametrize(("fields", "e164"), SPELLINGS, ids=[s[0]["to"].strip() for s in SPELLINGS])
+def test_each_spelling_reaches_genesys_as_e164(stack: Stack, fields: dict[str, str], e164: str) -> None:
+    response = stack.post("/api/calls", fields)
+
+    assert response.status_code == 201, response.text
+    [create] = stack.creates()
+    assert create.path == CREATE_PATH
+    assert create.json == {"phoneNumber": e164, "callerId": DEFAULT_CALLER}
+    body = response.json()
+    assert body["to"] == e164
+    assert body["from"] == DEFAULT_CALLER
+    assert body["status"] == "initiated"
+    assert response.headers["Location"] == f"/api/calls/{body['conversationId']}"
+    assert body["conversationId"] in stack.genesys.org.conversations
+
+
+def test_all_optional_fields_map_to_create_call_request_fields_only(stack: Stack) -> None:
+    response = stack.post(
+        "/api/calls",
+        {
+            "to": "(212) 555-0199",
+            "from": "317.555.0107",
+            "callerIdName": "Acme Billing",
+            "queueId": DEMO_QUEUE_ID,
+            "attributes": {"invoice": "A-17", "lang": "en"},
+            "uuiData": "04A1",
+            "label": "collections",
+            "externalContactId": "c-42",
+        },
+    )
+
+    assert response.status_code == 201, response.text
+    [create] = stack.creates()
+    assert create.json == {
+        "phoneNumber": "+12125550199",
+        "callerId": "+13175550107",
+        "callerIdName": "Acme Billing",
+        "callFromQueueId": DEMO_QUEUE_ID,
+        "attributes": {"invoice": "A-17", "lang": "en"},
+        "uuiData": "04A1",
+        "label": "collections",
+        "externalContactId": "c-42",
+    }
+    assert response.json()["queueId"] == DEMO_QUEUE_ID
+
+
+def test_queue_caller_id_is_used_when_no_from(stack: Stack) -> None:
+    response = stack.post("/api/calls", {"to": "+12125550199", "queueId": DEMO_QUEUE_ID})
+
+    assert response.status_code == 201, response.text
+    assert stack.creates()[0].json["callerId"] == "+13175550101"
+
+
+def test_queue_without_caller_id_falls_back_to_default(stack: Stack) -> None:
+    response = stack.post("/api/calls", {"to": "+12125550199", "queueId": NO_CLI_QUEUE_ID})
+
+    assert response.status_code == 201, response.text
+    assert stack.creates()[0].json["callerId"] == DEFAULT_CALLER
+
+
+def test_no_caller_id_anywhere_is_caller_id_required(stack: Stack, configure) -> None:
+    configure(DEFAULT_CALLER_ID=None)
+
+    response = stack.post("/api/calls", {"to": "+12125550199", "queueId": NO_CLI_QUEUE_ID})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "caller_id_required"
+    assert stack.creates() == []
+
+
+def test_request_user_overrides_the_configured_user(stack: Stack, configure) -> None:
+    configure(GENESYS_CALL_USER_ID=None)
+
+    missing = stack.post("/api/calls", {"to": "+12125550199"})
+    given = stack.post("/api/calls", {"to": "+12125550199", "userId": DEMO_USER_ID})
+
+    assert missing.status_code == 400
+    assert missing.json()["field"] == "userId"
+    assert given.status_code == 201
+    assert [c.path for c in stack.creates()] == [CREATE_PATH]
+
+
+def test_validate_answers_the_decision_without_dialing(stack: Stack) -> None:
+    response = stack.post("/api/calls/validate", {"to": "020 7946 0958", "region": "GB", "from": "+13175550120"})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["valid"] is True
+    assert body["to"] == "+442079460958"
+    assert body["from"] == "+13175550120"
+    assert body["understood"]["to"] == {"e164": "+442079460958", "region": "GB", "type": "fixed_line"}
+    assert stack.creates() == []
+
+
+def test_validate_answers_the_problem_dialing_would_meet(stack: Stack) -> None:
+    response = stack.post("/api/calls/validate", {"to": "+12125550199", "from": "+12125550142"})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "caller_id_not_allowed"
+    assert stack.creates() == []
+
+
+def test_twenty_calls_cost_one_token_one_vault_read_and_twenty_creates(stack: Stack) -> None:
+    answers = [stack.post("/api/calls", {"to": f"+1212555{100 + i:04d}"}) for i in range(20)]
+
+    assert [a.status_code for a in answers] == [201] * 20
+    assert len(stack.genesys.requests("token")) == 1
+    assert stack.vault.secret_reads("genesys-client-secret") == 1
+    assert len(stack.creates()) == 20
+    assert len({a.json()["conversationId"] for a in answers}) == 20
+    assert len(stack.genesys.requests("dids")) == 1  # the org's 30 DIDs fit one page of 100
+
+
+def test_health_is_anonymous_and_touches_nothing(stack: Stack, configure) -> None:
+    configure(GENESYS_CLIENT_ID=None)
+
+    response = stack.get("/api/health")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert stack.genesys.requests() == []
+
+
+def test_caller_ids_come_from_every_page_of_dids(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = [Did(f"+1317555{i:04d}") for i in range(200, 300)]
+    monkeypatch.setattr(stack.genesys.org, "dids", stack.genesys.org.dids + extra)
+
+    response = stack.post("/api/calls", {"to": "+12125550199", "from": "+13175550299"})
+
+    assert response.status_code == 201, response.text
+    pages = stack.genesys.requests("dids")
+    assert [p.query["pageNumber"] for p in pages] == ["1", "2"]
