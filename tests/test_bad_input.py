@@ -1,0 +1,131 @@
+"""Bad input always gets its 4xx problem, never a 500, and never reaches Genesys."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.http import MAX_BODY_BYTES
+from tests.conftest import Stack
+
+
+def post_raw(stack: Stack, body: bytes, content_type: str | None = "application/json"):
+    headers = {"Content-Type": content_type} if content_type else {}
+    return stack.session.post(stack.host.base_url + "/api/calls", data=body, headers=headers, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"{not json", "application/json", 400, "invalid_json"),
+        (b"", "application/json", 400, "invalid_json"),
+        (b"\xff\xfe\x00garbage", "application/json", 400, "invalid_json"),
+        (b"[1, 2]", "application/json", 400, "invalid_json"),
+        (b'"+12125550199"', "application/json", 400, "invalid_json"),
+        (b"[" * 5000 + b"]" * 5000, "application/json", 400, "invalid_json"),
+        (b'{"to": "+12125550199"}', "text/plain", 415, "unsupported_media_type"),
+        (b'{"to": "+12125550199"}', "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (b'{"to": "+12125550199"}', None, 415, "unsupported_media_type"),
+        (b'{"to": "' + b"1" * (MAX_BODY_BYTES + 1) + b'"}', "application/json", 413, "payload_too_large"),
+    ],
+    ids=["garbage", "empty", "not-utf8", "array", "string", "deep", "text", "form", "no-type", "oversized"],
+)
+def test_malformed_bodies(stack: Stack, body: bytes, content_type: str | None, status: int, code: str) -> None:
+    response = post_raw(stack, body, content_type)
+
+    assert response.status_code == status
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["code"] == code
+    assert problem["status"] == status
+    assert problem["requestId"] == response.headers["X-Request-Id"]
+    assert stack.genesys.requests() == []
+
+
+def test_json_with_charset_and_vendor_type_is_accepted(stack: Stack) -> None:
+    ok = post_raw(stack, b'{"to": "+12125550199"}', "application/json; charset=utf-8")
+    vendor = post_raw(stack, b'{"to": "+12125550199"}', "application/vnd.acme+json")
+
+    assert (ok.status_code, vendor.status_code) == (201, 201)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({}, "to", "validation_failed"),
+        ({"to": None}, "to", "validation_failed"),
+        ({"to": ""}, "to", "validation_failed"),
+        ({"to": 12125550199}, "to", "validation_failed"),
+        ({"to": ["+12125550199"]}, "to", "validation_failed"),
+        ({"to": "+1212555\x000199"}, "to", "validation_failed"),
+        ({"to": "9" * 65}, "to", "validation_failed"),
+        ({"to": "+12125550199", "from": 5}, "from", "validation_failed"),
+        ({"to": "+12125550199", "queueId": "not-a-uuid"}, "queueId", "validation_failed"),
+        ({"to": "+12125550199", "userId": "../../oauth/token"}, "userId", "validation_failed"),
+        ({"to": "+12125550199", "region": "XX"}, "region", "validation_failed"),
+        ({"to": "+12125550199", "region": "USA"}, "region", "validation_failed"),
+        ({"to": "+12125550199", "attributes": ["a"]}, "attributes", "validation_failed"),
+        ({"to": "+12125550199", "attributes": {"a": 1}}, "attributes", "validation_failed"),
+        ({"to": "+12125550199", "attributes": {f"k{i}": "v" for i in range(51)}}, "attributes", "validation_failed"),
+        ({"to": "+12125550199", "label": "x" * 257}, "label", "validation_failed"),
+        ({"phoneNumber": "+12125550199"}, "phoneNumber", "validation_failed"),
+        ({"to": "hello"}, "to", "invalid_phone_number"),
+        ({"to": "12"}, "to", "invalid_phone_number"),
+        ({"to": "+1 212 555 01999999"}, "to", "invalid_phone_number"),
+        ({"to": "+999 1234567"}, "to", "invalid_phone_number"),
+        ({"to": "+1 123 456 7890"}, "to", "invalid_phone_number"),
+        ({"to": "+12125550199", "from": "not a number"}, "from", "invalid_phone_number"),
+        ({"to": "911"}, "to", "destination_not_allowed"),
+        ({"to": "112"}, "to", "destination_not_allowed"),
+        ({"to": "999", "region": "GB"}, "to", "destination_not_allowed"),
+        ({"to": "611"}, "to", "destination_not_allowed"),
+        ({"to": "+1 900 555 0100"}, "to", "destination_not_allowed"),
+    ],
+)
+def test_invalid_fields_name_the_field(stack: Stack, body: dict, field: str, code: str) -> None:
+    response = stack.post("/api/calls", body)
+
+    assert 400 <= response.status_code < 500, response.text
+    problem = response.json()
+    assert problem["code"] == code
+    assert problem["field"] == field
+    assert problem["retryable"] is False
+    assert stack.genesys.requests("create_call") == []
+
+
+@pytest.mark.parametrize(
+    ("to", "reason"),
+    [
+        ("hello", "not_a_number"),
+        ("12", "too_short"),
+        ("+1 212 555 01999999", "too_long"),
+        ("+999 1234567", "invalid_country_code"),
+        ("+1 123 456 7890", "invalid_number"),
+    ],
+)
+def test_invalid_numbers_say_why_and_what_we_understood(stack: Stack, to: str, reason: str) -> None:
+    problem = stack.post("/api/calls/validate", {"to": to}).json()
+
+    assert problem["reason"] == reason
+    if reason in ("too_long", "invalid_number"):
+        assert problem["understood"]["e164"].startswith("+1")
+
+
+def test_wrong_field_name_suggests_ours(stack: Stack) -> None:
+    problem = stack.post("/api/calls", {"phoneNumber": "+12125550199", "callerId": "+13175550100"}).json()
+
+    assert "'to' instead of 'phoneNumber'" in problem["hint"]
+    assert "'from' instead of 'callerId'" in problem["hint"]
+
+
+def test_premium_rate_is_dialed_when_allowed(stack: Stack, configure) -> None:
+    configure(ALLOW_PREMIUM_RATE="true")
+
+    response = stack.post("/api/calls", {"to": "+1 900 555 0100"})
+
+    assert response.status_code == 201, response.text
+    assert stack.genesys.requests("create_call")[0].json["phoneNumber"] == "+19005550100"
+
+
+def test_unknown_route_and_method_are_404(stack: Stack) -> None:
+    assert stack.get("/api/nothing-here").status_code == 404
+    assert stack.get("/api/calls/validate").status_code == 404

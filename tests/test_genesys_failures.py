@@ -1,0 +1,229 @@
+"""Genesys failures: every documented error maps to its catalog problem, and a create is never repeated
+unless Genesys provably did not act."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulators.genesys import NO_STATION_USER_ID, Fault
+from tests.conftest import Stack
+
+CALL = {"to": "+12125550199"}
+
+# (Genesys status, Genesys code, our code, our status): the codes of reference/genesys-cloud-api.md.
+GENESYS_ERRORS = [
+    (400, "bad.request", "genesys_rejected_address", 422),
+    (400, "invalid.value", "genesys_rejected_request", 422),
+    (400, "invalid.date", "genesys_rejected_request", 422),
+    (400, "not.a.user", "genesys_user_context_required", 502),
+    (400, "conversation.error.no.user.station", "genesys_no_station", 409),
+    (400, "too.many.create.conversation.parameters", "genesys_rejected_request", 422),
+    (400, "invalid.ani.address", "genesys_rejected_address", 422),
+    (401, "authentication.required", "genesys_auth_failed", 502),
+    (401, "bad.credentials", "genesys_auth_failed", 502),
+    (401, "ip.not.authorized", "genesys_auth_failed", 502),
+    (403, "missing.permissions", "genesys_permission_denied", 502),
+    (403, "missing.any.permissions", "genesys_permission_denied", 502),
+    (403, "not.authorized", "genesys_permission_denied", 502),
+    (404, "not.found", "genesys_not_found", 404),
+    (408, "client.timeout", "genesys_unavailable", 503),
+    (413, "request.entity.too.large", "genesys_rejected_request", 422),
+    (415, "unsupported.media.type", "genesys_rejected_request", 422),
+    (429, "too.many.requests", "genesys_rate_limited", 429),
+    (429, "too.many.requests.retry.after", "genesys_rate_limited", 429),
+    (500, "internal.server.error", "genesys_unavailable", 503),
+    (503, "service.unavailable", "genesys_unavailable", 503),
+    (504, "request.timeout", "genesys_timeout", 504),
+]
+
+
+@pytest.mark.parametrize(("status", "genesys_code", "code", "our_status"), GENESYS_ERRORS)
+def test_genesys_error_maps_to_catalog(
+    stack: Stack, status: int, genesys_code: str, code: str, our_status: int
+) -> None:
+    # A 401 is retried once with a fresh token, and a 429 waits: give every attempt the same answer.
+    stack.genesys.inject("create_call", *[Fault(status=status, code=genesys_code, retry_after=30)] * 3)
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == our_status, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["code"] == code
+    assert problem["status"] == our_status
+    upstream = problem["upstream"]
+    assert upstream["status"] == status
+    assert upstream["code"] == genesys_code
+    assert len(upstream["correlationId"]) == 36  # the emulator's ININ-Correlation-Id, a UUID
+    assert problem["retryable"] is (our_status in (429, 503, 504))
+    if our_status in (429, 503):
+        assert int(response.headers["Retry-After"]) >= 1
+    assert len(stack.creates()) == (2 if status == 401 else 1)  # only a 401 is retried, with a new token
+
+
+def test_malformed_participant_address_lists_the_real_causes(stack: Stack) -> None:
+    stack.genesys.inject("create_call", Fault(status=400, code="bad.request", message="Malformed participant address"))
+
+    problem = stack.post("/api/calls", CALL).json()
+
+    assert problem["code"] == "genesys_rejected_address"
+    assert problem["upstream"]["message"] == "Malformed participant address"
+    for cause in ("E.164", "caller ID", "user token", "outbound route"):
+        assert cause in problem["hint"]
+
+
+def test_station_less_user_is_genesys_no_station_from_the_emulated_org(stack: Stack) -> None:
+    response = stack.post("/api/calls", {**CALL, "userId": NO_STATION_USER_ID})
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "genesys_no_station"
+    assert response.json()["upstream"]["code"] == "conversation.error.no.user.station"
+
+
+def test_missing_permission_in_the_org_is_permission_denied(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stack.genesys.org, "permissions", {"telephony:plugin:all", "routing:queue:view"})
+
+    problem = stack.post("/api/calls", CALL).json()
+
+    assert problem["code"] == "genesys_permission_denied"
+    assert problem["upstream"]["code"] == "missing.any.permissions"
+
+
+def test_429_then_success_answers_201_with_one_call_created(stack: Stack) -> None:
+    stack.genesys.inject("create_call", Fault(status=429, retry_after=1))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 201, response.text
+    creates = stack.creates()
+    assert len(creates) == 2  # the refused attempt and the accepted one
+    assert len(stack.genesys.org.conversations) == 1
+
+
+def test_429_longer_than_the_deadline_answers_rate_limited_without_waiting(stack: Stack) -> None:
+    stack.genesys.inject("create_call", Fault(status=429, retry_after=120))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "genesys_rate_limited"
+    assert response.headers["Retry-After"] == "120"
+    assert len(stack.creates()) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_5xx_on_create_is_never_sent_twice(stack: Stack, status: int) -> None:
+    stack.genesys.inject("create_call", Fault(status=status))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 503
+    problem = response.json()
+    assert problem["code"] == "genesys_unavailable"
+    assert "Outcome unknown" in problem["hint"]
+    assert len(stack.creates()) == 1
+
+
+def test_read_timeout_on_create_is_outcome_unknown_and_sent_once(stack: Stack) -> None:
+    stack.genesys.inject("create_call", Fault(delay=5, then_succeed=True))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 504
+    problem = response.json()
+    assert problem["code"] == "genesys_timeout"
+    assert "Outcome unknown" in problem["hint"]
+    assert len(stack.creates()) == 1
+
+
+def test_dropped_connection_after_sending_is_not_resent(stack: Stack) -> None:
+    stack.genesys.inject("create_call", Fault(drop=True))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 504
+    assert response.json()["code"] == "genesys_timeout"
+    assert len(stack.creates()) == 1
+
+
+def test_html_error_page_is_mapped_by_status(stack: Stack) -> None:
+    stack.genesys.inject("create_call", Fault(status=502, raw_body=b"<html>Bad gateway</html>"))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 503
+    problem = response.json()
+    assert problem["code"] == "genesys_unavailable"
+    assert problem["upstream"] == {
+        "status": 502,
+        "code": None,
+        "message": None,
+        "correlationId": problem["upstream"]["correlationId"],
+    }
+
+
+def test_expired_token_is_refreshed_once_and_the_call_placed(stack: Stack) -> None:
+    assert stack.post("/api/calls", CALL).status_code == 201
+    stack.genesys.revoke_tokens()
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 201, response.text
+    assert len(stack.genesys.requests("token")) == 2
+    assert len(stack.genesys.org.conversations) == 2
+
+
+def test_wrong_client_secret_is_genesys_auth_failed_after_one_reread(stack: Stack) -> None:
+    stack.genesys.client_secret = "a-secret-the-vault-does-not-hold"
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 502
+    problem = response.json()
+    assert problem["code"] == "genesys_auth_failed"
+    assert problem["upstream"]["code"] == "invalid_client"
+    assert stack.vault.secret_reads("genesys-client-secret") == 2
+    assert stack.creates() == []
+    assert "a-secret-the-vault-does-not-hold" not in response.text
+
+
+def test_rotated_secret_is_reread_once_and_the_call_placed(stack: Stack) -> None:
+    assert stack.post("/api/calls", CALL).status_code == 201
+    stack.genesys.rotate_secret("rotated-secret")
+    stack.genesys.revoke_tokens()
+    stack.vault.set_secret("genesys-client-secret", "rotated-secret")
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 201, response.text
+    assert stack.vault.secret_reads("genesys-client-secret") == 2
+    assert len(stack.genesys.org.conversations) == 2
+
+
+def test_token_endpoint_5xx_is_retried_then_succeeds(stack: Stack) -> None:
+    stack.genesys.inject("token", Fault(status=503))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 201, response.text
+    assert len(stack.genesys.requests("token")) == 2
+
+
+def test_token_endpoint_down_is_unavailable_and_nothing_created(stack: Stack) -> None:
+    stack.genesys.inject("token", *[Fault(status=503)] * 3)
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "genesys_unavailable"
+    assert stack.creates() == []
+
+
+def test_connection_refused_is_unavailable_and_nothing_created(stack: Stack, configure) -> None:
+    configure(GENESYS_API_BASE_URL="http://127.0.0.1:9", GENESYS_LOGIN_BASE_URL="http://127.0.0.1:9")
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "genesys_unavailable"
+    assert stack.creates() == []
