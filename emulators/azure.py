@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -373,7 +374,7 @@ class KeyVaultEmulator(_Emulator):
         self.ca_bundle_path = ""
         self._ca = trustme.CA()
         self._cert = self._ca.issue_cert("127.0.0.1", "localhost")
-        self._tmpdir: str | None = None
+        self._tmpdir: weakref.finalize | None = None  # removes the CA bundle directory, at the latest at exit
         self._secrets: dict[str, list[_SecretVersion]] = {}
         self._reads: collections.Counter[str] = collections.Counter()
         self._log: list[dict] = []
@@ -390,8 +391,9 @@ class KeyVaultEmulator(_Emulator):
     def _on_start(self, port: int) -> None:
         self.vault_url = f"https://127.0.0.1:{port}/"
         self._remove_ca_bundle()
-        self._tmpdir = tempfile.mkdtemp(prefix="kv-emulator-")
-        bundle = Path(self._tmpdir, "ca-bundle.pem")
+        directory = tempfile.mkdtemp(prefix="kv-emulator-")
+        self._tmpdir = weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+        bundle = Path(directory, "ca-bundle.pem")
         bundle.write_bytes(_ca_bundle(self._ca.cert_pem.bytes()))
         self.ca_bundle_path = str(bundle)
 
@@ -408,7 +410,7 @@ class KeyVaultEmulator(_Emulator):
 
     def _remove_ca_bundle(self) -> None:
         if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir()
             self._tmpdir = None
 
     # -- test controls

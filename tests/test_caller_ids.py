@@ -1,0 +1,113 @@
+"""Caller-ID policy: refused before anything reaches Genesys, with a hint when the digits were misread."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulators.genesys import Fault
+from tests.conftest import Stack
+
+CALL = {"to": "+12125550199"}
+
+
+def test_disallowed_caller_id_is_422_and_sends_nothing_to_genesys(stack: Stack, configure) -> None:
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS="+13175550100")
+
+    response = stack.post("/api/calls", {**CALL, "from": "+12125550142"})
+
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["code"] == "caller_id_not_allowed"
+    assert problem["field"] == "from"
+    assert stack.genesys.requests() == []
+
+
+def test_missing_country_code_hint_names_the_allowed_number(stack: Stack) -> None:
+    problem = stack.post("/api/calls", {**CALL, "from": "+3175550101"}).json()
+
+    assert problem["code"] == "caller_id_not_allowed"
+    assert "+13175550101" in problem["hint"]
+    assert stack.creates() == []
+
+
+def test_national_number_read_in_another_region_hints_the_match(stack: Stack, configure) -> None:
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS="+44 20 7946 0958", DEFAULT_CALLER_ID=None)
+
+    problem = stack.post("/api/calls", {**CALL, "from": "020 7946 0958"}).json()
+
+    assert problem["code"] == "caller_id_not_allowed"
+    assert "+442079460958" in problem["hint"]
+
+
+def test_settings_source_accepts_any_spelling_of_an_allowed_number(stack: Stack, configure) -> None:
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS="(317) 555-0120, +44 20 7946 0958")
+
+    response = stack.post("/api/calls", {**CALL, "from": "+1 317.555.0120"})
+
+    assert response.status_code == 201, response.text
+    assert stack.creates()[0].json["callerId"] == "+13175550120"
+    assert stack.genesys.requests("dids") == []
+
+
+def test_allowed_setting_the_org_does_not_own_surfaces_genesys_rejection(stack: Stack, configure) -> None:
+    # ALLOWED_CALLER_IDS lists a number that is no DID of the org: Genesys says "Malformed participant address".
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS="+44 20 7946 0958")
+
+    response = stack.post("/api/calls", {**CALL, "from": "+44 20 7946 0958"})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "genesys_rejected_address"
+    assert len(stack.creates()) == 1
+
+
+def test_both_sources_union(stack: Stack, configure) -> None:
+    configure(CALLER_ID_SOURCE="both", ALLOWED_CALLER_IDS="+442079460958")
+
+    from_settings = stack.post("/api/calls/validate", {**CALL, "from": "+442079460958"})
+    from_genesys = stack.post("/api/calls/validate", {**CALL, "from": "+13175550129"})
+    neither = stack.post("/api/calls/validate", {**CALL, "from": "+12125550142"})
+
+    assert (from_settings.status_code, from_genesys.status_code, neither.status_code) == (200, 200, 422)
+
+
+def test_default_caller_id_outside_the_allowed_list_is_a_configuration_error(stack: Stack, configure) -> None:
+    configure(DEFAULT_CALLER_ID="+12125550142")
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "configuration_error"
+    assert "DEFAULT_CALLER_ID" in response.json()["detail"]
+    assert stack.creates() == []
+
+
+def test_did_list_failure_is_reported_and_nothing_dialed(stack: Stack) -> None:
+    stack.genesys.inject("dids", Fault(status=403, code="missing.permissions"))
+
+    response = stack.post("/api/calls", {**CALL, "from": "+13175550105"})
+
+    assert response.json()["code"] == "genesys_permission_denied"
+    assert stack.creates() == []
+
+
+def test_stale_did_list_is_served_while_one_background_refresh_runs(stack: Stack, configure) -> None:
+    configure(CALLER_ID_CACHE_SECONDS="0")
+    assert stack.post("/api/calls", {**CALL, "from": "+13175550105"}).status_code == 201
+    stack.genesys.inject("dids", Fault(delay=3, then_succeed=True))
+
+    # The cache is stale at once: these calls must not wait for the slow DID refresh.
+    answers = [stack.post("/api/calls", {**CALL, "from": "+13175550105"}) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert len(stack.genesys.requests("dids")) == 2  # the first load and one refresh in flight
+    assert len(stack.creates()) == 4
+
+
+@pytest.mark.parametrize("value", ["+1 555", "not-a-number"])
+def test_invalid_allowed_caller_id_setting_is_a_configuration_error(stack: Stack, configure, value: str) -> None:
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS=f"+13175550100,{value}")
+
+    problem = stack.post("/api/calls", CALL).json()
+
+    assert problem["code"] == "configuration_error"
+    assert "ALLOWED_CALLER_IDS" in problem["detail"]
