@@ -436,10 +436,12 @@ class KeyVaultEmulator(_Emulator):
         with self._lock:
             return [dict(entry) for entry in self._log]
 
-    def reset_counters(self) -> None:
+    def reset(self) -> None:
+        """Forget reads, the request log and queued faults (between tests)."""
         with self._lock:
             self._reads.clear()
             self._log.clear()
+            self._faults.clear()
 
     # -- serving
 

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-PROBLEM_TYPE_BASE = "https://errors.genesys-call-function.dev/"
+PROBLEM_TYPE_BASE = "urn:genesys-call-function:problem:"  # a name, not a link: docs/errors.md lists them
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def stack(emulators: tuple[Any, ...], configure: Callable[..., None]) -> Iterato
     genesys.client_secret = CLIENT_SECRET
     genesys.revoke_tokens()
     vault.set_secret("genesys-client-secret", CLIENT_SECRET)
-    vault.reset_counters()
+    vault.reset()
     configure()
     with requests.Session() as session:
         yield Stack(genesys, identity, vault, host, session)

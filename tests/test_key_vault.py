@@ -1,0 +1,81 @@
+"""The client secret through the real azure-identity and azure-keyvault-secrets clients."""
+
+from __future__ import annotations
+
+from emulators.azure import VaultFault
+from tests.conftest import CLIENT_SECRET, Stack
+
+CALL = {"to": "+12125550199"}
+
+
+def test_secret_is_read_through_managed_identity_once(stack: Stack) -> None:
+    answers = [stack.post("/api/calls", CALL) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert stack.vault.secret_reads("genesys-client-secret") == 1
+    assert {r["resource"] for r in stack.identity.requests()} == {"https://vault.azure.net"}
+
+
+def test_user_assigned_identity_is_chosen_by_azure_client_id(stack: Stack, configure) -> None:
+    configure(AZURE_CLIENT_ID="0d9b7a4e-1111-4c2d-9e8f-123456789abc")
+    before = len(stack.identity.requests())
+
+    assert stack.post("/api/calls", CALL).status_code == 201
+
+    assert stack.identity.requests()[before]["client_id"] == "0d9b7a4e-1111-4c2d-9e8f-123456789abc"
+
+
+def test_missing_secret_is_secret_not_found(stack: Stack, configure) -> None:
+    configure(GENESYS_CLIENT_SECRET_NAME="no-such-secret")
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "secret_not_found"
+    assert "no-such-secret" in response.json()["detail"]
+    assert stack.genesys.requests() == []
+
+
+def test_forbidden_vault_is_key_vault_forbidden(stack: Stack) -> None:
+    stack.vault.inject(VaultFault(status=403))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 500
+    problem = response.json()
+    assert problem["code"] == "key_vault_forbidden"
+    assert "Key Vault Secrets User" in problem["hint"]
+    assert stack.genesys.requests() == []
+
+
+def test_vault_down_is_key_vault_unavailable_with_retry_after(stack: Stack) -> None:
+    stack.vault.inject(*[VaultFault(status=503)] * 6)
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "key_vault_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+    assert stack.genesys.requests() == []
+
+
+def test_one_vault_hiccup_is_retried_by_the_sdk(stack: Stack) -> None:
+    stack.vault.inject(VaultFault(status=500))
+
+    assert stack.post("/api/calls", CALL).status_code == 201
+
+
+def test_local_secret_setting_skips_the_vault(stack: Stack, configure) -> None:
+    configure(KEY_VAULT_URL=None, GENESYS_CLIENT_SECRET=CLIENT_SECRET)
+
+    assert stack.post("/api/calls", CALL).status_code == 201
+    assert stack.vault.secret_reads() == 0
+
+
+def test_no_secret_text_in_any_answer(stack: Stack) -> None:
+    stack.genesys.client_secret = "something-else"  # force invalid_client: the secret must still not leak
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.json()["code"] == "genesys_auth_failed"
+    assert CLIENT_SECRET not in response.text
