@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.calls import CallRequest
-from shared.http import endpoint, json_response, read_json_object
+from shared.http import endpoint, json_response, read_json_object, reply_response
 from shared.services import services
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -16,9 +16,8 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 def place_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     request = CallRequest.from_json(read_json_object(req))
     calls = services().calls
-    answer = calls.place(calls.plan(request), request_id)
-    location = f"/api/calls/{answer['conversationId']}"
-    return json_response(201, answer, request_id, {"Location": location})
+    reply, replayed = calls.place_once(calls.plan(request), req.headers.get("Idempotency-Key"), request_id)
+    return reply_response(reply, replayed, request_id)
 
 
 @app.route(route="calls/validate", methods=["POST"])

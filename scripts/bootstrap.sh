@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare a fresh checkout: a virtual environment with the runtime and development dependencies.
+# Prepare a fresh checkout: a virtual environment with the runtime and development dependencies,
+# and Azurite from npm.
 # Idempotent and quick when nothing changed. Needs Python 3.10+ (PYTHON=python3.12 to choose one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +19,10 @@ wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$wanted" > "$stamp"
+fi
+
+# Azurite (Table Storage and queues for idempotency and async mode), pinned in package-lock.json.
+if [ ! -x node_modules/.bin/azurite ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  command -v npm >/dev/null || { echo "Node 20 with npm is required for Azurite" >&2; exit 1; }
+  npm ci --no-audit --no-fund --loglevel=error
 fi

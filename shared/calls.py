@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from shared.config import Settings
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
+from shared.idempotency import Idempotency, Reply, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +134,9 @@ class CallPlan:
     genesys_body: dict[str, Any]
 
     @property
-    def genesys_path(self) -> str:
-        return f"/api/v2/conversations/calls/user/{self.user_id}"
+    def fingerprint(self) -> str:
+        """What makes two requests the same call: the user and the exact Genesys body."""
+        return fingerprint({"userId": self.user_id, "body": self.genesys_body})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,10 +149,13 @@ class CallPlan:
 
 
 class CallService:
-    def __init__(self, settings: Settings, caller_ids: CallerIds, genesys: GenesysClient) -> None:
+    def __init__(
+        self, settings: Settings, caller_ids: CallerIds, genesys: GenesysClient, idempotency: Idempotency
+    ) -> None:
         self._settings = settings
         self._caller_ids = caller_ids
         self._genesys = genesys
+        self._idempotency = idempotency
 
     def plan(self, request: CallRequest) -> CallPlan:
         """Decide everything about the call, or raise the problem dialing would meet; sends no create."""
@@ -167,7 +173,19 @@ class CallService:
         body.update(request.passthrough)
         return CallPlan(to, caller_id, user_id, request.queue_id, body)
 
-    def place(self, plan: CallPlan, request_id: str) -> dict[str, Any]:
+    def place_once(self, plan: CallPlan, idempotency_key: str | None, request_id: str) -> tuple[Reply, bool]:
+        """Place the call unless this request (same key, or same call inside the window) already did.
+
+        Returns the answer and whether it is a replay.
+        """
+
+        def dial(mark_sent: Callable[[], None]) -> Reply:
+            answer = self.place(plan, request_id, before_send=mark_sent)
+            return Reply(201, answer, {"Location": f"/api/calls/{answer['conversationId']}"})
+
+        return self._idempotency.run(idempotency_key, plan.fingerprint, dial, request_id=request_id)
+
+    def place(self, plan: CallPlan, request_id: str, before_send: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Send the one create request and describe the call that Genesys accepted."""
         log.info(
             "Request %s placing call to %s from %s for user %s",
@@ -177,7 +195,7 @@ class CallService:
             plan.user_id,
         )
         created = self._genesys.create_call(
-            plan.user_id, plan.genesys_body, Deadline(self._settings.call_deadline_seconds)
+            plan.user_id, plan.genesys_body, Deadline(self._settings.call_deadline_seconds), before_send
         )
         log.info(
             "Request %s created conversation %s (correlation %s)",

@@ -7,6 +7,7 @@ A wrong setting is reported as `configuration_error` naming the setting, at the 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -59,6 +60,17 @@ class Settings:
     call_deadline_seconds: float
     connect_timeout_seconds: float
     read_timeout_seconds: float
+    storage_connection: str | None
+    storage_table_uri: str | None
+    idempotency_table: str
+    duplicate_window_seconds: float
+    idempotency_retention_seconds: float
+    idempotency_wait_seconds: float
+
+    @property
+    def stale_claim_seconds(self) -> float:
+        """A claim older than one whole create (deadline plus margin) lost its owner."""
+        return self.call_deadline_seconds + 30.0
 
     @property
     def uses_genesys_caller_ids(self) -> bool:
@@ -137,6 +149,13 @@ def _caller_id(text: str, setting: str, region: str) -> str:
         raise _config_error(setting, f"holds {phone.mask(text)!r}, not a valid phone number ({error.detail})") from None
 
 
+def _table_name(env: Mapping[str, str]) -> str:
+    name = _text(env, "IDEMPOTENCY_TABLE", "callidempotency") or ""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", name):
+        raise _config_error("IDEMPOTENCY_TABLE", "must be 3 to 63 letters and digits, starting with a letter")
+    return name
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise `configuration_error` naming the first bad one."""
     env = os.environ if env is None else env
@@ -186,4 +205,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         call_deadline_seconds=_seconds(env, "CALL_DEADLINE_SECONDS", 30.0),
         connect_timeout_seconds=_seconds(env, "GENESYS_CONNECT_TIMEOUT_SECONDS", 3.05),
         read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0),
+        storage_connection=_text(env, "AzureWebJobsStorage"),
+        storage_table_uri=_text(env, "AzureWebJobsStorage__tableServiceUri"),
+        idempotency_table=_table_name(env),
+        duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
+        idempotency_retention_seconds=_seconds(env, "IDEMPOTENCY_RETENTION_SECONDS", 24 * 3600.0),
+        idempotency_wait_seconds=_seconds(env, "IDEMPOTENCY_WAIT_SECONDS", 25.0),
     )

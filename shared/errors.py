@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+DEFAULT_RETRY_AFTER_SECONDS = 5
 PROBLEM_TYPE_BASE = "urn:genesys-call-function:problem:"  # a name, not a link: docs/errors.md lists them
 
 
@@ -180,6 +181,12 @@ CATALOG: dict[str, CatalogEntry] = {
 }
 
 
+OUTCOME_UNKNOWN_HINT = (
+    "Outcome unknown: Genesys may have placed the call. Check GET /api/calls/{conversationId} or the "
+    "Genesys conversation list before retrying, and retry only with the same Idempotency-Key."
+)
+
+
 @dataclass
 class Upstream:
     """What Genesys said, kept for support tickets (Genesys asks for the correlation id)."""
@@ -208,6 +215,7 @@ class Problem(Exception):
     field: str | None = None
     upstream: Upstream | None = None
     retry_after: int | None = None
+    outcome_unknown: bool = False  # the create may have reached Genesys: a retry could ring twice
     extensions: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -223,6 +231,12 @@ class Problem(Exception):
     def status(self) -> int:
         return self.entry.status
 
+    def headers(self) -> dict[str, str]:
+        """`Retry-After` where the caller should wait: always on 429 and 503."""
+        if self.retry_after or self.status in (429, 503):
+            return {"Retry-After": str(self.retry_after or DEFAULT_RETRY_AFTER_SECONDS)}
+        return {}
+
     def to_json(self, request_id: str) -> dict[str, Any]:
         entry = self.entry
         body: dict[str, Any] = {
@@ -231,7 +245,7 @@ class Problem(Exception):
             "status": entry.status,
             "detail": self.detail,
             "code": self.code,
-            "hint": self.hint or entry.hint,
+            "hint": self.hint or (OUTCOME_UNKNOWN_HINT if self.outcome_unknown else entry.hint),
             "retryable": entry.retryable,
             "requestId": request_id,
         }
@@ -243,10 +257,6 @@ class Problem(Exception):
         return body
 
 
-OUTCOME_UNKNOWN_HINT = (
-    "Outcome unknown: Genesys may have placed the call. Check GET /api/calls/{conversationId} or the "
-    "Genesys conversation list before retrying, and retry only with the same Idempotency-Key."
-)
 _ADDRESS_CODES = {"bad.request", "invalid.ani.address"}
 _PERMISSION_CODES = {"missing.permissions", "missing.any.permissions", "not.authorized"}
 
@@ -283,5 +293,4 @@ def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, 
         catalog_code = "genesys_timeout"
     else:
         catalog_code = "genesys_unavailable"
-    hint = OUTCOME_UNKNOWN_HINT if creating_call and status >= 500 else None
-    return Problem(catalog_code, said, hint=hint, upstream=upstream)
+    return Problem(catalog_code, said, upstream=upstream, outcome_unknown=creating_call and status >= 500)

@@ -20,7 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from shared.deadline import Deadline
-from shared.errors import OUTCOME_UNKNOWN_HINT, Problem, problem_from_genesys
+from shared.errors import Problem, problem_from_genesys
 
 log = logging.getLogger(__name__)
 
@@ -207,10 +207,22 @@ class GenesysClient:
     # ---- API -------------------------------------------------------------------------------------
 
     def _api_call(
-        self, method: str, path: str, deadline: Deadline, *, creating_call: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        deadline: Deadline,
+        *,
+        before_create: Callable[[], None] | None = None,
+        **kwargs: Any,
     ) -> _Answer:
-        """One API request with the bearer token; a 401 refreshes the token and tries once more."""
+        """One API request with the bearer token; a 401 refreshes the token and tries once more.
+
+        `before_create` marks a create: it is called once, right before the first byte could reach Genesys.
+        """
+        creating_call = before_create is not None
         token = self.token(deadline)
+        if before_create is not None:
+            before_create()
         for refreshed in (False, True):
             headers = {"Authorization": token, "Accept": "application/json"}
             send = self._send_create if creating_call else self._read
@@ -223,7 +235,7 @@ class GenesysClient:
                 raise Problem(
                     "genesys_unavailable",
                     f"Genesys Cloud answered {answer.status} without a JSON body.",
-                    hint=OUTCOME_UNKNOWN_HINT if creating_call else None,
+                    outcome_unknown=creating_call,
                 )
             raise problem_from_genesys(answer.status, answer.body, answer.correlation_id, creating_call=creating_call)
         return answer
@@ -253,19 +265,26 @@ class GenesysClient:
             log.info("Genesys rate limit on create; waiting %s s as Retry-After asks", wait)
             time.sleep(wait)
 
-    def create_call(self, user_id: str, body: dict[str, Any], deadline: Deadline) -> CreatedCall:
+    def create_call(
+        self, user_id: str, body: dict[str, Any], deadline: Deadline, before_send: Callable[[], None] = lambda: None
+    ) -> CreatedCall:
+        """Create a call on behalf of `user_id`; `before_send` runs right before the request can reach Genesys."""
         unknown = set(body) - CREATE_CALL_FIELDS
         if unknown:
             raise ValueError(f"not CreateCallRequest fields: {sorted(unknown)}")
         answer = self._api_call(
-            "POST", f"/api/v2/conversations/calls/user/{_segment(user_id)}", deadline, creating_call=True, json=body
+            "POST",
+            f"/api/v2/conversations/calls/user/{_segment(user_id)}",
+            deadline,
+            before_create=before_send,
+            json=body,
         )
         conversation_id = answer.body.get("id") if isinstance(answer.body, dict) else None
         if not conversation_id:
             raise Problem(
                 "genesys_unavailable",
                 "Genesys Cloud accepted the call without a conversation id.",
-                hint=OUTCOME_UNKNOWN_HINT,
+                outcome_unknown=True,
             )
         return CreatedCall(str(conversation_id), answer.correlation_id)
 
@@ -310,7 +329,7 @@ def _transport_problem(error: Exception, *, creating_call: bool) -> Problem:
         return Problem(
             "genesys_timeout",
             f"Genesys Cloud did not answer in time ({error}).",
-            hint=OUTCOME_UNKNOWN_HINT if creating_call else None,
+            outcome_unknown=creating_call,
             retry_after=5,
         )
     return Problem("genesys_unavailable", f"Genesys Cloud could not be reached ({error}).", retry_after=5)

@@ -15,11 +15,11 @@ from typing import Any
 import azure.functions as func
 
 from shared.errors import Problem
+from shared.idempotency import Reply
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
-DEFAULT_RETRY_AFTER_SECONDS = 5
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
 
@@ -43,14 +43,26 @@ def json_response(status: int, body: Any, request_id: str, headers: dict[str, st
 
 
 def problem_response(problem: Problem, request_id: str) -> func.HttpResponse:
-    headers = {"X-Request-Id": request_id, "Cache-Control": "no-store"}
-    if problem.status in (429, 503):
-        headers["Retry-After"] = str(problem.retry_after or DEFAULT_RETRY_AFTER_SECONDS)
+    headers = {"X-Request-Id": request_id, "Cache-Control": "no-store", **problem.headers()}
     return func.HttpResponse(
         json.dumps(problem.to_json(request_id), ensure_ascii=False),
         status_code=problem.status,
         headers=headers,
         mimetype="application/problem+json",
+        charset="utf-8",
+    )
+
+
+def reply_response(reply: Reply, replayed: bool, request_id: str) -> func.HttpResponse:
+    """A stored or fresh answer; a replay says so, as the Idempotency-Key draft asks."""
+    headers = {"X-Request-Id": request_id, **reply.headers}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return func.HttpResponse(
+        json.dumps(reply.body, ensure_ascii=False),
+        status_code=reply.status,
+        headers=headers,
+        mimetype="application/problem+json" if reply.status >= 400 else "application/json",
         charset="utf-8",
     )
 

@@ -7,13 +7,17 @@ worker that fails to start, and is cached so a warm instance reuses its pooled c
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 
 from shared.caller_ids import CallerIds
 from shared.calls import CallService
 from shared.config import Settings, load_settings
 from shared.genesys import GenesysClient
+from shared.idempotency import Idempotency, MemoryStore, Store, TableStore
 from shared.secrets import KeyVaultSecrets, SecretSource, StaticSecrets
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,4 +48,21 @@ def services() -> Services:
         read_timeout=settings.read_timeout_seconds,
     )
     caller_ids = CallerIds(settings, genesys)
-    return Services(settings, secrets, genesys, caller_ids, CallService(settings, caller_ids, genesys))
+    idempotency = Idempotency(
+        _idempotency_store(settings),
+        wait_seconds=settings.idempotency_wait_seconds,
+        stale_seconds=settings.stale_claim_seconds,
+        retention_seconds=settings.idempotency_retention_seconds,
+        duplicate_window_seconds=settings.duplicate_window_seconds,
+    )
+    calls = CallService(settings, caller_ids, genesys, idempotency)
+    return Services(settings, secrets, genesys, caller_ids, calls)
+
+
+def _idempotency_store(settings: Settings) -> Store:
+    if settings.storage_connection:
+        return TableStore.from_connection_string(settings.storage_connection, settings.idempotency_table)
+    if settings.storage_table_uri:
+        return TableStore.from_identity(settings.storage_table_uri, settings.idempotency_table)
+    log.warning("AzureWebJobsStorage is not set: duplicate protection is in memory and covers this instance only")
+    return MemoryStore()

@@ -6,6 +6,7 @@ request log and no queued faults, so tests never see each other's state.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ import requests
 
 import function_app
 from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
+from emulators.azurite import Azurite
 from emulators.genesys import DEMO_USER_ID, GenesysEmulator
 from emulators.local_host import LocalFunctionHost
 from shared.services import services
@@ -40,6 +42,12 @@ class Stack:
 
     def creates(self) -> list[Any]:
         return self.genesys.requests("create_call")
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    with Azurite() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -81,17 +89,24 @@ SETTING_NAMES = (
     "ALLOW_PREMIUM_RATE",
     "AZURE_CLIENT_ID",
     "CALLER_ID_CACHE_SECONDS",
+    "DUPLICATE_WINDOW_SECONDS",
+    "IDEMPOTENCY_WAIT_SECONDS",
+    "AzureWebJobsStorage__tableServiceUri",
 )
 
 
 @pytest.fixture
-def configure(emulators: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Apply settings (None removes one) and rebuild the app's services, as a restart would."""
+def configure(emulators: tuple[Any, ...], azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Apply settings (None removes one) and rebuild the app's services, as a restart would.
+
+    Each test gets its own idempotency table, so no test can replay another test's calls.
+    """
+    storage = {"AzureWebJobsStorage": azurite.connection_string, "IDEMPOTENCY_TABLE": f"t{uuid.uuid4().hex}"}
 
     def apply(**settings: str | None) -> None:
         for name in SETTING_NAMES:
             monkeypatch.delenv(name, raising=False)
-        for name, value in {**base_environment(emulators), **settings}.items():
+        for name, value in {**base_environment(emulators), **storage, **settings}.items():
             if value is None:
                 monkeypatch.delenv(name, raising=False)
             else:

@@ -91,7 +91,7 @@ def test_did_list_failure_is_reported_and_nothing_dialed(stack: Stack) -> None:
 
 
 def test_stale_did_list_is_served_while_one_background_refresh_runs(stack: Stack, configure) -> None:
-    configure(CALLER_ID_CACHE_SECONDS="0")
+    configure(CALLER_ID_CACHE_SECONDS="0", DUPLICATE_WINDOW_SECONDS="0")
     assert stack.post("/api/calls", {**CALL, "from": "+13175550105"}).status_code == 201
     stack.genesys.inject("dids", Fault(delay=3, then_succeed=True))
 

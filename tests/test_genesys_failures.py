@@ -9,6 +9,7 @@ from emulators.genesys import NO_STATION_USER_ID, Fault
 from tests.conftest import Stack
 
 CALL = {"to": "+12125550199"}
+OTHER_CALL = {"to": "+12125550198"}  # a different call: identical ones inside the duplicate window are one
 
 # (Genesys status, Genesys code, our code, our status): the codes of reference/genesys-cloud-api.md.
 GENESYS_ERRORS = [
@@ -166,7 +167,7 @@ def test_expired_token_is_refreshed_once_and_the_call_placed(stack: Stack) -> No
     assert stack.post("/api/calls", CALL).status_code == 201
     stack.genesys.revoke_tokens()
 
-    response = stack.post("/api/calls", CALL)
+    response = stack.post("/api/calls", OTHER_CALL)
 
     assert response.status_code == 201, response.text
     assert len(stack.genesys.requests("token")) == 2
@@ -193,7 +194,7 @@ def test_rotated_secret_is_reread_once_and_the_call_placed(stack: Stack) -> None
     stack.genesys.revoke_tokens()
     stack.vault.set_secret("genesys-client-secret", "rotated-secret")
 
-    response = stack.post("/api/calls", CALL)
+    response = stack.post("/api/calls", OTHER_CALL)
 
     assert response.status_code == 201, response.text
     assert stack.vault.secret_reads("genesys-client-secret") == 2

@@ -1,0 +1,97 @@
+"""Start Azurite (npm `azurite`, pinned in package.json) on free loopback ports and hand out its connection."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key (public, documented by Microsoft): not a secret.
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://127\.0\.0\.1:(\d+)")
+START_TIMEOUT_SECONDS = 30
+
+
+class Azurite:
+    """Blob, queue and table services in memory; `connection_string` points the Azure SDKs at them."""
+
+    def __init__(self) -> None:
+        self.ports: dict[str, int] = {}
+        self._process: subprocess.Popen[str] | None = None
+        self._output: list[str] = []
+
+    @property
+    def connection_string(self) -> str:
+        base = "http://127.0.0.1"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={base}:{self.ports['Blob']}/{ACCOUNT};"
+            f"QueueEndpoint={base}:{self.ports['Queue']}/{ACCOUNT};"
+            f"TableEndpoint={base}:{self.ports['Table']}/{ACCOUNT};"
+        )
+
+    def start(self) -> Azurite:
+        binary = ROOT / "node_modules" / ".bin" / "azurite"
+        if not binary.exists():
+            raise RuntimeError("Azurite is not installed: run scripts/bootstrap.sh (npm ci)")
+        self._process = subprocess.Popen(
+            [
+                str(binary),
+                "--inMemoryPersistence",
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--blobHost",
+                "127.0.0.1",
+                "--queueHost",
+                "127.0.0.1",
+                "--tableHost",
+                "127.0.0.1",
+                "--blobPort",
+                "0",
+                "--queuePort",
+                "0",
+                "--tablePort",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ready = threading.Event()
+        threading.Thread(target=self._read_output, args=(ready,), daemon=True).start()
+        if not ready.wait(START_TIMEOUT_SECONDS) or len(self.ports) < 3:
+            self.stop()
+            raise RuntimeError(
+                f"Azurite did not start within {START_TIMEOUT_SECONDS} s: {''.join(self._output)[-2000:]}"
+            )
+        return self
+
+    def _read_output(self, ready: threading.Event) -> None:
+        """Collect the listening ports, then keep draining the output so Azurite never blocks on it."""
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            if len(self._output) < 100:
+                self._output.append(line)
+            match = _LISTENING.search(line)
+            if match:
+                self.ports[match.group(1)] = int(match.group(2))
+                if len(self.ports) == 3:
+                    ready.set()
+        ready.set()  # Azurite exited: start() reports what it printed
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+    def __enter__(self) -> Azurite:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

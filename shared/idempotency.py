@@ -1,0 +1,394 @@
+"""At most one Genesys call per logical request, on any number of instances.
+
+Semantics follow Stripe and the IETF Idempotency-Key draft. The first request with a key claims it with
+an atomic insert (first writer wins) before anything is dialed; the same key and body later replays the
+stored answer; a different body is `idempotency_key_reused`; a repeat while the first still runs waits
+for its answer. A claim records when the create was sent, so a claim whose owner died can be taken over
+safely when Genesys was never asked, and answers "outcome unknown" when it may have been.
+Without a key, identical requests inside `DUPLICATE_WINDOW_SECONDS` share one derived key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared.errors import Problem
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+log = logging.getLogger(__name__)
+
+CLAIMED, SENT, DONE = "claimed", "sent", "done"
+POLL_SECONDS = 0.1
+MAX_KEY_LENGTH = 255
+IN_PROGRESS_RETRY_AFTER_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer as stored for replay."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+Action = Callable[[Callable[[], None]], Reply]  # gets `mark_sent`; returns the answer to store
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str
+    fingerprint: str
+    state: str
+    owner: str
+    claimed_at: float
+    expires_at: float
+    reply: Reply | None = None
+    etag: str | None = None
+
+
+class Store(Protocol):
+    """Conditional writes are all the coordination there is: no locks span instances."""
+
+    def create(self, record: Record) -> bool:
+        """Insert; False when the key exists."""
+
+    def read(self, key: str) -> Record | None: ...
+
+    def replace(self, record: Record) -> bool:
+        """Write if `record.etag` still matches; False when someone else wrote first."""
+
+    def delete(self, record: Record) -> None:
+        """Delete if `record.etag` still matches."""
+
+
+class MemoryStore:
+    """One process only: for local runs without storage. Each instance would dial on its own."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, Record] = {}
+        self._lock = threading.Lock()
+
+    def create(self, record: Record) -> bool:
+        with self._lock:
+            if record.key in self._records:
+                return False
+            self._records[record.key] = replace(record, etag=uuid.uuid4().hex)
+            return True
+
+    def read(self, key: str) -> Record | None:
+        with self._lock:
+            return self._records.get(key)
+
+    def replace(self, record: Record) -> bool:
+        with self._lock:
+            current = self._records.get(record.key)
+            if current is None or current.etag != record.etag:
+                return False
+            self._records[record.key] = replace(record, etag=uuid.uuid4().hex)
+            return True
+
+    def delete(self, record: Record) -> None:
+        with self._lock:
+            current = self._records.get(record.key)
+            if current is not None and current.etag == record.etag:
+                del self._records[record.key]
+
+
+def fingerprint(value: Any) -> str:
+    """A stable digest of a request's meaning (canonical JSON)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def check_key(key: str) -> str:
+    if not (0 < len(key) <= MAX_KEY_LENGTH) or not key.isprintable() or not key.isascii():
+        raise Problem(
+            "validation_failed",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+class Claim:
+    """A held key; the action calls `mark_sent` right before the request that could dial."""
+
+    def __init__(self, guard: Idempotency, record: Record) -> None:
+        self._guard = guard
+        self.record = record
+
+    @property
+    def sent(self) -> bool:
+        return self.record.state == SENT
+
+    def mark_sent(self) -> None:
+        if self.sent:
+            return
+        updated = replace(self.record, state=SENT)
+        if not self._guard.store.replace(updated):
+            raise Problem(
+                "request_in_progress",
+                "Another attempt took over this request; nothing was dialed by this one.",
+                retry_after=1,
+            )
+        self.record = self._guard.store.read(self.record.key) or updated
+
+
+@dataclass
+class Idempotency:
+    store: Store
+    wait_seconds: float = 25.0
+    stale_seconds: float = 60.0
+    retention_seconds: float = 24 * 3600.0
+    duplicate_window_seconds: float = 60.0
+    clock: Callable[[], float] = time.time
+
+    def run(
+        self,
+        key: str | None,
+        request_fingerprint: str,
+        action: Action,
+        *,
+        request_id: str,
+    ) -> tuple[Reply, bool]:
+        """Answer once per key: run `action(mark_sent)` under a claim, or replay. Returns (reply, replayed)."""
+        if key is None:
+            if self.duplicate_window_seconds <= 0:
+                return action(lambda: None), False
+            store_key, lifetime = "auto:" + request_fingerprint, self.duplicate_window_seconds
+        else:
+            store_key, lifetime = "key:" + check_key(key), self.retention_seconds
+
+        waited_until = time.monotonic() + self.wait_seconds
+        while True:
+            now = self.clock()
+            mine = Record(store_key, request_fingerprint, CLAIMED, request_id, now, now + lifetime)
+            if self.store.create(mine):
+                return self._execute(Claim(self, self.store.read(store_key) or mine), action, request_id), False
+            current = self.store.read(store_key)
+            if current is None:
+                continue  # released between our insert and read: try to claim again
+            if current.expires_at <= now:
+                if self.store.replace(replace(mine, etag=current.etag)):
+                    taken = self.store.read(store_key) or mine
+                    return self._execute(Claim(self, taken), action, request_id), False
+                continue
+            if current.fingerprint != request_fingerprint:
+                raise Problem(
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used for a different request.",
+                    field="Idempotency-Key",
+                )
+            if current.state == DONE and current.reply is not None:
+                log.info("Request %s replays the answer of %s", request_id, current.owner)
+                return current.reply, True
+            if now - current.claimed_at > self.stale_seconds:
+                return self._take_over_stale(current, mine, action, request_id), False
+            if time.monotonic() >= waited_until:
+                raise Problem(
+                    "request_in_progress",
+                    "An earlier request with the same key is still being processed.",
+                    retry_after=IN_PROGRESS_RETRY_AFTER_SECONDS,
+                )
+            time.sleep(POLL_SECONDS)
+
+    def _take_over_stale(self, current: Record, mine: Record, action: Action, request_id: str) -> Reply:
+        if current.state == SENT:
+            raise Problem(
+                "genesys_timeout",
+                "An earlier attempt with this key sent the call to Genesys and never recorded the outcome.",
+                outcome_unknown=True,
+            )
+        if not self.store.replace(replace(mine, expires_at=current.expires_at, etag=current.etag)):
+            raise Problem("request_in_progress", "Another attempt is taking over this request.", retry_after=1)
+        log.warning("Request %s took over a stale claim of %s that never reached Genesys", request_id, current.owner)
+        return self._execute(Claim(self, self.store.read(current.key) or mine), action, request_id)
+
+    def _execute(self, claim: Claim, action: Action, request_id: str) -> Reply:
+        try:
+            reply = action(claim.mark_sent)
+        except Problem as problem:
+            if claim.sent and problem.outcome_unknown:
+                self._finish(claim, Reply(problem.status, problem.to_json(request_id), problem.headers()))
+            else:
+                self.store.delete(claim.record)  # nothing was dialed: a retry may try again
+            raise
+        except Exception:
+            if claim.sent:  # we cannot tell whether the call exists: never let a retry dial again
+                unknown = Problem("internal_error", "The call may have been placed.", outcome_unknown=True)
+                self._finish(claim, Reply(unknown.status, unknown.to_json(request_id), {}))
+            else:
+                self.store.delete(claim.record)
+            raise
+        self._finish(claim, reply)
+        return reply
+
+    def _finish(self, claim: Claim, reply: Reply) -> None:
+        done = replace(claim.record, state=DONE, reply=reply)
+        if not self.store.replace(done):
+            log.error("Could not record the outcome of %s: the claim changed under it", claim.record.owner)
+
+
+class TableStore:
+    """Claims as Azure Table Storage entities (`AzureWebJobsStorage`), shared by every instance."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+        self._table_ready = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_connection_string(cls, connection: str, table_name: str) -> TableStore:
+        from azure.data.tables import TableClient
+
+        return cls(
+            TableClient.from_connection_string(
+                connection, table_name, connection_timeout=2, read_timeout=5, retry_total=2, retry_backoff_factor=0.2
+            )
+        )
+
+    @classmethod
+    def from_identity(cls, table_service_uri: str, table_name: str) -> TableStore:
+        """Identity-based storage (`AzureWebJobsStorage__tableServiceUri`), as the azd template deploys."""
+        from azure.data.tables import TableClient
+        from azure.identity import DefaultAzureCredential
+
+        return cls(
+            TableClient(
+                table_service_uri,
+                table_name,
+                credential=DefaultAzureCredential(),
+                connection_timeout=2,
+                read_timeout=5,
+                retry_total=2,
+            )
+        )
+
+    @staticmethod
+    def _address(key: str) -> tuple[str, str]:
+        digest = hashlib.sha256(key.encode()).hexdigest()  # keys may hold characters Table Storage forbids
+        return digest[:2], digest
+
+    def _entity(self, record: Record) -> dict[str, Any]:
+        partition, row = self._address(record.key)
+        entity: dict[str, Any] = {
+            "PartitionKey": partition,
+            "RowKey": row,
+            "Key": record.key[: MAX_KEY_LENGTH + 5],
+            "Fingerprint": record.fingerprint,
+            "State": record.state,
+            "Owner": record.owner,
+            "ClaimedAt": record.claimed_at,
+            "ExpiresAt": record.expires_at,
+        }
+        if record.reply is not None:
+            entity["ReplyStatus"] = record.reply.status
+            entity["ReplyBody"] = json.dumps(record.reply.body)
+            entity["ReplyHeaders"] = json.dumps(record.reply.headers)
+        return entity
+
+    def _call(self, operation: Callable[[], Any]) -> Any:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            if not self._table_ready:
+                with self._lock:
+                    with contextlib.suppress(ResourceExistsError):
+                        self._table.create_table()
+                    self._table_ready = True
+            return operation()
+        except AzureError as error:
+            if _is_condition_failure(error):
+                raise
+            log.warning("Idempotency store unreachable: %s", type(error).__name__)
+            raise Problem(
+                "idempotency_store_unavailable",
+                "The idempotency store could not be reached; nothing was dialed.",
+                retry_after=5,
+            ) from None
+
+    def create(self, record: Record) -> bool:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self._call(lambda: self._table.create_entity(self._entity(record)))
+        except ResourceExistsError:
+            return False
+        return True
+
+    def read(self, key: str) -> Record | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        partition, row = self._address(key)
+        try:
+            entity = self._call(lambda: self._table.get_entity(partition, row))
+        except ResourceNotFoundError:
+            return None
+        reply = None
+        if entity.get("ReplyStatus") is not None:
+            reply = Reply(
+                int(entity["ReplyStatus"]), json.loads(entity["ReplyBody"]), json.loads(entity["ReplyHeaders"])
+            )
+        return Record(
+            key=key,
+            fingerprint=entity["Fingerprint"],
+            state=entity["State"],
+            owner=entity["Owner"],
+            claimed_at=float(entity["ClaimedAt"]),
+            expires_at=float(entity["ExpiresAt"]),
+            reply=reply,
+            etag=entity.metadata["etag"],
+        )
+
+    def replace(self, record: Record) -> bool:
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        try:
+            self._call(
+                lambda: self._table.update_entity(
+                    self._entity(record),
+                    mode=UpdateMode.REPLACE,
+                    etag=record.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            )
+        except Exception as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def delete(self, record: Record) -> None:
+        from azure.core import MatchConditions
+
+        partition, row = self._address(record.key)
+        try:
+            self._call(
+                lambda: self._table.delete_entity(
+                    partition, row, etag=record.etag, match_condition=MatchConditions.IfNotModified
+                )
+            )
+        except Exception as error:
+            if not _is_condition_failure(error):
+                raise
+
+
+def _is_condition_failure(error: Exception) -> bool:
+    """Someone else wrote first (412) or the entity is gone (404): a lost race, not an outage."""
+    from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
+    return isinstance(error, ResourceExistsError) or (
+        isinstance(error, HttpResponseError) and error.status_code in (404, 409, 412)
+    )
