@@ -71,8 +71,12 @@ class LocalFunctionHost:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
     def start(self) -> LocalFunctionHost:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-host", daemon=True)
+        """Serve on a background thread."""
+        self._thread = threading.Thread(target=self.serve_forever, name="local-host", daemon=True)
         self._thread.start()
         return self
 
@@ -149,3 +153,20 @@ class LocalFunctionHost:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
 
         return Handler
+
+
+def main() -> None:
+    """Serve `function_app.app` with the settings in the environment: `python -m emulators.local_host [port]`."""
+    import logging
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import function_app
+
+    host = LocalFunctionHost(function_app.app, port=int(sys.argv[1]) if len(sys.argv) > 1 else 7071)
+    print(f"listening {host.base_url}", flush=True)
+    host.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""One logical request, at most one Genesys call: keys, the duplicate window, failures, concurrency."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from emulators.azure import VaultFault
+from emulators.genesys import Fault
+from shared.calls import CallRequest
+from shared.idempotency import CLAIMED, SENT, Record, TableStore
+from shared.services import services
+from tests.conftest import Stack
+
+CALL = {"to": "+12125550199"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def keyed(key: str) -> dict[str, str]:
+    return {"Idempotency-Key": key}
+
+
+def test_same_key_same_body_replays_the_stored_answer(stack: Stack) -> None:
+    first = stack.post("/api/calls", CALL, headers=keyed("order-17"))
+    again = stack.post("/api/calls", {"to": "(212) 555-0199"}, headers=keyed("order-17"))
+
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.json() == first.json()
+    assert len(stack.creates()) == 1
+
+
+def test_same_key_different_body_is_key_reused(stack: Stack) -> None:
+    stack.post("/api/calls", CALL, headers=keyed("order-18"))
+
+    response = stack.post("/api/calls", {"to": "+12125550198"}, headers=keyed("order-18"))
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert response.json()["field"] == "Idempotency-Key"
+    assert len(stack.creates()) == 1
+
+
+def test_different_key_dials_again(stack: Stack) -> None:
+    a = stack.post("/api/calls", CALL, headers=keyed("a"))
+    b = stack.post("/api/calls", CALL, headers=keyed("b"))
+
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.json()["conversationId"] != b.json()["conversationId"]
+    assert len(stack.creates()) == 2
+
+
+def test_identical_requests_without_key_inside_the_window_are_one(stack: Stack) -> None:
+    first = stack.post("/api/calls", CALL)
+    retry = stack.post("/api/calls", {"to": "+1 (212) 555-0199"})  # same call, spelled differently
+
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["conversationId"] == first.json()["conversationId"]
+    assert len(stack.creates()) == 1
+
+
+def test_window_zero_turns_duplicate_protection_off(stack: Stack, configure) -> None:
+    configure(DUPLICATE_WINDOW_SECONDS="0")
+
+    stack.post("/api/calls", CALL)
+    stack.post("/api/calls", CALL)
+
+    assert len(stack.creates()) == 2
+
+
+def test_validation_failures_are_not_stored(stack: Stack) -> None:
+    bad = stack.post("/api/calls", {"to": "not a number"}, headers=keyed("fix-me"))
+    fixed = stack.post("/api/calls", CALL, headers=keyed("fix-me"))
+
+    assert bad.status_code == 400
+    assert fixed.status_code == 201
+    assert "Idempotent-Replayed" not in fixed.headers
+
+
+def test_failure_before_sending_is_released_and_the_retry_dials_once(stack: Stack) -> None:
+    stack.vault.inject(*[VaultFault(status=503)] * 3)  # the SDK's three attempts, all refused
+
+    failed = stack.post("/api/calls", CALL, headers=keyed("vault-down"))
+    retried = stack.post("/api/calls", CALL, headers=keyed("vault-down"))
+
+    assert failed.status_code == 503
+    assert retried.status_code == 201
+    assert len(stack.creates()) == 1
+
+
+def test_outcome_unknown_is_stored_so_a_retry_never_dials_again(stack: Stack) -> None:
+    stack.genesys.inject("create_call", Fault(status=503))
+
+    failed = stack.post("/api/calls", CALL, headers=keyed("maybe-dialed"))
+    retried = stack.post("/api/calls", CALL, headers=keyed("maybe-dialed"))
+
+    assert failed.status_code == retried.status_code == 503
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert retried.headers["Content-Type"].startswith("application/problem+json")
+    assert retried.json()["code"] == "genesys_unavailable"
+    assert "Outcome unknown" in retried.json()["hint"]
+    assert len(stack.creates()) == 1
+
+
+def test_genesys_refusal_is_released_so_a_fixed_org_can_be_retried(stack: Stack) -> None:
+    stack.genesys.inject("create_call", Fault(status=403, code="missing.any.permissions"))
+
+    refused = stack.post("/api/calls", CALL, headers=keyed("perm"))
+    retried = stack.post("/api/calls", CALL, headers=keyed("perm"))
+
+    assert refused.json()["code"] == "genesys_permission_denied"
+    assert retried.status_code == 201
+    assert len(stack.genesys.org.conversations) == 1
+
+
+def test_a_repeat_while_the_first_runs_waits_and_answers_the_same_call(stack: Stack) -> None:
+    stack.genesys.inject("create_call", Fault(delay=1.0, then_succeed=True))
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(stack.post, "/api/calls", CALL, headers=keyed("slow"))
+        while not stack.creates():  # the first has claimed the key and is dialing
+            time.sleep(0.01)
+        second = pool.submit(stack.post, "/api/calls", CALL, headers=keyed("slow"))
+        answers = [first.result(), second.result()]
+
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[1].headers["Idempotent-Replayed"] == "true"
+    assert answers[0].json()["conversationId"] == answers[1].json()["conversationId"]
+    assert len(stack.creates()) == 1
+
+
+def test_past_the_wait_bound_a_repeat_is_request_in_progress(stack: Stack, configure) -> None:
+    configure(IDEMPOTENCY_WAIT_SECONDS="0.2")
+    stack.genesys.inject("create_call", Fault(delay=1.5, then_succeed=True))
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(stack.post, "/api/calls", CALL, headers=keyed("busy"))
+        while not stack.creates():
+            time.sleep(0.01)
+        second = stack.post("/api/calls", CALL, headers=keyed("busy"))
+        assert first.result().status_code == 201
+
+    assert second.status_code == 409
+    assert second.json()["code"] == "request_in_progress"
+    assert int(second.headers["Retry-After"]) >= 1
+    assert len(stack.creates()) == 1
+
+
+def stored_claim(stack: Stack, key: str, state: str, age: float) -> None:
+    """Write a claim as a crashed instance would have left it, through the real Table client."""
+    store = TableStore.from_connection_string(os.environ["AzureWebJobsStorage"], os.environ["IDEMPOTENCY_TABLE"])
+    plan = services().calls.plan(CallRequest.from_json(CALL))
+    now = time.time()
+    assert store.create(Record("key:" + key, plan.fingerprint, state, "dead-instance", now - age, now + 3600))
+
+
+def test_stale_claim_that_never_reached_genesys_is_taken_over(stack: Stack) -> None:
+    stored_claim(stack, "crashed-early", CLAIMED, age=3600)
+
+    response = stack.post("/api/calls", CALL, headers=keyed("crashed-early"))
+
+    assert response.status_code == 201, response.text
+    assert len(stack.creates()) == 1
+
+
+def test_stale_claim_that_was_sent_answers_outcome_unknown_without_dialing(stack: Stack) -> None:
+    stored_claim(stack, "crashed-late", SENT, age=3600)
+
+    response = stack.post("/api/calls", CALL, headers=keyed("crashed-late"))
+
+    assert response.status_code == 504
+    assert response.json()["code"] == "genesys_timeout"
+    assert "Outcome unknown" in response.json()["hint"]
+    assert stack.creates() == []
+
+
+def test_unreachable_store_answers_503_and_dials_nothing(stack: Stack, configure) -> None:
+    configure(
+        AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        "AccountKey=a2V5;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    )
+
+    response = stack.post("/api/calls", CALL, headers=keyed("no-store"))
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "idempotency_store_unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert stack.creates() == []
+
+
+def test_without_storage_an_in_process_store_still_deduplicates(
+    stack: Stack, configure, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure(AzureWebJobsStorage=None)
+
+    stack.post("/api/calls", CALL, headers=keyed("local"))
+    again = stack.post("/api/calls", CALL, headers=keyed("local"))
+
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(stack.creates()) == 1
+    assert "covers this instance only" in caplog.text
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there"])
+def test_malformed_keys_are_refused(stack: Stack, key: str) -> None:
+    response = stack.session.post(
+        stack.host.base_url + "/api/calls", json=CALL, headers={"Idempotency-Key": key}, timeout=30
+    )
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "Idempotency-Key"
+    assert stack.creates() == []
