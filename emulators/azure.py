@@ -271,6 +271,11 @@ class ManagedIdentityEmulator(_Emulator):
         with self._lock:
             return [dict(entry) for entry in self._log]
 
+    def issued_tokens(self) -> list[str]:
+        """Every token issued (tests check none reaches a log)."""
+        with self._lock:
+            return list(self._tokens)
+
     def is_valid_token(self, token: str, resource: str | None = None) -> bool:
         """True for an unexpired token issued here (and for ``resource``, if given)."""
         with self._lock:

@@ -358,6 +358,7 @@ class GenesysEmulator:
         self._port = port
         self._lock = threading.RLock()
         self._tokens: dict[str, float] = {}  # access token -> monotonic expiry
+        self._issued: list[str] = []  # every token ever issued, for log audits
         self._faults: dict[str, deque[Fault]] = {}
         self._log: list[RecordedRequest] = []
         self._stopping = threading.Event()
@@ -427,6 +428,11 @@ class GenesysEmulator:
         """Change the client secret; tokens already issued stay valid."""
         with self._lock:
             self.client_secret = new_secret
+
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued since start, revoked or not (tests check none reaches a log)."""
+        with self._lock:
+            return list(self._issued)
 
     def revoke_tokens(self) -> None:
         """Invalidate every issued token (API calls then get 401 bad.credentials)."""
@@ -581,6 +587,7 @@ class GenesysEmulator:
         token = secrets.token_urlsafe(48)
         with self._lock:
             self._tokens[token] = time.monotonic() + self.token_ttl_seconds
+            self._issued.append(token)
         return _Response(200, {"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl_seconds})
 
     def _create_call_self(self, request: RecordedRequest) -> _Response:

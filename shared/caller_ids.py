@@ -6,7 +6,6 @@ ourselves, before dialing, and say which allowed number the caller probably mean
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +16,9 @@ from shared.config import Settings
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
+from shared.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 T = TypeVar("T")
 
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, Reply, fingerprint
+from shared.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Input limits (docs/limits in README): generous for real use, small enough to refuse abuse early.
 MAX_NUMBER_LENGTH = 64
@@ -188,8 +188,7 @@ class CallService:
     def place(self, plan: CallPlan, request_id: str, before_send: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Send the one create request and describe the call that Genesys accepted."""
         log.info(
-            "Request %s placing call to %s from %s for user %s",
-            request_id,
+            "Placing call to %s from %s for user %s",
             phone.mask(plan.to.e164),
             phone.mask(plan.caller_id),
             plan.user_id,
@@ -198,8 +197,7 @@ class CallService:
             plan.user_id, plan.genesys_body, Deadline(self._settings.call_deadline_seconds), before_send
         )
         log.info(
-            "Request %s created conversation %s (correlation %s)",
-            request_id,
+            "Genesys created conversation %s (correlation %s)",
             created.conversation_id,
             created.correlation_id,
         )

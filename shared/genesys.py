@@ -8,7 +8,6 @@ failed before the request was sent): a second POST after a 5xx or a read timeout
 from __future__ import annotations
 
 import base64
-import logging
 import random
 import threading
 import time
@@ -21,8 +20,9 @@ from requests.adapters import HTTPAdapter
 
 from shared.deadline import Deadline
 from shared.errors import Problem, problem_from_genesys
+from shared.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # The only body fields Genesys's CreateCallRequest has (reference/genesys-cloud-api.md).
 CREATE_CALL_FIELDS = frozenset(

@@ -6,7 +6,6 @@ Every handler goes through `endpoint`, so no route can leak a stack trace or ans
 from __future__ import annotations
 
 import json
-import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -16,8 +15,9 @@ import azure.functions as func
 
 from shared.errors import Problem
 from shared.idempotency import Reply
+from shared.logs import get_logger, log_fields
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -72,16 +72,17 @@ def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse
 
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         request_id = request_id_for(req)
-        try:
-            return handler(req, request_id)
-        except Problem as problem:
-            log.info("Request %s answered %s %s", request_id, problem.status, problem.code)
-            return problem_response(problem, request_id)
-        except Exception:
-            log.exception("Request %s failed unexpectedly", request_id)
-            return problem_response(
-                Problem("internal_error", "An unexpected error occurred; nothing more is known."), request_id
-            )
+        with log_fields(request_id=request_id, idempotency_key=req.headers.get("Idempotency-Key")):
+            try:
+                return handler(req, request_id)
+            except Problem as problem:
+                log.info("Answered %s %s", problem.status, problem.code)
+                return problem_response(problem, request_id)
+            except Exception:
+                log.exception("Failed unexpectedly")
+                return problem_response(
+                    Problem("internal_error", "An unexpected error occurred; nothing more is known."), request_id
+                )
 
     # The Functions worker reads the signature to bind `req`: copy the name, not `__wrapped__`.
     wrapper.__name__ = wrapper.__qualname__ = handler.__name__

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import threading
 import time
 import uuid
@@ -22,11 +21,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import Problem
+from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CLAIMED, SENT, DONE = "claimed", "sent", "done"
 POLL_SECONDS = 0.1
@@ -191,7 +191,7 @@ class Idempotency:
                     field="Idempotency-Key",
                 )
             if current.state == DONE and current.reply is not None:
-                log.info("Request %s replays the answer of %s", request_id, current.owner)
+                log.info("Replaying the answer of request %s", current.owner)
                 return current.reply, True
             if now - current.claimed_at > self.stale_seconds:
                 return self._take_over_stale(current, mine, action, request_id), False
@@ -212,7 +212,7 @@ class Idempotency:
             )
         if not self.store.replace(replace(mine, expires_at=current.expires_at, etag=current.etag)):
             raise Problem("request_in_progress", "Another attempt is taking over this request.", retry_after=1)
-        log.warning("Request %s took over a stale claim of %s that never reached Genesys", request_id, current.owner)
+        log.warning("Took over a stale claim of request %s that never reached Genesys", current.owner)
         return self._execute(Claim(self, self.store.read(current.key) or mine), action, request_id)
 
     def _execute(self, claim: Claim, action: Action, request_id: str) -> Reply:

@@ -6,16 +6,16 @@ caller says the cached one stopped working (`refresh=True`, e.g. after a rotatio
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import Problem
+from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class SecretSource(Protocol):

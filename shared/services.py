@@ -7,7 +7,6 @@ worker that fails to start, and is cached so a warm instance reuses its pooled c
 from __future__ import annotations
 
 import functools
-import logging
 from dataclasses import dataclass
 
 from shared.caller_ids import CallerIds
@@ -15,9 +14,10 @@ from shared.calls import CallService
 from shared.config import Settings, load_settings
 from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, MemoryStore, Store, TableStore
+from shared.logs import get_logger
 from shared.secrets import KeyVaultSecrets, SecretSource, StaticSecrets
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

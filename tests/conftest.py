@@ -6,6 +6,7 @@ request log and no queued faults, so tests never see each other's state.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,46 @@ class Stack:
 
     def creates(self) -> list[Any]:
         return self.genesys.requests("create_call")
+
+
+class LogAudit(logging.Handler):
+    """Keeps every log line of the whole run; the session ends by checking none holds a secret or number."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.secrets: set[str] = {CLIENT_SECRET}
+        self.numbers: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def remember(self, genesys: GenesysEmulator, identity: ManagedIdentityEmulator) -> None:
+        """Collect what must never be logged: tokens issued and every number sent to Genesys."""
+        self.secrets.update(genesys.issued_tokens(), identity.issued_tokens(), [genesys.client_secret])
+        for create in genesys.requests("create_call"):
+            for field in ("phoneNumber", "callerId"):
+                number = (create.json or {}).get(field)
+                if isinstance(number, str) and number.startswith("+"):
+                    self.numbers.update({number, number[1:]})
+
+    def leaks(self) -> list[str]:
+        text = "\n".join(self.lines)
+        return [s[:6] + "..." for s in self.secrets | self.numbers if s and s in text]
+
+
+@pytest.fixture(scope="session")
+def log_audit() -> Iterator[LogAudit]:
+    audit = LogAudit()
+    audit.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(audit)
+    root.setLevel(logging.DEBUG)
+    yield audit
+    root.removeHandler(audit)
+    root.setLevel(previous_level)
+    assert audit.leaks() == [], "secrets, tokens or full phone numbers reached the logs"
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +158,7 @@ def configure(emulators: tuple[Any, ...], azurite: Azurite, monkeypatch: pytest.
 
 
 @pytest.fixture
-def stack(emulators: tuple[Any, ...], configure: Callable[..., None]) -> Iterator[Stack]:
+def stack(emulators: tuple[Any, ...], configure: Callable[..., None], log_audit: LogAudit) -> Iterator[Stack]:
     genesys, identity, vault, host = emulators
     genesys.reset()
     genesys.client_secret = CLIENT_SECRET
@@ -127,4 +168,5 @@ def stack(emulators: tuple[Any, ...], configure: Callable[..., None]) -> Iterato
     configure()
     with requests.Session() as session:
         yield Stack(genesys, identity, vault, host, session)
+    log_audit.remember(genesys, identity)
     services.cache_clear()

@@ -1,0 +1,43 @@
+"""Logs carry the request id, the idempotency key and masked numbers, and never secrets."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.conftest import LogAudit, Stack
+
+
+def test_call_logs_are_tagged_and_masked(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="shared")
+
+    response = stack.post("/api/calls", {"to": "+12125550199"}, headers={"Idempotency-Key": "log-check"})
+
+    request_id = response.headers["X-Request-Id"]
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("shared.calls")]
+    assert any("Placing call to +1212555**** from +1317555****" in line for line in ours)
+    assert all(f"request_id={request_id}" in line and "idempotency_key=log-check" in line for line in ours)
+
+
+def test_caller_supplied_request_id_is_kept(stack: Stack) -> None:
+    response = stack.post("/api/calls/validate", {"to": "+12125550199"}, headers={"X-Request-Id": "flow-7.run-3"})
+
+    assert response.headers["X-Request-Id"] == "flow-7.run-3"
+    assert response.json()["requestId"] == "flow-7.run-3"
+
+
+def test_the_audit_catches_a_planted_leak() -> None:
+    audit = LogAudit()
+    audit.numbers.update({"+12125550199", "12125550199"})
+    audit.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("audit-self-test")
+    logger.propagate = False  # the planted leak must not reach the session's own audit
+    logger.addHandler(audit)
+    try:
+        logger.warning("dialing +1212555****")
+        assert audit.leaks() == []
+        logger.warning("dialing 12125550199 with emulator-client-secret")
+        assert sorted(audit.leaks()) == ["121255...", "emulat..."]
+    finally:
+        logger.removeHandler(audit)
