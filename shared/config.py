@@ -50,6 +50,7 @@ class Settings:
     client_secret_name: str
     client_secret: str | None
     key_vault_verify_challenge_resource: bool
+    key_vault_read_timeout_seconds: float
     call_user_id: str | None
     default_caller_id: str | None
     allowed_caller_ids: frozenset[str]
@@ -195,6 +196,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         client_secret_name=_text(env, "GENESYS_CLIENT_SECRET_NAME", "genesys-client-secret") or "",
         client_secret=client_secret,
         key_vault_verify_challenge_resource=_flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
+        key_vault_read_timeout_seconds=_seconds(env, "KEY_VAULT_READ_TIMEOUT_SECONDS", 5.0),
         call_user_id=_text(env, "GENESYS_CALL_USER_ID"),
         default_caller_id=_caller_id(default_caller, "DEFAULT_CALLER_ID", default_region) if default_caller else None,
         allowed_caller_ids=allowed,

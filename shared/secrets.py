@@ -38,9 +38,10 @@ class StaticSecrets:
 class KeyVaultSecrets:
     """Key Vault reads through azure-identity's credential chain (managed identity in Azure)."""
 
-    def __init__(self, vault_url: str, *, verify_challenge_resource: bool = True) -> None:
+    def __init__(self, vault_url: str, *, verify_challenge_resource: bool = True, read_timeout: float = 5.0) -> None:
         self._vault_url = vault_url
         self._verify_challenge_resource = verify_challenge_resource
+        self._read_timeout = read_timeout
         self._client: SecretClient | None = None
         self._cache: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -59,7 +60,7 @@ class KeyVaultSecrets:
                 retry_total=2,
                 retry_backoff_factor=0.2,
                 connection_timeout=3,
-                read_timeout=5,
+                read_timeout=self._read_timeout,
             )
         return self._client
 

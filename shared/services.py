@@ -35,7 +35,9 @@ def services() -> Services:
     secrets: SecretSource
     if settings.key_vault_url:
         secrets = KeyVaultSecrets(
-            settings.key_vault_url, verify_challenge_resource=settings.key_vault_verify_challenge_resource
+            settings.key_vault_url,
+            verify_challenge_resource=settings.key_vault_verify_challenge_resource,
+            read_timeout=settings.key_vault_read_timeout_seconds,
         )
     else:
         secrets = StaticSecrets({settings.client_secret_name: settings.client_secret})

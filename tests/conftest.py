@@ -45,6 +45,31 @@ class Stack:
         return self.genesys.requests("create_call")
 
 
+@dataclass
+class Tally:
+    """Counts for docs/reliability.md, printed at the end of the run."""
+
+    hostile_inputs: int = 0
+    hostile_5xx: int = 0
+    fault_scenarios: int = 0
+    duplicate_creates: int = 0
+
+    def hostile(self, response: requests.Response) -> None:
+        self.hostile_inputs += 1
+        self.hostile_5xx += response.status_code >= 500
+
+
+TALLY = Tally()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if TALLY.hostile_inputs or TALLY.fault_scenarios:
+        terminalreporter.write_line(
+            f"reliability: hostile inputs tried={TALLY.hostile_inputs}, 5xx seen={TALLY.hostile_5xx}, "
+            f"fault scenarios={TALLY.fault_scenarios}, duplicate creates={TALLY.duplicate_creates}"
+        )
+
+
 class LogAudit(logging.Handler):
     """Keeps every log line of the whole run; the session ends by checking none holds a secret or number."""
 
@@ -132,6 +157,7 @@ SETTING_NAMES = (
     "CALLER_ID_CACHE_SECONDS",
     "DUPLICATE_WINDOW_SECONDS",
     "IDEMPOTENCY_WAIT_SECONDS",
+    "KEY_VAULT_READ_TIMEOUT_SECONDS",
     "AzureWebJobsStorage__tableServiceUri",
 )
 

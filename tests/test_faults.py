@@ -1,0 +1,162 @@
+"""Every fault class through the emulators: the catalog answer, inside the deadline, never a second call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from emulators.azure import VaultFault
+from emulators.genesys import Fault
+from tests.conftest import TALLY, Stack
+
+DEADLINE_SECONDS = 8  # CALL_DEADLINE_SECONDS in the test settings
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    arrange: Callable[[Stack, Callable[..., None]], None]
+    status: int
+    code: str | None  # None: the call is placed
+    retryable: bool | None = None
+    posts: int = 1  # create requests Genesys should see
+
+
+def genesys(route: str, *faults: Fault) -> Callable[[Stack, Callable[..., None]], None]:
+    return lambda stack, configure: stack.genesys.inject(route, *faults)
+
+
+def vault(*faults: VaultFault) -> Callable[[Stack, Callable[..., None]], None]:
+    return lambda stack, configure: stack.vault.inject(*faults)
+
+
+def settings(**values: str) -> Callable[[Stack, Callable[..., None]], None]:
+    return lambda stack, configure: configure(**values)
+
+
+def rotate(stack: Stack, configure: Callable[..., None]) -> None:
+    stack.genesys.rotate_secret("rotated-after-start")
+    stack.vault.set_secret("genesys-client-secret", "rotated-after-start")
+
+
+SCENARIOS = [
+    Scenario(
+        "key vault refuses connections",
+        settings(KEY_VAULT_URL="https://127.0.0.1:9/"),
+        503,
+        "key_vault_unavailable",
+        True,
+        posts=0,
+    ),
+    Scenario(
+        "key vault 503 on every try", vault(*[VaultFault(status=503)] * 3), 503, "key_vault_unavailable", True, posts=0
+    ),
+    Scenario("key vault slow once", vault(VaultFault(status=None, delay=0.3)), 201, None),
+    Scenario(
+        "key vault slower than its timeout",
+        lambda s, c: (c(KEY_VAULT_READ_TIMEOUT_SECONDS="0.3"), s.vault.inject(*[VaultFault(status=None, delay=1)] * 3)),
+        503,
+        "key_vault_unavailable",
+        True,
+        posts=0,
+    ),
+    Scenario("key vault forbids", vault(VaultFault(status=403)), 500, "key_vault_forbidden", False, posts=0),
+    Scenario("secret rotated in the vault", rotate, 201, None),
+    Scenario("token endpoint 502 once", genesys("token", Fault(status=502)), 201, None),
+    Scenario(
+        "token endpoint 500 (not retried)",
+        genesys("token", Fault(status=500)),
+        503,
+        "genesys_unavailable",
+        True,
+        posts=0,
+    ),
+    Scenario(
+        "token endpoint 503 always",
+        genesys("token", *[Fault(status=503)] * 3),
+        503,
+        "genesys_unavailable",
+        True,
+        posts=0,
+    ),
+    Scenario(
+        "token endpoint not JSON",
+        genesys("token", *[Fault(status=502, raw_body=b"<html/>")] * 3),
+        503,
+        "genesys_unavailable",
+        True,
+        posts=0,
+    ),
+    Scenario(
+        "429 with Retry-After, then OK", genesys("create_call", Fault(status=429, retry_after=1)), 201, None, posts=2
+    ),
+    Scenario("429 without Retry-After, then OK", genesys("create_call", Fault(status=429)), 201, None, posts=2),
+    Scenario(
+        "429 past the deadline",
+        genesys("create_call", Fault(status=429, retry_after=60)),
+        429,
+        "genesys_rate_limited",
+        True,
+    ),
+    Scenario("502 on create", genesys("create_call", Fault(status=502)), 503, "genesys_unavailable", True),
+    Scenario("503 on create", genesys("create_call", Fault(status=503)), 503, "genesys_unavailable", True),
+    Scenario("504 on create", genesys("create_call", Fault(status=504)), 504, "genesys_timeout", True),
+    Scenario(
+        "connection refused",
+        settings(GENESYS_API_BASE_URL="http://127.0.0.1:9", GENESYS_LOGIN_BASE_URL="http://127.0.0.1:9"),
+        503,
+        "genesys_unavailable",
+        True,
+        posts=0,
+    ),
+    Scenario(
+        "read timeout after sending",
+        genesys("create_call", Fault(delay=5, then_succeed=True)),
+        504,
+        "genesys_timeout",
+        True,
+    ),
+    Scenario(
+        "connection dropped after sending", genesys("create_call", Fault(drop=True)), 504, "genesys_timeout", True
+    ),
+    Scenario(
+        "200 that is not JSON",
+        genesys("create_call", Fault(status=200, raw_body=b"OK")),
+        503,
+        "genesys_unavailable",
+        True,
+    ),
+    Scenario(
+        "DID list 503 always", genesys("dids", *[Fault(status=503)] * 3), 503, "genesys_unavailable", True, posts=0
+    ),
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_fault_ends_in_its_catalog_answer(stack: Stack, configure, scenario: Scenario) -> None:
+    scenario.arrange(stack, configure)
+
+    started = time.monotonic()
+    response = stack.post(
+        "/api/calls", {"to": "+12125550199", "from": "+13175550110"}, headers={"Idempotency-Key": "f"}
+    )
+    elapsed = time.monotonic() - started
+    retry = stack.post("/api/calls", {"to": "+12125550199", "from": "+13175550110"}, headers={"Idempotency-Key": "f"})
+
+    TALLY.fault_scenarios += 1
+    TALLY.duplicate_creates += max(0, len(stack.genesys.org.conversations) - 1)
+    assert response.status_code == scenario.status, response.text
+    if scenario.code is None:
+        assert retry.headers.get("Idempotent-Replayed") == "true"
+    else:
+        problem = response.json()
+        assert problem["code"] == scenario.code
+        assert problem["retryable"] is scenario.retryable
+        if response.status_code in (429, 503):
+            assert int(response.headers["Retry-After"]) >= 1
+    assert len(stack.creates()) >= scenario.posts
+    assert len(stack.genesys.org.conversations) <= 1, "a logical request created two calls"
+    assert elapsed < DEADLINE_SECONDS + 7, f"took {elapsed:.1f} s"
