@@ -1,0 +1,114 @@
+"""Property-based tests of the HTTP surface: whatever arrives, the answer is never a 5xx.
+
+Every answer is either a success or a catalog problem; each input is counted for docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.errors import CATALOG
+from tests.conftest import TALLY, Stack
+
+FIELDS = [
+    "to",
+    "from",
+    "callerIdName",
+    "queueId",
+    "userId",
+    "region",
+    "attributes",
+    "uuiData",
+    "label",
+    "externalContactId",
+]
+ROUTES = ["/api/calls", "/api/calls/validate"]
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,  # the same inputs on every run, so CI failures reproduce
+)
+
+any_text = st.text(st.characters(codec="utf-8"), max_size=80)  # includes control characters and emoji
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(any_text, inner, max_size=5),
+    max_leaves=30,
+)
+phone_like = st.text(alphabet="+0123456789 ()-.tel:;ext=x#*", max_size=70) | st.from_regex(
+    r"\+\d{1,40}", fullmatch=True
+)
+
+
+def check(stack: Stack, response: Any) -> None:
+    """The one property: no 5xx; errors are catalog problems."""
+    TALLY.hostile(response)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        problem = response.json()
+        assert problem["code"] in CATALOG
+        assert problem["status"] == response.status_code
+
+
+def send(stack: Stack, route: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
+    return stack.session.post(
+        stack.host.base_url + route,
+        data=body,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        timeout=30,
+    )
+
+
+@FUZZ
+@given(body=st.binary(max_size=2048), route=st.sampled_from(ROUTES))
+def test_random_bytes(stack: Stack, body: bytes, route: str) -> None:
+    check(stack, send(stack, route, body))
+
+
+@FUZZ
+@given(value=json_values, route=st.sampled_from(ROUTES))
+def test_random_json_documents(stack: Stack, value: Any, route: str) -> None:
+    check(stack, send(stack, route, json.dumps(value).encode()))
+
+
+@FUZZ
+@given(
+    body=st.fixed_dictionaries(
+        {"to": phone_like | json_values}, optional={f: json_values | any_text for f in FIELDS if f != "to"}
+    ),
+    route=st.sampled_from(ROUTES),
+)
+def test_wrong_types_and_odd_text_in_every_field(stack: Stack, body: dict[str, Any], route: str) -> None:
+    check(stack, send(stack, route, json.dumps(body).encode()))
+
+
+@FUZZ
+@given(to=phone_like, region=st.sampled_from(["US", "GB", "DE", "IN", "BR", "JP", "us", "ZZ", ""]))
+def test_number_like_strings(stack: Stack, to: str, region: str) -> None:
+    check(stack, send(stack, "/api/calls/validate", json.dumps({"to": to, "region": region}).encode()))
+
+
+@settings(FUZZ, max_examples=30)
+@given(depth=st.integers(min_value=1, max_value=8000), entries=st.integers(min_value=0, max_value=2000))
+def test_deep_and_huge_documents(stack: Stack, depth: int, entries: int) -> None:
+    deep = b"[" * depth + b"]" * depth
+    huge = json.dumps({"to": "+12125550199", "attributes": {f"k{i}": "v" * 10 for i in range(entries)}}).encode()
+    check(stack, send(stack, "/api/calls", deep))
+    check(stack, send(stack, "/api/calls", huge))
+
+
+header_text = st.text(st.characters(min_codepoint=33, max_codepoint=255), max_size=300)  # what HTTP can carry
+
+
+@FUZZ
+@given(content_type=header_text, key=header_text)
+def test_odd_headers(stack: Stack, content_type: str, key: str) -> None:
+    headers = {"Content-Type": content_type, "Idempotency-Key": key}
+    check(stack, send(stack, "/api/calls", b'{"to": "+12125550199"}', headers))
