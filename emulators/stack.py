@@ -1,8 +1,9 @@
 """Run the whole product locally against its emulated default, and show it working.
 
-Starts the Genesys emulator (demo org), the managed-identity endpoint and the HTTPS Key Vault emulator
-(holding the Genesys client secret), points the app's settings at them, serves the function app on
-http://127.0.0.1:7071 and places a demo call, printing what Genesys received. Then one rejected request.
+Starts the Genesys emulator (demo org), the managed-identity endpoint, the HTTPS Key Vault emulator
+(holding the Genesys client secret) and Azurite, points the app's settings at them, serves the function
+app on http://127.0.0.1:7071 and places a demo call, printing what Genesys received; then the same
+request again (replayed, not redialed) and one rejected request.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import logging
 import os
 import sys
 import threading
+import uuid
 from typing import Any
 
 import requests
 
 from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
+from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, GenesysEmulator
 from emulators.local_host import LocalFunctionHost
 
@@ -26,10 +29,11 @@ CLIENT_SECRET = "emulator-client-secret"  # the emulated org's secret; it lives 
 
 
 def settings_for(
-    genesys: GenesysEmulator, identity: ManagedIdentityEmulator, vault: KeyVaultEmulator
+    genesys: GenesysEmulator, identity: ManagedIdentityEmulator, vault: KeyVaultEmulator, azurite: Azurite
 ) -> dict[str, str]:
     """App settings that point the function app at the emulators (what local.settings.json would hold)."""
     return {
+        "AzureWebJobsStorage": azurite.connection_string,
         "GENESYS_API_BASE_URL": genesys.base_url,
         "GENESYS_LOGIN_BASE_URL": genesys.base_url,
         "GENESYS_ALLOW_INSECURE_HTTP": "true",
@@ -60,8 +64,9 @@ def demo(base_url: str, genesys: GenesysEmulator) -> bool:
         "queueId": DEMO_QUEUE_ID,
         "attributes": {"invoice": "A-1017"},
     }
-    print(f"POST {base_url}/api/calls\n{json.dumps(call, indent=2)}")
-    placed = requests.post(f"{base_url}/api/calls", json=call, timeout=30)
+    key = {"Idempotency-Key": f"demo-{uuid.uuid4()}"}
+    print(f"POST {base_url}/api/calls  Idempotency-Key: {key['Idempotency-Key']}\n{json.dumps(call, indent=2)}")
+    placed = requests.post(f"{base_url}/api/calls", json=call, headers=key, timeout=30)
     created = genesys.requests("create_call")
     if created:
         sent = created[-1]
@@ -69,11 +74,21 @@ def demo(base_url: str, genesys: GenesysEmulator) -> bool:
     body = _show("Our answer", placed)
     print(f"\nConversation id: {body.get('conversationId')}")
 
+    retried = requests.post(f"{base_url}/api/calls", json=call, headers=key, timeout=30)
+    print(
+        f"\n== The same request again (a Power Automate retry): HTTP {retried.status_code}, "
+        f"Idempotent-Replayed: {retried.headers.get('Idempotent-Replayed')}, "
+        f"conversation {retried.json().get('conversationId')}, creates sent to Genesys: "
+        f"{len(genesys.requests('create_call'))}"
+    )
+
     rejected_call = {"to": "+12125550199", "from": "+3175550101"}
     print(f"\nPOST {base_url}/api/calls (a caller ID with its country code missing)\n{json.dumps(rejected_call)}")
     rejected = requests.post(f"{base_url}/api/calls", json=rejected_call, timeout=30)
     _show("Rejected before dialing", rejected)
-    return placed.status_code == 201 and rejected.status_code == 422 and len(genesys.requests("create_call")) == 1
+    replayed = retried.headers.get("Idempotent-Replayed") == "true"
+    one_call = len(genesys.requests("create_call")) == 1
+    return placed.status_code == 201 and replayed and rejected.status_code == 422 and one_call
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         GenesysEmulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as genesys,
         ManagedIdentityEmulator() as identity,
         KeyVaultEmulator(identity, {"genesys-client-secret": CLIENT_SECRET}) as vault,
+        Azurite() as azurite,
     ):
-        os.environ.update(settings_for(genesys, identity, vault))
+        os.environ.update(settings_for(genesys, identity, vault, azurite))
         import function_app  # after the settings: the app reads them on its first request
 
         with LocalFunctionHost(function_app.app, port=args.port) as host:
