@@ -73,8 +73,6 @@ CATALOG: dict[str, CatalogEntry] = {
         True,
         "Wait for Retry-After seconds, then send the same request again.",
     ),
-    "not_found": CatalogEntry(404, "Not found", False, "Check the URL."),
-    "method_not_allowed": CatalogEntry(405, "Method not allowed", False, "Check the HTTP method for this route."),
     "genesys_auth_failed": CatalogEntry(
         502,
         "Genesys Cloud rejected the OAuth client",
@@ -182,8 +180,8 @@ CATALOG: dict[str, CatalogEntry] = {
 
 
 OUTCOME_UNKNOWN_HINT = (
-    "Outcome unknown: Genesys may have placed the call. Check GET /api/calls/{conversationId} or the "
-    "Genesys conversation list before retrying, and retry only with the same Idempotency-Key."
+    "Outcome unknown: Genesys may have placed the call. Check the Genesys conversation list (or the "
+    "conversation, if you have its id) before retrying, and retry only with the same Idempotency-Key."
 )
 
 

@@ -235,9 +235,15 @@ class Idempotency:
         return reply
 
     def _finish(self, claim: Claim, reply: Reply) -> None:
+        """Record the answer for replays. If that fails the caller still gets the real answer; the claim
+        stays `sent`, so a later retry answers "outcome unknown" instead of dialing again."""
         done = replace(claim.record, state=DONE, reply=reply)
-        if not self.store.replace(done):
-            log.error("Could not record the outcome of %s: the claim changed under it", claim.record.owner)
+        try:
+            recorded = self.store.replace(done)
+        except Problem:
+            recorded = False
+        if not recorded:
+            log.error("Could not record the outcome of request %s for replay", claim.record.owner)
 
 
 class TableStore:
