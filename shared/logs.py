@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
 _fields: ContextVar[dict[str, str]] = ContextVar("log_fields", default={})  # noqa: B039 - never mutated
 
 
+def _printable(value: str) -> str:
+    """Caller-supplied values must not forge log lines."""
+    return "".join(c if c.isprintable() else "?" for c in value)
+
+
 @contextlib.contextmanager
 def log_fields(**fields: str | None) -> Iterator[None]:
     """Attach fields to every log line written inside the block (on this thread or task)."""
-    token = _fields.set({**_fields.get(), **{k: v[:80] for k, v in fields.items() if v}})
+    clean = {name: _printable(value[:80]) for name, value in fields.items() if value}
+    token = _fields.set({**_fields.get(), **clean})
     try:
         yield
     finally:
@@ -26,11 +32,15 @@ def log_fields(**fields: str | None) -> Iterator[None]:
 
 
 class _WithFields(logging.LoggerAdapter):
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
         fields = _fields.get()
         if fields:
-            msg = f"{msg} | " + " ".join(f"{name}={value}" for name, value in fields.items())
-        return msg, kwargs
+            suffix = " | " + " ".join(f"{name}={value}" for name, value in fields.items())
+            # Field values come from callers (an Idempotency-Key may hold "%"): keep them out of %-formatting.
+            msg = f"{msg}{suffix.replace('%', '%%') if args else suffix}"
+        self.logger.log(level, msg, *args, **kwargs)
 
 
 def get_logger(name: str) -> logging.LoggerAdapter:

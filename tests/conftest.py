@@ -6,8 +6,10 @@ request log and no queued faults, so tests never see each other's state.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,10 +55,13 @@ class Tally:
     hostile_5xx: int = 0
     fault_scenarios: int = 0
     duplicate_creates: int = 0
+    hostile_answers: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def hostile(self, response: requests.Response) -> None:
         self.hostile_inputs += 1
         self.hostile_5xx += response.status_code >= 500
+        code = response.json().get("code") if response.status_code >= 400 else None
+        self.hostile_answers[f"{response.status_code} {code}" if code else str(response.status_code)] += 1
 
 
 TALLY = Tally()
@@ -68,6 +73,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"reliability: hostile inputs tried={TALLY.hostile_inputs}, 5xx seen={TALLY.hostile_5xx}, "
             f"fault scenarios={TALLY.fault_scenarios}, duplicate creates={TALLY.duplicate_creates}"
         )
+        answers = ", ".join(f"{answer}: {n}" for answer, n in TALLY.hostile_answers.most_common())
+        terminalreporter.write_line(f"reliability: hostile answers: {answers}")
 
 
 class LogAudit(logging.Handler):

@@ -104,11 +104,19 @@ def test_deep_and_huge_documents(stack: Stack, depth: int, entries: int) -> None
     check(stack, send(stack, "/api/calls", huge))
 
 
-header_text = st.text(st.characters(min_codepoint=33, max_codepoint=255), max_size=300)  # what HTTP can carry
+# What an HTTP header can carry (requests refuses leading whitespace such as U+00A0 before sending).
+header_text = st.text(st.characters(min_codepoint=33, max_codepoint=255), max_size=300).filter(
+    lambda value: value == value.strip()
+)
 
 
 @FUZZ
-@given(content_type=header_text, key=header_text)
-def test_odd_headers(stack: Stack, content_type: str, key: str) -> None:
-    headers = {"Content-Type": content_type, "Idempotency-Key": key}
-    check(stack, send(stack, "/api/calls", b'{"to": "+12125550199"}', headers))
+@given(content_type=header_text)
+def test_odd_content_types(stack: Stack, content_type: str) -> None:
+    check(stack, send(stack, "/api/calls", b'{"to": "+12125550199"}', {"Content-Type": content_type}))
+
+
+@FUZZ
+@given(key=header_text, to=st.sampled_from(["+12125550199", "+12125550198", "+442079460958"]))
+def test_odd_idempotency_keys(stack: Stack, key: str, to: str) -> None:
+    check(stack, send(stack, "/api/calls", json.dumps({"to": to}).encode(), {"Idempotency-Key": key}))
