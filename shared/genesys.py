@@ -150,23 +150,22 @@ class GenesysClient:
 
     def _read(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:
         """Send an idempotent request, retrying 429/502/503/504 and connection faults inside the deadline."""
-        for attempt in range(READ_ATTEMPTS):
-            last = attempt == READ_ATTEMPTS - 1
+        attempt = 0
+        while True:
             try:
-                answer = self._send(method, url, deadline, **kwargs)
+                answer: _Answer | None = self._send(method, url, deadline, **kwargs)
             except (_NotSent, _SentAndLost) as error:
-                wait = _backoff(attempt)
-                if last or not deadline.allows(wait + 0.5):
-                    raise _transport_problem(error, creating_call=False) from None
-                time.sleep(wait)
-                continue
-            if answer.status not in RETRYABLE_READ_STATUSES or last:
+                answer, failure = None, error
+            out_of_attempts = attempt == READ_ATTEMPTS - 1
+            if answer is not None and (answer.status not in RETRYABLE_READ_STATUSES or out_of_attempts):
                 return answer
-            wait = answer.retry_after if answer.retry_after is not None else _backoff(attempt)
-            if not deadline.allows(wait + 0.5):
+            wait = answer.retry_after if answer is not None and answer.retry_after is not None else _backoff(attempt)
+            if out_of_attempts or not deadline.allows(wait + 0.5):
+                if answer is None:
+                    raise _transport_problem(failure, creating_call=False) from None
                 return answer
             time.sleep(wait)
-        raise AssertionError("unreachable")
+            attempt += 1
 
     # ---- token -----------------------------------------------------------------------------------
 
