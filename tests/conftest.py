@@ -20,12 +20,11 @@ import requests
 import function_app
 from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
 from emulators.azurite import Azurite
-from emulators.genesys import DEMO_USER_ID, GenesysEmulator
+from emulators.genesys import GenesysEmulator
 from emulators.local_host import LocalFunctionHost
+from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
 from shared.services import services
 
-CLIENT_ID = "emulator-client-id"
-CLIENT_SECRET = "emulator-client-secret"  # the emulated org's secret, not a real one
 HTTP_TIMEOUT = 30
 
 
@@ -134,24 +133,8 @@ def emulators() -> Iterator[tuple[GenesysEmulator, ManagedIdentityEmulator, KeyV
         yield genesys, identity, vault, host
 
 
-def base_environment(stack_parts: tuple[Any, ...]) -> dict[str, str]:
-    genesys, identity, vault, _ = stack_parts
-    return {
-        "GENESYS_API_BASE_URL": genesys.base_url,
-        "GENESYS_LOGIN_BASE_URL": genesys.base_url,
-        "GENESYS_ALLOW_INSECURE_HTTP": "true",
-        "GENESYS_CLIENT_ID": CLIENT_ID,
-        "KEY_VAULT_URL": vault.vault_url,
-        "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false",
-        "REQUESTS_CA_BUNDLE": vault.ca_bundle_path,
-        "GENESYS_CALL_USER_ID": DEMO_USER_ID,
-        "CALLER_ID_SOURCE": "genesys",
-        "DEFAULT_CALLER_ID": "+13175550100",
-        "DEFAULT_PHONE_REGION": "US",
-        "CALL_DEADLINE_SECONDS": "8",
-        "GENESYS_READ_TIMEOUT_SECONDS": "2",
-        **identity.environment(),
-    }
+# The local run's settings (emulators/stack.py), with tighter timeouts so fault tests stay short.
+TEST_SETTINGS = {"CALL_DEADLINE_SECONDS": "8", "GENESYS_READ_TIMEOUT_SECONDS": "2"}
 
 
 SETTING_NAMES = (
@@ -175,12 +158,17 @@ def configure(emulators: tuple[Any, ...], azurite: Azurite, monkeypatch: pytest.
 
     Each test gets its own idempotency table, so no test can replay another test's calls.
     """
-    storage = {"AzureWebJobsStorage": azurite.connection_string, "IDEMPOTENCY_TABLE": f"t{uuid.uuid4().hex}"}
+    genesys, identity, vault, _ = emulators
+    environment = {
+        **settings_for(genesys, identity, vault, azurite),
+        **TEST_SETTINGS,
+        "IDEMPOTENCY_TABLE": f"t{uuid.uuid4().hex}",
+    }
 
     def apply(**settings: str | None) -> None:
         for name in SETTING_NAMES:
             monkeypatch.delenv(name, raising=False)
-        for name, value in {**base_environment(emulators), **storage, **settings}.items():
+        for name, value in {**environment, **settings}.items():
             if value is None:
                 monkeypatch.delenv(name, raising=False)
             else:
