@@ -28,6 +28,13 @@ def validate_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     return json_response(200, {"valid": True, **plan.to_json(), "requestId": request_id}, request_id)
 
 
+@app.route(route="calls/{conversationId}", methods=["GET"])
+@endpoint
+def call_status(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    status = services().calls.status(req.route_params.get("conversationId", ""))
+    return json_response(200, {**status, "requestId": request_id}, request_id)
+
+
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 def health(req: func.HttpRequest, request_id: str) -> func.HttpResponse:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import phone
+from shared.call_status import describe
 from shared.caller_ids import CallerIds
 from shared.config import Settings
 from shared.deadline import Deadline
@@ -61,7 +62,13 @@ def _text(body: dict[str, Any], field: str, max_length: int, *, required: bool =
 
 def _genesys_id(body: dict[str, Any], field: str) -> str | None:
     value = _text(body, field, 36)
-    if value is not None and not _GENESYS_ID.match(value):
+    if value is not None:
+        check_genesys_id(value, field)
+    return value
+
+
+def check_genesys_id(value: str, field: str) -> str:
+    if not _GENESYS_ID.match(value):
         raise _invalid(field, f"'{field}' must be a Genesys id (a UUID such as 5f1e4c3a-9b1d-4c8e-a1f2-0c9d8e7b6a51).")
     return value
 
@@ -172,6 +179,12 @@ class CallService:
             body["attributes"] = request.attributes
         body.update(request.passthrough)
         return CallPlan(to, caller_id, user_id, request.queue_id, body)
+
+    def status(self, conversation_id: str) -> dict[str, Any]:
+        """The call's status from Genesys, mapped to initiated | ringing | connected | ended | failed."""
+        check_genesys_id(conversation_id, "conversationId")
+        conversation = self._genesys.get_call(conversation_id, Deadline(self._settings.call_deadline_seconds))
+        return describe(conversation)
 
     def place_once(self, plan: CallPlan, idempotency_key: str | None, request_id: str) -> tuple[Reply, bool]:
         """Place the call unless this request (same key, or same call inside the window) already did.

@@ -139,6 +139,24 @@ CATALOG: dict[str, CatalogEntry] = {
         "Outcome unknown: the call may have been placed. Check the call status before retrying, and retry "
         "only with the same Idempotency-Key.",
     ),
+    # Outcomes of a placed call, reported by GET /api/calls/{conversationId} (never the status of that GET).
+    "destination_unreachable": CatalogEntry(
+        422,
+        "The number could not be reached",
+        False,
+        "Check the number (and, for international calls, that the outbound route allows the country).",
+    ),
+    "destination_busy": CatalogEntry(409, "The line was busy", True, "Call again later."),
+    "destination_no_answer": CatalogEntry(408, "Nobody answered", True, "Call again later."),
+    "destination_rejected": CatalogEntry(
+        422, "The call was rejected", False, "The callee or the carrier declined the call; do not retry at once."
+    ),
+    "call_failed": CatalogEntry(
+        502,
+        "The call failed in Genesys Cloud",
+        True,
+        "Read 'upstream' for Genesys's reason; check the trunk and outbound route if it repeats.",
+    ),
     "key_vault_unavailable": CatalogEntry(
         503, "Key Vault is unavailable", True, "Retry later; check the vault's health and KEY_VAULT_URL."
     ),

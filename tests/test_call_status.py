@@ -1,0 +1,117 @@
+"""GET /api/calls/{conversationId}: Genesys's conversation mapped to five statuses and catalog failures."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from emulators.genesys import Fault
+from shared.call_status import describe
+from tests.conftest import Stack
+
+
+def place(stack: Stack, to: str) -> str:
+    response = stack.post("/api/calls", {"to": to})
+    assert response.status_code == 201, response.text
+    return response.json()["conversationId"]
+
+
+def test_a_new_call_is_initiated_with_its_numbers(stack: Stack) -> None:
+    conversation_id = place(stack, "+12125550199")
+
+    status = stack.get(f"/api/calls/{conversation_id}").json()
+
+    assert status["conversationId"] == conversation_id
+    assert status["status"] == "initiated"
+    assert (status["to"], status["from"]) == ("+12125550199", "+13175550100")
+    assert "failure" not in status
+
+
+@pytest.mark.parametrize(
+    ("state", "disconnect_type", "error_info", "expected"),
+    [
+        ("alerting", None, None, "ringing"),
+        ("connected", None, None, "connected"),
+        ("disconnected", "peer", None, "ended"),
+        ("disconnected", "client", None, "ended"),
+        ("terminated", "endpoint", None, "ended"),
+    ],
+)
+def test_genesys_states_map_to_our_statuses(
+    stack: Stack, state: str, disconnect_type: str | None, error_info: dict | None, expected: str
+) -> None:
+    conversation_id = place(stack, "+12125550199")
+    stack.genesys.set_call_state(conversation_id, state, disconnect_type=disconnect_type, error_info=error_info)
+
+    assert stack.get(f"/api/calls/{conversation_id}").json()["status"] == expected
+
+
+def test_unreachable_number_is_failed_with_the_catalog_code(stack: Stack) -> None:
+    conversation_id = place(stack, "+12125550100")  # unreachable in the emulated org
+    stack.genesys.set_call_state(
+        conversation_id,
+        "disconnected",
+        disconnect_type="error",
+        error_info={"code": "error.ininedgecontrol.connection.dialplan.notReachable", "message": "not reachable"},
+    )
+
+    status = stack.get(f"/api/calls/{conversation_id}").json()
+
+    assert status["status"] == "failed"
+    assert status["failure"]["code"] == "destination_unreachable"
+    assert status["failure"]["retryable"] is False
+    assert status["failure"]["upstream"]["code"] == "error.ininedgecontrol.connection.dialplan.notReachable"
+
+
+@pytest.mark.parametrize(
+    ("error_code", "disconnect_type", "expected"),
+    [
+        ("error.ininedgecontrol.connection.dialplan.notReachable", "error", "destination_unreachable"),
+        ("error.ininedgecontrol.session.busy", "peer", "destination_busy"),
+        ("error.ininedgecontrol.remote.noAnswer", "peer", "destination_no_answer"),
+        ("error.ininedgecontrol.session.rejected", "peer", "destination_rejected"),
+        ("error.ininedgecontrol.something.new", "error", "call_failed"),
+        (None, "transport.failure", "call_failed"),
+    ],
+)
+def test_error_info_codes_map_through_the_catalog(error_code: str | None, disconnect_type: str, expected: str) -> None:
+    error_info = {"code": error_code, "message": "from Genesys"} if error_code else None
+    conversation = {
+        "id": "c",
+        "participants": [
+            {"purpose": "agent", "state": "connected"},
+            {
+                "purpose": "customer",
+                "state": "disconnected",
+                "disconnectType": disconnect_type,
+                "errorInfo": error_info,
+            },
+        ],
+    }
+
+    assert describe(conversation)["failure"]["code"] == expected
+
+
+def test_unknown_conversation_is_genesys_not_found(stack: Stack) -> None:
+    response = stack.get(f"/api/calls/{uuid.uuid4()}")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "genesys_not_found"
+    assert response.json()["upstream"]["code"] == "conversation.error.conversation.not.found"
+
+
+def test_malformed_conversation_id_is_validation_failed(stack: Stack) -> None:
+    response = stack.get("/api/calls/not-a-uuid")
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "conversationId"
+    assert stack.genesys.requests() == []
+
+
+def test_status_read_is_retried_on_503(stack: Stack) -> None:
+    conversation_id = place(stack, "+12125550199")
+    stack.genesys.inject("get_call", Fault(status=503))
+
+    assert stack.get(f"/api/calls/{conversation_id}").status_code == 200
+    assert len(stack.genesys.requests("get_call")) == 2
