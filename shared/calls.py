@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared import phone
@@ -35,7 +36,22 @@ _REGION = re.compile(r"^[A-Za-z]{2}$")
 # Names people copy from Genesys's own body or from wrong web advice, with the field we expect instead.
 _FIELD_ALIASES = {"phoneNumber": "to", "callerId": "from", "callFromQueueId": "queueId", "number": "to"}
 _TEXT_FIELDS = {"callerIdName": MAX_TEXT_LENGTH, "label": MAX_TEXT_LENGTH, "externalContactId": MAX_TEXT_LENGTH}
-_KNOWN_FIELDS = {"to", "from", "queueId", "userId", "region", "attributes", "uuiData", *_TEXT_FIELDS}
+_KNOWN_FIELDS = {
+    "to",
+    "from",
+    "queueId",
+    "userId",
+    "region",
+    "attributes",
+    "uuiData",
+    "mode",
+    "scheduledTime",
+    *_TEXT_FIELDS,
+}
+MODES = ("call", "callback")
+# CreateCallbackCommand has no user, UUI, label or external contact: refuse them rather than drop them.
+_CALL_ONLY_FIELDS = ("userId", "uuiData", "label", "externalContactId")
+CLOCK_SKEW_SECONDS = 60
 
 
 def _invalid(field: str, detail: str, hint: str | None = None) -> Problem:
@@ -92,6 +108,37 @@ def _attributes(body: dict[str, Any]) -> dict[str, str]:
     return dict(value)
 
 
+def _scheduled_time(body: dict[str, Any]) -> str | None:
+    """An ISO-8601 instant with a time zone, in the future, as Genesys's UTC form."""
+    text = _text(body, "scheduledTime", 64)
+    if text is None:
+        return None
+    try:  # Python 3.10's fromisoformat does not read a trailing "Z"
+        moment: datetime | None = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _invalid("scheduledTime", "'scheduledTime' must be ISO-8601 with a time zone, e.g. 2026-12-01T15:30:00Z.")
+    if moment < datetime.now(timezone.utc) - timedelta(seconds=CLOCK_SKEW_SECONDS):
+        raise _invalid("scheduledTime", "'scheduledTime' is in the past.")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _mode(body: dict[str, Any]) -> str:
+    mode = _text(body, "mode", 16) or "call"
+    if mode not in MODES:
+        raise _invalid("mode", f"'mode' must be one of {', '.join(MODES)}.")
+    if mode == "callback":
+        if not body.get("queueId"):
+            raise _invalid("queueId", "A callback needs the 'queueId' of the queue whose agents will call back.")
+        given = [field for field in _CALL_ONLY_FIELDS if body.get(field) is not None]
+        if given:
+            raise _invalid(given[0], f"'{given[0]}' does not apply to callbacks.")
+    elif body.get("scheduledTime") is not None:
+        raise _invalid("scheduledTime", '\'scheduledTime\' applies only to "mode": "callback".')
+    return mode
+
+
 @dataclass(frozen=True)
 class CallRequest:
     """A validated API request, before any number is interpreted."""
@@ -103,6 +150,8 @@ class CallRequest:
     region: str | None
     attributes: dict[str, str]
     passthrough: dict[str, str]  # callerIdName, uuiData, label, externalContactId as given
+    mode: str = "call"
+    scheduled_time: str | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> CallRequest:
@@ -117,6 +166,7 @@ class CallRequest:
         region = _text(body, "region", 2)
         if region is not None and not (_REGION.match(region) and phone.is_known_region(region)):
             raise _invalid("region", f"'region' must be an ISO country code such as US or GB, not {region!r}.")
+        mode = _mode(body)
         passthrough = {name: _text(body, name, limit) for name, limit in _TEXT_FIELDS.items()}
         passthrough["uuiData"] = _text(body, "uuiData", MAX_UUI_LENGTH)
         return cls(
@@ -127,6 +177,8 @@ class CallRequest:
             region=region.upper() if region else None,
             attributes=_attributes(body),
             passthrough={k: v for k, v in passthrough.items() if v is not None},
+            mode=mode,
+            scheduled_time=_scheduled_time(body),
         )
 
 
@@ -136,23 +188,28 @@ class CallPlan:
 
     to: phone.PhoneNumber
     caller_id: str
-    user_id: str
+    user_id: str | None  # None for a callback: the queue's agents call
     queue_id: str | None
     genesys_body: dict[str, Any]
+    mode: str = "call"
+    scheduled_time: str | None = None
 
     @property
     def fingerprint(self) -> str:
         """What makes two requests the same call: the user and the exact Genesys body."""
-        return fingerprint({"userId": self.user_id, "body": self.genesys_body})
+        return fingerprint({"mode": self.mode, "userId": self.user_id, "body": self.genesys_body})
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "to": self.to.e164,
             "from": self.caller_id,
             "userId": self.user_id,
             "queueId": self.queue_id,
             "understood": {"to": self.to.to_json()},
         }
+        if self.mode == "callback":
+            document.update(mode="callback", scheduledTime=self.scheduled_time)
+        return document
 
 
 class CallService:
@@ -168,6 +225,8 @@ class CallService:
         """Decide everything about the call, or raise the problem dialing would meet; sends no create."""
         region = request.region or self._settings.default_phone_region
         to = phone.normalize(request.to, region, field="to", allow_premium_rate=self._settings.allow_premium_rate)
+        if request.mode == "callback":
+            return self._plan_callback(request, to, region)
         user_id = request.user_id or self._settings.call_user_id
         if user_id is None:
             raise _invalid("userId", "No 'userId' was sent and GENESYS_CALL_USER_ID is not set.")
@@ -179,6 +238,23 @@ class CallService:
             body["attributes"] = request.attributes
         body.update(request.passthrough)
         return CallPlan(to, caller_id, user_id, request.queue_id, body)
+
+    def _plan_callback(self, request: CallRequest, to: phone.PhoneNumber, region: str) -> CallPlan:
+        """A `CreateCallbackCommand` (reference/genesys-cloud-api.md) for the same number and caller ID."""
+        assert request.queue_id is not None  # CallRequest.from_json requires it for callbacks
+        caller_id = self._caller_ids.choose(request.from_, request.queue_id, region)
+        body: dict[str, Any] = {
+            "routingData": {"queueId": request.queue_id},
+            "callbackNumbers": [to.e164],
+            "callerId": caller_id,
+        }
+        if request.scheduled_time:
+            body["callbackScheduledTime"] = request.scheduled_time
+        if "callerIdName" in request.passthrough:
+            body["callerIdName"] = request.passthrough["callerIdName"]
+        if request.attributes:
+            body["data"] = request.attributes
+        return CallPlan(to, caller_id, None, request.queue_id, body, "callback", request.scheduled_time)
 
     def status(self, conversation_id: str) -> dict[str, Any]:
         """The call's status from Genesys, mapped to initiated | ringing | connected | ended | failed."""
@@ -201,14 +277,17 @@ class CallService:
     def place(self, plan: CallPlan, request_id: str, before_send: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Send the one create request and describe the call that Genesys accepted."""
         log.info(
-            "Placing call to %s from %s for user %s",
+            "Placing %s to %s from %s for %s",
+            plan.mode,
             phone.mask(plan.to.e164),
             phone.mask(plan.caller_id),
-            plan.user_id,
+            f"user {plan.user_id}" if plan.user_id else f"queue {plan.queue_id}",
         )
-        created = self._genesys.create_call(
-            plan.user_id, plan.genesys_body, Deadline(self._settings.call_deadline_seconds), before_send
-        )
+        deadline = Deadline(self._settings.call_deadline_seconds)
+        if plan.user_id is None:
+            created = self._genesys.create_callback(plan.genesys_body, deadline, before_send)
+        else:
+            created = self._genesys.create_call(plan.user_id, plan.genesys_body, deadline, before_send)
         log.info(
             "Genesys created conversation %s (correlation %s)",
             created.conversation_id,
@@ -217,6 +296,6 @@ class CallService:
         return {
             "conversationId": created.conversation_id,
             **plan.to_json(),
-            "status": "initiated",
+            "status": "scheduled" if plan.mode == "callback" else "initiated",
             "requestId": request_id,
         }

@@ -271,21 +271,19 @@ class GenesysClient:
         unknown = set(body) - CREATE_CALL_FIELDS
         if unknown:
             raise ValueError(f"not CreateCallRequest fields: {sorted(unknown)}")
+        path = f"/api/v2/conversations/calls/user/{_segment(user_id)}"
+        answer = self._api_call("POST", path, deadline, before_create=before_send, json=body)
+        return _created(answer, answer.body.get("id") if isinstance(answer.body, dict) else None)
+
+    def create_callback(
+        self, body: dict[str, Any], deadline: Deadline, before_send: Callable[[], None] = lambda: None
+    ) -> CreatedCall:
+        """Create a callback (`CreateCallbackCommand`): it waits in the queue until an agent takes it."""
         answer = self._api_call(
-            "POST",
-            f"/api/v2/conversations/calls/user/{_segment(user_id)}",
-            deadline,
-            before_create=before_send,
-            json=body,
+            "POST", "/api/v2/conversations/callbacks", deadline, before_create=before_send, json=body
         )
-        conversation_id = answer.body.get("id") if isinstance(answer.body, dict) else None
-        if not conversation_id:
-            raise Problem(
-                "genesys_unavailable",
-                "Genesys Cloud accepted the call without a conversation id.",
-                outcome_unknown=True,
-            )
-        return CreatedCall(str(conversation_id), answer.correlation_id)
+        conversation = answer.body.get("conversation") if isinstance(answer.body, dict) else None
+        return _created(answer, conversation.get("id") if isinstance(conversation, dict) else None)
 
     def get_call(self, conversation_id: str, deadline: Deadline) -> dict[str, Any]:
         return self._api_call("GET", f"/api/v2/conversations/calls/{_segment(conversation_id)}", deadline).body
@@ -308,6 +306,15 @@ class GenesysClient:
             if page >= int(body.get("pageCount") or 1):
                 return numbers
             page += 1
+
+
+def _created(answer: _Answer, conversation_id: Any) -> CreatedCall:
+    """The conversation Genesys created; an accepted create without an id leaves the outcome unknown."""
+    if not conversation_id:
+        raise Problem(
+            "genesys_unavailable", "Genesys Cloud accepted the request without a conversation id.", outcome_unknown=True
+        )
+    return CreatedCall(str(conversation_id), answer.correlation_id)
 
 
 def _segment(value: str) -> str:

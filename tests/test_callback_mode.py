@@ -1,0 +1,132 @@
+"""`"mode": "callback"`: a Genesys callback for the normalized number, through the same checks and idempotency."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from emulators.genesys import DEMO_QUEUE_ID, NO_CLI_QUEUE_ID
+from tests.conftest import Stack
+
+
+def test_callback_sends_the_documented_body(stack: Stack) -> None:
+    when = (datetime.now(timezone.utc) + timedelta(hours=2)).replace(microsecond=0)
+
+    response = stack.post(
+        "/api/calls",
+        {
+            "mode": "callback",
+            "to": "(212) 555-0199",
+            "queueId": DEMO_QUEUE_ID,
+            "scheduledTime": when.isoformat().replace("+00:00", "Z"),
+            "callerIdName": "Acme Collections",
+            "attributes": {"invoice": "A-1017"},
+        },
+    )
+
+    assert response.status_code == 201, response.text
+    [sent] = stack.genesys.requests("callback")
+    assert sent.path == "/api/v2/conversations/callbacks"
+    assert sent.json == {
+        "routingData": {"queueId": DEMO_QUEUE_ID},
+        "callbackNumbers": ["+12125550199"],
+        "callerId": "+13175550101",
+        "callbackScheduledTime": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "callerIdName": "Acme Collections",
+        "data": {"invoice": "A-1017"},
+    }
+    body = response.json()
+    assert body["mode"] == "callback"
+    assert body["status"] == "scheduled"
+    assert (
+        body["conversationId"] == stack.genesys.org.callbacks[0]["conversationId"]
+        if "conversationId" in (stack.genesys.org.callbacks[0])
+        else body["conversationId"]
+    )
+    assert response.headers["Location"] == f"/api/calls/{body['conversationId']}"
+    assert stack.creates() == []
+
+
+def test_scheduled_time_in_another_zone_is_sent_in_utc(stack: Stack) -> None:
+    local = (datetime.now(timezone.utc) + timedelta(days=1)).astimezone(timezone(timedelta(hours=-5)))
+
+    stack.post(
+        "/api/calls",
+        {"mode": "callback", "to": "+12125550199", "queueId": NO_CLI_QUEUE_ID, "scheduledTime": local.isoformat()},
+    )
+
+    sent = stack.genesys.requests("callback")[0].json
+    assert sent["callbackScheduledTime"] == local.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert sent["callerId"] == "+13175550100"  # the queue has no caller ID: the default
+
+
+def test_callback_is_idempotent(stack: Stack) -> None:
+    body = {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID}
+
+    first = stack.post("/api/calls", body, headers={"Idempotency-Key": "cb-1"})
+    again = stack.post("/api/calls", body, headers={"Idempotency-Key": "cb-1"})
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(stack.genesys.requests("callback")) == 1
+
+
+def test_callback_caller_id_is_checked_before_anything_is_sent(stack: Stack) -> None:
+    response = stack.post(
+        "/api/calls", {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "from": "+12125550142"}
+    )
+
+    assert response.json()["code"] == "caller_id_not_allowed"
+    assert stack.genesys.requests("callback") == []
+
+
+def test_genesys_callback_errors_map_to_the_catalog(stack: Stack) -> None:
+    too_far = (datetime.now(timezone.utc) + timedelta(days=90)).isoformat()
+
+    response = stack.post(
+        "/api/calls", {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "scheduledTime": too_far}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "genesys_rejected_request"
+    assert response.json()["upstream"]["code"] == "callback.error.scheduled.time.too.far.in.future"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"mode": "callback", "to": "+12125550199"}, "queueId"),
+        ({"mode": "redial", "to": "+12125550199"}, "mode"),
+        (
+            {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "scheduledTime": "tomorrow"},
+            "scheduledTime",
+        ),
+        (
+            {
+                "mode": "callback",
+                "to": "+12125550199",
+                "queueId": DEMO_QUEUE_ID,
+                "scheduledTime": "2030-01-01T10:00:00",
+            },
+            "scheduledTime",
+        ),
+        (
+            {
+                "mode": "callback",
+                "to": "+12125550199",
+                "queueId": DEMO_QUEUE_ID,
+                "scheduledTime": "2001-01-01T10:00:00Z",
+            },
+            "scheduledTime",
+        ),
+        ({"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "uuiData": "x"}, "uuiData"),
+        ({"to": "+12125550199", "scheduledTime": "2030-01-01T10:00:00Z"}, "scheduledTime"),
+    ],
+)
+def test_invalid_callback_requests(stack: Stack, body: dict, field: str) -> None:
+    response = stack.post("/api/calls", body)
+
+    assert response.status_code == 400
+    assert response.json()["field"] == field
+    assert stack.genesys.requests("callback") == []
