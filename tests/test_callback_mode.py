@@ -39,11 +39,7 @@ def test_callback_sends_the_documented_body(stack: Stack) -> None:
     body = response.json()
     assert body["mode"] == "callback"
     assert body["status"] == "scheduled"
-    assert (
-        body["conversationId"] == stack.genesys.org.callbacks[0]["conversationId"]
-        if "conversationId" in (stack.genesys.org.callbacks[0])
-        else body["conversationId"]
-    )
+    assert body["conversationId"] == stack.genesys.org.callbacks[0]["conversationId"]
     assert response.headers["Location"] == f"/api/calls/{body['conversationId']}"
     assert stack.creates() == []
 
