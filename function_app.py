@@ -5,8 +5,9 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.calls import CallRequest
-from shared.http import endpoint, json_response, read_json_object, reply_response
+from shared.http import MAX_EVENTS_BYTES, endpoint, json_response, read_body, read_json_object, reply_response
 from shared.services import services
+from shared.webhooks import abuse_protection, answer_events, read_delivery
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -26,6 +27,31 @@ def validate_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     request = CallRequest.from_json(read_json_object(req))
     plan = services().calls.plan(request)
     return json_response(200, {"valid": True, **plan.to_json(), "requestId": request_id}, request_id)
+
+
+@app.route(route="webhooks/calls", methods=["POST"])
+@endpoint
+def call_webhook(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    body = read_body(req)
+    app_services = services()
+    signature = app_services.webhook_signatures.verify(req.headers, body)
+    request = CallRequest.from_json(read_json_object(req, body))
+    key = req.headers.get("Idempotency-Key") or f"sig:{signature}"
+    reply, replayed = app_services.calls.place_once(app_services.calls.plan(request), key, request_id)
+    return reply_response(reply, replayed, request_id)
+
+
+@app.route(route="events/calls", methods=["POST", "OPTIONS"])
+@endpoint
+def call_events(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    if req.method == "OPTIONS":
+        return func.HttpResponse(status_code=200, headers=abuse_protection(req.headers))
+    delivery = read_delivery(req.headers, read_body(req, MAX_EVENTS_BYTES))
+    if delivery.validation_code is not None:
+        return json_response(200, {"validationResponse": delivery.validation_code}, request_id)
+    calls = services().calls
+    reply, replayed = answer_events(delivery.events, lambda data, key: calls.answer(data, key, request_id))
+    return reply_response(reply, replayed, request_id)
 
 
 @app.route(route="calls/{conversationId}", methods=["GET"])

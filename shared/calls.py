@@ -262,6 +262,15 @@ class CallService:
         conversation = self._genesys.get_call(conversation_id, Deadline(self._settings.call_deadline_seconds))
         return describe(conversation)
 
+    def answer(self, body: Any, idempotency_key: str | None, request_id: str) -> tuple[Reply, bool]:
+        """One call request from a webhook or event, answered as a reply (problems included)."""
+        try:
+            if not isinstance(body, dict):
+                raise Problem("validation_failed", "The delivery's data must be a call request object.", field="data")
+            return self.place_once(self.plan(CallRequest.from_json(body)), idempotency_key, request_id)
+        except Problem as problem:
+            return Reply(problem.status, problem.to_json(request_id), problem.headers()), False
+
     def place_once(self, plan: CallPlan, idempotency_key: str | None, request_id: str) -> tuple[Reply, bool]:
         """Place the call unless this request (same key, or same call inside the window) already did.
 

@@ -61,6 +61,8 @@ class Settings:
     call_deadline_seconds: float
     connect_timeout_seconds: float
     read_timeout_seconds: float
+    webhook_secret_name: str
+    webhook_secrets: tuple[str, ...]  # from settings: current, then previous during a rotation
     storage_connection: str | None
     storage_table_uri: str | None
     idempotency_table: str
@@ -207,6 +209,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         call_deadline_seconds=_seconds(env, "CALL_DEADLINE_SECONDS", 30.0),
         connect_timeout_seconds=_seconds(env, "GENESYS_CONNECT_TIMEOUT_SECONDS", 3.05),
         read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0),
+        webhook_secret_name=_text(env, "WEBHOOK_SECRET_NAME", "webhook-secret") or "",
+        webhook_secrets=tuple(s for s in (_text(env, "WEBHOOK_SECRET"), _text(env, "WEBHOOK_SECRET_PREVIOUS")) if s),
         storage_connection=_text(env, "AzureWebJobsStorage"),
         storage_table_uri=_text(env, "AzureWebJobsStorage__tableServiceUri"),
         idempotency_table=_table_name(env),

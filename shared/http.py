@@ -20,8 +20,9 @@ from shared.logs import get_logger, log_fields
 log = get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
+MAX_EVENTS_BYTES = 256 * 1024  # an Event Grid or CloudEvents batch
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
+_JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")  # also cloudevents(-batch)+json
 
 Handler = Callable[[func.HttpRequest, str], func.HttpResponse]
 
@@ -90,8 +91,8 @@ def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse
     return wrapper
 
 
-def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
-    """The body as a JSON object, or the problem that says what is wrong with it."""
+def read_body(req: func.HttpRequest, max_bytes: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body (what signatures cover), refused past `max_bytes`; JSON media types only."""
     media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
     if not _JSON_TYPES.match(media_type):
         raise Problem(
@@ -99,8 +100,14 @@ def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
             f"Content-Type is {media_type or 'missing'}; this endpoint reads application/json.",
         )
     body = req.get_body()
-    if len(body) > MAX_BODY_BYTES:
-        raise Problem("payload_too_large", f"The body has {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
+    if len(body) > max_bytes:
+        raise Problem("payload_too_large", f"The body has {len(body)} bytes; the limit is {max_bytes}.")
+    return body
+
+
+def read_json_object(req: func.HttpRequest, body: bytes | None = None) -> dict[str, Any]:
+    """The body (or `body`, already read) as a JSON object, or the problem that says what is wrong with it."""
+    body = read_body(req) if body is None else body
     try:
         value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:

@@ -21,6 +21,9 @@ log = get_logger(__name__)
 class SecretSource(Protocol):
     def get(self, name: str, *, refresh: bool = False) -> str: ...
 
+    def get_optional(self, name: str, *, refresh: bool = False) -> str | None:
+        """None when the secret does not exist (cached too: a missing secret costs no request per call)."""
+
 
 class StaticSecrets:
     """Secrets given as settings (local runs, or `@Microsoft.KeyVault(...)` references resolved by the platform)."""
@@ -29,10 +32,13 @@ class StaticSecrets:
         self._values = values
 
     def get(self, name: str, *, refresh: bool = False) -> str:
-        value = self._values.get(name)
+        value = self.get_optional(name)
         if not value:
             raise Problem("secret_not_found", f"No value is configured for secret {name!r}.")
         return value
+
+    def get_optional(self, name: str, *, refresh: bool = False) -> str | None:
+        return self._values.get(name) or None
 
 
 class KeyVaultSecrets:
@@ -43,7 +49,7 @@ class KeyVaultSecrets:
         self._verify_challenge_resource = verify_challenge_resource
         self._read_timeout = read_timeout
         self._client: SecretClient | None = None
-        self._cache: dict[str, str] = {}
+        self._cache: dict[str, str | None] = {}  # None: the vault has no such secret
         self._lock = threading.Lock()
 
     def _secret_client(self) -> SecretClient:
@@ -65,12 +71,18 @@ class KeyVaultSecrets:
         return self._client
 
     def get(self, name: str, *, refresh: bool = False) -> str:
+        value = self.get_optional(name, refresh=refresh)
+        if value is None:
+            raise Problem("secret_not_found", f"Key Vault has no secret named {name!r}.")
+        return value
+
+    def get_optional(self, name: str, *, refresh: bool = False) -> str | None:
         with self._lock:  # one read in flight: a cold start under load costs one Key Vault request
             if refresh or name not in self._cache:
                 self._cache[name] = self._read(name)
             return self._cache[name]
 
-    def _read(self, name: str) -> str:
+    def _read(self, name: str) -> str | None:
         from azure.core.exceptions import (
             ClientAuthenticationError,
             HttpResponseError,
@@ -82,7 +94,7 @@ class KeyVaultSecrets:
         try:
             value = self._secret_client().get_secret(name).value
         except ResourceNotFoundError:
-            raise Problem("secret_not_found", f"Key Vault has no secret named {name!r}.") from None
+            return None
         except ClientAuthenticationError as error:
             log.warning("Key Vault authentication failed: %s", type(error).__name__)
             raise Problem(

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from shared.caller_ids import CallerIds
 from shared.calls import CallService
 from shared.config import Settings, load_settings
+from shared.errors import Problem
 from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, MemoryStore, Store, TableStore
 from shared.logs import get_logger
 from shared.secrets import KeyVaultSecrets, SecretSource, StaticSecrets
+from shared.webhooks import SignatureVerifier
 
 log = get_logger(__name__)
 
@@ -27,6 +29,7 @@ class Services:
     genesys: GenesysClient
     caller_ids: CallerIds
     calls: CallService
+    webhook_signatures: SignatureVerifier
 
 
 @functools.cache
@@ -58,7 +61,22 @@ def services() -> Services:
         duplicate_window_seconds=settings.duplicate_window_seconds,
     )
     calls = CallService(settings, caller_ids, genesys, idempotency)
-    return Services(settings, secrets, genesys, caller_ids, calls)
+    signatures = SignatureVerifier(lambda refresh: _webhook_secrets(settings, secrets, refresh))
+    return Services(settings, secrets, genesys, caller_ids, calls, signatures)
+
+
+def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -> list[str]:
+    """WEBHOOK_SECRET (and _PREVIOUS), else the vault's secret and its `-previous` twin during a rotation."""
+    if settings.webhook_secrets:
+        return list(settings.webhook_secrets)
+    if not settings.key_vault_url:
+        raise Problem(
+            "configuration_error", "Setting WEBHOOK_SECRET (or KEY_VAULT_URL with a webhook secret) is required."
+        )
+    name = settings.webhook_secret_name
+    current = secrets.get(name, refresh=refresh)
+    previous = secrets.get_optional(f"{name}-previous", refresh=refresh)
+    return [current, previous] if previous else [current]
 
 
 def _idempotency_store(settings: Settings) -> Store:

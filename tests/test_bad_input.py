@@ -128,4 +128,4 @@ def test_premium_rate_is_dialed_when_allowed(stack: Stack, configure) -> None:
 
 def test_unknown_route_and_method_are_404(stack: Stack) -> None:
     assert stack.get("/api/nothing-here").status_code == 404
-    assert stack.get("/api/calls/validate").status_code == 404
+    assert stack.session.put(stack.host.base_url + "/api/calls", json={}, timeout=30).status_code == 404

@@ -1,0 +1,174 @@
+"""Deliveries from other clouds: HMAC-signed webhooks, Azure Event Grid and CloudEvents 1.0.
+
+Each delivery carries one of our call requests; its signature or event id becomes the idempotency key, so
+a redelivery replays the first answer and never dials again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import Problem
+from shared.idempotency import Reply
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+SECRET_REFRESH_SECONDS = 60.0
+_TIMESTAMPED = re.compile(r"^t=(?P<t>\d{1,12}),v1=(?P<v1>[0-9a-fA-F]{64})$")
+_RAW = re.compile(r"^sha256=(?P<hex>[0-9a-fA-F]{64})$")
+VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
+
+
+def _bad_signature(detail: str) -> Problem:
+    return Problem("invalid_signature", detail, field="X-Signature-256")
+
+
+def _digest(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+class SignatureVerifier:
+    """Checks `X-Signature-256: sha256=<hex>` (raw body) or `X-Signature: t=<unix>,v1=<hex>` ("<t>.<body>").
+
+    `secrets(refresh)` gives the current and, during a rotation, the previous secret. A mismatch re-reads
+    them at most once a minute, so a rotation is picked up without letting bad requests hammer Key Vault.
+    """
+
+    def __init__(self, secrets: Callable[[bool], list[str]], clock: Callable[[], float] = time.time) -> None:
+        self._secrets = secrets
+        self._clock = clock
+        self._refreshed_at = float("-inf")
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> str:
+        """The signature (the delivery's idempotency key), or `invalid_signature`."""
+        raw, stamped = headers.get("x-signature-256"), headers.get("x-signature")
+        if raw:
+            match = _RAW.match(raw.strip())
+            if not match:
+                raise _bad_signature("X-Signature-256 must be 'sha256=<64 hex digits>'.")
+            signature, message = match["hex"].lower(), body
+        elif stamped:
+            match = _TIMESTAMPED.match(stamped.strip())
+            if not match:
+                raise _bad_signature("X-Signature must be 't=<unix seconds>,v1=<64 hex digits>'.")
+            if abs(self._clock() - int(match["t"])) > SIGNATURE_TOLERANCE_SECONDS:
+                raise _bad_signature(f"The signature timestamp is more than {SIGNATURE_TOLERANCE_SECONDS} s off.")
+            signature, message = match["v1"].lower(), match["t"].encode() + b"." + body
+        else:
+            raise _bad_signature("The request is not signed: send X-Signature-256 or X-Signature.")
+
+        if self._matches(signature, message, refresh=False):
+            return signature
+        if time.monotonic() - self._refreshed_at > SECRET_REFRESH_SECONDS:
+            self._refreshed_at = time.monotonic()
+            if self._matches(signature, message, refresh=True):
+                return signature
+        raise _bad_signature("The signature does not match the body.")
+
+    def _matches(self, signature: str, message: bytes, *, refresh: bool) -> bool:
+        return any(hmac.compare_digest(_digest(secret, message), signature) for secret in self._secrets(refresh))
+
+
+@dataclass(frozen=True)
+class Event:
+    key: str  # idempotency key: the event's identity
+    data: Any
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a POST to the events route carried: a subscription handshake or events to act on."""
+
+    validation_code: str | None
+    events: list[Event]
+
+
+def abuse_protection(headers: Mapping[str, str]) -> dict[str, str]:
+    """CloudEvents webhook validation (OPTIONS): consent to deliveries from the asking origin."""
+    origin = headers.get("webhook-request-origin")
+    if not origin:
+        raise Problem(
+            "validation_failed", "An OPTIONS handshake needs WebHook-Request-Origin.", field="WebHook-Request-Origin"
+        )
+    return {"WebHook-Allowed-Origin": origin[:256], "WebHook-Allowed-Rate": "*", "Allow": "POST, OPTIONS"}
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Problem("validation_failed", f"Each {what} must be a JSON object.")
+    return value
+
+
+def _text_of(event: dict[str, Any], name: str, what: str) -> str:
+    value = event.get(name)
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise Problem("validation_failed", f"The {what} has no usable '{name}'.", field=name)
+    return value
+
+
+def read_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
+    """Understand an Event Grid (its own schema) or CloudEvents 1.0 (structured, batch, binary) delivery."""
+    media_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if headers.get("ce-specversion"):  # binary mode: attributes in headers, the body is the data
+        if headers["ce-specversion"] != "1.0":
+            raise Problem("validation_failed", "Only CloudEvents specversion 1.0 is supported.", field="ce-specversion")
+        event_id, source = headers.get("ce-id"), headers.get("ce-source")
+        if not event_id or not source:
+            raise Problem("validation_failed", "A binary CloudEvent needs ce-id and ce-source.", field="ce-id")
+        return Delivery(None, [Event(f"ce:{source}:{event_id}", _json(body))])
+
+    document = _json(body)
+    if media_type.startswith("application/cloudevents"):
+        items = document if isinstance(document, list) else [document]
+        events = []
+        for item in items:
+            event = _object(item, "CloudEvent")
+            if event.get("specversion") != "1.0":
+                raise Problem(
+                    "validation_failed", "Only CloudEvents specversion 1.0 is supported.", field="specversion"
+                )
+            source, event_id = _text_of(event, "source", "CloudEvent"), _text_of(event, "id", "CloudEvent")
+            events.append(Event(f"ce:{source}:{event_id}", event.get("data")))
+        return Delivery(None, events)
+
+    if not isinstance(document, list) or not document:
+        raise Problem("validation_failed", "An Event Grid delivery is a non-empty JSON array of events.")
+    events = []
+    for item in document:
+        event = _object(item, "Event Grid event")
+        if event.get("eventType") == VALIDATION_EVENT:
+            code = _object(event.get("data"), "validation event's data").get("validationCode")
+            if not isinstance(code, str) or not code:
+                raise Problem("validation_failed", "The validation event has no validationCode.")
+            return Delivery(code, [])
+        events.append(Event(f"eg:{_text_of(event, 'id', 'Event Grid event')}", event.get("data")))
+    return Delivery(None, events)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise Problem("invalid_json", "The delivery is not valid UTF-8 JSON.") from None
+
+
+def answer_events(events: list[Event], answer: Callable[[Any, str], tuple[Reply, bool]]) -> tuple[Reply, bool]:
+    """Act on each event once; one event answers as itself, a batch as 200, 503 (retry) or 400 (dead-letter)."""
+    answers = [(event, *answer(event.data, event.key)) for event in events]
+    if len(answers) == 1:
+        return answers[0][1], answers[0][2]
+    statuses = [reply.status for _, reply, _ in answers]
+    if all(status < 400 for status in statuses):
+        status = 200
+    elif any(status in (408, 409, 429) or status >= 500 for status in statuses):
+        status = 503  # Event Grid redelivers the batch; the events already done replay
+    else:
+        status = 400
+    results = [{"key": event.key, "status": reply.status, "body": reply.body} for event, reply, _ in answers]
+    return Reply(status, {"results": results}, {"Retry-After": "5"} if status == 503 else {}), False

@@ -1,0 +1,259 @@
+"""Signed webhooks, Event Grid and CloudEvents deliveries: the right ones dial once, the rest dial nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import Stack
+
+SECRET = "whsec-test-current"
+PREVIOUS = "whsec-test-previous"
+CALL = {"to": "(212) 555-0199"}
+
+
+def raw_signature(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {"X-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def stamped_signature(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
+    t = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Signature": f"t={t},v1={digest}"}
+
+
+def post_webhook(stack: Stack, body: bytes, headers: dict[str, str]):
+    return stack.session.post(
+        stack.host.base_url + "/api/webhooks/calls",
+        data=body,
+        headers={"Content-Type": "application/json", **headers},
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def signed(stack: Stack, configure) -> Stack:
+    configure(WEBHOOK_SECRET=SECRET, WEBHOOK_SECRET_PREVIOUS=PREVIOUS)
+    return stack
+
+
+@pytest.mark.parametrize("sign", [raw_signature, stamped_signature], ids=["sha256", "timestamped"])
+def test_signed_webhook_places_the_call(signed: Stack, sign) -> None:
+    body = json.dumps(CALL).encode()
+
+    response = post_webhook(signed, body, sign(body))
+
+    assert response.status_code == 201, response.text
+    assert signed.creates()[0].json["phoneNumber"] == "+12125550199"
+
+
+def test_previous_secret_is_accepted_during_rotation(signed: Stack) -> None:
+    body = json.dumps(CALL).encode()
+
+    assert post_webhook(signed, body, raw_signature(body, PREVIOUS)).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Signature-256": "sha256=" + "0" * 64},
+        {"X-Signature-256": "md5=abc"},
+        {"X-Signature": "t=1,v1=" + "0" * 64},
+        {"X-Signature": "garbage"},
+    ],
+    ids=["unsigned", "wrong-digest", "wrong-scheme", "wrong-digest-stamped", "garbage"],
+)
+def test_bad_or_missing_signature_is_401_and_dials_nothing(signed: Stack, headers: dict[str, str]) -> None:
+    response = post_webhook(signed, json.dumps(CALL).encode(), headers)
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
+    assert signed.genesys.requests() == []
+
+
+def test_wrong_secret_and_tampered_body_are_refused(signed: Stack) -> None:
+    body = json.dumps(CALL).encode()
+
+    assert post_webhook(signed, body, raw_signature(body, "not-the-secret")).status_code == 401
+    assert post_webhook(signed, body.replace(b"0199", b"0198"), raw_signature(body)).status_code == 401
+    assert signed.creates() == []
+
+
+def test_stale_timestamp_is_refused(signed: Stack) -> None:
+    body = json.dumps(CALL).encode()
+
+    response = post_webhook(signed, body, stamped_signature(body, at=int(time.time()) - 301))
+
+    assert response.status_code == 401
+    assert "300 s" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("sign", [raw_signature, stamped_signature], ids=["sha256", "timestamped"])
+def test_replayed_signed_request_dials_nothing(signed: Stack, sign) -> None:
+    body = json.dumps(CALL).encode()
+    headers = sign(body)
+
+    first = post_webhook(signed, body, headers)
+    replay = post_webhook(signed, body, headers)
+
+    assert (first.status_code, replay.status_code) == (201, 201)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert len(signed.creates()) == 1
+
+
+def test_webhook_secret_from_key_vault_with_rotation(stack: Stack) -> None:
+    stack.vault.set_secret("webhook-secret", SECRET)
+    stack.vault.set_secret("webhook-secret-previous", PREVIOUS)
+    try:
+        body = json.dumps(CALL).encode()
+        new = post_webhook(stack, body, raw_signature(body))
+        old = post_webhook(
+            stack,
+            json.dumps({"to": "+12125550198"}).encode(),
+            raw_signature(json.dumps({"to": "+12125550198"}).encode(), PREVIOUS),
+        )
+        assert (new.status_code, old.status_code) == (201, 201)
+        assert stack.vault.secret_reads("webhook-secret") == 1
+    finally:
+        stack.vault.delete_secret("webhook-secret")
+        stack.vault.delete_secret("webhook-secret-previous")
+
+
+def test_no_webhook_secret_anywhere_is_secret_not_found(stack: Stack) -> None:
+    body = json.dumps(CALL).encode()
+
+    response = post_webhook(stack, body, raw_signature(body))
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "secret_not_found"
+    assert stack.genesys.requests("create_call") == []
+
+
+# ---- Event Grid and CloudEvents -------------------------------------------------------------------
+
+
+def post_events(stack: Stack, body: object, content_type: str = "application/json", **headers: str):
+    return stack.session.post(
+        stack.host.base_url + "/api/events/calls",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": content_type, **headers},
+        timeout=30,
+    )
+
+
+def event_grid(data: object, event_id: str | None = None) -> dict:
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "eventType": "Acme.Calls.Requested",
+        "subject": "calls",
+        "eventTime": "2026-11-22T08:00:00Z",
+        "dataVersion": "1",
+        "data": data,
+    }
+
+
+def test_event_grid_subscription_validation_handshake(stack: Stack) -> None:
+    validation = {
+        "id": "2d1781af-3a4c-4d7c-bd0c-e34b19da4e66",
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+        "subject": "",
+        "eventTime": "2026-11-22T08:00:00Z",
+        "dataVersion": "2",
+        "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6", "validationUrl": "https://example.invalid"},
+    }
+
+    response = post_events(stack, [validation], **{"aeg-event-type": "SubscriptionValidation"})
+
+    assert response.status_code == 200
+    assert response.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
+    assert stack.genesys.requests() == []
+
+
+def test_event_grid_event_places_one_call_even_when_redelivered(stack: Stack) -> None:
+    event = event_grid(CALL)
+
+    first = post_events(stack, [event], **{"aeg-event-type": "Notification"})
+    again = post_events(stack, [event], **{"aeg-event-type": "Notification"})
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(stack.creates()) == 1
+
+
+def test_event_grid_batch_answers_per_event(stack: Stack) -> None:
+    batch = [event_grid({"to": "+12125550199"}), event_grid({"to": "+12125550198"}), event_grid({"to": "911"})]
+
+    response = post_events(stack, batch)
+
+    assert response.status_code == 400  # one event can never succeed: dead-letter, not retry
+    assert [r["status"] for r in response.json()["results"]] == [201, 201, 422]
+    assert len(stack.creates()) == 2
+
+
+def test_cloudevents_abuse_protection_handshake(stack: Stack) -> None:
+    response = stack.session.options(
+        stack.host.base_url + "/api/events/calls", headers={"WebHook-Request-Origin": "eventgrid.azure.net"}, timeout=30
+    )
+
+    assert response.status_code == 200
+    assert response.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+    assert "POST" in response.headers["Allow"]
+
+
+def test_cloudevents_structured_mode_places_one_call_per_event_id(stack: Stack) -> None:
+    event = {"specversion": "1.0", "id": "evt-1", "source": "/crm/orders", "type": "acme.call", "data": CALL}
+
+    first = post_events(stack, event, "application/cloudevents+json; charset=utf-8")
+    again = post_events(stack, event, "application/cloudevents+json; charset=utf-8")
+    other_source = post_events(stack, {**event, "source": "/crm/other"}, "application/cloudevents+json")
+
+    assert (first.status_code, again.status_code, other_source.status_code) == (201, 201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(stack.creates()) == 2  # CloudEvents identity is source + id
+
+
+def test_cloudevents_binary_mode(stack: Stack) -> None:
+    headers = {"ce-specversion": "1.0", "ce-id": "evt-9", "ce-source": "/crm", "ce-type": "acme.call"}
+
+    response = post_events(stack, CALL, **headers)
+
+    assert response.status_code == 201, response.text
+    assert len(stack.creates()) == 1
+
+
+def test_cloudevents_batch_mode(stack: Stack) -> None:
+    events = [
+        {"specversion": "1.0", "id": f"b-{i}", "source": "/crm", "type": "acme.call", "data": {"to": f"+1212555010{i}"}}
+        for i in range(3)
+    ]
+
+    response = post_events(stack, events, "application/cloudevents-batch+json")
+
+    assert response.status_code == 200
+    assert [r["status"] for r in response.json()["results"]] == [201, 201, 201]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "headers"),
+    [
+        ({"not": "an array"}, "application/json", {}),
+        ([], "application/json", {}),
+        ([{"eventType": "x", "data": CALL}], "application/json", {}),
+        ({"specversion": "0.3", "id": "a", "source": "b", "data": CALL}, "application/cloudevents+json", {}),
+        (CALL, "application/json", {"ce-specversion": "1.0"}),
+        ([event_grid("not an object")], "application/json", {}),
+    ],
+    ids=["object", "empty", "no-id", "old-spec", "binary-no-id", "data-not-object"],
+)
+def test_malformed_deliveries_are_4xx_and_dial_nothing(stack: Stack, body, content_type, headers) -> None:
+    response = post_events(stack, body, content_type, **headers)
+
+    assert 400 <= response.status_code < 500
+    assert response.json()["code"] == "validation_failed"
+    assert stack.creates() == []
