@@ -6,6 +6,7 @@ import azure.functions as func
 
 from shared.calls import CallRequest
 from shared.http import MAX_EVENTS_BYTES, endpoint, json_response, read_body, read_json_object, reply_response
+from shared.openapi import document as openapi_document
 from shared.services import services
 from shared.webhooks import abuse_protection, answer_events, read_delivery
 
@@ -65,3 +66,9 @@ def call_status(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @endpoint
 def health(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     return json_response(200, {"status": "ok"}, request_id)
+
+
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def openapi(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    return json_response(200, openapi_document(), request_id)
