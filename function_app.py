@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared.async_requests import POISON_QUEUE_NAME, QUEUE_NAME
 from shared.calls import CallRequest
-from shared.http import MAX_EVENTS_BYTES, endpoint, json_response, read_body, read_json_object, reply_response
+from shared.http import (
+    MAX_EVENTS_BYTES,
+    endpoint,
+    json_response,
+    read_body,
+    read_json_object,
+    reply_response,
+    wants_async,
+)
 from shared.openapi import document as openapi_document
 from shared.services import services
 from shared.webhooks import abuse_protection, answer_events, read_delivery
@@ -16,10 +25,32 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 @app.route(route="calls", methods=["POST"])
 @endpoint
 def place_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
-    request = CallRequest.from_json(read_json_object(req))
-    calls = services().calls
-    reply, replayed = calls.place_once(calls.plan(request), req.headers.get("Idempotency-Key"), request_id)
+    body = read_json_object(req)
+    app_services = services()
+    plan = app_services.calls.plan(CallRequest.from_json(body))  # input errors answer now, in both modes
+    key = req.headers.get("Idempotency-Key")
+    if wants_async(req):
+        return reply_response(app_services.async_requests.accept(body, key), False, request_id)
+    reply, replayed = app_services.calls.place_once(plan, key, request_id)
     return reply_response(reply, replayed, request_id)
+
+
+@app.route(route="calls/requests/{requestId}", methods=["GET"])
+@endpoint
+def call_request_result(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    reply = services().async_requests.result(req.route_params.get("requestId", ""))
+    return reply_response(reply, False, request_id)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=QUEUE_NAME, connection="AzureWebJobsStorage")
+def place_queued_call(msg: func.QueueMessage) -> None:
+    app_services = services()
+    app_services.async_requests.process(msg.get_body().decode(), msg.dequeue_count or 1, app_services.calls)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE_NAME, connection="AzureWebJobsStorage")
+def record_poisoned_call(msg: func.QueueMessage) -> None:
+    services().async_requests.fail(msg.get_body().decode())
 
 
 @app.route(route="calls/validate", methods=["POST"])

@@ -1,4 +1,5 @@
-"""A small stand-in for the Functions host: serves a FunctionApp's HTTP routes over real HTTP.
+"""A small stand-in for the Functions host: serves a FunctionApp's HTTP routes over real HTTP and feeds
+its storage-queue triggers.
 
 Core Tools cannot be installed on our build machines, so tests and the local demo use this. It reads
 the same metadata the real host reads (`app.get_functions()`), and builds `func.HttpRequest` the way
@@ -7,7 +8,10 @@ the worker does. Like Core Tools it does not enforce function keys unless given 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -55,14 +59,113 @@ class HttpFunction:
         )
 
 
+@dataclass(frozen=True)
+class QueueFunction:
+    name: str
+    queue_name: str
+    connection_setting: str
+    handler: Any
+
+    @classmethod
+    def from_function(cls, function: Any) -> QueueFunction | None:
+        bindings = json.loads(function.get_function_json())["bindings"]
+        trigger = next((b for b in bindings if b["type"] == "queueTrigger"), None)
+        if trigger is None:
+            return None
+        return cls(
+            function.get_function_name(),
+            trigger["queueName"],
+            trigger.get("connection") or "AzureWebJobsStorage",
+            function.get_user_function(),
+        )
+
+
+class QueueRunner:
+    """Delivers storage-queue messages to queue-triggered functions the way the host does: base64 bodies,
+    a redelivery after each failure, and the `<queue>-poison` queue after `MAX_DEQUEUE_COUNT` tries."""
+
+    MAX_DEQUEUE_COUNT = 5
+    POLL_SECONDS = 0.2
+
+    def __init__(self, functions: list[QueueFunction]) -> None:
+        self.functions = functions
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="queue-runner", daemon=True)
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def start(self) -> None:
+        if self.functions:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _client(self, connection: str, queue_name: str) -> Any:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        key = (connection, queue_name)
+        if key not in self._clients:
+            client = QueueClient.from_connection_string(
+                connection,
+                queue_name,
+                message_encode_policy=TextBase64EncodePolicy(),
+                message_decode_policy=TextBase64DecodePolicy(),
+            )
+            with contextlib.suppress(ResourceExistsError):
+                client.create_queue()
+            self._clients[key] = client
+        return self._clients[key]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.POLL_SECONDS):
+            for function in self.functions:
+                connection = os.environ.get(function.connection_setting)
+                if not connection:
+                    continue
+                try:
+                    self._poll(function, connection)
+                except Exception:  # noqa: BLE001 - a storage hiccup must not end the runner
+                    logging.getLogger(__name__).warning("Queue poll of %s failed", function.queue_name)
+
+    def _poll(self, function: QueueFunction, connection: str) -> None:
+        import azure.functions.queue
+
+        client = self._client(connection, function.queue_name)
+        for message in client.receive_messages(messages_per_page=16, visibility_timeout=60):
+            delivered = azure.functions.queue.QueueMessage(
+                id=message.id,
+                body=message.content.encode(),
+                dequeue_count=message.dequeue_count,
+                pop_receipt=message.pop_receipt,
+            )
+            try:
+                function.handler(delivered)
+            except Exception:  # noqa: BLE001 - as the host: log, then redeliver or poison
+                logging.getLogger(__name__).warning(
+                    "%s failed on try %s of %s", function.name, message.dequeue_count, self.MAX_DEQUEUE_COUNT
+                )
+                if message.dequeue_count >= self.MAX_DEQUEUE_COUNT:
+                    self._client(connection, f"{function.queue_name}-poison").send_message(message.content)
+                    client.delete_message(message)
+                else:
+                    client.update_message(message, visibility_timeout=0)
+            else:
+                client.delete_message(message)
+
+
 class LocalFunctionHost:
     """Serve `app` on 127.0.0.1; `base_url` is known once started."""
 
     def __init__(self, app: func.FunctionApp, *, port: int = 0, function_key: str | None = None) -> None:
-        functions = [HttpFunction.from_function(f) for f in app.get_functions()]
+        every = app.get_functions()  # it may be called once per app: it validates as it builds
+        functions = [HttpFunction.from_function(f) for f in every]
         # Literal routes win over parameterised ones (`calls/validate` before `calls/{id}`), as in the host.
         self.functions = sorted((f for f in functions if f), key=lambda f: -f.literal_segments)
         self.function_key = function_key
+        self.queues = QueueRunner([q for q in map(QueueFunction.from_function, every) if q])
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -72,6 +175,8 @@ class LocalFunctionHost:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def serve_forever(self) -> None:
+        """Serve HTTP on this thread and queue triggers on another (settings from the environment)."""
+        self.queues.start()
         self._server.serve_forever()
 
     def start(self) -> LocalFunctionHost:
@@ -81,6 +186,7 @@ class LocalFunctionHost:
         return self
 
     def stop(self) -> None:
+        self.queues.stop()
         self._server.shutdown()
         self._server.server_close()
 
@@ -157,7 +263,6 @@ class LocalFunctionHost:
 
 def main() -> None:
     """Serve `function_app.app` with the settings in the environment: `python -m emulators.local_host [port]`."""
-    import logging
     import sys
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

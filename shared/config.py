@@ -69,6 +69,7 @@ class Settings:
     duplicate_window_seconds: float
     idempotency_retention_seconds: float
     idempotency_wait_seconds: float
+    async_retry_after_seconds: int
 
     @property
     def stale_claim_seconds(self) -> float:
@@ -217,4 +218,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
         idempotency_retention_seconds=_seconds(env, "IDEMPOTENCY_RETENTION_SECONDS", 24 * 3600.0),
         idempotency_wait_seconds=_seconds(env, "IDEMPOTENCY_WAIT_SECONDS", 25.0),
+        async_retry_after_seconds=max(1, int(_seconds(env, "ASYNC_RETRY_AFTER_SECONDS", 2))),
     )

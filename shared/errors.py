@@ -67,6 +67,12 @@ CATALOG: dict[str, CatalogEntry] = {
         False,
         "Use a new Idempotency-Key for a different request.",
     ),
+    "request_not_found": CatalogEntry(
+        404,
+        "No such asynchronous request",
+        False,
+        "Use the Location the 202 answer gave; results are kept for IDEMPOTENCY_RETENTION_SECONDS.",
+    ),
     "request_in_progress": CatalogEntry(
         409,
         "Request with this key is still in progress",

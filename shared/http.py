@@ -91,6 +91,12 @@ def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse
     return wrapper
 
 
+def wants_async(req: func.HttpRequest) -> bool:
+    """RFC 7240 `Prefer: respond-async`: the caller would rather poll than wait."""
+    preferences = (req.headers.get("prefer") or "").lower().replace(" ", "").split(",")
+    return "respond-async" in preferences
+
+
 def read_body(req: func.HttpRequest, max_bytes: int = MAX_BODY_BYTES) -> bytes:
     """The raw body (what signatures cover), refused past `max_bytes`; JSON media types only."""
     media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()

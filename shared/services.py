@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from shared.async_requests import AsyncRequests, QueueSender
 from shared.caller_ids import CallerIds
 from shared.calls import CallService
 from shared.config import Settings, load_settings
@@ -30,6 +31,7 @@ class Services:
     caller_ids: CallerIds
     calls: CallService
     webhook_signatures: SignatureVerifier
+    async_requests: AsyncRequests
 
 
 @functools.cache
@@ -53,8 +55,9 @@ def services() -> Services:
         read_timeout=settings.read_timeout_seconds,
     )
     caller_ids = CallerIds(settings, genesys)
+    store = _idempotency_store(settings)
     idempotency = Idempotency(
-        _idempotency_store(settings),
+        store,
         wait_seconds=settings.idempotency_wait_seconds,
         stale_seconds=settings.stale_claim_seconds,
         retention_seconds=settings.idempotency_retention_seconds,
@@ -62,7 +65,13 @@ def services() -> Services:
     )
     calls = CallService(settings, caller_ids, genesys, idempotency)
     signatures = SignatureVerifier(lambda refresh: _webhook_secrets(settings, secrets, refresh))
-    return Services(settings, secrets, genesys, caller_ids, calls, signatures)
+    async_requests = AsyncRequests(
+        store,
+        QueueSender(settings.storage_connection) if settings.storage_connection else None,
+        retention_seconds=settings.idempotency_retention_seconds,
+        retry_after_seconds=settings.async_retry_after_seconds,
+    )
+    return Services(settings, secrets, genesys, caller_ids, calls, signatures, async_requests)
 
 
 def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -> list[str]:

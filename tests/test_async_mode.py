@@ -1,0 +1,124 @@
+"""Asynchronous mode through a client that behaves like Power Automate's asynchronous pattern."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+import requests
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+from emulators.genesys import Fault
+from shared.async_requests import PENDING, QUEUE_NAME
+from shared.idempotency import Record, TableStore
+from tests.conftest import Stack
+
+ASYNC = {"Prefer": "respond-async"}
+MAX_POLLS = 40
+# Caller IDs from settings: validating the request needs no Genesys token, so token faults hit the queue side.
+NO_GENESYS_BEFORE_DIALING = {"CALLER_ID_SOURCE": "settings", "ALLOWED_CALLER_IDS": "+13175550100"}
+
+
+def follow(stack: Stack, accepted: requests.Response) -> tuple[requests.Response, int]:
+    """What Power Automate does with a 202: GET Location, waiting Retry-After, until it is not 202."""
+    assert accepted.status_code == 202, accepted.text
+    response, polls = accepted, 0
+    while response.status_code == 202:
+        assert polls < MAX_POLLS, "the request never finished"
+        time.sleep(int(response.headers["Retry-After"]))
+        response = stack.get(response.headers["Location"])
+        polls += 1
+    return response, polls
+
+
+def test_async_request_is_accepted_then_placed_by_the_queue(stack: Stack, configure) -> None:
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+
+    accepted = stack.post("/api/calls", {"to": "(212) 555-0199"}, headers=ASYNC)
+
+    assert accepted.headers["Location"] == f"/api/calls/requests/{accepted.json()['requestId']}"
+    assert accepted.json()["status"] == PENDING
+    final, _ = follow(stack, accepted)
+    assert final.status_code == 201, final.text
+    assert final.json()["to"] == "+12125550199"
+    assert final.headers["Location"] == f"/api/calls/{final.json()['conversationId']}"
+    assert len(stack.creates()) == 1
+
+
+def test_input_errors_answer_at_once_and_queue_nothing(stack: Stack) -> None:
+    response = stack.post("/api/calls", {"to": "911"}, headers=ASYNC)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "destination_not_allowed"
+
+
+def test_idempotency_spans_both_modes(stack: Stack, configure) -> None:
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+    key = {"Idempotency-Key": "both-modes"}
+    sync = stack.post("/api/calls", {"to": "+12125550199"}, headers=key)
+
+    final, _ = follow(stack, stack.post("/api/calls", {"to": "+12125550199"}, headers={**key, **ASYNC}))
+
+    assert final.json()["conversationId"] == sync.json()["conversationId"]
+    assert len(stack.creates()) == 1
+
+
+def test_transient_failure_is_retried_from_the_queue(stack: Stack, configure) -> None:
+    configure(ASYNC_RETRY_AFTER_SECONDS="1", **NO_GENESYS_BEFORE_DIALING)
+    stack.genesys.inject("token", *[Fault(status=503)] * 3)  # the first delivery fails; nothing was dialed
+
+    final, _ = follow(stack, stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC))
+
+    assert final.status_code == 201, final.text
+    assert len(stack.creates()) == 1
+
+
+def test_failure_on_every_delivery_ends_as_a_readable_answer(stack: Stack, configure) -> None:
+    configure(ASYNC_RETRY_AFTER_SECONDS="1", **NO_GENESYS_BEFORE_DIALING)
+    stack.genesys.inject("token", *[Fault(status=503)] * 15)  # 5 deliveries x 3 read attempts
+
+    final, _ = follow(stack, stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC))
+
+    assert final.status_code == 503
+    assert final.json()["code"] == "genesys_unavailable"
+    assert stack.creates() == []
+
+
+def test_poison_message_ends_as_a_stored_failure(stack: Stack, configure) -> None:
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+    request_id = str(uuid.uuid4())
+    store = TableStore.from_connection_string(os.environ["AzureWebJobsStorage"], os.environ["IDEMPOTENCY_TABLE"])
+    now = time.time()
+    assert store.create(Record(f"req:{request_id}", "", PENDING, request_id, now, now + 3600))
+    queue = QueueClient.from_connection_string(
+        os.environ["AzureWebJobsStorage"], QUEUE_NAME, message_encode_policy=TextBase64EncodePolicy()
+    )
+    # A job the function cannot process (an Idempotency-Key that is not a string): it fails on every delivery.
+    queue.send_message(json.dumps({"requestId": request_id, "body": {"to": "+12125550199"}, "idempotencyKey": 7}))
+
+    pending = stack.get(f"/api/calls/requests/{request_id}")
+    final, _ = follow(stack, pending)
+
+    assert final.status_code == 500
+    assert final.json()["code"] == "internal_error"
+    assert "after 5 attempts" in final.json()["detail"]
+    assert stack.creates() == []
+
+
+def test_unknown_request_is_request_not_found(stack: Stack) -> None:
+    response = stack.get(f"/api/calls/requests/{uuid.uuid4()}")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "request_not_found"
+
+
+def test_async_mode_without_storage_is_a_configuration_error(stack: Stack, configure) -> None:
+    configure(AzureWebJobsStorage=None)
+
+    response = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "configuration_error"
+    assert stack.creates() == []
