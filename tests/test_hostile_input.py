@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +27,7 @@ FIELDS = [
     "label",
     "externalContactId",
 ]
-ROUTES = ["/api/calls", "/api/calls/validate"]
+ROUTES = ["/api/calls", "/api/calls/validate", "/api/webhooks/calls", "/api/events/calls"]
 FUZZ = settings(
     max_examples=120,
     deadline=None,
@@ -44,6 +45,13 @@ json_values = st.recursive(
 phone_like = st.text(alphabet="+0123456789 ()-.tel:;ext=x#*", max_size=70) | st.from_regex(
     r"\+\d{1,40}", fullmatch=True
 )
+
+
+@pytest.fixture
+def stack(stack: Stack, configure) -> Stack:
+    """The usual stack, with a webhook secret so that unsigned webhooks are refused as clients' faults."""
+    configure(WEBHOOK_SECRET="fuzz-webhook-secret")
+    return stack
 
 
 def check(stack: Stack, response: Any) -> None:
