@@ -16,6 +16,7 @@ from shared.http import (
     wants_async,
 )
 from shared.openapi import document as openapi_document
+from shared.readiness import report as readiness_report
 from shared.services import services
 from shared.webhooks import abuse_protection, answer_events, read_delivery
 
@@ -97,6 +98,13 @@ def call_status(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @endpoint
 def health(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     return json_response(200, {"status": "ok"}, request_id)
+
+
+@app.route(route="health/ready", methods=["GET"])
+@endpoint
+def readiness(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    status, body = readiness_report()
+    return json_response(status, {**body, "requestId": request_id}, request_id)
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

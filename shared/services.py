@@ -32,6 +32,7 @@ class Services:
     calls: CallService
     webhook_signatures: SignatureVerifier
     async_requests: AsyncRequests
+    idempotency_store: Store
 
 
 @functools.cache
@@ -71,7 +72,7 @@ def services() -> Services:
         retention_seconds=settings.idempotency_retention_seconds,
         retry_after_seconds=settings.async_retry_after_seconds,
     )
-    return Services(settings, secrets, genesys, caller_ids, calls, signatures, async_requests)
+    return Services(settings, secrets, genesys, caller_ids, calls, signatures, async_requests, store)
 
 
 def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -> list[str]:
