@@ -11,7 +11,6 @@ overhead, not Genesys's.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -19,11 +18,8 @@ import time
 
 import requests
 
-from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
-from emulators.azurite import Azurite
-from emulators.genesys import GenesysEmulator
 from emulators.local_host import LocalFunctionHost
-from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
+from emulators.stack import emulated_stack
 
 
 def cold_import_seconds(runs: int = 5) -> list[float]:
@@ -44,13 +40,7 @@ def main() -> None:
     imports = cold_import_seconds()
     print(f"cold import of function_app: median {statistics.median(imports) * 1000:.0f} ms over {len(imports)} runs")
 
-    with (
-        GenesysEmulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as genesys,
-        ManagedIdentityEmulator() as identity,
-        KeyVaultEmulator(identity, {"genesys-client-secret": CLIENT_SECRET}) as vault,
-        Azurite() as azurite,
-    ):
-        os.environ.update(settings_for(genesys, identity, vault, azurite))
+    with emulated_stack() as (genesys, vault):
         import function_app
 
         with LocalFunctionHost(function_app.app) as host, requests.Session() as session:

@@ -9,12 +9,14 @@ request again (replayed, not redialed) and one rejected request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -47,6 +49,19 @@ def settings_for(
         "DEFAULT_PHONE_REGION": "US",
         **identity.environment(),
     }
+
+
+@contextlib.contextmanager
+def emulated_stack() -> Iterator[tuple[GenesysEmulator, KeyVaultEmulator]]:
+    """Every emulator running, and the process's settings pointing at them."""
+    with (
+        GenesysEmulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as genesys,
+        ManagedIdentityEmulator() as identity,
+        KeyVaultEmulator(identity, {"genesys-client-secret": CLIENT_SECRET}) as vault,
+        Azurite() as azurite,
+    ):
+        os.environ.update(settings_for(genesys, identity, vault, azurite))
+        yield genesys, vault
 
 
 def _show(title: str, response: requests.Response) -> dict[str, Any]:
@@ -100,13 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("azure", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    with (
-        GenesysEmulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as genesys,
-        ManagedIdentityEmulator() as identity,
-        KeyVaultEmulator(identity, {"genesys-client-secret": CLIENT_SECRET}) as vault,
-        Azurite() as azurite,
-    ):
-        os.environ.update(settings_for(genesys, identity, vault, azurite))
+    with emulated_stack() as (genesys, vault):
         import function_app  # after the settings: the app reads them on its first request
 
         with LocalFunctionHost(function_app.app, port=args.port) as host:
