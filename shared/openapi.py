@@ -1,10 +1,933 @@
-"""The OpenAPI 2.0 (Swagger) document of the HTTP API: served at /api/openapi.json and exported as the
-Power Automate custom connector's apiDefinition.swagger.json (one source of truth)."""
+"""The Swagger 2.0 (OpenAPI 2.0) document of the HTTP API: one source of truth for what the app serves at
+`GET /api/openapi.json` and for the Power Automate custom connector (`connector/apiDefinition.swagger.json`,
+written by `scripts/export-connector.sh`).
+
+Power Automate imports only Swagger 2.0 and follows its own conventions: PascalCase `operationId`, a `summary`
+and a `description` ending in a period on every operation, `x-ms-summary` (Title Case) on parameters and
+fields, `x-ms-visibility` (`important`, `advanced`, `internal`). What the code already knows (field limits,
+modes, catalog codes and their statuses, header formats) is read from the code, so the document cannot drift
+from it; `tests/test_openapi.py` checks the rest against the routes and against the live app.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
+from shared.async_requests import PENDING
+from shared.call_status import OUTCOME_CODES, STATUSES
+from shared.calls import (
+    _GENESYS_ID,
+    _REGION,
+    MAX_ATTRIBUTE_KEY_LENGTH,
+    MAX_ATTRIBUTE_VALUE_LENGTH,
+    MAX_ATTRIBUTES,
+    MAX_NUMBER_LENGTH,
+    MAX_TEXT_LENGTH,
+    MAX_UUI_LENGTH,
+    MODES,
+)
+from shared.errors import CATALOG, DEFAULT_RETRY_AFTER_SECONDS, PROBLEM_TYPE_BASE
+from shared.http import _CLIENT_REQUEST_ID, MAX_BODY_BYTES, MAX_EVENTS_BYTES
+from shared.idempotency import MAX_KEY_LENGTH
+from shared.phone import _REASON_TEXT, _TYPE_NAMES
+from shared.webhooks import _RAW, _TIMESTAMPED, SIGNATURE_TOLERANCE_SECONDS
 
-def document() -> dict[str, Any]:
-    return {"swagger": "2.0", "info": {"title": "Genesys Cloud outbound calls", "version": "1.0"}, "paths": {}}
+DEFAULT_HOST = "your-function-app.azurewebsites.net"  # set to the function app's host when importing the connector
+JSON, PROBLEM_JSON = "application/json", "application/problem+json"
+
+# Which catalog codes each operation can answer as a problem (its HTTP status comes from the catalog).
+_INPUT = ("invalid_json", "unsupported_media_type", "payload_too_large", "validation_failed", "invalid_phone_number")
+_POLICY = ("destination_not_allowed", "caller_id_required", "caller_id_not_allowed")
+_GENESYS = tuple(code for code in CATALOG if code.startswith("genesys_"))  # every answer Genesys can be mapped to
+_SERVER = ("key_vault_unavailable", "key_vault_forbidden", "secret_not_found", "configuration_error", "internal_error")
+_ONCE = ("idempotency_key_reused", "request_in_progress", "idempotency_store_unavailable")
+_PLACE = (*_INPUT, *_POLICY, *_GENESYS, *_SERVER, *_ONCE)
+PROBLEM_CODES: dict[str, tuple[str, ...]] = {
+    "PlaceCall": _PLACE,
+    "ValidateCall": (*_INPUT, *_POLICY, *_GENESYS, *_SERVER),
+    "GetCallStatus": ("validation_failed", *_GENESYS, *_SERVER),
+    # The stored final answer of an asynchronous request: what placing the call met when the queue ran it.
+    "GetCallRequest": ("request_not_found", *(c for c in _PLACE if c not in _INPUT[:3])),
+    "ReceiveSignedWebhook": (*_PLACE, "invalid_signature"),
+    "ReceiveEvents": _PLACE,
+    "ValidateEventsSubscription": ("validation_failed", "internal_error"),
+    "GetHealth": ("internal_error",),
+    "GetReadiness": ("internal_error",),
+    "GetOpenApi": ("internal_error",),
+}
+_WAIT_STATUSES = (409, 429, 503, 504)  # problems that can carry Retry-After (always on 429 and 503)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/definitions/{name}"}
+
+
+def _ecma(pattern: re.Pattern[str]) -> str:
+    """A Python pattern as a JSON Schema (ECMA 262) one: named groups become plain groups."""
+    return re.sub(r"\(\?P<\w+>", "(", pattern.pattern)
+
+
+def _field(kind: str | None, summary: str, description: str, **more: Any) -> dict[str, Any]:
+    """A schema property (or parameter body) with Power Automate's Title Case `x-ms-summary`."""
+    field: dict[str, Any] = {"type": kind} if kind else {}
+    field.update({"x-ms-summary": summary, "description": description})
+    for name, value in more.items():
+        field[{"nullable": "x-nullable", "visibility": "x-ms-visibility"}.get(name, name)] = value
+    return field
+
+
+def _header(name: str, summary: str, description: str, visibility: str, **more: Any) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "type": "string", **more} | {
+        "x-ms-summary": summary,
+        "description": description,
+        "x-ms-visibility": visibility,
+    }
+
+
+# --- Parameters ----------------------------------------------------------------------------------------------
+
+REQUEST_ID_PARAMETER = _header(
+    "X-Request-Id",
+    "Request ID",
+    "Your id for this request (1-64 letters, digits, '.', '_' or '-'); it is echoed in X-Request-Id, in "
+    "'requestId' and in every log line. Anything else is replaced by a fresh UUID.",
+    "advanced",
+    pattern=_CLIENT_REQUEST_ID.pattern,
+    maxLength=64,
+)
+IDEMPOTENCY_KEY_PARAMETER = _header(
+    "Idempotency-Key",
+    "Idempotency Key",
+    f"1-{MAX_KEY_LENGTH} printable ASCII characters naming this call: the same key with the same call answers "
+    "the first answer again and never dials twice. In a flow, use the run id: @{workflow()['run']['name']}.",
+    "advanced",
+    minLength=1,
+    maxLength=MAX_KEY_LENGTH,
+    pattern=f"^[ -~]{{1,{MAX_KEY_LENGTH}}}$",
+)
+PREFER_PARAMETER = _header(
+    "Prefer",
+    "Prefer",
+    "respond-async: check the request now, answer 202 with a Location to poll, and place the call from a "
+    "queue (Power Automate's asynchronous pattern).",
+    "advanced",
+    enum=["respond-async"],
+)
+
+
+def _body(schema: dict[str, Any], summary: str, description: str) -> dict[str, Any]:
+    return {
+        "name": "body",
+        "in": "body",
+        "required": True,
+        "schema": schema,
+        "x-ms-summary": summary,
+        "description": description,
+    }
+
+
+def _path(name: str, summary: str, description: str, **more: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "type": "string",
+        "x-ms-summary": summary,
+        "description": description,
+        "x-ms-visibility": "important",
+        **more,
+    }
+
+
+CALL_REQUEST_BODY = _body(
+    _ref("CallRequest"), "Call Request", f"The call to place (a JSON object of at most {MAX_BODY_BYTES // 1024} KiB)."
+)
+
+# --- Definitions ---------------------------------------------------------------------------------------------
+
+_GENESYS_ID_FIELD = {"pattern": _GENESYS_ID.pattern, "maxLength": 36}
+
+
+def _understood_number() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "How the number was read.",
+        "required": ["e164", "region"],
+        "additionalProperties": False,
+        "properties": {
+            "e164": _field("string", "E.164", "The number in E.164, as sent to Genesys Cloud.", example="+12125550199"),
+            "region": _field("string", "Region", "The number's ISO country code, when it has one.", nullable=True),
+            "type": _field(
+                "string",
+                "Number Type",
+                "The kind of number, as libphonenumber classifies it.",
+                enum=sorted({*_TYPE_NAMES.values(), "unknown"}),
+            ),
+        },
+    }
+
+
+def _understood() -> dict[str, Any]:
+    return _field(
+        "object",
+        "Understood",
+        "What the function understood of the numbers it was given.",
+        required=["to"],
+        additionalProperties=False,
+        properties={"to": _ref("UnderstoodNumber")},
+    )
+
+
+def _call_request() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "A call to place: only 'to' is required. Unknown fields are refused.",
+        "required": ["to"],
+        "additionalProperties": False,
+        "example": {"to": "(212) 555-0199", "from": "+13175550105", "attributes": {"invoice": "A-1017"}},
+        "properties": {
+            "to": _field(
+                "string",
+                "To",
+                "The number to call, in any common format: +1 212-555-0199, (212) 555-0199, tel:+12125550199, "
+                "0044 20 7946 0958.",
+                minLength=1,
+                maxLength=MAX_NUMBER_LENGTH,
+                visibility="important",
+                example="+1 212-555-0199",
+            ),
+            "from": _field(
+                "string",
+                "From",
+                "The caller ID, one of the organization's numbers. Default: the queue's caller ID (with "
+                "'queueId'), then the DEFAULT_CALLER_ID setting.",
+                maxLength=MAX_NUMBER_LENGTH,
+                visibility="important",
+            ),
+            "queueId": _field(
+                "string",
+                "Queue ID",
+                "The Genesys queue to place the call for (its caller ID is allowed); required for a callback.",
+                visibility="important",
+                **_GENESYS_ID_FIELD,
+            ),
+            "userId": _field(
+                "string",
+                "User ID",
+                "The Genesys user on whose behalf to dial. Default: the GENESYS_CALL_USER_ID setting. Calls only.",
+                visibility="advanced",
+                **_GENESYS_ID_FIELD,
+            ),
+            "callerIdName": _field(
+                "string", "Caller ID Name", "The caller ID name.", maxLength=MAX_TEXT_LENGTH, visibility="advanced"
+            ),
+            "region": _field(
+                "string",
+                "Region",
+                "The ISO country code (US, GB) for numbers written without a country code. Default: the "
+                "DEFAULT_PHONE_REGION setting.",
+                minLength=2,
+                maxLength=2,
+                pattern=_REGION.pattern,
+                visibility="advanced",
+            ),
+            "attributes": _field(
+                "object",
+                "Attributes",
+                f"Names (1-{MAX_ATTRIBUTE_KEY_LENGTH} characters) and string values attached to the customer "
+                "participant (a callback's data).",
+                maxProperties=MAX_ATTRIBUTES,
+                additionalProperties=_field(
+                    "string", "Attribute Value", "One attribute's value.", maxLength=MAX_ATTRIBUTE_VALUE_LENGTH
+                ),
+                visibility="advanced",
+            ),
+            "uuiData": _field(
+                "string",
+                "UUI Data",
+                "User-to-user information. Calls only.",
+                maxLength=MAX_UUI_LENGTH,
+                visibility="advanced",
+            ),
+            "label": _field(
+                "string",
+                "Label",
+                "The call's label in Genesys. Calls only.",
+                maxLength=MAX_TEXT_LENGTH,
+                visibility="advanced",
+            ),
+            "externalContactId": _field(
+                "string",
+                "External Contact ID",
+                "The Genesys external contact to associate. Calls only.",
+                maxLength=MAX_TEXT_LENGTH,
+                visibility="advanced",
+            ),
+            "mode": _field(
+                "string",
+                "Mode",
+                "call (default) dials now for a user; callback creates a Genesys callback that an agent of "
+                "'queueId' takes from the queue.",
+                enum=list(MODES),
+                default=MODES[0],
+                visibility="advanced",
+            ),
+            "scheduledTime": _field(
+                "string",
+                "Scheduled Time",
+                "Callbacks only: when to call back, ISO-8601 with a time zone (2026-12-01T15:30:00Z), in the future.",
+                format="date-time",
+                maxLength=64,
+                visibility="advanced",
+            ),
+        },
+    }
+
+
+def _plan_properties() -> dict[str, Any]:
+    """What `CallPlan.to_json` answers: the normalized request."""
+    return {
+        "to": _field("string", "To", "The number to call, in E.164.", example="+12125550199"),
+        "from": _field("string", "From", "The caller ID used, in E.164.", example="+13175550105"),
+        "userId": _field(
+            "string", "User ID", "The Genesys user the call is placed for (null for a callback).", nullable=True
+        ),
+        "queueId": _field("string", "Queue ID", "The Genesys queue, if any.", nullable=True),
+        "understood": _understood(),
+        "mode": _field("string", "Mode", "Present for callbacks only.", enum=["callback"]),
+        "scheduledTime": _field(
+            "string", "Scheduled Time", "Callbacks only: the callback time in UTC, or null.", nullable=True
+        ),
+    }
+
+
+_REQUEST_ID_FIELD = _field("string", "Request ID", "The id of this request, also in X-Request-Id and the logs.")
+_PLAN_REQUIRED = ["to", "from", "userId", "queueId", "understood"]
+
+
+def _call_created() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "Genesys Cloud accepted the call (or the callback); nobody has answered yet.",
+        "required": ["conversationId", *_PLAN_REQUIRED, "status", "requestId"],
+        "additionalProperties": False,
+        "properties": {
+            "conversationId": _field("string", "Conversation ID", "The Genesys conversation id of the call."),
+            **_plan_properties(),
+            "status": _field(
+                "string", "Status", "initiated for a call, scheduled for a callback.", enum=["initiated", "scheduled"]
+            ),
+            "requestId": _REQUEST_ID_FIELD,
+        },
+    }
+
+
+def _validation() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "The call would be placed as shown; nothing was dialed.",
+        "required": ["valid", *_PLAN_REQUIRED, "requestId"],
+        "additionalProperties": False,
+        "properties": {
+            "valid": _field("boolean", "Valid", "Always true: an invalid request answers a problem.", enum=[True]),
+            **_plan_properties(),
+            "requestId": _REQUEST_ID_FIELD,
+        },
+    }
+
+
+def _nullable_text(summary: str, description: str) -> dict[str, Any]:
+    return _field("string", summary, description, nullable=True)
+
+
+def _call_status() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "What happened to a placed call, from the customer participant of its Genesys conversation.",
+        "required": ["conversationId", "status", "requestId"],
+        "additionalProperties": False,
+        "properties": {
+            "conversationId": _nullable_text("Conversation ID", "The Genesys conversation id."),
+            "status": _field("string", "Status", "Where the call is.", enum=list(STATUSES)),
+            "to": _nullable_text("To", "The number called."),
+            "from": _nullable_text("From", "The caller ID."),
+            "genesysState": _nullable_text("Genesys State", "The customer participant's state in Genesys."),
+            "disconnectType": _nullable_text("Disconnect Type", "How the customer participant was disconnected."),
+            "connectedTime": _nullable_text("Connected Time", "When the customer participant connected."),
+            "endTime": _nullable_text("End Time", "When the customer participant ended."),
+            "failure": _field(
+                "object",
+                "Failure",
+                "Why the call failed (status failed only).",
+                required=["code", "title", "hint", "retryable", "upstream"],
+                additionalProperties=False,
+                properties={
+                    "code": _field("string", "Code", "The failure's catalog code.", enum=sorted(OUTCOME_CODES)),
+                    "title": _field("string", "Title", "The failure in a few words."),
+                    "hint": _field("string", "Hint", "What to do about it."),
+                    "retryable": _field("boolean", "Retryable", "Whether calling again later may work."),
+                    "upstream": _field(
+                        "object",
+                        "Upstream",
+                        "Genesys's errorInfo on the customer participant.",
+                        additionalProperties=False,
+                        properties={
+                            "code": _nullable_text("Upstream Code", "Genesys's errorInfo code."),
+                            "message": _nullable_text("Upstream Message", "Genesys's errorInfo message."),
+                        },
+                    ),
+                },
+            ),
+            "requestId": _REQUEST_ID_FIELD,
+        },
+    }
+
+
+def _pending() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "The asynchronous request is accepted or still running: poll the Location.",
+        "required": ["requestId", "status"],
+        "additionalProperties": False,
+        "properties": {
+            "requestId": _field("string", "Request ID", "The asynchronous request's id, the end of the Location."),
+            "status": _field("string", "Status", "Always pending.", enum=[PENDING]),
+        },
+    }
+
+
+def _problem_properties() -> dict[str, Any]:
+    return {
+        "type": _field("string", "Type", f"{PROBLEM_TYPE_BASE}<code>, a name (docs/errors.md lists them)."),
+        "title": _field("string", "Title", "The problem in a few words."),
+        "status": _field("integer", "Status", "The HTTP status."),
+        "detail": _field("string", "Detail", "What exactly went wrong with this request."),
+        "code": _field(
+            "string", "Code", "The stable catalog code to branch on (docs/errors.md).", enum=sorted(CATALOG)
+        ),
+        "hint": _field("string", "Hint", "What to do about it."),
+        "retryable": _field("boolean", "Retryable", "Whether the same request may succeed later; 4xx never do."),
+        "field": _field("string", "Field", "The input field (or header) at fault."),
+        "requestId": _field("string", "Request ID", "The id of this request, for support and the logs."),
+        "upstream": _field(
+            "object",
+            "Upstream",
+            "What Genesys Cloud answered.",
+            additionalProperties=False,
+            properties={
+                "status": _field("integer", "Upstream Status", "Genesys's HTTP status.", nullable=True),
+                "code": _nullable_text("Upstream Code", "Genesys's error code."),
+                "message": _nullable_text("Upstream Message", "Genesys's error message."),
+                "correlationId": _nullable_text(
+                    "Correlation ID", "Genesys's ININ-Correlation-Id: give it to Genesys support."
+                ),
+            },
+        ),
+        "reason": _field(
+            "string",
+            "Reason",
+            "Why a number was refused: "
+            + ", ".join(sorted({*_REASON_TEXT, "emergency_number", "short_code", "premium_rate"}))
+            + ".",
+        ),
+        "understood": _ref("UnderstoodNumber"),
+    }
+
+
+def _problem() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "An RFC 9457 problem (application/problem+json) with this API's extensions.",
+        "required": ["type", "title", "status", "detail", "code", "hint", "retryable", "requestId"],
+        "additionalProperties": False,
+        "properties": _problem_properties(),
+    }
+
+
+def _event_results() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "The answer to a batch of events, or to Event Grid's subscription handshake.",
+        "additionalProperties": False,
+        "properties": {
+            "results": _field(
+                "array",
+                "Results",
+                "One entry per event of the batch, in order.",
+                items={
+                    "type": "object",
+                    "description": "One event's answer.",
+                    "required": ["key", "status", "body"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "key": _field("string", "Event Key", "The event's identity, its idempotency key."),
+                        "status": _field("integer", "Status", "The HTTP status the event alone would answer."),
+                        "body": _field("object", "Body", "The event's answer: a CallCreated or a Problem."),
+                    },
+                },
+            ),
+            "validationResponse": _field(
+                "string", "Validation Response", "Event Grid's validationCode, echoed to confirm the subscription."
+            ),
+        },
+    }
+
+
+def _events_problem() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "A Problem (one event, or a delivery that could not be read), or EventResults for a batch.",
+        "additionalProperties": False,
+        "properties": {**_problem_properties(), "results": _event_results()["properties"]["results"]},
+    }
+
+
+def _health() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "The function app is running.",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {"status": _field("string", "Status", "Always ok.", enum=["ok"])},
+    }
+
+
+def _readiness() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "Whether this deployment can place a call, check by check.",
+        "required": ["status", "checks", "requestId"],
+        "additionalProperties": False,
+        "properties": {
+            "status": _field("string", "Status", "ready when every check is ok.", enum=["ready", "not_ready"]),
+            "checks": _field(
+                "array",
+                "Checks",
+                "Configuration, Key Vault, Genesys token, caller IDs and idempotency store.",
+                items={
+                    "type": "object",
+                    "description": "One check.",
+                    "required": ["name", "status"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": _field("string", "Name", "What was checked."),
+                        "status": _field("string", "Status", "ok or failed.", enum=["ok", "failed"]),
+                        "detail": _field("string", "Detail", "What was found."),
+                        "code": _field("string", "Code", "The failure's catalog code.", enum=sorted(CATALOG)),
+                        "remediation": _field("string", "Remediation", "What to fix."),
+                    },
+                },
+            ),
+            "requestId": _REQUEST_ID_FIELD,
+        },
+    }
+
+
+def definitions() -> dict[str, Any]:
+    return {
+        "CallRequest": _call_request(),
+        "CallCreated": _call_created(),
+        "Validation": _validation(),
+        "CallStatus": _call_status(),
+        "Pending": _pending(),
+        "UnderstoodNumber": _understood_number(),
+        "Problem": _problem(),
+        "EventResults": _event_results(),
+        "EventsProblem": _events_problem(),
+        "Health": _health(),
+        "Readiness": _readiness(),
+    }
+
+
+# --- Responses -----------------------------------------------------------------------------------------------
+
+_HEADERS = {
+    "X-Request-Id": {"type": "string", "description": "The request id, as in the body and the logs."},
+    "Retry-After": {
+        "type": "integer",
+        "description": f"Seconds to wait before trying again (always on 429 and 503; {DEFAULT_RETRY_AFTER_SECONDS} "
+        "unless said otherwise).",
+    },
+    "Idempotent-Replayed": {
+        "type": "string",
+        "enum": ["true"],
+        "description": "This is the stored answer to an earlier identical request; nothing was dialed now.",
+    },
+    "Location": {"type": "string", "description": "Where to read the result."},
+}
+
+
+def _headers(*names: str) -> dict[str, Any]:
+    return {name: _HEADERS[name] for name in ("X-Request-Id", *names)}
+
+
+def _response(description: str, schema: str | dict[str, Any], *headers: str) -> dict[str, Any]:
+    """A response with its schema (a definition's name, or inline) and its headers (X-Request-Id always)."""
+    return {
+        "description": description,
+        "schema": _ref(schema) if isinstance(schema, str) else schema,
+        "headers": _headers(*headers),
+    }
+
+
+def _problems(operation_id: str, replays: bool = False) -> dict[str, Any]:
+    """One response per status the operation's catalog codes map to, listing the codes."""
+    by_status: dict[int, list[str]] = {}
+    for code in PROBLEM_CODES[operation_id]:
+        by_status.setdefault(CATALOG[code].status, []).append(code)
+    responses = {}
+    for status, codes in sorted(by_status.items()):
+        headers = ["Retry-After"] if status in _WAIT_STATUSES else []
+        if replays:
+            headers.append("Idempotent-Replayed")
+        titles = "; ".join(f"{code} ({CATALOG[code].title})" for code in codes)
+        responses[str(status)] = _response(f"A problem; code is one of: {titles}.", "Problem", *headers)
+    return responses
+
+
+_KEY_REFUSED = (
+    "The function key (x-functions-key header or code query parameter) is missing or wrong: the Functions host "
+    "answers this without a body."
+)
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    description: str,
+    visibility: str,
+    parameters: list[dict[str, Any]],
+    responses: dict[str, Any],
+    *,
+    tag: str,
+    anonymous: bool = False,
+    **more: Any,
+) -> dict[str, Any]:
+    """An operation; unless anonymous, the host's 401 for a missing function key is among its answers."""
+    if not anonymous:
+        problem = responses.get("401")
+        responses["401"] = (
+            {**problem, "description": f"{problem['description'][:-1]}; or: {_KEY_REFUSED}"}
+            if problem
+            else {"description": _KEY_REFUSED}
+        )
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "description": description,
+        "tags": [tag],
+        "x-ms-visibility": visibility,
+        "parameters": [*parameters, REQUEST_ID_PARAMETER],
+        "responses": dict(sorted(responses.items())),
+        **more,
+    }
+    if anonymous:
+        operation["security"] = []
+    return operation
+
+
+def _place_call() -> dict[str, Any]:
+    return _operation(
+        "PlaceCall",
+        "Place a call",
+        "Places an outbound call (or, with mode callback, a Genesys callback) after checking the number and the "
+        "caller ID. Send an Idempotency-Key: a retry answers the first answer and never dials twice. With "
+        "Prefer: respond-async the answer is 202 and the result is read from the Location.",
+        "important",
+        [IDEMPOTENCY_KEY_PARAMETER, PREFER_PARAMETER, CALL_REQUEST_BODY],
+        {
+            "201": _response(
+                "Genesys Cloud accepted the call; Location is its status.",
+                "CallCreated",
+                "Location",
+                "Idempotent-Replayed",
+            ),
+            "202": _response(
+                "Accepted (Prefer: respond-async): poll the Location after Retry-After seconds.",
+                "Pending",
+                "Location",
+                "Retry-After",
+            ),
+            **_problems("PlaceCall", replays=True),
+        },
+        tag="Calls",
+    )
+
+
+def _validate_call() -> dict[str, Any]:
+    return _operation(
+        "ValidateCall",
+        "Validate a call",
+        "Makes the whole decision of Place a call (number, caller ID, user, queue) without dialing, and answers "
+        "the normalized request or the problem that dialing would meet.",
+        "advanced",
+        [CALL_REQUEST_BODY],
+        {"200": _response("The call would be placed as shown.", "Validation"), **_problems("ValidateCall")},
+        tag="Calls",
+    )
+
+
+def _get_call_status() -> dict[str, Any]:
+    return _operation(
+        "GetCallStatus",
+        "Get call status",
+        "Reads what happened to a placed call: initiated, ringing, connected, ended or failed (with the reason).",
+        "important",
+        [
+            _path(
+                "conversationId",
+                "Conversation ID",
+                "The conversationId that Place a call answered.",
+                **_GENESYS_ID_FIELD,
+            )
+        ],
+        {"200": _response("The call's status.", "CallStatus"), **_problems("GetCallStatus")},
+        tag="Calls",
+    )
+
+
+def _get_call_request() -> dict[str, Any]:
+    return _operation(
+        "GetCallRequest",
+        "Get asynchronous request",
+        "Reads the result of a call placed with Prefer: respond-async: 202 while it is pending, then the final "
+        "answer of Place a call.",
+        "advanced",
+        [_path("requestId", "Request ID", "The requestId of the 202 answer (the end of its Location).", minLength=1)],
+        {
+            "201": _response("The call was placed.", "CallCreated", "Location"),
+            "202": _response(
+                "Still pending: poll again after Retry-After seconds.", "Pending", "Location", "Retry-After"
+            ),
+            **_problems("GetCallRequest"),
+        },
+        tag="Calls",
+    )
+
+
+def _signed_webhook() -> dict[str, Any]:
+    signature = _header(
+        "X-Signature-256",
+        "SHA-256 Signature",
+        "sha256=<hex of HMAC-SHA256(secret, raw body)>. Send this or X-Signature.",
+        "advanced",
+        pattern=_ecma(_RAW),
+    )
+    stamped = _header(
+        "X-Signature",
+        "Timestamped Signature",
+        f"t=<unix seconds>,v1=<hex of HMAC-SHA256(secret, '<t>.<raw body>')>, within {SIGNATURE_TOLERANCE_SECONDS} s "
+        "of the function's clock.",
+        "advanced",
+        pattern=_ecma(_TIMESTAMPED),
+    )
+    return _operation(
+        "ReceiveSignedWebhook",
+        "Receive a signed webhook",
+        "Places a call for a service that signs its webhooks with the shared secret (HMAC-SHA256). The signature "
+        "is the idempotency key unless Idempotency-Key is sent, so a redelivery never dials again.",
+        "internal",
+        [signature, stamped, IDEMPOTENCY_KEY_PARAMETER, CALL_REQUEST_BODY],
+        {
+            "201": _response("Genesys Cloud accepted the call.", "CallCreated", "Location", "Idempotent-Replayed"),
+            **_problems("ReceiveSignedWebhook", replays=True),
+        },
+        tag="Webhooks",
+    )
+
+
+_EVENT_MEDIA_TYPES = [JSON, "application/cloudevents+json", "application/cloudevents-batch+json"]
+
+
+def _receive_events() -> dict[str, Any]:
+    body = _body(
+        {
+            "description": "An Event Grid array of events, a CloudEvent, a CloudEvents batch, or (binary mode, "
+            "with ce-* headers) the call request itself. Each event's data is a CallRequest.",
+            "example": [
+                {
+                    "id": "9aeb0fdf-c01e-0131-0922-9eb54906e209",
+                    "eventType": "Contoso.Calls.Requested",
+                    "subject": "calls/A-1017",
+                    "eventTime": "2026-01-01T12:00:00Z",
+                    "dataVersion": "1.0",
+                    "data": {"to": "(212) 555-0199", "attributes": {"invoice": "A-1017"}},
+                }
+            ],
+        },
+        "Events",
+        f"The delivery, at most {MAX_EVENTS_BYTES // 1024} KiB.",
+    )
+    headers = [
+        _header(
+            "aeg-event-type",
+            "Event Grid Event Type",
+            "Sent by Event Grid; the function reads the events themselves.",
+            "internal",
+            enum=["Notification", "SubscriptionValidation", "SubscriptionDeletion"],
+        ),
+        _header("ce-specversion", "CloudEvents Spec Version", "Binary mode: 1.0.", "internal", enum=["1.0"]),
+        _header("ce-id", "CloudEvents ID", "Binary mode: the event id.", "internal", maxLength=256),
+        _header("ce-source", "CloudEvents Source", "Binary mode: the event source.", "internal", maxLength=256),
+        _header("ce-type", "CloudEvents Type", "Binary mode: the event type.", "internal"),
+    ]
+    problems = _problems("ReceiveEvents", replays=True)
+    for status in ("400", "503"):
+        problems[status] = {
+            **problems[status],
+            "description": problems[status]["description"][:-1] + "; or, for a batch, EventResults.",
+            "schema": _ref("EventsProblem"),
+        }
+    return _operation(
+        "ReceiveEvents",
+        "Receive events",
+        "Places one call per Azure Event Grid or CloudEvents 1.0 event; the event id is the idempotency key, so a "
+        "redelivered event never dials again. One event answers as itself; a batch answers 200 when all "
+        "succeeded, 503 when any can succeed later, else 400.",
+        "internal",
+        [*headers, body],
+        {
+            "200": _response(
+                "Every event of the batch succeeded, or the Event Grid subscription handshake.", "EventResults"
+            ),
+            "201": _response("The one event's call was placed.", "CallCreated", "Location", "Idempotent-Replayed"),
+            **problems,
+        },
+        tag="Webhooks",
+        consumes=_EVENT_MEDIA_TYPES,
+    )
+
+
+def _validate_events_subscription() -> dict[str, Any]:
+    origin = _header(
+        "WebHook-Request-Origin",
+        "Webhook Request Origin",
+        "The sender asking for consent (CloudEvents webhook validation).",
+        "internal",
+        default="eventgrid.azure.net",
+    ) | {"required": True}
+    return _operation(
+        "ValidateEventsSubscription",
+        "Validate an events subscription",
+        "Answers the CloudEvents abuse-protection handshake that Event Grid sends before delivering events.",
+        "internal",
+        [origin],
+        {
+            "200": {
+                "description": "Consent to deliveries from the asking origin.",
+                "headers": {
+                    "WebHook-Allowed-Origin": {"type": "string", "description": "The origin allowed to deliver."},
+                    "WebHook-Allowed-Rate": {"type": "string", "description": "The allowed rate: any."},
+                    "Allow": {"type": "string", "description": "The methods allowed: POST, OPTIONS."},
+                },
+            },
+            **_problems("ValidateEventsSubscription"),
+        },
+        tag="Webhooks",
+        produces=["text/plain", PROBLEM_JSON],
+    )
+
+
+def _get_health() -> dict[str, Any]:
+    return _operation(
+        "GetHealth",
+        "Check liveness",
+        "Answers 200 while the function app runs; touches no setting and no remote service.",
+        "advanced",
+        [],
+        {"200": _response("The function app is running.", "Health"), **_problems("GetHealth")},
+        tag="Health",
+        anonymous=True,
+    )
+
+
+def _get_readiness() -> dict[str, Any]:
+    return _operation(
+        "GetReadiness",
+        "Check readiness",
+        "Checks the settings, the Key Vault secret, a Genesys token, the caller IDs and the idempotency store, "
+        "and says what to fix.",
+        "advanced",
+        [],
+        {
+            "200": _response("Ready: every check is ok.", "Readiness"),
+            **_problems("GetReadiness"),
+            "503": _response("Not ready: the failed checks say what to fix.", "Readiness"),
+        },
+        tag="Health",
+    )
+
+
+def _get_openapi() -> dict[str, Any]:
+    return _operation(
+        "GetOpenApi",
+        "Get the OpenAPI document",
+        "Answers this Swagger 2.0 document, the same as the custom connector's apiDefinition.swagger.json.",
+        "internal",
+        [],
+        {
+            "200": _response("The Swagger 2.0 document.", {"type": "object"}),
+            **_problems("GetOpenApi"),
+        },
+        tag="Health",
+        anonymous=True,
+    )
+
+
+def paths() -> dict[str, Any]:
+    return {
+        "/calls": {"post": _place_call()},
+        "/calls/validate": {"post": _validate_call()},
+        "/calls/requests/{requestId}": {"get": _get_call_request()},
+        "/calls/{conversationId}": {"get": _get_call_status()},
+        "/webhooks/calls": {"post": _signed_webhook()},
+        "/events/calls": {"post": _receive_events(), "options": _validate_events_subscription()},
+        "/health": {"get": _get_health()},
+        "/health/ready": {"get": _get_readiness()},
+        "/openapi.json": {"get": _get_openapi()},
+    }
+
+
+def document(host: str | None = DEFAULT_HOST) -> dict[str, Any]:
+    """The whole Swagger 2.0 document; `host=None` leaves `host` out (clients then use the serving host)."""
+    spec: dict[str, Any] = {
+        "swagger": "2.0",
+        "info": {
+            "title": "Genesys Outbound Calls",
+            "version": "1.0",
+            "description": "Places outbound calls and callbacks through Genesys Cloud: reads numbers in any "
+            "format, checks the caller ID before dialing, never dials twice for one request, and explains every "
+            "failure with a stable code and a hint.",
+        },
+        "basePath": "/api",
+        "schemes": ["https"],
+        "consumes": [JSON],
+        "produces": [JSON, PROBLEM_JSON],
+        "securityDefinitions": {
+            "apiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-functions-key",
+                "description": "The function key (App keys or the function's keys in the Azure portal).",
+            }
+        },
+        "security": [{"apiKey": []}],
+        "tags": [
+            {"name": "Calls", "description": "Place calls and follow them."},
+            {"name": "Webhooks", "description": "Signed webhooks and Event Grid or CloudEvents deliveries."},
+            {"name": "Health", "description": "Liveness, readiness and this document."},
+        ],
+        "paths": paths(),
+        "definitions": definitions(),
+        "x-ms-connector-metadata": [{"propertyName": "Categories", "propertyValue": "Communication;IT Operations"}],
+    }
+    if host:
+        spec["host"] = host
+    return spec
+
+
+def swagger_json(host: str | None = DEFAULT_HOST) -> str:
+    """The document as `connector/apiDefinition.swagger.json` holds it (scripts/export-connector.sh)."""
+    return json.dumps(document(host), indent=2, sort_keys=True) + "\n"
