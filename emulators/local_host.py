@@ -113,6 +113,9 @@ class QueueRunner:
                 queue_name,
                 message_encode_policy=TextBase64EncodePolicy(),
                 message_decode_policy=TextBase64DecodePolicy(),
+                connection_timeout=2,
+                read_timeout=5,
+                retry_total=1,
             )
             with contextlib.suppress(ResourceExistsError):
                 client.create_queue()
@@ -231,6 +234,7 @@ class LocalFunctionHost:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the app logs what matters."""

@@ -184,7 +184,8 @@ def test_unreachable_store_answers_503_and_dials_nothing(stack: Stack, configure
     configure(
         AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
         "AccountKey=a2V5;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
-    )
+        "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    )  # every endpoint on a closed loopback port: nothing may leave the machine
 
     response = stack.post("/api/calls", CALL, headers=keyed("no-store"))
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from emulators.azure import VaultFault
-from emulators.genesys import Fault
+from emulators.genesys import DEMO_QUEUE_ID, Fault
 from emulators.local_host import QueueRunner
 from shared.call_status import OUTCOME_CODES
 from shared.calls import _KNOWN_FIELDS
 from shared.errors import CATALOG
 from shared.openapi import DEFAULT_HOST, PROBLEM_CODES, document, swagger_json
+from shared.webhooks import VALIDATION_EVENT
 from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,6 +217,13 @@ OPERATION_IDS = [operation["operationId"] for _, _, operation in operations(docu
 FOLLOW_SECONDS = 30
 
 
+def served_schema(stack: Stack) -> Any:
+    """The document the app serves, as schemathesis reads it, aimed at the local host."""
+    schema = schemathesis.openapi.from_url(stack.host.base_url + "/api/openapi.json", timeout=30)
+    schema.config.update(base_url=stack.host.base_url + "/api")
+    return schema
+
+
 def send(stack: Stack, case: Any) -> requests.Response:
     """Send the case; a webhook case that carries X-Signature-256 is signed for real, so the fuzzed body gets
     past the signature to the call itself (cases without it, or with X-Signature, stay unsigned)."""
@@ -306,8 +315,7 @@ def test_live_app_answers_what_the_document_promises(queue_worker: Stack, config
     must be documented: status, media type, body schema and headers."""
     stack = queue_worker
     configure(WEBHOOK_SECRET=WEBHOOK_SECRET, ASYNC_RETRY_AFTER_SECONDS="1")
-    schema = schemathesis.openapi.from_url(stack.host.base_url + "/api/openapi.json", timeout=30)
-    schema.config.update(base_url=stack.host.base_url + "/api")
+    schema = served_schema(stack)
     operation = schema.find_operation_by_id(operation_id)
     follower = Follower(schema, stack)
 
@@ -369,8 +377,7 @@ def test_failure_answers_match_the_document(
     """Upstream failures answer as documented too, and so does the same request sent again (answered again,
     or replayed from the idempotency store with Idempotent-Replayed)."""
     stack = prompt_host
-    schema = schemathesis.openapi.from_url(stack.host.base_url + "/api/openapi.json", timeout=30)
-    schema.config.update(base_url=stack.host.base_url + "/api")
+    schema = served_schema(stack)
     operation = schema.find_operation_by_id(operation_id)
     route, what = fault
     if route == "vault":
@@ -386,3 +393,60 @@ def test_failure_answers_match_the_document(
         response = send(stack, case)
         assert (response.status_code, response.json()["code"]) == (status, code), response.text
         case.validate_response(response, checks=CHECKS[1:])  # all but not_a_server_error: 5xx are expected
+
+
+def event(event_id: str, data: Any) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "eventType": "Contoso.Calls.Requested",
+        "subject": "calls",
+        "eventTime": "2026-01-01T12:00:00Z",
+        "dataVersion": "1.0",
+        "data": data,
+    }
+
+
+def test_rarer_answers_match_the_document(queue_worker: Stack, configure: Any) -> None:
+    """Answers that random requests seldom reach: a callback, a failed call's status, event batches, the Event
+    Grid handshake, a CloudEvents batch, not ready."""
+    stack = queue_worker
+    schema = served_schema(stack)
+
+    def answer(operation_id: str, status: int, **case: Any) -> Any:
+        operation = schema.find_operation_by_id(operation_id)
+        sent = operation.Case(media_type="application/json", **case) if "body" in case else operation.Case(**case)
+        response = send(stack, sent)
+        assert response.status_code == status, response.text
+        sent.validate_response(response, checks=CHECKS if status < 500 else CHECKS[1:])
+        return response.json()
+
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    callback = {"mode": "callback", "to": "(212) 555-0199", "queueId": DEMO_QUEUE_ID, "scheduledTime": tomorrow}
+    assert answer("ValidateCall", 200, body=callback)["mode"] == "callback"
+    assert answer("PlaceCall", 201, body=callback)["status"] == "scheduled"
+
+    conversation_id = answer("PlaceCall", 201, body={"to": "+12125550100"})["conversationId"]
+    error_info = {"code": "error.ininedgecontrol.connection.dialplan.notReachable", "message": "not reachable"}
+    stack.genesys.set_call_state(conversation_id, "disconnected", disconnect_type="error", error_info=error_info)
+    status = answer("GetCallStatus", 200, path_parameters={"conversationId": conversation_id})
+    assert status["failure"]["code"] == "destination_unreachable"
+
+    assert (
+        len(answer("ReceiveEvents", 200, body=[event("e1", {"to": "+12125550198"}), event("e2", CALL)])["results"]) == 2
+    )
+    assert answer("ReceiveEvents", 400, body=[event("e3", {"to": "+12125550197"}), event("e4", {"to": "911"})])[
+        "results"
+    ]
+    handshake = [{**event("v1", {"validationCode": "512d38b6"}), "eventType": VALIDATION_EVENT}]
+    assert answer("ReceiveEvents", 200, body=handshake) == {"validationResponse": "512d38b6"}
+    cloud_events = [
+        {"specversion": "1.0", "id": "c1", "source": "/tests", "type": "calls", "data": {"to": "+12125550196"}}
+    ]
+    operation = schema.find_operation_by_id("ReceiveEvents")
+    sent = operation.Case(body=cloud_events, media_type="application/cloudevents-batch+json")
+    response = send(stack, sent)
+    assert response.status_code == 201, response.text
+    sent.validate_response(response, checks=CHECKS)
+
+    configure(GENESYS_CLIENT_ID=None)
+    assert answer("GetReadiness", 503)["status"] == "not_ready"
