@@ -25,6 +25,11 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}?]*)?(\?)?\}")
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default listen backlog of 5 resets bursts of concurrent deliveries
+    daemon_threads = True
+
+
 @dataclass(frozen=True)
 class HttpFunction:
     name: str
@@ -169,8 +174,7 @@ class LocalFunctionHost:
         self.functions = sorted((f for f in functions if f), key=lambda f: -f.literal_segments)
         self.function_key = function_key
         self.queues = QueueRunner([q for q in map(QueueFunction.from_function, every) if q])
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property
