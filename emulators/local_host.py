@@ -8,7 +8,6 @@ the worker does. Like Core Tools it does not enforce function keys unless given 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -108,23 +107,11 @@ class QueueRunner:
             self._thread.join(timeout=10)
 
     def _client(self, connection: str, queue_name: str) -> Any:
-        from azure.core.exceptions import ResourceExistsError
-        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+        from shared.async_requests import open_queue
 
         key = (connection, queue_name)
         if key not in self._clients:
-            client = QueueClient.from_connection_string(
-                connection,
-                queue_name,
-                message_encode_policy=TextBase64EncodePolicy(),
-                message_decode_policy=TextBase64DecodePolicy(),
-                connection_timeout=2,
-                read_timeout=5,
-                retry_total=1,
-            )
-            with contextlib.suppress(ResourceExistsError):
-                client.create_queue()
-            self._clients[key] = client
+            self._clients[key] = open_queue(connection, queue_name)
         return self._clients[key]
 
     def _run(self) -> None:

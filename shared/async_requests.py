@@ -37,6 +37,26 @@ class RetryLater(Exception):
     """Raised from the queue trigger so the host delivers the message again (nothing was dialed)."""
 
 
+def open_queue(connection: str, queue_name: str) -> QueueClient:
+    """A client for a storage queue (created if missing) in the host's base64 message encoding, with bounded
+    timeouts. Shared by the sender here and the local host that plays the Functions runtime."""
+    from azure.core.exceptions import ResourceExistsError
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    client = QueueClient.from_connection_string(
+        connection,
+        queue_name,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+        connection_timeout=2,
+        read_timeout=5,
+        retry_total=2,
+    )
+    with contextlib.suppress(ResourceExistsError):
+        client.create_queue()
+    return client
+
+
 class QueueSender:
     """Sends jobs to the storage queue the trigger reads (base64, the host's default message encoding)."""
 
@@ -47,22 +67,9 @@ class QueueSender:
         self._lock = threading.Lock()
 
     def _queue(self) -> QueueClient:
-        from azure.core.exceptions import ResourceExistsError
-        from azure.storage.queue import QueueClient, TextBase64EncodePolicy
-
         with self._lock:
             if self._client is None:
-                client = QueueClient.from_connection_string(
-                    self._connection,
-                    self._queue_name,
-                    message_encode_policy=TextBase64EncodePolicy(),
-                    connection_timeout=2,
-                    read_timeout=5,
-                    retry_total=2,
-                )
-                with contextlib.suppress(ResourceExistsError):
-                    client.create_queue()
-                self._client = client
+                self._client = open_queue(self._connection, self._queue_name)
             return self._client
 
     def send(self, message: str) -> None:
