@@ -61,13 +61,13 @@ class Record:
 class Store(Protocol):
     """Conditional writes are all the coordination there is: no locks span instances."""
 
-    def create(self, record: Record) -> bool:
-        """Insert; False when the key exists."""
+    def create(self, record: Record) -> Record | None:
+        """Insert; the stored record (with its etag), or None when the key exists."""
 
     def read(self, key: str) -> Record | None: ...
 
-    def replace(self, record: Record) -> bool:
-        """Write if `record.etag` still matches; False when someone else wrote first."""
+    def replace(self, record: Record) -> Record | None:
+        """Write if `record.etag` still matches; the stored record, or None when someone else wrote first."""
 
     def delete(self, record: Record) -> None:
         """Delete if `record.etag` still matches."""
@@ -80,24 +80,24 @@ class MemoryStore:
         self._records: dict[str, Record] = {}
         self._lock = threading.Lock()
 
-    def create(self, record: Record) -> bool:
+    def create(self, record: Record) -> Record | None:
         with self._lock:
             if record.key in self._records:
-                return False
-            self._records[record.key] = replace(record, etag=uuid.uuid4().hex)
-            return True
+                return None
+            stored = self._records[record.key] = replace(record, etag=uuid.uuid4().hex)
+            return stored
 
     def read(self, key: str) -> Record | None:
         with self._lock:
             return self._records.get(key)
 
-    def replace(self, record: Record) -> bool:
+    def replace(self, record: Record) -> Record | None:
         with self._lock:
             current = self._records.get(record.key)
             if current is None or current.etag != record.etag:
-                return False
-            self._records[record.key] = replace(record, etag=uuid.uuid4().hex)
-            return True
+                return None
+            stored = self._records[record.key] = replace(record, etag=uuid.uuid4().hex)
+            return stored
 
     def delete(self, record: Record) -> None:
         with self._lock:
@@ -135,14 +135,14 @@ class Claim:
     def mark_sent(self) -> None:
         if self.sent:
             return
-        updated = replace(self.record, state=SENT)
-        if not self._guard.store.replace(updated):
+        updated = self._guard.store.replace(replace(self.record, state=SENT))
+        if updated is None:
             raise Problem(
                 "request_in_progress",
                 "Another attempt took over this request; nothing was dialed by this one.",
                 retry_after=1,
             )
-        self.record = self._guard.store.read(self.record.key) or updated
+        self.record = updated
 
 
 @dataclass
@@ -174,14 +174,15 @@ class Idempotency:
         while True:
             now = self.clock()
             mine = Record(store_key, request_fingerprint, CLAIMED, request_id, now, now + lifetime)
-            if self.store.create(mine):
-                return self._execute(Claim(self, self.store.read(store_key) or mine), action, request_id), False
+            claimed = self.store.create(mine)
+            if claimed is not None:
+                return self._execute(Claim(self, claimed), action, request_id), False
             current = self.store.read(store_key)
             if current is None:
                 continue  # released between our insert and read: try to claim again
             if current.expires_at <= now:
-                if self.store.replace(replace(mine, etag=current.etag)):
-                    taken = self.store.read(store_key) or mine
+                taken = self.store.replace(replace(mine, etag=current.etag))
+                if taken is not None:
                     return self._execute(Claim(self, taken), action, request_id), False
                 continue
             if current.fingerprint != request_fingerprint:
@@ -210,10 +211,11 @@ class Idempotency:
                 "An earlier attempt with this key sent the call to Genesys and never recorded the outcome.",
                 outcome_unknown=True,
             )
-        if not self.store.replace(replace(mine, expires_at=current.expires_at, etag=current.etag)):
+        taken = self.store.replace(replace(mine, expires_at=current.expires_at, etag=current.etag))
+        if taken is None:
             raise Problem("request_in_progress", "Another attempt is taking over this request.", retry_after=1)
         log.warning("Took over a stale claim of request %s that never reached Genesys", current.owner)
-        return self._execute(Claim(self, self.store.read(current.key) or mine), action, request_id)
+        return self._execute(Claim(self, taken), action, request_id)
 
     def _execute(self, claim: Claim, action: Action, request_id: str) -> Reply:
         try:
@@ -239,7 +241,7 @@ class Idempotency:
         stays `sent`, so a later retry answers "outcome unknown" instead of dialing again."""
         done = replace(claim.record, state=DONE, reply=reply)
         try:
-            recorded = self.store.replace(done)
+            recorded = self.store.replace(done) is not None
         except Problem:
             recorded = False
         if not recorded:
@@ -324,14 +326,14 @@ class TableStore:
                 retry_after=5,
             ) from None
 
-    def create(self, record: Record) -> bool:
+    def create(self, record: Record) -> Record | None:
         from azure.core.exceptions import ResourceExistsError
 
         try:
-            self._call(lambda: self._table.create_entity(self._entity(record)))
+            written = self._call(lambda: self._table.create_entity(self._entity(record)))
         except ResourceExistsError:
-            return False
-        return True
+            return None
+        return replace(record, etag=written["etag"])
 
     def read(self, key: str) -> Record | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -357,12 +359,12 @@ class TableStore:
             etag=entity.metadata["etag"],
         )
 
-    def replace(self, record: Record) -> bool:
+    def replace(self, record: Record) -> Record | None:
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
         try:
-            self._call(
+            written = self._call(
                 lambda: self._table.update_entity(
                     self._entity(record),
                     mode=UpdateMode.REPLACE,
@@ -372,9 +374,9 @@ class TableStore:
             )
         except Exception as error:
             if _is_condition_failure(error):
-                return False
+                return None
             raise
-        return True
+        return replace(record, etag=written["etag"])
 
     def delete(self, record: Record) -> None:
         from azure.core import MatchConditions

@@ -11,7 +11,7 @@ from shared.idempotency import DONE, SENT, Idempotency, MemoryStore, Record, Rep
 class StoreThatFailsToRecord(MemoryStore):
     """Accepts claims and the `sent` mark, then is unreachable when the outcome is written."""
 
-    def replace(self, record: Record) -> bool:
+    def replace(self, record: Record) -> Record | None:
         if record.state == DONE:
             raise Problem("idempotency_store_unavailable", "store went away")
         return super().replace(record)
