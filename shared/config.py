@@ -70,11 +70,9 @@ class Settings:
     idempotency_retention_seconds: float
     idempotency_wait_seconds: float
     async_retry_after_seconds: int
-
-    @property
-    def stale_claim_seconds(self) -> float:
-        """A claim older than one whole create (deadline plus margin) lost its owner."""
-        return self.call_deadline_seconds + 30.0
+    stale_claim_seconds: float  # a claim without an outcome this old lost its owner
+    webhook_require_timestamp: bool
+    max_events_per_delivery: int
 
     @property
     def uses_genesys_caller_ids(self) -> bool:
@@ -191,6 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     default_caller = _text(env, "DEFAULT_CALLER_ID")
 
+    call_deadline = _seconds(env, "CALL_DEADLINE_SECONDS", 30.0)
     return Settings(
         api_base_url=_base_url(env, "GENESYS_API_BASE_URL", domain and f"https://api.{domain}", allow_http),
         login_base_url=_base_url(env, "GENESYS_LOGIN_BASE_URL", domain and f"https://login.{domain}", allow_http),
@@ -207,7 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_phone_region=default_region,
         allow_premium_rate=_flag(env, "ALLOW_PREMIUM_RATE", False),
         caller_id_cache_seconds=_seconds(env, "CALLER_ID_CACHE_SECONDS", 300.0),
-        call_deadline_seconds=_seconds(env, "CALL_DEADLINE_SECONDS", 30.0),
+        call_deadline_seconds=call_deadline,
         connect_timeout_seconds=_seconds(env, "GENESYS_CONNECT_TIMEOUT_SECONDS", 3.05),
         read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0),
         webhook_secret_name=_text(env, "WEBHOOK_SECRET_NAME", "webhook-secret") or "",
@@ -219,4 +218,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idempotency_retention_seconds=_seconds(env, "IDEMPOTENCY_RETENTION_SECONDS", 24 * 3600.0),
         idempotency_wait_seconds=_seconds(env, "IDEMPOTENCY_WAIT_SECONDS", 25.0),
         async_retry_after_seconds=max(1, int(_seconds(env, "ASYNC_RETRY_AFTER_SECONDS", 2))),
+        # One whole create (the deadline) plus the store's own retries: only then is the owner presumed dead.
+        stale_claim_seconds=_seconds(env, "IDEMPOTENCY_STALE_SECONDS", call_deadline + 30.0),
+        webhook_require_timestamp=_flag(env, "WEBHOOK_REQUIRE_TIMESTAMP", False),
+        max_events_per_delivery=max(1, int(_seconds(env, "MAX_EVENTS_PER_DELIVERY", 50))),
     )
