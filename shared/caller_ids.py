@@ -121,7 +121,9 @@ class CallerIds:
         near: list[str] | None = None
         try:
             number: str | None = phone.normalize(requested, region, field="from").e164
-        except Problem:
+        except Problem as problem:
+            if problem.extensions.get("reason") == "extension":  # the digits are right: no near miss to offer
+                raise
             near = self._near_misses(requested, region, allowed)
             if not near:
                 raise

@@ -39,6 +39,7 @@ _REASON_TEXT = {
     "too_long": "has too many digits",
     "invalid_country_code": "has no valid country code",
     "invalid_number": "is not a valid number in its numbering plan",
+    "extension": "has an extension; extensions are not supported (the call would reach the main line)",
 }
 _TYPE_NAMES = {
     value: name.lower() for name, value in vars(PhoneNumberType).items() if name.isupper() and isinstance(value, int)
@@ -124,6 +125,8 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
         number = _parse(text, region)
     except NumberParseException as error:
         raise _invalid(_PARSE_REASONS.get(error.error_type, "not_a_number"), text, field) from None
+    if number.extension:  # CreateCallRequest has no extension: dialing the rest would ring the switchboard
+        raise _invalid("extension", text, field)
 
     # A number valid nowhere has no region of its own; its country code still names one for the checks.
     number_region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(

@@ -129,3 +129,29 @@ def test_premium_rate_is_dialed_when_allowed(stack: Stack, configure) -> None:
 def test_unknown_route_and_method_are_404(stack: Stack) -> None:
     assert stack.get("/api/nothing-here").status_code == 404
     assert stack.session.put(stack.host.base_url + "/api/calls", json={}, timeout=30).status_code == 404
+
+
+EXTENSIONS = ["+1 212 555 0199 ext. 123", "+1 212 555 0199 x123", "+1-212-555-0199;ext=123"]
+
+
+@pytest.mark.parametrize("route", ["/api/calls", "/api/calls/validate"])
+@pytest.mark.parametrize("to", EXTENSIONS)
+def test_number_with_an_extension_is_refused_not_dialed_without_it(stack: Stack, route: str, to: str) -> None:
+    response = stack.post(route, {"to": to})
+
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"], problem["reason"]) == ("invalid_phone_number", "to", "extension")
+    assert "extensions are not supported" in problem["detail"]
+    assert stack.creates() == []
+
+
+@pytest.mark.parametrize("route", ["/api/calls", "/api/calls/validate"])
+@pytest.mark.parametrize("caller", ["+1 317 555 0105 ext. 123", "+1 317 555 0105 x123", "+1-317-555-0105;ext=123"])
+def test_caller_id_with_an_extension_is_refused(stack: Stack, route: str, caller: str) -> None:
+    response = stack.post(route, {"to": "+12125550199", "from": caller})
+
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"], problem["reason"]) == ("invalid_phone_number", "from", "extension")
+    assert stack.creates() == []
