@@ -23,7 +23,7 @@ import requests
 
 from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
 from emulators.azurite import Azurite
-from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, GenesysEmulator
+from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, NO_CLI_QUEUE_ID, NO_STATION_USER_ID, GenesysEmulator
 from emulators.local_host import LocalFunctionHost
 
 CLIENT_ID = "emulator-client-id"
@@ -44,6 +44,8 @@ def settings_for(
         "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false",
         "REQUESTS_CA_BUNDLE": vault.ca_bundle_path,
         "GENESYS_CALL_USER_ID": DEMO_USER_ID,
+        "ALLOWED_USER_IDS": f"{DEMO_USER_ID},{NO_STATION_USER_ID}",
+        "ALLOWED_QUEUE_IDS": f"{DEMO_QUEUE_ID},{NO_CLI_QUEUE_ID}",
         "CALLER_ID_SOURCE": "genesys",
         "DEFAULT_CALLER_ID": "+13175550100",
         "DEFAULT_PHONE_REGION": "US",

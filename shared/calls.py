@@ -139,6 +139,11 @@ def _mode(body: dict[str, Any]) -> str:
     return mode
 
 
+def _is_allowed(genesys_id: str, allowed: frozenset[str] | None) -> bool:
+    """Whether an allow-list setting (lowercase ids; None for `*`) admits the id."""
+    return allowed is None or genesys_id.lower() in allowed
+
+
 @dataclass(frozen=True)
 class CallRequest:
     """A validated API request, before any number is interpreted."""
@@ -225,6 +230,7 @@ class CallService:
         """Decide everything about the call, or raise the problem dialing would meet; sends no create."""
         region = request.region or self._settings.default_phone_region
         to = phone.normalize(request.to, region, field="to", allow_premium_rate=self._settings.allow_premium_rate)
+        self._check_allowed(request)
         if request.mode == "callback":
             return self._plan_callback(request, to, region)
         user_id = request.user_id or self._settings.call_user_id
@@ -238,6 +244,21 @@ class CallService:
             body["attributes"] = request.attributes
         body.update(request.passthrough)
         return CallPlan(to, caller_id, user_id, request.queue_id, body)
+
+    def _check_allowed(self, request: CallRequest) -> None:
+        """Refuse a user or queue the settings do not allow, before anything (even a queue read) reaches Genesys."""
+        if request.user_id and not _is_allowed(request.user_id, self._settings.allowed_user_ids):
+            raise Problem(
+                "user_not_allowed",
+                "'userId' is not a user this function may place calls for (ALLOWED_USER_IDS).",
+                field="userId",
+            )
+        if request.queue_id and not _is_allowed(request.queue_id, self._settings.allowed_queue_ids):
+            raise Problem(
+                "queue_not_allowed",
+                "'queueId' is not a queue this function may place calls for (ALLOWED_QUEUE_IDS).",
+                field="queueId",
+            )
 
     def _plan_callback(self, request: CallRequest, to: phone.PhoneNumber, region: str) -> CallPlan:
         """A `CreateCallbackCommand` (reference/genesys-cloud-api.md) for the same number and caller ID."""

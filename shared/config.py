@@ -37,6 +37,7 @@ REGION_DOMAINS: dict[str, str] = {
     "eusc_de_east_1": "edee1.eusc-pure.cloud",
 }
 CALLER_ID_SOURCES = ("settings", "genesys", "both")
+GENESYS_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 TRUE_WORDS = {"true", "1", "yes"}
 FALSE_WORDS = {"false", "0", "no", ""}
 
@@ -52,6 +53,8 @@ class Settings:
     key_vault_verify_challenge_resource: bool
     key_vault_read_timeout_seconds: float
     call_user_id: str | None
+    allowed_user_ids: frozenset[str] | None  # lowercase, GENESYS_CALL_USER_ID included; None: any ("*")
+    allowed_queue_ids: frozenset[str] | None  # lowercase; None: any ("*")
     default_caller_id: str | None
     allowed_caller_ids: frozenset[str]
     caller_id_source: str
@@ -151,6 +154,20 @@ def _caller_id(text: str, setting: str, region: str) -> str:
         raise _config_error(setting, f"holds {phone.mask(text)!r}, not a valid phone number ({error.detail})") from None
 
 
+def _genesys_ids(env: Mapping[str, str], name: str) -> frozenset[str] | None:
+    """A comma-separated list of Genesys ids, lowercased; None for `*` (any id)."""
+    items = [item.strip() for item in (_text(env, name) or "").split(",") if item.strip()]
+    if items == ["*"]:
+        return None
+    if not all(GENESYS_ID.fullmatch(item) for item in items):
+        raise _config_error(name, "must be * or Genesys ids (UUIDs) separated by commas")
+    return frozenset(item.lower() for item in items)
+
+
+def _with(ids: frozenset[str] | None, extra: str | None) -> frozenset[str] | None:
+    return ids if ids is None or extra is None else ids | {extra.lower()}
+
+
 def _table_name(env: Mapping[str, str]) -> str:
     name = _text(env, "IDEMPOTENCY_TABLE", "callidempotency") or ""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", name):
@@ -189,6 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     default_caller = _text(env, "DEFAULT_CALLER_ID")
 
+    call_user_id = _text(env, "GENESYS_CALL_USER_ID")
     call_deadline = _seconds(env, "CALL_DEADLINE_SECONDS", 30.0)
     return Settings(
         api_base_url=_base_url(env, "GENESYS_API_BASE_URL", domain and f"https://api.{domain}", allow_http),
@@ -199,7 +217,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         client_secret=client_secret,
         key_vault_verify_challenge_resource=_flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
         key_vault_read_timeout_seconds=_seconds(env, "KEY_VAULT_READ_TIMEOUT_SECONDS", 5.0),
-        call_user_id=_text(env, "GENESYS_CALL_USER_ID"),
+        call_user_id=call_user_id,
+        allowed_user_ids=_with(_genesys_ids(env, "ALLOWED_USER_IDS"), call_user_id),
+        allowed_queue_ids=_genesys_ids(env, "ALLOWED_QUEUE_IDS"),
         default_caller_id=_caller_id(default_caller, "DEFAULT_CALLER_ID", default_region) if default_caller else None,
         allowed_caller_ids=allowed,
         caller_id_source=caller_id_source,

@@ -61,6 +61,19 @@ CATALOG: dict[str, CatalogEntry] = {
         False,
         "Use one of the organization's numbers (ALLOWED_CALLER_IDS or its Genesys DIDs) as 'from'.",
     ),
+    "user_not_allowed": CatalogEntry(
+        403,
+        "User not allowed",
+        False,
+        "Leave 'userId' out to place the call for GENESYS_CALL_USER_ID, or ask the operator to add the user to "
+        "ALLOWED_USER_IDS.",
+    ),
+    "queue_not_allowed": CatalogEntry(
+        403,
+        "Queue not allowed",
+        False,
+        "Leave 'queueId' out, or ask the operator to add the queue to ALLOWED_QUEUE_IDS (unset, no queue is allowed).",
+    ),
     "idempotency_key_reused": CatalogEntry(
         422,
         "Idempotency key reused with a different request",

@@ -39,7 +39,13 @@ JSON, PROBLEM_JSON = "application/json", "application/problem+json"
 
 # Which catalog codes each operation can answer as a problem (its HTTP status comes from the catalog).
 _INPUT = ("invalid_json", "unsupported_media_type", "payload_too_large", "validation_failed", "invalid_phone_number")
-_POLICY = ("destination_not_allowed", "caller_id_required", "caller_id_not_allowed")
+_POLICY = (
+    "user_not_allowed",
+    "queue_not_allowed",
+    "destination_not_allowed",
+    "caller_id_required",
+    "caller_id_not_allowed",
+)
 _GENESYS = tuple(code for code in CATALOG if code.startswith("genesys_"))  # every answer Genesys can be mapped to
 _SERVER = ("key_vault_unavailable", "key_vault_forbidden", "secret_not_found", "configuration_error", "internal_error")
 _ONCE = ("idempotency_key_reused", "request_in_progress", "idempotency_store_unavailable")
