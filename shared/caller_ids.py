@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar, cast
 
@@ -20,6 +21,7 @@ from shared.logs import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
+QUEUE_CACHE_SIZE = 256  # queues whose caller ID stays cached; ALLOWED_QUEUE_IDS=* lets callers name any number
 
 
 class RefreshingValue(Generic[T]):
@@ -67,7 +69,8 @@ class CallerIds:
             setting_ids.add(settings.default_caller_id)
         self._from_settings = frozenset(setting_ids) if settings.uses_setting_caller_ids else frozenset()
         self._dids = RefreshingValue(self._load_dids, settings.caller_id_cache_seconds)
-        self._queues: dict[str, RefreshingValue[str | None]] = {}
+        self._queues: OrderedDict[str, RefreshingValue[str | None]] = OrderedDict()  # least recently used first
+        self._queues_lock = threading.Lock()
 
     def _load_dids(self) -> frozenset[str]:
         numbers = self._genesys.list_did_numbers(Deadline(self._settings.call_deadline_seconds))
@@ -82,14 +85,24 @@ class CallerIds:
 
     def queue_caller_id(self, queue_id: str) -> str | None:
         """The queue's outbound caller ID (`callingPartyNumber`), cached like the DIDs."""
-        if queue_id not in self._queues:
-            self._queues[queue_id] = RefreshingValue(
+        return self._queue_entry(queue_id).get()
+
+    def _queue_entry(self, queue_id: str) -> RefreshingValue[str | None]:
+        """The queue's cache entry; beyond QUEUE_CACHE_SIZE queues the least recently used one is dropped."""
+        with self._queues_lock:
+            entry = self._queues.get(queue_id)
+            if entry is not None:
+                self._queues.move_to_end(queue_id)
+                return entry
+            entry = self._queues[queue_id] = RefreshingValue(
                 lambda: self._genesys.get_queue(queue_id, Deadline(self._settings.call_deadline_seconds)).get(
                     "callingPartyNumber"
                 ),
                 self._settings.caller_id_cache_seconds,
             )
-        return self._queues[queue_id].get()
+            if len(self._queues) > QUEUE_CACHE_SIZE:
+                self._queues.popitem(last=False)
+            return entry
 
     def choose(self, requested: str | None, queue_id: str | None, region: str) -> str:
         """The caller ID for one call in E.164: `from` if allowed, else the queue's, else the default."""

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from emulators.genesys import Fault
+from shared.caller_ids import QUEUE_CACHE_SIZE, CallerIds
+from shared.config import load_settings
+from shared.deadline import Deadline
+from shared.genesys import GenesysClient
 from tests.conftest import Stack
+from tests.test_configuration import MINIMAL
 
 CALL = {"to": "+12125550199"}
 
@@ -111,3 +118,41 @@ def test_invalid_allowed_caller_id_setting_is_a_configuration_error(stack: Stack
 
     assert problem["code"] == "configuration_error"
     assert "ALLOWED_CALLER_IDS" in problem["detail"]
+
+
+class QueueReads:
+    """A stand-in for GenesysClient.get_queue that counts the reads."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    def get_queue(self, queue_id: str, deadline: Deadline) -> dict[str, str]:
+        self.reads.append(queue_id)
+        return {"id": queue_id, "callingPartyNumber": "+13175550101"}
+
+
+def test_queue_caller_id_cache_keeps_only_the_most_recently_used_queues() -> None:
+    genesys = QueueReads()
+    caller_ids = CallerIds(load_settings(MINIMAL), cast(GenesysClient, genesys))
+    for n in range(QUEUE_CACHE_SIZE):
+        caller_ids.queue_caller_id(f"queue-{n}")
+    caller_ids.queue_caller_id("queue-0")  # used again: now the most recent
+
+    caller_ids.queue_caller_id("one-more")  # drops queue-1, the least recently used
+    caller_ids.queue_caller_id("queue-0")
+    caller_ids.queue_caller_id("queue-1")
+
+    assert genesys.reads == [f"queue-{n}" for n in range(QUEUE_CACHE_SIZE)] + ["one-more", "queue-1"]
+
+
+def test_queue_caller_id_cache_stays_bounded_whatever_is_asked() -> None:
+    genesys = QueueReads()
+    caller_ids = CallerIds(load_settings(MINIMAL), cast(GenesysClient, genesys))
+    for n in range(10 * QUEUE_CACHE_SIZE):
+        caller_ids.queue_caller_id(f"queue-{n}")
+
+    genesys.reads.clear()
+    for n in range(10 * QUEUE_CACHE_SIZE):  # only the last QUEUE_CACHE_SIZE queues are still cached
+        caller_ids.queue_caller_id(f"queue-{n}")
+
+    assert len(genesys.reads) == 10 * QUEUE_CACHE_SIZE  # each was evicted before it was asked again
