@@ -15,6 +15,7 @@ from shared.http import (
     reply_response,
     wants_async,
 )
+from shared.idempotency import PURGE_SCHEDULE
 from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
 from shared.services import services
@@ -46,12 +47,18 @@ def call_request_result(req: func.HttpRequest, request_id: str) -> func.HttpResp
 @app.queue_trigger(arg_name="msg", queue_name=QUEUE_NAME, connection="AzureWebJobsStorage")
 def place_queued_call(msg: func.QueueMessage) -> None:
     app_services = services()
-    app_services.async_requests.process(msg.get_body().decode(), msg.dequeue_count or 1, app_services.calls)
+    message = msg.get_body().decode("utf-8", errors="replace")
+    app_services.async_requests.process(message, msg.dequeue_count or 1, app_services.calls.answer)
 
 
 @app.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE_NAME, connection="AzureWebJobsStorage")
 def record_poisoned_call(msg: func.QueueMessage) -> None:
-    services().async_requests.fail(msg.get_body().decode())
+    services().async_requests.fail(msg.get_body().decode("utf-8", errors="replace"))
+
+
+@app.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+def purge_expired_records(timer: func.TimerRequest) -> None:
+    services().idempotency.purge()
 
 
 @app.route(route="calls/validate", methods=["POST"])

@@ -16,9 +16,13 @@ START_TIMEOUT_SECONDS = 30
 
 
 class Azurite:
-    """Blob, queue and table services in memory; `connection_string` points the Azure SDKs at them."""
+    """Blob, queue and table services; `connection_string` points the Azure SDKs at them.
 
-    def __init__(self) -> None:
+    In memory by default; with `location` the data lives on disk, so `restart()` (a stop and a start on the
+    same ports) loses nothing written before the stop, as a storage outage does."""
+
+    def __init__(self, location: Path | None = None) -> None:
+        self.location = location
         self.ports: dict[str, int] = {}
         self._process: subprocess.Popen[str] | None = None
         self._output: list[str] = []
@@ -37,25 +41,15 @@ class Azurite:
         binary = ROOT / "node_modules" / ".bin" / "azurite"
         if not binary.exists():
             raise RuntimeError("Azurite is not installed: run scripts/bootstrap.sh (npm ci)")
+        storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
+        addresses = []
+        for service in ("Blob", "Queue", "Table"):
+            port = str(self.ports.get(service, 0))  # 0: any free port; on a restart, the same ones as before
+            addresses += [f"--{service.lower()}Host", "127.0.0.1", f"--{service.lower()}Port", port]
+        self._output = []
+        self.ports = {}
         self._process = subprocess.Popen(
-            [
-                str(binary),
-                "--inMemoryPersistence",
-                "--disableTelemetry",
-                "--skipApiVersionCheck",
-                "--blobHost",
-                "127.0.0.1",
-                "--queueHost",
-                "127.0.0.1",
-                "--tableHost",
-                "127.0.0.1",
-                "--blobPort",
-                "0",
-                "--queuePort",
-                "0",
-                "--tablePort",
-                "0",
-            ],
+            [str(binary), *storage, "--disableTelemetry", "--skipApiVersionCheck", *addresses],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -83,12 +77,21 @@ class Azurite:
         ready.set()  # Azurite exited: start() reports what it printed
 
     def stop(self) -> None:
+        """SIGTERM: Azurite closes its servers and saves its database, as a service being stopped does."""
         if self._process is not None:
             self._process.terminate()
             try:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+                self._process.wait(timeout=10)
+
+    def restart(self) -> Azurite:
+        """Stop, then start on the same ports (so clients' connection strings stay valid)."""
+        ports = dict(self.ports)
+        self.stop()
+        self.ports = ports
+        return self.start()
 
     def __enter__(self) -> Azurite:
         return self.start()

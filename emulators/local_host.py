@@ -84,15 +84,42 @@ class QueueFunction:
         )
 
 
+@dataclass(frozen=True)
+class TimerFunction:
+    name: str
+    schedule: str
+    handler: Any
+
+    @classmethod
+    def from_function(cls, function: Any) -> TimerFunction | None:
+        bindings = json.loads(function.get_function_json())["bindings"]
+        trigger = next((b for b in bindings if b["type"] == "timerTrigger"), None)
+        if trigger is None:
+            return None
+        return cls(function.get_function_name(), trigger["schedule"], function.get_user_function())
+
+    def fire(self) -> None:
+        """One run, as the host starts it when the schedule is due."""
+        import azure.functions.timer
+
+        self.handler(azure.functions.timer.TimerRequest(past_due=False))
+
+
 class QueueRunner:
     """Delivers storage-queue messages to queue-triggered functions the way the host does: base64 bodies,
-    a redelivery after each failure, and the `<queue>-poison` queue after `MAX_DEQUEUE_COUNT` tries."""
+    a redelivery after each failure, and the `<queue>-poison` queue after `MAX_DEQUEUE_COUNT` tries.
+
+    A received message stays invisible for `lease_seconds` (the host holds it 10 minutes and renews the
+    lease while the function runs): if the worker dies, or the storage is gone when the function fails, the
+    message comes back only when the lease ends."""
 
     MAX_DEQUEUE_COUNT = 5
     POLL_SECONDS = 0.2
 
-    def __init__(self, functions: list[QueueFunction]) -> None:
+    def __init__(self, functions: list[QueueFunction], lease_seconds: int = 60) -> None:
         self.functions = functions
+        self.lease_seconds = lease_seconds
+        self.deliveries: list[tuple[str, bool]] = []  # (function, succeeded): tests await these, never sleep
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="queue-runner", daemon=True)
         self._clients: dict[tuple[str, str], Any] = {}
@@ -129,7 +156,7 @@ class QueueRunner:
         import azure.functions.queue
 
         client = self._client(connection, function.queue_name)
-        for message in client.receive_messages(messages_per_page=16, visibility_timeout=60):
+        for message in client.receive_messages(messages_per_page=16, visibility_timeout=self.lease_seconds):
             delivered = azure.functions.queue.QueueMessage(
                 id=message.id,
                 body=message.content.encode(),
@@ -139,6 +166,7 @@ class QueueRunner:
             try:
                 function.handler(delivered)
             except Exception:  # noqa: BLE001 - as the host: log, then redeliver or poison
+                self.deliveries.append((function.name, False))
                 logging.getLogger(__name__).warning(
                     "%s failed on try %s of %s", function.name, message.dequeue_count, self.MAX_DEQUEUE_COUNT
                 )
@@ -148,6 +176,7 @@ class QueueRunner:
                 else:
                     client.update_message(message, visibility_timeout=0)
             else:
+                self.deliveries.append((function.name, True))
                 client.delete_message(message)
 
 
@@ -161,6 +190,7 @@ class LocalFunctionHost:
         self.functions = sorted((f for f in functions if f), key=lambda f: -f.literal_segments)
         self.function_key = function_key
         self.queues = QueueRunner([q for q in map(QueueFunction.from_function, every) if q])
+        self.timers = {t.name: t for t in map(TimerFunction.from_function, every) if t}
         self._server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 

@@ -3,38 +3,65 @@
 `Prefer: respond-async` gets `202` with `Location: /api/calls/requests/{requestId}` at once; a
 queue-triggered function places the call and records the answer; polling the location answers `202`
 while pending, then the final `201` or problem. A message that keeps failing ends as a stored failure.
+
+Each job is guarded by its own record, `async:<requestId>`, kept for the whole retention whether or not
+the caller sent an `Idempotency-Key`: pending -> claimed -> sent -> done. The queue delivers at least once,
+so a redelivery finds the record and never dials again: a job that may have reached Genesys and never
+recorded its outcome answers "outcome unknown". Queue messages are untrusted input: a message that is not
+the one this app wrote for a pending job is refused and dials nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 import uuid
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import Problem
-from shared.idempotency import DONE, Record, Reply, Store
+from shared.idempotency import (
+    CLAIMED,
+    DONE,
+    SENT,
+    Claim,
+    Record,
+    Reply,
+    Store,
+    check_key,
+    fingerprint,
+    outcome_never_recorded,
+)
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
-
-    from shared.calls import CallService
 
 log = get_logger(__name__)
 
 QUEUE_NAME = "call-requests"
 POISON_QUEUE_NAME = f"{QUEUE_NAME}-poison"  # where the Functions host moves a message after 5 failed tries
 MAX_DEQUEUE_COUNT = 5  # the host's default maxDequeueCount (host.json extensions.queues)
+MAX_MESSAGE_CHARS = 48 * 1024  # a storage queue message is at most 64 KiB, base64 included
 PENDING = "pending"
-_RETRY_LATER = (429, 503)
+RECORD_PREFIX = "async:"
+_RETRY_LATER = (409, 429, 503)
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+Answer = Callable[[Any, "str | None", str, Callable[[], None]], "tuple[Reply, bool]"]
+"""(body, idempotency key, request id, mark_job_sent) -> (reply, replayed): the call use case."""
 
 
 class RetryLater(Exception):
     """Raised from the queue trigger so the host delivers the message again (nothing was dialed)."""
+
+
+class UntrustedMessage(Exception):
+    """A queue message this app did not write for a pending job: it dials nothing and ends in the poison queue."""
 
 
 def open_queue(connection: str, queue_name: str) -> QueueClient:
@@ -86,6 +113,49 @@ class QueueSender:
             ) from None
 
 
+@dataclass(frozen=True)
+class Job:
+    """One queued call request, as `accept` wrote it."""
+
+    request_id: str
+    body: dict[str, Any]
+    idempotency_key: str | None
+
+    def to_message(self) -> str:
+        return json.dumps({"requestId": self.request_id, "body": self.body, "idempotencyKey": self.idempotency_key})
+
+    @classmethod
+    def from_message(cls, message: str) -> Job:
+        """Read a message as untrusted input: its shape and sizes, or `UntrustedMessage` saying what is wrong."""
+        if len(message) > MAX_MESSAGE_CHARS:
+            raise UntrustedMessage(f"the message has {len(message)} characters; jobs have at most {MAX_MESSAGE_CHARS}")
+        try:
+            job = json.loads(message)
+        except (ValueError, RecursionError):
+            raise UntrustedMessage("the message is not JSON") from None
+        if not isinstance(job, dict) or set(job) != {"requestId", "body", "idempotencyKey"}:
+            raise UntrustedMessage("the message is not a job: it needs exactly requestId, body and idempotencyKey")
+        request_id, body, key = job["requestId"], job["body"], job["idempotencyKey"]
+        if not isinstance(request_id, str) or not _UUID.match(request_id):
+            raise UntrustedMessage("requestId is not a request id this app issues")
+        if not isinstance(body, dict):
+            raise UntrustedMessage("body is not a call request object")
+        if key is not None and not _is_valid_key(key):
+            raise UntrustedMessage("idempotencyKey is not a valid Idempotency-Key")
+        return cls(request_id, body, key)
+
+
+def _is_valid_key(key: object) -> bool:
+    try:
+        return isinstance(key, str) and bool(check_key(key))
+    except Problem:
+        return False
+
+
+def record_key(request_id: str) -> str:
+    return RECORD_PREFIX + request_id
+
+
 class AsyncRequests:
     def __init__(
         self,
@@ -94,11 +164,15 @@ class AsyncRequests:
         *,
         retention_seconds: float,
         retry_after_seconds: int,
+        stale_seconds: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._queue = queue
         self._retention = retention_seconds
         self._retry_after = retry_after_seconds
+        self._stale = stale_seconds
+        self._clock = clock
 
     def _pending(self, request_id: str) -> Reply:
         return Reply(
@@ -108,61 +182,102 @@ class AsyncRequests:
         )
 
     def accept(self, body: dict[str, Any], idempotency_key: str | None) -> Reply:
-        """Record the request as pending and queue it; the body was already validated by the caller."""
+        """Record the job as pending and queue it; the body was already validated by the caller."""
         if self._queue is None:
             raise Problem(
                 "configuration_error",
                 "Asynchronous mode (Prefer: respond-async) needs a storage queue: set AzureWebJobsStorage.",
             )
-        request_id = str(uuid.uuid4())
-        now = time.time()
-        self._store.create(Record(f"req:{request_id}", "", PENDING, request_id, now, now + self._retention))
-        job = {"requestId": request_id, "body": body, "idempotencyKey": idempotency_key}
-        self._queue.send(json.dumps(job))
-        log.info("Accepted asynchronous request %s", request_id)
-        return self._pending(request_id)
+        job = Job(str(uuid.uuid4()), body, idempotency_key)
+        message = job.to_message()
+        now = self._clock()
+        # The record's fingerprint is the message's: only the message written here can run this job.
+        record = Record(record_key(job.request_id), fingerprint(message), PENDING, job.request_id, now, now)
+        self._store.create(replace(record, expires_at=now + self._retention))
+        self._queue.send(message)
+        log.info("Accepted asynchronous request %s", job.request_id)
+        return self._pending(job.request_id)
 
     def result(self, request_id: str) -> Reply:
         """202 while pending, then the stored final answer."""
-        record = self._store.read(f"req:{request_id}")
+        record = self._store.read(record_key(request_id)) if _UUID.match(request_id) else None
         if record is None:
             raise Problem(
                 "request_not_found",
-                f"There is no asynchronous request {request_id!r} (or it expired).",
+                "There is no such asynchronous request (or it expired).",
                 field="requestId",
             )
         if record.state == DONE and record.reply is not None:
             return record.reply
         return self._pending(request_id)
 
-    def process(self, message: str, dequeue_count: int, calls: CallService) -> None:
-        """Place the queued call and record its answer; transient failures go back to the queue."""
-        job = json.loads(message)
-        request_id = str(job["requestId"])
-        reply, _ = calls.answer(job.get("body"), job.get("idempotencyKey"), request_id)
-        if reply.status in _RETRY_LATER and dequeue_count < MAX_DEQUEUE_COUNT:
+    def _trusted(self, message: str) -> tuple[Job, Record]:
+        job = Job.from_message(message)
+        record = self._store.read(record_key(job.request_id))
+        if record is None:
+            raise UntrustedMessage(f"no asynchronous request {job.request_id} was accepted (or it expired)")
+        if record.fingerprint != fingerprint(message):
+            raise UntrustedMessage(f"the message differs from the one accepted for request {job.request_id}")
+        return job, record
+
+    def process(self, message: str, dequeue_count: int, answer: Answer) -> None:
+        """Place the queued call once and record its answer; transient failures go back to the queue."""
+        job, record = self._trusted(message)
+        stale = self._clock() - record.claimed_at > self._stale
+        if record.state == DONE:
+            log.info("Asynchronous request %s was already answered; a redelivery dials nothing", job.request_id)
+            return
+        if record.state == SENT:
+            if not stale:
+                raise RetryLater("another delivery of this job is placing the call")
+            log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
+            self._complete(record, Reply.of_problem(outcome_never_recorded(), job.request_id))
+            return
+        if record.state == CLAIMED and not stale:
+            raise RetryLater("another delivery of this job is running")
+        taken = self._store.replace(replace(record, state=CLAIMED, claimed_at=self._clock()))
+        if taken is None:
+            raise RetryLater("another delivery took this job first")
+        claim = Claim(self._store, taken)
+        try:
+            reply, replayed = answer(job.body, job.idempotency_key, job.request_id, claim.mark_sent)
+        except Exception:
+            if claim.sent:  # the call may exist: record that instead of letting a redelivery try again
+                self._complete(claim.record, Reply.of_problem(outcome_never_recorded(), job.request_id))
+                return
+            self._release(claim.record)
+            raise
+        if reply.status in _RETRY_LATER and not claim.sent and dequeue_count < MAX_DEQUEUE_COUNT:
+            self._release(claim.record)
             raise RetryLater(f"{reply.status} {reply.body.get('code')}, try {dequeue_count} of {MAX_DEQUEUE_COUNT}")
-        self.complete(request_id, reply)
+        if replayed:
+            reply = replace(reply, headers={**reply.headers, "Idempotent-Replayed": "true"})
+        self._complete(claim.record, reply)
 
     def fail(self, message: str) -> None:
-        """A poison message: the caller polling for it gets a failure, never silence."""
+        """A poison message: the caller polling for it gets a failure that says whether a call was sent."""
         try:
-            request_id = str(json.loads(message)["requestId"])
-        except (ValueError, KeyError, TypeError):
-            log.error("Dropped an unreadable poison message")
+            job, record = self._trusted(message)
+        except UntrustedMessage as untrusted:
+            log.error("Dropped a poison message this app did not write for a pending job: %s", untrusted)
             return
-        problem = Problem(
-            "internal_error",
-            f"The asynchronous request could not be processed after {MAX_DEQUEUE_COUNT} attempts.",
-            outcome_unknown=True,
+        if record.state == DONE:
+            return
+        problem = (
+            outcome_never_recorded()
+            if record.state == SENT
+            else Problem(
+                "internal_error",
+                f"The asynchronous request failed on {MAX_DEQUEUE_COUNT} deliveries; no call was sent to Genesys.",
+            )
         )
-        self.complete(request_id, Reply(problem.status, problem.to_json(request_id), problem.headers()))
+        self._complete(record, Reply.of_problem(problem, job.request_id))
 
-    def complete(self, request_id: str, reply: Reply) -> None:
-        record = self._store.read(f"req:{request_id}")
-        if record is None:
-            log.error("Asynchronous request %s has no record; its answer is lost", request_id)
-            return
-        if record.state != DONE:
-            self._store.replace(replace(record, state=DONE, reply=reply))
-        log.info("Asynchronous request %s finished with %s", request_id, reply.status)
+    def _release(self, record: Record) -> None:
+        """Back to pending: nothing was sent, so the next delivery may try again."""
+        self._store.replace(replace(record, state=PENDING))
+
+    def _complete(self, record: Record, reply: Reply) -> None:
+        if self._store.replace(replace(record, state=DONE, reply=reply)) is None:
+            raise RetryLater("the job's record changed while it ran; the next delivery reads it again")
+        log.info("Asynchronous request %s finished with %s", record.owner, reply.status)

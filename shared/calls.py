@@ -283,23 +283,41 @@ class CallService:
         conversation = self._genesys.get_call(conversation_id, Deadline(self._settings.call_deadline_seconds))
         return describe(conversation)
 
-    def answer(self, body: Any, idempotency_key: str | None, request_id: str) -> tuple[Reply, bool]:
-        """One call request from a webhook or event, answered as a reply (problems included)."""
+    def answer(
+        self,
+        body: Any,
+        idempotency_key: str | None,
+        request_id: str,
+        before_send: Callable[[], None] = lambda: None,
+    ) -> tuple[Reply, bool]:
+        """One call request from a webhook, an event or a queued job, answered as a reply (problems included)."""
         try:
             if not isinstance(body, dict):
                 raise Problem("validation_failed", "The delivery's data must be a call request object.", field="data")
-            return self.place_once(self.plan(CallRequest.from_json(body)), idempotency_key, request_id)
+            plan = self.plan(CallRequest.from_json(body))
+            return self.place_once(plan, idempotency_key, request_id, before_send)
         except Problem as problem:
-            return Reply(problem.status, problem.to_json(request_id), problem.headers()), False
+            return Reply.of_problem(problem, request_id), False
 
-    def place_once(self, plan: CallPlan, idempotency_key: str | None, request_id: str) -> tuple[Reply, bool]:
+    def place_once(
+        self,
+        plan: CallPlan,
+        idempotency_key: str | None,
+        request_id: str,
+        before_send: Callable[[], None] = lambda: None,
+    ) -> tuple[Reply, bool]:
         """Place the call unless this request (same key, or same call inside the window) already did.
 
-        Returns the answer and whether it is a replay.
+        `before_send` runs right before the request that could dial (an asynchronous job marks its own
+        record there). Returns the answer and whether it is a replay.
         """
 
         def dial(mark_sent: Callable[[], None]) -> Reply:
-            answer = self.place(plan, request_id, before_send=mark_sent)
+            def mark_all_sent() -> None:
+                before_send()
+                mark_sent()
+
+            answer = self.place(plan, request_id, before_send=mark_all_sent)
             return Reply(201, answer, {"Location": f"/api/calls/{answer['conversationId']}"})
 
         return self._idempotency.run(idempotency_key, plan.fingerprint, dial, request_id=request_id)

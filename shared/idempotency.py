@@ -5,7 +5,11 @@ an atomic insert (first writer wins) before anything is dialed; the same key and
 stored answer; a different body is `idempotency_key_reused`; a repeat while the first still runs waits
 for its answer. A claim records when the create was sent, so a claim whose owner died can be taken over
 safely when Genesys was never asked, and answers "outcome unknown" when it may have been.
-Without a key, identical requests inside `DUPLICATE_WINDOW_SECONDS` share one derived key.
+Without a key, identical requests inside `DUPLICATE_WINDOW_SECONDS` share one derived key: the window
+decides only whether a new request is the same as an old one. A claim that may have reached Genesys is
+never taken over by the request it belongs to; asynchronous jobs are guarded by their own record
+(`shared/async_requests.py`), so a redelivery after the window cannot dial again.
+Table Storage has no TTL: `purge_expired` deletes expired records in bounded runs (a timer trigger).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ CLAIMED, SENT, DONE = "claimed", "sent", "done"
 POLL_SECONDS = 0.1
 MAX_KEY_LENGTH = 255
 IN_PROGRESS_RETRY_AFTER_SECONDS = 5
+PURGE_MAX_RECORDS = 1000  # per run: a timer run stays short however much expired
+PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes, up to 144,000 records a day
+KEYLESS_PREFIX = "auto:"
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,10 @@ class Reply:
     status: int
     body: dict[str, Any]
     headers: dict[str, str]
+
+    @classmethod
+    def of_problem(cls, problem: Problem, request_id: str) -> Reply:
+        return cls(problem.status, problem.to_json(request_id), problem.headers())
 
 
 Action = Callable[[Callable[[], None]], Reply]  # gets `mark_sent`; returns the answer to store
@@ -71,6 +82,9 @@ class Store(Protocol):
 
     def delete(self, record: Record) -> None:
         """Delete if `record.etag` still matches."""
+
+    def purge_expired(self, now: float, limit: int) -> int:
+        """Delete up to `limit` records that expired before `now` (unless rewritten meanwhile); how many."""
 
 
 class MemoryStore:
@@ -105,6 +119,13 @@ class MemoryStore:
             if current is not None and current.etag == record.etag:
                 del self._records[record.key]
 
+    def purge_expired(self, now: float, limit: int) -> int:
+        with self._lock:
+            expired = [key for key, record in self._records.items() if record.expires_at <= now][:limit]
+            for key in expired:
+                del self._records[key]
+            return len(expired)
+
 
 def fingerprint(value: Any) -> str:
     """A stable digest of a request's meaning (canonical JSON)."""
@@ -122,10 +143,10 @@ def check_key(key: str) -> str:
 
 
 class Claim:
-    """A held key; the action calls `mark_sent` right before the request that could dial."""
+    """A held record; the action calls `mark_sent` right before the request that could dial."""
 
-    def __init__(self, guard: Idempotency, record: Record) -> None:
-        self._guard = guard
+    def __init__(self, store: Store, record: Record) -> None:
+        self._store = store
         self.record = record
 
     @property
@@ -135,7 +156,7 @@ class Claim:
     def mark_sent(self) -> None:
         if self.sent:
             return
-        updated = self._guard.store.replace(replace(self.record, state=SENT))
+        updated = self._store.replace(replace(self.record, state=SENT))
         if updated is None:
             raise Problem(
                 "request_in_progress",
@@ -166,7 +187,7 @@ class Idempotency:
         if key is None:
             if self.duplicate_window_seconds <= 0:
                 return action(lambda: None), False
-            store_key, lifetime = "auto:" + request_fingerprint, self.duplicate_window_seconds
+            store_key, lifetime = KEYLESS_PREFIX + request_fingerprint, self.duplicate_window_seconds
         else:
             store_key, lifetime = "key:" + check_key(key), self.retention_seconds
 
@@ -176,14 +197,16 @@ class Idempotency:
             mine = Record(store_key, request_fingerprint, CLAIMED, request_id, now, now + lifetime)
             claimed = self.store.create(mine)
             if claimed is not None:
-                return self._execute(Claim(self, claimed), action, request_id), False
+                return self._execute(Claim(self.store, claimed), action, request_id), False
             current = self.store.read(store_key)
             if current is None:
                 continue  # released between our insert and read: try to claim again
-            if current.expires_at <= now:
+            if current.expires_at <= now and (current.state != SENT or store_key.startswith(KEYLESS_PREFIX)):
+                # Past the window an identical keyless request is a new one; a key past its retention is free,
+                # unless its call may have been sent: that one answers "outcome unknown" below, never a re-dial.
                 taken = self.store.replace(replace(mine, etag=current.etag))
                 if taken is not None:
-                    return self._execute(Claim(self, taken), action, request_id), False
+                    return self._execute(Claim(self.store, taken), action, request_id), False
                 continue
             if current.fingerprint != request_fingerprint:
                 raise Problem(
@@ -194,7 +217,7 @@ class Idempotency:
             if current.state == DONE and current.reply is not None:
                 log.info("Replaying the answer of request %s", current.owner)
                 return current.reply, True
-            if now - current.claimed_at > self.stale_seconds:
+            if now - current.claimed_at > self.stale_seconds or current.expires_at <= now:
                 return self._take_over_stale(current, mine, action, request_id), False
             if time.monotonic() >= waited_until:
                 raise Problem(
@@ -206,35 +229,37 @@ class Idempotency:
 
     def _take_over_stale(self, current: Record, mine: Record, action: Action, request_id: str) -> Reply:
         if current.state == SENT:
-            raise Problem(
-                "genesys_timeout",
-                "An earlier attempt with this key sent the call to Genesys and never recorded the outcome.",
-                outcome_unknown=True,
-            )
+            raise outcome_never_recorded()
         taken = self.store.replace(replace(mine, expires_at=current.expires_at, etag=current.etag))
         if taken is None:
             raise Problem("request_in_progress", "Another attempt is taking over this request.", retry_after=1)
         log.warning("Took over a stale claim of request %s that never reached Genesys", current.owner)
-        return self._execute(Claim(self, taken), action, request_id)
+        return self._execute(Claim(self.store, taken), action, request_id)
 
     def _execute(self, claim: Claim, action: Action, request_id: str) -> Reply:
         try:
             reply = action(claim.mark_sent)
         except Problem as problem:
             if claim.sent and problem.outcome_unknown:
-                self._finish(claim, Reply(problem.status, problem.to_json(request_id), problem.headers()))
+                self._finish(claim, Reply.of_problem(problem, request_id))
             else:
                 self.store.delete(claim.record)  # nothing was dialed: a retry may try again
             raise
         except Exception:
             if claim.sent:  # we cannot tell whether the call exists: never let a retry dial again
                 unknown = Problem("internal_error", "The call may have been placed.", outcome_unknown=True)
-                self._finish(claim, Reply(unknown.status, unknown.to_json(request_id), {}))
+                self._finish(claim, Reply.of_problem(unknown, request_id))
             else:
                 self.store.delete(claim.record)
             raise
         self._finish(claim, reply)
         return reply
+
+    def purge(self) -> int:
+        """Delete expired records (Table Storage keeps rows forever otherwise); how many went."""
+        removed = self.store.purge_expired(self.clock(), PURGE_MAX_RECORDS)
+        log.info("Purged %d expired idempotency records", removed)
+        return removed
 
     def _finish(self, claim: Claim, reply: Reply) -> None:
         """Record the answer for replays. If that fails the caller still gets the real answer; the claim
@@ -246,6 +271,15 @@ class Idempotency:
             recorded = False
         if not recorded:
             log.error("Could not record the outcome of request %s for replay", claim.record.owner)
+
+
+def outcome_never_recorded() -> Problem:
+    """The answer for a claim that sent its call and never recorded what Genesys said: never dial again."""
+    return Problem(
+        "genesys_timeout",
+        "An earlier attempt sent the call to Genesys and its outcome was never recorded: it may have been placed.",
+        outcome_unknown=True,
+    )
 
 
 class TableStore:
@@ -391,6 +425,36 @@ class TableStore:
         except Exception as error:
             if not _is_condition_failure(error):
                 raise
+
+    def purge_expired(self, now: float, limit: int) -> int:
+        from azure.core import MatchConditions
+
+        def run() -> int:
+            expired = self._table.query_entities(
+                "ExpiresAt lt @now",
+                parameters={"now": now},
+                select=["PartitionKey", "RowKey"],
+                results_per_page=100,
+            )
+            removed = 0
+            for entity in expired:
+                if removed >= limit:
+                    break
+                try:
+                    self._table.delete_entity(
+                        entity["PartitionKey"],
+                        entity["RowKey"],
+                        etag=entity.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                except Exception as error:
+                    if not _is_condition_failure(error):  # rewritten or gone meanwhile: leave it
+                        raise
+                    continue
+                removed += 1
+            return removed
+
+        return int(self._call(run))
 
 
 def _is_condition_failure(error: Exception) -> bool:

@@ -32,7 +32,11 @@ class Services:
     calls: CallService
     webhook_signatures: SignatureVerifier
     async_requests: AsyncRequests
-    idempotency_store: Store
+    idempotency: Idempotency
+
+    @property
+    def idempotency_store(self) -> Store:
+        return self.idempotency.store
 
 
 @functools.cache
@@ -71,8 +75,9 @@ def services() -> Services:
         QueueSender(settings.storage_connection) if settings.storage_connection else None,
         retention_seconds=settings.idempotency_retention_seconds,
         retry_after_seconds=settings.async_retry_after_seconds,
+        stale_seconds=settings.stale_claim_seconds,
     )
-    return Services(settings, secrets, genesys, caller_ids, calls, signatures, async_requests, store)
+    return Services(settings, secrets, genesys, caller_ids, calls, signatures, async_requests, idempotency)
 
 
 def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -> list[str]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
 
+import pytest
 import requests
-from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from emulators.genesys import Fault
-from shared.async_requests import PENDING, QUEUE_NAME
-from shared.idempotency import Record, TableStore
+from shared.async_requests import PENDING, QUEUE_NAME, Job, open_queue, record_key
+from shared.idempotency import CLAIMED, SENT, Record, TableStore, fingerprint
 from tests.conftest import Stack
 
 ASYNC = {"Prefer": "respond-async"}
@@ -86,24 +85,26 @@ def test_failure_on_every_delivery_ends_as_a_readable_answer(stack: Stack, confi
     assert stack.creates() == []
 
 
-def test_poison_message_ends_as_a_stored_failure(stack: Stack, configure) -> None:
-    configure(ASYNC_RETRY_AFTER_SECONDS="1")
-    request_id = str(uuid.uuid4())
+@pytest.mark.parametrize(
+    ("state", "status", "says"),
+    [(CLAIMED, 500, "no call was sent to Genesys"), (SENT, 504, "it may have been placed")],
+)
+def test_poison_message_ends_as_a_failure_that_says_whether_a_call_was_sent(
+    stack: Stack, configure, state: str, status: int, says: str
+) -> None:
+    # A job held by an owner that never finishes (a worker stuck mid-job): every delivery must wait for it.
+    configure(ASYNC_RETRY_AFTER_SECONDS="1", IDEMPOTENCY_STALE_SECONDS="3600")
+    job = Job(str(uuid.uuid4()), {"to": "+12125550199"}, None)
+    message = job.to_message()
     store = TableStore.from_connection_string(os.environ["AzureWebJobsStorage"], os.environ["IDEMPOTENCY_TABLE"])
     now = time.time()
-    assert store.create(Record(f"req:{request_id}", "", PENDING, request_id, now, now + 3600))
-    queue = QueueClient.from_connection_string(
-        os.environ["AzureWebJobsStorage"], QUEUE_NAME, message_encode_policy=TextBase64EncodePolicy()
-    )
-    # A job the function cannot process (an Idempotency-Key that is not a string): it fails on every delivery.
-    queue.send_message(json.dumps({"requestId": request_id, "body": {"to": "+12125550199"}, "idempotencyKey": 7}))
+    assert store.create(Record(record_key(job.request_id), fingerprint(message), state, "other", now, now + 3600))
+    open_queue(os.environ["AzureWebJobsStorage"], QUEUE_NAME).send_message(message)
 
-    pending = stack.get(f"/api/calls/requests/{request_id}")
-    final, _ = follow(stack, pending)
+    final, _ = follow(stack, stack.get(f"/api/calls/requests/{job.request_id}"))
 
-    assert final.status_code == 500
-    assert final.json()["code"] == "internal_error"
-    assert "after 5 attempts" in final.json()["detail"]
+    assert final.status_code == status, final.text
+    assert says in final.json()["detail"]
     assert stack.creates() == []
 
 

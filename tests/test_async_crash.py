@@ -1,0 +1,122 @@
+"""Asynchronous jobs never dial twice: the storage dies between the create and recording it, then comes back.
+
+The crash is real: Azurite, keeping its data on disk, is stopped from inside the Genesys emulator's create
+handler (Genesys has the call; the app cannot record it), then restarted on the same ports. The queue
+delivers the job again once its lease ends, after the keyless duplicate window and the stale-claim limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulators.azurite import Azurite
+from emulators.genesys import Fault
+from shared.async_requests import QUEUE_NAME, open_queue
+from tests.conftest import Stack
+from tests.test_async_mode import ASYNC, follow
+
+LEASE_SECONDS = 3  # how long a received message stays invisible when its function could not release it
+SHORT = {"ASYNC_RETRY_AFTER_SECONDS": "1", "DUPLICATE_WINDOW_SECONDS": "1", "IDEMPOTENCY_STALE_SECONDS": "1"}
+
+
+@pytest.fixture
+def disk_azurite(tmp_path: Path) -> Iterator[Azurite]:
+    with Azurite(location=tmp_path / "azurite") as running:
+        yield running
+
+
+@pytest.fixture
+def short_lease(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stack.host.queues, "lease_seconds", LEASE_SECONDS)
+
+
+@pytest.mark.timeout(60)
+def test_keyless_job_whose_outcome_was_lost_is_never_dialed_again(
+    stack: Stack, configure, disk_azurite: Azurite, short_lease: None
+) -> None:
+    configure(AzureWebJobsStorage=disk_azurite.connection_string, **SHORT)
+    storage_down = threading.Event()
+
+    def stop_storage() -> None:
+        disk_azurite.stop()
+        storage_down.set()
+
+    stack.genesys.inject("create_call", Fault(status=None, before_answer=stop_storage))
+    deliveries_before = len(stack.host.queues.deliveries)
+
+    accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+    assert accepted.status_code == 202, accepted.text
+    assert storage_down.wait(20), "the queued job never reached Genesys"
+    assert wait_for(lambda: ("place_queued_call", False) in stack.host.queues.deliveries[deliveries_before:], 30)
+    disk_azurite.restart()
+
+    final, _ = follow(stack, stack.get(accepted.headers["Location"]))
+
+    assert len(stack.creates()) == 1
+    assert final.status_code == 504, final.text
+    assert final.json()["code"] == "genesys_timeout"
+    assert "may have been placed" in final.json()["detail"]
+    assert final.json()["requestId"] == accepted.json()["requestId"]
+
+
+def send_raw(message: str) -> None:
+    open_queue(os.environ["AzureWebJobsStorage"], QUEUE_NAME).send_message(message)
+
+
+def poisoned(stack: Stack) -> int:
+    """Messages the poison-queue function has handled (it drains the poison queue as the host feeds it)."""
+    return stack.host.queues.deliveries.count(("record_poisoned_call", True))
+
+
+def wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "message",
+    [
+        "not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"requestId": "not-a-uuid", "body": {"to": "+12125550199"}, "idempotencyKey": None}),
+        json.dumps({"requestId": str(uuid.uuid4()), "body": {"to": "+12125550199"}, "idempotencyKey": None}),
+        json.dumps({"requestId": str(uuid.uuid4()), "body": "x", "idempotencyKey": None, "extra": 1}),
+    ],
+    ids=["not-json", "not-an-object", "bad-request-id", "never-accepted", "wrong-shape"],
+)
+def test_a_message_the_app_did_not_write_dials_nothing_and_ends_in_the_poison_queue(
+    stack: Stack, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = poisoned(stack)
+    send_raw(message)
+
+    assert wait_for(lambda: poisoned(stack) > before, 30), "the message never reached the poison queue"
+    assert stack.creates() == []
+    assert "Dropped a poison message this app did not write for a pending job" in caplog.text
+
+
+@pytest.mark.timeout(60)
+def test_a_tampered_job_is_refused_and_the_accepted_one_still_answers(stack: Stack, configure) -> None:
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+    accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+    forged = {"requestId": accepted.json()["requestId"], "body": {"to": "+12125550198"}, "idempotencyKey": None}
+    send_raw(json.dumps(forged))
+
+    final, _ = follow(stack, accepted)
+
+    assert final.status_code == 201, final.text
+    assert wait_for(lambda: poisoned(stack) > 0, 30), "the forged message never reached the poison queue"
+    assert [create.json["phoneNumber"] for create in stack.creates()] == ["+12125550199"]
