@@ -19,7 +19,7 @@ from shared.idempotency import PURGE_SCHEDULE
 from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
 from shared.services import services
-from shared.webhooks import abuse_protection, answer_events, read_delivery
+from shared.webhooks import abuse_protection, answer_events, is_binary_cloudevent, read_delivery
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -76,7 +76,7 @@ def call_webhook(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     app_services = services()
     signature = app_services.webhook_signatures.verify(req.headers, body)
     request = CallRequest.from_json(read_json_object(req, body))
-    key = req.headers.get("Idempotency-Key") or f"sig:{signature}"
+    key = f"sig:{signature}"  # only signed material names the delivery: an Idempotency-Key header is ignored
     reply, replayed = app_services.calls.place_once(app_services.calls.plan(request), key, request_id)
     return reply_response(reply, replayed, request_id)
 
@@ -86,10 +86,14 @@ def call_webhook(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 def call_events(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     if req.method == "OPTIONS":
         return func.HttpResponse(status_code=200, headers=abuse_protection(req.headers))
-    delivery = read_delivery(req.headers, read_body(req, MAX_EVENTS_BYTES))
+    body = read_body(
+        req, MAX_EVENTS_BYTES, default_media_type="application/json" if is_binary_cloudevent(req.headers) else ""
+    )
+    app_services = services()
+    delivery = read_delivery(req.headers, body, app_services.settings.max_events_per_delivery)
     if delivery.validation_code is not None:
         return json_response(200, {"validationResponse": delivery.validation_code}, request_id)
-    calls = services().calls
+    calls = app_services.calls
     reply, replayed = answer_events(delivery.events, lambda data, key: calls.answer(data, key, request_id))
     return reply_response(reply, replayed, request_id)
 

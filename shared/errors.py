@@ -34,6 +34,13 @@ CATALOG: dict[str, CatalogEntry] = {
     "payload_too_large": CatalogEntry(
         413, "Request body too large", False, "Keep the body under the documented size limit."
     ),
+    "too_many_events": CatalogEntry(
+        413,
+        "Too many events in one delivery",
+        False,
+        "Send at most MAX_EVENTS_PER_DELIVERY events per delivery (Event Grid: set the subscription's "
+        "maxEventsPerBatch to that number or fewer).",
+    ),
     "validation_failed": CatalogEntry(
         400, "Request failed validation", False, "Correct the field named in 'field' and send again."
     ),

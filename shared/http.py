@@ -55,15 +55,21 @@ def problem_response(problem: Problem, request_id: str) -> func.HttpResponse:
 
 
 def reply_response(reply: Reply, replayed: bool, request_id: str) -> func.HttpResponse:
-    """A stored or fresh answer; a replay says so, as the Idempotency-Key draft asks."""
-    headers = {"X-Request-Id": request_id, **reply.headers}
+    """A stored or fresh answer; a replay says so, as the Idempotency-Key draft asks.
+
+    One request, one id: the header carries the id in the body, which on a replay (and for an asynchronous
+    job) is the id of the request that did the work.
+    """
+    answered_by = reply.body.get("requestId")
+    headers = {"X-Request-Id": answered_by if isinstance(answered_by, str) else request_id, **reply.headers}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
+    is_problem = reply.status >= 400 and "code" in reply.body  # a batch's results are not one problem
     return func.HttpResponse(
         json.dumps(reply.body, ensure_ascii=False),
         status_code=reply.status,
         headers=headers,
-        mimetype="application/problem+json" if reply.status >= 400 else "application/json",
+        mimetype="application/problem+json" if is_problem else "application/json",
         charset="utf-8",
     )
 
@@ -97,9 +103,11 @@ def wants_async(req: func.HttpRequest) -> bool:
     return "respond-async" in preferences
 
 
-def read_body(req: func.HttpRequest, max_bytes: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body (what signatures cover), refused past `max_bytes`; JSON media types only."""
-    media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+def read_body(req: func.HttpRequest, max_bytes: int = MAX_BODY_BYTES, *, default_media_type: str = "") -> bytes:
+    """The raw body (what signatures cover), refused past `max_bytes`; JSON media types only.
+
+    `default_media_type` stands in for a missing Content-Type where a sender may leave it out."""
+    media_type = (req.headers.get("content-type") or default_media_type).split(";")[0].strip().lower()
     if not _JSON_TYPES.match(media_type):
         raise Problem(
             "unsupported_media_type",
@@ -111,14 +119,58 @@ def read_body(req: func.HttpRequest, max_bytes: int = MAX_BODY_BYTES) -> bytes:
     return body
 
 
-def read_json_object(req: func.HttpRequest, body: bytes | None = None) -> dict[str, Any]:
-    """The body (or `body`, already read) as a JSON object, or the problem that says what is wrong with it."""
-    body = read_body(req) if body is None else body
+def parse_json(body: bytes) -> Any:
+    """UTF-8 JSON whose every string is valid Unicode, or the problem that says what is wrong with it.
+
+    JSON may escape a lone UTF-16 surrogate (`"\\ud800"`), which no UTF-8 encoder accepts: refused here, by
+    path, so it never reaches a log line, a fingerprint or an answer.
+    """
     try:
         value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         detail = error.args[0] if isinstance(error, json.JSONDecodeError) else "the body is not UTF-8 JSON"
         raise Problem("invalid_json", f"The body is not valid JSON: {detail}.") from None
+    path = _unpaired_surrogate(value, "")
+    if path is not None:
+        raise Problem(
+            "validation_failed",
+            f"{path or 'The body'} holds an unpaired UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode text.",
+            field=path or None,
+        )
+    return value
+
+
+def _unpaired_surrogate(value: Any, path: str) -> str | None:
+    """The path (names ASCII-escaped) of the first string or name that UTF-8 cannot encode, else None."""
+    if isinstance(value, str):
+        return None if value.isascii() or _encodable(value) else path
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for name, item in value.items():
+            named = path + ("." if path else "") + json.dumps(name)[1:-1]
+            if not _encodable(name):
+                return named
+            items.append((named, item))
+    elif isinstance(value, list):
+        items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    for named, item in items:
+        found = _unpaired_surrogate(item, named)
+        if found is not None:
+            return found
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_json_object(req: func.HttpRequest, body: bytes | None = None) -> dict[str, Any]:
+    """The body (or `body`, already read) as a JSON object, or the problem that says what is wrong with it."""
+    value = parse_json(read_body(req) if body is None else body)
     if not isinstance(value, dict):
         raise Problem("invalid_json", f"The body must be a JSON object, not {type(value).__name__}.")
     return value

@@ -69,7 +69,10 @@ def services() -> Services:
         duplicate_window_seconds=settings.duplicate_window_seconds,
     )
     calls = CallService(settings, caller_ids, genesys, idempotency)
-    signatures = SignatureVerifier(lambda refresh: _webhook_secrets(settings, secrets, refresh))
+    signatures = SignatureVerifier(
+        lambda refresh: _webhook_secrets(settings, secrets, refresh),
+        require_timestamp=settings.webhook_require_timestamp,
+    )
     async_requests = AsyncRequests(
         store,
         QueueSender(settings.storage_connection) if settings.storage_connection else None,

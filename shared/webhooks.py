@@ -1,14 +1,17 @@
 """Deliveries from other clouds: HMAC-signed webhooks, Azure Event Grid and CloudEvents 1.0.
 
 Each delivery carries one of our call requests; its signature or event id becomes the idempotency key, so
-a redelivery replays the first answer and never dials again.
+a redelivery replays the first answer and never dials again. On a signed route the identity comes only from
+signed material: an `Idempotency-Key` header is not signed, so anyone holding a captured delivery could
+change it, and it is ignored there.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import Problem
+from shared.http import parse_json
 from shared.idempotency import Reply
 
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -40,14 +44,26 @@ class SignatureVerifier:
     them at most once a minute, so a rotation is picked up without letting bad requests hammer Key Vault.
     """
 
-    def __init__(self, secrets: Callable[[bool], list[str]], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        secrets: Callable[[bool], list[str]],
+        *,
+        require_timestamp: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._secrets = secrets
+        self._require_timestamp = require_timestamp  # WEBHOOK_REQUIRE_TIMESTAMP: refuse untimed (replayable) schemes
         self._clock = clock
         self._refreshed_at = float("-inf")
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         """The signature (the delivery's idempotency key), or `invalid_signature`."""
         raw, stamped = headers.get("x-signature-256"), headers.get("x-signature")
+        if raw and self._require_timestamp:
+            raise _bad_signature(
+                "X-Signature-256 has no timestamp and WEBHOOK_REQUIRE_TIMESTAMP is on: sign with "
+                "X-Signature: t=<unix seconds>,v1=<hex>."
+            )
         if raw:
             match = _RAW.match(raw.strip())
             if not match:
@@ -112,20 +128,34 @@ def _text_of(event: dict[str, Any], name: str, what: str) -> str:
     return value
 
 
-def read_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
-    """Understand an Event Grid (its own schema) or CloudEvents 1.0 (structured, batch, binary) delivery."""
+def is_binary_cloudevent(headers: Mapping[str, str]) -> bool:
+    """CloudEvents binary mode: attributes in `ce-*` headers, the body is the data (Content-Type optional)."""
+    return bool(headers.get("ce-specversion"))
+
+
+def read_delivery(headers: Mapping[str, str], body: bytes, max_events: int) -> Delivery:
+    """Understand an Event Grid (its own schema) or CloudEvents 1.0 (structured, batch, binary) delivery.
+
+    More than `max_events` events is `too_many_events` before any is acted on: one delivery must not be
+    able to place hundreds of calls.
+    """
     media_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if headers.get("ce-specversion"):  # binary mode: attributes in headers, the body is the data
+    if is_binary_cloudevent(headers):
         if headers["ce-specversion"] != "1.0":
             raise Problem("validation_failed", "Only CloudEvents specversion 1.0 is supported.", field="ce-specversion")
         event_id, source = headers.get("ce-id"), headers.get("ce-source")
         if not event_id or not source:
             raise Problem("validation_failed", "A binary CloudEvent needs ce-id and ce-source.", field="ce-id")
-        return Delivery(None, [Event(f"ce:{source}:{event_id}", _json(body))])
+        return Delivery(None, [Event(f"ce:{source}:{event_id}", parse_json(body))])
 
-    document = _json(body)
+    document = parse_json(body)
+    items = document if isinstance(document, list) else [document]
+    if len(items) > max_events:
+        raise Problem(
+            "too_many_events",
+            f"The delivery holds {len(items)} events; the limit is {max_events} (MAX_EVENTS_PER_DELIVERY).",
+        )
     if media_type.startswith("application/cloudevents"):
-        items = document if isinstance(document, list) else [document]
         events = []
         for item in items:
             event = _object(item, "CloudEvent")
@@ -134,7 +164,7 @@ def read_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
                     "validation_failed", "Only CloudEvents specversion 1.0 is supported.", field="specversion"
                 )
             source, event_id = _text_of(event, "source", "CloudEvent"), _text_of(event, "id", "CloudEvent")
-            events.append(Event(f"ce:{source}:{event_id}", event.get("data")))
+            events.append(Event(f"ce:{source}:{event_id}", _cloudevent_data(event)))
         return Delivery(None, events)
 
     if not isinstance(document, list) or not document:
@@ -151,22 +181,51 @@ def read_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
     return Delivery(None, events)
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise Problem("invalid_json", "The delivery is not valid UTF-8 JSON.") from None
+def _cloudevent_data(event: dict[str, Any]) -> Any:
+    """The event's data in the JSON format: `data` (an object, or a string holding JSON) or `data_base64`."""
+    if "data_base64" in event:
+        encoded = event["data_base64"]
+        try:
+            if not isinstance(encoded, str):
+                raise ValueError("not a string")
+            decoded = base64.b64decode(encoded, validate=True)
+        except (ValueError, binascii.Error):
+            raise Problem("validation_failed", "data_base64 is not base64.", field="data_base64") from None
+        return parse_json(decoded)
+    data = event.get("data")
+    if isinstance(data, str):
+        try:
+            return parse_json(data.encode("utf-8"))
+        except (Problem, UnicodeEncodeError):
+            raise Problem(
+                "validation_failed", "data is a string that does not hold a JSON object.", field="data"
+            ) from None
+    return data
+
+
+def for_event_sender(reply: Reply) -> Reply:
+    """One event's answer in the statuses event senders act on.
+
+    Event Grid dead-letters 400 and 413 at once but retries 408, 429 and 5xx for up to a day, and other 4xx
+    too: a failure that can never succeed becomes 400; one that can succeed later is 429 or 503 with
+    Retry-After; success and 5xx stay as they are. The body keeps what `/api/calls` would have said.
+    """
+    if reply.status < 400 or reply.status >= 500 or reply.status in (400, 413, 429):
+        return reply
+    if reply.status in (408, 409):
+        return Reply(503, {**reply.body, "status": 503, "eventStatus": reply.status}, {"Retry-After": "5"})
+    return Reply(400, {**reply.body, "status": 400, "eventStatus": reply.status}, reply.headers)
 
 
 def answer_events(events: list[Event], answer: Callable[[Any, str], tuple[Reply, bool]]) -> tuple[Reply, bool]:
     """Act on each event once; one event answers as itself, a batch as 200, 503 (retry) or 400 (dead-letter)."""
     answers = [(event, *answer(event.data, event.key)) for event in events]
     if len(answers) == 1:
-        return answers[0][1], answers[0][2]
-    statuses = [reply.status for _, reply, _ in answers]
+        return for_event_sender(answers[0][1]), answers[0][2]
+    statuses = [for_event_sender(reply).status for _, reply, _ in answers]
     if all(status < 400 for status in statuses):
         status = 200
-    elif any(status in (408, 409, 429) or status >= 500 for status in statuses):
+    elif any(status == 429 or status >= 500 for status in statuses):
         status = 503  # Event Grid redelivers the batch; the events already done replay
     else:
         status = 400

@@ -123,3 +123,14 @@ def test_async_mode_without_storage_is_a_configuration_error(stack: Stack, confi
     assert response.status_code == 500
     assert response.json()["code"] == "configuration_error"
     assert stack.creates() == []
+
+
+def test_one_asynchronous_request_has_one_id(stack: Stack, configure) -> None:
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+
+    accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers={**ASYNC, "X-Request-Id": "caller-chosen"})
+    final, _ = follow(stack, accepted)
+
+    request_id = accepted.json()["requestId"]
+    assert accepted.headers["X-Request-Id"] == request_id
+    assert final.headers["X-Request-Id"] == final.json()["requestId"] == request_id

@@ -217,3 +217,12 @@ def test_malformed_keys_are_refused(stack: Stack, key: str) -> None:
     assert response.status_code == 400
     assert response.json()["field"] == "Idempotency-Key"
     assert stack.creates() == []
+
+
+def test_a_replay_carries_the_original_request_id_in_header_and_body(stack: Stack) -> None:
+    first = stack.post("/api/calls", CALL, headers={**keyed("one-id"), "X-Request-Id": "first-attempt"})
+    replay = stack.post("/api/calls", CALL, headers={**keyed("one-id"), "X-Request-Id": "second-attempt"})
+
+    assert first.headers["X-Request-Id"] == first.json()["requestId"] == "first-attempt"
+    assert replay.headers["X-Request-Id"] == replay.json()["requestId"] == "first-attempt"
+    assert replay.headers["Idempotent-Replayed"] == "true"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -10,6 +11,7 @@ import uuid
 
 import pytest
 
+from emulators.genesys import Fault
 from tests.conftest import Stack
 
 SECRET = "whsec-test-current"
@@ -257,3 +259,122 @@ def test_malformed_deliveries_are_4xx_and_dial_nothing(stack: Stack, body, conte
     assert 400 <= response.status_code < 500
     assert response.json()["code"] == "validation_failed"
     assert stack.creates() == []
+
+
+# ---- Trust: what a captured delivery can and cannot do ----------------------------------------------
+
+
+@pytest.mark.parametrize("sign", [raw_signature, stamped_signature], ids=["sha256", "timestamped"])
+def test_a_captured_delivery_with_a_new_unsigned_key_is_still_a_replay(signed: Stack, sign) -> None:
+    body = json.dumps(CALL).encode()
+    headers = sign(body)
+
+    first = post_webhook(signed, body, {**headers, "Idempotency-Key": "original"})
+    replays = [post_webhook(signed, body, {**headers, "Idempotency-Key": f"forged-{n}"}) for n in range(3)]
+
+    assert first.status_code == 201
+    assert [r.status_code for r in replays] == [201, 201, 201]
+    assert all(r.headers["Idempotent-Replayed"] == "true" for r in replays)
+    assert len(signed.creates()) == 1
+
+
+def test_require_timestamp_refuses_the_untimed_scheme(signed: Stack, configure) -> None:
+    configure(WEBHOOK_SECRET=SECRET, WEBHOOK_REQUIRE_TIMESTAMP="true")
+    body = json.dumps(CALL).encode()
+
+    untimed = post_webhook(signed, body, raw_signature(body))
+    timed = post_webhook(signed, body, stamped_signature(body))
+
+    assert untimed.status_code == 401
+    assert untimed.json()["code"] == "invalid_signature"
+    assert "WEBHOOK_REQUIRE_TIMESTAMP" in untimed.json()["detail"]
+    assert timed.status_code == 201
+    assert len(signed.creates()) == 1
+
+
+def test_a_delivery_over_the_event_limit_places_nothing(stack: Stack, configure) -> None:
+    configure(MAX_EVENTS_PER_DELIVERY="3")
+    events = [
+        {"specversion": "1.0", "id": f"many-{i}", "source": "/crm", "type": "acme.call", "data": CALL} for i in range(4)
+    ]
+
+    cloudevents = post_events(stack, events, "application/cloudevents-batch+json")
+    event_grid_batch = post_events(stack, [event_grid(CALL) for _ in range(4)])
+
+    for response in (cloudevents, event_grid_batch):
+        assert response.status_code == 413
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        assert response.json()["code"] == "too_many_events"
+    assert stack.creates() == []
+
+
+def test_three_hundred_events_by_default_place_nothing(stack: Stack) -> None:
+    events = [
+        {
+            "specversion": "1.0",
+            "id": f"flood-{i}",
+            "source": "/crm",
+            "type": "acme.call",
+            "data": {"to": "+12125550199"},
+        }
+        for i in range(300)
+    ]
+
+    response = post_events(stack, events, "application/cloudevents-batch+json")
+
+    assert response.status_code == 413
+    assert stack.creates() == []
+
+
+def test_an_event_that_can_never_succeed_is_400_so_event_grid_dead_letters_it(stack: Stack) -> None:
+    response = post_events(stack, [event_grid({"to": "+12125550199", "from": "+15005550006"})])
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "caller_id_not_allowed"
+    assert response.json()["eventStatus"] == 422
+    assert stack.creates() == []
+
+
+def test_a_retryable_event_failure_keeps_503_with_retry_after(stack: Stack) -> None:
+    stack.genesys.inject("token", *[Fault(status=503)] * 3)
+
+    response = post_events(stack, [event_grid(CALL)])
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert stack.creates() == []
+
+
+def test_a_batch_with_a_failure_is_not_labelled_a_problem(stack: Stack) -> None:
+    response = post_events(stack, [event_grid(CALL), event_grid({"to": "911"})])
+
+    assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert "results" in response.json()
+
+
+def test_cloudevents_data_base64_and_data_as_a_json_string(stack: Stack) -> None:
+    encoded = base64.b64encode(json.dumps({"to": "+12125550199"}).encode()).decode()
+    events = [
+        {"specversion": "1.0", "id": "b64", "source": "/crm", "type": "acme.call", "data_base64": encoded},
+        {"specversion": "1.0", "id": "str", "source": "/crm", "type": "acme.call", "data": json.dumps(CALL)},
+    ]
+
+    response = post_events(stack, events, "application/cloudevents-batch+json")
+
+    assert response.status_code == 200, response.text
+    assert sorted(c.json["phoneNumber"] for c in stack.creates()) == ["+12125550199", "+12125550199"]
+
+
+def test_binary_cloudevent_from_the_official_sdk_without_content_type(stack: Stack) -> None:
+    from cloudevents.conversion import to_binary
+    from cloudevents.http import CloudEvent
+
+    event = CloudEvent({"type": "acme.call", "source": "/crm", "id": "sdk-1"}, CALL)
+    headers, body = to_binary(event)
+    assert "content-type" not in {name.lower() for name in headers}
+
+    response = stack.session.post(stack.host.base_url + "/api/events/calls", data=body, headers=headers, timeout=30)
+
+    assert response.status_code == 201, response.text
+    assert len(stack.creates()) == 1
