@@ -62,7 +62,7 @@ DEMO_QUEUE_ID = "a3c1e2f4-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
 NO_CLI_QUEUE_ID = "c4d5e6f7-0a1b-4c2d-8e3f-9a0b1c2d3e4f"
 DEMO_DIDS: list[str] = [f"+1317555{n:04d}" for n in range(100, 130)]
 
-ROUTES = ("token", "create_call", "create_call_self", "get_call", "dids", "queue", "callback", "unknown")
+ROUTES = ("token", "create_call", "create_call_self", "get_call", "dids", "queue", "user", "callback", "unknown")
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MALFORMED_ADDRESS = "Malformed participant address"
@@ -194,6 +194,7 @@ class User:
     id: str
     name: str
     has_station: bool = True
+    state: str = "active"  # active, inactive or deleted (GET /api/v2/users/{userId} finds no deleted user)
 
 
 @dataclass
@@ -300,6 +301,7 @@ _ROUTES = (
     _Route("get_call", "GET", re.compile(r"/api/v2/conversations/calls/(?P<conversation_id>[^/]+)"), "_get_call"),
     _Route("dids", "GET", re.compile(r"/api/v2/telephony/providers/edges/dids"), "_dids"),
     _Route("queue", "GET", re.compile(r"/api/v2/routing/queues/(?P<queue_id>[^/]+)"), "_queue"),
+    _Route("user", "GET", re.compile(r"/api/v2/users/(?P<user_id>[^/]+)"), "_user"),
     _Route("callback", "POST", re.compile(r"/api/v2/conversations/callbacks"), "_callback"),
 )
 
@@ -818,6 +820,14 @@ class GenesysEmulator:
         if queue.calling_party_name is not None:
             body["callingPartyName"] = queue.calling_party_name
         body["selfUri"] = f"/api/v2/routing/queues/{queue.id}"
+        return _Response(200, body)
+
+    def _user(self, request: RecordedRequest, user_id: str) -> _Response:
+        # getUser "Requires NO permissions" (platform-client-sdk UsersApi docs); its `state` query defaults to active.
+        user = self.org.users.get(user_id)
+        if user is None or user.state == "deleted":
+            raise _ApiError(404, "not.found", "The user could not be found.")
+        body = {"id": user.id, "name": user.name, "state": user.state, "selfUri": f"/api/v2/users/{user.id}"}
         return _Response(200, body)
 
     def _callback(self, request: RecordedRequest) -> _Response:

@@ -6,6 +6,7 @@ A wrong setting is reported as `configuration_error` naming the setting, at the 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ REGION_DOMAINS: dict[str, str] = {
 }
 CALLER_ID_SOURCES = ("settings", "genesys", "both")
 GENESYS_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+PLACEHOLDER = re.compile(r"<[^>]*>")  # `<your-vault>`, `<OAuth client id ...>` in local.settings.json.example
 TRUE_WORDS = {"true", "1", "yes"}
 FALSE_WORDS = {"false", "0", "no", ""}
 
@@ -65,6 +67,7 @@ class Settings:
     connect_timeout_seconds: float
     read_timeout_seconds: float
     webhook_secret_name: str
+    webhook_secret_name_set: bool  # WEBHOOK_SECRET_NAME given: the webhook route is meant to be in use
     webhook_secrets: tuple[str, ...]  # from settings: current, then previous during a rotation
     storage_connection: str | None
     storage_table_uri: str | None
@@ -90,21 +93,36 @@ def _config_error(setting: str, problem: str) -> Problem:
     return Problem("configuration_error", f"Setting {setting} {problem}.")
 
 
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    """The setting as given, None when unset or empty; a placeholder left from the example file is refused."""
+    value = env.get(name) or None
+    if value is not None and (PLACEHOLDER.search(value) or value.strip().lower().startswith("your-")):
+        raise _config_error(name, "still holds a placeholder from local.settings.json.example; set the real value")
+    return value
+
+
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
-    value = env.get(name, "").strip()
+    value = (_raw(env, name) or "").strip()
     return value or default
 
 
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret setting: empty is unset, but only whitespace is a mistake, never a key."""
+    value = _raw(env, name)
+    if value is not None and not value.strip():
+        raise _config_error(name, "is only whitespace; set the secret or leave the setting empty")
+    return value.strip() if value else None
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = env.get(name)
-    if value is None:
+    word = _text(env, name)
+    if word is None:
         return default
-    word = value.strip().lower()
-    if word in TRUE_WORDS:
+    if word.lower() in TRUE_WORDS:
         return True
-    if word in FALSE_WORDS:
+    if word.lower() in FALSE_WORDS:
         return False
-    raise _config_error(name, f"must be true or false, not {value!r}")
+    raise _config_error(name, "must be true or false")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -114,10 +132,19 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         seconds = float(value)
     except ValueError:
-        raise _config_error(name, f"must be a number of seconds, not {value!r}") from None
-    if seconds < 0:
-        raise _config_error(name, "must not be negative")
+        raise _config_error(name, "must be a number of seconds") from None
+    if not 0 <= seconds < math.inf:
+        raise _config_error(name, "must be a finite number of seconds, not negative")
     return seconds
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _text(env, name)
+    if value is None:
+        return default
+    if not value.isdecimal() or int(value) < 1:
+        raise _config_error(name, "must be a whole number of at least 1")
+    return int(value)
 
 
 def region_domain(region: str) -> str:
@@ -130,20 +157,42 @@ def region_domain(region: str) -> str:
         return domain
     raise _config_error(
         "GENESYS_REGION",
-        f"is {region!r}, which is not a Genesys Cloud region; use a domain such as mypurecloud.com or a "
-        f"name such as us_east_1",
+        "is not a Genesys Cloud region; use a domain such as mypurecloud.com or a name such as us_east_1",
     )
+
+
+def _url(name: str, url: str, schemes: tuple[str, ...]) -> str:
+    """An absolute URL with one of `schemes`, a host, a valid port if any and no user-info (credentials)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError unless a number from 0 to 65535
+    except ValueError:
+        raise _config_error(name, "is not a valid URL (check the host and port)") from None
+    if parts.scheme not in schemes:
+        raise _config_error(name, "must be an absolute " + " or ".join(f"{scheme}://" for scheme in schemes) + " URL")
+    if "@" in parts.netloc:
+        raise _config_error(
+            name, "must not hold credentials (user-info before '@'): keep secrets in their own settings"
+        )
+    if not parts.hostname:
+        raise _config_error(name, "has no host")
+    if port == 0:
+        raise _config_error(name, "has port 0; use a port from 1 to 65535")
+    return url
+
+
+def _optional_url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    url = _text(env, name)
+    return None if url is None else _url(name, url, schemes)
 
 
 def _base_url(env: Mapping[str, str], name: str, default: str | None, allow_http: bool) -> str:
     url = _text(env, name, default)
     if url is None:
         raise _config_error("GENESYS_REGION", "is required (or set GENESYS_API_BASE_URL and GENESYS_LOGIN_BASE_URL)")
-    parts = urlsplit(url)
-    if parts.scheme == "http" and not allow_http:
+    _url(name, url, ("http", "https"))
+    if urlsplit(url).scheme == "http" and not allow_http:
         raise _config_error(name, "uses http://; set GENESYS_ALLOW_INSECURE_HTTP=true for a local emulator only")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _config_error(name, f"must be an absolute http(s) URL, not {url!r}")
     return url.rstrip("/")
 
 
@@ -151,7 +200,15 @@ def _caller_id(text: str, setting: str, region: str) -> str:
     try:
         return phone.normalize(text, region).e164
     except Problem as error:
-        raise _config_error(setting, f"holds {phone.mask(text)!r}, not a valid phone number ({error.detail})") from None
+        reason = str(error.extensions.get("reason", "not a dialable number")).replace("_", " ")
+        raise _config_error(setting, f"holds a value that is not a valid phone number ({reason})") from None
+
+
+def _user_id(env: Mapping[str, str]) -> str | None:
+    user_id = _text(env, "GENESYS_CALL_USER_ID")
+    if user_id is not None and not GENESYS_ID.fullmatch(user_id):
+        raise _config_error("GENESYS_CALL_USER_ID", "must be a Genesys user id (a UUID)")
+    return user_id
 
 
 def _genesys_ids(env: Mapping[str, str], name: str) -> frozenset[str] | None:
@@ -185,28 +242,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     client_id = _text(env, "GENESYS_CLIENT_ID")
     if client_id is None:
         raise _config_error("GENESYS_CLIENT_ID", "is required")
-    key_vault_url = _text(env, "KEY_VAULT_URL")
-    client_secret = _text(env, "GENESYS_CLIENT_SECRET")
+    key_vault_url = _optional_url(env, "KEY_VAULT_URL", ("https",))
+    client_secret = _secret(env, "GENESYS_CLIENT_SECRET")
     if key_vault_url is None and client_secret is None:
         raise _config_error("KEY_VAULT_URL", "or GENESYS_CLIENT_SECRET is required")
-    if key_vault_url is not None and urlsplit(key_vault_url).scheme != "https":
-        raise _config_error("KEY_VAULT_URL", "must be an https:// vault URL")
 
     default_region = (_text(env, "DEFAULT_PHONE_REGION", "US") or "US").upper()
     if not phone.is_known_region(default_region):
-        raise _config_error("DEFAULT_PHONE_REGION", f"is {default_region!r}, not an ISO country code")
+        raise _config_error("DEFAULT_PHONE_REGION", "must be an ISO country code such as US or GB")
 
     caller_id_source = (_text(env, "CALLER_ID_SOURCE", "settings") or "settings").lower()
     if caller_id_source not in CALLER_ID_SOURCES:
         raise _config_error("CALLER_ID_SOURCE", f"must be one of {', '.join(CALLER_ID_SOURCES)}")
     allowed = frozenset(
         _caller_id(item, "ALLOWED_CALLER_IDS", default_region)
-        for item in (env.get("ALLOWED_CALLER_IDS") or "").split(",")
+        for item in (_text(env, "ALLOWED_CALLER_IDS") or "").split(",")
         if item.strip()
     )
     default_caller = _text(env, "DEFAULT_CALLER_ID")
 
-    call_user_id = _text(env, "GENESYS_CALL_USER_ID")
+    call_user_id = _user_id(env)
     call_deadline = _seconds(env, "CALL_DEADLINE_SECONDS", 30.0)
     return Settings(
         api_base_url=_base_url(env, "GENESYS_API_BASE_URL", domain and f"https://api.{domain}", allow_http),
@@ -230,9 +285,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         connect_timeout_seconds=_seconds(env, "GENESYS_CONNECT_TIMEOUT_SECONDS", 3.05),
         read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0),
         webhook_secret_name=_text(env, "WEBHOOK_SECRET_NAME", "webhook-secret") or "",
-        webhook_secrets=tuple(s for s in (_text(env, "WEBHOOK_SECRET"), _text(env, "WEBHOOK_SECRET_PREVIOUS")) if s),
-        storage_connection=_text(env, "AzureWebJobsStorage"),
-        storage_table_uri=_text(env, "AzureWebJobsStorage__tableServiceUri"),
+        webhook_secret_name_set=_text(env, "WEBHOOK_SECRET_NAME") is not None,
+        webhook_secrets=tuple(
+            s for s in (_secret(env, "WEBHOOK_SECRET"), _secret(env, "WEBHOOK_SECRET_PREVIOUS")) if s
+        ),
+        storage_connection=_secret(env, "AzureWebJobsStorage"),
+        storage_table_uri=_optional_url(env, "AzureWebJobsStorage__tableServiceUri", ("https", "http")),
         idempotency_table=_table_name(env),
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
         idempotency_retention_seconds=_seconds(env, "IDEMPOTENCY_RETENTION_SECONDS", 24 * 3600.0),
@@ -241,5 +299,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # One whole create (the deadline) plus the store's own retries: only then is the owner presumed dead.
         stale_claim_seconds=_seconds(env, "IDEMPOTENCY_STALE_SECONDS", call_deadline + 30.0),
         webhook_require_timestamp=_flag(env, "WEBHOOK_REQUIRE_TIMESTAMP", False),
-        max_events_per_delivery=max(1, int(_seconds(env, "MAX_EVENTS_PER_DELIVERY", 50))),
+        max_events_per_delivery=_positive_int(env, "MAX_EVENTS_PER_DELIVERY", 50),
     )

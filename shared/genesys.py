@@ -1,6 +1,6 @@
 """A small Genesys Cloud REST client: token cache, pooled session, and the retry rules.
 
-Reads (token, DIDs, queues, call status) retry transient faults with backoff. Creating a call is
+Reads (token, DIDs, queues, users, call status) retry transient faults with backoff. Creating a call is
 retried only when Genesys provably did not act (429, 401 with a stale token, or a connection that
 failed before the request was sent): a second POST after a 5xx or a read timeout could ring twice.
 """
@@ -287,6 +287,10 @@ class GenesysClient:
 
     def get_call(self, conversation_id: str, deadline: Deadline) -> dict[str, Any]:
         return self._api_call("GET", f"/api/v2/conversations/calls/{_segment(conversation_id)}", deadline).body
+
+    def get_user(self, user_id: str, deadline: Deadline) -> dict[str, Any]:
+        """The user (`state` is active, inactive or deleted); needs no permission beyond a valid token."""
+        return self._api_call("GET", f"/api/v2/users/{_segment(user_id)}", deadline).body
 
     def get_queue(self, queue_id: str, deadline: Deadline) -> dict[str, Any]:
         return self._api_call("GET", f"/api/v2/routing/queues/{_segment(queue_id)}", deadline).body

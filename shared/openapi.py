@@ -511,7 +511,7 @@ def _readiness() -> dict[str, Any]:
             "checks": _field(
                 "array",
                 "Checks",
-                "Configuration, Key Vault, Genesys token, caller IDs and idempotency store.",
+                "Configuration, Key Vault, Genesys token, call user, caller IDs, webhook secret and idempotency store.",
                 items={
                     "type": "object",
                     "description": "One check.",
@@ -519,7 +519,12 @@ def _readiness() -> dict[str, Any]:
                     "additionalProperties": False,
                     "properties": {
                         "name": _field("string", "Name", "What was checked."),
-                        "status": _field("string", "Status", "ok or failed.", enum=["ok", "failed"]),
+                        "status": _field(
+                            "string",
+                            "Status",
+                            "ok, failed, or skipped when the check does not apply to this deployment.",
+                            enum=["ok", "failed", "skipped"],
+                        ),
                         "detail": _field("string", "Detail", "What was found."),
                         "code": _field("string", "Code", "The failure's catalog code.", enum=sorted(CATALOG)),
                         "remediation": _field("string", "Remediation", "What to fix."),

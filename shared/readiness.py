@@ -1,17 +1,34 @@
 """`/api/health/ready`: is this deployment able to place a call, and if not, what to fix.
 
-Each check runs the real path (settings, Key Vault, Genesys token, caller IDs, idempotency store), using the
-same caches as calls do, so a ready probe in steady state costs no remote request.
+Each check runs the real path (settings, Key Vault, Genesys token, call user, caller IDs, webhook secret,
+idempotency store), using the same caches as calls do, so a ready probe in steady state costs no remote request.
+A check that does not apply to this deployment is `skipped`, which does not make it unready.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from shared.caller_ids import RefreshingValue
 from shared.deadline import Deadline
 from shared.errors import Problem
+from shared.genesys import GenesysClient
 from shared.services import Services, services
+
+WEBHOOK_REMEDIATION = (
+    "Set WEBHOOK_SECRET, or create the Key Vault secret named by WEBHOOK_SECRET_NAME (default webhook-secret) "
+    "with a non-blank value, readable by the function's identity."
+)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A check that does not apply to this deployment, and why."""
+
+    detail: str
 
 
 def _failed(name: str, problem: Problem) -> dict[str, Any]:
@@ -24,11 +41,14 @@ def _failed(name: str, problem: Problem) -> dict[str, Any]:
     }
 
 
-def _check(name: str, probe: Callable[[], str]) -> dict[str, Any]:
+def _check(name: str, probe: Callable[[], str | Skipped]) -> dict[str, Any]:
     try:
-        return {"name": name, "status": "ok", "detail": probe()}
+        result = probe()
     except Problem as problem:
         return _failed(name, problem)
+    if isinstance(result, Skipped):
+        return {"name": name, "status": "skipped", "detail": result.detail}
+    return {"name": name, "status": "ok", "detail": result}
 
 
 def _vault(app: Services) -> str:
@@ -41,6 +61,67 @@ def _vault(app: Services) -> str:
 def _token(app: Services) -> str:
     app.genesys.token(Deadline(app.settings.call_deadline_seconds))
     return "client-credentials token available"
+
+
+@functools.lru_cache(maxsize=4)  # one entry per live client: services() builds a new one on each restart
+def _user_state(genesys: GenesysClient, user_id: str, ttl: float, deadline_seconds: float) -> RefreshingValue[Any]:
+    """The user's `state`, cached like the caller IDs: a steady-state probe sends no request."""
+    return RefreshingValue(lambda: genesys.get_user(user_id, Deadline(deadline_seconds)).get("state"), ttl)
+
+
+def _no_active_user(why: str) -> Problem:
+    return Problem(
+        "configuration_error",
+        f"Setting GENESYS_CALL_USER_ID names no active user of the organization ({why}).",
+        hint="Set GENESYS_CALL_USER_ID to the id of an active Genesys user with a station.",
+    )
+
+
+def _call_user(app: Services) -> str | Skipped:
+    settings = app.settings
+    if settings.call_user_id is None:
+        return Skipped("GENESYS_CALL_USER_ID is not set: every call request must name its userId")
+    state = _user_state(
+        app.genesys, settings.call_user_id, settings.caller_id_cache_seconds, settings.call_deadline_seconds
+    )
+    try:
+        found = state.get()
+    except Problem as problem:
+        if problem.code == "genesys_not_found":
+            raise _no_active_user("Genesys has no such user") from None
+        raise
+    if found != "active":
+        raise _no_active_user(f"the user is {str(found)[:20]}")
+    return "GENESYS_CALL_USER_ID is an active user"
+
+
+def _webhook_secret(app: Services) -> str | Skipped:
+    """Readable when the webhook route is in use: WEBHOOK_SECRET, WEBHOOK_SECRET_NAME, or the default secret."""
+    settings = app.settings
+    if settings.webhook_secrets:
+        return "WEBHOOK_SECRET is set"
+    not_configured = Skipped(
+        "/api/webhooks/calls is not configured (no WEBHOOK_SECRET, WEBHOOK_SECRET_NAME or Key Vault "
+        "webhook-secret): it refuses every delivery"
+    )
+    name = settings.webhook_secret_name
+    if not settings.key_vault_url:
+        if not settings.webhook_secret_name_set:
+            return not_configured
+        raise Problem(
+            "configuration_error",
+            "Setting WEBHOOK_SECRET_NAME names a Key Vault secret, but KEY_VAULT_URL is not set.",
+            hint=WEBHOOK_REMEDIATION,
+        )
+    try:
+        value = app.secrets.get(name) if settings.webhook_secret_name_set else app.secrets.get_optional(name)
+    except Problem as problem:
+        if problem.code in ("secret_not_found", "configuration_error"):
+            problem.hint = WEBHOOK_REMEDIATION
+        raise
+    if value is None:
+        return not_configured
+    return f"Key Vault secret {name!r} readable"
 
 
 def _caller_ids(app: Services) -> str:
@@ -70,8 +151,10 @@ def report() -> tuple[int, dict[str, Any]]:
             {"name": "configuration", "status": "ok", "detail": "all settings valid"},
             _check("key_vault", lambda: _vault(app)),
             _check("genesys_token", lambda: _token(app)),
+            _check("call_user", lambda: _call_user(app)),
             _check("caller_ids", lambda: _caller_ids(app)),
+            _check("webhook_secret", lambda: _webhook_secret(app)),
             _check("idempotency_store", lambda: _store(app)),
         ]
-    ready = all(check["status"] == "ok" for check in checks)
+    ready = all(check["status"] != "failed" for check in checks)
     return (200 if ready else 503), {"status": "ready" if ready else "not_ready", "checks": checks}

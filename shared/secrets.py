@@ -110,7 +110,11 @@ class KeyVaultSecrets:
         except (ServiceRequestError, ServiceResponseError) as error:
             log.warning("Key Vault unreachable: %s", type(error).__name__)
             raise Problem("key_vault_unavailable", "Key Vault could not be reached.", retry_after=5) from None
-        if not value:
-            raise Problem("secret_not_found", f"Key Vault secret {name!r} is empty.")
+        if value is None or not value.strip():  # never a client secret or an HMAC key
+            raise Problem(
+                "configuration_error",
+                f"Key Vault secret {name!r} is empty or only whitespace.",
+                hint=f"Set the value of Key Vault secret {name!r}.",
+            )
         log.info("Read secret %s from Key Vault", name)
         return value

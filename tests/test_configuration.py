@@ -77,3 +77,135 @@ def test_configuration_error_reaches_the_caller_as_a_problem_without_secrets(sta
     assert "GENESYS_REGION" in problem["detail"]
     assert "emulator-client-secret" not in response.text
     assert stack.genesys.requests() == []
+
+
+MARK = "s3cr3t"  # in each bad value below: the answer names the setting and the rule, never the value
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"GENESYS_ALLOW_INSECURE_HTTP": f"{MARK}-maybe"}, "GENESYS_ALLOW_INSECURE_HTTP"),
+        ({"GENESYS_REGION": f"{MARK}.example"}, "GENESYS_REGION"),
+        ({"GENESYS_API_BASE_URL": f"https://svc:{MARK}@api.example.com"}, "GENESYS_API_BASE_URL"),
+        ({"GENESYS_API_BASE_URL": f"https://{MARK}@api.example.com"}, "GENESYS_API_BASE_URL"),
+        ({"GENESYS_LOGIN_BASE_URL": f"https://login.example.com:{MARK}/"}, "GENESYS_LOGIN_BASE_URL"),
+        ({"GENESYS_LOGIN_BASE_URL": f"https://login.{MARK}.example:99999"}, "GENESYS_LOGIN_BASE_URL"),
+        ({"GENESYS_API_BASE_URL": f"https://:443/{MARK}"}, "GENESYS_API_BASE_URL"),
+        ({"GENESYS_API_BASE_URL": f"https://[{MARK}"}, "GENESYS_API_BASE_URL"),
+        ({"KEY_VAULT_URL": f"https://app:{MARK}@vault.example/"}, "KEY_VAULT_URL"),
+        ({"KEY_VAULT_URL": f"https:///{MARK}"}, "KEY_VAULT_URL"),
+        (
+            {"AzureWebJobsStorage__tableServiceUri": f"https://acct:{MARK}@acct.table.core.windows.net"},
+            "AzureWebJobsStorage__tableServiceUri",
+        ),
+        ({"AzureWebJobsStorage__tableServiceUri": f"ftp://{MARK}.example"}, "AzureWebJobsStorage__tableServiceUri"),
+        ({"DEFAULT_PHONE_REGION": "QQ"}, "DEFAULT_PHONE_REGION"),
+        ({"CALL_DEADLINE_SECONDS": MARK}, "CALL_DEADLINE_SECONDS"),
+        ({"DEFAULT_CALLER_ID": f"1234{MARK}"}, "DEFAULT_CALLER_ID"),
+        ({"ALLOWED_CALLER_IDS": f"+13175550100,99{MARK}"}, "ALLOWED_CALLER_IDS"),
+        ({"GENESYS_CALL_USER_ID": f"{MARK}-user"}, "GENESYS_CALL_USER_ID"),
+        ({"MAX_EVENTS_PER_DELIVERY": MARK}, "MAX_EVENTS_PER_DELIVERY"),
+    ],
+)
+def test_bad_setting_is_named_without_its_value(overrides: dict[str, str], setting: str) -> None:
+    with pytest.raises(Problem) as raised:
+        load_settings({**MINIMAL, **overrides})
+
+    assert raised.value.code == "configuration_error"
+    assert setting in raised.value.detail
+    assert MARK not in raised.value.detail.lower()
+    assert "QQ" not in raised.value.detail
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("GENESYS_CALL_USER_ID", "<Genesys user id the calls are placed on behalf of>"),
+        ("GENESYS_CLIENT_ID", "<OAuth client id (Client Credentials grant)>"),
+        ("KEY_VAULT_URL", "https://<your-vault>.vault.azure.net/"),
+        ("GENESYS_CLIENT_SECRET", "your-client-secret"),
+        ("WEBHOOK_SECRET", "Your-Webhook-Secret"),
+        ("WEBHOOK_SECRET_NAME", "<name>"),
+        ("ALLOWED_USER_IDS", "<user ids>"),
+        ("CALLER_ID_SOURCE", "<settings|genesys|both>"),
+        ("IDEMPOTENCY_TABLE", "your-table"),
+        ("AzureWebJobsStorage", "DefaultEndpointsProtocol=https;AccountName=<account>;AccountKey=<key>"),
+    ],
+)
+def test_placeholder_left_from_the_example_is_a_configuration_error(setting: str, value: str) -> None:
+    with pytest.raises(Problem) as raised:
+        load_settings({**MINIMAL, setting: value})
+
+    assert raised.value.code == "configuration_error"
+    assert setting in raised.value.detail
+    assert "placeholder" in raised.value.detail
+    assert value not in raised.value.detail
+
+
+@pytest.mark.parametrize("setting", ["GENESYS_CLIENT_SECRET", "WEBHOOK_SECRET", "WEBHOOK_SECRET_PREVIOUS"])
+def test_whitespace_only_secret_is_a_configuration_error(setting: str) -> None:
+    with pytest.raises(Problem) as raised:
+        load_settings({**MINIMAL, "KEY_VAULT_URL": "https://vault.example", setting: " \t "})
+
+    assert raised.value.code == "configuration_error"
+    assert setting in raised.value.detail
+
+
+def test_empty_secret_settings_are_simply_unset() -> None:
+    settings = load_settings(
+        {**MINIMAL, "KEY_VAULT_URL": "https://vault.example", "GENESYS_CLIENT_SECRET": "", "WEBHOOK_SECRET": ""}
+    )
+
+    assert (settings.client_secret, settings.webhook_secrets) == (None, ())
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "1e3", "fifty"])
+def test_max_events_per_delivery_must_be_a_positive_whole_number(value: str) -> None:
+    with pytest.raises(Problem) as raised:
+        load_settings({**MINIMAL, "MAX_EVENTS_PER_DELIVERY": value})
+
+    assert "MAX_EVENTS_PER_DELIVERY" in raised.value.detail
+
+
+def test_max_events_per_delivery_default_and_value() -> None:
+    assert load_settings(MINIMAL).max_events_per_delivery == 50
+    assert load_settings({**MINIMAL, "MAX_EVENTS_PER_DELIVERY": " 7 "}).max_events_per_delivery == 7
+
+
+def test_valid_urls_are_accepted() -> None:
+    settings = load_settings(
+        {
+            **MINIMAL,
+            "GENESYS_API_BASE_URL": "https://api.example.com:8443/",
+            "GENESYS_LOGIN_BASE_URL": "https://[::1]:9443",
+            "KEY_VAULT_URL": "https://my-vault.vault.azure.net/",
+            "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+        }
+    )
+
+    assert (settings.api_base_url, settings.login_base_url) == ("https://api.example.com:8443", "https://[::1]:9443")
+
+
+def test_placeholder_call_user_is_not_ready_and_reaches_no_genesys(stack: Stack, configure) -> None:
+    configure(GENESYS_CALL_USER_ID="<Genesys user id the calls are placed on behalf of>")
+
+    ready = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert ready.status_code == 503
+    assert "GENESYS_CALL_USER_ID" in ready.json()["checks"][0]["detail"]
+    assert (call.status_code, call.json()["code"]) == (500, "configuration_error")
+    assert "<Genesys user id" not in ready.text + call.text
+    assert stack.genesys.requests() == []
+
+
+def test_url_with_credentials_reaches_no_answer_and_no_log(stack: Stack, configure, caplog) -> None:
+    configure(GENESYS_API_BASE_URL=f"http://svc:{MARK}@127.0.0.1:1")
+
+    ready = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert (ready.status_code, call.status_code) == (503, 500)
+    assert MARK not in ready.text + call.text
+    assert MARK not in caplog.text

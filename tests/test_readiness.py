@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
+
 from emulators.azure import VaultFault
-from emulators.genesys import Fault
+from emulators.genesys import DEMO_USER_ID, Fault
 from tests.conftest import Stack
 
 
@@ -20,18 +24,22 @@ def test_ready_when_everything_works(stack: Stack) -> None:
         "configuration": "ok",
         "key_vault": "ok",
         "genesys_token": "ok",
+        "call_user": "ok",
         "caller_ids": "ok",
+        "webhook_secret": "skipped",
         "idempotency_store": "ok",
     }
+    assert "/api/webhooks/calls is not configured" in checks(response)["webhook_secret"]["detail"]
 
 
 def test_steady_state_probe_costs_no_remote_request(stack: Stack) -> None:
     stack.get("/api/health/ready")
-    reads, tokens = stack.vault.secret_reads(), len(stack.genesys.requests("token"))
+    reads, genesys_requests = stack.vault.secret_reads(), len(stack.genesys.requests())
 
     stack.get("/api/health/ready")
 
-    assert (stack.vault.secret_reads(), len(stack.genesys.requests("token"))) == (reads, tokens)
+    assert (stack.vault.secret_reads(), len(stack.genesys.requests())) == (reads, genesys_requests)
+    assert len(stack.genesys.requests("user")) == 1
 
 
 def test_each_failure_names_its_remediation(stack: Stack) -> None:
@@ -43,7 +51,7 @@ def test_each_failure_names_its_remediation(stack: Stack) -> None:
     vault = checks(response)["key_vault"]
     assert vault["code"] == "key_vault_forbidden"
     assert "Key Vault Secrets User" in vault["remediation"]
-    assert len(checks(response)) == 5  # one failure does not hide the other checks
+    assert len(checks(response)) == 7  # one failure does not hide the other checks
 
 
 def test_genesys_down_is_reported(stack: Stack) -> None:
@@ -63,3 +71,86 @@ def test_bad_configuration_is_reported(stack: Stack, configure) -> None:
     assert response.status_code == 503
     assert checks(response)["configuration"]["code"] == "configuration_error"
     assert "CALLER_ID_SOURCE" in checks(response)["configuration"]["detail"]
+
+
+def test_unknown_call_user_is_not_ready_and_its_id_is_not_echoed(stack: Stack, configure) -> None:
+    unknown = str(uuid.uuid4())
+    configure(GENESYS_CALL_USER_ID=unknown, ALLOWED_USER_IDS=None)
+
+    response = stack.get("/api/health/ready")
+
+    assert response.status_code == 503
+    user = checks(response)["call_user"]
+    assert (user["status"], user["code"]) == ("failed", "configuration_error")
+    assert "GENESYS_CALL_USER_ID" in user["detail"]
+    assert unknown not in response.text
+    assert stack.genesys.requests("user")[0].path == f"/api/v2/users/{unknown}"
+
+
+def test_inactive_call_user_is_not_ready(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stack.genesys.org.users[DEMO_USER_ID], "state", "inactive")
+
+    response = stack.get("/api/health/ready")
+
+    assert response.status_code == 503
+    assert "inactive" in checks(response)["call_user"]["detail"]
+
+
+def test_without_a_call_user_the_check_is_skipped(stack: Stack, configure) -> None:
+    configure(GENESYS_CALL_USER_ID=None)
+
+    response = stack.get("/api/health/ready")
+
+    assert response.status_code == 200, response.text
+    assert checks(response)["call_user"]["status"] == "skipped"
+    assert stack.genesys.requests("user") == []
+
+
+def test_webhook_secret_setting_is_ok(stack: Stack, configure) -> None:
+    configure(WEBHOOK_SECRET="readiness-webhook-secret")
+
+    response = stack.get("/api/health/ready")
+
+    assert checks(response)["webhook_secret"]["status"] == "ok"
+    assert "readiness-webhook-secret" not in response.text
+
+
+@pytest.mark.parametrize("value", [None, " \t "])
+def test_named_webhook_secret_missing_or_blank_in_the_vault_fails(stack: Stack, configure, value) -> None:
+    configure(WEBHOOK_SECRET_NAME="hooks-secret")
+    if value is not None:
+        stack.vault.set_secret("hooks-secret", value)
+    try:
+        response = stack.get("/api/health/ready")
+    finally:
+        stack.vault.delete_secret("hooks-secret")
+
+    assert response.status_code == 503
+    webhook = checks(response)["webhook_secret"]
+    assert webhook["status"] == "failed"
+    assert "hooks-secret" in webhook["detail"]
+    assert "WEBHOOK_SECRET_NAME" in webhook["remediation"]
+    assert "GENESYS_CLIENT_SECRET_NAME" not in webhook["remediation"]
+
+
+def test_default_named_webhook_secret_in_the_vault_is_checked(stack: Stack) -> None:
+    stack.vault.set_secret("webhook-secret", "vault-webhook-secret")
+    try:
+        response = stack.get("/api/health/ready")
+    finally:
+        stack.vault.delete_secret("webhook-secret")
+
+    assert checks(response)["webhook_secret"]["status"] == "ok"
+    assert "vault-webhook-secret" not in response.text
+
+
+def test_blank_client_secret_in_the_vault_is_a_configuration_error_not_a_key(stack: Stack) -> None:
+    stack.vault.set_secret("genesys-client-secret", "   ")
+
+    ready = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert checks(ready)["key_vault"]["code"] == "configuration_error"
+    assert "'genesys-client-secret'" in checks(ready)["key_vault"]["detail"]
+    assert (call.status_code, call.json()["code"]) == (500, "configuration_error")
+    assert stack.genesys.requests("token") == []
