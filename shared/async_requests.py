@@ -188,6 +188,8 @@ class AsyncRequests:
                 "configuration_error",
                 "Asynchronous mode (Prefer: respond-async) needs a storage queue: set AzureWebJobsStorage.",
             )
+        if idempotency_key is not None:
+            check_key(idempotency_key)  # refused now, like every input error, rather than by the worker
         job = Job(str(uuid.uuid4()), body, idempotency_key)
         message = job.to_message()
         now = self._clock()

@@ -32,7 +32,7 @@ from shared.errors import CATALOG, DEFAULT_RETRY_AFTER_SECONDS, PROBLEM_TYPE_BAS
 from shared.http import _CLIENT_REQUEST_ID, MAX_BODY_BYTES, MAX_EVENTS_BYTES
 from shared.idempotency import MAX_KEY_LENGTH
 from shared.phone import _REASON_TEXT, _TYPE_NAMES
-from shared.webhooks import _RAW, _TIMESTAMPED, SIGNATURE_TOLERANCE_SECONDS
+from shared.webhooks import _RAW, _TIMESTAMPED, SIGNATURE_TOLERANCE_SECONDS, event_status
 
 DEFAULT_HOST = "your-function-app.azurewebsites.net"  # set to the function app's host when importing the connector
 JSON, PROBLEM_JSON = "application/json", "application/problem+json"
@@ -57,7 +57,7 @@ PROBLEM_CODES: dict[str, tuple[str, ...]] = {
     # The stored final answer of an asynchronous request: what placing the call met when the queue ran it.
     "GetCallRequest": ("request_not_found", *(c for c in _PLACE if c not in _INPUT[:3])),
     "ReceiveSignedWebhook": (*_PLACE, "invalid_signature"),
-    "ReceiveEvents": _PLACE,
+    "ReceiveEvents": (*_PLACE, "too_many_events"),
     "ValidateEventsSubscription": ("validation_failed", "internal_error"),
     "GetHealth": ("internal_error",),
     "GetReadiness": ("internal_error",),
@@ -486,7 +486,13 @@ def _events_problem() -> dict[str, Any]:
         "type": "object",
         "description": "A Problem (one event, or a delivery that could not be read), or EventResults for a batch.",
         "additionalProperties": False,
-        "properties": {**_problem_properties(), "results": _event_results()["properties"]["results"]},
+        "properties": {
+            **_problem_properties(),
+            "eventStatus": _field(
+                "integer", "Event Status", "The status /api/calls would answer, where the event route answers another."
+            ),
+            "results": _event_results()["properties"]["results"],
+        },
     }
 
 
@@ -583,11 +589,18 @@ def _response(description: str, schema: str | dict[str, Any], *headers: str) -> 
     }
 
 
+def answer_status(operation_id: str, code: str) -> int:
+    """The HTTP status an operation answers a catalog code with: the catalog's, except that the events route
+    answers in the statuses event senders act on (`shared/webhooks.py` `event_status`)."""
+    status = CATALOG[code].status
+    return event_status(status) if operation_id == "ReceiveEvents" else status
+
+
 def _problems(operation_id: str, replays: bool = False) -> dict[str, Any]:
     """One response per status the operation's catalog codes map to, listing the codes."""
     by_status: dict[int, list[str]] = {}
     for code in PROBLEM_CODES[operation_id]:
-        by_status.setdefault(CATALOG[code].status, []).append(code)
+        by_status.setdefault(answer_status(operation_id, code), []).append(code)
     responses = {}
     for status, codes in sorted(by_status.items()):
         headers = ["Retry-After"] if status in _WAIT_STATUSES else []
@@ -738,9 +751,10 @@ def _signed_webhook() -> dict[str, Any]:
         "ReceiveSignedWebhook",
         "Receive a signed webhook",
         "Places a call for a service that signs its webhooks with the shared secret (HMAC-SHA256). The signature "
-        "is the idempotency key unless Idempotency-Key is sent, so a redelivery never dials again.",
+        "is the idempotency key, so a redelivery never dials again; an Idempotency-Key header is not signed and "
+        "is ignored here.",
         "internal",
-        [signature, stamped, IDEMPOTENCY_KEY_PARAMETER, CALL_REQUEST_BODY],
+        [signature, stamped, CALL_REQUEST_BODY],
         {
             "201": _response("Genesys Cloud accepted the call.", "CallCreated", "Location", "Idempotent-Replayed"),
             **_problems("ReceiveSignedWebhook", replays=True),
@@ -795,8 +809,11 @@ def _receive_events() -> dict[str, Any]:
         "ReceiveEvents",
         "Receive events",
         "Places one call per Azure Event Grid or CloudEvents 1.0 event; the event id is the idempotency key, so a "
-        "redelivered event never dials again. One event answers as itself; a batch answers 200 when all "
-        "succeeded, 503 when any can succeed later, else 400.",
+        "redelivered event never dials again. At most MAX_EVENTS_PER_DELIVERY events (default 50), else 413 and "
+        "nothing is placed. One event answers as itself, except that a failure that can never succeed answers "
+        "400 (Event Grid dead-letters it; eventStatus keeps the status /api/calls would give) and one that can "
+        "succeed later answers 429 or 503 with Retry-After; a batch answers 200 when all succeeded, 503 when any "
+        "can succeed later, else 400.",
         "internal",
         [*headers, body],
         {

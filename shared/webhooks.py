@@ -203,18 +203,25 @@ def _cloudevent_data(event: dict[str, Any]) -> Any:
     return data
 
 
-def for_event_sender(reply: Reply) -> Reply:
-    """One event's answer in the statuses event senders act on.
+def event_status(status: int) -> int:
+    """The status an event sender should see for what `/api/calls` would answer `status`.
 
-    Event Grid dead-letters 400 and 413 at once but retries 408, 429 and 5xx for up to a day, and other 4xx
-    too: a failure that can never succeed becomes 400; one that can succeed later is 429 or 503 with
-    Retry-After; success and 5xx stay as they are. The body keeps what `/api/calls` would have said.
+    Event Grid dead-letters 400 and 413 at once but retries 408, 429, 5xx and other 4xx for up to a day: a
+    failure that can never succeed becomes 400; one that can succeed later (408, 409) becomes 503.
     """
-    if reply.status < 400 or reply.status >= 500 or reply.status in (400, 413, 429):
+    if status < 400 or status >= 500 or status in (400, 413, 429):
+        return status
+    return 503 if status in (408, 409) else 400
+
+
+def for_event_sender(reply: Reply) -> Reply:
+    """One event's answer in the statuses event senders act on; the body keeps what `/api/calls` would say
+    as `eventStatus`."""
+    status = event_status(reply.status)
+    if status == reply.status:
         return reply
-    if reply.status in (408, 409):
-        return Reply(503, {**reply.body, "status": 503, "eventStatus": reply.status}, {"Retry-After": "5"})
-    return Reply(400, {**reply.body, "status": 400, "eventStatus": reply.status}, reply.headers)
+    headers = {"Retry-After": "5"} if status == 503 else reply.headers
+    return Reply(status, {**reply.body, "status": status, "eventStatus": reply.status}, headers)
 
 
 def answer_events(events: list[Event], answer: Callable[[Any, str], tuple[Reply, bool]]) -> tuple[Reply, bool]:

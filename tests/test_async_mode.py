@@ -134,3 +134,10 @@ def test_one_asynchronous_request_has_one_id(stack: Stack, configure) -> None:
     request_id = accepted.json()["requestId"]
     assert accepted.headers["X-Request-Id"] == request_id
     assert final.headers["X-Request-Id"] == final.json()["requestId"] == request_id
+
+
+def test_a_malformed_idempotency_key_is_refused_at_once(stack: Stack) -> None:
+    response = stack.post("/api/calls", {"to": "+12125550199"}, headers={**ASYNC, "Idempotency-Key": "é" * 3})
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "Idempotency-Key"
