@@ -138,9 +138,10 @@ _UTC = timezone(timedelta(0))  # timezone.utc (datetime.UTC needs Python 3.11)
 class Fault:
     """One queued misbehaviour for one request on a route (see :meth:`GenesysEmulator.inject`).
 
-    Order: the request is logged, then ``delay`` passes, then ``drop`` closes the socket without an
-    answer, or ``then_succeed`` (or ``status=None``) handles the request normally, or the fault's answer
-    is sent: ``raw_body`` (text/html), else ``json_body``, else an ErrorBody with ``code``/``message``.
+    Order: the request is logged, then ``delay`` passes, then ``before_answer`` runs (a test's way to make
+    something else fail at that exact moment, such as stopping the storage), then ``drop`` closes the socket
+    without an answer, or ``then_succeed`` (or ``status=None``) handles the request normally, or the fault's
+    answer is sent: ``raw_body`` (text/html), else ``json_body``, else an ErrorBody with ``code``/``message``.
     """
 
     status: int | None = 500
@@ -152,6 +153,7 @@ class Fault:
     drop: bool = False
     then_succeed: bool = False
     json_body: dict | None = None
+    before_answer: Callable[[], None] | None = None
 
 
 class _Headers(dict):
@@ -489,6 +491,8 @@ class GenesysEmulator:
             if fault.delay > 0 and self._stopping.wait(fault.delay):
                 http.drop()  # stopping: give up without an answer
                 return
+            if fault.before_answer is not None:
+                fault.before_answer()
             if fault.drop:
                 http.drop()
                 return
