@@ -12,6 +12,7 @@ Both servers accept ``VaultFault`` objects (errors, delays, dropped connections)
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import os
@@ -256,6 +257,7 @@ class ManagedIdentityEmulator(_Emulator):
         self.header_secret = secrets.token_hex(16)
         self.endpoint = ""
         self.system_client_id = str(uuid.uuid4())
+        self.tenant_id = str(uuid.uuid4())
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (resource, expires_on)
         self._log: list[dict] = []
 
@@ -316,8 +318,8 @@ class ManagedIdentityEmulator(_Emulator):
         if self.allowed_client_ids is not None and client_id not in self.allowed_client_ids:
             message = f"Unable to load the proper Managed Identity (client_id={client_id})."
             return 400, _identity_error(400, message)
-        token = secrets.token_urlsafe(32)
         expires_on = int(time.time()) + self.token_lifetime
+        token = self._jwt(_normalize_resource(resource), client_id or self.system_client_id, expires_on)
         with self._lock:
             self._tokens[token] = (_normalize_resource(resource), expires_on)
         return 200, {
@@ -330,6 +332,25 @@ class ManagedIdentityEmulator(_Emulator):
 
     def _fault_body(self, status: int) -> dict[str, Any]:
         return _identity_error(status, f"Injected fault {status}.")
+
+    def _jwt(self, audience: str, client_id: str, expires_on: int) -> str:
+        """A token shaped like Entra ID's: services that read its claims (Azurite with `--oauth basic` checks
+        `aud`, `iss`, `nbf`, `iat` and `exp`) accept it. The signature is random: nothing here verifies it."""
+        now = int(time.time())
+        claims = {
+            "aud": audience,
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "iat": now,
+            "nbf": now,
+            "exp": expires_on,
+            "appid": client_id,
+            "oid": client_id,
+            "tid": self.tenant_id,
+            "jti": uuid.uuid4().hex,
+        }
+        parts = [{"alg": "RS256", "typ": "JWT"}, claims]
+        encoded = [base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode() for part in parts]
+        return ".".join([*encoded, secrets.token_urlsafe(32)])
 
 
 def _identity_error(status: int, message: str) -> dict[str, Any]:
@@ -417,6 +438,15 @@ class KeyVaultEmulator(_Emulator):
         if self._tmpdir is not None:
             self._tmpdir()
             self._tmpdir = None
+
+    def issue_server_certificate(self, directory: Path) -> tuple[Path, Path]:
+        """A certificate and key (PEM files in `directory`) for another local HTTPS server, such as Azurite
+        with OAuth, signed by this vault's CA: clients trust it through the same REQUESTS_CA_BUNDLE."""
+        leaf = self._ca.issue_cert("127.0.0.1", "localhost")
+        certificate, key = directory / "server-cert.pem", directory / "server-key.pem"
+        certificate.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        key.write_bytes(leaf.private_key_pem.bytes())
+        return certificate, key
 
     # -- test controls
 

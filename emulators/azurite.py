@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft): not a secret.
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at https?://127\.0\.0\.1:(\d+)")
 START_TIMEOUT_SECONDS = 30
 
 
@@ -19,10 +19,13 @@ class Azurite:
     """Blob, queue and table services; `connection_string` points the Azure SDKs at them.
 
     In memory by default; with `location` the data lives on disk, so `restart()` (a stop and a start on the
-    same ports) loses nothing written before the stop, as a storage outage does."""
+    same ports) loses nothing written before the stop, as a storage outage does. With `oauth_tls` (a certificate
+    and key) it serves HTTPS and takes Entra ID bearer tokens (`--oauth basic`), as identity-based storage
+    connects: `identity_settings()` are the app settings for that."""
 
-    def __init__(self, location: Path | None = None) -> None:
+    def __init__(self, location: Path | None = None, oauth_tls: tuple[Path, Path] | None = None) -> None:
         self.location = location
+        self.oauth_tls = oauth_tls
         self.ports: dict[str, int] = {}
         self._process: subprocess.Popen[str] | None = None
         self._output: list[str] = []
@@ -37,11 +40,26 @@ class Azurite:
             f"TableEndpoint={base}:{self.ports['Table']}/{ACCOUNT};"
         )
 
+    def service_uri(self, service: str) -> str:
+        """`https://127.0.0.1:<port>/devstoreaccount1` (http without TLS) for Blob, Queue or Table."""
+        scheme = "https" if self.oauth_tls else "http"
+        return f"{scheme}://127.0.0.1:{self.ports[service]}/{ACCOUNT}"
+
+    def identity_settings(self, client_id: str) -> dict[str, str]:
+        """Identity-based `AzureWebJobsStorage__*` settings, as the azd template sets them in Azure."""
+        return {
+            "AzureWebJobsStorage__credential": "managedidentity",
+            "AzureWebJobsStorage__clientId": client_id,
+            **{f"AzureWebJobsStorage__{s.lower()}ServiceUri": self.service_uri(s) for s in ("Blob", "Queue", "Table")},
+        }
+
     def start(self) -> Azurite:
         binary = ROOT / "node_modules" / ".bin" / "azurite"
         if not binary.exists():
             raise RuntimeError("Azurite is not installed: run scripts/bootstrap.sh (npm ci)")
         storage = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
+        if self.oauth_tls:
+            storage += ["--oauth", "basic", "--cert", str(self.oauth_tls[0]), "--key", str(self.oauth_tls[1])]
         addresses = []
         for service in ("Blob", "Queue", "Table"):
             port = str(self.ports.get(service, 0))  # 0: any free port; on a restart, the same ones as before

@@ -20,6 +20,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from shared.config import storage_account
+from shared.storage import StorageAccount
+
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}?]*)?(\?)?\}")
 
@@ -122,7 +125,7 @@ class QueueRunner:
         self.deliveries: list[tuple[str, bool]] = []  # (function, succeeded): tests await these, never sleep
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="queue-runner", daemon=True)
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[StorageAccount, str], Any] = {}
 
     def start(self) -> None:
         if self.functions:
@@ -133,29 +136,27 @@ class QueueRunner:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
-    def _client(self, connection: str, queue_name: str) -> Any:
-        from shared.async_requests import open_queue
-
-        key = (connection, queue_name)
+    def _client(self, storage: StorageAccount, queue_name: str) -> Any:
+        key = (storage, queue_name)
         if key not in self._clients:
-            self._clients[key] = open_queue(connection, queue_name)
+            self._clients[key] = storage.queue(queue_name)
         return self._clients[key]
 
     def _run(self) -> None:
         while not self._stop.wait(self.POLL_SECONDS):
             for function in self.functions:
-                connection = os.environ.get(function.connection_setting)
-                if not connection:
-                    continue
                 try:
-                    self._poll(function, connection)
+                    # The host reads the connection setting as a connection string or identity-based URIs.
+                    storage = storage_account(os.environ, function.connection_setting)
+                    if storage is not None:
+                        self._poll(function, storage)
                 except Exception:  # noqa: BLE001 - a storage hiccup must not end the runner
                     logging.getLogger(__name__).warning("Queue poll of %s failed", function.queue_name)
 
-    def _poll(self, function: QueueFunction, connection: str) -> None:
+    def _poll(self, function: QueueFunction, storage: StorageAccount) -> None:
         import azure.functions.queue
 
-        client = self._client(connection, function.queue_name)
+        client = self._client(storage, function.queue_name)
         for message in client.receive_messages(messages_per_page=16, visibility_timeout=self.lease_seconds):
             delivered = azure.functions.queue.QueueMessage(
                 id=message.id,
@@ -171,7 +172,7 @@ class QueueRunner:
                     "%s failed on try %s of %s", function.name, message.dequeue_count, self.MAX_DEQUEUE_COUNT
                 )
                 if message.dequeue_count >= self.MAX_DEQUEUE_COUNT:
-                    self._client(connection, f"{function.queue_name}-poison").send_message(message.content)
+                    self._client(storage, f"{function.queue_name}-poison").send_message(message.content)
                     client.delete_message(message)
                 else:
                     client.update_message(message, visibility_timeout=0)

@@ -13,7 +13,6 @@ the one this app wrote for a pending job is refused and dials nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import threading
@@ -37,6 +36,7 @@ from shared.idempotency import (
     outcome_never_recorded,
 )
 from shared.logs import get_logger
+from shared.storage import StorageAccount
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
@@ -64,31 +64,11 @@ class UntrustedMessage(Exception):
     """A queue message this app did not write for a pending job: it dials nothing and ends in the poison queue."""
 
 
-def open_queue(connection: str, queue_name: str) -> QueueClient:
-    """A client for a storage queue (created if missing) in the host's base64 message encoding, with bounded
-    timeouts. Shared by the sender here and the local host that plays the Functions runtime."""
-    from azure.core.exceptions import ResourceExistsError
-    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
-
-    client = QueueClient.from_connection_string(
-        connection,
-        queue_name,
-        message_encode_policy=TextBase64EncodePolicy(),
-        message_decode_policy=TextBase64DecodePolicy(),
-        connection_timeout=2,
-        read_timeout=5,
-        retry_total=2,
-    )
-    with contextlib.suppress(ResourceExistsError):
-        client.create_queue()
-    return client
-
-
 class QueueSender:
     """Sends jobs to the storage queue the trigger reads (base64, the host's default message encoding)."""
 
-    def __init__(self, connection: str, queue_name: str = QUEUE_NAME) -> None:
-        self._connection = connection
+    def __init__(self, storage: StorageAccount, queue_name: str = QUEUE_NAME) -> None:
+        self._storage = storage
         self._queue_name = queue_name
         self._client: QueueClient | None = None
         self._lock = threading.Lock()
@@ -96,7 +76,7 @@ class QueueSender:
     def _queue(self) -> QueueClient:
         with self._lock:
             if self._client is None:
-                self._client = open_queue(self._connection, self._queue_name)
+                self._client = self._storage.queue(self._queue_name)
             return self._client
 
     def send(self, message: str) -> None:
@@ -186,7 +166,8 @@ class AsyncRequests:
         if self._queue is None:
             raise Problem(
                 "configuration_error",
-                "Asynchronous mode (Prefer: respond-async) needs a storage queue: set AzureWebJobsStorage.",
+                "Asynchronous mode (Prefer: respond-async) needs a storage queue: set AzureWebJobsStorage "
+                "(or its identity-based AzureWebJobsStorage__queueServiceUri and __tableServiceUri).",
             )
         if idempotency_key is not None:
             check_key(idempotency_key)  # refused now, like every input error, rather than by the worker

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from shared import phone
 from shared.errors import Problem
+from shared.storage import StorageAccount
 
 # SDK region names (PureCloudRegionHosts) to region domains; see reference/genesys-cloud-api.md.
 REGION_DOMAINS: dict[str, str] = {
@@ -69,8 +70,7 @@ class Settings:
     webhook_secret_name: str
     webhook_secret_name_set: bool  # WEBHOOK_SECRET_NAME given: the webhook route is meant to be in use
     webhook_secrets: tuple[str, ...]  # from settings: current, then previous during a rotation
-    storage_connection: str | None
-    storage_table_uri: str | None
+    storage: StorageAccount | None  # AzureWebJobsStorage: idempotency records, asynchronous jobs
     idempotency_table: str
     duplicate_window_seconds: float
     idempotency_retention_seconds: float
@@ -196,6 +196,32 @@ def _base_url(env: Mapping[str, str], name: str, default: str | None, allow_http
     return url.rstrip("/")
 
 
+def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStorage") -> StorageAccount | None:
+    """The storage a connection setting names, read as the Functions host reads it: the setting itself as a
+    connection string, else identity-based `<connection>__tableServiceUri` and `__queueServiceUri`."""
+    connection_string = _secret(env, connection)
+    if connection_string:
+        return StorageAccount(connection_string=connection_string)
+    table_uri = _optional_url(env, f"{connection}__tableServiceUri", ("https",))
+    queue_uri = _optional_url(env, f"{connection}__queueServiceUri", ("https",))
+    if table_uri is None and queue_uri is None:
+        return None
+    if table_uri is None or queue_uri is None:
+        missing = "tableServiceUri" if table_uri is None else "queueServiceUri"
+        raise _config_error(f"{connection}__{missing}", "is required with identity-based storage (tables and queues)")
+    credential = (_text(env, f"{connection}__credential") or "").lower()
+    if credential not in ("", "managedidentity"):
+        raise _config_error(
+            f"{connection}__credential", "must be managedidentity (or unset for DefaultAzureCredential)"
+        )
+    return StorageAccount(
+        table_uri=table_uri.rstrip("/"),
+        queue_uri=queue_uri.rstrip("/"),
+        managed_identity=credential == "managedidentity",
+        client_id=_text(env, f"{connection}__clientId"),
+    )
+
+
 def _caller_id(text: str, setting: str, region: str) -> str:
     try:
         return phone.normalize(text, region).e164
@@ -289,8 +315,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_secrets=tuple(
             s for s in (_secret(env, "WEBHOOK_SECRET"), _secret(env, "WEBHOOK_SECRET_PREVIOUS")) if s
         ),
-        storage_connection=_secret(env, "AzureWebJobsStorage"),
-        storage_table_uri=_optional_url(env, "AzureWebJobsStorage__tableServiceUri", ("https", "http")),
+        storage=storage_account(env),
         idempotency_table=_table_name(env),
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
         idempotency_retention_seconds=_seconds(env, "IDEMPOTENCY_RETENTION_SECONDS", 24 * 3600.0),

@@ -290,33 +290,6 @@ class TableStore:
         self._table_ready = False
         self._lock = threading.Lock()
 
-    @classmethod
-    def from_connection_string(cls, connection: str, table_name: str) -> TableStore:
-        from azure.data.tables import TableClient
-
-        return cls(
-            TableClient.from_connection_string(
-                connection, table_name, connection_timeout=2, read_timeout=5, retry_total=2, retry_backoff_factor=0.2
-            )
-        )
-
-    @classmethod
-    def from_identity(cls, table_service_uri: str, table_name: str) -> TableStore:
-        """Identity-based storage (`AzureWebJobsStorage__tableServiceUri`), as the azd template deploys."""
-        from azure.data.tables import TableClient
-        from azure.identity import DefaultAzureCredential
-
-        return cls(
-            TableClient(
-                table_service_uri,
-                table_name,
-                credential=DefaultAzureCredential(),
-                connection_timeout=2,
-                read_timeout=5,
-                retry_total=2,
-            )
-        )
-
     @staticmethod
     def _address(key: str) -> tuple[str, str]:
         digest = hashlib.sha256(key.encode()).hexdigest()  # keys may hold characters Table Storage forbids

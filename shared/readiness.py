@@ -136,8 +136,11 @@ def _caller_ids(app: Services) -> str:
 
 
 def _store(app: Services) -> str:
+    storage = app.settings.storage
+    if storage is None:
+        return "in memory: duplicate protection covers this instance only (set AzureWebJobsStorage)"
     app.idempotency_store.read("ready-probe")
-    return "reachable"
+    return f"Table Storage reachable, connected by {storage.mode}"
 
 
 def report() -> tuple[int, dict[str, Any]]:

@@ -75,7 +75,7 @@ def services() -> Services:
     )
     async_requests = AsyncRequests(
         store,
-        QueueSender(settings.storage_connection) if settings.storage_connection else None,
+        QueueSender(settings.storage) if settings.storage else None,
         retention_seconds=settings.idempotency_retention_seconds,
         retry_after_seconds=settings.async_retry_after_seconds,
         stale_seconds=settings.stale_claim_seconds,
@@ -98,9 +98,7 @@ def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -
 
 
 def _idempotency_store(settings: Settings) -> Store:
-    if settings.storage_connection:
-        return TableStore.from_connection_string(settings.storage_connection, settings.idempotency_table)
-    if settings.storage_table_uri:
-        return TableStore.from_identity(settings.storage_table_uri, settings.idempotency_table)
+    if settings.storage:
+        return TableStore(settings.storage.table(settings.idempotency_table))
     log.warning("AzureWebJobsStorage is not set: duplicate protection is in memory and covers this instance only")
     return MemoryStore()

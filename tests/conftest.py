@@ -23,9 +23,23 @@ from emulators.azurite import Azurite
 from emulators.genesys import GenesysEmulator
 from emulators.local_host import LocalFunctionHost
 from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
+from shared.async_requests import QUEUE_NAME
+from shared.idempotency import Store
 from shared.services import services
 
 HTTP_TIMEOUT = 30
+
+
+def app_store() -> Store:
+    """The app's own idempotency store, as configured (the local host runs the app in this process)."""
+    return services().idempotency_store
+
+
+def app_queue() -> Any:
+    """The app's own request queue (asynchronous jobs), through the storage it is configured with."""
+    storage = services().settings.storage
+    assert storage is not None, "no AzureWebJobsStorage configured"
+    return storage.queue(QUEUE_NAME)
 
 
 @dataclass

@@ -8,7 +8,6 @@ delivers the job again once its lease ends, after the keyless duplicate window a
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -19,8 +18,7 @@ import pytest
 
 from emulators.azurite import Azurite
 from emulators.genesys import Fault
-from shared.async_requests import QUEUE_NAME, open_queue
-from tests.conftest import Stack
+from tests.conftest import Stack, app_queue
 from tests.test_async_mode import ASYNC, follow
 
 LEASE_SECONDS = 3  # how long a received message stays invisible when its function could not release it
@@ -68,7 +66,7 @@ def test_keyless_job_whose_outcome_was_lost_is_never_dialed_again(
 
 
 def send_raw(message: str) -> None:
-    open_queue(os.environ["AzureWebJobsStorage"], QUEUE_NAME).send_message(message)
+    app_queue().send_message(message)
 
 
 def poisoned(stack: Stack) -> int:

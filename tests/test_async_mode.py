@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -10,9 +9,9 @@ import pytest
 import requests
 
 from emulators.genesys import Fault
-from shared.async_requests import PENDING, QUEUE_NAME, Job, open_queue, record_key
-from shared.idempotency import CLAIMED, SENT, Record, TableStore, fingerprint
-from tests.conftest import Stack
+from shared.async_requests import PENDING, Job, record_key
+from shared.idempotency import CLAIMED, SENT, Record, fingerprint
+from tests.conftest import Stack, app_queue, app_store
 
 ASYNC = {"Prefer": "respond-async"}
 MAX_POLLS = 40
@@ -96,10 +95,10 @@ def test_poison_message_ends_as_a_failure_that_says_whether_a_call_was_sent(
     configure(ASYNC_RETRY_AFTER_SECONDS="1", IDEMPOTENCY_STALE_SECONDS="3600")
     job = Job(str(uuid.uuid4()), {"to": "+12125550199"}, None)
     message = job.to_message()
-    store = TableStore.from_connection_string(os.environ["AzureWebJobsStorage"], os.environ["IDEMPOTENCY_TABLE"])
+    store = app_store()
     now = time.time()
     assert store.create(Record(record_key(job.request_id), fingerprint(message), state, "other", now, now + 3600))
-    open_queue(os.environ["AzureWebJobsStorage"], QUEUE_NAME).send_message(message)
+    app_queue().send_message(message)
 
     final, _ = follow(stack, stack.get(f"/api/calls/requests/{job.request_id}"))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,9 +11,9 @@ import pytest
 from emulators.azure import VaultFault
 from emulators.genesys import Fault
 from shared.calls import CallRequest
-from shared.idempotency import CLAIMED, SENT, Record, TableStore
+from shared.idempotency import CLAIMED, SENT, Record
 from shared.services import services
-from tests.conftest import Stack
+from tests.conftest import Stack, app_store
 
 CALL = {"to": "+12125550199"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,7 +153,7 @@ def test_past_the_wait_bound_a_repeat_is_request_in_progress(stack: Stack, confi
 
 def stored_claim(stack: Stack, key: str, state: str, age: float) -> None:
     """Write a claim as a crashed instance would have left it, through the real Table client."""
-    store = TableStore.from_connection_string(os.environ["AzureWebJobsStorage"], os.environ["IDEMPOTENCY_TABLE"])
+    store = app_store()
     plan = services().calls.plan(CallRequest.from_json(CALL))
     now = time.time()
     assert store.create(Record("key:" + key, plan.fingerprint, state, "dead-instance", now - age, now + 3600))

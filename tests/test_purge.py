@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import time
 
-from shared.idempotency import DONE, Record, TableStore
-from tests.conftest import Stack
+from shared.idempotency import DONE, Record, Store
+from tests.conftest import Stack, app_store
 
 
-def table() -> TableStore:
-    return TableStore.from_connection_string(os.environ["AzureWebJobsStorage"], os.environ["IDEMPOTENCY_TABLE"])
+def table() -> Store:
+    return app_store()
 
 
-def expired_records(store: TableStore, count: int) -> list[str]:
+def expired_records(store: Store, count: int) -> list[str]:
     past = time.time() - 60
     keys = [f"key:expired-{n}" for n in range(count)]
     for key in keys:

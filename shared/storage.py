@@ -1,0 +1,84 @@
+"""The storage account behind `AzureWebJobsStorage`: table and queue clients for the app's own data.
+
+Two ways in, as the Functions host itself connects: a connection string (Azurite, local runs), or
+identity-based service URIs (`AzureWebJobsStorage__tableServiceUri`, `__queueServiceUri`) with a managed
+identity (`__credential=managedidentity`, `__clientId` for a user-assigned one), as the azd template
+deploys with shared keys turned off. The Azure SDKs are imported on first use: each costs cold-start time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient
+    from azure.storage.queue import QueueClient
+
+# Bounded waits: a storage outage must answer 503 quickly, not hold a request for the SDK's default minutes.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 2,
+    "read_timeout": 5,
+    "retry_total": 2,
+    "retry_backoff_factor": 0.2,
+}
+
+
+@dataclass(frozen=True)
+class StorageAccount:
+    """Where the app's tables and queues live, and how it authenticates there."""
+
+    connection_string: str | None = None
+    table_uri: str | None = None
+    queue_uri: str | None = None
+    managed_identity: bool = False  # `__credential=managedidentity`; otherwise DefaultAzureCredential
+    client_id: str | None = None  # `__clientId`: the user-assigned identity to use
+
+    @property
+    def mode(self) -> str:
+        """How readiness describes the connection (never the connection string itself)."""
+        if self.connection_string:
+            return "connection string"
+        return "managed identity" if self.managed_identity else "identity (DefaultAzureCredential)"
+
+    @functools.cached_property
+    def _credential(self) -> TokenCredential:
+        if self.managed_identity:
+            from azure.identity import ManagedIdentityCredential
+
+            return ManagedIdentityCredential(client_id=self.client_id)
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+
+    def table(self, name: str) -> TableClient:
+        from azure.data.tables import TableClient
+
+        if self.connection_string:
+            return TableClient.from_connection_string(self.connection_string, name, **_CLIENT_OPTIONS)
+        assert self.table_uri is not None  # shared.config.storage_account requires both URIs
+        return TableClient(self.table_uri, name, credential=self._credential, **_CLIENT_OPTIONS)
+
+    def queue(self, name: str) -> QueueClient:
+        """A queue (created if missing) in the Functions host's base64 message encoding."""
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        options: dict[str, Any] = {
+            "message_encode_policy": TextBase64EncodePolicy(),
+            "message_decode_policy": TextBase64DecodePolicy(),
+            # The queue SDK's own retry waits 15 s, then 18 s: an outage would hold a request half a minute.
+            "retry_policy": LinearRetry(backoff=1, retry_total=2, random_jitter_range=1),
+            **_CLIENT_OPTIONS,
+        }
+        if self.connection_string:
+            client = QueueClient.from_connection_string(self.connection_string, name, **options)
+        else:
+            assert self.queue_uri is not None
+            client = QueueClient(self.queue_uri, name, credential=self._credential, **options)
+        with contextlib.suppress(ResourceExistsError):
+            client.create_queue()
+        return client

@@ -1,0 +1,95 @@
+"""The app on identity-based storage, as the azd template deploys it: no connection string, no shared key.
+
+Azurite serves HTTPS with `--oauth basic` and takes the managed-identity emulator's Entra-shaped tokens; the
+app's Table and Queue clients and the local host's queue trigger connect through `AzureWebJobsStorage__*`
+service URIs with `__credential=managedidentity`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators.azurite import Azurite
+from tests.conftest import Stack
+from tests.test_async_mode import ASYNC, follow
+
+CLIENT_ID = str(uuid.uuid4())  # the user-assigned identity's client id (AzureWebJobsStorage__clientId)
+STORAGE_AUDIENCE = "https://storage.azure.com"
+
+
+@pytest.fixture(scope="module")
+def oauth_azurite(emulators: tuple[Any, ...], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    vault = emulators[2]
+    tls = vault.issue_server_certificate(Path(tmp_path_factory.mktemp("azurite-tls")))
+    with Azurite(oauth_tls=tls) as running:
+        yield running
+
+
+@pytest.fixture
+def identity_stack(stack: Stack, configure, oauth_azurite: Azurite) -> Stack:
+    configure(AzureWebJobsStorage=None, ASYNC_RETRY_AFTER_SECONDS="1", **oauth_azurite.identity_settings(CLIENT_ID))
+    return stack
+
+
+def storage_token_requests(stack: Stack) -> list[dict]:
+    return [r for r in stack.identity.requests() if (r["resource"] or "").rstrip("/") == STORAGE_AUDIENCE]
+
+
+def test_readiness_names_the_storage_mode(identity_stack: Stack) -> None:
+    response = identity_stack.get("/api/health/ready")
+
+    checks = {check["name"]: check for check in response.json()["checks"]}
+    assert checks["idempotency_store"]["status"] == "ok", checks["idempotency_store"]
+    assert "managed identity" in checks["idempotency_store"]["detail"]
+    assert all(r["client_id"] == CLIENT_ID for r in storage_token_requests(identity_stack))
+
+
+def test_a_keyed_call_is_placed_once_and_replayed(identity_stack: Stack) -> None:
+    key = {"Idempotency-Key": f"identity-{uuid.uuid4()}"}
+
+    first = identity_stack.post("/api/calls", {"to": "+12125550199"}, headers=key)
+    again = identity_stack.post("/api/calls", {"to": "(212) 555-0199"}, headers=key)
+
+    assert (first.status_code, again.status_code) == (201, 201), first.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(identity_stack.creates()) == 1
+    assert storage_token_requests(identity_stack), "the Table client never asked the identity for a token"
+
+
+def test_identical_keyless_calls_inside_the_window_are_one(identity_stack: Stack) -> None:
+    first = identity_stack.post("/api/calls", {"to": "+12125550198"})
+    again = identity_stack.post("/api/calls", {"to": "+12125550198"})
+
+    assert again.json()["conversationId"] == first.json()["conversationId"]
+    assert len(identity_stack.creates()) == 1
+
+
+def test_asynchronous_mode_queues_and_places_the_call(identity_stack: Stack) -> None:
+    accepted = identity_stack.post("/api/calls", {"to": "+12125550197"}, headers=ASYNC)
+
+    final, _ = follow(identity_stack, accepted)
+
+    assert final.status_code == 201, final.text
+    assert final.json()["to"] == "+12125550197"
+    assert len(identity_stack.creates()) == 1
+
+
+def test_unreachable_identity_storage_answers_503_and_dials_nothing(identity_stack: Stack, configure) -> None:
+    configure(
+        AzureWebJobsStorage=None,
+        AzureWebJobsStorage__credential="managedidentity",
+        AzureWebJobsStorage__clientId=CLIENT_ID,
+        AzureWebJobsStorage__tableServiceUri="https://127.0.0.1:9/devstoreaccount1",
+        AzureWebJobsStorage__queueServiceUri="https://127.0.0.1:9/devstoreaccount1",
+    )
+
+    response = identity_stack.post("/api/calls", {"to": "+12125550196"}, headers={"Idempotency-Key": "no-store"})
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "idempotency_store_unavailable"
+    assert identity_stack.creates() == []
