@@ -16,11 +16,13 @@ from shared.http import (
     wants_async,
 )
 from shared.idempotency import PURGE_SCHEDULE
+from shared.logs import quiet_sdk_loggers
 from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
 from shared.services import services
 from shared.webhooks import abuse_protection, answer_events, is_binary_cloudevent, read_delivery
 
+quiet_sdk_loggers()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 

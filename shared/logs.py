@@ -45,3 +45,13 @@ class _WithFields(logging.LoggerAdapter):
 
 def get_logger(name: str) -> logging.LoggerAdapter:
     return _WithFields(logging.getLogger(name), {})
+
+
+def quiet_sdk_loggers() -> None:
+    """Keep only the Azure SDK's warnings.
+
+    The Python worker sets the root logger to INFO and ships every record to Application Insights, where the
+    SDK's request and response logging (Key Vault, managed identity, Table, Queue) would add several lines
+    per call; `host.json` cannot filter them, since they arrive under the function's own category.
+    """
+    logging.getLogger("azure").setLevel(logging.WARNING)

@@ -124,9 +124,14 @@ def log_audit() -> Iterator[LogAudit]:
     previous_level = root.level
     root.addHandler(audit)
     root.setLevel(logging.DEBUG)
+    # The app keeps the Azure SDK at WARNING; the audit listens to everything it would say if turned up.
+    sdk = logging.getLogger("azure")
+    sdk_level = sdk.level
+    sdk.setLevel(logging.DEBUG)
     yield audit
     root.removeHandler(audit)
     root.setLevel(previous_level)
+    sdk.setLevel(sdk_level)
     assert audit.leaks() == [], "secrets, tokens or full phone numbers reached the logs"
 
 

@@ -41,3 +41,18 @@ def test_the_audit_catches_a_planted_leak() -> None:
         assert sorted(audit.leaks()) == ["121255...", "emulat..."]
     finally:
         logger.removeHandler(audit)
+
+
+def test_the_app_keeps_the_azure_sdk_at_warning() -> None:
+    """In a fresh process, as the worker loads it: the SDK's per-request INFO lines never reach App Insights."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = "import logging, function_app; print(logging.getLogger('azure').getEffectiveLevel())"
+    root = Path(__file__).resolve().parent.parent
+    level = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True, cwd=root
+    )
+
+    assert int(level.stdout.strip()) == logging.WARNING
