@@ -181,10 +181,13 @@ def test_valid_urls_are_accepted() -> None:
             "GENESYS_LOGIN_BASE_URL": "https://[::1]:9443",
             "KEY_VAULT_URL": "https://my-vault.vault.azure.net/",
             "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+            "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net/",
         }
     )
 
     assert (settings.api_base_url, settings.login_base_url) == ("https://api.example.com:8443", "https://[::1]:9443")
+    assert settings.storage is not None
+    assert settings.storage.queue_uri == "https://acct.queue.core.windows.net"
 
 
 def test_placeholder_call_user_is_not_ready_and_reaches_no_genesys(stack: Stack, configure) -> None:
@@ -209,3 +212,28 @@ def test_url_with_credentials_reaches_no_answer_and_no_log(stack: Stack, configu
     assert (ready.status_code, call.status_code) == (503, 500)
     assert MARK not in ready.text + call.text
     assert MARK not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net"}, "queueServiceUri"),
+        ({"AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net"}, "tableServiceUri"),
+        (
+            {
+                "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+                "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net",
+                "AzureWebJobsStorage__credential": "connectionstring",
+            },
+            "AzureWebJobsStorage__credential",
+        ),
+        ({"AzureWebJobsStorage__tableServiceUri": "http://acct.table.core.windows.net"}, "tableServiceUri"),
+    ],
+    ids=["no-queue", "no-table", "other-credential", "plain-http"],
+)
+def test_incomplete_identity_based_storage_is_a_configuration_error(settings: dict[str, str], named: str) -> None:
+    with pytest.raises(Problem) as error:
+        load_settings({**MINIMAL, **settings})
+
+    assert error.value.code == "configuration_error"
+    assert named in error.value.detail
