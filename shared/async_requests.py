@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import Problem
 from shared.idempotency import (
@@ -35,7 +35,7 @@ from shared.idempotency import (
     fingerprint,
     outcome_never_recorded,
 )
-from shared.logs import get_logger
+from shared.logs import get_logger, log_fields
 from shared.storage import StorageAccount
 
 if TYPE_CHECKING:
@@ -46,14 +46,25 @@ log = get_logger(__name__)
 QUEUE_NAME = "call-requests"
 POISON_QUEUE_NAME = f"{QUEUE_NAME}-poison"  # where the Functions host moves a message after 5 failed tries
 MAX_DEQUEUE_COUNT = 5  # the host's default maxDequeueCount (host.json extensions.queues)
-MAX_MESSAGE_CHARS = 48 * 1024  # a storage queue message is at most 64 KiB, base64 included
+MAX_MESSAGE_BYTES = 48 * 1024  # a storage queue message is at most 64 KiB after base64 (4 bytes per 3)
 PENDING = "pending"
 RECORD_PREFIX = "async:"
 _RETRY_LATER = (409, 429, 503)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-Answer = Callable[[Any, "str | None", str, Callable[[], None]], "tuple[Reply, bool]"]
-"""(body, idempotency key, request id, mark_job_sent) -> (reply, replayed): the call use case."""
+
+class Answer(Protocol):
+    """The call use case (`CallService.answer`) as a job runs it."""
+
+    def __call__(
+        self,
+        body: Any,
+        idempotency_key: str | None,
+        request_id: str,
+        *,
+        before_send: Callable[[], None],
+        arrived_at: float | None,
+    ) -> tuple[Reply, bool]: ...
 
 
 class RetryLater(Exception):
@@ -93,6 +104,9 @@ class QueueSender:
             ) from None
 
 
+_JOB_FIELDS = {"requestId", "body", "idempotencyKey", "acceptedAt"}
+
+
 @dataclass(frozen=True)
 class Job:
     """One queued call request, as `accept` wrote it."""
@@ -100,29 +114,40 @@ class Job:
     request_id: str
     body: dict[str, Any]
     idempotency_key: str | None
+    accepted_at: float  # the duplicate window is measured from here, not from when a worker takes the job
 
     def to_message(self) -> str:
-        return json.dumps({"requestId": self.request_id, "body": self.body, "idempotencyKey": self.idempotency_key})
+        """Compact JSON (UTF-8 text as is): the message the queue carries and the record's fingerprint covers."""
+        job = {
+            "requestId": self.request_id,
+            "body": self.body,
+            "idempotencyKey": self.idempotency_key,
+            "acceptedAt": self.accepted_at,
+        }
+        return json.dumps(job, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_message(cls, message: str) -> Job:
         """Read a message as untrusted input: its shape and sizes, or `UntrustedMessage` saying what is wrong."""
-        if len(message) > MAX_MESSAGE_CHARS:
-            raise UntrustedMessage(f"the message has {len(message)} characters; jobs have at most {MAX_MESSAGE_CHARS}")
+        size = len(message.encode("utf-8", errors="replace"))
+        if size > MAX_MESSAGE_BYTES:
+            raise UntrustedMessage(f"the message has {size} bytes; jobs have at most {MAX_MESSAGE_BYTES}")
         try:
             job = json.loads(message)
         except (ValueError, RecursionError):
             raise UntrustedMessage("the message is not JSON") from None
-        if not isinstance(job, dict) or set(job) != {"requestId", "body", "idempotencyKey"}:
-            raise UntrustedMessage("the message is not a job: it needs exactly requestId, body and idempotencyKey")
-        request_id, body, key = job["requestId"], job["body"], job["idempotencyKey"]
+        if not isinstance(job, dict) or set(job) != _JOB_FIELDS:
+            raise UntrustedMessage("the message is not a job: it needs exactly " + ", ".join(sorted(_JOB_FIELDS)))
+        request_id, body, key, accepted_at = job["requestId"], job["body"], job["idempotencyKey"], job["acceptedAt"]
         if not isinstance(request_id, str) or not _UUID.match(request_id):
             raise UntrustedMessage("requestId is not a request id this app issues")
         if not isinstance(body, dict):
             raise UntrustedMessage("body is not a call request object")
         if key is not None and not _is_valid_key(key):
             raise UntrustedMessage("idempotencyKey is not a valid Idempotency-Key")
-        return cls(request_id, body, key)
+        if not isinstance(accepted_at, (int, float)) or isinstance(accepted_at, bool):
+            raise UntrustedMessage("acceptedAt is not a time")
+        return cls(request_id, body, key, float(accepted_at))
 
 
 def _is_valid_key(key: object) -> bool:
@@ -133,10 +158,13 @@ def _is_valid_key(key: object) -> bool:
 
 
 def record_key(request_id: str) -> str:
+    """Where a job's record lives in the idempotency table."""
     return RECORD_PREFIX + request_id
 
 
 class AsyncRequests:
+    """Accepts jobs, runs each once from the queue, and answers polls with their state or final answer."""
+
     def __init__(
         self,
         store: Store,
@@ -171,12 +199,14 @@ class AsyncRequests:
             )
         if idempotency_key is not None:
             check_key(idempotency_key)  # refused now, like every input error, rather than by the worker
-        job = Job(str(uuid.uuid4()), body, idempotency_key)
-        message = job.to_message()
         now = self._clock()
+        job = Job(str(uuid.uuid4()), body, idempotency_key, now)
+        message = job.to_message()  # a validated body of at most 16 KiB: always far under MAX_MESSAGE_BYTES
         # The record's fingerprint is the message's: only the message written here can run this job.
-        record = Record(record_key(job.request_id), fingerprint(message), PENDING, job.request_id, now, now)
-        self._store.create(replace(record, expires_at=now + self._retention))
+        expires_at = now + self._retention
+        self._store.create(
+            Record(record_key(job.request_id), fingerprint(message), PENDING, job.request_id, now, expires_at)
+        )
         self._queue.send(message)
         log.info("Accepted asynchronous request %s", job.request_id)
         return self._pending(job.request_id)
@@ -206,6 +236,10 @@ class AsyncRequests:
     def process(self, message: str, dequeue_count: int, answer: Answer) -> None:
         """Place the queued call once and record its answer; transient failures go back to the queue."""
         job, record = self._trusted(message)
+        with log_fields(request_id=job.request_id, idempotency_key=job.idempotency_key):
+            self._run(job, record, dequeue_count, answer)
+
+    def _run(self, job: Job, record: Record, dequeue_count: int, answer: Answer) -> None:
         stale = self._clock() - record.claimed_at > self._stale
         if record.state == DONE:
             log.info("Asynchronous request %s was already answered; a redelivery dials nothing", job.request_id)
@@ -223,7 +257,13 @@ class AsyncRequests:
             raise RetryLater("another delivery took this job first")
         claim = Claim(self._store, taken)
         try:
-            reply, replayed = answer(job.body, job.idempotency_key, job.request_id, claim.mark_sent)
+            reply, replayed = answer(
+                job.body,
+                job.idempotency_key,
+                job.request_id,
+                before_send=claim.mark_sent,
+                arrived_at=job.accepted_at,
+            )
         except Exception:
             if claim.sent:  # the call may exist: record that instead of letting a redelivery try again
                 self._complete(claim.record, Reply.of_problem(outcome_never_recorded(), job.request_id))

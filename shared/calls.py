@@ -288,14 +288,16 @@ class CallService:
         body: Any,
         idempotency_key: str | None,
         request_id: str,
+        *,
         before_send: Callable[[], None] = lambda: None,
+        arrived_at: float | None = None,
     ) -> tuple[Reply, bool]:
         """One call request from a webhook, an event or a queued job, answered as a reply (problems included)."""
         try:
             if not isinstance(body, dict):
                 raise Problem("validation_failed", "The delivery's data must be a call request object.", field="data")
             plan = self.plan(CallRequest.from_json(body))
-            return self.place_once(plan, idempotency_key, request_id, before_send)
+            return self.place_once(plan, idempotency_key, request_id, before_send=before_send, arrived_at=arrived_at)
         except Problem as problem:
             return Reply.of_problem(problem, request_id), False
 
@@ -304,12 +306,15 @@ class CallService:
         plan: CallPlan,
         idempotency_key: str | None,
         request_id: str,
+        *,
         before_send: Callable[[], None] = lambda: None,
+        arrived_at: float | None = None,
     ) -> tuple[Reply, bool]:
         """Place the call unless this request (same key, or same call inside the window) already did.
 
         `before_send` runs right before the request that could dial (an asynchronous job marks its own
-        record there). Returns the answer and whether it is a replay.
+        record there); `arrived_at` is when a queued job was accepted. Returns the answer and whether it is a
+        replay.
         """
 
         def dial(mark_sent: Callable[[], None]) -> Reply:
@@ -320,7 +325,9 @@ class CallService:
             answer = self.place(plan, request_id, before_send=mark_all_sent)
             return Reply(201, answer, {"Location": f"/api/calls/{answer['conversationId']}"})
 
-        return self._idempotency.run(idempotency_key, plan.fingerprint, dial, request_id=request_id)
+        return self._idempotency.run(
+            idempotency_key, plan.fingerprint, dial, request_id=request_id, arrived_at=arrived_at
+        )
 
     def place(self, plan: CallPlan, request_id: str, before_send: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Send the one create request and describe the call that Genesys accepted."""

@@ -143,11 +143,18 @@ def check_key(key: str) -> str:
 
 
 class Claim:
-    """A held record; the action calls `mark_sent` right before the request that could dial."""
+    """A held record; the action calls `mark_sent` right before the request that could dial.
 
-    def __init__(self, store: Store, record: Record) -> None:
+    `keep_after_sending`: once sent, the record lives at least this long from then, whatever its window.
+    """
+
+    def __init__(
+        self, store: Store, record: Record, keep_after_sending: float = 0.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self.record = record
+        self._keep_after_sending = keep_after_sending
+        self._clock = clock
 
     @property
     def sent(self) -> bool:
@@ -156,7 +163,8 @@ class Claim:
     def mark_sent(self) -> None:
         if self.sent:
             return
-        updated = self._store.replace(replace(self.record, state=SENT))
+        expires_at = max(self.record.expires_at, self._clock() + self._keep_after_sending)
+        updated = self._store.replace(replace(self.record, state=SENT, expires_at=expires_at))
         if updated is None:
             raise Problem(
                 "request_in_progress",
@@ -182,31 +190,38 @@ class Idempotency:
         action: Action,
         *,
         request_id: str,
+        arrived_at: float | None = None,
     ) -> tuple[Reply, bool]:
-        """Answer once per key: run `action(mark_sent)` under a claim, or replay. Returns (reply, replayed)."""
+        """Answer once per key: run `action(mark_sent)` under a claim, or replay. Returns (reply, replayed).
+
+        `arrived_at` is when the request arrived (a queued job: when it was accepted), so the duplicate window
+        is measured from there, not from when a worker got to it.
+        """
         if key is None:
             if self.duplicate_window_seconds <= 0:
                 return action(lambda: None), False
             store_key, lifetime = KEYLESS_PREFIX + request_fingerprint, self.duplicate_window_seconds
         else:
             store_key, lifetime = "key:" + check_key(key), self.retention_seconds
+        keyless = key is None
 
         waited_until = time.monotonic() + self.wait_seconds
         while True:
             now = self.clock()
+            arrived = now if arrived_at is None else min(arrived_at, now)
             mine = Record(store_key, request_fingerprint, CLAIMED, request_id, now, now + lifetime)
             claimed = self.store.create(mine)
             if claimed is not None:
-                return self._execute(Claim(self.store, claimed), action, request_id), False
+                return self._execute(self._claim(claimed, keyless), action, request_id), False
             current = self.store.read(store_key)
             if current is None:
                 continue  # released between our insert and read: try to claim again
-            if current.expires_at <= now and (current.state != SENT or store_key.startswith(KEYLESS_PREFIX)):
+            if current.expires_at <= arrived and (current.state != SENT or keyless):
                 # Past the window an identical keyless request is a new one; a key past its retention is free,
                 # unless its call may have been sent: that one answers "outcome unknown" below, never a re-dial.
                 taken = self.store.replace(replace(mine, etag=current.etag))
                 if taken is not None:
-                    return self._execute(Claim(self.store, taken), action, request_id), False
+                    return self._execute(self._claim(taken, keyless), action, request_id), False
                 continue
             if current.fingerprint != request_fingerprint:
                 raise Problem(
@@ -218,7 +233,7 @@ class Idempotency:
                 log.info("Replaying the answer of request %s", current.owner)
                 return current.reply, True
             if now - current.claimed_at > self.stale_seconds or current.expires_at <= now:
-                return self._take_over_stale(current, mine, action, request_id), False
+                return self._take_over_stale(current, mine, action, request_id, keyless), False
             if time.monotonic() >= waited_until:
                 raise Problem(
                     "request_in_progress",
@@ -227,14 +242,20 @@ class Idempotency:
                 )
             time.sleep(POLL_SECONDS)
 
-    def _take_over_stale(self, current: Record, mine: Record, action: Action, request_id: str) -> Reply:
+    def _claim(self, record: Record, keyless: bool) -> Claim:
+        """A keyless claim that sent its call outlives the window: its owner may need up to the stale limit to
+        answer, and a retry inside the window after that must still find it."""
+        keep = self.stale_seconds + self.duplicate_window_seconds if keyless else 0.0
+        return Claim(self.store, record, keep_after_sending=keep, clock=self.clock)
+
+    def _take_over_stale(self, current: Record, mine: Record, action: Action, request_id: str, keyless: bool) -> Reply:
         if current.state == SENT:
             raise outcome_never_recorded()
         taken = self.store.replace(replace(mine, expires_at=current.expires_at, etag=current.etag))
         if taken is None:
             raise Problem("request_in_progress", "Another attempt is taking over this request.", retry_after=1)
         log.warning("Took over a stale claim of request %s that never reached Genesys", current.owner)
-        return self._execute(Claim(self.store, taken), action, request_id)
+        return self._execute(self._claim(taken, keyless), action, request_id)
 
     def _execute(self, claim: Claim, action: Action, request_id: str) -> Reply:
         try:
@@ -264,7 +285,10 @@ class Idempotency:
     def _finish(self, claim: Claim, reply: Reply) -> None:
         """Record the answer for replays. If that fails the caller still gets the real answer; the claim
         stays `sent`, so a later retry answers "outcome unknown" instead of dialing again."""
-        done = replace(claim.record, state=DONE, reply=reply)
+        expires_at = claim.record.expires_at
+        if claim.record.key.startswith(KEYLESS_PREFIX):  # the window runs from the answer a retry would replay
+            expires_at = max(expires_at, self.clock() + self.duplicate_window_seconds)
+        done = replace(claim.record, state=DONE, reply=reply, expires_at=expires_at)
         try:
             recorded = self.store.replace(done) is not None
         except Problem:

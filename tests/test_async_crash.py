@@ -110,7 +110,12 @@ def test_a_message_the_app_did_not_write_dials_nothing_and_ends_in_the_poison_qu
 def test_a_tampered_job_is_refused_and_the_accepted_one_still_answers(stack: Stack, configure) -> None:
     configure(ASYNC_RETRY_AFTER_SECONDS="1")
     accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
-    forged = {"requestId": accepted.json()["requestId"], "body": {"to": "+12125550198"}, "idempotencyKey": None}
+    forged = {
+        "requestId": accepted.json()["requestId"],
+        "body": {"to": "+12125550198"},
+        "idempotencyKey": None,
+        "acceptedAt": time.time(),
+    }
     send_raw(json.dumps(forged))
 
     final, _ = follow(stack, accepted)

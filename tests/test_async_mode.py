@@ -93,7 +93,7 @@ def test_poison_message_ends_as_a_failure_that_says_whether_a_call_was_sent(
 ) -> None:
     # A job held by an owner that never finishes (a worker stuck mid-job): every delivery must wait for it.
     configure(ASYNC_RETRY_AFTER_SECONDS="1", IDEMPOTENCY_STALE_SECONDS="3600")
-    job = Job(str(uuid.uuid4()), {"to": "+12125550199"}, None)
+    job = Job(str(uuid.uuid4()), {"to": "+12125550199"}, None, time.time())
     message = job.to_message()
     store = app_store()
     now = time.time()
@@ -140,3 +140,18 @@ def test_a_malformed_idempotency_key_is_refused_at_once(stack: Stack) -> None:
 
     assert response.status_code == 400
     assert response.json()["field"] == "Idempotency-Key"
+
+
+def test_identical_keyless_jobs_are_one_even_when_the_second_runs_after_the_window(stack: Stack, configure) -> None:
+    # The window is measured from when a job was accepted, not from when a worker takes it off the queue.
+    configure(ASYNC_RETRY_AFTER_SECONDS="1", DUPLICATE_WINDOW_SECONDS="1")
+    stack.genesys.inject("create_call", Fault(status=None, delay=1.5))  # the first job holds the worker past it
+
+    first = stack.post("/api/calls", {"to": "+12125550195"}, headers=ASYNC)
+    second = stack.post("/api/calls", {"to": "+12125550195"}, headers=ASYNC)
+    answers = [follow(stack, accepted)[0] for accepted in (first, second)]
+
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[1].json()["conversationId"] == answers[0].json()["conversationId"]
+    assert answers[1].headers["Idempotent-Replayed"] == "true"
+    assert len(stack.creates()) == 1

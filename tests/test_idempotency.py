@@ -107,6 +107,21 @@ def test_outcome_unknown_is_stored_so_a_retry_never_dials_again(stack: Stack) ->
     assert len(stack.creates()) == 1
 
 
+def test_a_keyless_outcome_unknown_is_replayed_by_a_retry_after_the_window(stack: Stack, configure) -> None:
+    # The window runs from the answer (and a sent claim outlives it): Power Automate's later retries of a 503
+    # must replay it, not ring again.
+    configure(DUPLICATE_WINDOW_SECONDS="1", IDEMPOTENCY_STALE_SECONDS="1")
+    stack.genesys.inject("create_call", Fault(status=503))
+    failed = stack.post("/api/calls", CALL)
+
+    time.sleep(1.3)  # past the window counted from the claim: the case the old window got wrong
+    retried = stack.post("/api/calls", CALL)
+
+    assert failed.status_code == retried.status_code == 503
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert len(stack.creates()) == 1
+
+
 def test_genesys_refusal_is_released_so_a_fixed_org_can_be_retried(stack: Stack) -> None:
     stack.genesys.inject("create_call", Fault(status=403, code="missing.any.permissions"))
 
