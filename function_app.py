@@ -96,7 +96,7 @@ def call_events(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     if delivery.validation_code is not None:
         return json_response(200, {"validationResponse": delivery.validation_code}, request_id)
     calls = app_services.calls
-    reply, replayed = answer_events(delivery.events, lambda data, key: calls.answer(data, key, request_id))
+    reply, replayed = answer_events(delivery.events, lambda data, key: calls.answer(data, key, request_id), request_id)
     return reply_response(reply, replayed, request_id)
 
 

@@ -468,7 +468,15 @@ def _event_results() -> dict[str, Any]:
                     "required": ["key", "status", "body"],
                     "additionalProperties": False,
                     "properties": {
-                        "key": _field("string", "Event Key", "The event's identity, its idempotency key."),
+                        "id": _field(
+                            "string",
+                            "Event ID",
+                            "The event's id as sent (null for an event that could not be read).",
+                            nullable=True,
+                        ),
+                        "key": _field(
+                            "string", "Event Key", "The idempotency key: a digest of the event's id (and source)."
+                        ),
                         "status": _field("integer", "Status", "The HTTP status the event alone would answer."),
                         "body": _field("object", "Body", "The event's answer: a CallCreated or a Problem."),
                     },

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from shared.http import parse_json
 from shared.idempotency import Reply
 
 SIGNATURE_TOLERANCE_SECONDS = 300
+BATCH_BUDGET_SECONDS = 20.0  # under Event Grid's 30 s wait for an answer
 SECRET_REFRESH_SECONDS = 60.0
 _TIMESTAMPED = re.compile(r"^t=(?P<t>\d{1,12}),v1=(?P<v1>[0-9a-fA-F]{64})$")
 _RAW = re.compile(r"^sha256=(?P<hex>[0-9a-fA-F]{64})$")
@@ -59,6 +61,10 @@ class SignatureVerifier:
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         """The signature (the delivery's idempotency key), or `invalid_signature`."""
         raw, stamped = headers.get("x-signature-256"), headers.get("x-signature")
+        if raw and stamped:
+            raise _bad_signature(
+                "The request carries two signature schemes (X-Signature-256 and X-Signature): send one."
+            )
         if raw and self._require_timestamp:
             raise _bad_signature(
                 "X-Signature-256 has no timestamp and WEBHOOK_REQUIRE_TIMESTAMP is on: sign with "
@@ -93,8 +99,15 @@ class SignatureVerifier:
 
 @dataclass(frozen=True)
 class Event:
-    key: str  # idempotency key: the event's identity
+    key: str  # idempotency key: a digest of the event's identity
+    event_id: str | None  # as the sender named it, for the batch's results
     data: Any
+    problem: Problem | None = None  # an event of a batch that could not be read: it alone fails
+
+
+def event_key(scheme: str, *identity: str) -> str:
+    """A fixed-size idempotency key for any event id (ids may be long, non-ASCII or contain ':')."""
+    return f"{scheme}:" + hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ def read_delivery(headers: Mapping[str, str], body: bytes, max_events: int) -> D
         event_id, source = headers.get("ce-id"), headers.get("ce-source")
         if not event_id or not source:
             raise Problem("validation_failed", "A binary CloudEvent needs ce-id and ce-source.", field="ce-id")
-        return Delivery(None, [Event(f"ce:{source}:{event_id}", parse_json(body))])
+        return Delivery(None, [Event(event_key("ce", source, event_id), event_id, parse_json(body))])
 
     document = parse_json(body)
     items = document if isinstance(document, list) else [document]
@@ -156,29 +169,44 @@ def read_delivery(headers: Mapping[str, str], body: bytes, max_events: int) -> D
             f"The delivery holds {len(items)} events; the limit is {max_events} (MAX_EVENTS_PER_DELIVERY).",
         )
     if media_type.startswith("application/cloudevents"):
-        events = []
-        for item in items:
-            event = _object(item, "CloudEvent")
-            if event.get("specversion") != "1.0":
-                raise Problem(
-                    "validation_failed", "Only CloudEvents specversion 1.0 is supported.", field="specversion"
-                )
-            source, event_id = _text_of(event, "source", "CloudEvent"), _text_of(event, "id", "CloudEvent")
-            events.append(Event(f"ce:{source}:{event_id}", _cloudevent_data(event)))
-        return Delivery(None, events)
+        return Delivery(None, _each(items, _cloudevent))
 
     if not isinstance(document, list) or not document:
         raise Problem("validation_failed", "An Event Grid delivery is a non-empty JSON array of events.")
-    events = []
     for item in document:
-        event = _object(item, "Event Grid event")
-        if event.get("eventType") == VALIDATION_EVENT:
-            code = _object(event.get("data"), "validation event's data").get("validationCode")
+        if isinstance(item, dict) and item.get("eventType") == VALIDATION_EVENT:
+            code = _object(item.get("data"), "validation event's data").get("validationCode")
             if not isinstance(code, str) or not code:
                 raise Problem("validation_failed", "The validation event has no validationCode.")
             return Delivery(code, [])
-        events.append(Event(f"eg:{_text_of(event, 'id', 'Event Grid event')}", event.get("data")))
-    return Delivery(None, events)
+    return Delivery(None, _each(items, _event_grid_event))
+
+
+def _each(items: list[Any], read: Callable[[Any], Event]) -> list[Event]:
+    """Read every event; in a batch an unreadable event fails alone, so the others are still placed."""
+    if len(items) == 1:
+        return [read(items[0])]  # one event answers as itself: its problem is the delivery's
+    events = []
+    for index, item in enumerate(items):
+        try:
+            events.append(read(item))
+        except Problem as problem:
+            events.append(Event(f"unreadable:{index}", None, None, problem))
+    return events
+
+
+def _cloudevent(item: Any) -> Event:
+    event = _object(item, "CloudEvent")
+    if event.get("specversion") != "1.0":
+        raise Problem("validation_failed", "Only CloudEvents specversion 1.0 is supported.", field="specversion")
+    source, event_id = _text_of(event, "source", "CloudEvent"), _text_of(event, "id", "CloudEvent")
+    return Event(event_key("ce", source, event_id), event_id, _cloudevent_data(event))
+
+
+def _event_grid_event(item: Any) -> Event:
+    event = _object(item, "Event Grid event")
+    event_id = _text_of(event, "id", "Event Grid event")
+    return Event(event_key("eg", event_id), event_id, event.get("data"))
 
 
 def _cloudevent_data(event: dict[str, Any]) -> Any:
@@ -224,9 +252,29 @@ def for_event_sender(reply: Reply) -> Reply:
     return Reply(status, {**reply.body, "status": status, "eventStatus": reply.status}, headers)
 
 
-def answer_events(events: list[Event], answer: Callable[[Any, str], tuple[Reply, bool]]) -> tuple[Reply, bool]:
-    """Act on each event once; one event answers as itself, a batch as 200, 503 (retry) or 400 (dead-letter)."""
-    answers = [(event, *answer(event.data, event.key)) for event in events]
+def answer_events(
+    events: list[Event],
+    answer: Callable[[Any, str], tuple[Reply, bool]],
+    request_id: str,
+    *,
+    budget_seconds: float = BATCH_BUDGET_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Reply, bool]:
+    """Act on each event once; one event answers as itself, a batch as 200, 503 (retry) or 400 (dead-letter).
+
+    Event Grid waits 30 s for an answer, then delivers again: past `budget_seconds` no further event is
+    started; those answer 503 and come back with the redelivery (the ones done by then replay).
+    """
+    started = clock()
+    answers: list[tuple[Event, Reply, bool]] = []
+    for event in events:
+        if event.problem is not None:
+            answers.append((event, Reply.of_problem(event.problem, request_id), False))
+        elif clock() - started > budget_seconds:
+            later = Problem("request_in_progress", "Not started: the delivery's time ran out; deliver it again.")
+            answers.append((event, Reply.of_problem(later, request_id), False))
+        else:
+            answers.append((event, *answer(event.data, event.key)))
     if len(answers) == 1:
         return for_event_sender(answers[0][1]), answers[0][2]
     statuses = [for_event_sender(reply).status for _, reply, _ in answers]
@@ -236,5 +284,8 @@ def answer_events(events: list[Event], answer: Callable[[Any, str], tuple[Reply,
         status = 503  # Event Grid redelivers the batch; the events already done replay
     else:
         status = 400
-    results = [{"key": event.key, "status": reply.status, "body": reply.body} for event, reply, _ in answers]
+    results = [
+        {"id": event.event_id, "key": event.key, "status": reply.status, "body": reply.body}
+        for event, reply, _ in answers
+    ]
     return Reply(status, {"results": results}, {"Retry-After": "5"} if status == 503 else {}), False

@@ -378,3 +378,49 @@ def test_binary_cloudevent_from_the_official_sdk_without_content_type(stack: Sta
 
     assert response.status_code == 201, response.text
     assert len(stack.creates()) == 1
+
+
+@pytest.mark.parametrize("event_id", ["x" * 256, "évènement-1", "tab\there"], ids=["256-chars", "non-ascii", "tab"])
+def test_any_event_id_the_senders_allow_is_an_identity(stack: Stack, event_id: str) -> None:
+    event = {"specversion": "1.0", "id": event_id, "source": "/crm", "type": "acme.call", "data": CALL}
+
+    first = post_events(stack, event, "application/cloudevents+json")
+    again = post_events(stack, event, "application/cloudevents+json")
+
+    assert (first.status_code, again.status_code) == (201, 201), first.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(stack.creates()) == 1
+
+
+def test_source_and_id_cannot_be_confused_across_the_separator(stack: Stack) -> None:
+    one = {"specversion": "1.0", "id": "c", "source": "a:b", "type": "acme.call", "data": CALL}
+    other = {**one, "id": "b:c", "source": "a"}
+
+    answers = [post_events(stack, event, "application/cloudevents+json") for event in (one, other)]
+
+    assert [a.status_code for a in answers] == [201, 201]
+    assert "Idempotent-Replayed" not in answers[1].headers
+    assert len(stack.creates()) == 2
+
+
+def test_an_unreadable_event_in_a_batch_fails_alone(stack: Stack) -> None:
+    good = {"specversion": "1.0", "id": "ok-1", "source": "/crm", "type": "acme.call", "data": CALL}
+    bad = {"specversion": "1.0", "id": "bad-1", "source": "/crm", "type": "acme.call", "data_base64": "%%%"}
+
+    response = post_events(stack, [good, bad], "application/cloudevents-batch+json")
+
+    assert response.status_code == 400  # the bad one can never succeed; the good one was placed
+    results = response.json()["results"]
+    assert [(r["id"], r["status"]) for r in results] == [("ok-1", 201), (None, 400)]
+    assert results[1]["body"]["field"] == "data_base64"
+    assert len(stack.creates()) == 1
+
+
+def test_two_signature_schemes_on_one_delivery_are_refused(signed: Stack) -> None:
+    body = json.dumps(CALL).encode()
+
+    response = post_webhook(signed, body, {**raw_signature(body), **stamped_signature(body)})
+
+    assert response.status_code == 401
+    assert "two signature schemes" in response.json()["detail"]
+    assert signed.creates() == []
