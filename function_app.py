@@ -88,9 +88,7 @@ def call_webhook(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 def call_events(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     if req.method == "OPTIONS":
         return func.HttpResponse(status_code=200, headers=abuse_protection(req.headers))
-    body = read_body(
-        req, MAX_EVENTS_BYTES, default_media_type="application/json" if is_binary_cloudevent(req.headers) else ""
-    )
+    body = read_body(req, MAX_EVENTS_BYTES, media_type_optional=is_binary_cloudevent(req.headers))
     app_services = services()
     delivery = read_delivery(req.headers, body, app_services.settings.max_events_per_delivery)
     if delivery.validation_code is not None:

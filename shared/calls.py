@@ -36,7 +36,7 @@ _REGION = re.compile(r"^[A-Za-z]{2}$")
 # Names people copy from Genesys's own body or from wrong web advice, with the field we expect instead.
 _FIELD_ALIASES = {"phoneNumber": "to", "callerId": "from", "callFromQueueId": "queueId", "number": "to"}
 _TEXT_FIELDS = {"callerIdName": MAX_TEXT_LENGTH, "label": MAX_TEXT_LENGTH, "externalContactId": MAX_TEXT_LENGTH}
-_KNOWN_FIELDS = {
+KNOWN_FIELDS = {
     "to",
     "from",
     "queueId",
@@ -160,7 +160,7 @@ class CallRequest:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> CallRequest:
-        unknown = sorted(set(body) - _KNOWN_FIELDS)
+        unknown = sorted(set(body) - KNOWN_FIELDS)
         if unknown:
             suggestions = [f"'{_FIELD_ALIASES[f]}' instead of '{f}'" for f in unknown if f in _FIELD_ALIASES]
             raise _invalid(

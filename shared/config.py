@@ -93,10 +93,16 @@ def _config_error(setting: str, problem: str) -> Problem:
     return Problem("configuration_error", f"Setting {setting} {problem}.")
 
 
-def _raw(env: Mapping[str, str], name: str) -> str | None:
-    """The setting as given, None when unset or empty; a placeholder left from the example file is refused."""
+def _raw(env: Mapping[str, str], name: str, *, secret: bool = False) -> str | None:
+    """The setting as given, None when unset or empty; a placeholder left from the example file is refused.
+
+    A secret may hold `<` and `>` anywhere: only a value that is wholly `<...>` is a placeholder there.
+    """
     value = env.get(name) or None
-    if value is not None and (PLACEHOLDER.search(value) or value.strip().lower().startswith("your-")):
+    if value is None:
+        return None
+    placeholder = PLACEHOLDER.fullmatch(value.strip()) if secret else PLACEHOLDER.search(value)
+    if placeholder or value.strip().lower().startswith("your-"):
         raise _config_error(name, "still holds a placeholder from local.settings.json.example; set the real value")
     return value
 
@@ -106,9 +112,10 @@ def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str 
     return value or default
 
 
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """A secret setting: empty is unset, but only whitespace is a mistake, never a key."""
-    value = _raw(env, name)
+def _secret(env: Mapping[str, str], name: str, *, free_text: bool = True) -> str | None:
+    """A secret setting: empty is unset, but only whitespace is a mistake, never a key. A `free_text` secret
+    (a password, an HMAC key) may hold `<...>`; a structured one (a connection string) may not."""
+    value = _raw(env, name, secret=free_text)
     if value is not None and not value.strip():
         raise _config_error(name, "is only whitespace; set the secret or leave the setting empty")
     return value.strip() if value else None
@@ -135,6 +142,13 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         raise _config_error(name, "must be a number of seconds") from None
     if not 0 <= seconds < math.inf:
         raise _config_error(name, "must be a finite number of seconds, not negative")
+    return seconds
+
+
+def _at_least_one_second(env: Mapping[str, str], name: str, default: float) -> float:
+    seconds = _seconds(env, name, default)
+    if seconds < 1:
+        raise _config_error(name, "must be at least 1 second")
     return seconds
 
 
@@ -199,9 +213,9 @@ def _base_url(env: Mapping[str, str], name: str, default: str | None, allow_http
 def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStorage") -> StorageAccount | None:
     """The storage a connection setting names, read as the Functions host reads it: the setting itself as a
     connection string, else identity-based `<connection>__tableServiceUri` and `__queueServiceUri`."""
-    connection_string = _secret(env, connection)
+    connection_string = _secret(env, connection, free_text=False)
     if connection_string:
-        return StorageAccount(connection_string=connection_string)
+        return StorageAccount(connection_string=connection_string, setting=connection)
     table_uri = _optional_url(env, f"{connection}__tableServiceUri", ("https",))
     queue_uri = _optional_url(env, f"{connection}__queueServiceUri", ("https",))
     if table_uri is None and queue_uri is None:
@@ -219,6 +233,7 @@ def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStora
         queue_uri=queue_uri.rstrip("/"),
         managed_identity=credential == "managedidentity",
         client_id=_text(env, f"{connection}__clientId"),
+        setting=connection,
     )
 
 
@@ -322,7 +337,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idempotency_wait_seconds=_seconds(env, "IDEMPOTENCY_WAIT_SECONDS", 25.0),
         async_retry_after_seconds=max(1, int(_seconds(env, "ASYNC_RETRY_AFTER_SECONDS", 2))),
         # One whole create (the deadline) plus the store's own retries: only then is the owner presumed dead.
-        stale_claim_seconds=_seconds(env, "IDEMPOTENCY_STALE_SECONDS", call_deadline + 30.0),
+        stale_claim_seconds=_at_least_one_second(env, "IDEMPOTENCY_STALE_SECONDS", call_deadline + 30.0),
         webhook_require_timestamp=_flag(env, "WEBHOOK_REQUIRE_TIMESTAMP", False),
         max_events_per_delivery=_positive_int(env, "MAX_EVENTS_PER_DELIVERY", 50),
     )

@@ -21,7 +21,7 @@ log = get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_EVENTS_BYTES = 256 * 1024  # an Event Grid or CloudEvents batch
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")  # also cloudevents(-batch)+json
 
 Handler = Callable[[func.HttpRequest, str], func.HttpResponse]
@@ -30,7 +30,7 @@ Handler = Callable[[func.HttpRequest, str], func.HttpResponse]
 def request_id_for(req: func.HttpRequest) -> str:
     """The caller's `X-Request-Id` when it is a sane token, else a fresh one: it ties logs to answers."""
     given = req.headers.get("x-request-id", "")
-    return given if _CLIENT_REQUEST_ID.match(given) else str(uuid.uuid4())
+    return given if CLIENT_REQUEST_ID.match(given) else str(uuid.uuid4())
 
 
 def json_response(status: int, body: Any, request_id: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -103,11 +103,13 @@ def wants_async(req: func.HttpRequest) -> bool:
     return "respond-async" in preferences
 
 
-def read_body(req: func.HttpRequest, max_bytes: int = MAX_BODY_BYTES, *, default_media_type: str = "") -> bytes:
+def read_body(req: func.HttpRequest, max_bytes: int = MAX_BODY_BYTES, *, media_type_optional: bool = False) -> bytes:
     """The raw body (what signatures cover), refused past `max_bytes`; JSON media types only.
 
-    `default_media_type` stands in for a missing Content-Type where a sender may leave it out."""
-    media_type = (req.headers.get("content-type") or default_media_type).split(";")[0].strip().lower()
+    `media_type_optional`: a sender that may leave Content-Type out (CloudEvents binary mode) sends JSON."""
+    media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if not media_type and media_type_optional:
+        media_type = "application/json"
     if not _JSON_TYPES.match(media_type):
         raise Problem(
             "unsupported_media_type",

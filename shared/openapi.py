@@ -29,10 +29,10 @@ from shared.calls import (
     MODES,
 )
 from shared.errors import CATALOG, DEFAULT_RETRY_AFTER_SECONDS, PROBLEM_TYPE_BASE
-from shared.http import _CLIENT_REQUEST_ID, MAX_BODY_BYTES, MAX_EVENTS_BYTES
+from shared.http import CLIENT_REQUEST_ID, MAX_BODY_BYTES, MAX_EVENTS_BYTES
 from shared.idempotency import MAX_KEY_LENGTH
-from shared.phone import _REASON_TEXT, _TYPE_NAMES
-from shared.webhooks import _RAW, _TIMESTAMPED, SIGNATURE_TOLERANCE_SECONDS, event_status
+from shared.phone import REASON_TEXT, TYPE_NAMES
+from shared.webhooks import RAW_SIGNATURE, SIGNATURE_TOLERANCE_SECONDS, TIMESTAMPED_SIGNATURE, event_status
 
 DEFAULT_HOST = "your-function-app.azurewebsites.net"  # set to the function app's host when importing the connector
 JSON, PROBLEM_JSON = "application/json", "application/problem+json"
@@ -100,7 +100,7 @@ REQUEST_ID_PARAMETER = _header(
     "Your id for this request (1-64 letters, digits, '.', '_' or '-'); it is echoed in X-Request-Id, in "
     "'requestId' and in every log line. Anything else is replaced by a fresh UUID.",
     "advanced",
-    pattern=_CLIENT_REQUEST_ID.pattern,
+    pattern=CLIENT_REQUEST_ID.pattern,
     maxLength=64,
 )
 IDEMPOTENCY_KEY_PARAMETER = _header(
@@ -169,7 +169,7 @@ def _understood_number() -> dict[str, Any]:
                 "string",
                 "Number Type",
                 "The kind of number, as libphonenumber classifies it.",
-                enum=sorted({*_TYPE_NAMES.values(), "unknown"}),
+                enum=sorted({*TYPE_NAMES.values(), "unknown"}),
             ),
         },
     }
@@ -435,7 +435,7 @@ def _problem_properties() -> dict[str, Any]:
             "string",
             "Reason",
             "Why a number was refused: "
-            + ", ".join(sorted({*_REASON_TEXT, "emergency_number", "short_code", "premium_rate"}))
+            + ", ".join(sorted({*REASON_TEXT, "emergency_number", "short_code", "premium_rate"}))
             + ".",
         ),
         "understood": _ref("UnderstoodNumber"),
@@ -745,7 +745,7 @@ def _signed_webhook() -> dict[str, Any]:
         "SHA-256 Signature",
         "sha256=<hex of HMAC-SHA256(secret, raw body)>. Send this or X-Signature.",
         "advanced",
-        pattern=_ecma(_RAW),
+        pattern=_ecma(RAW_SIGNATURE),
     )
     stamped = _header(
         "X-Signature",
@@ -753,7 +753,7 @@ def _signed_webhook() -> dict[str, Any]:
         f"t=<unix seconds>,v1=<hex of HMAC-SHA256(secret, '<t>.<raw body>')>, within {SIGNATURE_TOLERANCE_SECONDS} s "
         "of the function's clock.",
         "advanced",
-        pattern=_ecma(_TIMESTAMPED),
+        pattern=_ecma(TIMESTAMPED_SIGNATURE),
     )
     return _operation(
         "ReceiveSignedWebhook",

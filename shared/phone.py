@@ -33,7 +33,7 @@ _POSSIBILITY_REASONS = {
     ValidationResult.TOO_SHORT: "too_short",
     ValidationResult.TOO_LONG: "too_long",
 }
-_REASON_TEXT = {
+REASON_TEXT = {
     "not_a_number": "is not a phone number",
     "too_short": "has too few digits",
     "too_long": "has too many digits",
@@ -41,7 +41,7 @@ _REASON_TEXT = {
     "invalid_number": "is not a valid number in its numbering plan",
     "extension": "has an extension; extensions are not supported (the call would reach the main line)",
 }
-_TYPE_NAMES = {
+TYPE_NAMES = {
     value: name.lower() for name, value in vars(PhoneNumberType).items() if name.isupper() and isinstance(value, int)
 }
 
@@ -100,7 +100,7 @@ def _invalid(reason: str, text: str, field: str, understood: dict[str, Any] | No
         extensions["understood"] = understood
     return Problem(
         "invalid_phone_number",
-        f"'{field}' {_REASON_TEXT[reason]}: {text!r}.",
+        f"'{field}' {REASON_TEXT[reason]}: {text!r}.",
         field=field,
         extensions=extensions,
     )
@@ -146,7 +146,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
         possibility = phonenumbers.is_possible_number_with_reason(number)
         raise _invalid(_POSSIBILITY_REASONS.get(possibility, "invalid_number"), text, field, understood)
 
-    number_type = _TYPE_NAMES.get(phonenumbers.number_type(number), "unknown")
+    number_type = TYPE_NAMES.get(phonenumbers.number_type(number), "unknown")
     understood["type"] = number_type
     if number_type == "premium_rate" and not allow_premium_rate:
         raise _not_allowed(

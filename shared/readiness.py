@@ -7,15 +7,12 @@ A check that does not apply to this deployment is `skipped`, which does not make
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.caller_ids import RefreshingValue
 from shared.deadline import Deadline
 from shared.errors import Problem
-from shared.genesys import GenesysClient
 from shared.services import Services, services
 
 WEBHOOK_REMEDIATION = (
@@ -63,12 +60,6 @@ def _token(app: Services) -> str:
     return "client-credentials token available"
 
 
-@functools.lru_cache(maxsize=4)  # one entry per live client: services() builds a new one on each restart
-def _user_state(genesys: GenesysClient, user_id: str, ttl: float, deadline_seconds: float) -> RefreshingValue[Any]:
-    """The user's `state`, cached like the caller IDs: a steady-state probe sends no request."""
-    return RefreshingValue(lambda: genesys.get_user(user_id, Deadline(deadline_seconds)).get("state"), ttl)
-
-
 def _no_active_user(why: str) -> Problem:
     return Problem(
         "configuration_error",
@@ -78,14 +69,10 @@ def _no_active_user(why: str) -> Problem:
 
 
 def _call_user(app: Services) -> str | Skipped:
-    settings = app.settings
-    if settings.call_user_id is None:
+    if app.call_user_state is None:
         return Skipped("GENESYS_CALL_USER_ID is not set: every call request must name its userId")
-    state = _user_state(
-        app.genesys, settings.call_user_id, settings.caller_id_cache_seconds, settings.call_deadline_seconds
-    )
     try:
-        found = state.get()
+        found = app.call_user_state.get()
     except Problem as problem:
         if problem.code == "genesys_not_found":
             raise _no_active_user("Genesys has no such user") from None

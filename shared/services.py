@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from shared.async_requests import AsyncRequests, QueueSender
-from shared.caller_ids import CallerIds
+from shared.caller_ids import CallerIds, RefreshingValue
 from shared.calls import CallService
 from shared.config import Settings, load_settings
+from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, MemoryStore, Store, TableStore
@@ -33,6 +35,7 @@ class Services:
     webhook_signatures: SignatureVerifier
     async_requests: AsyncRequests
     idempotency: Idempotency
+    call_user_state: RefreshingValue[Any] | None  # GENESYS_CALL_USER_ID's `state`, cached for readiness
 
     @property
     def idempotency_store(self) -> Store:
@@ -80,7 +83,15 @@ def services() -> Services:
         retry_after_seconds=settings.async_retry_after_seconds,
         stale_seconds=settings.stale_claim_seconds,
     )
-    return Services(settings, secrets, genesys, caller_ids, calls, signatures, async_requests, idempotency)
+    call_user_state = None
+    if settings.call_user_id is not None:
+        user_id, deadline = settings.call_user_id, settings.call_deadline_seconds
+        call_user_state = RefreshingValue(
+            lambda: genesys.get_user(user_id, Deadline(deadline)).get("state"), settings.caller_id_cache_seconds
+        )
+    return Services(
+        settings, secrets, genesys, caller_ids, calls, signatures, async_requests, idempotency, call_user_state
+    )
 
 
 def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -> list[str]:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from shared.errors import Problem
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -36,6 +39,7 @@ class StorageAccount:
     queue_uri: str | None = None
     managed_identity: bool = False  # `__credential=managedidentity`; otherwise DefaultAzureCredential
     client_id: str | None = None  # `__clientId`: the user-assigned identity to use
+    setting: str = "AzureWebJobsStorage"  # the connection's name, for errors
 
     @property
     def mode(self) -> str:
@@ -54,11 +58,22 @@ class StorageAccount:
 
         return DefaultAzureCredential()
 
+    @contextlib.contextmanager
+    def _readable_connection_string(self) -> Iterator[None]:
+        """The SDKs refuse a malformed connection string with ValueError: name the setting, never its value."""
+        try:
+            yield
+        except ValueError:
+            raise Problem(
+                "configuration_error", f"Setting {self.setting} is not a storage connection string."
+            ) from None
+
     def table(self, name: str) -> TableClient:
         from azure.data.tables import TableClient
 
         if self.connection_string:
-            return TableClient.from_connection_string(self.connection_string, name, **_CLIENT_OPTIONS)
+            with self._readable_connection_string():
+                return TableClient.from_connection_string(self.connection_string, name, **_CLIENT_OPTIONS)
         assert self.table_uri is not None  # shared.config.storage_account requires both URIs
         return TableClient(self.table_uri, name, credential=self._credential, **_CLIENT_OPTIONS)
 
@@ -75,7 +90,8 @@ class StorageAccount:
             **_CLIENT_OPTIONS,
         }
         if self.connection_string:
-            client = QueueClient.from_connection_string(self.connection_string, name, **options)
+            with self._readable_connection_string():
+                client = QueueClient.from_connection_string(self.connection_string, name, **options)
         else:
             assert self.queue_uri is not None
             client = QueueClient(self.queue_uri, name, credential=self._credential, **options)

@@ -26,8 +26,8 @@ from shared.idempotency import Reply
 SIGNATURE_TOLERANCE_SECONDS = 300
 BATCH_BUDGET_SECONDS = 20.0  # under Event Grid's 30 s wait for an answer
 SECRET_REFRESH_SECONDS = 60.0
-_TIMESTAMPED = re.compile(r"^t=(?P<t>\d{1,12}),v1=(?P<v1>[0-9a-fA-F]{64})$")
-_RAW = re.compile(r"^sha256=(?P<hex>[0-9a-fA-F]{64})$")
+TIMESTAMPED_SIGNATURE = re.compile(r"^t=(?P<t>\d{1,12}),v1=(?P<v1>[0-9a-fA-F]{64})$")
+RAW_SIGNATURE = re.compile(r"^sha256=(?P<hex>[0-9a-fA-F]{64})$")
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 
 
@@ -71,12 +71,12 @@ class SignatureVerifier:
                 "X-Signature: t=<unix seconds>,v1=<hex>."
             )
         if raw:
-            match = _RAW.match(raw.strip())
+            match = RAW_SIGNATURE.match(raw.strip())
             if not match:
                 raise _bad_signature("X-Signature-256 must be 'sha256=<64 hex digits>'.")
             signature, message = match["hex"].lower(), body
         elif stamped:
-            match = _TIMESTAMPED.match(stamped.strip())
+            match = TIMESTAMPED_SIGNATURE.match(stamped.strip())
             if not match:
                 raise _bad_signature("X-Signature must be 't=<unix seconds>,v1=<64 hex digits>'.")
             if abs(self._clock() - int(match["t"])) > SIGNATURE_TOLERANCE_SECONDS:

@@ -237,3 +237,32 @@ def test_incomplete_identity_based_storage_is_a_configuration_error(settings: di
 
     assert error.value.code == "configuration_error"
     assert named in error.value.detail
+
+
+def test_a_secret_may_hold_angle_brackets_but_not_be_a_placeholder() -> None:
+    assert load_settings({**MINIMAL, "WEBHOOK_SECRET": "s3cr<e>t-value"}).webhook_secrets == ("s3cr<e>t-value",)
+    with pytest.raises(Problem) as error:
+        load_settings({**MINIMAL, "WEBHOOK_SECRET": "<webhook secret>"})
+    assert "WEBHOOK_SECRET" in error.value.detail
+    assert "webhook secret>" not in error.value.detail
+
+
+def test_stale_limit_below_one_second_is_refused() -> None:
+    with pytest.raises(Problem) as error:
+        load_settings({**MINIMAL, "IDEMPOTENCY_STALE_SECONDS": "0"})
+    assert "IDEMPOTENCY_STALE_SECONDS" in error.value.detail
+
+
+def test_a_malformed_storage_connection_string_is_a_configuration_error(stack, configure) -> None:
+    configure(AzureWebJobsStorage="AccountName=only-a-name")
+
+    ready = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert ready.status_code == 503
+    assert ready.json()["checks"][0]["code"] == "configuration_error"
+    assert call.status_code == 500
+    assert call.json()["code"] == "configuration_error"
+    assert "AzureWebJobsStorage" in call.json()["detail"]
+    assert "only-a-name" not in call.text + ready.text
+    assert stack.creates() == []

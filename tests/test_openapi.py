@@ -37,7 +37,7 @@ from emulators.azure import VaultFault
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from emulators.local_host import QueueRunner
 from shared.call_status import OUTCOME_CODES
-from shared.calls import _KNOWN_FIELDS
+from shared.calls import KNOWN_FIELDS
 from shared.errors import CATALOG
 from shared.openapi import DEFAULT_HOST, PROBLEM_CODES, answer_status, document, swagger_json
 from shared.webhooks import VALIDATION_EVENT
@@ -182,7 +182,7 @@ def test_power_automate_conventions(spec: dict[str, Any]) -> None:
 
 
 def test_call_request_fields_are_the_ones_the_code_reads(spec: dict[str, Any]) -> None:
-    assert set(spec["definitions"]["CallRequest"]["properties"]) == _KNOWN_FIELDS
+    assert set(spec["definitions"]["CallRequest"]["properties"]) == KNOWN_FIELDS
 
 
 def test_every_catalog_code_is_documented(spec: dict[str, Any]) -> None:
