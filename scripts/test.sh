@@ -7,4 +7,5 @@ scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/checkov -d infra --framework bicep --skip-download --quiet --compact
 exec .venv/bin/python -m pytest "$@"
