@@ -20,7 +20,7 @@ from shared.logs import quiet_sdk_loggers
 from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
 from shared.services import services
-from shared.webhooks import abuse_protection, answer_events, is_binary_cloudevent, read_delivery
+from shared.webhooks import SignedCall, abuse_protection, answer_events, is_binary_cloudevent, read_delivery
 
 quiet_sdk_loggers()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -74,12 +74,15 @@ def validate_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @app.route(route="webhooks/calls", methods=["POST"])
 @endpoint
 def call_webhook(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
-    body = read_body(req)
-    app_services = services()
-    signature = app_services.webhook_signatures.verify(req.headers, body)
-    request = CallRequest.from_json(read_json_object(req, body))
-    key = f"sig:{signature}"  # only signed material names the delivery: an Idempotency-Key header is ignored
-    reply, replayed = app_services.calls.place_once(app_services.calls.plan(request), key, request_id)
+    delivery = services().webhooks.signatures.verify(req.headers, read_body(req))
+    return _place_signed(req, delivery, request_id)
+
+
+def _place_signed(req: func.HttpRequest, delivery: SignedCall, request_id: str) -> func.HttpResponse:
+    """A verified delivery's call: only signed material names it, so an Idempotency-Key header is ignored."""
+    calls = services().calls
+    request = CallRequest.from_json(read_json_object(req, delivery.call))
+    reply, replayed = calls.place_once(calls.plan(request), delivery.key, request_id)
     return reply_response(reply, replayed, request_id)
 
 

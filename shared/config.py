@@ -40,6 +40,8 @@ REGION_DOMAINS: dict[str, str] = {
 }
 CALLER_ID_SOURCES = ("settings", "genesys", "both")
 GENESYS_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 PLACEHOLDER = re.compile(r"<[^>]*>")  # `<your-vault>`, `<OAuth client id ...>` in local.settings.json.example
 TRUE_WORDS = {"true", "1", "yes"}
 FALSE_WORDS = {"false", "0", "no", ""}
@@ -70,6 +72,9 @@ class Settings:
     webhook_secret_name: str
     webhook_secret_name_set: bool  # WEBHOOK_SECRET_NAME given: the webhook route is meant to be in use
     webhook_secrets: tuple[str, ...]  # from settings: current, then previous during a rotation
+    sns_topic_arns: frozenset[str]  # SNS topics whose messages /api/webhooks/sns trusts; empty: none
+    pubsub_audience: str | None  # the `aud` Pub/Sub push tokens must carry
+    pubsub_service_accounts: frozenset[str]  # lowercase: the service accounts whose pushes are trusted
     storage: StorageAccount | None  # AzureWebJobsStorage: idempotency records, asynchronous jobs
     idempotency_table: str
     duplicate_window_seconds: float
@@ -237,6 +242,14 @@ def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStora
     )
 
 
+def _list(env: Mapping[str, str], name: str, pattern: re.Pattern[str], rule: str) -> frozenset[str]:
+    """A comma-separated setting whose every item matches `pattern`; empty when unset."""
+    items = frozenset(item.strip() for item in (_text(env, name) or "").split(",") if item.strip())
+    if not all(pattern.fullmatch(item) for item in items):
+        raise _config_error(name, rule)
+    return items
+
+
 def _caller_id(text: str, setting: str, region: str) -> str:
     try:
         return phone.normalize(text, region).e164
@@ -327,6 +340,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0),
         webhook_secret_name=_text(env, "WEBHOOK_SECRET_NAME", "webhook-secret") or "",
         webhook_secret_name_set=_text(env, "WEBHOOK_SECRET_NAME") is not None,
+        sns_topic_arns=_list(
+            env,
+            "SNS_TOPIC_ARNS",
+            TOPIC_ARN,
+            "must be SNS topic ARNs (arn:aws:sns:<region>:<account>:<topic>) separated by commas",
+        ),
+        pubsub_audience=_text(env, "PUBSUB_AUDIENCE"),
+        pubsub_service_accounts=frozenset(
+            email.lower()
+            for email in _list(
+                env, "PUBSUB_SERVICE_ACCOUNTS", SERVICE_ACCOUNT, "must be service-account emails separated by commas"
+            )
+        ),
         webhook_secrets=tuple(
             s for s in (_secret(env, "WEBHOOK_SECRET"), _secret(env, "WEBHOOK_SECRET_PREVIOUS")) if s
         ),

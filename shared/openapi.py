@@ -32,7 +32,8 @@ from shared.errors import CATALOG, DEFAULT_RETRY_AFTER_SECONDS, PROBLEM_TYPE_BAS
 from shared.http import CLIENT_REQUEST_ID, MAX_BODY_BYTES, MAX_EVENTS_BYTES
 from shared.idempotency import MAX_KEY_LENGTH
 from shared.phone import REASON_TEXT, TYPE_NAMES
-from shared.webhooks import RAW_SIGNATURE, SIGNATURE_TOLERANCE_SECONDS, TIMESTAMPED_SIGNATURE, event_status
+from shared.webhooks import event_status
+from shared.webhooks.hmac_signatures import RAW_SIGNATURE, SIGNATURE_TOLERANCE_SECONDS, TIMESTAMPED_SIGNATURE
 
 DEFAULT_HOST = "your-function-app.azurewebsites.net"  # set to the function app's host when importing the connector
 JSON, PROBLEM_JSON = "application/json", "application/problem+json"

@@ -20,7 +20,7 @@ from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, MemoryStore, Store, TableStore
 from shared.logs import get_logger
 from shared.secrets import KeyVaultSecrets, SecretSource, StaticSecrets
-from shared.webhooks import SignatureVerifier
+from shared.webhooks import GoogleKeys, PubSubVerifier, Senders, SignatureVerifier, SnsVerifier
 
 log = get_logger(__name__)
 
@@ -32,7 +32,7 @@ class Services:
     genesys: GenesysClient
     caller_ids: CallerIds
     calls: CallService
-    webhook_signatures: SignatureVerifier
+    webhooks: Senders
     async_requests: AsyncRequests
     idempotency: Idempotency
     call_user_state: RefreshingValue[Any] | None  # GENESYS_CALL_USER_ID's `state`, cached for readiness
@@ -72,9 +72,13 @@ def services() -> Services:
         duplicate_window_seconds=settings.duplicate_window_seconds,
     )
     calls = CallService(settings, caller_ids, genesys, idempotency)
-    signatures = SignatureVerifier(
-        lambda refresh: _webhook_secrets(settings, secrets, refresh),
-        require_timestamp=settings.webhook_require_timestamp,
+    signatures = Senders(
+        SignatureVerifier(
+            lambda refresh: _webhook_secrets(settings, secrets, refresh),
+            require_timestamp=settings.webhook_require_timestamp,
+        ),
+        SnsVerifier(settings.sns_topic_arns, max_age_seconds=settings.idempotency_retention_seconds),
+        PubSubVerifier(settings.pubsub_audience, settings.pubsub_service_accounts, GoogleKeys()),
     )
     async_requests = AsyncRequests(
         store,

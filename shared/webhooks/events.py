@@ -1,19 +1,13 @@
-"""Deliveries from other clouds: HMAC-signed webhooks, Azure Event Grid and CloudEvents 1.0.
+"""Azure Event Grid and CloudEvents 1.0 deliveries (`POST`/`OPTIONS /api/events/calls`).
 
-Each delivery carries one of our call requests; its signature or event id becomes the idempotency key, so
-a redelivery replays the first answer and never dials again. On a signed route the identity comes only from
-signed material: an `Idempotency-Key` header is not signed, so anyone holding a captured delivery could
-change it, and it is ignored there.
+Each event carries one of our call requests; a digest of its id (and source) is the idempotency key, so a
+redelivered event replays the first answer and never dials again.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
-import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,79 +16,10 @@ from typing import Any
 from shared.errors import Problem
 from shared.http import parse_json
 from shared.idempotency import Reply
+from shared.webhooks.signed import delivery_key
 
-SIGNATURE_TOLERANCE_SECONDS = 300
 BATCH_BUDGET_SECONDS = 20.0  # under Event Grid's 30 s wait for an answer
-SECRET_REFRESH_SECONDS = 60.0
-TIMESTAMPED_SIGNATURE = re.compile(r"^t=(?P<t>\d{1,12}),v1=(?P<v1>[0-9a-fA-F]{64})$")
-RAW_SIGNATURE = re.compile(r"^sha256=(?P<hex>[0-9a-fA-F]{64})$")
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
-
-
-def _bad_signature(detail: str) -> Problem:
-    return Problem("invalid_signature", detail, field="X-Signature-256")
-
-
-def _digest(secret: str, message: bytes) -> str:
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-class SignatureVerifier:
-    """Checks `X-Signature-256: sha256=<hex>` (raw body) or `X-Signature: t=<unix>,v1=<hex>` ("<t>.<body>").
-
-    `secrets(refresh)` gives the current and, during a rotation, the previous secret. A mismatch re-reads
-    them at most once a minute, so a rotation is picked up without letting bad requests hammer Key Vault.
-    """
-
-    def __init__(
-        self,
-        secrets: Callable[[bool], list[str]],
-        *,
-        require_timestamp: bool = False,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._secrets = secrets
-        self._require_timestamp = require_timestamp  # WEBHOOK_REQUIRE_TIMESTAMP: refuse untimed (replayable) schemes
-        self._clock = clock
-        self._refreshed_at = float("-inf")
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> str:
-        """The signature (the delivery's idempotency key), or `invalid_signature`."""
-        raw, stamped = headers.get("x-signature-256"), headers.get("x-signature")
-        if raw and stamped:
-            raise _bad_signature(
-                "The request carries two signature schemes (X-Signature-256 and X-Signature): send one."
-            )
-        if raw and self._require_timestamp:
-            raise _bad_signature(
-                "X-Signature-256 has no timestamp and WEBHOOK_REQUIRE_TIMESTAMP is on: sign with "
-                "X-Signature: t=<unix seconds>,v1=<hex>."
-            )
-        if raw:
-            match = RAW_SIGNATURE.match(raw.strip())
-            if not match:
-                raise _bad_signature("X-Signature-256 must be 'sha256=<64 hex digits>'.")
-            signature, message = match["hex"].lower(), body
-        elif stamped:
-            match = TIMESTAMPED_SIGNATURE.match(stamped.strip())
-            if not match:
-                raise _bad_signature("X-Signature must be 't=<unix seconds>,v1=<64 hex digits>'.")
-            if abs(self._clock() - int(match["t"])) > SIGNATURE_TOLERANCE_SECONDS:
-                raise _bad_signature(f"The signature timestamp is more than {SIGNATURE_TOLERANCE_SECONDS} s off.")
-            signature, message = match["v1"].lower(), match["t"].encode() + b"." + body
-        else:
-            raise _bad_signature("The request is not signed: send X-Signature-256 or X-Signature.")
-
-        if self._matches(signature, message, refresh=False):
-            return signature
-        if time.monotonic() - self._refreshed_at > SECRET_REFRESH_SECONDS:
-            self._refreshed_at = time.monotonic()
-            if self._matches(signature, message, refresh=True):
-                return signature
-        raise _bad_signature("The signature does not match the body.")
-
-    def _matches(self, signature: str, message: bytes, *, refresh: bool) -> bool:
-        return any(hmac.compare_digest(_digest(secret, message), signature) for secret in self._secrets(refresh))
 
 
 @dataclass(frozen=True)
@@ -103,11 +28,6 @@ class Event:
     event_id: str | None  # as the sender named it, for the batch's results
     data: Any
     problem: Problem | None = None  # an event of a batch that could not be read: it alone fails
-
-
-def event_key(scheme: str, *identity: str) -> str:
-    """A fixed-size idempotency key for any event id (ids may be long, non-ASCII or contain ':')."""
-    return f"{scheme}:" + hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -159,7 +79,7 @@ def read_delivery(headers: Mapping[str, str], body: bytes, max_events: int) -> D
         event_id, source = headers.get("ce-id"), headers.get("ce-source")
         if not event_id or not source:
             raise Problem("validation_failed", "A binary CloudEvent needs ce-id and ce-source.", field="ce-id")
-        return Delivery(None, [Event(event_key("ce", source, event_id), event_id, parse_json(body))])
+        return Delivery(None, [Event(delivery_key("ce", source, event_id), event_id, parse_json(body))])
 
     document = parse_json(body)
     items = document if isinstance(document, list) else [document]
@@ -200,13 +120,13 @@ def _cloudevent(item: Any) -> Event:
     if event.get("specversion") != "1.0":
         raise Problem("validation_failed", "Only CloudEvents specversion 1.0 is supported.", field="specversion")
     source, event_id = _text_of(event, "source", "CloudEvent"), _text_of(event, "id", "CloudEvent")
-    return Event(event_key("ce", source, event_id), event_id, _cloudevent_data(event))
+    return Event(delivery_key("ce", source, event_id), event_id, _cloudevent_data(event))
 
 
 def _event_grid_event(item: Any) -> Event:
     event = _object(item, "Event Grid event")
     event_id = _text_of(event, "id", "Event Grid event")
-    return Event(event_key("eg", event_id), event_id, event.get("data"))
+    return Event(delivery_key("eg", event_id), event_id, event.get("data"))
 
 
 def _cloudevent_data(event: dict[str, Any]) -> Any:
