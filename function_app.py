@@ -21,6 +21,8 @@ from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
 from shared.services import services
 from shared.webhooks import SignedCall, abuse_protection, answer_events, is_binary_cloudevent, read_delivery
+from shared.webhooks.pubsub import MAX_PUSH_BYTES
+from shared.webhooks.sns import MAX_SNS_BYTES, NOTIFICATION, SUBSCRIBE
 
 quiet_sdk_loggers()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -84,6 +86,26 @@ def _place_signed(req: func.HttpRequest, delivery: SignedCall, request_id: str) 
     request = CallRequest.from_json(read_json_object(req, delivery.call))
     reply, replayed = calls.place_once(calls.plan(request), delivery.key, request_id)
     return reply_response(reply, replayed, request_id)
+
+
+@app.route(route="webhooks/sns", methods=["POST"])
+@endpoint
+def sns_message(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    sns = services().webhooks.sns
+    message = sns.verify(req.headers, read_body(req, MAX_SNS_BYTES, text_plain=True))
+    if message.type == SUBSCRIBE:
+        sns.confirm(message)
+    if message.type != NOTIFICATION:
+        answer = {"type": message.type, "topicArn": message.topic_arn, "requestId": request_id}
+        return json_response(200, answer, request_id)
+    return _place_signed(req, message.call(), request_id)
+
+
+@app.route(route="webhooks/pubsub", methods=["POST"])
+@endpoint
+def pubsub_push(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    delivery = services().webhooks.pubsub.verify(req.headers, read_body(req, MAX_PUSH_BYTES))
+    return _place_signed(req, delivery, request_id)
 
 
 @app.route(route="events/calls", methods=["POST", "OPTIONS"])

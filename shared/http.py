@@ -103,14 +103,21 @@ def wants_async(req: func.HttpRequest) -> bool:
     return "respond-async" in preferences
 
 
-def read_body(req: func.HttpRequest, max_bytes: int = MAX_BODY_BYTES, *, media_type_optional: bool = False) -> bytes:
+def read_body(
+    req: func.HttpRequest,
+    max_bytes: int = MAX_BODY_BYTES,
+    *,
+    media_type_optional: bool = False,
+    text_plain: bool = False,
+) -> bytes:
     """The raw body (what signatures cover), refused past `max_bytes`; JSON media types only.
 
-    `media_type_optional`: a sender that may leave Content-Type out (CloudEvents binary mode) sends JSON."""
+    `media_type_optional`: a sender that may leave Content-Type out (CloudEvents binary mode) sends JSON.
+    `text_plain`: a sender that labels its JSON text/plain (AWS SNS)."""
     media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
     if not media_type and media_type_optional:
         media_type = "application/json"
-    if not _JSON_TYPES.match(media_type):
+    if not _JSON_TYPES.match(media_type) and not (text_plain and media_type == "text/plain"):
         raise Problem(
             "unsupported_media_type",
             f"Content-Type is {media_type or 'missing'}; this endpoint reads application/json.",

@@ -35,6 +35,7 @@ KEY_REFETCH_SECONDS = 60.0  # an unknown `kid` refetches at most this often, wha
 MAX_KEYS = 16
 MAX_JWKS_BYTES = 64 * 1024
 LEEWAY_SECONDS = 30
+MAX_PUSH_BYTES = 32 * 1024  # a call request of at most 16 KiB in base64, in the push envelope
 TIMEOUT = (3.05, 5.0)
 
 

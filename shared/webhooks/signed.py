@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 from shared.errors import Problem
+from shared.http import MAX_BODY_BYTES
 
 
 def refused(header: str, detail: str) -> Problem:
@@ -29,3 +30,9 @@ class SignedCall:
 
     key: str
     call: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.call) > MAX_BODY_BYTES:
+            raise Problem(
+                "payload_too_large", f"The call request has {len(self.call)} bytes; the limit is {MAX_BODY_BYTES}."
+            )

@@ -1,0 +1,60 @@
+"""A small HTTPS server on 127.0.0.1 with its own trustme CA: stands in for AWS's certificate and
+subscription hosts and Google's key endpoint in the webhook tests."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import trustme
+
+
+class LoopbackHttps:
+    """Serves `routes` (path without query -> body); every request's path and query is kept in `requests`."""
+
+    def __init__(self, ca_dir: Path) -> None:
+        self.routes: dict[str, bytes] = {}
+        self.requests: list[str] = []
+        self._ca = trustme.CA()
+        self.ca_bundle = str(ca_dir / "loopback-ca.pem")
+        self._ca.cert_pem.write_to_path(self.ca_bundle)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                body = server.routes.get(self.path.split("?")[0])
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("127.0.0.1").configure_cert(context)
+        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        self.netloc = f"127.0.0.1:{self._httpd.server_address[1]}"
+        self.base_url = f"https://{self.netloc}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def hits(self, path: str) -> list[str]:
+        return [request for request in self.requests if request.split("?")[0] == path]
+
+
+@contextmanager
+def loopback_https(ca_dir: Path) -> Iterator[LoopbackHttps]:
+    server = LoopbackHttps(ca_dir)
+    server._thread.start()
+    try:
+        yield server
+    finally:
+        server._httpd.shutdown()
+        server._httpd.server_close()

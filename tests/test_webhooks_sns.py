@@ -1,0 +1,261 @@
+"""AWS SNS on /api/webhooks/sns: signed messages (SignatureVersion 1 and 2) with a certificate served from
+loopback HTTPS, the subscription handshake end to end, and every forgery refused 401 before anything is done.
+
+The certificate host check and the TLS trust are injected into the verifier (an allowed-host predicate and
+this module's CA), never relaxed by a setting.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+import function_app
+from shared.services import services
+from shared.webhooks.sns import CERTIFICATE_CACHE_SIZE, SIGNED_FIELDS, SnsVerifier, is_sns_host
+from tests.conftest import Stack
+from tests.loopback_https import LoopbackHttps, loopback_https
+from tests.test_webhooks import CALL
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:calls"
+OTHER_TOPIC = "arn:aws:sns:us-east-1:210987654321:someone-elses"
+CERT_PATH = "/SimpleNotificationService-0123456789abcdef.pem"
+RETENTION = 3600.0
+
+
+def certificate(key: rsa.RSAPrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+FOREIGN_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def sign(message: dict[str, Any], key: rsa.RSAPrivateKey = KEY) -> dict[str, Any]:
+    """Sign as SNS does: AWS's canonical string of the type's fields, SHA1 (v1) or SHA256 (v2) with RSA."""
+    fields = [name for name in SIGNED_FIELDS[message["Type"]] if name in message]
+    canonical = "".join(f"{name}\n{message[name]}\n" for name in fields).encode()
+    algorithm = hashes.SHA1() if message["SignatureVersion"] == "1" else hashes.SHA256()  # noqa: S303 (SNS v1)
+    signature = key.sign(canonical, padding.PKCS1v15(), algorithm)
+    return {**message, "Signature": base64.b64encode(signature).decode()}
+
+
+@dataclasses.dataclass
+class Sns:
+    stack: Stack
+    server: LoopbackHttps
+
+    def message(self, kind: str = "Notification", version: str = "2", **fields: Any) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "Type": kind,
+            "MessageId": str(uuid.uuid4()),
+            "TopicArn": TOPIC,
+            "Message": json.dumps(CALL),
+            "Timestamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "SignatureVersion": version,
+            "SigningCertURL": self.server.base_url + CERT_PATH,
+        }
+        if kind == "Notification":
+            base["UnsubscribeURL"] = self.server.base_url + "/?Action=Unsubscribe"
+        else:
+            token = uuid.uuid4().hex
+            base.update(
+                Token=token,
+                Message=f"You have chosen to subscribe to the topic {TOPIC}.",
+                SubscribeURL=f"{self.server.base_url}/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={token}",
+            )
+        return {**base, **fields}
+
+    def post(self, message: dict[str, Any], message_type: str | None = None) -> Any:
+        return self.stack.session.post(
+            self.stack.host.base_url + "/api/webhooks/sns",
+            data=json.dumps(message).encode(),
+            headers={
+                "Content-Type": "text/plain; charset=UTF-8",
+                "x-amz-sns-message-type": message_type or message["Type"],
+                "x-amz-sns-message-id": message["MessageId"],
+                "x-amz-sns-topic-arn": message["TopicArn"],
+            },
+            timeout=30,
+        )
+
+
+@pytest.fixture
+def sns(stack: Stack, configure: Callable[..., None], tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sns]:
+    configure(SNS_TOPIC_ARNS=TOPIC)
+    with loopback_https(tmp_path) as server:
+        server.routes[CERT_PATH] = certificate(KEY)
+        server.routes["/"] = b"<ConfirmSubscriptionResponse/>"
+        verifier = SnsVerifier(
+            frozenset({TOPIC}),
+            max_age_seconds=RETENTION,
+            allowed_host=lambda netloc: netloc == server.netloc,
+            verify=server.ca_bundle,
+        )
+        app = services()
+        injected = dataclasses.replace(app, webhooks=dataclasses.replace(app.webhooks, sns=verifier))
+        monkeypatch.setattr(function_app, "services", lambda: injected)
+        yield Sns(stack, server)
+
+
+def refused(response: Any, field: str) -> None:
+    assert response.status_code == 401, response.text
+    assert (response.json()["code"], response.json()["field"]) == ("invalid_signature", field)
+
+
+@pytest.mark.parametrize("version", ["1", "2"], ids=["SHA1withRSA", "SHA256withRSA"])
+def test_a_notification_places_the_call_once_per_message_id(sns: Sns, version: str) -> None:
+    message = sign(sns.message(version=version))
+
+    first = sns.post(message)
+    redelivered = sns.post(message)
+
+    assert (first.status_code, redelivered.status_code) == (201, 201), first.text
+    assert redelivered.headers["Idempotent-Replayed"] == "true"
+    assert len(sns.stack.creates()) == 1
+    assert sns.stack.creates()[0].json["phoneNumber"] == "+12125550199"
+
+
+def test_a_notification_with_a_subject_and_the_certificate_fetched_once(sns: Sns) -> None:
+    answers = [sns.post(sign(sns.message(Subject=f"call {n}"))) for n in range(3)]
+
+    assert [a.status_code for a in answers] == [201, 201, 201], answers[0].text
+    assert len(sns.stack.creates()) == 3
+    assert len(sns.server.hits(CERT_PATH)) == 1
+
+
+def test_the_subscription_handshake_confirms_an_allowed_topic(sns: Sns) -> None:
+    confirmation = sign(sns.message("SubscriptionConfirmation"))
+
+    response = sns.post(confirmation)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["type"] == "SubscriptionConfirmation"
+    assert sns.server.hits("/") == [confirmation["SubscribeURL"].split(sns.server.netloc)[1]]
+    assert sns.stack.genesys.requests() == []
+
+
+def test_a_subscription_to_a_topic_not_in_the_setting_is_not_confirmed(sns: Sns) -> None:
+    confirmation = sign(sns.message("SubscriptionConfirmation", TopicArn=OTHER_TOPIC))
+
+    refused(sns.post(confirmation), "TopicArn")
+    assert sns.server.hits("/") == []
+
+
+def test_an_unsubscribe_confirmation_is_acknowledged_and_nothing_else(sns: Sns) -> None:
+    response = sns.post(sign(sns.message("UnsubscribeConfirmation")))
+
+    assert response.status_code == 200, response.text
+    assert sns.server.hits("/") == []
+    assert sns.stack.genesys.requests() == []
+
+
+def _stamp(seconds_from_now: float) -> str:
+    at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds_from_now)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+FORGERIES: list[tuple[str, Callable[[Sns], tuple[dict[str, Any], str | None]], str]] = [
+    ("wrong-key", lambda s: (sign(s.message(), FOREIGN_KEY), None), "Signature"),
+    (
+        "tampered-message",
+        lambda s: ({**sign(s.message()), "Message": json.dumps({"to": "+12125550198"})}, None),
+        "Signature",
+    ),
+    ("swapped-id", lambda s: ({**sign(s.message()), "MessageId": str(uuid.uuid4())}, None), "Signature"),
+    ("stale", lambda s: (sign(s.message(Timestamp=_stamp(-RETENTION - 1))), None), "Timestamp"),
+    ("future", lambda s: (sign(s.message(Timestamp=_stamp(301))), None), "Timestamp"),
+    (
+        "foreign-certificate-host",
+        lambda s: (sign(s.message(SigningCertURL="https://sns.us-east-1.amazonaws.com.evil.example/x.pem")), None),
+        "SigningCertURL",
+    ),
+    (
+        "certificate-over-http",
+        lambda s: (sign(s.message(SigningCertURL=f"http://{s.server.netloc}{CERT_PATH}")), None),
+        "SigningCertURL",
+    ),
+    ("other-topic", lambda s: (sign(s.message(TopicArn=OTHER_TOPIC)), None), "TopicArn"),
+    ("unknown-version", lambda s: (sign(s.message(version="2")) | {"SignatureVersion": "3"}, None), "SignatureVersion"),
+    ("type-header-mismatch", lambda s: (sign(s.message()), "SubscriptionConfirmation"), "x-amz-sns-message-type"),
+    ("no-signature", lambda s: ({k: v for k, v in sign(s.message()).items() if k != "Signature"}, None), "Signature"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), [f[1:] for f in FORGERIES], ids=[f[0] for f in FORGERIES])
+def test_forged_messages_are_401_and_dial_nothing(sns: Sns, change, field: str) -> None:
+    message, message_type = change(sns)
+
+    refused(sns.post(message, message_type), field)
+    assert sns.stack.genesys.requests() == []
+
+
+def test_the_deployed_host_check_refuses_a_loopback_certificate(sns: Sns, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the injected verifier, the app's own host check applies: no setting can relax it."""
+    monkeypatch.setattr(function_app, "services", services)
+
+    refused(sns.post(sign(sns.message())), "SigningCertURL")
+    assert sns.server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("netloc", "allowed"),
+    [
+        ("sns.us-east-1.amazonaws.com", True),
+        ("sns.eu-central-2.amazonaws.com:443", True),
+        ("sns.cn-north-1.amazonaws.com.cn", True),
+        ("SNS.US-WEST-2.AMAZONAWS.COM", True),
+        ("sns.us-east-1.amazonaws.com.evil.example", False),
+        ("sns.us-east-1.amazonaws.com:8443", False),
+        ("sqs.us-east-1.amazonaws.com", False),
+        ("sns.amazonaws.com", False),
+        ("evil.example", False),
+        ("sns.us-east-1.amazonaws.com@evil.example", False),
+    ],
+)
+def test_the_certificate_host_check(netloc: str, allowed: bool) -> None:
+    assert is_sns_host(netloc) is allowed
+
+
+def test_the_certificate_cache_is_bounded(sns: Sns) -> None:
+    verifier = SnsVerifier(
+        frozenset({TOPIC}),
+        max_age_seconds=RETENTION,
+        allowed_host=lambda netloc: netloc == sns.server.netloc,
+        verify=sns.server.ca_bundle,
+    )
+    paths = [f"/cert-{n}.pem" for n in range(CERTIFICATE_CACHE_SIZE + 1)]
+    for path in paths:
+        sns.server.routes[path] = sns.server.routes[CERT_PATH]
+
+    def check(path: str) -> None:
+        message = sign(sns.message(SigningCertURL=sns.server.base_url + path))
+        verifier.verify({"x-amz-sns-message-type": "Notification"}, json.dumps(message).encode())
+
+    for path in [*paths, paths[-1], paths[0]]:
+        check(path)
+
+    assert [len(sns.server.hits(path)) for path in (paths[0], paths[-1])] == [2, 1]
