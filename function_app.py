@@ -123,6 +123,21 @@ def call_events(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     return reply_response(reply, replayed, request_id)
 
 
+@app.route(route="do-not-call/{number}", methods=["PUT", "GET", "DELETE"], auth_level=func.AuthLevel.ADMIN)
+@endpoint
+def do_not_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    registry = services().do_not_call
+    number, region = req.route_params.get("number", ""), req.params.get("region")
+    if req.method == "PUT":
+        reason = read_json_object(req).get("reason") if req.get_body() else None
+        listing = registry.add(number, region, reason)
+    elif req.method == "DELETE":
+        listing = registry.remove(number, region)
+    else:
+        listing = registry.look_up(number, region)
+    return json_response(200, {**listing, "requestId": request_id}, request_id)
+
+
 @app.route(route="calls/{conversationId}", methods=["GET"])
 @endpoint
 def call_status(req: func.HttpRequest, request_id: str) -> func.HttpResponse:

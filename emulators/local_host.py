@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
@@ -240,7 +240,8 @@ class LocalFunctionHost:
                 f"http://127.0.0.1{target}",
                 headers=headers,
                 params=params,
-                route_params={k: v for k, v in match.groupdict().items() if v is not None},
+                # The host hands functions decoded route values (`%2B1%20212` is `+1 212`).
+                route_params={k: unquote(v) for k, v in match.groupdict().items() if v is not None},
                 body=body,
             )
             response = function.handler(request)

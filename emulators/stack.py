@@ -17,14 +17,19 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
+import phonenumbers
 import requests
 
 from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
 from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, NO_CLI_QUEUE_ID, NO_STATION_USER_ID, GenesysEmulator
 from emulators.local_host import LocalFunctionHost
+from shared.policy.calling_hours import parse_window, time_zones
 
 CLIENT_ID = "emulator-client-id"
 CLIENT_SECRET = "emulator-client-secret"  # the emulated org's secret; it lives only in the emulated vault
@@ -66,6 +71,57 @@ def emulated_stack() -> Iterator[tuple[GenesysEmulator, KeyVaultEmulator]]:
         yield genesys, vault
 
 
+# Countries whose inside-hours windows (08:00-21:00 local) never all overlap: at any moment one is at night.
+_NIGHT_CANDIDATES = ("JP", "NZ", "FR", "BR", "IN")
+DEMO_CAPPED_NUMBER = "+12125550142"
+
+
+def _night_country(now: datetime) -> str:
+    window = parse_window("08:00-21:00")
+    assert window is not None
+    for region in _NIGHT_CANDIDATES:
+        zones = time_zones(_example_number(region))
+        if not all(window.contains(now.astimezone(ZoneInfo(zone))) for zone in zones):
+            return region
+    raise AssertionError("no demo country is at night")  # impossible: their windows never all overlap
+
+
+def _example_number(region: str) -> str:
+    return phonenumbers.format_number(phonenumbers.example_number(region), phonenumbers.PhoneNumberFormat.E164)
+
+
+def demo_policy_settings(now: datetime) -> dict[str, str]:
+    """The demo org's calling policy: calling hours only for a country where it is night now (so the demo call
+    works at any hour), a few allowed countries, and a cap of three calls per number."""
+    return {
+        "ALLOWED_COUNTRIES": "US,CA,GB," + ",".join(_NIGHT_CANDIDATES),
+        "CALLING_HOURS": "off",
+        "CALLING_HOURS_BY_COUNTRY": f"{_night_country(now)}=08:00-21:00",
+        "CALLS_PER_NUMBER_LIMIT": "3",
+    }
+
+
+def demo_refusals(base_url: str) -> bool:
+    """One refusal of each calling-policy kind, each before anything reaches Genesys."""
+    night = os.environ["CALLING_HOURS_BY_COUNTRY"].split("=")[0]
+    requests.put(f"{base_url}/api/do-not-call/{quote('+1 212-555-0123', safe='')}", timeout=30)
+    for n in range(3):
+        cap = {"Idempotency-Key": f"cap-{n}"}
+        requests.post(f"{base_url}/api/calls", json={"to": DEMO_CAPPED_NUMBER}, headers=cap, timeout=30)
+    tries = [
+        ("a country outside ALLOWED_COUNTRIES", {"to": _example_number("DE")}, "destination_not_allowed"),
+        ("a number on the do-not-call list", {"to": "(212) 555-0123"}, "do_not_call"),
+        (f"night in {night} (calling hours)", {"to": _example_number(night)}, "outside_calling_hours"),
+        ("a fourth call to a number capped at 3", {"to": DEMO_CAPPED_NUMBER}, "call_limit_reached"),
+    ]
+    refused = 0
+    for title, call, code in tries:
+        print(f"\nPOST {base_url}/api/calls ({title})\n{json.dumps(call)}")
+        body = _show("Refused before dialing", requests.post(f"{base_url}/api/calls", json=call, timeout=30))
+        refused += body.get("code") == code
+    return refused == len(tries)
+
+
 def _show(title: str, response: requests.Response) -> dict[str, Any]:
     body = response.json()
     print(f"\n== {title}: HTTP {response.status_code} {response.headers.get('Content-Type', '')}")
@@ -105,7 +161,8 @@ def demo(base_url: str, genesys: GenesysEmulator) -> bool:
     _show("Rejected before dialing", rejected)
     replayed = retried.headers.get("Idempotent-Replayed") == "true"
     one_call = len(genesys.requests("create_call")) == 1
-    return placed.status_code == 201 and replayed and rejected.status_code == 422 and one_call
+    refusals = demo_refusals(base_url)
+    return placed.status_code == 201 and replayed and rejected.status_code == 422 and one_call and refusals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     with emulated_stack() as (genesys, vault):
+        os.environ.update(demo_policy_settings(datetime.now(timezone.utc)))
         import function_app  # after the settings: the app reads them on its first request
 
         with LocalFunctionHost(function_app.app, port=args.port) as host:

@@ -21,6 +21,7 @@ from shared.errors import Problem
 from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, Reply, fingerprint
 from shared.logs import get_logger
+from shared.policy import CallPolicy
 
 log = get_logger(__name__)
 
@@ -121,7 +122,16 @@ def _scheduled_time(body: dict[str, Any]) -> str | None:
         raise _invalid("scheduledTime", "'scheduledTime' must be ISO-8601 with a time zone, e.g. 2026-12-01T15:30:00Z.")
     if moment < datetime.now(timezone.utc) - timedelta(seconds=CLOCK_SKEW_SECONDS):
         raise _invalid("scheduledTime", "'scheduledTime' is in the past.")
+    return _genesys_time(moment)
+
+
+def _genesys_time(moment: datetime) -> str:
+    """The UTC form Genesys reads for `callbackScheduledTime`."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _instant(genesys_time: str) -> datetime:
+    return datetime.strptime(genesys_time, "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=timezone.utc)
 
 
 def _mode(body: dict[str, Any]) -> str:
@@ -198,6 +208,7 @@ class CallPlan:
     genesys_body: dict[str, Any]
     mode: str = "call"
     scheduled_time: str | None = None
+    scheduled_by_calling_hours: bool = False  # a callback asked for now, moved to the callee's calling hours
 
     @property
     def fingerprint(self) -> str:
@@ -205,7 +216,7 @@ class CallPlan:
         return fingerprint({"mode": self.mode, "userId": self.user_id, "body": self.genesys_body})
 
     def to_json(self) -> dict[str, Any]:
-        document = {
+        document: dict[str, Any] = {
             "to": self.to.e164,
             "from": self.caller_id,
             "userId": self.user_id,
@@ -214,25 +225,35 @@ class CallPlan:
         }
         if self.mode == "callback":
             document.update(mode="callback", scheduledTime=self.scheduled_time)
+            if self.scheduled_by_calling_hours:
+                document["scheduledByCallingHours"] = True
         return document
 
 
 class CallService:
     def __init__(
-        self, settings: Settings, caller_ids: CallerIds, genesys: GenesysClient, idempotency: Idempotency
+        self,
+        settings: Settings,
+        caller_ids: CallerIds,
+        genesys: GenesysClient,
+        idempotency: Idempotency,
+        policy: CallPolicy,
     ) -> None:
         self._settings = settings
         self._caller_ids = caller_ids
         self._genesys = genesys
         self._idempotency = idempotency
+        self._policy = policy
 
     def plan(self, request: CallRequest) -> CallPlan:
         """Decide everything about the call, or raise the problem dialing would meet; sends no create."""
         region = request.region or self._settings.default_phone_region
         to = phone.normalize(request.to, region, field="to", allow_premium_rate=self._settings.allow_premium_rate)
         self._check_allowed(request)
+        scheduled = _instant(request.scheduled_time) if request.scheduled_time else None
+        schedule_at = self._policy.check(to, callback=request.mode == "callback", scheduled=scheduled)
         if request.mode == "callback":
-            return self._plan_callback(request, to, region)
+            return self._plan_callback(request, to, region, schedule_at)
         user_id = request.user_id or self._settings.call_user_id
         if user_id is None:
             raise _invalid("userId", "No 'userId' was sent and GENESYS_CALL_USER_ID is not set.")
@@ -260,8 +281,11 @@ class CallService:
                 field="queueId",
             )
 
-    def _plan_callback(self, request: CallRequest, to: phone.PhoneNumber, region: str) -> CallPlan:
-        """A `CreateCallbackCommand` (reference/genesys-cloud-api.md) for the same number and caller ID."""
+    def _plan_callback(
+        self, request: CallRequest, to: phone.PhoneNumber, region: str, schedule_at: datetime | None
+    ) -> CallPlan:
+        """A `CreateCallbackCommand` (reference/genesys-cloud-api.md) for the same number and caller ID;
+        `schedule_at` moves a callback requested outside the callee's calling hours to their start."""
         assert request.queue_id is not None  # CallRequest.from_json requires it for callbacks
         caller_id = self._caller_ids.choose(request.from_, request.queue_id, region)
         body: dict[str, Any] = {
@@ -269,13 +293,16 @@ class CallService:
             "callbackNumbers": [to.e164],
             "callerId": caller_id,
         }
-        if request.scheduled_time:
-            body["callbackScheduledTime"] = request.scheduled_time
+        scheduled_time = request.scheduled_time or (_genesys_time(schedule_at) if schedule_at else None)
+        if scheduled_time:
+            body["callbackScheduledTime"] = scheduled_time
         if "callerIdName" in request.passthrough:
             body["callerIdName"] = request.passthrough["callerIdName"]
         if request.attributes:
             body["data"] = request.attributes
-        return CallPlan(to, caller_id, None, request.queue_id, body, "callback", request.scheduled_time)
+        return CallPlan(
+            to, caller_id, None, request.queue_id, body, "callback", scheduled_time, schedule_at is not None
+        )
 
     def status(self, conversation_id: str) -> dict[str, Any]:
         """The call's status from Genesys, mapped to initiated | ringing | connected | ended | failed."""
@@ -319,6 +346,7 @@ class CallService:
 
         def dial(mark_sent: Callable[[], None]) -> Reply:
             def mark_all_sent() -> None:
+                self._policy.count(plan.to)  # counted once per placed call: after the claim, before sending
                 before_send()
                 mark_sent()
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from shared import phone
 from shared.errors import Problem
+from shared.policy.calling_hours import CallingHours, Window, parse_window
 from shared.storage import StorageAccount
 
 # SDK region names (PureCloudRegionHosts) to region domains; see reference/genesys-cloud-api.md.
@@ -39,6 +40,7 @@ REGION_DOMAINS: dict[str, str] = {
     "eusc_de_east_1": "edee1.eusc-pure.cloud",
 }
 CALLER_ID_SOURCES = ("settings", "genesys", "both")
+DEFAULT_CALLING_HOURS = "08:00-21:00"  # TCPA: no solicitation before 8 am or after 9 pm, callee's local time
 GENESYS_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
@@ -84,6 +86,11 @@ class Settings:
     stale_claim_seconds: float  # a claim without an outcome this old lost its owner
     webhook_require_timestamp: bool
     max_events_per_delivery: int
+    allowed_countries: frozenset[str] | None  # None: every country
+    calling_hours: CallingHours
+    do_not_call_table: str
+    calls_per_number_limit: int | None  # None: no cap
+    calls_per_number_window_seconds: float
 
     @property
     def uses_genesys_caller_ids(self) -> bool:
@@ -279,11 +286,58 @@ def _with(ids: frozenset[str] | None, extra: str | None) -> frozenset[str] | Non
     return ids if ids is None or extra is None else ids | {extra.lower()}
 
 
-def _table_name(env: Mapping[str, str]) -> str:
-    name = _text(env, "IDEMPOTENCY_TABLE", "callidempotency") or ""
+def _table_name(env: Mapping[str, str], setting: str, default: str) -> str:
+    name = _text(env, setting, default) or ""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", name):
-        raise _config_error("IDEMPOTENCY_TABLE", "must be 3 to 63 letters and digits, starting with a letter")
+        raise _config_error(setting, "must be 3 to 63 letters and digits, starting with a letter")
     return name
+
+
+def _countries(env: Mapping[str, str]) -> frozenset[str] | None:
+    text = _text(env, "ALLOWED_COUNTRIES")
+    if text is None:
+        return None
+    countries = frozenset(item.strip().upper() for item in text.split(",") if item.strip())
+    if not countries or not all(re.fullmatch(r"[A-Z]{2}", c) and phone.is_known_region(c) for c in countries):
+        raise _config_error("ALLOWED_COUNTRIES", "must be a comma-separated list of ISO 3166 country codes (US,GB)")
+    return countries
+
+
+def _window(setting: str, text: str) -> Window | None:
+    try:
+        return parse_window(text)
+    except ValueError as error:
+        raise _config_error(setting, str(error)) from None
+
+
+def _calling_hours(env: Mapping[str, str]) -> CallingHours:
+    """`CALLING_HOURS` (default 08:00-21:00, `off`) and `CALLING_HOURS_BY_COUNTRY` (`US=08:00-21:00;GB=off`)."""
+    default = _window("CALLING_HOURS", _text(env, "CALLING_HOURS", DEFAULT_CALLING_HOURS) or "")
+    by_country: dict[str, Window | None] = {}
+    for entry in (_text(env, "CALLING_HOURS_BY_COUNTRY") or "").split(";"):
+        if not entry.strip():
+            continue
+        country, _, window = entry.partition("=")
+        country = country.strip().upper()
+        if not (re.fullmatch(r"[A-Z]{2}", country) and phone.is_known_region(country)) or not window:
+            raise _config_error("CALLING_HOURS_BY_COUNTRY", "must be COUNTRY=HH:MM-HH:MM entries separated by ';'")
+        by_country[country] = _window("CALLING_HOURS_BY_COUNTRY", window)
+    return CallingHours(default, by_country)
+
+
+def _hours(env: Mapping[str, str], name: str, default: float) -> float:
+    text = _text(env, name)
+    try:
+        hours = default if text is None else float(text)
+    except ValueError:
+        hours = -1.0
+    if not 0 < hours < math.inf:
+        raise _config_error(name, "must be a positive number of hours")
+    return hours
+
+
+def _cap(env: Mapping[str, str]) -> int | None:
+    return _positive_int(env, "CALLS_PER_NUMBER_LIMIT", 0) or None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -357,7 +411,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             s for s in (_secret(env, "WEBHOOK_SECRET"), _secret(env, "WEBHOOK_SECRET_PREVIOUS")) if s
         ),
         storage=storage_account(env),
-        idempotency_table=_table_name(env),
+        idempotency_table=_table_name(env, "IDEMPOTENCY_TABLE", "callidempotency"),
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
         idempotency_retention_seconds=_seconds(env, "IDEMPOTENCY_RETENTION_SECONDS", 24 * 3600.0),
         idempotency_wait_seconds=_seconds(env, "IDEMPOTENCY_WAIT_SECONDS", 25.0),
@@ -366,4 +420,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stale_claim_seconds=_at_least_one_second(env, "IDEMPOTENCY_STALE_SECONDS", call_deadline + 30.0),
         webhook_require_timestamp=_flag(env, "WEBHOOK_REQUIRE_TIMESTAMP", False),
         max_events_per_delivery=_positive_int(env, "MAX_EVENTS_PER_DELIVERY", 50),
+        allowed_countries=_countries(env),
+        calling_hours=_calling_hours(env),
+        do_not_call_table=_table_name(env, "DO_NOT_CALL_TABLE", "donotcall"),
+        calls_per_number_limit=_cap(env),
+        calls_per_number_window_seconds=3600 * _hours(env, "CALLS_PER_NUMBER_WINDOW_HOURS", 24.0),
     )

@@ -51,10 +51,31 @@ CATALOG: dict[str, CatalogEntry] = {
         "Send the number in international form (+<country code><number>) or set 'region' for a national one.",
     ),
     "destination_not_allowed": CatalogEntry(
-        422,
+        403,
         "Destination not allowed",
         False,
-        "Emergency numbers and short codes are never dialed; premium-rate numbers need ALLOW_PREMIUM_RATE=true.",
+        "Emergency numbers and short codes are never dialed; premium-rate numbers need ALLOW_PREMIUM_RATE=true; "
+        "other countries than ALLOWED_COUNTRIES are refused. 'reason' says which.",
+    ),
+    "do_not_call": CatalogEntry(
+        403,
+        "Number on the do-not-call list",
+        False,
+        "Do not call this number. If it was listed by mistake, remove it with DELETE /api/do-not-call/{number}.",
+    ),
+    "outside_calling_hours": CatalogEntry(
+        422,
+        "Outside the callee's calling hours",
+        False,  # not by an automatic retry: only at nextAllowedAt
+        "Call again at 'nextAllowedAt' (the callee's local calling hours: CALLING_HOURS), or request a callback, "
+        "which is scheduled then.",
+    ),
+    "call_limit_reached": CatalogEntry(
+        429,
+        "Call limit for this number reached",
+        True,
+        "Wait for Retry-After seconds: then the oldest counted call leaves the window (CALLS_PER_NUMBER_LIMIT "
+        "calls per CALLS_PER_NUMBER_WINDOW_HOURS).",
     ),
     "caller_id_required": CatalogEntry(
         422,

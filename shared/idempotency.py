@@ -67,6 +67,7 @@ class Record:
     expires_at: float
     reply: Reply | None = None
     etag: str | None = None
+    data: dict[str, Any] | None = None  # what other records in the table keep (the call cap's call times)
 
 
 class Store(Protocol):
@@ -331,6 +332,8 @@ class TableStore:
             "ClaimedAt": record.claimed_at,
             "ExpiresAt": record.expires_at,
         }
+        if record.data is not None:
+            entity["Data"] = json.dumps(record.data)
         if record.reply is not None:
             entity["ReplyStatus"] = record.reply.status
             entity["ReplyBody"] = json.dumps(record.reply.body)
@@ -388,6 +391,7 @@ class TableStore:
             expires_at=float(entity["ExpiresAt"]),
             reply=reply,
             etag=entity.metadata["etag"],
+            data=json.loads(entity["Data"]) if entity.get("Data") else None,
         )
 
     def replace(self, record: Record) -> Record | None:

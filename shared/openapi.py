@@ -44,6 +44,9 @@ _POLICY = (
     "user_not_allowed",
     "queue_not_allowed",
     "destination_not_allowed",
+    "do_not_call",
+    "outside_calling_hours",
+    "call_limit_reached",
     "caller_id_required",
     "caller_id_not_allowed",
 )
@@ -51,6 +54,7 @@ _GENESYS = tuple(code for code in CATALOG if code.startswith("genesys_"))  # eve
 _SERVER = ("key_vault_unavailable", "key_vault_forbidden", "secret_not_found", "configuration_error", "internal_error")
 _ONCE = ("idempotency_key_reused", "request_in_progress", "idempotency_store_unavailable")
 _PLACE = (*_INPUT, *_POLICY, *_GENESYS, *_SERVER, *_ONCE)
+_DO_NOT_CALL_SERVER = ("idempotency_store_unavailable", "configuration_error", "internal_error")
 PROBLEM_CODES: dict[str, tuple[str, ...]] = {
     "PlaceCall": _PLACE,
     "ValidateCall": (*_INPUT, *_POLICY, *_GENESYS, *_SERVER),
@@ -60,6 +64,9 @@ PROBLEM_CODES: dict[str, tuple[str, ...]] = {
     "ReceiveSignedWebhook": (*_PLACE, "invalid_signature"),
     "ReceiveEvents": (*_PLACE, "too_many_events"),
     "ValidateEventsSubscription": ("validation_failed", "internal_error"),
+    "PutDoNotCall": ("invalid_json", "validation_failed", "invalid_phone_number", *_DO_NOT_CALL_SERVER),
+    "GetDoNotCall": ("validation_failed", "invalid_phone_number", *_DO_NOT_CALL_SERVER),
+    "DeleteDoNotCall": ("validation_failed", "invalid_phone_number", *_DO_NOT_CALL_SERVER),
     "GetHealth": ("internal_error",),
     "GetReadiness": ("internal_error",),
     "GetOpenApi": ("internal_error",),
@@ -307,6 +314,12 @@ def _plan_properties() -> dict[str, Any]:
         "scheduledTime": _field(
             "string", "Scheduled Time", "Callbacks only: the callback time in UTC, or null.", nullable=True
         ),
+        "scheduledByCallingHours": _field(
+            "boolean",
+            "Scheduled By Calling Hours",
+            "Callbacks only: true when the callback was asked for now, outside the callee's calling hours, and "
+            "is scheduled at their start instead.",
+        ),
     }
 
 
@@ -440,6 +453,23 @@ def _problem_properties() -> dict[str, Any]:
             + ".",
         ),
         "understood": _ref("UnderstoodNumber"),
+        "country": _field(
+            "string", "Country", "destination_not_allowed by country: the number's country.", nullable=True
+        ),
+        "nextAllowedAt": _field(
+            "string",
+            "Next Allowed At",
+            "outside_calling_hours: the next moment (RFC 3339, UTC) the call is allowed; null when never.",
+            nullable=True,
+        ),
+        "timeZones": _field(
+            "array",
+            "Time Zones",
+            "outside_calling_hours: the callee's candidate time zones.",
+            items={"type": "string"},
+        ),
+        "callsInWindow": _field("integer", "Calls In Window", "call_limit_reached: calls counted in the window."),
+        "limit": _field("integer", "Limit", "call_limit_reached: CALLS_PER_NUMBER_LIMIT."),
     }
 
 
@@ -505,6 +535,68 @@ def _events_problem() -> dict[str, Any]:
     }
 
 
+def _do_not_call_entry() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "A number's place on the do-not-call list.",
+        "required": ["number", "listed", "requestId"],
+        "additionalProperties": False,
+        "properties": {
+            "number": _field("string", "Number", "The number in E.164."),
+            "listed": _field("boolean", "Listed", "Whether the number is on the list."),
+            "addedAt": _field("string", "Added At", "When it was listed (UTC)."),
+            "reason": _nullable_text("Reason", "Why it was listed, as given."),
+            "removed": _field("boolean", "Removed", "DELETE only: whether it was listed before."),
+            "requestId": _REQUEST_ID_FIELD,
+        },
+    }
+
+
+def _do_not_call_operation(method: str) -> dict[str, Any]:
+    number = _path(
+        "number",
+        "Number",
+        "The number in any common format (URL-encoded: +1 212-555-0199 is %2B1%20212-555-0199).",
+        minLength=1,
+        maxLength=64,
+    )
+    region = {
+        "name": "region",
+        "in": "query",
+        "required": False,
+        "type": "string",
+        "x-ms-summary": "Region",
+        "description": "ISO country for a number without a country code; default DEFAULT_PHONE_REGION.",
+        "x-ms-visibility": "advanced",
+        "pattern": "^[A-Za-z]{2}$",
+    }
+    reason = _body(
+        {
+            "type": "object",
+            "additionalProperties": True,
+            "properties": {"reason": _field("string", "Reason", "Why it is listed.", maxLength=256)},
+        },
+        "Listing",
+        "Optional: why the number is listed.",
+    )
+    reason["required"] = False
+    operation_id, summary, description = {
+        "PUT": ("PutDoNotCall", "Add to the do-not-call list", "Lists a number: every call to it is refused."),
+        "GET": ("GetDoNotCall", "Look up the do-not-call list", "Says whether a number is listed."),
+        "DELETE": ("DeleteDoNotCall", "Remove from the do-not-call list", "Unlists a number."),
+    }[method]
+    parameters = [number, region, reason] if method == "PUT" else [number, region]
+    return _operation(
+        operation_id,
+        summary,
+        f"{description} Needs the admin (master) key.",
+        "advanced",
+        parameters,
+        {"200": _response("The number's place on the list.", "DoNotCallEntry"), **_problems(operation_id)},
+        tag="Policy",
+    )
+
+
 def _health() -> dict[str, Any]:
     return {
         "type": "object",
@@ -563,6 +655,7 @@ def definitions() -> dict[str, Any]:
         "EventResults": _event_results(),
         "EventsProblem": _events_problem(),
         "Health": _health(),
+        "DoNotCallEntry": _do_not_call_entry(),
         "Readiness": _readiness(),
     }
 
@@ -919,6 +1012,9 @@ def paths() -> dict[str, Any]:
         "/calls/validate": {"post": _validate_call()},
         "/calls/requests/{requestId}": {"get": _get_call_request()},
         "/calls/{conversationId}": {"get": _get_call_status()},
+        "/do-not-call/{number}": {
+            method.lower(): _do_not_call_operation(method) for method in ("PUT", "GET", "DELETE")
+        },
         "/webhooks/calls": {"post": _signed_webhook()},
         "/events/calls": {"post": _receive_events(), "options": _validate_events_subscription()},
         "/health": {"get": _get_health()},
@@ -954,6 +1050,7 @@ def document(host: str | None = DEFAULT_HOST) -> dict[str, Any]:
         "tags": [
             {"name": "Calls", "description": "Place calls and follow them."},
             {"name": "Webhooks", "description": "Signed webhooks and Event Grid or CloudEvents deliveries."},
+            {"name": "Policy", "description": "Who may be called: the do-not-call list."},
             {"name": "Health", "description": "Liveness, readiness and this document."},
         ],
         "paths": paths(),

@@ -19,6 +19,9 @@ from shared.errors import Problem
 from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, MemoryStore, Store, TableStore
 from shared.logs import get_logger
+from shared.policy import CallPolicy
+from shared.policy.call_cap import CallCap
+from shared.policy.do_not_call import DoNotCallList, DoNotCallRegistry, MemoryDoNotCallList, TableDoNotCallList
 from shared.secrets import KeyVaultSecrets, SecretSource, StaticSecrets
 from shared.webhooks import GoogleKeys, PubSubVerifier, Senders, SignatureVerifier, SnsVerifier
 
@@ -35,6 +38,8 @@ class Services:
     webhooks: Senders
     async_requests: AsyncRequests
     idempotency: Idempotency
+    policy: CallPolicy
+    do_not_call: DoNotCallRegistry
     call_user_state: RefreshingValue[Any] | None  # GENESYS_CALL_USER_ID's `state`, cached for readiness
 
     @property
@@ -71,7 +76,8 @@ def services() -> Services:
         retention_seconds=settings.idempotency_retention_seconds,
         duplicate_window_seconds=settings.duplicate_window_seconds,
     )
-    calls = CallService(settings, caller_ids, genesys, idempotency)
+    policy = _call_policy(settings, store)
+    calls = CallService(settings, caller_ids, genesys, idempotency, policy)
     signatures = Senders(
         SignatureVerifier(
             lambda refresh: _webhook_secrets(settings, secrets, refresh),
@@ -94,7 +100,17 @@ def services() -> Services:
             lambda: genesys.get_user(user_id, Deadline(deadline)).get("state"), settings.caller_id_cache_seconds
         )
     return Services(
-        settings, secrets, genesys, caller_ids, calls, signatures, async_requests, idempotency, call_user_state
+        settings,
+        secrets,
+        genesys,
+        caller_ids,
+        calls,
+        signatures,
+        async_requests,
+        idempotency,
+        policy,
+        DoNotCallRegistry(policy.do_not_call, settings.default_phone_region),
+        call_user_state,
     )
 
 
@@ -110,6 +126,18 @@ def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -
     current = secrets.get(name, refresh=refresh)
     previous = secrets.get_optional(f"{name}-previous", refresh=refresh)
     return [current, previous] if previous else [current]
+
+
+def _call_policy(settings: Settings, store: Store) -> CallPolicy:
+    do_not_call: DoNotCallList = (
+        TableDoNotCallList(settings.storage.table(settings.do_not_call_table))
+        if settings.storage
+        else MemoryDoNotCallList()
+    )
+    cap = None
+    if settings.calls_per_number_limit is not None:
+        cap = CallCap(store, settings.calls_per_number_limit, settings.calls_per_number_window_seconds)
+    return CallPolicy(settings.allowed_countries, do_not_call, settings.calling_hours, cap)
 
 
 def _idempotency_store(settings: Settings) -> Store:

@@ -153,7 +153,9 @@ def emulators() -> Iterator[tuple[GenesysEmulator, ManagedIdentityEmulator, KeyV
 
 
 # The local run's settings (emulators/stack.py), with tighter timeouts so fault tests stay short.
-TEST_SETTINGS = {"CALL_DEADLINE_SECONDS": "8", "GENESYS_READ_TIMEOUT_SECONDS": "2"}
+# Calling hours off: no test may depend on the time of day (tests/test_calling_policy.py sets windows
+# relative to now).
+TEST_SETTINGS = {"CALL_DEADLINE_SECONDS": "8", "GENESYS_READ_TIMEOUT_SECONDS": "2", "CALLING_HOURS": "off"}
 
 
 SETTING_NAMES = (
@@ -168,6 +170,10 @@ SETTING_NAMES = (
     "IDEMPOTENCY_WAIT_SECONDS",
     "KEY_VAULT_READ_TIMEOUT_SECONDS",
     "AzureWebJobsStorage__tableServiceUri",
+    "ALLOWED_COUNTRIES",
+    "CALLING_HOURS_BY_COUNTRY",
+    "CALLS_PER_NUMBER_LIMIT",
+    "CALLS_PER_NUMBER_WINDOW_HOURS",
 )
 
 
@@ -182,6 +188,7 @@ def configure(emulators: tuple[Any, ...], azurite: Azurite, monkeypatch: pytest.
         **settings_for(genesys, identity, vault, azurite),
         **TEST_SETTINGS,
         "IDEMPOTENCY_TABLE": f"t{uuid.uuid4().hex}",
+        "DO_NOT_CALL_TABLE": f"d{uuid.uuid4().hex}",
     }
 
     def apply(**settings: str | None) -> None:

@@ -48,7 +48,7 @@ def test_async_request_is_accepted_then_placed_by_the_queue(stack: Stack, config
 def test_input_errors_answer_at_once_and_queue_nothing(stack: Stack) -> None:
     response = stack.post("/api/calls", {"to": "911"}, headers=ASYNC)
 
-    assert response.status_code == 422
+    assert response.status_code == 403
     assert response.json()["code"] == "destination_not_allowed"
 
 

@@ -1,0 +1,67 @@
+"""Import an existing do-not-call list (CSV) into the function's list in Table Storage.
+
+    python scripts/import_do_not_call.py numbers.csv [--region US]
+
+The first column is the number in any common format (a header row is skipped), an optional second column a
+reason. Storage comes from the same settings as the app: `AzureWebJobsStorage` (or its identity-based
+`AzureWebJobsStorage__*ServiceUri`), and `DO_NOT_CALL_TABLE` (default `donotcall`). Unreadable lines are
+reported by line number, never by content; numbers are written in transactions of 100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from shared.config import storage_account  # after the path of the app's modules
+from shared.errors import Problem
+from shared.phone import normalize
+from shared.policy.do_not_call import Listing, TableDoNotCallList
+
+
+def read_listings(path: Path, region: str) -> tuple[dict[str, Listing], list[int]]:
+    """Each number once (the last reason wins), and the numbers of the lines that could not be read."""
+    listings: dict[str, Listing] = {}
+    unreadable: list[int] = []
+    now = time.time()
+    with path.open(newline="", encoding="utf-8-sig") as source:
+        for line, row in enumerate(csv.reader(source), start=1):
+            if not row or not row[0].strip():
+                continue
+            try:
+                number = normalize(row[0], region, field="number", allow_premium_rate=True).e164
+            except Problem:
+                if line > 1:  # the first line may be a header
+                    unreadable.append(line)
+                continue
+            reason = row[1].strip() if len(row) > 1 and row[1].strip() else None
+            listings[number] = Listing(number, now, reason)
+    return listings, unreadable
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("csv", type=Path, help="the list: number[,reason] per line")
+    parser.add_argument("--region", default=os.environ.get("DEFAULT_PHONE_REGION", "US"), help="for national numbers")
+    args = parser.parse_args(argv)
+    storage = storage_account(os.environ)
+    if storage is None:
+        print("Set AzureWebJobsStorage (or AzureWebJobsStorage__tableServiceUri) first.", file=sys.stderr)
+        return 2
+    listings, unreadable = read_listings(args.csv, args.region.upper())
+    table = TableDoNotCallList(storage.table(os.environ.get("DO_NOT_CALL_TABLE") or "donotcall"))
+    written = table.add_many(listings.values())
+    print(f"imported {written} numbers")
+    if unreadable:
+        print(f"skipped {len(unreadable)} unreadable lines: line {', line '.join(map(str, unreadable))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

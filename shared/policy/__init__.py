@@ -1,0 +1,56 @@
+"""Who may be called, and when: the calling policy checked before anything reaches Genesys.
+
+In order: destination country (`countries`), the do-not-call list (`do_not_call`), calling hours in the
+callee's local time (`calling_hours`), the cap per number (`call_cap`). `/api/calls/validate` runs them all
+without changing anything; placing a call counts it against the cap right before it is sent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from shared.phone import PhoneNumber
+from shared.policy.call_cap import CallCap
+from shared.policy.calling_hours import CallingHours
+from shared.policy.countries import check_country
+from shared.policy.do_not_call import DoNotCallList, check_do_not_call
+
+__all__ = ["CallPolicy"]
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    allowed_countries: frozenset[str] | None
+    do_not_call: DoNotCallList
+    hours: CallingHours
+    cap: CallCap | None
+    clock: Callable[[], float] = time.time
+
+    def check(self, to: PhoneNumber, *, callback: bool, scheduled: datetime | None) -> datetime | None:
+        """Raise the first rule the call breaks. For a callback without a time requested outside the
+        callee's hours, the answer is when to schedule it instead (the next allowed moment)."""
+        check_country(to, self.allowed_countries)
+        check_do_not_call(to.e164, self.do_not_call)
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        schedule_at = None
+        if scheduled is not None:
+            self.hours.check(to.e164, to.region, scheduled, field="scheduledTime")
+        elif callback:
+            allowed_at = self.hours.next_allowed_at(to.e164, to.region, now)
+            if allowed_at is None:
+                self.hours.check(to.e164, to.region, now)  # never allowed: raises with the reason
+            elif allowed_at > now:
+                schedule_at = allowed_at
+        else:
+            self.hours.check(to.e164, to.region, now)
+        if self.cap is not None:
+            self.cap.check(to.e164)
+        return schedule_at
+
+    def count(self, to: PhoneNumber) -> None:
+        """Count the call against the cap, right before it is sent; `call_limit_reached` when over it."""
+        if self.cap is not None:
+            self.cap.count(to.e164)

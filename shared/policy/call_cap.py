@@ -1,0 +1,78 @@
+"""A cap of calls per number: at most `CALLS_PER_NUMBER_LIMIT` in `CALLS_PER_NUMBER_WINDOW_HOURS`.
+
+Each number has one record in the idempotency table (`cap:<E.164>`) holding the times of its counted calls.
+A call is counted with a conditional write right before it is sent (after the idempotency claim, so a replay
+is not a new call, and after every other check, so a refused request is not counted): concurrent instances
+race on the record's etag, and exactly `limit` of them win.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from shared.errors import Problem
+from shared.idempotency import Record, Store
+from shared.logs import get_logger
+from shared.phone import mask
+
+log = get_logger(__name__)
+COUNTING = "counting"
+MAX_ATTEMPTS = 60  # conditional-write races; each lost race means another call was counted meanwhile
+
+
+@dataclass(frozen=True)
+class CallCap:
+    store: Store
+    limit: int
+    window_seconds: float
+    clock: Callable[[], float] = time.time
+
+    def _calls(self, number: str) -> tuple[Record | None, list[float]]:
+        record = self.store.read("cap:" + number)
+        if record is None or record.data is None:
+            return record, []
+        cutoff = self.clock() - self.window_seconds
+        return record, [t for t in record.data.get("calls", []) if t > cutoff]
+
+    def check(self, number: str, field: str = "to") -> None:
+        """Refuse now when the number is already at its cap (read only: `/api/calls/validate` uses it too)."""
+        _, calls = self._calls(number)
+        if len(calls) >= self.limit:
+            raise self._refusal(number, calls, field)
+
+    def count(self, number: str, field: str = "to") -> None:
+        """Count one call to `number`, or refuse with `call_limit_reached` when the cap is reached."""
+        for _ in range(MAX_ATTEMPTS):
+            record, calls = self._calls(number)
+            if len(calls) >= self.limit:
+                raise self._refusal(number, calls, field)
+            now = self.clock()
+            counted = self._write(record, number, [*calls, now], now)
+            if counted:
+                return
+            time.sleep(random.uniform(0.005, 0.05))
+        raise Problem("request_in_progress", "Too many concurrent calls to this number; try again.", retry_after=1)
+
+    def _write(self, record: Record | None, number: str, calls: list[float], now: float) -> bool:
+        """Conditional: False when another instance counted a call to this number first."""
+        expires_at = max(calls) + self.window_seconds  # then the purge timer may delete the record
+        if record is None:
+            fresh = Record("cap:" + number, "", COUNTING, "cap", now, expires_at, data={"calls": calls})
+            return self.store.create(fresh) is not None
+        return self.store.replace(replace(record, expires_at=expires_at, data={"calls": calls})) is not None
+
+    def _refusal(self, number: str, calls: list[float], field: str) -> Problem:
+        wait = max(1, math.ceil(min(calls) + self.window_seconds - self.clock()))
+        log.info("Refused a call to %s: %d calls in the window", mask(number), len(calls))
+        return Problem(
+            "call_limit_reached",
+            f"'{field}' was called {len(calls)} times in the last {self.window_seconds / 3600:g} hours; the limit "
+            f"is {self.limit} (CALLS_PER_NUMBER_LIMIT).",
+            field=field,
+            retry_after=wait,
+            extensions={"callsInWindow": len(calls), "limit": self.limit},
+        )

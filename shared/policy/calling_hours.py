@@ -1,0 +1,140 @@
+"""Calling hours in the callee's local time (TCPA: 8 am to 9 pm at the called party's location).
+
+The callee's time zones come from libphonenumber. A number may map to several (US toll-free numbers, some
+area codes): a call is allowed only at a moment that is inside the window in every one of them. When
+libphonenumber knows no zone for a number, its local time cannot be known, so the call is refused unless
+hours are off for its country or altogether.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from phonenumbers import timezone as number_time_zones
+
+from shared.errors import Problem
+
+OFF = "off"
+_WINDOW = re.compile(r"^(?P<start>\d{2}):(?P<start_m>\d{2})-(?P<end>\d{2}):(?P<end_m>\d{2})$")
+_SEARCH_DAYS = 3  # the next allowed moment is within this many days, or never (zones that never overlap)
+
+
+@dataclass(frozen=True)
+class Window:
+    """`start` inclusive, `end` exclusive, in local wall-clock time; `24:00` ends at midnight."""
+
+    start: time
+    end: time | None  # None: midnight at the end of the day
+
+    def contains(self, local: datetime) -> bool:
+        clock = local.time().replace(tzinfo=None)
+        return self.start <= clock and (self.end is None or clock < self.end)
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end is None else self.end.strftime("%H:%M")
+        return f"{self.start.strftime('%H:%M')}-{end}"
+
+
+def parse_window(text: str) -> Window | None:
+    """`HH:MM-HH:MM` with the start before the end (`24:00` allowed as the end), or `off` (None)."""
+    if text.strip().lower() == OFF:
+        return None
+    match = _WINDOW.match(text.strip())
+    if not match:
+        raise ValueError("must be HH:MM-HH:MM (for example 08:00-21:00) or off")
+    start_h, start_m, end_h, end_m = (int(match[name]) for name in ("start", "start_m", "end", "end_m"))
+    if start_h > 23 or start_m > 59 or end_m > 59 or end_h > 24 or (end_h == 24 and end_m):
+        raise ValueError("holds a time that does not exist")
+    start = time(start_h, start_m)
+    end = None if end_h == 24 else time(end_h, end_m)
+    if end is not None and end <= start:
+        raise ValueError("must start before it ends (a window past midnight is not supported)")
+    return Window(start, end)
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def time_zones(e164: str) -> tuple[str, ...]:
+    """libphonenumber's candidate zones for a number; empty when it knows none."""
+    zones = number_time_zones.time_zones_for_number(phonenumbers.parse(e164))
+    return tuple(zone for zone in zones if zone != number_time_zones.UNKNOWN_TIMEZONE)
+
+
+@dataclass(frozen=True)
+class CallingHours:
+    """The default window (`CALLING_HOURS`) and per-country ones (`CALLING_HOURS_BY_COUNTRY`); None is off."""
+
+    default: Window | None
+    by_country: Mapping[str, Window | None]
+
+    def window_for(self, region: str | None) -> Window | None:
+        if region is not None and region in self.by_country:
+            return self.by_country[region]
+        return self.default
+
+    def check(self, e164: str, region: str | None, moment: datetime, field: str = "to") -> None:
+        """Nothing when a call at `moment` is inside the callee's window; else `outside_calling_hours`."""
+        window = self.window_for(region)
+        if window is None:
+            return
+        zones = time_zones(e164)
+        if not zones:
+            raise Problem(
+                "outside_calling_hours",
+                "No time zone is known for this number, so its local time cannot be checked against the "
+                f"calling hours {window}.",
+                field=field,
+                hint="Set CALLING_HOURS_BY_COUNTRY=<country>=off (or CALLING_HOURS=off) to call such numbers.",
+                extensions={"nextAllowedAt": None, "timeZones": []},
+            )
+        if all(window.contains(moment.astimezone(_zone(zone))) for zone in zones):
+            return
+        allowed_at = next_allowed(window, zones, moment)
+        shown = ", ".join(zones[:3]) + (f" and {len(zones) - 3} more" if len(zones) > 3 else "")
+        raise Problem(
+            "outside_calling_hours",
+            f"It is outside the calling hours {window} for the callee ({shown}).",
+            field=field,
+            extensions={"nextAllowedAt": rfc3339(allowed_at) if allowed_at else None, "timeZones": list(zones)},
+        )
+
+    def next_allowed_at(self, e164: str, region: str | None, moment: datetime) -> datetime | None:
+        """`moment` itself when allowed, else the next moment a call becomes allowed (None: never)."""
+        window = self.window_for(region)
+        zones = time_zones(e164)
+        if window is None:
+            return moment
+        return next_allowed(window, zones, moment) if zones else None
+
+
+def next_allowed(window: Window, zones: tuple[str, ...], moment: datetime) -> datetime | None:
+    """The first moment at or after `moment` inside `window` in every zone.
+
+    The allowed moments are an intersection of intervals, so the first one is `moment` itself or the start
+    of some zone's window: try those in order.
+    """
+    candidates = [moment]
+    for name in zones:
+        zone = _zone(name)
+        local_day = moment.astimezone(zone).date()
+        for days in range(_SEARCH_DAYS + 1):
+            start = datetime.combine(local_day + timedelta(days=days), window.start, tzinfo=zone)
+            if start >= moment:
+                candidates.append(start.astimezone(timezone.utc))
+    for candidate in sorted(candidates):
+        if all(window.contains(candidate.astimezone(_zone(zone))) for zone in zones):
+            return candidate.astimezone(timezone.utc)
+    return None
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,201 @@
+"""The organization's do-not-call list: E.164 numbers in Table Storage, checked before every call.
+
+Managed at `/api/do-not-call/{number}` and by `scripts/import_do_not_call.py` for existing lists. Without
+storage the list lives in this process only (local runs), like the idempotency store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared.errors import Problem
+from shared.logs import get_logger
+from shared.phone import is_known_region, mask, normalize
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+log = get_logger(__name__)
+MAX_REASON_LENGTH = 256
+_PARTITION = "dnc"
+
+
+@dataclass(frozen=True)
+class Listing:
+    number: str  # E.164
+    added_at: float
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        added = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.added_at))
+        return {"number": self.number, "listed": True, "addedAt": added, "reason": self.reason}
+
+
+class DoNotCallList(Protocol):
+    def get(self, number: str) -> Listing | None: ...
+
+    def add(self, listing: Listing) -> None: ...
+
+    def add_many(self, listings: Iterable[Listing]) -> int:
+        """Add (or overwrite) many; how many were written."""
+
+    def remove(self, number: str) -> bool:
+        """True when the number was listed."""
+
+
+def check_do_not_call(number: str, listed: DoNotCallList, field: str = "to") -> None:
+    """Nothing when the number is not listed; else `do_not_call`."""
+    if listed.get(number) is not None:
+        log.info("Refused a call to %s: it is on the do-not-call list", mask(number))
+        raise Problem("do_not_call", f"'{field}' is on the organization's do-not-call list.", field=field)
+
+
+class MemoryDoNotCallList:
+    """This process only: local runs without storage."""
+
+    def __init__(self) -> None:
+        self._listings: dict[str, Listing] = {}
+        self._lock = threading.Lock()
+
+    def get(self, number: str) -> Listing | None:
+        with self._lock:
+            return self._listings.get(number)
+
+    def add(self, listing: Listing) -> None:
+        with self._lock:
+            self._listings[listing.number] = listing
+
+    def add_many(self, listings: Iterable[Listing]) -> int:
+        count = 0
+        for listing in listings:
+            self.add(listing)
+            count += 1
+        return count
+
+    def remove(self, number: str) -> bool:
+        with self._lock:
+            return self._listings.pop(number, None) is not None
+
+
+class TableDoNotCallList:
+    """One entity per number in `DO_NOT_CALL_TABLE`, shared by every instance."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+        self._ready = False
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _row(number: str) -> str:
+        return hashlib.sha256(number.encode()).hexdigest()
+
+    def _call(self, operation: Callable[[], Any]) -> Any:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            if not self._ready:
+                with self._lock, contextlib.suppress(ResourceExistsError):
+                    self._table.create_table()
+                self._ready = True
+            return operation()
+        except AzureError as error:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            if isinstance(error, ResourceNotFoundError):
+                raise
+            log.warning("Do-not-call list unreachable: %s", type(error).__name__)
+            raise Problem(
+                "idempotency_store_unavailable",
+                "The do-not-call list could not be read; nothing was dialed.",
+                retry_after=5,
+            ) from None
+
+    def get(self, number: str) -> Listing | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self._call(lambda: self._table.get_entity(_PARTITION, self._row(number)))
+        except ResourceNotFoundError:
+            return None
+        return Listing(entity["Number"], float(entity["AddedAt"]), entity.get("Reason"))
+
+    def _entity(self, listing: Listing) -> dict[str, Any]:
+        entity: dict[str, Any] = {
+            "PartitionKey": _PARTITION,
+            "RowKey": self._row(listing.number),
+            "Number": listing.number,
+            "AddedAt": listing.added_at,
+        }
+        if listing.reason:
+            entity["Reason"] = listing.reason
+        return entity
+
+    def add(self, listing: Listing) -> None:
+        from azure.data.tables import UpdateMode
+
+        self._call(lambda: self._table.upsert_entity(self._entity(listing), mode=UpdateMode.REPLACE))
+
+    def add_many(self, listings: Iterable[Listing]) -> int:
+        """In transactions of 100 (one partition): a list of 100,000 numbers is 1,000 requests."""
+        batch: list[tuple[str, dict[str, Any]]] = []
+        written = 0
+        for listing in listings:
+            batch.append(("upsert", self._entity(listing)))
+            if len(batch) == 100:
+                written += self._submit(batch)
+                batch = []
+        return written + (self._submit(batch) if batch else 0)
+
+    def _submit(self, batch: list[tuple[str, dict[str, Any]]]) -> int:
+        self._call(lambda: self._table.submit_transaction(batch))
+        return len(batch)
+
+    def remove(self, number: str) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if self.get(number) is None:
+            return False
+        with contextlib.suppress(ResourceNotFoundError):
+            self._call(lambda: self._table.delete_entity(_PARTITION, self._row(number)))
+        return True
+
+
+class DoNotCallRegistry:
+    """The list as `/api/do-not-call/{number}` manages it: any common spelling of a number, kept as E.164."""
+
+    def __init__(self, listings: DoNotCallList, default_region: str, clock: Callable[[], float] = time.time) -> None:
+        self._listings = listings
+        self._default_region = default_region
+        self._clock = clock
+
+    def _number(self, text: str, region: str | None) -> str:
+        if region is not None and not is_known_region(region):
+            raise Problem("validation_failed", "'region' must be an ISO country code such as US or GB.", field="region")
+        return normalize(text, (region or self._default_region).upper(), field="number", allow_premium_rate=True).e164
+
+    def add(self, text: str, region: str | None, reason: object) -> dict[str, Any]:
+        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH):
+            detail = f"'reason' must be a string of at most {MAX_REASON_LENGTH} characters."
+            raise Problem("validation_failed", detail, field="reason")
+        listing = Listing(self._number(text, region), self._clock(), str(reason) if reason else None)
+        self._listings.add(listing)
+        log.info("Added %s to the do-not-call list", mask(listing.number))
+        return listing.to_json()
+
+    def look_up(self, text: str, region: str | None) -> dict[str, Any]:
+        number = self._number(text, region)
+        listing = self._listings.get(number)
+        return listing.to_json() if listing else {"number": number, "listed": False}
+
+    def remove(self, text: str, region: str | None) -> dict[str, Any]:
+        number = self._number(text, region)
+        removed = self._listings.remove(number)
+        if removed:
+            log.info("Removed %s from the do-not-call list", mask(number))
+        return {"number": number, "listed": False, "removed": removed}

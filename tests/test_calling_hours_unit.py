@@ -1,0 +1,90 @@
+"""Calling hours at their edges, with the moment given (a narrow test of the rule; tests/test_calling_policy.py
+goes through the HTTP routes with windows chosen relative to now)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shared.errors import Problem
+from shared.policy.calling_hours import CallingHours, next_allowed, parse_window
+
+NEW_YORK = ZoneInfo("America/New_York")
+NY_NUMBER = "+12125550199"
+TOLL_FREE = "+18005550199"  # 42 candidate zones, from Guam to Pago Pago
+
+
+def at(day: int, hour: int, minute: int, second: int = 0, zone: ZoneInfo = NEW_YORK) -> datetime:
+    return datetime(2026, 3, day, hour, minute, second, tzinfo=zone)
+
+
+def refusal(hours: CallingHours, number: str, moment: datetime) -> Problem:
+    with pytest.raises(Problem) as refused:
+        hours.check(number, "US", moment)
+    assert refused.value.code == "outside_calling_hours"
+    return refused.value
+
+
+NINE_TO_FIVE = CallingHours(parse_window("09:00-17:00"), {})
+
+
+def test_the_window_starts_on_its_minute_and_ends_before_its_last() -> None:
+    NINE_TO_FIVE.check(NY_NUMBER, "US", at(2, 9, 0))
+    NINE_TO_FIVE.check(NY_NUMBER, "US", at(2, 16, 59, 59))
+    early = refusal(NINE_TO_FIVE, NY_NUMBER, at(2, 8, 59, 59))
+    late = refusal(NINE_TO_FIVE, NY_NUMBER, at(2, 17, 0))
+
+    assert early.extensions["nextAllowedAt"] == "2026-03-02T14:00:00Z"  # 09:00 EST
+    assert late.extensions["nextAllowedAt"] == "2026-03-03T14:00:00Z"
+    assert early.extensions["timeZones"] == ["America/New_York"]
+
+
+def test_next_allowed_follows_daylight_saving_time() -> None:
+    # 2026-03-08: New York moves from EST (UTC-5) to EDT (UTC-4) at 02:00.
+    refused = refusal(NINE_TO_FIVE, NY_NUMBER, at(7, 20, 0))
+
+    assert refused.extensions["nextAllowedAt"] == "2026-03-08T13:00:00Z"  # 09:00 EDT
+
+
+def test_several_zones_must_all_be_inside() -> None:
+    hours = CallingHours(parse_window("08:00-21:00"), {})
+    noon_in_new_york = at(2, 12, 0)  # 07:00 in Honolulu (UTC-10)
+
+    hours.check(NY_NUMBER, "US", noon_in_new_york)
+    refused = refusal(hours, TOLL_FREE, noon_in_new_york)
+
+    assert {"America/New_York", "Pacific/Honolulu", "Pacific/Guam"} <= set(refused.extensions["timeZones"])
+    allowed_at = datetime.fromisoformat(refused.extensions["nextAllowedAt"].replace("Z", "+00:00"))
+    hours.check(TOLL_FREE, "US", allowed_at)  # the answer is allowed in every zone, and is the first such moment
+    with pytest.raises(Problem):
+        hours.check(TOLL_FREE, "US", allowed_at - timedelta(seconds=1))
+
+
+def test_zones_whose_windows_never_meet_have_no_next_moment() -> None:
+    window = parse_window("08:00-09:00")
+    assert window is not None
+
+    assert next_allowed(window, ("America/New_York", "Asia/Tokyo"), at(2, 12, 0)) is None
+
+
+def test_per_country_window_and_off() -> None:
+    hours = CallingHours(None, {"GB": parse_window("09:00-20:00")})
+    london_night = datetime(2026, 3, 2, 23, 0, tzinfo=timezone.utc)
+
+    hours.check(NY_NUMBER, "US", london_night)  # off for every other country
+    with pytest.raises(Problem) as refused:
+        hours.check("+442079460958", "GB", london_night)
+    assert refused.value.extensions["nextAllowedAt"] == "2026-03-03T09:00:00Z"
+
+
+@pytest.mark.parametrize("text", ["8-21", "21:00-08:00", "08:00-08:00", "25:00-26:00", "08:60-09:00", "00:00-24:30"])
+def test_malformed_windows_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_window(text)
+
+
+def test_whole_day_and_off() -> None:
+    assert str(parse_window("00:00-24:00")) == "00:00-24:00"
+    assert parse_window("OFF") is None

@@ -1,0 +1,264 @@
+"""Who may be called, and when, through the HTTP routes: country, do-not-call, calling hours, the cap.
+
+Windows are chosen relative to now in the callee's zone, so no test depends on the time of day.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from emulators.genesys import DEMO_QUEUE_ID
+from tests.conftest import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+NEW_YORK, LONDON = ZoneInfo("America/New_York"), ZoneInfo("Europe/London")
+NY_NUMBER, LONDON_NUMBER, TOLL_FREE = "+12125550199", "+442079460958", "+18005550199"
+
+
+def window_excluding_now(zone: ZoneInfo) -> tuple[str, datetime]:
+    """A one-hour window that does not contain the present moment in `zone`, and its next start (UTC)."""
+    local = datetime.now(zone)
+    start_hour = 1 if local.hour >= 12 else 20
+    start = local.replace(hour=start_hour, minute=0, second=0, microsecond=0)
+    if start <= local:
+        start += timedelta(days=1)
+    return f"{start_hour:02d}:00-{start_hour + 1:02d}:00", start.astimezone(timezone.utc)
+
+
+def window_including_now(zone: ZoneInfo) -> str:
+    """Two hours around the present hour in `zone` (ending at midnight at the latest)."""
+    hour = min(datetime.now(zone).hour, 22)
+    return f"{hour:02d}:00-{hour + 2:02d}:00"
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- calling hours -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["/api/calls", "/api/calls/validate"])
+def test_outside_the_callees_hours_is_refused_with_the_next_allowed_moment(stack: Stack, configure, route) -> None:
+    window, next_start = window_excluding_now(NEW_YORK)
+    configure(CALLING_HOURS=window)
+
+    response = stack.post(route, {"to": "(212) 555-0199"})
+
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "outside_calling_hours"
+    assert problem["nextAllowedAt"] == rfc3339(next_start)
+    assert problem["timeZones"] == ["America/New_York"]
+    assert problem["retryable"] is False  # not by an automatic retry: at nextAllowedAt
+    assert stack.creates() == []
+
+
+def test_inside_the_callees_hours_the_call_is_placed(stack: Stack, configure) -> None:
+    configure(CALLING_HOURS=window_including_now(NEW_YORK))
+
+    assert stack.post("/api/calls", {"to": NY_NUMBER}).status_code == 201
+    assert len(stack.creates()) == 1
+
+
+def test_a_number_with_several_zones_must_be_inside_in_every_one(stack: Stack, configure) -> None:
+    window = window_including_now(NEW_YORK)  # two hours: Honolulu and Guam are far outside it
+    configure(CALLING_HOURS=window)
+
+    toll_free = stack.post("/api/calls", {"to": TOLL_FREE})
+    new_york = stack.post("/api/calls", {"to": NY_NUMBER})
+
+    assert toll_free.status_code == 422
+    assert {"America/New_York", "Pacific/Honolulu", "Pacific/Guam"} <= set(toll_free.json()["timeZones"])
+    assert new_york.status_code == 201
+    assert [c.json["phoneNumber"] for c in stack.creates()] == [NY_NUMBER]
+
+
+def test_a_country_window_overrides_the_default(stack: Stack, configure) -> None:
+    window, next_start = window_excluding_now(LONDON)
+    configure(CALLING_HOURS="off", CALLING_HOURS_BY_COUNTRY=f"GB={window}")
+
+    london = stack.post("/api/calls", {"to": LONDON_NUMBER})
+    new_york = stack.post("/api/calls", {"to": NY_NUMBER})
+
+    assert london.status_code == 422
+    assert london.json()["nextAllowedAt"] == rfc3339(next_start)
+    assert new_york.status_code == 201
+
+
+def test_a_callback_asked_for_now_outside_the_hours_is_scheduled_at_their_start(stack: Stack, configure) -> None:
+    window, next_start = window_excluding_now(NEW_YORK)
+    configure(CALLING_HOURS=window)
+
+    response = stack.post("/api/calls", {"mode": "callback", "to": NY_NUMBER, "queueId": DEMO_QUEUE_ID})
+
+    assert response.status_code == 201, response.text
+    expected = next_start.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert response.json()["scheduledTime"] == expected
+    assert response.json()["scheduledByCallingHours"] is True
+    assert stack.genesys.requests("callback")[0].json["callbackScheduledTime"] == expected
+
+
+def test_a_callbacks_scheduled_time_is_checked_at_that_time(stack: Stack, configure) -> None:
+    window, next_start = window_excluding_now(NEW_YORK)
+    configure(CALLING_HOURS=window)
+    inside = rfc3339(next_start + timedelta(minutes=30))
+    outside = rfc3339(next_start + timedelta(hours=2))
+
+    refused = stack.post(
+        "/api/calls", {"mode": "callback", "to": NY_NUMBER, "queueId": DEMO_QUEUE_ID, "scheduledTime": outside}
+    )
+    accepted = stack.post(
+        "/api/calls", {"mode": "callback", "to": NY_NUMBER, "queueId": DEMO_QUEUE_ID, "scheduledTime": inside}
+    )
+
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "scheduledTime"
+    assert accepted.status_code == 201, accepted.text
+    assert "scheduledByCallingHours" not in accepted.json()
+
+
+# ---- countries and the do-not-call list ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["/api/calls", "/api/calls/validate"])
+def test_a_country_outside_the_allowed_list_is_refused(stack: Stack, configure, route: str) -> None:
+    configure(ALLOWED_COUNTRIES="US,CA")
+
+    response = stack.post(route, {"to": LONDON_NUMBER})
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "destination_not_allowed"
+    assert response.json()["reason"] == "country_not_allowed"
+    assert response.json()["country"] == "GB"
+    assert "GB" in response.json()["detail"]
+    assert stack.creates() == []
+
+
+@pytest.fixture
+def numbers_in_client_urls() -> Iterator[None]:
+    """The do-not-call route carries the number in its path (the contract): this test's own HTTP client would
+    log it at DEBUG, which the session's log audit rightly flags. The app never logs it."""
+    client = logging.getLogger("urllib3.connectionpool")
+    previous = client.level
+    client.setLevel(logging.INFO)
+    yield
+    client.setLevel(previous)
+
+
+def dnc(stack: Stack, method: str, number: str, **kwargs):
+    return stack.session.request(
+        method, f"{stack.host.base_url}/api/do-not-call/{quote(number, safe='')}", timeout=30, **kwargs
+    )
+
+
+def test_do_not_call_list_is_managed_and_enforced(stack: Stack, numbers_in_client_urls: None) -> None:
+    added = dnc(stack, "PUT", "(212) 555-0199", json={"reason": "asked on 2026-11-01"})
+    looked_up = dnc(stack, "GET", "+1 212-555-0199")
+    refused = stack.post("/api/calls", {"to": "tel:+12125550199"})
+    validated = stack.post("/api/calls/validate", {"to": NY_NUMBER})
+    removed = dnc(stack, "DELETE", "12125550199", params={"region": "US"})
+    placed = stack.post("/api/calls", {"to": NY_NUMBER})
+
+    assert added.status_code == 200, added.text
+    assert added.json()["number"] == NY_NUMBER and added.json()["listed"] is True
+    assert looked_up.json()["listed"] is True and looked_up.json()["reason"] == "asked on 2026-11-01"
+    assert (refused.status_code, refused.json()["code"]) == (403, "do_not_call")
+    assert (validated.status_code, validated.json()["code"]) == (403, "do_not_call")
+    assert removed.json() == {**removed.json(), "listed": False, "removed": True}
+    assert placed.status_code == 201
+    assert len(stack.creates()) == 1
+
+
+def test_a_bad_number_in_the_path_is_a_clear_400(stack: Stack) -> None:
+    response = dnc(stack, "PUT", "not a number")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_phone_number"
+    assert response.json()["field"] == "number"
+
+
+def test_the_country_is_checked_before_the_do_not_call_list(
+    stack: Stack, configure, numbers_in_client_urls: None
+) -> None:
+    configure(ALLOWED_COUNTRIES="US")
+    dnc(stack, "PUT", LONDON_NUMBER)
+
+    response = stack.post("/api/calls", {"to": LONDON_NUMBER})
+
+    assert response.json()["code"] == "destination_not_allowed"
+
+
+def test_a_csv_list_is_imported_in_bulk(stack: Stack, tmp_path: Path) -> None:
+    listing = tmp_path / "dnc.csv"
+    listing.write_text("number,reason\n(212) 555-0199,opted out\n+44 20 7946 0958,\nnot-a-number,\n212-555-0199,dup\n")
+
+    imported = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_do_not_call.py"), str(listing), "--region", "US"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+        check=False,
+    )
+
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 2 numbers" in imported.stdout
+    assert "line 4" in imported.stdout  # the unreadable line is named, not its content
+    assert "not-a-number" not in imported.stdout
+    assert stack.post("/api/calls", {"to": NY_NUMBER}).json()["code"] == "do_not_call"
+    assert stack.post("/api/calls", {"to": LONDON_NUMBER}).json()["code"] == "do_not_call"
+
+
+# ---- the cap per number --------------------------------------------------------------------------------------
+
+
+def test_twenty_concurrent_requests_against_a_cap_of_three_place_exactly_three(stack: Stack, configure) -> None:
+    configure(CALLS_PER_NUMBER_LIMIT="3", CALLS_PER_NUMBER_WINDOW_HOURS="24")
+
+    def call(n: int):
+        return stack.session.post(
+            stack.host.base_url + "/api/calls",
+            json={"to": NY_NUMBER},
+            headers={"Idempotency-Key": f"cap-{n}"},
+            timeout=60,
+        )
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(call, range(20)))
+
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * 3 + [429] * 17
+    refused = [a for a in answers if a.status_code == 429]
+    assert all(a.json()["code"] == "call_limit_reached" for a in refused)
+    assert all(0 < int(a.headers["Retry-After"]) <= 24 * 3600 for a in refused)
+    assert len(stack.creates()) == 3
+
+
+def test_a_replay_is_not_a_new_call_and_a_refusal_is_not_counted(stack: Stack, configure) -> None:
+    configure(CALLS_PER_NUMBER_LIMIT="2")
+    first = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "cap-replay"})
+    replay = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "cap-replay"})
+    refused = stack.post("/api/calls", {"to": NY_NUMBER, "from": "+15005550006"})  # caller ID not allowed
+    validated = stack.post("/api/calls/validate", {"to": NY_NUMBER})
+    second = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "cap-second"})
+    third = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "cap-third"})
+
+    assert (first.status_code, replay.headers["Idempotent-Replayed"]) == (201, "true")
+    assert refused.json()["code"] == "caller_id_not_allowed"
+    assert validated.status_code == 200
+    assert second.status_code == 201
+    assert (third.status_code, third.json()["code"]) == (429, "call_limit_reached")
+    assert stack.post("/api/calls/validate", {"to": NY_NUMBER}).json()["code"] == "call_limit_reached"
+    assert len(stack.creates()) == 2
