@@ -1,7 +1,8 @@
 """`/api/health/ready`: is this deployment able to place a call, and if not, what to fix.
 
 Each check runs the real path (settings, Key Vault, Genesys token, call user, caller IDs, webhook secret,
-idempotency store), using the same caches as calls do, so a ready probe in steady state costs no remote request.
+SNS and Pub/Sub senders, idempotency store), using the same caches as calls do, so a ready probe in steady
+state costs no remote request.
 A check that does not apply to this deployment is `skipped`, which does not make it unready.
 """
 
@@ -111,6 +112,36 @@ def _webhook_secret(app: Services) -> str | Skipped:
     return f"Key Vault secret {name!r} readable"
 
 
+def _sns(app: Services) -> str | Skipped:
+    """AWS SNS is configured by the topics it may deliver."""
+    topics = app.settings.sns_topic_arns
+    if not topics:
+        return Skipped("SNS_TOPIC_ARNS is not set: /api/webhooks/sns refuses every message")
+    return f"{len(topics)} SNS topic(s) trusted by /api/webhooks/sns"
+
+
+def _pubsub(app: Services) -> str | Skipped:
+    """Google Pub/Sub push needs both the audience and the service accounts; one without the other is a mistake."""
+    audience, accounts = app.settings.pubsub_audience, app.settings.pubsub_service_accounts
+    if not audience and not accounts:
+        return Skipped(
+            "PUBSUB_AUDIENCE and PUBSUB_SERVICE_ACCOUNTS are not set: /api/webhooks/pubsub refuses every push"
+        )
+    if not audience or not accounts:
+        given, missing = (
+            ("PUBSUB_SERVICE_ACCOUNTS", "PUBSUB_AUDIENCE")
+            if accounts
+            else ("PUBSUB_AUDIENCE", "PUBSUB_SERVICE_ACCOUNTS")
+        )
+        raise Problem(
+            "configuration_error",
+            f"Setting {missing} is required with {given}: /api/webhooks/pubsub refuses every push.",
+            hint="Set PUBSUB_AUDIENCE to the subscription's push-auth-token-audience and PUBSUB_SERVICE_ACCOUNTS "
+            "to its push-auth-service-account (docs/webhooks.md).",
+        )
+    return f"pushes for PUBSUB_AUDIENCE from {len(accounts)} service account(s) trusted by /api/webhooks/pubsub"
+
+
 def _caller_ids(app: Services) -> str:
     allowed = app.caller_ids.allowed()
     if not allowed:
@@ -144,6 +175,8 @@ def report() -> tuple[int, dict[str, Any]]:
             _check("call_user", lambda: _call_user(app)),
             _check("caller_ids", lambda: _caller_ids(app)),
             _check("webhook_secret", lambda: _webhook_secret(app)),
+            _check("sns", lambda: _sns(app)),
+            _check("pubsub", lambda: _pubsub(app)),
             _check("idempotency_store", lambda: _store(app)),
         ]
     ready = all(check["status"] != "failed" for check in checks)

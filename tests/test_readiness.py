@@ -27,6 +27,8 @@ def test_ready_when_everything_works(stack: Stack) -> None:
         "call_user": "ok",
         "caller_ids": "ok",
         "webhook_secret": "skipped",
+        "sns": "skipped",
+        "pubsub": "skipped",
         "idempotency_store": "ok",
     }
     assert "/api/webhooks/calls is not configured" in checks(response)["webhook_secret"]["detail"]
@@ -51,7 +53,7 @@ def test_each_failure_names_its_remediation(stack: Stack) -> None:
     vault = checks(response)["key_vault"]
     assert vault["code"] == "key_vault_forbidden"
     assert "Key Vault Secrets User" in vault["remediation"]
-    assert len(checks(response)) == 7  # one failure does not hide the other checks
+    assert len(checks(response)) == 9  # one failure does not hide the other checks
 
 
 def test_genesys_down_is_reported(stack: Stack) -> None:
@@ -154,3 +156,18 @@ def test_blank_client_secret_in_the_vault_is_a_configuration_error_not_a_key(sta
     assert "'genesys-client-secret'" in checks(ready)["key_vault"]["detail"]
     assert (call.status_code, call.json()["code"]) == (500, "configuration_error")
     assert stack.genesys.requests("token") == []
+
+
+def test_push_senders_are_configured_or_skipped_and_half_a_pubsub_setting_fails(stack: Stack, configure) -> None:
+    topic, account = "arn:aws:sns:us-east-1:123456789012:calls", "push@acme.iam.gserviceaccount.com"
+    configure(SNS_TOPIC_ARNS=topic, PUBSUB_AUDIENCE="https://calls.example.net/push", PUBSUB_SERVICE_ACCOUNTS=account)
+    ready = checks(stack.get("/api/health/ready"))
+    configure(PUBSUB_AUDIENCE=None, PUBSUB_SERVICE_ACCOUNTS=account)
+    response = stack.get("/api/health/ready")
+
+    assert (ready["sns"]["status"], ready["pubsub"]["status"]) == ("ok", "ok")
+    assert response.status_code == 503
+    failed = checks(response)["pubsub"]
+    assert (failed["status"], failed["code"]) == ("failed", "configuration_error")
+    assert "PUBSUB_AUDIENCE" in failed["detail"]
+    assert topic not in response.text and account not in response.text and "example.net" not in response.text
