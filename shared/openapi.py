@@ -34,6 +34,15 @@ from shared.idempotency import MAX_KEY_LENGTH
 from shared.phone import REASON_TEXT, TYPE_NAMES
 from shared.webhooks import event_status
 from shared.webhooks.hmac_signatures import RAW_SIGNATURE, SIGNATURE_TOLERANCE_SECONDS, TIMESTAMPED_SIGNATURE
+from shared.webhooks.sns import MESSAGE_TYPE_HEADER, SIGNED_FIELDS, SUBSCRIBE, UNSUBSCRIBE
+from shared.webhooks.standard_webhooks import (
+    ID_HEADER,
+    MAX_ID_LENGTH,
+    SIGNATURE_HEADER,
+    TIMESTAMP,
+    TIMESTAMP_HEADER,
+    TOLERANCE_SECONDS,
+)
 
 DEFAULT_HOST = "your-function-app.azurewebsites.net"  # set to the function app's host when importing the connector
 JSON, PROBLEM_JSON = "application/json", "application/problem+json"
@@ -62,6 +71,8 @@ PROBLEM_CODES: dict[str, tuple[str, ...]] = {
     # The stored final answer of an asynchronous request: what placing the call met when the queue ran it.
     "GetCallRequest": ("request_not_found", *(c for c in _PLACE if c not in _INPUT[:3])),
     "ReceiveSignedWebhook": (*_PLACE, "invalid_signature"),
+    "ReceiveSnsMessage": (*_PLACE, "invalid_signature"),
+    "ReceivePubSubPush": (*_PLACE, "invalid_signature"),
     "ReceiveEvents": (*_PLACE, "too_many_events"),
     "ValidateEventsSubscription": ("validation_failed", "internal_error"),
     "PutDoNotCall": ("invalid_json", "validation_failed", "invalid_phone_number", *_DO_NOT_CALL_SERVER),
@@ -643,6 +654,75 @@ def _readiness() -> dict[str, Any]:
     }
 
 
+def _text(summary: str, description: str, **more: Any) -> dict[str, Any]:
+    return _field("string", summary, description, **more)
+
+
+def _sns_message_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "An AWS SNS HTTP(S) message; which fields are signed depends on Type.",
+        "required": ["Type", "MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion", "Signature"],
+        "properties": {
+            "Type": _text("Type", "The kind of message.", enum=list(SIGNED_FIELDS)),
+            "MessageId": _text("Message ID", "Kept by SNS across retries: the idempotency key."),
+            "TopicArn": _text("Topic ARN", "The topic; must be one of SNS_TOPIC_ARNS."),
+            "Subject": _text("Subject", "Notifications: the subject, when the publisher gave one."),
+            "Message": _text("Message", "Notifications: the CallRequest as JSON text."),
+            "Timestamp": _text("Timestamp", "When SNS sent the message (ISO-8601, UTC)."),
+            "SignatureVersion": _text("Signature Version", "1: SHA1withRSA; 2: SHA256withRSA.", enum=["1", "2"]),
+            "Signature": _text("Signature", "Base64 of the RSA signature over the message's signed fields."),
+            "SigningCertURL": _text("Signing Certificate URL", "https://sns.<region>.amazonaws.com/...pem."),
+            "SubscribeURL": _text("Subscribe URL", "Confirmations: visited to confirm the subscription."),
+            "Token": _text("Token", "Confirmations: the confirmation token."),
+            "UnsubscribeURL": _text("Unsubscribe URL", "Notifications: where to unsubscribe."),
+        },
+    }
+
+
+def _sns_acknowledged() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "An SNS subscription confirmed or an unsubscription acknowledged.",
+        "required": ["type", "topicArn", "requestId"],
+        "additionalProperties": False,
+        "properties": {
+            "type": _text("Type", "The message's Type.", enum=[SUBSCRIBE, UNSUBSCRIBE]),
+            "topicArn": _text("Topic ARN", "The topic."),
+            "requestId": _REQUEST_ID_FIELD,
+        },
+    }
+
+
+def _pubsub_push_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "A Pub/Sub push in the wrapped format.",
+        "required": ["message"],
+        "properties": {
+            "message": _field(
+                "object",
+                "Message",
+                "The pushed message.",
+                required=["data", "messageId"],
+                properties={
+                    "data": _text("Data", "Base64 of the CallRequest as JSON.", format="byte"),
+                    "messageId": _text("Message ID", "Kept across redeliveries: the idempotency key."),
+                    "publishTime": _text("Publish Time", "When the message was published."),
+                    "attributes": _field(
+                        "object",
+                        "Attributes",
+                        "The message's attributes (not used).",
+                        additionalProperties={"type": "string"},
+                    ),
+                },
+            ),
+            "subscription": _text("Subscription", "The push subscription's name."),
+            "deliveryAttempt": _field("integer", "Delivery Attempt", "With a dead-letter policy: the attempt."),
+        },
+    }
+
+
 def definitions() -> dict[str, Any]:
     return {
         "CallRequest": _call_request(),
@@ -654,6 +734,9 @@ def definitions() -> dict[str, Any]:
         "Problem": _problem(),
         "EventResults": _event_results(),
         "EventsProblem": _events_problem(),
+        "SnsMessage": _sns_message_schema(),
+        "SnsAcknowledged": _sns_acknowledged(),
+        "PubSubPush": _pubsub_push_schema(),
         "Health": _health(),
         "DoNotCallEntry": _do_not_call_entry(),
         "Readiness": _readiness(),
@@ -837,8 +920,15 @@ def _signed_webhook() -> dict[str, Any]:
     signature = _header(
         "X-Signature-256",
         "SHA-256 Signature",
-        "sha256=<hex of HMAC-SHA256(secret, raw body)>. Send this or X-Signature.",
+        "sha256=<hex of HMAC-SHA256(secret, raw body)>. Send exactly one scheme's headers.",
         "advanced",
+        pattern=_ecma(RAW_SIGNATURE),
+    )
+    github = _header(
+        "X-Hub-Signature-256",
+        "GitHub Signature",
+        "GitHub's sha256=<hex of HMAC-SHA256(secret, raw body)>; X-GitHub-Delivery is not signed and is ignored.",
+        "internal",
         pattern=_ecma(RAW_SIGNATURE),
     )
     stamped = _header(
@@ -849,17 +939,93 @@ def _signed_webhook() -> dict[str, Any]:
         "advanced",
         pattern=_ecma(TIMESTAMPED_SIGNATURE),
     )
+    standard = [
+        _header(
+            ID_HEADER,
+            "Standard Webhooks ID",
+            "Standard Webhooks: the message id, kept across the sender's retries (the idempotency key).",
+            "internal",
+            maxLength=MAX_ID_LENGTH,
+        ),
+        _header(
+            TIMESTAMP_HEADER,
+            "Standard Webhooks Timestamp",
+            f"Standard Webhooks: unix seconds, within {TOLERANCE_SECONDS} s of the function's clock.",
+            "internal",
+            pattern=TIMESTAMP.pattern,
+        ),
+        _header(
+            SIGNATURE_HEADER,
+            "Standard Webhooks Signature",
+            "Standard Webhooks: space-separated v1,<base64 of HMAC-SHA256(key, '<id>.<timestamp>.<raw body>')>, "
+            "the key being the base64 after whsec_ in the secret.",
+            "internal",
+        ),
+    ]
     return _operation(
         "ReceiveSignedWebhook",
         "Receive a signed webhook",
-        "Places a call for a service that signs its webhooks with the shared secret (HMAC-SHA256). The signature "
-        "is the idempotency key, so a redelivery never dials again; an Idempotency-Key header is not signed and "
-        "is ignored here.",
+        "Places a call for a service that signs its webhooks with the shared secret: our HMAC-SHA256 schemes, "
+        "GitHub's X-Hub-Signature-256 or Standard Webhooks; a delivery with two schemes' headers is refused. "
+        "The signature (Standard Webhooks: webhook-id) is the idempotency key, so a redelivery never dials "
+        "again; an Idempotency-Key header is not signed and is ignored here.",
         "internal",
-        [signature, stamped, CALL_REQUEST_BODY],
+        [signature, github, stamped, *standard, CALL_REQUEST_BODY],
         {
             "201": _response("Genesys Cloud accepted the call.", "CallCreated", "Location", "Idempotent-Replayed"),
             **_problems("ReceiveSignedWebhook", replays=True),
+        },
+        tag="Webhooks",
+    )
+
+
+def _sns_message() -> dict[str, Any]:
+    body = _body(_ref("SnsMessage"), "SNS Message", "The message as SNS posts it (SNS labels it text/plain).")
+    message_type = _header(
+        MESSAGE_TYPE_HEADER,
+        "SNS Message Type",
+        "Sent by SNS; must name the message's Type.",
+        "internal",
+        enum=list(SIGNED_FIELDS),
+    )
+    return _operation(
+        "ReceiveSnsMessage",
+        "Receive an AWS SNS message",
+        "Verifies an AWS SNS message (topic in SNS_TOPIC_ARNS, SHA1withRSA or SHA256withRSA signature with the "
+        "certificate from an sns.<region>.amazonaws.com host, Timestamp) before acting on it: a "
+        "SubscriptionConfirmation is confirmed, an UnsubscribeConfirmation acknowledged, and a Notification "
+        "places the call in Message, with MessageId as the idempotency key.",
+        "internal",
+        [message_type, body],
+        {
+            "200": _response("A subscription confirmed, or an unsubscription acknowledged.", "SnsAcknowledged"),
+            "201": _response("Genesys Cloud accepted the call.", "CallCreated", "Location", "Idempotent-Replayed"),
+            **_problems("ReceiveSnsMessage", replays=True),
+        },
+        tag="Webhooks",
+    )
+
+
+def _pubsub_push() -> dict[str, Any]:
+    authorization = _header(
+        "Authorization",
+        "Google OIDC Token",
+        "Bearer <the push subscription's OIDC token>: RS256 by Google, aud PUBSUB_AUDIENCE, email one of "
+        "PUBSUB_SERVICE_ACCOUNTS and verified, not expired.",
+        "internal",
+        pattern="^Bearer .+$",
+    )
+    body = _body(_ref("PubSubPush"), "Pub/Sub Push", "The wrapped push: message.data is the call request.")
+    return _operation(
+        "ReceivePubSubPush",
+        "Receive a Google Pub/Sub push",
+        "Verifies a Pub/Sub push subscription's OIDC token, then places the call in message.data (base64 of a "
+        "CallRequest), with message.messageId as the idempotency key.",
+        "internal",
+        [authorization, body],
+        {
+            "201": _response("Genesys Cloud accepted the call.", "CallCreated", "Location", "Idempotent-Replayed"),
+            **_problems("ReceivePubSubPush", replays=True),
         },
         tag="Webhooks",
     )
@@ -1016,6 +1182,8 @@ def paths() -> dict[str, Any]:
             method.lower(): _do_not_call_operation(method) for method in ("PUT", "GET", "DELETE")
         },
         "/webhooks/calls": {"post": _signed_webhook()},
+        "/webhooks/sns": {"post": _sns_message()},
+        "/webhooks/pubsub": {"post": _pubsub_push()},
         "/events/calls": {"post": _receive_events(), "options": _validate_events_subscription()},
         "/health": {"get": _get_health()},
         "/health/ready": {"get": _get_readiness()},
@@ -1049,7 +1217,7 @@ def document(host: str | None = DEFAULT_HOST) -> dict[str, Any]:
         "security": [{"apiKey": []}],
         "tags": [
             {"name": "Calls", "description": "Place calls and follow them."},
-            {"name": "Webhooks", "description": "Signed webhooks and Event Grid or CloudEvents deliveries."},
+            {"name": "Webhooks", "description": "Signed webhooks, SNS, Pub/Sub push, Event Grid and CloudEvents."},
             {"name": "Policy", "description": "Who may be called: the do-not-call list."},
             {"name": "Health", "description": "Liveness, readiness and this document."},
         ],

@@ -201,6 +201,7 @@ FORGERIES: list[tuple[str, Callable[[Sns], tuple[dict[str, Any], str | None]], s
     ("other-topic", lambda s: (sign(s.message(TopicArn=OTHER_TOPIC)), None), "TopicArn"),
     ("unknown-version", lambda s: (sign(s.message(version="2")) | {"SignatureVersion": "3"}, None), "SignatureVersion"),
     ("type-header-mismatch", lambda s: (sign(s.message()), "SubscriptionConfirmation"), "x-amz-sns-message-type"),
+    ("type-not-a-string", lambda s: ({**sign(s.message()), "Type": [None, None]}, "Notification"), "Type"),
     ("no-signature", lambda s: ({k: v for k, v in sign(s.message()).items() if k != "Signature"}, None), "Signature"),
 ]
 

@@ -105,7 +105,7 @@ class SnsVerifier:
         if not isinstance(document, dict):
             raise refused(MESSAGE_TYPE_HEADER, "The body is not an SNS message (a JSON object).")
         kind = document.get("Type")
-        if kind not in SIGNED_FIELDS:
+        if not isinstance(kind, str) or kind not in SIGNED_FIELDS:
             raise refused("Type", f"Type must be one of {', '.join(SIGNED_FIELDS)}.")
         if headers.get(MESSAGE_TYPE_HEADER) != kind:
             raise refused(MESSAGE_TYPE_HEADER, "x-amz-sns-message-type must name the message's Type.")
