@@ -3,8 +3,9 @@
 Semantics follow Stripe and the IETF Idempotency-Key draft. The first request with a key claims it with
 an atomic insert (first writer wins) before anything is dialed; the same key and body later replays the
 stored answer; a different body is `idempotency_key_reused`; a repeat while the first still runs waits
-for its answer. A claim records when the create was sent, so a claim whose owner died can be taken over
-safely when Genesys was never asked, and answers "outcome unknown" when it may have been.
+for its answer. The claim is written "sending": a call costs two Table writes, the claim and the answer.
+A failure that provably sent nothing releases the claim; an owner that died without answering leaves a claim
+that answers "outcome unknown", never a second dial (it cannot tell whether the create went out).
 Without a key, identical requests inside `DUPLICATE_WINDOW_SECONDS` share one derived key: the window
 decides only whether a new request is the same as an old one. A claim that may have reached Genesys is
 never taken over by the request it belongs to; asynchronous jobs are guarded by their own record
@@ -32,7 +33,11 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-CLAIMED, SENT, DONE = "claimed", "sent", "done"
+# A request's claim is written "sending": from then on its call may be sent, so it is never taken over, only
+# answered (two Table writes per call: the claim and the answer). An asynchronous job's record goes claimed ->
+# sent -> done, as its worker may die before its call is even planned.
+CLAIMED, SENDING, SENT, DONE = "claimed", "sending", "sent", "done"
+MAY_HAVE_SENT = (SENDING, SENT)
 POLL_SECONDS = 0.1
 MAX_KEY_LENGTH = 255
 IN_PROGRESS_RETRY_AFTER_SECONDS = 5
@@ -146,33 +151,28 @@ def check_key(key: str) -> str:
 class Claim:
     """A held record; the action calls `mark_sent` right before the request that could dial.
 
-    `keep_after_sending`: once sent, the record lives at least this long from then, whatever its window.
+    A record already written "sending" needs no write there; `sent` then only remembers, in memory, that this
+    attempt went on to the request, so a failure before it can release the claim.
     """
 
-    def __init__(
-        self, store: Store, record: Record, keep_after_sending: float = 0.0, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, store: Store, record: Record) -> None:
         self._store = store
         self.record = record
-        self._keep_after_sending = keep_after_sending
-        self._clock = clock
-
-    @property
-    def sent(self) -> bool:
-        return self.record.state == SENT
+        self.sent = False
 
     def mark_sent(self) -> None:
         if self.sent:
             return
-        expires_at = max(self.record.expires_at, self._clock() + self._keep_after_sending)
-        updated = self._store.replace(replace(self.record, state=SENT, expires_at=expires_at))
-        if updated is None:
-            raise Problem(
-                "request_in_progress",
-                "Another attempt took over this request; nothing was dialed by this one.",
-                retry_after=1,
-            )
-        self.record = updated
+        if self.record.state not in MAY_HAVE_SENT:
+            updated = self._store.replace(replace(self.record, state=SENT))
+            if updated is None:
+                raise Problem(
+                    "request_in_progress",
+                    "Another attempt took over this request; nothing was dialed by this one.",
+                    retry_after=1,
+                )
+            self.record = updated
+        self.sent = True
 
 
 @dataclass
@@ -201,7 +201,10 @@ class Idempotency:
         if key is None:
             if self.duplicate_window_seconds <= 0:
                 return action(lambda: None), False
-            store_key, lifetime = KEYLESS_PREFIX + request_fingerprint, self.duplicate_window_seconds
+            # A claim that may send outlives the window: its owner may take up to the stale limit to answer,
+            # and a retry inside the window after that answer must still find it.
+            lifetime = self.stale_seconds + self.duplicate_window_seconds
+            store_key = KEYLESS_PREFIX + request_fingerprint
         else:
             store_key, lifetime = "key:" + check_key(key), self.retention_seconds
         keyless = key is None
@@ -210,19 +213,19 @@ class Idempotency:
         while True:
             now = self.clock()
             arrived = now if arrived_at is None else min(arrived_at, now)
-            mine = Record(store_key, request_fingerprint, CLAIMED, request_id, now, now + lifetime)
+            mine = Record(store_key, request_fingerprint, SENDING, request_id, now, now + lifetime)
             claimed = self.store.create(mine)
             if claimed is not None:
-                return self._execute(self._claim(claimed, keyless), action, request_id), False
+                return self._execute(Claim(self.store, claimed), action, request_id), False
             current = self.store.read(store_key)
             if current is None:
                 continue  # released between our insert and read: try to claim again
-            if current.expires_at <= arrived and (current.state != SENT or keyless):
+            if current.expires_at <= arrived and (current.state == DONE or keyless):
                 # Past the window an identical keyless request is a new one; a key past its retention is free,
                 # unless its call may have been sent: that one answers "outcome unknown" below, never a re-dial.
                 taken = self.store.replace(replace(mine, etag=current.etag))
                 if taken is not None:
-                    return self._execute(self._claim(taken, keyless), action, request_id), False
+                    return self._execute(Claim(self.store, taken), action, request_id), False
                 continue
             if current.fingerprint != request_fingerprint:
                 raise Problem(
@@ -234,7 +237,8 @@ class Idempotency:
                 log.info("Replaying the answer of request %s", current.owner)
                 return current.reply, True
             if now - current.claimed_at > self.stale_seconds or current.expires_at <= now:
-                return self._take_over_stale(current, mine, action, request_id, keyless), False
+                log.warning("Request %s never recorded its outcome; answering outcome unknown", current.owner)
+                raise outcome_never_recorded()
             if time.monotonic() >= waited_until:
                 raise Problem(
                     "request_in_progress",
@@ -243,34 +247,19 @@ class Idempotency:
                 )
             time.sleep(POLL_SECONDS)
 
-    def _claim(self, record: Record, keyless: bool) -> Claim:
-        """A keyless claim that sent its call outlives the window: its owner may need up to the stale limit to
-        answer, and a retry inside the window after that must still find it."""
-        keep = self.stale_seconds + self.duplicate_window_seconds if keyless else 0.0
-        return Claim(self.store, record, keep_after_sending=keep, clock=self.clock)
-
-    def _take_over_stale(self, current: Record, mine: Record, action: Action, request_id: str, keyless: bool) -> Reply:
-        if current.state == SENT:
-            raise outcome_never_recorded()
-        taken = self.store.replace(replace(mine, expires_at=current.expires_at, etag=current.etag))
-        if taken is None:
-            raise Problem("request_in_progress", "Another attempt is taking over this request.", retry_after=1)
-        log.warning("Took over a stale claim of request %s that never reached Genesys", current.owner)
-        return self._execute(self._claim(taken, keyless), action, request_id)
-
     def _execute(self, claim: Claim, action: Action, request_id: str) -> Reply:
         try:
             reply = action(claim.mark_sent)
         except Problem as problem:
             if claim.sent and problem.outcome_unknown:
-                self._finish(claim, Reply.of_problem(problem, request_id))
+                self._finish(claim, Reply.of_problem(problem, request_id), outcome_unknown=True)
             else:
                 self.store.delete(claim.record)  # nothing was dialed: a retry may try again
             raise
         except Exception:
             if claim.sent:  # we cannot tell whether the call exists: never let a retry dial again
                 unknown = Problem("internal_error", "The call may have been placed.", outcome_unknown=True)
-                self._finish(claim, Reply.of_problem(unknown, request_id))
+                self._finish(claim, Reply.of_problem(unknown, request_id), outcome_unknown=True)
             else:
                 self.store.delete(claim.record)
             raise
@@ -283,12 +272,17 @@ class Idempotency:
         log.info("Purged %d expired idempotency records", removed)
         return removed
 
-    def _finish(self, claim: Claim, reply: Reply) -> None:
+    def _finish(self, claim: Claim, reply: Reply, *, outcome_unknown: bool = False) -> None:
         """Record the answer for replays. If that fails the caller still gets the real answer; the claim
-        stays `sent`, so a later retry answers "outcome unknown" instead of dialing again."""
+        stays "sending", so a later retry answers "outcome unknown" instead of dialing again.
+
+        A keyless answer's window runs from the answer; an outcome-unknown one also keeps the claim's own
+        lifetime (the stale limit plus the window), so late retries of a 503 replay it rather than dial.
+        """
         expires_at = claim.record.expires_at
-        if claim.record.key.startswith(KEYLESS_PREFIX):  # the window runs from the answer a retry would replay
-            expires_at = max(expires_at, self.clock() + self.duplicate_window_seconds)
+        if claim.record.key.startswith(KEYLESS_PREFIX):
+            answered_window = self.clock() + self.duplicate_window_seconds
+            expires_at = max(expires_at, answered_window) if outcome_unknown else answered_window
         done = replace(claim.record, state=DONE, reply=reply, expires_at=expires_at)
         try:
             recorded = self.store.replace(done) is not None
@@ -314,6 +308,11 @@ class TableStore:
         self._table = table
         self._table_ready = False
         self._lock = threading.Lock()
+
+    @property
+    def table(self) -> TableClient:
+        """The Table client (benchmarks and tests count its requests)."""
+        return self._table
 
     @staticmethod
     def _address(key: str) -> tuple[str, str]:

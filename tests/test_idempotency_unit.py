@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import Problem
-from shared.idempotency import DONE, SENT, Idempotency, MemoryStore, Record, Reply
+from shared.idempotency import DONE, SENDING, Idempotency, MemoryStore, Record, Reply
 
 
 class StoreThatFailsToRecord(MemoryStore):
@@ -30,7 +30,7 @@ def test_a_placed_call_is_answered_even_when_its_outcome_cannot_be_recorded() ->
     reply, replayed = guard.run("k", "fp", dial, request_id="r-1")
 
     assert (reply.status, replayed) == (201, False)
-    assert store.read("key:k").state == SENT  # not DONE: a retry must not dial again
+    assert store.read("key:k").state == SENDING  # not DONE: a retry must not dial again
     with pytest.raises(Problem) as retry:
         guard.run("k", "fp", dial, request_id="r-2")
     assert retry.value.code == "genesys_timeout"
