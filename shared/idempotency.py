@@ -15,7 +15,6 @@ Table Storage has no TTL: `purge_expired` deletes expired records in bounded run
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import threading
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import Problem
 from shared.logs import get_logger
+from shared.storage import ManagedTable, is_lost_race
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -305,9 +305,8 @@ class TableStore:
     """Claims as Azure Table Storage entities (`AzureWebJobsStorage`), shared by every instance."""
 
     def __init__(self, table: TableClient) -> None:
+        self._managed = ManagedTable(table, "The idempotency store")
         self._table = table
-        self._table_ready = False
-        self._lock = threading.Lock()
 
     @property
     def table(self) -> TableClient:
@@ -340,24 +339,7 @@ class TableStore:
         return entity
 
     def _call(self, operation: Callable[[], Any]) -> Any:
-        from azure.core.exceptions import AzureError, ResourceExistsError
-
-        try:
-            if not self._table_ready:
-                with self._lock:
-                    with contextlib.suppress(ResourceExistsError):
-                        self._table.create_table()
-                    self._table_ready = True
-            return operation()
-        except AzureError as error:
-            if _is_condition_failure(error):
-                raise
-            log.warning("Idempotency store unreachable: %s", type(error).__name__)
-            raise Problem(
-                "idempotency_store_unavailable",
-                "The idempotency store could not be reached; nothing was dialed.",
-                retry_after=5,
-            ) from None
+        return self._managed.call(operation)
 
     def create(self, record: Record) -> Record | None:
         from azure.core.exceptions import ResourceExistsError
@@ -407,7 +389,7 @@ class TableStore:
                 )
             )
         except Exception as error:
-            if _is_condition_failure(error):
+            if is_lost_race(error):
                 return None
             raise
         return replace(record, etag=written["etag"])
@@ -423,7 +405,7 @@ class TableStore:
                 )
             )
         except Exception as error:
-            if not _is_condition_failure(error):
+            if not is_lost_race(error):
                 raise
 
     def purge_expired(self, now: float, limit: int) -> int:
@@ -448,19 +430,10 @@ class TableStore:
                         match_condition=MatchConditions.IfNotModified,
                     )
                 except Exception as error:
-                    if not _is_condition_failure(error):  # rewritten or gone meanwhile: leave it
+                    if not is_lost_race(error):  # rewritten or gone meanwhile: leave it
                         raise
                     continue
                 removed += 1
             return removed
 
         return int(self._call(run))
-
-
-def _is_condition_failure(error: Exception) -> bool:
-    """Someone else wrote first (412) or the entity is gone (404): a lost race, not an outage."""
-    from azure.core.exceptions import HttpResponseError, ResourceExistsError
-
-    return isinstance(error, ResourceExistsError) or (
-        isinstance(error, HttpResponseError) and error.status_code in (404, 409, 412)
-    )

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import Problem
+from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
+
+log = get_logger(__name__)
 
 # Bounded waits: a storage outage must answer 503 quickly, not hold a request for the SDK's default minutes.
 _CLIENT_OPTIONS: dict[str, Any] = {
@@ -98,3 +102,42 @@ class StorageAccount:
         with contextlib.suppress(ResourceExistsError):
             client.create_queue()
         return client
+
+
+class ManagedTable:
+    """A Table client that creates its table on first use and answers an outage as a 503 problem.
+
+    A lost race (409 exists, 404 gone, 412 changed) is re-raised for the caller to read as such.
+    """
+
+    def __init__(self, client: TableClient, what: str) -> None:
+        self.client = client
+        self._what = what  # "The idempotency store", for the outage's problem
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def call(self, operation: Callable[[], Any]) -> Any:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            if not self._ready:
+                with self._lock, contextlib.suppress(ResourceExistsError):
+                    self.client.create_table()
+                self._ready = True
+            return operation()
+        except AzureError as error:
+            if is_lost_race(error):
+                raise
+            log.warning("%s unreachable: %s", self._what, type(error).__name__)
+            raise Problem(
+                "idempotency_store_unavailable",
+                f"{self._what} could not be reached; nothing was dialed.",
+                retry_after=5,
+            ) from None
+
+
+def is_lost_race(error: Exception) -> bool:
+    """Someone else wrote first (409, 412) or the entity is gone (404): not an outage."""
+    from azure.core.exceptions import HttpResponseError
+
+    return isinstance(error, HttpResponseError) and error.status_code in (404, 409, 412)

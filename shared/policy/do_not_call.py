@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shared.errors import Problem
 from shared.logs import get_logger
 from shared.phone import is_known_region, mask, normalize
+from shared.storage import ManagedTable
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -87,34 +88,15 @@ class TableDoNotCallList:
     """One entity per number in `DO_NOT_CALL_TABLE`, shared by every instance."""
 
     def __init__(self, table: TableClient) -> None:
+        self._managed = ManagedTable(table, "The do-not-call list")
         self._table = table
-        self._ready = False
-        self._lock = threading.Lock()
 
     @staticmethod
     def _row(number: str) -> str:
         return hashlib.sha256(number.encode()).hexdigest()
 
     def _call(self, operation: Callable[[], Any]) -> Any:
-        from azure.core.exceptions import AzureError, ResourceExistsError
-
-        try:
-            if not self._ready:
-                with self._lock, contextlib.suppress(ResourceExistsError):
-                    self._table.create_table()
-                self._ready = True
-            return operation()
-        except AzureError as error:
-            from azure.core.exceptions import ResourceNotFoundError
-
-            if isinstance(error, ResourceNotFoundError):
-                raise
-            log.warning("Do-not-call list unreachable: %s", type(error).__name__)
-            raise Problem(
-                "idempotency_store_unavailable",
-                "The do-not-call list could not be read; nothing was dialed.",
-                retry_after=5,
-            ) from None
+        return self._managed.call(operation)
 
     def get(self, number: str) -> Listing | None:
         from azure.core.exceptions import ResourceNotFoundError
