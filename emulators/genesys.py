@@ -33,9 +33,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+from emulators.one_write import OneWriteHandler
 
 if TYPE_CHECKING:
     from typing import Self  # annotations only: the module runs on Python 3.10
@@ -897,7 +899,7 @@ class _Server(ThreadingHTTPServer):
                 pass
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(OneWriteHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
+from emulators.one_write import OneWriteHandler
 from shared.config import storage_account
 from shared.storage import StorageAccount
 
@@ -255,9 +256,8 @@ class LocalFunctionHost:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         host = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(OneWriteHandler):
             protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as separate writes
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the app logs what matters."""
