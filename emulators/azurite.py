@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import threading
@@ -12,6 +13,7 @@ ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft): not a secret.
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 _LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at https?://127\.0\.0\.1:(\d+)")
+_ACCESS = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+" \d{3}')  # Azurite's access-log line (printed unless --silent)
 START_TIMEOUT_SECONDS = 30
 
 
@@ -21,11 +23,19 @@ class Azurite:
     In memory by default; with `location` the data lives on disk, so `restart()` (a stop and a start on the
     same ports) loses nothing written before the stop, as a storage outage does. With `oauth_tls` (a certificate
     and key) it serves HTTPS and takes Entra ID bearer tokens (`--oauth basic`), as identity-based storage
-    connects: `identity_settings()` are the app settings for that."""
+    connects: `identity_settings()` are the app settings for that. With `access_log`, every request line
+    Azurite prints (`"POST /devstoreaccount1/Tables HTTP/1.1" 201`) is appended to that file, so benchmarks
+    count storage requests from the emulator's own log."""
 
-    def __init__(self, location: Path | None = None, oauth_tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(
+        self,
+        location: Path | None = None,
+        oauth_tls: tuple[Path, Path] | None = None,
+        access_log: Path | None = None,
+    ) -> None:
         self.location = location
         self.oauth_tls = oauth_tls
+        self.access_log = access_log
         self.ports: dict[str, int] = {}
         self._process: subprocess.Popen[str] | None = None
         self._output: list[str] = []
@@ -84,14 +94,18 @@ class Azurite:
     def _read_output(self, ready: threading.Event) -> None:
         """Collect the listening ports, then keep draining the output so Azurite never blocks on it."""
         assert self._process is not None and self._process.stdout is not None
-        for line in self._process.stdout:
-            if len(self._output) < 100:
-                self._output.append(line)
-            match = _LISTENING.search(line)
-            if match:
-                self.ports[match.group(1)] = int(match.group(2))
-                if len(self.ports) == 3:
-                    ready.set()
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(self.access_log.open("a", buffering=1)) if self.access_log else None
+            for line in self._process.stdout:
+                if len(self._output) < 100:
+                    self._output.append(line)
+                match = _LISTENING.search(line)
+                if match:
+                    self.ports[match.group(1)] = int(match.group(2))
+                    if len(self.ports) == 3:
+                        ready.set()
+                elif log is not None and _ACCESS.search(line):
+                    log.write(line)
         ready.set()  # Azurite exited: start() reports what it printed
 
     def stop(self) -> None:

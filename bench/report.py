@@ -1,0 +1,202 @@
+"""Markdown tables of a run for docs/benchmarks.md, each target judged from the run's own figures.
+
+Nothing here is typed by hand: a figure the run did not produce shows as "not measured".
+
+    python -m bench.report bench/results.json [BEFORE.json]
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+MISSING = "not measured"
+
+
+def _met(ok: bool | None) -> str:
+    return MISSING if ok is None else ("met" if ok else "**not met**")
+
+
+def steady_per_call(results: dict[str, Any]) -> dict[str, float] | None:
+    """Requests per call over every throughput level (all after the warm-up)."""
+    if "throughput" not in results:
+        return None
+    levels = results["throughput"]["levels"]
+    calls = sum(level["calls"] for level in levels)
+    totals: dict[str, float] = {}
+    for key in ("genesys_requests", "table_requests", "table_writes"):
+        totals[key] = round(sum(level["requests_per_call"][key] * level["calls"] for level in levels) / calls, 3)
+    return totals
+
+
+def scales(levels: list[dict[str, Any]], knee: int) -> bool:
+    """Throughput rises at every step up to the knee, and past it holds at least 90% of the peak."""
+    rates = [level["calls_per_second"] for level in levels]
+    upto = [level["calls_per_second"] for level in levels if level["concurrency"] <= knee]
+    rising = all(b >= a for a, b in itertools.pairwise(upto))
+    return rising and min(rates[len(upto) :], default=max(rates)) >= 0.9 * max(rates)
+
+
+def targets(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    overhead = results.get("overhead")
+    for name, floor in (("no_store", "raw create"), ("table", "raw create + 2 raw Table inserts")):
+        ratio = overhead[name]["ratio"]["p50"] if overhead else None
+        yield (
+            f"p50 overhead vs {floor} ≤ 1.10",
+            MISSING if ratio is None else f"{ratio:.2f}x",
+            _met(None if ratio is None else ratio <= 1.10),
+        )
+    steady = steady_per_call(results)
+    genesys = steady["genesys_requests"] if steady else None
+    yield (
+        "Genesys requests per call = 1.00",
+        MISSING if genesys is None else f"{genesys:.3f}",
+        _met(None if genesys is None else round(genesys, 2) == 1.00),
+    )
+    writes = steady["table_writes"] if steady else None
+    yield (
+        "Table writes per call ≤ 2",
+        MISSING if writes is None else f"{writes:.3f}",
+        _met(None if writes is None else writes <= 2.0),
+    )
+    throughput = results.get("throughput")
+    if throughput:
+        levels, knee = throughput["levels"], throughput["knee"]
+        peak = max(levels, key=lambda level: level["calls_per_second"])
+        figure = f"knee at {knee} clients; peak {peak['calls_per_second']} calls/s at {peak['concurrency']}"
+        yield ("throughput grows with concurrency until saturation", figure, _met(scales(levels, knee)))
+    else:
+        yield ("throughput grows with concurrency until saturation", MISSING, MISSING)
+    imports = results.get("imports")
+    ratio = imports["app_to_dependencies"] if imports else None
+    yield (
+        "cold import ≤ 1.0 x the dependencies alone",
+        MISSING if ratio is None else f"{ratio:.2f}x",
+        _met(None if ratio is None else ratio <= 1.0),
+    )
+    memory = results.get("memory")
+    if memory:
+        figure = f"RSS {memory['rss_growth_mib']:+.2f} MiB, Python heap {memory['traced_growth_mib']:+.2f} MiB"
+        ok = max(memory["rss_growth_mib"], memory["traced_growth_mib"]) < 1.0
+        yield (f"memory growth < 1 MiB per {memory['calls']:,} calls", figure, _met(ok))
+    else:
+        yield ("memory growth < 1 MiB per 10,000 calls", MISSING, MISSING)
+
+
+def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def sections(results: dict[str, Any]) -> Iterator[str]:
+    rows: list[tuple[Any, ...]]
+    yield "### Targets\n\n" + table(("target", "measured", "verdict"), list(targets(results)))
+    if "overhead" in results:
+        rows = []
+        for name, title in (("no_store", "no store"), ("table", "Azurite")):
+            o = results["overhead"][name]
+            for q in ("p50", "p95", "p99"):
+                rows.append((title, q, f"{o['app_ms'][q]:.2f}", f"{o['floor_ms'][q]:.2f}", f"{o['ratio'][q]:.2f}x"))
+        n = results["overhead"]["no_store"]["app_ms"]["n"]
+        yield f"### One call in-process against its floor ({n:,} each, interleaved)\n\n" + table(
+            ("store", "", "app, ms", "floor, ms", "ratio"), rows
+        )
+    if "throughput" in results:
+        rows = []
+        for level in results["throughput"]["levels"]:
+            per_call, latency = level["requests_per_call"], level["latency_ms"]
+            rows.append(
+                (
+                    level["concurrency"],
+                    level["calls_per_second"],
+                    f"{latency['p50']:.1f}",
+                    f"{latency['p95']:.1f}",
+                    f"{latency['p99']:.1f}",
+                    level["failures"],
+                    f"{per_call['genesys_requests']:.3f}",
+                    f"{per_call['table_requests']:.3f}",
+                    f"{per_call['table_writes']:.3f}",
+                )
+            )
+        seconds = results["throughput"]["seconds_per_level"]
+        yield (
+            f"### Throughput through the local host over HTTP ({seconds:g} s per level)\n\n"
+            + table(
+                (
+                    "clients",
+                    "calls/s",
+                    "p50 ms",
+                    "p95 ms",
+                    "p99 ms",
+                    "failures",
+                    "Genesys req/call",
+                    "Table req/call",
+                    "Table writes/call",
+                ),
+                rows,
+            )
+            + f"\n\nKnee: {results['throughput']['knee']} concurrent clients."
+        )
+    if "cold_start" in results:
+        cold = results["cold_start"]
+        rows = [(part, f"{ms:.1f}") for part, ms in cold["parts_ms"].items()]
+        rows.append(("**first call (all but import and indexing)**", f"{cold['first_call_ms']:.1f}"))
+        rows.append(("second call, for comparison", f"{cold['second_call_ms']:.1f}"))
+        yield f"### Cold start, median of {cold['runs']} fresh processes\n\n" + table(("part", "ms"), rows)
+    if "memory" in results:
+        memory = results["memory"]
+        rows = [(f"{s['calls']:,}", f"{s['rss_mib']:.2f}", f"{s['traced_mib']:.3f}") for s in memory["samples"]]
+        text = table(("calls after warm-up", "RSS MiB", "traced Python heap MiB"), rows)
+        sites = [(f"`{site['site']}`", site["kib"]) for site in memory["top_growth"]]
+        yield (
+            "### Memory over 10,000 calls\n\n"
+            + text
+            + "\n\nWhere the traced heap grew most:\n\n"
+            + table(("allocation site", "KiB"), sites)
+        )
+    if "imports" in results:
+        imports = results["imports"]
+        rows = [(name, f"{ms:.0f}") for name, ms in imports["median_ms"].items()]
+        note = f"\n\n{imports['genesys_sdk_skipped']}" if "genesys_sdk_skipped" in imports else ""
+        yield (
+            f"### Cold import, median of {imports['runs']} fresh interpreters\n\n"
+            + table(("import", "ms"), rows)
+            + note
+        )
+
+
+def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Headline figures of two runs side by side."""
+
+    def figures(results: dict[str, Any]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if "overhead" in results:
+            o = results["overhead"]
+            out["raw create p50 (no-store floor), ms"] = f"{o['no_store']['floor_ms']['p50']:.2f}"
+            out["app in-process p50, no store, ms"] = f"{o['no_store']['app_ms']['p50']:.2f}"
+            out["app in-process p50, Azurite, ms"] = f"{o['table']['app_ms']['p50']:.2f}"
+            out["app in-process p99, Azurite, ms"] = f"{o['table']['app_ms']['p99']:.2f}"
+        if "throughput" in results:
+            levels = results["throughput"]["levels"]
+            out["HTTP p50 at 1 client, ms"] = f"{levels[0]['latency_ms']['p50']:.1f}"
+            out["peak calls/s"] = str(max(level["calls_per_second"] for level in levels))
+        steady = steady_per_call(results)
+        if steady:
+            out["Table writes per call"] = f"{steady['table_writes']:.3f}"
+        return out
+
+    old, new = figures(before), figures(after)
+    rows = [(name, old.get(name, MISSING), new.get(name, MISSING)) for name in {**old, **new}]
+    return table(("figure", "before", "after"), rows)
+
+
+if __name__ == "__main__":
+    after = json.loads(Path(sys.argv[1]).read_text())
+    print("\n\n".join(sections(after)))
+    if len(sys.argv) > 2:
+        print("\n### Before and after\n\n" + compare(json.loads(Path(sys.argv[2]).read_text()), after))
