@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import azure.functions as func
 
 from shared.async_requests import POISON_QUEUE_NAME, QUEUE_NAME
@@ -20,6 +22,7 @@ from shared.logs import quiet_sdk_loggers
 from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
 from shared.services import services
+from shared.status_callbacks import QUEUE_NAME as STATUS_QUEUE_NAME
 from shared.webhooks import SignedCall, abuse_protection, answer_events, is_binary_cloudevent, read_delivery
 from shared.webhooks.pubsub import MAX_PUSH_BYTES
 from shared.webhooks.sns import MAX_SNS_BYTES, NOTIFICATION, SUBSCRIBE
@@ -58,6 +61,33 @@ def place_queued_call(msg: func.QueueMessage) -> None:
 @app.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE_NAME, connection="AzureWebJobsStorage")
 def record_poisoned_call(msg: func.QueueMessage) -> None:
     services().async_requests.fail(msg.get_body().decode("utf-8", errors="replace"))
+
+
+@app.queue_trigger(arg_name="msg", queue_name=STATUS_QUEUE_NAME, connection="AzureWebJobsStorage")
+def watch_call_status(msg: func.QueueMessage) -> None:
+    services().status_watcher.run(msg.get_body().decode("utf-8", errors="replace"))
+
+
+@app.route(route="subscriptions", methods=["POST"])
+@endpoint
+def subscribe(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    subscription = services().subscriptions.subscribe(read_json_object(req))
+    location = _public_url(req, f"/api/subscriptions/{subscription.id}")  # Power Automate DELETEs it
+    return json_response(201, {**subscription.to_json(), "requestId": request_id}, request_id, {"Location": location})
+
+
+@app.route(route="subscriptions/{subscriptionId}", methods=["DELETE"])
+@endpoint
+def unsubscribe(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+    subscription_id = req.route_params.get("subscriptionId", "")
+    deleted = services().subscriptions.unsubscribe(subscription_id)
+    return json_response(200, {"id": subscription_id[:36], "deleted": deleted, "requestId": request_id}, request_id)
+
+
+def _public_url(req: func.HttpRequest, path: str) -> str:
+    """An absolute URL on the host the caller used."""
+    url = urlsplit(req.url)
+    return f"{url.scheme}://{req.headers.get('host') or url.netloc}{path}"
 
 
 @app.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)

@@ -231,6 +231,10 @@ class Org:
     permissions: set[str] = field(default_factory=set)
     unreachable_numbers: set[str] = field(default_factory=set)
     busy_numbers: set[str] = field(default_factory=set)
+    # The callee's script for other numbers: contacting for 1 s, alerting, answered `answer_after_seconds` after
+    # the create (None: never), hanging up `hang_up_after_seconds` after answering (None: never).
+    answer_after_seconds: float | None = None
+    hang_up_after_seconds: float | None = None
     conversations: dict[str, dict] = field(default_factory=dict)
     callbacks: list[dict] = field(default_factory=list)
 
@@ -311,7 +315,11 @@ _ROUTES = (
 
 
 def _now_iso() -> str:
-    return datetime.now(_UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(_UTC))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(_UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _media_type(headers: dict[str, str]) -> str:
@@ -755,6 +763,14 @@ class GenesysEmulator:
                 "errorInfo": {"code": code, "message": message},
                 "endTime": _now_iso(),
             }
+        answer, hang_up = self.org.answer_after_seconds, self.org.hang_up_after_seconds
+        if failure is None and answer is not None and elapsed >= answer:
+            started = _parse_time(record["startTime"])
+            connected = {"connectedTime": _iso(started + timedelta(seconds=answer))}
+            if hang_up is not None and elapsed >= answer + hang_up:
+                ended = _iso(started + timedelta(seconds=answer + hang_up))
+                return {"state": "disconnected", "disconnectType": "peer", **connected, "endTime": ended}
+            return {"state": "connected", **connected}
         return {"state": "contacting" if elapsed < 1.0 else "alerting"}
 
     def _dids(self, request: RecordedRequest) -> _Response:

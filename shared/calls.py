@@ -22,6 +22,8 @@ from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, Reply, fingerprint
 from shared.logs import get_logger
 from shared.policy import CallPolicy
+from shared.status_callbacks import StatusCallback, StatusWatcher
+from shared.status_callbacks.targets import EVENTS_FIELD, URL_FIELD
 
 log = get_logger(__name__)
 
@@ -47,11 +49,14 @@ KNOWN_FIELDS = {
     "uuiData",
     "mode",
     "scheduledTime",
+    URL_FIELD,
+    EVENTS_FIELD,
     *_TEXT_FIELDS,
 }
 MODES = ("call", "callback")
 # CreateCallbackCommand has no user, UUI, label or external contact: refuse them rather than drop them.
-_CALL_ONLY_FIELDS = ("userId", "uuiData", "label", "externalContactId")
+# Status callbacks watch a call conversation; a callback waits in a queue until an agent takes it.
+_CALL_ONLY_FIELDS = ("userId", "uuiData", "label", "externalContactId", URL_FIELD, EVENTS_FIELD)
 CLOCK_SKEW_SECONDS = 60
 
 
@@ -167,6 +172,7 @@ class CallRequest:
     passthrough: dict[str, str]  # callerIdName, uuiData, label, externalContactId as given
     mode: str = "call"
     scheduled_time: str | None = None
+    status_callback: StatusCallback | None = None  # ours: never sent to Genesys
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> CallRequest:
@@ -194,6 +200,7 @@ class CallRequest:
             passthrough={k: v for k, v in passthrough.items() if v is not None},
             mode=mode,
             scheduled_time=_scheduled_time(body),
+            status_callback=StatusCallback.from_json(body),
         )
 
 
@@ -209,11 +216,15 @@ class CallPlan:
     mode: str = "call"
     scheduled_time: str | None = None
     scheduled_by_calling_hours: bool = False  # a callback asked for now, moved to the callee's calling hours
+    status_callback: StatusCallback | None = None
 
     @property
     def fingerprint(self) -> str:
-        """What makes two requests the same call: the user and the exact Genesys body."""
-        return fingerprint({"mode": self.mode, "userId": self.user_id, "body": self.genesys_body})
+        """What makes two requests the same call: the user, the exact Genesys body and where its status goes."""
+        meaning: dict[str, Any] = {"mode": self.mode, "userId": self.user_id, "body": self.genesys_body}
+        if self.status_callback is not None:
+            meaning["statusCallback"] = self.status_callback.to_json()
+        return fingerprint(meaning)
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -238,18 +249,22 @@ class CallService:
         genesys: GenesysClient,
         idempotency: Idempotency,
         policy: CallPolicy,
+        watcher: StatusWatcher | None = None,
     ) -> None:
         self._settings = settings
         self._caller_ids = caller_ids
         self._genesys = genesys
         self._idempotency = idempotency
         self._policy = policy
+        self._watcher = watcher
 
     def plan(self, request: CallRequest) -> CallPlan:
         """Decide everything about the call, or raise the problem dialing would meet; sends no create."""
         region = request.region or self._settings.default_phone_region
         to = phone.normalize(request.to, region, field="to", allow_premium_rate=self._settings.allow_premium_rate)
         self._check_allowed(request)
+        if request.status_callback is not None:
+            self._check_callback(request.status_callback)
         scheduled = _instant(request.scheduled_time) if request.scheduled_time else None
         schedule_at = self._policy.check(to, callback=request.mode == "callback", scheduled=scheduled)
         if request.mode == "callback":
@@ -264,7 +279,13 @@ class CallService:
         if request.attributes:
             body["attributes"] = request.attributes
         body.update(request.passthrough)
-        return CallPlan(to, caller_id, user_id, request.queue_id, body)
+        return CallPlan(to, caller_id, user_id, request.queue_id, body, status_callback=request.status_callback)
+
+    def _check_callback(self, callback: StatusCallback) -> None:
+        """A status callback goes only to an allowed host (422 naming the field), checked before dialing."""
+        if self._watcher is None:
+            raise Problem("configuration_error", "Status callbacks are not available in this deployment.")
+        self._watcher.check(callback)
 
     def _check_allowed(self, request: CallRequest) -> None:
         """Refuse a user or queue the settings do not allow, before anything (even a queue read) reaches Genesys."""
@@ -308,7 +329,11 @@ class CallService:
         """The call's status from Genesys, mapped to initiated | ringing | connected | ended | failed."""
         check_genesys_id(conversation_id, "conversationId")
         conversation = self._genesys.get_call(conversation_id, Deadline(self._settings.call_deadline_seconds))
-        return describe(conversation)
+        document = describe(conversation)
+        deliveries = self._watcher.deliveries(conversation_id) if self._watcher else None
+        if deliveries is not None:
+            document["statusCallbacks"] = deliveries
+        return document
 
     def answer(
         self,
@@ -353,9 +378,13 @@ class CallService:
             answer = self.place(plan, request_id, before_send=mark_all_sent)
             return Reply(201, answer, {"Location": f"/api/calls/{answer['conversationId']}"})
 
-        return self._idempotency.run(
+        reply, replayed = self._idempotency.run(
             idempotency_key, plan.fingerprint, dial, request_id=request_id, arrived_at=arrived_at
         )
+        if reply.status == 201 and plan.mode == "call" and self._watcher is not None:
+            # After the answer is recorded; a replay starts a watch that failed to start (it is idempotent).
+            self._watcher.start(reply.body["conversationId"], reply.body["requestId"], plan.status_callback)
+        return reply, replayed
 
     def place(self, plan: CallPlan, request_id: str, before_send: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Send the one create request and describe the call that Genesys accepted."""

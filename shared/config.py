@@ -44,6 +44,7 @@ DEFAULT_CALLING_HOURS = "08:00-21:00"  # TCPA: no solicitation before 8 am or af
 GENESYS_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*")
 PLACEHOLDER = re.compile(r"<[^>]*>")  # `<your-vault>`, `<OAuth client id ...>` in local.settings.json.example
 TRUE_WORDS = {"true", "1", "yes"}
 FALSE_WORDS = {"false", "0", "no", ""}
@@ -91,6 +92,12 @@ class Settings:
     do_not_call_table: str
     calls_per_number_limit: int | None  # None: no cap
     calls_per_number_window_seconds: float
+    status_callback_allowed_hosts: frozenset[str]  # lowercase; empty: statusCallbackUrl is refused
+    allow_insecure_http: bool  # GENESYS_ALLOW_INSECURE_HTTP: also plain-HTTP callbacks to loopback (emulators)
+    status_poll_seconds: float
+    status_poll_max_seconds: float
+    status_watch_max_seconds: float
+    status_callback_retry_seconds: float
 
     @property
     def uses_genesys_caller_ids(self) -> bool:
@@ -336,6 +343,14 @@ def _hours(env: Mapping[str, str], name: str, default: float) -> float:
     return hours
 
 
+def _hosts(env: Mapping[str, str], name: str) -> frozenset[str]:
+    """Comma-separated host names (no scheme, port or path), lowercased."""
+    hosts = frozenset(item.strip().lower().rstrip(".") for item in (_text(env, name) or "").split(",") if item.strip())
+    if not all(HOST_NAME.fullmatch(host) for host in hosts):
+        raise _config_error(name, "must be host names separated by commas (no scheme, port or path)")
+    return hosts
+
+
 def _cap(env: Mapping[str, str]) -> int | None:
     return _positive_int(env, "CALLS_PER_NUMBER_LIMIT", 0) or None
 
@@ -425,4 +440,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         do_not_call_table=_table_name(env, "DO_NOT_CALL_TABLE", "donotcall"),
         calls_per_number_limit=_cap(env),
         calls_per_number_window_seconds=3600 * _hours(env, "CALLS_PER_NUMBER_WINDOW_HOURS", 24.0),
+        status_callback_allowed_hosts=_hosts(env, "STATUS_CALLBACK_ALLOWED_HOSTS"),
+        allow_insecure_http=allow_http,
+        status_poll_seconds=_at_least_one_second(env, "STATUS_POLL_SECONDS", 5.0),
+        status_poll_max_seconds=_at_least_one_second(env, "STATUS_POLL_MAX_SECONDS", 60.0),
+        status_watch_max_seconds=_at_least_one_second(env, "STATUS_WATCH_MAX_SECONDS", 7200.0),
+        status_callback_retry_seconds=_at_least_one_second(env, "STATUS_CALLBACK_RETRY_SECONDS", 5.0),
     )

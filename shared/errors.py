@@ -77,6 +77,12 @@ CATALOG: dict[str, CatalogEntry] = {
         "Wait for Retry-After seconds: then the oldest counted call leaves the window (CALLS_PER_NUMBER_LIMIT "
         "calls per CALLS_PER_NUMBER_WINDOW_HOURS).",
     ),
+    "callback_url_not_allowed": CatalogEntry(
+        422,
+        "Status callback URL not allowed",
+        False,
+        "Send an https:// statusCallbackUrl (or notificationUrl) on a host listed in STATUS_CALLBACK_ALLOWED_HOSTS.",
+    ),
     "caller_id_required": CatalogEntry(
         422,
         "No caller ID available",

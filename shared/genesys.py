@@ -236,7 +236,12 @@ class GenesysClient:
                     f"Genesys Cloud answered {answer.status} without a JSON body.",
                     outcome_unknown=creating_call,
                 )
-            raise problem_from_genesys(answer.status, answer.body, answer.correlation_id, creating_call=creating_call)
+            problem = problem_from_genesys(
+                answer.status, answer.body, answer.correlation_id, creating_call=creating_call
+            )
+            if answer.status == 429 and answer.retry_after is not None:
+                problem.retry_after = max(1, answer.retry_after)  # Genesys's own wait, not the default
+            raise problem
         return answer
 
     def _send_create(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:

@@ -58,6 +58,7 @@ _POLICY = (
     "call_limit_reached",
     "caller_id_required",
     "caller_id_not_allowed",
+    "callback_url_not_allowed",
 )
 _GENESYS = tuple(code for code in CATALOG if code.startswith("genesys_"))  # every answer Genesys can be mapped to
 _SERVER = ("key_vault_unavailable", "key_vault_forbidden", "secret_not_found", "configuration_error", "internal_error")

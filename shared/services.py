@@ -23,6 +23,15 @@ from shared.policy import CallPolicy
 from shared.policy.call_cap import CallCap
 from shared.policy.do_not_call import DoNotCallList, DoNotCallRegistry, MemoryDoNotCallList, TableDoNotCallList
 from shared.secrets import KeyVaultSecrets, SecretSource, StaticSecrets
+from shared.status_callbacks import (
+    MemorySubscriptionRows,
+    Poster,
+    StatusQueue,
+    StatusWatcher,
+    Subscriptions,
+    TableSubscriptionRows,
+    WatchSettings,
+)
 from shared.webhooks import GoogleKeys, PubSubVerifier, Senders, SignatureVerifier, SnsVerifier
 
 log = get_logger(__name__)
@@ -40,6 +49,8 @@ class Services:
     idempotency: Idempotency
     policy: CallPolicy
     do_not_call: DoNotCallRegistry
+    status_watcher: StatusWatcher
+    subscriptions: Subscriptions
     call_user_state: RefreshingValue[Any] | None  # GENESYS_CALL_USER_ID's `state`, cached for readiness
 
     @property
@@ -77,7 +88,22 @@ def services() -> Services:
         duplicate_window_seconds=settings.duplicate_window_seconds,
     )
     policy = _call_policy(settings, store)
-    calls = CallService(settings, caller_ids, genesys, idempotency, policy)
+    subscriptions = Subscriptions(
+        TableSubscriptionRows(settings.storage.table(settings.idempotency_table))
+        if settings.storage
+        else MemorySubscriptionRows(),
+        settings.status_callback_allowed_hosts,
+        allow_insecure_loopback=settings.allow_insecure_http,
+    )
+    watcher = StatusWatcher(
+        store,
+        StatusQueue(settings.storage) if settings.storage else None,
+        genesys,
+        Poster(lambda: _webhook_secrets(settings, secrets, False)[0]),
+        subscriptions,
+        _watch_settings(settings),
+    )
+    calls = CallService(settings, caller_ids, genesys, idempotency, policy, watcher)
     signatures = Senders(
         SignatureVerifier(
             lambda refresh: _webhook_secrets(settings, secrets, refresh),
@@ -110,6 +136,8 @@ def services() -> Services:
         idempotency,
         policy,
         DoNotCallRegistry(policy.do_not_call, settings.default_phone_region),
+        watcher,
+        subscriptions,
         call_user_state,
     )
 
@@ -126,6 +154,18 @@ def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -
     current = secrets.get(name, refresh=refresh)
     previous = secrets.get_optional(f"{name}-previous", refresh=refresh)
     return [current, previous] if previous else [current]
+
+
+def _watch_settings(settings: Settings) -> WatchSettings:
+    return WatchSettings(
+        allowed_hosts=settings.status_callback_allowed_hosts,
+        allow_insecure_loopback=settings.allow_insecure_http,
+        poll_seconds=settings.status_poll_seconds,
+        max_poll_interval_seconds=settings.status_poll_max_seconds,
+        max_age_seconds=settings.status_watch_max_seconds,
+        retry_seconds=settings.status_callback_retry_seconds,
+        retention_seconds=settings.idempotency_retention_seconds,
+    )
 
 
 def _call_policy(settings: Settings, store: Store) -> CallPolicy:

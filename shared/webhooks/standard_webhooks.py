@@ -42,6 +42,11 @@ def signing_key(secret: str) -> bytes | None:
     return key or None
 
 
+def signature(key: bytes, message_id: str, timestamp: str, body: bytes) -> bytes:
+    """The raw `v1` HMAC-SHA256 over `"<webhook-id>.<webhook-timestamp>.<raw body>"`, for senders and receivers."""
+    return hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+
+
 class StandardWebhooks:
     """Verifies a Standard Webhooks delivery against the shared secrets."""
 
@@ -66,13 +71,12 @@ class StandardWebhooks:
         candidates = [base64.b64decode(match["b64"]) for match in map(V1_SIGNATURE.match, signatures.split()) if match]
         if not candidates:
             raise refused(SIGNATURE_HEADER, "webhook-signature holds no 'v1,<base64 HMAC-SHA256>' signature.")
-        content = f"{message_id}.{stamp.strip()}.".encode() + body
 
         def matches(secret: str) -> bool:
             key = signing_key(secret)
             if key is None:
                 return False
-            expected = hmac.new(key, content, hashlib.sha256).digest()
+            expected = signature(key, message_id, stamp.strip(), body)
             return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
 
         if not self._secrets.any_matches(matches):

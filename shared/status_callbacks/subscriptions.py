@@ -1,0 +1,179 @@
+"""Power Automate "When a call ends" subscriptions, kept in Table Storage until the flow removes them.
+
+Power Automate calls `POST /api/subscriptions` with its callback URL when a flow with the trigger is saved
+or turned on, keeps the `Location` of the 201 answer, and sends `DELETE` there when the flow is deleted or
+turned off. The rows live in the idempotency table under their own partition and carry no expiry, so the
+purge timer never removes them: a subscription lasts exactly as long as the flow.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared.errors import Problem
+from shared.logs import get_logger
+from shared.status_callbacks.targets import check_url
+from shared.storage import ManagedTable
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+log = get_logger(__name__)
+
+PARTITION = "subscription"  # idempotency rows use two-hex-digit partitions: no collision
+MAX_SUBSCRIPTIONS = 50  # each ended call is posted to every subscription
+POWER_AUTOMATE_HOST_SUFFIXES = (".logic.azure.com",)  # prod-NN.<region>.logic.azure.com callback URLs
+NOTIFICATION_FIELD = "notificationUrl"
+CACHE_SECONDS = 60.0
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    url: str
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """What the API shows: never the URL, which is a signed SAS URL (a credential)."""
+        return {"id": self.id, "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at))}
+
+
+class SubscriptionRows(Protocol):
+    def insert(self, subscription: Subscription) -> None: ...
+    def get(self, subscription_id: str) -> Subscription | None: ...
+    def delete(self, subscription_id: str) -> bool: ...
+    def all(self) -> list[Subscription]: ...
+
+
+class MemorySubscriptionRows:
+    """One process only (no storage configured)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, Subscription] = {}
+        self._lock = threading.Lock()
+
+    def insert(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._rows[subscription.id] = subscription
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        return self._rows.get(subscription_id)
+
+    def delete(self, subscription_id: str) -> bool:
+        with self._lock:
+            return self._rows.pop(subscription_id, None) is not None
+
+    def all(self) -> list[Subscription]:
+        with self._lock:
+            return list(self._rows.values())
+
+
+class TableSubscriptionRows:
+    """Rows `PartitionKey=subscription`, `RowKey=<id>` in the idempotency table."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = ManagedTable(table, "The subscription store")
+
+    def insert(self, subscription: Subscription) -> None:
+        entity = {"PartitionKey": PARTITION, "RowKey": subscription.id, "Url": subscription.url}
+        self._table.call(lambda: self._table.client.create_entity({**entity, "CreatedAt": subscription.created_at}))
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self._table.call(lambda: self._table.client.get_entity(PARTITION, subscription_id))
+        except ResourceNotFoundError:
+            return None
+        return _row(entity)
+
+    def delete(self, subscription_id: str) -> bool:
+        if self.get(subscription_id) is None:
+            return False
+        self._table.call(lambda: self._table.client.delete_entity(PARTITION, subscription_id))
+        return True
+
+    def all(self) -> list[Subscription]:
+        def query() -> list[Subscription]:
+            rows = self._table.client.query_entities("PartitionKey eq @p", parameters={"p": PARTITION})
+            return [_row(entity) for entity in rows]
+
+        return list(self._table.call(query))
+
+
+def _row(entity: Any) -> Subscription:
+    return Subscription(str(entity["RowKey"]), str(entity["Url"]), float(entity.get("CreatedAt") or 0))
+
+
+class Subscriptions:
+    """Subscribe, unsubscribe, and the list each ended call is posted to (cached briefly per instance)."""
+
+    def __init__(
+        self,
+        rows: SubscriptionRows,
+        allowed_hosts: Iterable[str],
+        *,
+        allow_insecure_loopback: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._rows = rows
+        self._allowed_hosts = frozenset(allowed_hosts)
+        self._insecure = allow_insecure_loopback
+        self._clock = clock
+        self._cached: tuple[float, list[Subscription]] | None = None
+
+    def check(self, url: str) -> str:
+        """A Power Automate callback URL (`*.logic.azure.com`) or one on STATUS_CALLBACK_ALLOWED_HOSTS."""
+        return check_url(
+            url,
+            self._allowed_hosts,
+            allow_insecure_loopback=self._insecure,
+            host_suffixes=POWER_AUTOMATE_HOST_SUFFIXES,
+            field=NOTIFICATION_FIELD,
+        )
+
+    def subscribe(self, body: dict[str, Any]) -> Subscription:
+        url = body.get(NOTIFICATION_FIELD)
+        if not isinstance(url, str) or not url.strip() or len(url) > 4096:
+            raise Problem(
+                "validation_failed", f"'{NOTIFICATION_FIELD}' must be an https:// URL.", field=NOTIFICATION_FIELD
+            )
+        self.check(url.strip())
+        if len(self._rows.all()) >= MAX_SUBSCRIPTIONS:
+            raise Problem(
+                "validation_failed",
+                f"There are already {MAX_SUBSCRIPTIONS} subscriptions; delete unused flows' triggers first.",
+                field=NOTIFICATION_FIELD,
+            )
+        subscription = Subscription(str(uuid.uuid4()), url.strip(), self._clock())
+        self._rows.insert(subscription)
+        self._cached = None
+        log.info("Subscription %s created", subscription.id)
+        return subscription
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        """Remove it; False when there was none (DELETE is idempotent: Power Automate may send it twice)."""
+        deleted = _UUID.match(subscription_id) is not None and self._rows.delete(subscription_id)
+        self._cached = None
+        log.info("Subscription %s %s", subscription_id[:36], "deleted" if deleted else "was not there")
+        return deleted
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        return self._rows.get(subscription_id)
+
+    def all(self) -> list[Subscription]:
+        return self._rows.all()
+
+    def any(self) -> bool:
+        """Whether calls must be watched for subscribers (cached CACHE_SECONDS: one Table query a minute)."""
+        now = self._clock()
+        if self._cached is None or now - self._cached[0] > CACHE_SECONDS:
+            self._cached = (now, self._rows.all())
+        return bool(self._cached[1])

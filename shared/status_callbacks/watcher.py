@@ -1,0 +1,351 @@
+"""Watching a placed call and posting its status events: a chain of delayed storage-queue messages.
+
+A serverless app cannot hold Genesys's notification WebSocket, and EventBridge delivery needs an AWS
+account (docs/callbacks.md), so the function polls: after a call is placed it writes a record
+`callbacks:<conversationId>` in the idempotency table and queues a message to `call-status`, visible after
+`STATUS_POLL_SECONDS`. Each run reads the conversation once, records each newly reached event, posts the
+due deliveries, and queues the next step, visible after a doubling interval (capped at
+`STATUS_POLL_MAX_SECONDS`), a Genesys `Retry-After`, or a delivery's retry time, until the call has ended or
+failed and every delivery is settled, or `STATUS_WATCH_MAX_SECONDS` have passed.
+
+The queue delivers at least once. Each message carries the step (`tick`) it is for and the record says
+which step is current: an older step's duplicate does nothing, a step from the future (its record write is
+still on its way) is retried later. The next message is queued before the record moves on, and never visible
+sooner than a second, so a lost record write repeats the step instead of ending the chain; a repeated step may
+post an event again, always with the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from shared.call_status import describe
+from shared.deadline import Deadline
+from shared.errors import Problem
+from shared.genesys import GenesysClient
+from shared.idempotency import Record, Store
+from shared.logs import get_logger, log_fields
+from shared.status_callbacks.delivery import (
+    DELIVERED,
+    MAX_ATTEMPTS,
+    PENDING,
+    UNDELIVERABLE,
+    Poster,
+    event_document,
+    iso_now,
+)
+from shared.status_callbacks.subscriptions import Subscriptions
+from shared.status_callbacks.targets import TERMINAL, StatusCallback, check_url
+from shared.storage import StorageAccount
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient
+
+log = get_logger(__name__)
+
+QUEUE_NAME = "call-status"
+RECORD_PREFIX = "callbacks:"
+WATCHING, FINISHED = "watching", "finished"
+CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are "sub:<id>"
+MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
+POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class RetryLater(Exception):
+    """Raised from the queue trigger: the host delivers the message again later."""
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    allowed_hosts: frozenset[str]
+    allow_insecure_loopback: bool
+    poll_seconds: float = 5.0
+    max_poll_interval_seconds: float = 60.0
+    max_age_seconds: float = 7200.0
+    retry_seconds: float = 5.0
+    retention_seconds: float = 24 * 3600.0
+
+    def poll_interval(self, polls: int) -> float:
+        """The wait before the next read after `polls` reads: doubling from poll_seconds, capped."""
+        return min(self.max_poll_interval_seconds, self.poll_seconds * 2 ** min(polls, 30))
+
+    def max_polls(self) -> int:
+        """The most conversation reads one call can cost (a read whose Retry-After is longer only lowers it)."""
+        elapsed, polls = self.poll_interval(0), 1
+        while elapsed + self.poll_interval(polls) <= self.max_age_seconds:
+            elapsed += self.poll_interval(polls)
+            polls += 1
+        return polls + 1  # and the read that finds the maximum age passed
+
+
+class StatusQueue:
+    """Sends delayed messages to `call-status` (base64, the host's default encoding)."""
+
+    def __init__(self, storage: StorageAccount, name: str = QUEUE_NAME) -> None:
+        self._storage = storage
+        self._name = name
+        self._client: QueueClient | None = None
+        self._lock = threading.Lock()
+
+    def send(self, message: str, delay_seconds: int) -> None:
+        with self._lock:
+            if self._client is None:
+                self._client = self._storage.queue(self._name)
+        self._client.send_message(message, visibility_timeout=delay_seconds)
+
+
+def record_key(conversation_id: str) -> str:
+    return RECORD_PREFIX + conversation_id.lower()
+
+
+def _message(conversation_id: str, tick: int) -> str:
+    return json.dumps({"conversationId": conversation_id, "tick": tick}, separators=(",", ":"))
+
+
+def _read_message(message: str) -> tuple[str, int] | None:
+    try:
+        step = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(step, dict) or set(step) != {"conversationId", "tick"}:
+        return None
+    conversation_id, tick = step["conversationId"], step["tick"]
+    if not isinstance(conversation_id, str) or not _UUID.match(conversation_id):
+        return None
+    if not isinstance(tick, int) or isinstance(tick, bool) or tick < 0:
+        return None
+    return conversation_id, tick
+
+
+def reached(described: dict[str, Any], now_iso: str) -> list[tuple[str, str]]:
+    """The statuses a described call has passed, with when: a connected call rang, an ended call that had
+    connected passed both; a failed call reached only `failed`."""
+    status = described["status"]
+    connected_at = described.get("connectedTime") or now_iso
+    ended_at = described.get("endTime") or now_iso
+    if status == "ringing":
+        return [("ringing", now_iso)]
+    if status == "connected":
+        return [("ringing", connected_at), ("connected", connected_at)]
+    if status == "ended":
+        passed = [("ringing", connected_at), ("connected", connected_at)] if described.get("connectedTime") else []
+        return [*passed, ("ended", ended_at)]
+    if status == "failed":
+        return [("failed", ended_at)]
+    return []
+
+
+def _failure(described: dict[str, Any]) -> dict[str, Any] | None:
+    failure = described.get("failure")
+    if not failure:
+        return None
+    return {key: failure[key] for key in ("code", "title", "hint", "retryable")}
+
+
+class StatusWatcher:
+    """Starts watches after calls are placed, runs each queued step, and shows a call's deliveries."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: StatusQueue | None,
+        genesys: GenesysClient,
+        poster: Poster,
+        subscriptions: Subscriptions,
+        settings: WatchSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._genesys = genesys
+        self._poster = poster
+        self._subscriptions = subscriptions
+        self._settings = settings
+        self._clock = clock
+
+    def check(self, callback: StatusCallback) -> None:
+        """Refuse a callback URL the settings do not allow, before dialing (422 naming the field)."""
+        check_url(
+            callback.url, self._settings.allowed_hosts, allow_insecure_loopback=self._settings.allow_insecure_loopback
+        )
+        if self._queue is None:
+            raise Problem(
+                "configuration_error",
+                "Status callbacks need a storage queue: set AzureWebJobsStorage (or its identity-based "
+                "AzureWebJobsStorage__queueServiceUri and __tableServiceUri).",
+            )
+
+    def start(self, conversation_id: str, request_id: str, callback: StatusCallback | None) -> None:
+        """Watch a placed call when it asked for callbacks or flows subscribed; idempotent (a replay of the
+        request finds the record). A failure here is logged, never the caller's: the call was placed."""
+        try:
+            if self._queue is None or (callback is None and not self._subscriptions.any()):
+                return
+            now = self._clock()
+            data: dict[str, Any] = {
+                "conversationId": conversation_id,
+                "requestId": request_id,
+                "callback": callback.to_json() if callback else None,
+                "tick": 0,
+                "startedAt": now,
+                "polls": 0,
+                "nextPollAt": now + self._settings.poll_interval(0),
+                "watching": True,
+                "status": "initiated",
+                "deliveries": [],
+            }
+            expires_at = now + self._settings.max_age_seconds + self._settings.retention_seconds
+            record = Record(record_key(conversation_id), "", WATCHING, request_id, now, expires_at, data=data)
+            created = self._store.create(record)
+            if created is None:
+                return
+            try:
+                self._queue.send(_message(conversation_id, 0), self._delay(data["nextPollAt"], now))
+            except Exception:
+                self._store.delete(created)  # a retry of the request starts the watch again
+                raise
+            log.info("Watching conversation %s for status events", conversation_id)
+        except Exception as error:  # noqa: BLE001 - the call is placed; only its callbacks are lost
+            log.error("Could not start watching conversation %s: %s", conversation_id, type(error).__name__)
+
+    def deliveries(self, conversation_id: str) -> list[dict[str, Any]] | None:
+        """The request's own callback deliveries so far, or None when it asked for none."""
+        record = self._store.read(record_key(conversation_id))
+        if record is None or record.data is None or record.data.get("callback") is None:
+            return None
+        return [
+            {"event": entry["name"], "status": entry["status"], "attempts": entry["attempts"]}
+            for entry in record.data["deliveries"]
+            if entry["target"] == CALLBACK
+        ]
+
+    def run(self, message: str) -> None:
+        """One queued step; raises RetryLater for a step whose record is not written yet."""
+        step = _read_message(message)
+        if step is None:
+            log.error("Dropped a call-status message this app did not write")
+            return
+        conversation_id, tick = step
+        record = self._store.read(record_key(conversation_id))
+        if record is None or record.data is None or record.state == FINISHED or tick < record.data["tick"]:
+            log.info("Status step %s of %s is done already; a duplicate does nothing", tick, conversation_id)
+            return
+        if tick > record.data["tick"]:
+            raise RetryLater(f"step {tick} of {conversation_id} arrived before its record")
+        with log_fields(request_id=record.owner):
+            self._step(record, conversation_id, tick)
+
+    def _step(self, record: Record, conversation_id: str, tick: int) -> None:
+        now = self._clock()
+        data = copy.deepcopy(record.data or {})
+        if data["watching"] and now >= data["nextPollAt"]:
+            self._poll(data, conversation_id, now)
+        self._deliver_due(data, now)
+        wake = [entry["nextAt"] for entry in data["deliveries"] if entry["status"] == PENDING]
+        if data["watching"]:
+            wake.append(data["nextPollAt"])
+        state = WATCHING
+        if wake:
+            data["tick"] = tick + 1
+            assert self._queue is not None  # a record exists only where a queue does
+            self._queue.send(_message(conversation_id, tick + 1), self._delay(min(wake), now))
+        else:
+            state = FINISHED
+            log.info("Conversation %s: status events settled after %s reads", conversation_id, data["polls"])
+        if self._store.replace(replace(record, state=state, data=data)) is None:
+            log.info("Another delivery of step %s of %s recorded it first", tick, conversation_id)
+
+    @staticmethod
+    def _delay(at: float, now: float) -> int:
+        return max(MIN_DELAY_SECONDS, math.ceil(at - now))
+
+    def _poll(self, data: dict[str, Any], conversation_id: str, now: float) -> None:
+        data["polls"] += 1
+        too_old = now - data["startedAt"] >= self._settings.max_age_seconds
+        wait = self._settings.poll_interval(data["polls"])
+        try:
+            described = describe(self._genesys.get_call(conversation_id, Deadline(POLL_DEADLINE_SECONDS)))
+        except Problem as problem:
+            if problem.code == "genesys_rate_limited":
+                wait = max(wait, float(problem.retry_after or 0))
+            log.warning("Reading conversation %s failed (%s); next read in %.0f s", conversation_id, problem.code, wait)
+            data["nextPollAt"] = now + wait
+            data["watching"] = not too_old
+            return
+        data["status"] = described["status"]
+        self._record_events(data, described, now)
+        if described["status"] in TERMINAL or too_old:
+            data["watching"] = False
+            if too_old and described["status"] not in TERMINAL:
+                log.warning("Stopped watching conversation %s after the maximum age", conversation_id)
+        data["nextPollAt"] = now + wait
+
+    def _record_events(self, data: dict[str, Any], described: dict[str, Any], now: float) -> None:
+        """Add a pending delivery for each newly reached event each target asked for."""
+        targets: list[tuple[str, tuple[str, ...]]] = []
+        if data["callback"]:
+            targets.append((CALLBACK, tuple(data["callback"]["events"])))
+        if described["status"] in TERMINAL:  # flows subscribed to "When a call ends"
+            targets += [(f"sub:{s.id}", tuple(TERMINAL)) for s in self._subscriptions.all()]
+        known = {(entry["target"], entry["name"]) for entry in data["deliveries"]}
+        for name, occurred_at in reached(described, iso_now(lambda: now)):
+            failure = _failure(described) if name == "failed" else None
+            document = event_document(data["conversationId"], data["requestId"], name, occurred_at, failure)
+            for target, events in targets:
+                if name in events and (target, name) not in known:
+                    entry = {"target": target, "name": name, "status": PENDING, "attempts": 0, "nextAt": now}
+                    data["deliveries"].append({**entry, "document": document})
+
+    def _target(self, data: dict[str, Any], target: str) -> tuple[str | None, bool]:
+        """Where an entry goes now and whether it is signed; None when it may no longer go anywhere."""
+        if target == CALLBACK:
+            url = data["callback"]["url"]
+            try:  # the allow-list may have changed since the request
+                check_url(
+                    url, self._settings.allowed_hosts, allow_insecure_loopback=self._settings.allow_insecure_loopback
+                )
+            except Problem:
+                return None, True
+            return url, True
+        subscription = self._subscriptions.get(target.removeprefix("sub:"))
+        return (subscription.url if subscription else None), False  # Power Automate's URL is itself signed (SAS)
+
+    def _deliver_due(self, data: dict[str, Any], now: float) -> None:
+        for entry in data["deliveries"]:
+            if entry["status"] != PENDING or entry["nextAt"] > now:
+                continue
+            url, signed = self._target(data, entry["target"])
+            entry["attempts"] += 1
+            if url is None:
+                entry["status"] = UNDELIVERABLE
+                log.warning("Event %s of %s has no allowed target any more", entry["name"], data["conversationId"])
+                continue
+            try:
+                outcome = self._poster.post(url, entry["document"], signed=signed)
+                outcome_state, detail = outcome.state, outcome.detail
+            except Problem as problem:  # no webhook secret to sign with: may be fixed before the next try
+                outcome_state, detail = PENDING, problem.code
+            if outcome_state == PENDING and entry["attempts"] >= MAX_ATTEMPTS:
+                outcome_state = UNDELIVERABLE
+            entry["status"] = outcome_state
+            entry["nextAt"] = now + self._settings.retry_seconds * 2 ** (entry["attempts"] - 1)
+            level = log.info if outcome_state == DELIVERED else log.warning
+            level(
+                "Event %s of %s to %s: %s (%s, attempt %s)",
+                entry["name"],
+                data["conversationId"],
+                entry["target"],
+                outcome_state,
+                detail,
+                entry["attempts"],
+            )

@@ -1,0 +1,301 @@
+"""Call-status callbacks end to end (issue 14): the emulated org moves each call through its states, the local
+host's queue runner runs the `call-status` steps, and a loopback receiver checks every event with the official
+`standardwebhooks` package, as a receiver would."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from emulators.genesys import DEMO_QUEUE_ID, Fault
+from shared.idempotency import Record
+from shared.status_callbacks.watcher import FINISHED, WatchSettings, record_key
+from tests.conftest import Stack, app_store
+
+SECRET = "whsec_" + base64.b64encode(b"status-callback-test-key-32bytes").decode()
+CALL = {"to": "+12125550199"}
+UNREACHABLE = "+12125550100"  # the demo org's unreachable number: the call fails half a second in
+FAST = {
+    "WEBHOOK_SECRET": SECRET,
+    "STATUS_CALLBACK_ALLOWED_HOSTS": "callbacks.example.com",
+    "STATUS_POLL_SECONDS": "1",
+    "STATUS_POLL_MAX_SECONDS": "1",
+    "STATUS_CALLBACK_RETRY_SECONDS": "1",
+}
+DEADLINE_SECONDS = 30.0
+
+
+@dataclass
+class Receiver:
+    """A loopback HTTP endpoint: answers each POST with the next of `answers` (then 200), keeps what came."""
+
+    answers: list[int] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with lock:
+                state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = state.answers.pop(0) if state.answers else 200
+            # The whole answer in one write: no Nagle stall between the headers and an empty body.
+            self.wfile.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/calls"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def eventually(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE_SECONDS) -> Any:
+    """Poll `predicate` until it holds (its value) or the deadline passes."""
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def watch_record(conversation_id: str) -> Record | None:
+    return app_store().read(record_key(conversation_id))
+
+
+def settled(conversation_id: str) -> bool:
+    record = watch_record(conversation_id)
+    return record is not None and record.state == FINISHED
+
+
+@pytest.fixture
+def scripted(stack: Stack, monkeypatch: pytest.MonkeyPatch, configure: Callable[..., None]) -> Stack:
+    """Calls ring at once, are answered after 1.5 s and hang up 1.5 s later; callbacks on, fast."""
+    monkeypatch.setattr(stack.genesys.org, "answer_after_seconds", 1.5)
+    monkeypatch.setattr(stack.genesys.org, "hang_up_after_seconds", 1.5)
+    configure(**FAST)
+    return stack
+
+
+def test_each_requested_event_is_delivered_once_with_a_valid_signature(scripted: Stack, receiver: Receiver) -> None:
+    events = ["ringing", "connected", "ended"]
+    placed = scripted.post("/api/calls", {**CALL, "statusCallbackUrl": receiver.url, "statusCallbackEvents": events})
+    assert placed.status_code == 201, placed.text
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    assert [event["type"] for event in receiver.events()] == [f"call.{name}" for name in events]
+    verifier = Webhook(SECRET)
+    for headers, body in receiver.received:
+        event = verifier.verify(body, headers)  # raises unless the signature and timestamp verify
+        assert headers["webhook-id"] == event["id"]
+        assert event["conversationId"] == conversation_id
+        assert event["requestId"] == placed.json()["requestId"]
+        assert event["failure"] is None
+        assert {"occurredAt", "sentAt", "status"} <= set(event)
+    assert len({event["id"] for event in receiver.events()}) == 3
+    # Ours, never Genesys's: the create carried no callback field.
+    assert not {"statusCallbackUrl", "statusCallbackEvents"} & set(scripted.creates()[0].json)
+    status = scripted.get(f"/api/calls/{conversation_id}").json()
+    assert status["statusCallbacks"] == [{"event": name, "status": "delivered", "attempts": 1} for name in events]
+    reads = len(scripted.genesys.requests("get_call"))
+    assert reads <= WatchSettings(frozenset(), False, 1, 1, 7200).max_polls()
+    print(f"benchmark: {reads - 1} Genesys conversation reads for a 3 s call polled every 1 s")
+
+
+def test_a_failed_call_sends_the_catalog_failure_by_default(scripted: Stack, receiver: Receiver) -> None:
+    placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": receiver.url})
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    (event,) = receiver.events()  # default events: ended and failed; a failed call never ended normally
+    assert event["type"] == "call.failed"
+    assert event["failure"]["code"] == "destination_unreachable"
+    assert event["failure"]["hint"]
+
+
+def test_an_event_is_redelivered_with_the_same_id_after_a_500(scripted: Stack, receiver: Receiver) -> None:
+    receiver.answers = [500]
+    placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": receiver.url})
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    first, second = receiver.received
+    assert first[0]["webhook-id"] == second[0]["webhook-id"]
+    Webhook(SECRET).verify(second[1], second[0])
+    status = scripted.get(f"/api/calls/{conversation_id}").json()
+    assert status["statusCallbacks"] == [{"event": "failed", "status": "delivered", "attempts": 2}]
+
+
+def test_a_receiver_that_keeps_failing_is_recorded_undeliverable(scripted: Stack, receiver: Receiver) -> None:
+    receiver.answers = [503] * 10
+    placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": receiver.url})
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: settled(conversation_id), "the watch to settle", timeout=60)
+    assert len(receiver.received) == 5  # 1 + 2 + 4 + 8 s of backoff between them
+    status = scripted.get(f"/api/calls/{conversation_id}").json()
+    assert status["statusCallbacks"] == [{"event": "failed", "status": "undeliverable", "attempts": 5}]
+
+
+def test_a_secret_without_whsec_signs_with_its_utf8_bytes(
+    scripted: Stack, receiver: Receiver, configure: Callable[..., None]
+) -> None:
+    configure(**{**FAST, "WEBHOOK_SECRET": "plain-shared-secret"})
+    placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": receiver.url})
+
+    eventually(lambda: settled(placed.json()["conversationId"]), "the watch to settle")
+    headers, body = receiver.received[0]
+    Webhook(b"plain-shared-secret").verify(body, headers)
+    Webhook("whsec_" + base64.b64encode(b"plain-shared-secret").decode()).verify(body, headers)
+
+
+NOT_ALLOWED, INVALID = (422, "callback_url_not_allowed"), (400, "validation_failed")
+
+
+@pytest.mark.parametrize(
+    ("callback", "answer", "field_name"),
+    [
+        ({"statusCallbackUrl": "https://attacker.example.net/hook"}, NOT_ALLOWED, "statusCallbackUrl"),
+        ({"statusCallbackUrl": "http://callbacks.example.com/hook"}, NOT_ALLOWED, "statusCallbackUrl"),  # not loopback
+        ({"statusCallbackUrl": "https://user:pw@callbacks.example.com/hook"}, NOT_ALLOWED, "statusCallbackUrl"),
+        ({"statusCallbackUrl": "https://callbacks.example.com.attacker.net/"}, NOT_ALLOWED, "statusCallbackUrl"),
+        ({"statusCallbackUrl": "ftp://callbacks.example.com/"}, INVALID, "statusCallbackUrl"),
+        ({"statusCallbackUrl": 42}, INVALID, "statusCallbackUrl"),
+        (
+            {"statusCallbackUrl": "https://callbacks.example.com/", "statusCallbackEvents": ["answered"]},
+            INVALID,
+            "statusCallbackEvents",
+        ),
+        (
+            {"statusCallbackUrl": "https://callbacks.example.com/", "statusCallbackEvents": []},
+            INVALID,
+            "statusCallbackEvents",
+        ),
+        ({"statusCallbackEvents": ["ended"]}, INVALID, "statusCallbackEvents"),
+        (
+            {"mode": "callback", "queueId": DEMO_QUEUE_ID, "statusCallbackUrl": "https://callbacks.example.com/"},
+            INVALID,
+            "statusCallbackUrl",
+        ),
+    ],
+)
+def test_a_disallowed_callback_is_refused_before_dialing(
+    scripted: Stack, callback: dict[str, Any], answer: tuple[int, str], field_name: str
+) -> None:
+    for path in ("/api/calls", "/api/calls/validate"):
+        response = scripted.post(path, {**CALL, **callback})
+
+        assert response.status_code == answer[0], response.text
+        assert (response.json()["code"], response.json()["field"]) == (answer[1], field_name)
+    assert scripted.creates() == []
+    assert scripted.genesys.requests("callback") == []
+
+
+def test_without_an_allow_list_every_callback_is_refused(stack: Stack, configure: Callable[..., None]) -> None:
+    configure(WEBHOOK_SECRET=SECRET)
+    response = stack.post("/api/calls/validate", {**CALL, "statusCallbackUrl": "https://callbacks.example.com/h"})
+
+    assert response.status_code == 422
+    assert "STATUS_CALLBACK_ALLOWED_HOSTS" in response.json()["detail"]
+
+
+def test_an_allowed_https_callback_validates(scripted: Stack) -> None:
+    response = scripted.post("/api/calls/validate", {**CALL, "statusCallbackUrl": "https://CALLBACKS.example.com/x"})
+
+    assert response.status_code == 200, response.text
+
+
+def test_a_different_callback_is_a_different_request(scripted: Stack, receiver: Receiver) -> None:
+    key = {"Idempotency-Key": "callback-fingerprint"}
+    first = scripted.post("/api/calls", {**CALL, "statusCallbackUrl": receiver.url}, headers=key)
+    other = scripted.post("/api/calls", {**CALL, "statusCallbackUrl": receiver.url + "?other"}, headers=key)
+
+    assert first.status_code == 201
+    assert other.status_code == 422
+    assert other.json()["code"] == "idempotency_key_reused"
+
+
+def test_a_429_on_the_status_read_waits_its_retry_after(scripted: Stack, receiver: Receiver) -> None:
+    limited_at: list[float] = []
+    scripted.genesys.inject(
+        "get_call", Fault(status=429, retry_after=5, before_answer=lambda: limited_at.append(time.monotonic()))
+    )
+    placed = scripted.post("/api/calls", {**CALL, "statusCallbackUrl": receiver.url})
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: limited_at, "the rate-limited read")
+    reads = len(scripted.genesys.requests("get_call"))
+    eventually(lambda: len(scripted.genesys.requests("get_call")) > reads, "the next read")
+    assert time.monotonic() - limited_at[0] >= 4.5  # Retry-After: 5, not the 1 s poll interval
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    assert [event["type"] for event in receiver.events()] == ["call.ended"]
+
+
+def test_the_number_of_reads_per_call_is_bounded() -> None:
+    defaults = WatchSettings(frozenset(), False)
+
+    assert [defaults.poll_interval(n) for n in range(6)] == [5, 10, 20, 40, 60, 60]
+    assert defaults.max_polls() == 123  # at 5, 15, 35, 75 s, every 60 s to 2 h, and one that finds it too old
+
+
+def test_the_trigger_subscribes_and_unsubscribes(scripted: Stack, receiver: Receiver) -> None:
+    subscribed = scripted.post("/api/subscriptions", {"notificationUrl": receiver.url})
+    assert subscribed.status_code == 201, subscribed.text
+    location = subscribed.headers["Location"]
+    assert location == f"{scripted.host.base_url}/api/subscriptions/{subscribed.json()['id']}"
+
+    placed = scripted.post("/api/calls", CALL)  # no statusCallbackUrl: the flow gets every ended call
+    eventually(lambda: receiver.received, "the flow's notification")
+    headers, body = receiver.received[0]
+    assert json.loads(body)["type"] == "call.ended"
+    assert json.loads(body)["conversationId"] == placed.json()["conversationId"]
+    assert "webhook-signature" not in headers  # Power Automate's callback URL is itself signed
+
+    deleted = scripted.session.delete(location, timeout=30)
+    assert deleted.status_code == 200
+    assert deleted.json()["deleted"] is True
+    assert scripted.session.delete(location, timeout=30).json()["deleted"] is False
+    again = scripted.post("/api/calls", {"to": "+12125550198"})
+    assert not settled(again.json()["conversationId"])
+    assert watch_record(again.json()["conversationId"]) is None  # nobody listens: not even watched
+
+
+def test_a_subscription_goes_only_to_power_automate_or_an_allowed_host(scripted: Stack) -> None:
+    refused = scripted.post("/api/subscriptions", {"notificationUrl": "https://attacker.example.net/x"})
+    accepted = scripted.post(
+        "/api/subscriptions",
+        {"notificationUrl": "https://prod-27.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke"},
+    )
+
+    assert (refused.status_code, refused.json()["field"]) == (422, "notificationUrl")
+    assert refused.json()["code"] == "callback_url_not_allowed"
+    assert accepted.status_code == 201
+    assert "url" not in accepted.json()  # a SAS URL is a credential: never echoed
+    scripted.session.delete(accepted.headers["Location"], timeout=30)
