@@ -32,6 +32,10 @@ from shared.errors import CATALOG, DEFAULT_RETRY_AFTER_SECONDS, PROBLEM_TYPE_BAS
 from shared.http import CLIENT_REQUEST_ID, MAX_BODY_BYTES, MAX_EVENTS_BYTES
 from shared.idempotency import MAX_KEY_LENGTH
 from shared.phone import REASON_TEXT, TYPE_NAMES
+from shared.status_callbacks.delivery import DELIVERED, UNDELIVERABLE
+from shared.status_callbacks.delivery import PENDING as DELIVERY_PENDING
+from shared.status_callbacks.subscriptions import NOTIFICATION_FIELD
+from shared.status_callbacks.targets import DEFAULT_EVENTS, EVENTS, EVENTS_FIELD, MAX_URL_LENGTH, URL_FIELD
 from shared.webhooks import event_status
 from shared.webhooks.hmac_signatures import RAW_SIGNATURE, SIGNATURE_TOLERANCE_SECONDS, TIMESTAMPED_SIGNATURE
 from shared.webhooks.sns import MESSAGE_TYPE_HEADER, SIGNED_FIELDS, SUBSCRIBE, UNSUBSCRIBE
@@ -82,6 +86,16 @@ PROBLEM_CODES: dict[str, tuple[str, ...]] = {
     "GetHealth": ("internal_error",),
     "GetReadiness": ("internal_error",),
     "GetOpenApi": ("internal_error",),
+    "WhenCallEnds": (
+        "invalid_json",
+        "unsupported_media_type",
+        "payload_too_large",
+        "validation_failed",
+        "callback_url_not_allowed",
+        "idempotency_store_unavailable",
+        "internal_error",
+    ),
+    "DeleteSubscription": ("idempotency_store_unavailable", "internal_error"),
 }
 _WAIT_STATUSES = (409, 429, 503, 504)  # problems that can carry Retry-After (always on 429 and 503)
 
@@ -308,6 +322,79 @@ def _call_request() -> dict[str, Any]:
                 maxLength=64,
                 visibility="advanced",
             ),
+            URL_FIELD: _field(
+                "string",
+                "Status Callback URL",
+                "Calls only: where to POST signed status events (Standard Webhooks), https on a host listed in "
+                "STATUS_CALLBACK_ALLOWED_HOSTS.",
+                maxLength=MAX_URL_LENGTH,
+                visibility="advanced",
+            ),
+            EVENTS_FIELD: _field(
+                "array",
+                "Status Callback Events",
+                f"Which events to send; default {' and '.join(DEFAULT_EVENTS)}. Needs '{URL_FIELD}'.",
+                items={"type": "string", "enum": list(EVENTS)},
+                minItems=1,
+                visibility="advanced",
+            ),
+        },
+    }
+
+
+def _call_event() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "A call reached a status: what the status callback URL and the When a call ends trigger get.",
+        "required": ["id", "type", "conversationId", "requestId", "status", "occurredAt", "sentAt"],
+        "properties": {
+            "id": _field("string", "Event ID", "The same for every delivery of this event (also webhook-id)."),
+            "type": _field("string", "Type", "call.<status>.", enum=[f"call.{event}" for event in EVENTS]),
+            "conversationId": _field("string", "Conversation ID", "The Genesys conversation id of the call."),
+            "requestId": _field("string", "Request ID", "The requestId of the request that placed the call."),
+            "status": _field("string", "Status", "The status the call reached.", enum=list(EVENTS)),
+            "failure": _field(
+                "object",
+                "Failure",
+                "Why the call failed (failed only; null otherwise).",
+                nullable=True,
+                properties={
+                    "code": _field("string", "Failure Code", "The catalog code.", enum=sorted(OUTCOME_CODES)),
+                    "title": _field("string", "Failure Title", "The failure in a few words."),
+                    "hint": _field("string", "Failure Hint", "What to do about it."),
+                    "retryable": _field("boolean", "Failure Retryable", "Whether calling again later may work."),
+                },
+            ),
+            "occurredAt": _field("string", "Occurred At", "When the call reached the status.", format="date-time"),
+            "sentAt": _field("string", "Sent At", "When this delivery was sent.", format="date-time"),
+        },
+    }
+
+
+def _subscription() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "A subscription of a flow's When a call ends trigger.",
+        "required": ["id", "createdAt", "requestId"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _field("string", "Subscription ID", "The subscription's id (the end of its Location)."),
+            "createdAt": _field("string", "Created At", "When it was created.", format="date-time"),
+            "requestId": _REQUEST_ID_FIELD,
+        },
+    }
+
+
+def _unsubscribed() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "The subscription is gone.",
+        "required": ["id", "deleted", "requestId"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _field("string", "Subscription ID", "The subscription's id."),
+            "deleted": _field("boolean", "Deleted", "Whether it existed (a repeated DELETE answers false)."),
+            "requestId": _REQUEST_ID_FIELD,
         },
     }
 
@@ -389,6 +476,26 @@ def _call_status() -> dict[str, Any]:
             "disconnectType": _nullable_text("Disconnect Type", "How the customer participant was disconnected."),
             "connectedTime": _nullable_text("Connected Time", "When the customer participant connected."),
             "endTime": _nullable_text("End Time", "When the customer participant ended."),
+            "statusCallbacks": _field(
+                "array",
+                "Status Callbacks",
+                "With a statusCallbackUrl: each event reached so far and its delivery.",
+                items={
+                    "type": "object",
+                    "required": ["event", "status", "attempts"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "event": _field("string", "Event", "The status the call reached.", enum=list(EVENTS)),
+                        "status": _field(
+                            "string",
+                            "Delivery Status",
+                            "delivered, pending (retrying) or undeliverable (gave up).",
+                            enum=[DELIVERED, DELIVERY_PENDING, UNDELIVERABLE],
+                        ),
+                        "attempts": _field("integer", "Attempts", "Deliveries tried so far."),
+                    },
+                },
+            ),
             "failure": _field(
                 "object",
                 "Failure",
@@ -741,6 +848,9 @@ def definitions() -> dict[str, Any]:
         "Health": _health(),
         "DoNotCallEntry": _do_not_call_entry(),
         "Readiness": _readiness(),
+        "CallEvent": _call_event(),
+        "Subscription": _subscription(),
+        "Unsubscribed": _unsubscribed(),
     }
 
 
@@ -1173,6 +1283,54 @@ def _get_openapi() -> dict[str, Any]:
     )
 
 
+_TRIGGER: dict[str, Any] = {"x-ms-trigger": "single"}  # one notification per ended call
+
+
+def _when_a_call_ends() -> dict[str, Any]:
+    body = _body(
+        {
+            "type": "object",
+            "required": [NOTIFICATION_FIELD],
+            "properties": {
+                NOTIFICATION_FIELD: _field(
+                    "string",
+                    "Notification URL",
+                    "Power Automate's callback URL (it fills this in).",
+                    visibility="internal",
+                    **{"x-ms-notification-url": True},
+                )
+            },
+        },
+        "Subscription",
+        "Where to post each ended or failed call.",
+    )
+    return _operation(
+        "WhenCallEnds",
+        "When a call ends",
+        "Triggers a flow for every placed call that ends or fails, with its status and the failure's reason.",
+        "important",
+        [body],
+        {
+            "201": _response("Subscribed; DELETE the Location to unsubscribe.", "Subscription", "Location"),
+            **_problems("WhenCallEnds"),
+        },
+        tag="Triggers",
+        **_TRIGGER,
+    )
+
+
+def _delete_subscription() -> dict[str, Any]:
+    return _operation(
+        "DeleteSubscription",
+        "Delete a subscription",
+        "Removes a When a call ends subscription; Power Automate calls it when the flow is deleted or turned off.",
+        "internal",
+        [_path("subscriptionId", "Subscription ID", "The id at the end of the subscription's Location.", minLength=1)],
+        {"200": _response("Unsubscribed.", "Unsubscribed"), **_problems("DeleteSubscription")},
+        tag="Triggers",
+    )
+
+
 def paths() -> dict[str, Any]:
     return {
         "/calls": {"post": _place_call()},
@@ -1189,6 +1347,11 @@ def paths() -> dict[str, Any]:
         "/health": {"get": _get_health()},
         "/health/ready": {"get": _get_readiness()},
         "/openapi.json": {"get": _get_openapi()},
+        "/subscriptions": {
+            "x-ms-notification-content": {"description": "A call that ended or failed.", "schema": _ref("CallEvent")},
+            "post": _when_a_call_ends(),
+        },
+        "/subscriptions/{subscriptionId}": {"delete": _delete_subscription()},
     }
 
 
@@ -1220,6 +1383,7 @@ def document(host: str | None = DEFAULT_HOST) -> dict[str, Any]:
             {"name": "Calls", "description": "Place calls and follow them."},
             {"name": "Webhooks", "description": "Signed webhooks, SNS, Pub/Sub push, Event Grid and CloudEvents."},
             {"name": "Policy", "description": "Who may be called: the do-not-call list."},
+            {"name": "Triggers", "description": "Power Automate triggers: When a call ends."},
             {"name": "Health", "description": "Liveness, readiness and this document."},
         ],
         "paths": paths(),
