@@ -129,6 +129,49 @@ def _show(title: str, response: requests.Response) -> dict[str, Any]:
     return body
 
 
+DEMO_WEBHOOK_SECRET = "whsec_ZGVtby1zdGF0dXMtY2FsbGJhY2sta2V5LTMyYnl0ZXM="  # the demo's signing key, not a real one
+
+
+def demo_status_callback(base_url: str, genesys: GenesysEmulator) -> bool:
+    """A call with a status callback to a plain-HTTP receiver on 127.0.0.1 (allowed only under the insecure-HTTP
+    flag): the emulated callee answers after 1 s and hangs up 2 s later; print each signed event as it arrives."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    arrived: list[str] = []
+    ended = threading.Event()
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            event = json.loads(body)
+            print(
+                f"\n== Status callback received: webhook-id {self.headers['webhook-id']}\n{json.dumps(event, indent=2)}"
+            )
+            arrived.append(event["type"])
+            self.wfile.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.close_connection = True
+            if event["type"] in ("call.ended", "call.failed"):
+                ended.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    genesys.org.answer_after_seconds, genesys.org.hang_up_after_seconds = 1.0, 2.0
+    with ThreadingHTTPServer(("127.0.0.1", 0), Receiver) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        call = {
+            "to": "+1 212-555-0177",
+            "statusCallbackUrl": f"http://127.0.0.1:{server.server_address[1]}/call-events",
+            "statusCallbackEvents": ["ringing", "connected", "ended"],
+        }
+        print(f"\nPOST {base_url}/api/calls (with a status callback)\n{json.dumps(call)}")
+        _show("Our answer", requests.post(f"{base_url}/api/calls", json=call, timeout=30))
+        ended.wait(timeout=20)
+        server.shutdown()
+    genesys.org.answer_after_seconds = genesys.org.hang_up_after_seconds = None
+    return arrived == ["call.ringing", "call.connected", "call.ended"]
+
+
 def demo(base_url: str, genesys: GenesysEmulator) -> bool:
     """Place one call and send one bad request; True when both answered as they should."""
     call = {
@@ -162,7 +205,9 @@ def demo(base_url: str, genesys: GenesysEmulator) -> bool:
     replayed = retried.headers.get("Idempotent-Replayed") == "true"
     one_call = len(genesys.requests("create_call")) == 1
     refusals = demo_refusals(base_url)
-    return placed.status_code == 201 and replayed and rejected.status_code == 422 and one_call and refusals
+    callbacks = demo_status_callback(base_url, genesys)
+    ok = placed.status_code == 201 and replayed and rejected.status_code == 422 and one_call and refusals
+    return ok and callbacks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with emulated_stack() as (genesys, vault):
         os.environ.update(demo_policy_settings(datetime.now(timezone.utc)))
+        # Status callbacks: signed with a demo key, the call read every second.
+        os.environ.update(WEBHOOK_SECRET=DEMO_WEBHOOK_SECRET, STATUS_POLL_SECONDS="1", STATUS_POLL_MAX_SECONDS="1")
         import function_app  # after the settings: the app reads them on its first request
 
         with LocalFunctionHost(function_app.app, port=args.port) as host:
