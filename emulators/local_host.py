@@ -2,8 +2,11 @@
 its storage-queue triggers.
 
 Core Tools cannot be installed on our build machines, so tests and the local demo use this. It reads
-the same metadata the real host reads (`app.get_functions()`), and builds `func.HttpRequest` the way
-the worker does. Like Core Tools it does not enforce function keys unless given one.
+the same metadata the real host reads (`app.get_functions()`) and host.json's `extensions.queues`, and
+follows the host's rules where they are observable: routes tried in function-name order, the worker's
+`Content-Type` rule (azure-functions' own converter), a 500 with an empty body for an unhandled exception,
+and the queue listener's batch, retry and poison rules. docs/runtime.md lists each rule with its source and
+test. Like Core Tools it does not enforce function keys unless given one.
 """
 
 from __future__ import annotations
@@ -13,19 +16,28 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
+from azure.functions.http import HttpResponseConverter
 
 from emulators.one_write import OneWriteHandler
 from shared.config import storage_account
 from shared.storage import StorageAccount
 
+ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}?]*)?(\?)?\}")
+_ENCODED_SLASH = re.compile("%2F", re.IGNORECASE)
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")
+_log = logging.getLogger(__name__)
 
 
 class _Server(ThreadingHTTPServer):
@@ -36,11 +48,15 @@ class _Server(ThreadingHTTPServer):
 @dataclass(frozen=True)
 class HttpFunction:
     name: str
+    route: str
     methods: frozenset[str]
     anonymous: bool
     pattern: re.Pattern[str]
-    literal_segments: int
     handler: Any
+
+    def accepts(self, method: str) -> bool:
+        """The host adds HEAD to every route that takes GET (WebScriptHostHttpRoutesManager)."""
+        return method in self.methods or (method == "HEAD" and "GET" in self.methods)
 
     @classmethod
     def from_function(cls, function: Any) -> HttpFunction | None:
@@ -59,10 +75,10 @@ class HttpFunction:
                 regex += "/" + re.escape(segment)
         return cls(
             name=function.get_function_name(),
+            route=route,
             methods=frozenset(m.upper() for m in trigger.get("methods") or ["GET", "POST"]),
             anonymous=str(trigger.get("authLevel", "FUNCTION")).upper() == "ANONYMOUS",
             pattern=re.compile(f"^/api{regex}/?$", re.IGNORECASE),
-            literal_segments=sum(1 for s in route.split("/") if not _PARAMETER.fullmatch(s)),
             handler=function.get_user_function(),
         )
 
@@ -109,24 +125,84 @@ class TimerFunction:
         self.handler(azure.functions.timer.TimerRequest(past_due=False))
 
 
+def timespan_seconds(value: str) -> float:
+    """A .NET TimeSpan as host.json writes it (`00:00:02`, `1.00:00:00`, `00:00:00.500`), in seconds."""
+    match = _TIMESPAN.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a TimeSpan: {value!r}")
+    days, hours, minutes, seconds = match.groups()
+    span = timedelta(days=int(days or 0), hours=int(hours), minutes=int(minutes), seconds=float(seconds))
+    return span.total_seconds()
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """host.json `extensions.queues`, with the queue extension's defaults for what it leaves out (QueuesOptions)."""
+
+    max_dequeue_count: int = 5
+    visibility_timeout: float = 0.0  # how long a failed message stays invisible before its next try
+    batch_size: int = 16
+    new_batch_threshold: int | None = None  # None: batch_size // 2 per processor, as the host computes it
+    message_encoding: str = "base64"
+
+    @classmethod
+    def from_host_json(cls, path: Path = ROOT / "host.json") -> QueueOptions:
+        queues = json.loads(path.read_text())["extensions"].get("queues", {})
+        default = cls()
+        return cls(
+            max_dequeue_count=int(queues.get("maxDequeueCount", default.max_dequeue_count)),
+            visibility_timeout=timespan_seconds(queues.get("visibilityTimeout", "00:00:00")),
+            batch_size=int(queues.get("batchSize", default.batch_size)),
+            new_batch_threshold=queues.get("newBatchThreshold"),
+            message_encoding=str(queues.get("messageEncoding", default.message_encoding)).lower(),
+        )
+
+    @property
+    def fetch_below(self) -> int:
+        """A new batch is fetched when no more than this many messages of the function are running."""
+        if self.new_batch_threshold is not None:
+            return int(self.new_batch_threshold)
+        return self.batch_size // 2 * (os.cpu_count() or 1)
+
+
+def poison_queue_name(queue_name: str) -> str | None:
+    """`<queue>-poison`, except for a queue that is itself a poison queue (or whose poison name would be too
+    long): the host gives those none, and leaves a failed message invisible instead (QueueListenerFactory)."""
+    if queue_name.endswith("-poison") or len(queue_name) + len("-poison") > 63:
+        return None
+    return f"{queue_name}-poison"
+
+
 class QueueRunner:
-    """Delivers storage-queue messages to queue-triggered functions the way the host does: base64 bodies,
-    a redelivery after each failure, and the `<queue>-poison` queue after `MAX_DEQUEUE_COUNT` tries.
+    """Delivers storage-queue messages to queue-triggered functions the way the host's queue listener does.
 
-    A received message stays invisible for `lease_seconds` (the host holds it 10 minutes and renews the
-    lease while the function runs): if the worker dies, or the storage is gone when the function fails, the
-    message comes back only when the lease ends."""
+    Up to `batch_size` messages are received at a time and run in parallel; the next batch is fetched when
+    no more than `new_batch_threshold` are still running. A failure makes the message visible again after
+    `visibility_timeout`, until its `max_dequeue_count`-th try, which copies it to `<queue>-poison`; a message
+    that arrives already past the limit goes there without running. A queue that is itself a poison queue has
+    no poison queue: its failed message stays invisible until its lease ends. A received message stays
+    invisible for `lease_seconds` (the host holds it 10 minutes and renews the lease while the function runs):
+    if the worker dies, or the storage is gone when the function fails, it comes back only when the lease ends.
+    """
 
-    MAX_DEQUEUE_COUNT = 5
-    POLL_SECONDS = 0.2
+    POLL_SECONDS = 0.2  # the host backs off up to maxPollingInterval (1 min) on an idle queue: docs/runtime.md
 
-    def __init__(self, functions: list[QueueFunction], lease_seconds: int = 60) -> None:
+    def __init__(
+        self, functions: list[QueueFunction], options: QueueOptions | None = None, lease_seconds: int = 60
+    ) -> None:
         self.functions = functions
+        self.options = options or QueueOptions.from_host_json()
+        if self.options.message_encoding != "base64":
+            raise ValueError("host.json messageEncoding must be base64: the app's queue client writes base64")
         self.lease_seconds = lease_seconds
         self.deliveries: list[tuple[str, bool]] = []  # (function, succeeded): tests await these, never sleep
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="queue-runner", daemon=True)
         self._clients: dict[tuple[StorageAccount, str], Any] = {}
+        self._running: dict[str, int] = {f.name: 0 for f in functions}
+        self._lock = threading.Lock()
+        workers = (self.options.batch_size + self.options.fetch_below) * max(1, len(functions))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="queue-function")
 
     def start(self) -> None:
         if self.functions:
@@ -136,12 +212,14 @@ class QueueRunner:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _client(self, storage: StorageAccount, queue_name: str) -> Any:
         key = (storage, queue_name)
-        if key not in self._clients:
-            self._clients[key] = storage.queue(queue_name)
-        return self._clients[key]
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = storage.queue(queue_name)
+            return self._clients[key]
 
     def _run(self) -> None:
         while not self._stop.wait(self.POLL_SECONDS):
@@ -152,13 +230,30 @@ class QueueRunner:
                     if storage is not None:
                         self._poll(function, storage)
                 except Exception:  # noqa: BLE001 - a storage hiccup must not end the runner
-                    logging.getLogger(__name__).warning("Queue poll of %s failed", function.queue_name)
+                    _log.warning("Queue poll of %s failed", function.queue_name)
 
     def _poll(self, function: QueueFunction, storage: StorageAccount) -> None:
+        with self._lock:
+            if self._running[function.name] > self.options.fetch_below:
+                return
+        client = self._client(storage, function.queue_name)
+        batch = self.options.batch_size
+        received = client.receive_messages(
+            messages_per_page=min(batch, 32), max_messages=batch, visibility_timeout=self.lease_seconds
+        )
+        for message in received:
+            with self._lock:
+                self._running[function.name] += 1
+            self._pool.submit(self._deliver, function, storage, client, message)
+
+    def _deliver(self, function: QueueFunction, storage: StorageAccount, client: Any, message: Any) -> None:
         import azure.functions.queue
 
-        client = self._client(storage, function.queue_name)
-        for message in client.receive_messages(messages_per_page=16, visibility_timeout=self.lease_seconds):
+        limit = self.options.max_dequeue_count
+        try:
+            if message.dequeue_count > limit:  # as BeginProcessingMessageAsync: poisoned without running
+                self._poison(function, storage, client, message)
+                return
             delivered = azure.functions.queue.QueueMessage(
                 id=message.id,
                 body=message.content.encode(),
@@ -169,17 +264,56 @@ class QueueRunner:
                 function.handler(delivered)
             except Exception:  # noqa: BLE001 - as the host: log, then redeliver or poison
                 self.deliveries.append((function.name, False))
-                logging.getLogger(__name__).warning(
-                    "%s failed on try %s of %s", function.name, message.dequeue_count, self.MAX_DEQUEUE_COUNT
-                )
-                if message.dequeue_count >= self.MAX_DEQUEUE_COUNT:
-                    self._client(storage, f"{function.queue_name}-poison").send_message(message.content)
-                    client.delete_message(message)
+                _log.warning("%s failed on try %s of %s", function.name, message.dequeue_count, limit)
+                if poison_queue_name(function.queue_name) is None:
+                    return  # no poison queue: left invisible until the lease ends, as the host does
+                if message.dequeue_count >= limit:
+                    self._poison(function, storage, client, message)
                 else:
-                    client.update_message(message, visibility_timeout=0)
+                    client.update_message(message, visibility_timeout=int(self.options.visibility_timeout))
             else:
                 self.deliveries.append((function.name, True))
                 client.delete_message(message)
+        except Exception:  # noqa: BLE001 - a storage failure leaves the message to its lease, as in the host
+            _log.warning("Completing a message of %s failed", function.queue_name)
+        finally:
+            with self._lock:
+                self._running[function.name] -= 1
+
+    def _poison(self, function: QueueFunction, storage: StorageAccount, client: Any, message: Any) -> None:
+        poison = poison_queue_name(function.queue_name)
+        if poison is not None:
+            self._client(storage, poison).send_message(message.content)
+            client.delete_message(message)
+
+
+def header_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Request headers as the host sends them to the worker: lower-case names, repeats joined by commas."""
+    joined: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        joined[key] = f"{joined[key]},{value}" if key in joined else value
+    return joined
+
+
+def query_values(query: str) -> dict[str, str]:
+    """Query parameters as the host sends them: repeats joined by commas, empty values left out."""
+    joined = header_values(parse_qsl(query, keep_blank_values=True))
+    return {name: value for name, value in joined.items() if value}
+
+
+def route_value(raw: str) -> str:
+    """A route value as the host hands it over: percent-decoded (`%2B1%20212` is `+1 212`), except `%2F`,
+    which ASP.NET Core keeps encoded in the path."""
+    return "%2F".join(unquote(part) for part in _ENCODED_SLASH.split(raw))
+
+
+def worker_answer(response: func.HttpResponse) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body as the Python worker returns them to the host: through azure-functions' own
+    converter, which adds `Content-Type` only when the function set none, with a charset only for `text/*`."""
+    datum = HttpResponseConverter.encode(response, expected_type=None).value
+    headers = {name: header.value for name, header in datum["headers"].items()}
+    return int(datum["status_code"].value), headers, datum["body"].value or b""
 
 
 class LocalFunctionHost:
@@ -188,8 +322,9 @@ class LocalFunctionHost:
     def __init__(self, app: func.FunctionApp, *, port: int = 0, function_key: str | None = None) -> None:
         every = app.get_functions()  # it may be called once per app: it validates as it builds
         functions = [HttpFunction.from_function(f) for f in every]
-        # Literal routes win over parameterised ones (`calls/validate` before `calls/{id}`), as in the host.
-        self.functions = sorted((f for f in functions if f), key=lambda f: -f.literal_segments)
+        # The host registers routes in function-name order (ordinal, ignoring case) and takes the first whose
+        # template and method match: not literal-first. docs/runtime.md, "Route precedence".
+        self.functions = sorted((f for f in functions if f), key=lambda f: f.name.upper())
         self.function_key = function_key
         self.queues = QueueRunner([q for q in map(QueueFunction.from_function, every) if q])
         self.timers = {t.name: t for t in map(TimerFunction.from_function, every) if t}
@@ -225,33 +360,35 @@ class LocalFunctionHost:
     def dispatch(
         self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        """Route one request the way the Functions host would; answers (status, headers, body)."""
+        """Route one request the way the Functions host would; answers (status, headers, body).
+
+        `headers` as the host hands them to the worker: lower-case names, repeated ones joined with commas."""
         url = urlsplit(target)
-        for function in self.functions:
-            match = function.pattern.match(url.path)
-            if not match or method not in function.methods:
-                continue
-            params = dict(parse_qsl(url.query))
-            if not function.anonymous and self.function_key is not None:
-                given = headers.get("x-functions-key") or params.get("code")
-                if given != self.function_key:
-                    return 401, {}, b""
-            request = func.HttpRequest(
-                method,
-                f"http://127.0.0.1{target}",
-                headers=headers,
-                params=params,
-                # The host hands functions decoded route values (`%2B1%20212` is `+1 212`).
-                route_params={k: unquote(v) for k, v in match.groupdict().items() if v is not None},
-                body=body,
-            )
+        matches = [(f, m) for f in self.functions if (m := f.pattern.match(url.path))]
+        chosen = next(((f, m) for f, m in matches if f.accepts(method)), None)
+        if chosen is None:
+            # The host answers HEAD on a route without GET or HEAD 405, any other unmatched request 404.
+            return (405 if method == "HEAD" and matches else 404), {}, b""
+        function, match = chosen
+        params = query_values(url.query)
+        if not function.anonymous and self.function_key is not None:
+            given = headers.get("x-functions-key") or params.get("code")
+            if given != self.function_key:
+                return 401, {}, b""
+        request = func.HttpRequest(
+            method,
+            f"http://127.0.0.1{target}",
+            headers=headers,
+            params=params,
+            route_params={k: route_value(v) for k, v in match.groupdict().items() if v is not None},
+            body=body,
+        )
+        try:
             response = function.handler(request)
-            response_headers = dict(response.headers)
-            if response.mimetype:
-                charset = f"; charset={response.charset}" if response.charset else ""
-                response_headers["Content-Type"] = response.mimetype + charset
-            return response.status_code, response_headers, response.get_body() or b""
-        return 404, {}, b""
+        except Exception:  # noqa: BLE001 - as the host's ExceptionMiddleware: 500, no body
+            _log.exception("Function %s failed", function.name)
+            return 500, {}, b""
+        return worker_answer(response)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         host = self
@@ -269,7 +406,7 @@ class LocalFunctionHost:
                     self.close_connection = True
                     return
                 body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
+                headers = header_values(self.headers.items())
                 status, response_headers, response_body = host.dispatch(self.command, self.path, headers, body)
                 self._answer(status, response_headers, response_body)
 

@@ -1,0 +1,299 @@
+"""The local host follows the real Functions host where the app can observe it (docs/runtime.md).
+
+Each test pins one row of docs/runtime.md: route precedence, HEAD, the worker's Content-Type rule, an
+unhandled exception, the request values the host hands over, and the queue listener's batch, retry and
+poison rules read from host.json.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import azure.functions as func
+import pytest
+import requests
+
+from emulators.azurite import Azurite
+from emulators.local_host import (
+    ROOT,
+    HttpFunction,
+    LocalFunctionHost,
+    QueueFunction,
+    QueueOptions,
+    QueueRunner,
+    poison_queue_name,
+    timespan_seconds,
+)
+from shared.async_requests import MAX_DEQUEUE_COUNT, POISON_QUEUE_NAME, QUEUE_NAME
+from shared.config import storage_account
+from shared.storage import StorageAccount
+
+WAIT_SECONDS = 20
+
+
+def host_for(*routes: tuple[str, str, list[str]]) -> LocalFunctionHost:
+    """A host for a throwaway app: each route is (function name, template, methods); each answers its name."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    for name, template, methods in routes:
+
+        def handler(req: func.HttpRequest, _name: str = name) -> func.HttpResponse:
+            return func.HttpResponse(json.dumps({"function": _name, **req.route_params}), mimetype="application/json")
+
+        handler.__name__ = name
+        app.route(route=template, methods=methods)(handler)
+    return LocalFunctionHost(app)
+
+
+def answered_by(host: LocalFunctionHost, method: str, path: str) -> Any:
+    status, _, body = host.dispatch(method, path, {}, b"")
+    return json.loads(body) if status == 200 else status
+
+
+def test_routes_are_tried_in_function_name_order_not_literal_first() -> None:
+    """WebScriptHostHttpRoutesManager maps routes in FunctionMetadataManager's order (names, ordinal ignoring
+    case) and the first matching route wins: a parameter route whose function sorts first shadows a literal."""
+    with (
+        host_for(("a_item", "items/{id}", ["GET"]), ("b_recent", "items/recent", ["GET"])) as shadowed,
+        host_for(("b_item", "items/{id}", ["GET"]), ("A_recent", "items/recent", ["GET"])) as literal_first,
+    ):
+        assert answered_by(shadowed, "GET", "/api/items/recent") == {"function": "a_item", "id": "recent"}
+        assert answered_by(literal_first, "GET", "/api/items/recent") == {"function": "A_recent"}
+        # A route whose method does not match is passed over (HttpMethodRouteConstraint), not a 405.
+        assert answered_by(shadowed, "POST", "/api/items/recent") == 404
+
+
+def _sample_paths(functions: list[HttpFunction], templates: dict[str, str]) -> set[str]:
+    """Concrete paths for every route: each parameter filled with an ordinary value and with every literal
+    another route has at that position, so any two templates that can overlap are tried on the same path."""
+    literals: dict[int, set[str]] = {}
+    for template in templates.values():
+        for position, segment in enumerate(template.split("/")):
+            if not segment.startswith("{"):
+                literals.setdefault(position, set()).add(segment)
+    paths = set()
+    for function in functions:
+        choices = [
+            sorted({"x1", *literals.get(i, set())}) if segment.startswith("{") else [segment]
+            for i, segment in enumerate(templates[function.name].split("/"))
+        ]
+        paths.update("/api/" + "/".join(combination) for combination in itertools.product(*choices))
+    return paths
+
+
+def test_every_route_of_the_app_resolves_the_same_in_name_order_and_literal_first(emulators: Any) -> None:
+    """The app must not depend on route order: for every path any two of its routes could both match
+    (`calls/validate` and `calls/{conversationId}`, `calls/requests/{requestId}`, `do-not-call/{number}`, ...)
+    and every method, the host's name order and literal-first order choose the same function."""
+    host: LocalFunctionHost = emulators[3]
+    templates = {f.name: f.route.strip("/") for f in host.functions}
+
+    def literal_count(function: HttpFunction) -> int:
+        return -sum(not s.startswith("{") for s in templates[function.name].split("/"))
+
+    orders = {"name": host.functions, "literal-first": sorted(host.functions, key=literal_count)}
+    methods = {m for f in host.functions for m in f.methods} | {"HEAD"}
+    checked = 0
+    for path, method in itertools.product(_sample_paths(host.functions, templates), methods):
+        winners = {
+            order: next((f.name for f in functions if f.pattern.match(path) and f.accepts(method)), None)
+            for order, functions in orders.items()
+        }
+        assert winners["name"] == winners["literal-first"], (method, path, winners)
+        checked += winners["name"] is not None
+    assert checked > len(host.functions)
+
+
+def test_head_is_served_by_get_routes_and_refused_405_elsewhere() -> None:
+    with host_for(("status", "things/{id}", ["GET"]), ("create", "things", ["POST"])) as host:
+        assert host.dispatch("HEAD", "/api/things/1", {}, b"")[0] == 200
+        assert host.dispatch("HEAD", "/api/things", {}, b"")[0] == 405
+        assert host.dispatch("HEAD", "/api/nothing", {}, b"")[0] == 404
+
+
+def test_content_type_is_the_workers_no_charset_on_json() -> None:
+    """azure-functions' HttpResponseConverter: a charset only for text/*, and a function's own header kept."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    answers = {
+        "json": func.HttpResponse("{}", mimetype="application/json"),
+        "problem": func.HttpResponse("{}", mimetype="application/problem+json"),
+        "text": func.HttpResponse("hi"),
+        "own": func.HttpResponse("{}", headers={"Content-Type": "application/json; charset=utf-8"}),
+    }
+    for kind in answers:
+
+        def handler(req: func.HttpRequest, _kind: str = kind) -> func.HttpResponse:
+            return answers[_kind]
+
+        handler.__name__ = kind
+        app.route(route=kind, methods=["GET"])(handler)
+    with LocalFunctionHost(app) as host:
+        answered = {kind: requests.get(f"{host.base_url}/api/{kind}", timeout=10) for kind in answers}
+    content_types = {kind: response.headers["Content-Type"] for kind, response in answered.items()}
+    assert content_types == {
+        "json": "application/json",
+        "problem": "application/problem+json",
+        "text": "text/plain; charset=utf-8",
+        "own": "application/json; charset=utf-8",
+    }
+
+
+def test_the_apps_answers_carry_no_charset(stack: Any) -> None:
+    assert stack.get("/api/health").headers["Content-Type"] == "application/json"
+    refused = stack.post("/api/calls", {"to": "not a number"})
+    assert refused.headers["Content-Type"] == "application/problem+json"
+
+
+def test_an_unhandled_exception_is_a_500_with_no_body_and_the_host_keeps_serving() -> None:
+    """The host's ExceptionMiddleware sets 500 and writes nothing (the app's own `endpoint` never lets one out)."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="boom", methods=["GET"])
+    def boom(req: func.HttpRequest) -> func.HttpResponse:
+        raise RuntimeError("a bug")
+
+    with LocalFunctionHost(app) as host, requests.Session() as session:
+        first = session.get(f"{host.base_url}/api/boom", timeout=10)
+        second = session.get(f"{host.base_url}/api/boom", timeout=10)
+    assert (first.status_code, first.content, "Content-Type" in first.headers) == (500, b"", False)
+    assert second.status_code == 500
+
+
+def test_request_values_are_handed_over_as_the_host_does() -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="echo/{value}", methods=["GET"])
+    def echo(req: func.HttpRequest) -> func.HttpResponse:
+        seen = {"value": req.route_params["value"], "params": dict(req.params), "tag": req.headers.get("x-tag")}
+        return func.HttpResponse(json.dumps(seen), mimetype="application/json")
+
+    with LocalFunctionHost(app) as host:
+        connection = http.client.HTTPConnection("127.0.0.1", int(host.base_url.rsplit(":", 1)[1]), timeout=10)
+        connection.putrequest("GET", "/api/echo/%2B1%20212%2Fx?a=1&a=2&empty=")
+        for tag in ("one", "two"):  # one header sent twice
+            connection.putheader("X-Tag", tag)
+        connection.endheaders()
+        answer = json.loads(connection.getresponse().read())
+        connection.close()
+    assert answer == {"value": "+1 212%2Fx", "params": {"a": "1,2"}, "tag": "one,two"}
+
+
+def test_queue_options_come_from_host_json_and_the_app_agrees_with_them() -> None:
+    options = QueueOptions.from_host_json()
+    assert (options.max_dequeue_count, options.visibility_timeout) == (5, 2.0)
+    assert (options.batch_size, options.fetch_below) == (4, 2)
+    assert options.message_encoding == "base64"
+    # The app counts deliveries itself (its last try stores the failure): it must count as the host does.
+    host_json = json.loads((ROOT / "host.json").read_text())
+    assert host_json["extensions"]["queues"]["maxDequeueCount"] == MAX_DEQUEUE_COUNT
+    assert poison_queue_name(QUEUE_NAME) == POISON_QUEUE_NAME
+    assert poison_queue_name(POISON_QUEUE_NAME) is None  # a poison queue has no poison queue of its own
+    assert QueueOptions().fetch_below >= 8  # the default: half a batch of 16 per processor
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("00:00:02", 2.0), ("00:10:00", 600.0), ("1.02:00:00", 93600.0), ("00:00:00.500", 0.5)]
+)
+def test_timespans_read_as_dotnet_writes_them(text: str, seconds: float) -> None:
+    assert timespan_seconds(text) == seconds
+
+
+SETTING = "LocalHostTestStorage"
+
+
+@pytest.fixture
+def queue_app(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """A throwaway app with one queue trigger on a fresh queue, and a runner for it with the given options."""
+    monkeypatch.setenv(SETTING, azurite.connection_string)
+    storage = storage_account({SETTING: azurite.connection_string}, SETTING)
+    assert storage is not None
+    runners: list[QueueRunner] = []
+
+    def make(handler: Callable[[func.QueueMessage], None], queue: str, options: QueueOptions) -> Any:
+        app = func.FunctionApp()
+        app.queue_trigger(arg_name="msg", queue_name=queue, connection=SETTING)(handler)
+        functions = [q for q in map(QueueFunction.from_function, app.get_functions()) if q]
+        runner = QueueRunner(functions, options, lease_seconds=30)
+        runners.append(runner)
+        runner.start()
+        return runner, storage
+
+    yield make
+    for runner in runners:
+        runner.stop()
+
+
+def wait_until(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def fresh_queue() -> str:
+    return f"q{uuid.uuid4().hex[:20]}"
+
+
+def test_a_failing_message_is_retried_after_the_visibility_timeout_then_poisoned(queue_app: Any) -> None:
+    tries: list[tuple[int, float]] = []
+
+    def fails(msg: func.QueueMessage) -> None:
+        tries.append((msg.dequeue_count or 0, time.monotonic()))
+        raise RuntimeError("always")
+
+    fails.__name__ = "fails"
+    queue = fresh_queue()
+    options = QueueOptions(max_dequeue_count=3, visibility_timeout=1, batch_size=4, new_batch_threshold=2)
+    _, storage = queue_app(fails, queue, options)
+    storage.queue(queue).send_message("job")
+
+    poison: StorageAccount = storage
+    assert wait_until(lambda: poison.queue(f"{queue}-poison").get_queue_properties().approximate_message_count == 1)
+    assert [count for count, _ in tries] == [1, 2, 3]
+    gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(tries)]
+    assert all(gap >= 0.9 for gap in gaps), gaps  # the storage service counts whole seconds
+    [moved] = poison.queue(f"{queue}-poison").receive_messages()
+    assert moved.content == "job"
+
+
+def test_a_failure_on_a_poison_queue_is_not_retried_until_its_lease_ends(queue_app: Any) -> None:
+    tries: list[int] = []
+
+    def fails(msg: func.QueueMessage) -> None:
+        tries.append(msg.dequeue_count or 0)
+        raise RuntimeError("always")
+
+    fails.__name__ = "fails_on_poison"
+    queue = f"{fresh_queue()}-poison"
+    runner, storage = queue_app(fails, queue, QueueOptions(max_dequeue_count=2, visibility_timeout=0))
+    storage.queue(queue).send_message("job")
+
+    assert wait_until(lambda: runner.deliveries == [("fails_on_poison", False)])
+    runner.stop()
+    # Not released: still invisible under its 30 s lease (a released one would be visible at once), and
+    # not copied to a `-poison-poison` queue.
+    assert list(storage.queue(queue).peek_messages()) == []
+    assert tries == [1]
+
+
+def test_a_batch_runs_in_parallel(queue_app: Any) -> None:
+    all_in = threading.Barrier(4, timeout=WAIT_SECONDS)
+
+    def meets(msg: func.QueueMessage) -> None:
+        all_in.wait()
+
+    meets.__name__ = "meets"
+    queue = fresh_queue()
+    runner, storage = queue_app(meets, queue, QueueOptions(batch_size=4, new_batch_threshold=2))
+    for n in range(4):
+        storage.queue(queue).send_message(f"job {n}")
+
+    assert wait_until(lambda: runner.deliveries.count(("meets", True)) == 4)
