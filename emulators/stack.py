@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from types import FrameType
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -188,7 +191,9 @@ def demo(base_url: str, genesys: GenesysEmulator) -> bool:
         sent = created[-1]
         print(f"\n== Sent to Genesys: {sent.method} {sent.path}\n{json.dumps(sent.json, indent=2)}")
     body = _show("Our answer", placed)
-    print(f"\nConversation id: {body.get('conversationId')}")
+    conversation = body.get("conversationId")
+    print(f"\nConversation id: {conversation}\nFollow it (the README's GET /api/calls/{{id}} example, with this id):")
+    print(f"  curl -s {base_url}/api/calls/{conversation}")
 
     retried = requests.post(f"{base_url}/api/calls", json=call, headers=key, timeout=30)
     print(
@@ -210,6 +215,12 @@ def demo(base_url: str, genesys: GenesysEmulator) -> bool:
     return ok and callbacks
 
 
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (a service manager, `kill`, a CI runner) unwinds the stack as Ctrl-C does, so every emulator
+    stops, Azurite's process included."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=7071, help="port of the function app (default 7071)")
@@ -218,28 +229,44 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("azure", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return _run(args.port, args.exit_after_demo)
+    except KeyboardInterrupt:
+        print("\nStopped.")
+        return 0
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"error: port {args.port} is already in use (another scripts/run-local.sh or func start?); "
+            "stop it or choose another with --port N",
+            file=sys.stderr,
+        )
+        return 1
 
+
+def _run(port: int, exit_after_demo: bool) -> int:
+    """Start every emulator and the app, run the demo, then serve until interrupted; the exit status."""
     with emulated_stack() as (genesys, vault):
         os.environ.update(demo_policy_settings(datetime.now(timezone.utc)))
         # Status callbacks: signed with a demo key, the call read every second.
         os.environ.update(WEBHOOK_SECRET=DEMO_WEBHOOK_SECRET, STATUS_POLL_SECONDS="1", STATUS_POLL_MAX_SECONDS="1")
         import function_app  # after the settings: the app reads them on its first request
 
-        with LocalFunctionHost(function_app.app, port=args.port) as host:
+        with LocalFunctionHost(function_app.app, port=port) as host:
             print(f"Genesys emulator {genesys.base_url} | Key Vault {vault.vault_url} | app {host.base_url}/api\n")
             ok = demo(host.base_url, genesys)
             print("\nDemo " + ("succeeded." if ok else "FAILED."))
-            if args.exit_after_demo or not ok:
+            if exit_after_demo or not ok:
                 return 0 if ok else 1
             print(
-                f"\nServing {host.base_url}/api until Ctrl-C. Try:\n"
+                f"\nServing {host.base_url}/api until Ctrl-C. WEBHOOK_SECRET is {DEMO_WEBHOOK_SECRET} "
+                "(the README's webhook example). Try:\n"
                 f"  curl -s -X POST {host.base_url}/api/calls/validate -H 'Content-Type: application/json' "
                 '-d \'{"to": "020 7946 0958", "region": "GB"}\''
             )
-            try:
-                threading.Event().wait()
-            except KeyboardInterrupt:
-                print("\nStopped.")
+            threading.Event().wait()
     return 0
 
 
