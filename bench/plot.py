@@ -83,6 +83,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
         draw(ax, results[name])
     machine = results["machine"]
     figure.suptitle(f"python -m bench, {machine['date']}: {machine['cores']} cores, Python {machine['python']}")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.98))  # room for the title
     figure.savefig(path, dpi=90)
     plt.close(figure)

@@ -178,6 +178,7 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
         if "overhead" in results:
             o = results["overhead"]
             out["raw create p50 (no-store floor), ms"] = f"{o['no_store']['floor_ms']['p50']:.2f}"
+            out["raw create p95 (no-store floor), ms"] = f"{o['no_store']['floor_ms']['p95']:.2f}"
             out["app in-process p50, no store, ms"] = f"{o['no_store']['app_ms']['p50']:.2f}"
             out["app in-process p50, Azurite, ms"] = f"{o['table']['app_ms']['p50']:.2f}"
             out["app in-process p99, Azurite, ms"] = f"{o['table']['app_ms']['p99']:.2f}"
