@@ -14,12 +14,7 @@ from typing import Any
 
 from shared.deadline import Deadline
 from shared.errors import Problem
-from shared.services import Services, services
-
-WEBHOOK_REMEDIATION = (
-    "Set WEBHOOK_SECRET, or create the Key Vault secret named by WEBHOOK_SECRET_NAME (default webhook-secret) "
-    "with a non-blank value, readable by the function's identity."
-)
+from shared.services import WEBHOOK_REMEDIATION, Services, services
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,12 @@ def services() -> Services:
     )
 
 
+WEBHOOK_REMEDIATION = (
+    "Set WEBHOOK_SECRET, or create the Key Vault secret named by WEBHOOK_SECRET_NAME (default webhook-secret) "
+    "with a non-blank value, readable by the function's identity."
+)
+
+
 def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -> list[str]:
     """WEBHOOK_SECRET (and _PREVIOUS), else the vault's secret and its `-previous` twin during a rotation."""
     if settings.webhook_secrets:
@@ -151,7 +157,12 @@ def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -
             "configuration_error", "Setting WEBHOOK_SECRET (or KEY_VAULT_URL with a webhook secret) is required."
         )
     name = settings.webhook_secret_name
-    current = secrets.get(name, refresh=refresh)
+    try:
+        current = secrets.get(name, refresh=refresh)
+    except Problem as problem:
+        if problem.code == "secret_not_found":
+            problem.hint = WEBHOOK_REMEDIATION  # the catalog's hint names the Genesys secret's setting
+        raise
     previous = secrets.get_optional(f"{name}-previous", refresh=refresh)
     return [current, previous] if previous else [current]
 

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from emulators.stack import DEMO_WEBHOOK_SECRET
+from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 README_BASE = "http://127.0.0.1:7071"
@@ -145,3 +146,16 @@ def test_readme_example_answers_as_documented(running_stack: RunningStack, examp
         assert shown == {k: body[k] for k in shown}
     if example.name.startswith("GET /api/calls/"):
         assert body["conversationId"] == running_stack.conversation_id
+
+
+def test_the_webhook_route_without_its_secret_names_the_webhook_settings(stack: Stack, configure: Any) -> None:
+    """A vault without the webhook secret and no WEBHOOK_SECRET, as a newcomer who skips the secret meets it:
+    the answer names the webhook settings, never the Genesys secret's (readiness: tests/test_readiness.py)."""
+    configure(WEBHOOK_SECRET=None, WEBHOOK_SECRET_NAME="no-such-webhook-secret")
+    answer = stack.post(
+        "/api/webhooks/calls", {"to": "+12125550199"}, headers={"X-Signature-256": "sha256=" + "0" * 64}
+    )
+    assert answer.json()["code"] == "secret_not_found"
+    assert "WEBHOOK_SECRET" in answer.json()["hint"]
+    assert "GENESYS_CLIENT_SECRET_NAME" not in answer.json()["hint"]
+    assert stack.creates() == []
