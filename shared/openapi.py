@@ -49,6 +49,17 @@ from shared.webhooks.standard_webhooks import (
 )
 
 DEFAULT_HOST = "your-function-app.azurewebsites.net"  # set to the function app's host when importing the connector
+# Certification asks who answers for the connector: the publisher replaces these before submitting it
+# (connector/README.md, "Certification"). The title names what the connector does, not a third-party product.
+TITLE = "Outbound Call Placer"
+CONTACT = {
+    "name": "Outbound call function maintainers",
+    "url": "https://example.com/support",
+    "email": "support@example.com",
+}
+WEBSITE = "https://example.com/outbound-calls"
+PRIVACY_POLICY = "https://example.com/privacy"
+CATEGORIES = "Communication;IT Operations"
 JSON, PROBLEM_JSON = "application/json", "application/problem+json"
 
 # Which catalog codes each operation can answer as a problem (its HTTP status comes from the catalog).
@@ -868,7 +879,11 @@ _HEADERS = {
         "enum": ["true"],
         "description": "This is the stored answer to an earlier identical request; nothing was dialed now.",
     },
-    "Location": {"type": "string", "description": "Where to read the result."},
+    "Location": {
+        "type": "string",
+        "description": "Where to read the result: a path on this host (/api/calls/...), which Power Automate and "
+        "HTTP clients resolve against the request's URL.",
+    },
 }
 
 
@@ -1360,8 +1375,9 @@ def document(host: str | None = DEFAULT_HOST) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "swagger": "2.0",
         "info": {
-            "title": "Genesys Outbound Calls",
+            "title": TITLE,
             "version": "1.0",
+            "contact": CONTACT,
             "description": "Places outbound calls and callbacks through Genesys Cloud: reads numbers in any "
             "format, checks the caller ID before dialing, never dials twice for one request, and explains every "
             "failure with a stable code and a hint.",
@@ -1388,7 +1404,11 @@ def document(host: str | None = DEFAULT_HOST) -> dict[str, Any]:
         ],
         "paths": paths(),
         "definitions": definitions(),
-        "x-ms-connector-metadata": [{"propertyName": "Categories", "propertyValue": "Communication;IT Operations"}],
+        "x-ms-connector-metadata": [
+            {"propertyName": "Website", "propertyValue": WEBSITE},
+            {"propertyName": "Privacy policy", "propertyValue": PRIVACY_POLICY},
+            {"propertyName": "Categories", "propertyValue": CATEGORIES},
+        ],
     }
     if host:
         spec["host"] = host
