@@ -14,7 +14,6 @@ the one this app wrote for a pending job is refused and dials nothing.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from shared.idempotency import (
     fingerprint,
     outcome_never_recorded,
 )
+from shared.ids import is_uuid
 from shared.logs import get_logger, log_fields
 from shared.storage import StorageAccount
 
@@ -50,7 +50,6 @@ MAX_MESSAGE_BYTES = 48 * 1024  # a storage queue message is at most 64 KiB after
 PENDING = "pending"
 RECORD_PREFIX = "async:"
 _RETRY_LATER = (409, 429, 503)
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class Answer(Protocol):
@@ -139,7 +138,7 @@ class Job:
         if not isinstance(job, dict) or set(job) != _JOB_FIELDS:
             raise UntrustedMessage("the message is not a job: it needs exactly " + ", ".join(sorted(_JOB_FIELDS)))
         request_id, body, key, accepted_at = job["requestId"], job["body"], job["idempotencyKey"], job["acceptedAt"]
-        if not isinstance(request_id, str) or not _UUID.match(request_id):
+        if not is_uuid(request_id):
             raise UntrustedMessage("requestId is not a request id this app issues")
         if not isinstance(body, dict):
             raise UntrustedMessage("body is not a call request object")
@@ -213,7 +212,7 @@ class AsyncRequests:
 
     def result(self, request_id: str) -> Reply:
         """202 while pending, then the stored final answer."""
-        record = self._store.read(record_key(request_id)) if _UUID.match(request_id) else None
+        record = self._store.read(record_key(request_id)) if is_uuid(request_id) else None
         if record is None:
             raise Problem(
                 "request_not_found",

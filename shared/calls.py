@@ -20,6 +20,7 @@ from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, Reply, fingerprint
+from shared.ids import is_uuid
 from shared.logs import get_logger
 from shared.policy import CallPolicy
 from shared.status_callbacks import StatusCallback, StatusWatcher
@@ -34,8 +35,7 @@ MAX_UUI_LENGTH = 512
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_KEY_LENGTH = 128
 MAX_ATTRIBUTE_VALUE_LENGTH = 1024
-_GENESYS_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_REGION = re.compile(r"^[A-Za-z]{2}$")
+REGION_CODE = re.compile(r"^[A-Za-z]{2}$")
 # Names people copy from Genesys's own body or from wrong web advice, with the field we expect instead.
 _FIELD_ALIASES = {"phoneNumber": "to", "callerId": "from", "callFromQueueId": "queueId", "number": "to"}
 _TEXT_FIELDS = {"callerIdName": MAX_TEXT_LENGTH, "label": MAX_TEXT_LENGTH, "externalContactId": MAX_TEXT_LENGTH}
@@ -90,7 +90,7 @@ def _genesys_id(body: dict[str, Any], field: str) -> str | None:
 
 
 def check_genesys_id(value: str, field: str) -> str:
-    if not _GENESYS_ID.match(value):
+    if not is_uuid(value):
         raise _invalid(field, f"'{field}' must be a Genesys id (a UUID such as 5f1e4c3a-9b1d-4c8e-a1f2-0c9d8e7b6a51).")
     return value
 
@@ -185,7 +185,7 @@ class CallRequest:
                 hint=("Use " + ", ".join(suggestions) + ".") if suggestions else "Remove the unknown fields.",
             )
         region = _text(body, "region", 2)
-        if region is not None and not (_REGION.match(region) and phone.is_known_region(region)):
+        if region is not None and not (REGION_CODE.match(region) and phone.is_known_region(region)):
             raise _invalid("region", f"'region' must be an ISO country code such as US or GB, not {region!r}.")
         mode = _mode(body)
         passthrough = {name: _text(body, name, limit) for name, limit in _TEXT_FIELDS.items()}

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from shared import phone
 from shared.errors import Problem
+from shared.ids import is_uuid
 from shared.policy.calling_hours import CallingHours, Window, parse_window
 from shared.storage import StorageAccount
 
@@ -41,7 +42,6 @@ REGION_DOMAINS: dict[str, str] = {
 }
 CALLER_ID_SOURCES = ("settings", "genesys", "both")
 DEFAULT_CALLING_HOURS = "08:00-21:00"  # TCPA: no solicitation before 8 am or after 9 pm, callee's local time
-GENESYS_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*")
@@ -274,7 +274,7 @@ def _caller_id(text: str, setting: str, region: str) -> str:
 
 def _user_id(env: Mapping[str, str]) -> str | None:
     user_id = _text(env, "GENESYS_CALL_USER_ID")
-    if user_id is not None and not GENESYS_ID.fullmatch(user_id):
+    if user_id is not None and not is_uuid(user_id):
         raise _config_error("GENESYS_CALL_USER_ID", "must be a Genesys user id (a UUID)")
     return user_id
 
@@ -284,7 +284,7 @@ def _genesys_ids(env: Mapping[str, str], name: str) -> frozenset[str] | None:
     items = [item.strip() for item in (_text(env, name) or "").split(",") if item.strip()]
     if items == ["*"]:
         return None
-    if not all(GENESYS_ID.fullmatch(item) for item in items):
+    if not all(is_uuid(item) for item in items):
         raise _config_error(name, "must be * or Genesys ids (UUIDs) separated by commas")
     return frozenset(item.lower() for item in items)
 

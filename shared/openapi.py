@@ -18,8 +18,6 @@ from typing import Any
 from shared.async_requests import PENDING
 from shared.call_status import OUTCOME_CODES, STATUSES
 from shared.calls import (
-    _GENESYS_ID,
-    _REGION,
     MAX_ATTRIBUTE_KEY_LENGTH,
     MAX_ATTRIBUTE_VALUE_LENGTH,
     MAX_ATTRIBUTES,
@@ -27,10 +25,12 @@ from shared.calls import (
     MAX_TEXT_LENGTH,
     MAX_UUI_LENGTH,
     MODES,
+    REGION_CODE,
 )
 from shared.errors import CATALOG, DEFAULT_RETRY_AFTER_SECONDS, PROBLEM_TYPE_BASE
 from shared.http import CLIENT_REQUEST_ID, MAX_BODY_BYTES, MAX_EVENTS_BYTES
 from shared.idempotency import MAX_KEY_LENGTH
+from shared.ids import UUID
 from shared.phone import REASON_TEXT, TYPE_NAMES
 from shared.status_callbacks.delivery import DELIVERED, UNDELIVERABLE
 from shared.status_callbacks.delivery import PENDING as DELIVERY_PENDING
@@ -198,7 +198,7 @@ CALL_REQUEST_BODY = _body(
 
 # --- Definitions ---------------------------------------------------------------------------------------------
 
-_GENESYS_ID_FIELD = {"pattern": _GENESYS_ID.pattern, "maxLength": 36}
+_GENESYS_ID_FIELD = {"pattern": UUID.pattern, "maxLength": 36}
 
 
 def _understood_number() -> dict[str, Any]:
@@ -281,7 +281,7 @@ def _call_request() -> dict[str, Any]:
                 "DEFAULT_PHONE_REGION setting.",
                 minLength=2,
                 maxLength=2,
-                pattern=_REGION.pattern,
+                pattern=REGION_CODE.pattern,
                 visibility="advanced",
             ),
             "attributes": _field(

@@ -153,5 +153,6 @@ def test_identical_keyless_jobs_are_one_even_when_the_second_runs_after_the_wind
 
     assert [a.status_code for a in answers] == [201, 201]
     assert answers[1].json()["conversationId"] == answers[0].json()["conversationId"]
-    assert answers[1].headers["Idempotent-Replayed"] == "true"
+    # The host runs a batch of messages in parallel: either job may be the one that dialed.
+    assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == ["", "true"]
     assert len(stack.creates()) == 1

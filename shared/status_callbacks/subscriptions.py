@@ -8,7 +8,6 @@ purge timer never removes them: a subscription lasts exactly as long as the flow
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import Problem
+from shared.ids import is_uuid
 from shared.logs import get_logger
 from shared.status_callbacks.targets import check_url
 from shared.storage import ManagedTable
@@ -31,7 +31,6 @@ MAX_SUBSCRIPTIONS = 50  # each ended call is posted to every subscription
 POWER_AUTOMATE_HOST_SUFFIXES = (".logic.azure.com",)  # prod-NN.<region>.logic.azure.com callback URLs
 NOTIFICATION_FIELD = "notificationUrl"
 CACHE_SECONDS = 60.0
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,7 @@ class Subscriptions:
 
     def unsubscribe(self, subscription_id: str) -> bool:
         """Remove it; False when there was none (DELETE is idempotent: Power Automate may send it twice)."""
-        deleted = _UUID.match(subscription_id) is not None and self._rows.delete(subscription_id)
+        deleted = is_uuid(subscription_id) and self._rows.delete(subscription_id)
         self._cached = None
         log.info("Subscription %s %s", subscription_id[:36], "deleted" if deleted else "was not there")
         return deleted

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
 from shared.idempotency import Record, Store
+from shared.ids import is_uuid
 from shared.logs import get_logger, log_fields
 from shared.status_callbacks.delivery import (
     DELIVERED,
@@ -57,7 +57,6 @@ WATCHING, FINISHED = "watching", "finished"
 CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are "sub:<id>"
 MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
 POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class RetryLater(Exception):
@@ -119,7 +118,7 @@ def _read_message(message: str) -> tuple[str, int] | None:
     if not isinstance(step, dict) or set(step) != {"conversationId", "tick"}:
         return None
     conversation_id, tick = step["conversationId"], step["tick"]
-    if not isinstance(conversation_id, str) or not _UUID.match(conversation_id):
+    if not is_uuid(conversation_id):
         return None
     if not isinstance(tick, int) or isinstance(tick, bool) or tick < 0:
         return None
