@@ -299,3 +299,23 @@ def test_a_subscription_goes_only_to_power_automate_or_an_allowed_host(scripted:
     assert accepted.status_code == 201
     assert "url" not in accepted.json()  # a SAS URL is a credential: never echoed
     scripted.session.delete(accepted.headers["Location"], timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("https://169.254.169.254\\.prod-1.westus.logic.azure.com/", 400),  # urllib3 would connect to the IP
+        ("https://10.0.0.5%5C.logic.azure.com/", 400),
+        ("https://prod-1.westus.logic.azure.com/\x00", 400),
+        ("https://prod-1.westus.logic.azure.com /x", 400),
+        ("https://prod-1.westus.logic.azure.com:22/x", 422),
+        ("https://user:pass@prod-1.westus.logic.azure.com/x", 422),
+        ("https://prod-1.westus.logic.azure.com.attacker.example/x", 422),
+    ],
+    ids=["backslash", "escaped-backslash", "nul", "space", "other-port", "user-info", "suffix-trick"],
+)
+def test_a_url_that_parsers_could_read_two_ways_is_refused(scripted: Stack, url: str, status: int) -> None:
+    response = scripted.post("/api/subscriptions", {"notificationUrl": url})
+
+    assert response.status_code == status, response.text
+    assert response.json()["field"] == "notificationUrl"

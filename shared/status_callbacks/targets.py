@@ -9,10 +9,11 @@ against the current allow-list.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from shared.errors import Problem
 
@@ -78,6 +79,34 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+# What a URL may hold: printable ASCII without spaces or backslashes, and no percent-escapes in the authority. A parser
+# that reads `https://10.0.0.5\\.logic.azure.com/` one way while the HTTP client reads it another is how a host
+# check is bypassed; so the host is taken as the HTTP client (urllib3) takes it, and anything odd is refused.
+# (Allowed: letters, digits and !#$%&'()*+,-./:;=?@[]_~; no space, quote, <, >, backslash, ^, `, {, | or }.)
+_URL_CHARACTERS = re.compile(r"^[!#-;=?-\[\]_a-z~]+$", re.IGNORECASE | re.ASCII)
+
+
+def _parts(url: object, field: str) -> tuple[str, SplitResult]:
+    """The host (lower case, no trailing dot) urllib3 will connect to, and the URL's parts; or
+    `validation_failed` when it is no URL or the two parsers disagree."""
+    from urllib3.util import parse_url
+
+    if not isinstance(url, str) or len(url) > 4096 or not _URL_CHARACTERS.fullmatch(url):
+        raise _invalid(field, f"'{field}' is not a valid URL (printable ASCII, no spaces or backslashes).")
+    try:
+        parsed = parse_url(url)
+        split = urlsplit(url)
+        split.port  # noqa: B018 - raises ValueError unless a number from 0 to 65535
+    except ValueError:
+        raise _invalid(field, f"'{field}' is not a valid URL.") from None
+    host = (parsed.host or "").lower().rstrip(".")
+    if not host or parsed.scheme not in ("http", "https") or "%" in (split.netloc or ""):
+        raise _invalid(field, f"'{field}' must be an absolute https:// URL.")
+    if host != (split.hostname or "").lower().rstrip("."):  # two parsers disagree: refuse rather than guess
+        raise _invalid(field, f"'{field}' is not a valid URL.")
+    return host, split
+
+
 def check_url(
     url: str,
     hosts: Iterable[str],
@@ -88,22 +117,17 @@ def check_url(
     setting: str = "STATUS_CALLBACK_ALLOWED_HOSTS",
 ) -> str:
     """The URL, or 422 `callback_url_not_allowed` naming `field` (400 `validation_failed` when it is no URL):
-    https on an allowed host (exactly one of `hosts`, or
-    ending in one of `host_suffixes`), no credentials, a valid port; http only to loopback when allowed."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError unless a number from 0 to 65535
-    except ValueError:
-        raise _invalid(field, f"'{field}' is not a valid URL.") from None
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host or parts.scheme not in ("http", "https"):
-        raise _invalid(field, f"'{field}' must be an absolute https:// URL.")
+    https on port 443 of an allowed host (exactly one of `hosts`, or ending in one of `host_suffixes`), no
+    credentials; http only to loopback when allowed. Checked again before every delivery."""
+    host, parts = _parts(url, field)
     if "@" in parts.netloc:
         raise _refused(field, f"'{field}' must not hold user-info (credentials before '@').")
     if parts.scheme == "http" and allow_insecure_loopback and _is_loopback(host):
         return url
     if parts.scheme != "https":
         raise _refused(field, f"'{field}' must use https://.")
+    if parts.port not in (None, 443):
+        raise _refused(field, f"'{field}' must use the https port (443).")
     if host in set(hosts) or any(host.endswith(suffix) for suffix in host_suffixes):
         return url
     raise _refused(

@@ -317,7 +317,13 @@ class StatusWatcher:
                 return None, True
             return url, True
         subscription = self._subscriptions.get(target.removeprefix("sub:"))
-        return (subscription.url if subscription else None), False  # Power Automate's URL is itself signed (SAS)
+        if subscription is None:
+            return None, False
+        try:  # stored before today's rules: checked again, as a callback URL is
+            self._subscriptions.check(subscription.url)
+        except Problem:
+            return None, False
+        return subscription.url, False  # Power Automate's URL is itself signed (SAS)
 
     def _deliver_due(self, data: dict[str, Any], now: float) -> None:
         for entry in data["deliveries"]:
