@@ -41,6 +41,10 @@ MAY_HAVE_SENT = (SENDING, SENT)
 POLL_SECONDS = 0.1
 MAX_KEY_LENGTH = 255
 IN_PROGRESS_RETRY_AFTER_SECONDS = 5
+# A claim that may have sent its call, and an outcome-unknown answer, are kept longer than the retention:
+# senders redeliver for days (Google Pub/Sub up to 7, Standard Webhooks senders about 27 hours), and every
+# redelivery must find them rather than dial again.
+UNKNOWN_OUTCOME_RETENTION_SECONDS = 8 * 24 * 3600.0
 PURGE_MAX_RECORDS = 1000  # per run: a timer run stays short however much expired
 PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes, up to 144,000 records a day
 KEYLESS_PREFIX = "auto:"
@@ -206,7 +210,8 @@ class Idempotency:
             lifetime = self.stale_seconds + self.duplicate_window_seconds
             store_key = KEYLESS_PREFIX + request_fingerprint
         else:
-            store_key, lifetime = "key:" + check_key(key), self.retention_seconds
+            store_key = "key:" + check_key(key)
+            lifetime = max(self.retention_seconds, UNKNOWN_OUTCOME_RETENTION_SECONDS)  # shortened by a known answer
         keyless = key is None
 
         waited_until = time.monotonic() + self.wait_seconds
@@ -277,12 +282,15 @@ class Idempotency:
         stays "sending", so a later retry answers "outcome unknown" instead of dialing again.
 
         A keyless answer's window runs from the answer; an outcome-unknown one also keeps the claim's own
-        lifetime (the stale limit plus the window), so late retries of a 503 replay it rather than dial.
+        lifetime (the stale limit plus the window), so late retries of a 503 replay it rather than dial. A keyed
+        claim lives `UNKNOWN_OUTCOME_RETENTION_SECONDS` unless a known answer shortens it to the retention.
         """
         expires_at = claim.record.expires_at
         if claim.record.key.startswith(KEYLESS_PREFIX):
             answered_window = self.clock() + self.duplicate_window_seconds
             expires_at = max(expires_at, answered_window) if outcome_unknown else answered_window
+        elif not outcome_unknown:  # a known answer is replayed for the retention, then the key is free again
+            expires_at = claim.record.claimed_at + self.retention_seconds
         done = replace(claim.record, state=DONE, reply=reply, expires_at=expires_at)
         try:
             recorded = self.store.replace(done) is not None

@@ -257,3 +257,23 @@ def test_a_replay_carries_the_original_request_id_in_header_and_body(stack: Stac
     assert first.headers["X-Request-Id"] == first.json()["requestId"] == "first-attempt"
     assert replay.headers["X-Request-Id"] == replay.json()["requestId"] == "first-attempt"
     assert replay.headers["Idempotent-Replayed"] == "true"
+
+
+def test_an_outcome_unknown_outlives_the_retention_so_a_late_redelivery_never_dials(stack: Stack, configure) -> None:
+    # Signed senders redeliver a failed delivery for days (Pub/Sub up to 7): past IDEMPOTENCY_RETENTION_SECONDS
+    # a known answer frees its key, but a call that may have gone out is kept for 8 days.
+    configure(IDEMPOTENCY_RETENTION_SECONDS="1")
+    stack.genesys.inject("create_call", Fault(status=503))
+    unknown = stack.post("/api/calls", CALL, headers=keyed("late-unknown"))
+    known = stack.post("/api/calls", {"to": "+12125550198"}, headers=keyed("late-known"))
+
+    time.sleep(1.3)  # past the retention
+    stack.host.timers["purge_expired_records"].fire()
+    unknown_again = stack.post("/api/calls", CALL, headers=keyed("late-unknown"))
+    known_again = stack.post("/api/calls", {"to": "+12125550198"}, headers=keyed("late-known"))
+
+    assert (unknown.status_code, known.status_code) == (503, 201)
+    assert unknown_again.status_code == 503
+    assert unknown_again.headers["Idempotent-Replayed"] == "true"
+    assert known_again.status_code == 201 and "Idempotent-Replayed" not in known_again.headers
+    assert len(stack.creates()) == 3  # the unknown one once, the known one twice (its key was free again)
