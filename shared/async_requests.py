@@ -14,7 +14,6 @@ the one this app wrote for a pending job is refused and dials nothing.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -36,10 +35,10 @@ from shared.idempotency import (
 )
 from shared.ids import is_uuid
 from shared.logs import get_logger, log_fields
-from shared.storage import StorageAccount
+from shared.storage import QueueSender
 
 if TYPE_CHECKING:
-    from azure.storage.queue import QueueClient
+    pass
 
 log = get_logger(__name__)
 
@@ -72,35 +71,6 @@ class RetryLater(Exception):
 
 class UntrustedMessage(Exception):
     """A queue message this app did not write for a pending job: it dials nothing and ends in the poison queue."""
-
-
-class QueueSender:
-    """Sends jobs to the storage queue the trigger reads (base64, the host's default message encoding)."""
-
-    def __init__(self, storage: StorageAccount, queue_name: str = QUEUE_NAME) -> None:
-        self._storage = storage
-        self._queue_name = queue_name
-        self._client: QueueClient | None = None
-        self._lock = threading.Lock()
-
-    def _queue(self) -> QueueClient:
-        with self._lock:
-            if self._client is None:
-                self._client = self._storage.queue(self._queue_name)
-            return self._client
-
-    def send(self, message: str) -> None:
-        from azure.core.exceptions import AzureError
-
-        try:
-            self._queue().send_message(message)
-        except AzureError as error:
-            log.warning("Could not queue an asynchronous request: %s", type(error).__name__)
-            raise Problem(
-                "idempotency_store_unavailable",
-                "The request queue could not be reached; nothing was dialed.",
-                retry_after=5,
-            ) from None
 
 
 _JOB_FIELDS = {"requestId", "body", "idempotencyKey", "acceptedAt"}

@@ -10,7 +10,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from shared.async_requests import AsyncRequests, QueueSender
+from shared.async_requests import QUEUE_NAME as REQUEST_QUEUE
+from shared.async_requests import AsyncRequests
 from shared.caller_ids import CallerIds, RefreshingValue
 from shared.calls import CallService
 from shared.config import Settings, load_settings
@@ -23,15 +24,16 @@ from shared.policy import CallPolicy
 from shared.policy.call_cap import CallCap
 from shared.policy.do_not_call import DoNotCallList, DoNotCallRegistry, MemoryDoNotCallList, TableDoNotCallList
 from shared.secrets import KeyVaultSecrets, SecretSource, StaticSecrets
+from shared.status_callbacks import QUEUE_NAME as STATUS_QUEUE
 from shared.status_callbacks import (
     MemorySubscriptionRows,
     Poster,
-    StatusQueue,
     StatusWatcher,
     Subscriptions,
     TableSubscriptionRows,
     WatchSettings,
 )
+from shared.storage import QueueSender
 from shared.webhooks import GoogleKeys, PubSubVerifier, Senders, SignatureVerifier, SnsVerifier
 
 log = get_logger(__name__)
@@ -97,7 +99,7 @@ def services() -> Services:
     )
     watcher = StatusWatcher(
         store,
-        StatusQueue(settings.storage) if settings.storage else None,
+        QueueSender(settings.storage, STATUS_QUEUE) if settings.storage else None,
         genesys,
         Poster(lambda: _webhook_secrets(settings, secrets, False)[0]),
         subscriptions,
@@ -114,7 +116,7 @@ def services() -> Services:
     )
     async_requests = AsyncRequests(
         store,
-        QueueSender(settings.storage) if settings.storage else None,
+        QueueSender(settings.storage, REQUEST_QUEUE) if settings.storage else None,
         retention_seconds=settings.idempotency_retention_seconds,
         retry_after_seconds=settings.async_retry_after_seconds,
         stale_seconds=settings.stale_claim_seconds,

@@ -141,3 +141,33 @@ def is_lost_race(error: Exception) -> bool:
     from azure.core.exceptions import HttpResponseError
 
     return isinstance(error, HttpResponseError) and error.status_code in (404, 409, 412)
+
+
+class QueueSender:
+    """Sends messages to one storage queue (base64, the host's default encoding), the client made on first use.
+
+    An outage answers 503 (`idempotency_store_unavailable`): nothing was dialed by the caller yet.
+    """
+
+    def __init__(self, storage: StorageAccount, queue_name: str) -> None:
+        self._storage = storage
+        self._queue_name = queue_name
+        self._client: QueueClient | None = None
+        self._lock = threading.Lock()
+
+    def send(self, message: str, delay_seconds: int = 0) -> None:
+        """Queue `message`, visible to the trigger after `delay_seconds`."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._storage.queue(self._queue_name)
+            self._client.send_message(message, visibility_timeout=delay_seconds or None)
+        except AzureError as error:
+            log.warning("Could not queue a message on %s: %s", self._queue_name, type(error).__name__)
+            raise Problem(
+                "idempotency_store_unavailable",
+                f"The {self._queue_name} queue could not be reached; nothing was dialed.",
+                retry_after=5,
+            ) from None

@@ -13,7 +13,7 @@ from shared.status_callbacks.subscriptions import (
     TableSubscriptionRows,
 )
 from shared.status_callbacks.targets import StatusCallback
-from shared.status_callbacks.watcher import QUEUE_NAME, RetryLater, StatusQueue, StatusWatcher, WatchSettings
+from shared.status_callbacks.watcher import QUEUE_NAME, RetryLater, StatusWatcher, WatchSettings
 
 __all__ = [
     "QUEUE_NAME",
@@ -21,7 +21,6 @@ __all__ = [
     "Poster",
     "RetryLater",
     "StatusCallback",
-    "StatusQueue",
     "StatusWatcher",
     "Subscriptions",
     "TableSubscriptionRows",

@@ -99,6 +99,7 @@ class Poster:
                 headers=headers,
                 timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
                 allow_redirects=False,  # a redirect could lead anywhere: only the validated URL is called
+                stream=True,  # the status line is the answer: the body is never downloaded
             )
         except requests.RequestException as error:
             return Outcome(PENDING, type(error).__name__)

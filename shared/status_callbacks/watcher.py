@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -44,11 +43,12 @@ from shared.status_callbacks.delivery import (
 )
 from shared.status_callbacks.subscriptions import Subscriptions
 from shared.status_callbacks.targets import TERMINAL, StatusCallback, check_url
-from shared.storage import StorageAccount
+from shared.storage import QueueSender
 
 if TYPE_CHECKING:
-    from azure.storage.queue import QueueClient
+    pass
 
+STEP_BUDGET_SECONDS = 20.0  # one step's deliveries, so a slow receiver cannot hold a worker thread for long
 log = get_logger(__name__)
 
 QUEUE_NAME = "call-status"
@@ -84,22 +84,6 @@ class WatchSettings:
             elapsed += self.poll_interval(polls)
             polls += 1
         return polls + 1  # and the read that finds the maximum age passed
-
-
-class StatusQueue:
-    """Sends delayed messages to `call-status` (base64, the host's default encoding)."""
-
-    def __init__(self, storage: StorageAccount, name: str = QUEUE_NAME) -> None:
-        self._storage = storage
-        self._name = name
-        self._client: QueueClient | None = None
-        self._lock = threading.Lock()
-
-    def send(self, message: str, delay_seconds: int) -> None:
-        with self._lock:
-            if self._client is None:
-                self._client = self._storage.queue(self._name)
-        self._client.send_message(message, visibility_timeout=delay_seconds)
 
 
 def record_key(conversation_id: str) -> str:
@@ -156,7 +140,7 @@ class StatusWatcher:
     def __init__(
         self,
         store: Store,
-        queue: StatusQueue | None,
+        queue: QueueSender | None,
         genesys: GenesysClient,
         poster: Poster,
         subscriptions: Subscriptions,
@@ -326,9 +310,12 @@ class StatusWatcher:
         return subscription.url, False  # Power Automate's URL is itself signed (SAS)
 
     def _deliver_due(self, data: dict[str, Any], now: float) -> None:
+        started = time.monotonic()
         for entry in data["deliveries"]:
             if entry["status"] != PENDING or entry["nextAt"] > now:
                 continue
+            if time.monotonic() - started > STEP_BUDGET_SECONDS:  # slow receivers: the rest waits for the next step
+                break
             url, signed = self._target(data, entry["target"])
             entry["attempts"] += 1
             if url is None:
