@@ -94,9 +94,15 @@ class TableSubscriptionRows:
         return _row(entity)
 
     def delete(self, subscription_id: str) -> bool:
+        """True when this call removed it; two DELETEs at once (Power Automate may send them) both succeed."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         if self.get(subscription_id) is None:
             return False
-        self._table.call(lambda: self._table.client.delete_entity(PARTITION, subscription_id))
+        try:
+            self._table.call(lambda: self._table.client.delete_entity(PARTITION, subscription_id))
+        except ResourceNotFoundError:
+            return False  # the other DELETE removed it in between
         return True
 
     def all(self) -> list[Subscription]:
