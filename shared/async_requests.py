@@ -35,7 +35,7 @@ from shared.idempotency import (
 )
 from shared.ids import is_uuid
 from shared.logs import get_logger, log_fields
-from shared.storage import QueueSender
+from shared.storage import QueueSender, RetryLater
 
 if TYPE_CHECKING:
     pass
@@ -63,10 +63,6 @@ class Answer(Protocol):
         before_send: Callable[[], None],
         arrived_at: float | None,
     ) -> tuple[Reply, bool]: ...
-
-
-class RetryLater(Exception):
-    """Raised from the queue trigger so the host delivers the message again (nothing was dialed)."""
 
 
 class UntrustedMessage(Exception):

@@ -143,6 +143,10 @@ def is_lost_race(error: Exception) -> bool:
     return isinstance(error, HttpResponseError) and error.status_code in (404, 409, 412)
 
 
+class RetryLater(Exception):
+    """Raised from a queue trigger so the host delivers the message again later (nothing was dialed by it)."""
+
+
 class QueueSender:
     """Sends messages to one storage queue (base64, the host's default encoding), the client made on first use.
 

@@ -13,13 +13,12 @@ from shared.status_callbacks.subscriptions import (
     TableSubscriptionRows,
 )
 from shared.status_callbacks.targets import StatusCallback
-from shared.status_callbacks.watcher import QUEUE_NAME, RetryLater, StatusWatcher, WatchSettings
+from shared.status_callbacks.watcher import QUEUE_NAME, StatusWatcher, WatchSettings
 
 __all__ = [
     "QUEUE_NAME",
     "MemorySubscriptionRows",
     "Poster",
-    "RetryLater",
     "StatusCallback",
     "StatusWatcher",
     "Subscriptions",

@@ -43,7 +43,7 @@ from shared.status_callbacks.delivery import (
 )
 from shared.status_callbacks.subscriptions import Subscriptions
 from shared.status_callbacks.targets import TERMINAL, StatusCallback, check_url
-from shared.storage import QueueSender
+from shared.storage import QueueSender, RetryLater
 
 if TYPE_CHECKING:
     pass
@@ -57,10 +57,6 @@ WATCHING, FINISHED = "watching", "finished"
 CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are "sub:<id>"
 MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
 POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
-
-
-class RetryLater(Exception):
-    """Raised from the queue trigger: the host delivers the message again later."""
 
 
 @dataclass(frozen=True)
