@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import azure.functions as func
 
 from shared.async_requests import POISON_QUEUE_NAME, QUEUE_NAME
@@ -12,6 +10,7 @@ from shared.http import (
     MAX_EVENTS_BYTES,
     endpoint,
     json_response,
+    public_url,
     read_body,
     read_json_object,
     reply_response,
@@ -72,7 +71,7 @@ def watch_call_status(msg: func.QueueMessage) -> None:
 @endpoint
 def subscribe(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     subscription = services().subscriptions.subscribe(read_json_object(req))
-    location = _public_url(req, f"/api/subscriptions/{subscription.id}")  # Power Automate DELETEs it
+    location = public_url(req, f"/api/subscriptions/{subscription.id}")  # Power Automate DELETEs it
     return json_response(201, {**subscription.to_json(), "requestId": request_id}, request_id, {"Location": location})
 
 
@@ -82,12 +81,6 @@ def unsubscribe(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     subscription_id = req.route_params.get("subscriptionId", "")
     deleted = services().subscriptions.unsubscribe(subscription_id)
     return json_response(200, {"id": subscription_id[:36], "deleted": deleted, "requestId": request_id}, request_id)
-
-
-def _public_url(req: func.HttpRequest, path: str) -> str:
-    """An absolute URL on the host the caller used."""
-    url = urlsplit(req.url)
-    return f"{url.scheme}://{req.headers.get('host') or url.netloc}{path}"
 
 
 @app.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)

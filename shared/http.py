@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
@@ -95,6 +96,12 @@ def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse
     wrapper.__name__ = wrapper.__qualname__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
     return wrapper
+
+
+def public_url(req: func.HttpRequest, path: str) -> str:
+    """An absolute URL on the host the caller used (Power Automate needs one to unsubscribe)."""
+    url = urlsplit(req.url)
+    return f"{url.scheme}://{req.headers.get('host') or url.netloc}{path}"
 
 
 def wants_async(req: func.HttpRequest) -> bool:
