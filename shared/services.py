@@ -49,7 +49,6 @@ class Services:
     webhooks: Senders
     async_requests: AsyncRequests
     idempotency: Idempotency
-    policy: CallPolicy
     do_not_call: DoNotCallRegistry
     status_watcher: StatusWatcher
     subscriptions: Subscriptions
@@ -136,7 +135,6 @@ def services() -> Services:
         signatures,
         async_requests,
         idempotency,
-        policy,
         DoNotCallRegistry(policy.do_not_call, settings.default_phone_region),
         watcher,
         subscriptions,
