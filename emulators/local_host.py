@@ -40,6 +40,13 @@ _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")
 _log = logging.getLogger(__name__)
 
 
+def worker_threads(environ: dict[str, str] | None = None) -> int:
+    """How many synchronous functions run at once, as the Python worker sizes its pool:
+    `PYTHON_THREADPOOL_THREAD_COUNT`, else ThreadPoolExecutor's default, min(32, cores + 4)."""
+    value = (os.environ if environ is None else environ).get("PYTHON_THREADPOOL_THREAD_COUNT", "")
+    return int(value) if value.isdigit() and int(value) > 0 else min(32, (os.cpu_count() or 1) + 4)
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # the default listen backlog of 5 resets bursts of concurrent deliveries
     daemon_threads = True
@@ -328,6 +335,8 @@ class LocalFunctionHost:
         self.function_key = function_key
         self.queues = QueueRunner([q for q in map(QueueFunction.from_function, every) if q])
         self.timers = {t.name: t for t in map(TimerFunction.from_function, every) if t}
+        # Connections get a thread each, as the host accepts them; functions run on the worker's pool.
+        self._workers = ThreadPoolExecutor(worker_threads(), thread_name_prefix="worker")
         self._server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
@@ -350,6 +359,7 @@ class LocalFunctionHost:
         self.queues.stop()
         self._server.shutdown()
         self._server.server_close()
+        self._workers.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> LocalFunctionHost:
         return self.start()
@@ -390,6 +400,12 @@ class LocalFunctionHost:
             return 500, {}, b""
         return worker_answer(response)
 
+    def dispatch_on_worker(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """`dispatch` on the worker's thread pool: past its size, requests wait for a thread, as in Azure."""
+        return self._workers.submit(self.dispatch, method, target, headers, body).result()
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         host = self
 
@@ -407,7 +423,9 @@ class LocalFunctionHost:
                     return
                 body = self.rfile.read(length) if length else b""
                 headers = header_values(self.headers.items())
-                status, response_headers, response_body = host.dispatch(self.command, self.path, headers, body)
+                status, response_headers, response_body = host.dispatch_on_worker(
+                    self.command, self.path, headers, body
+                )
                 self._answer(status, response_headers, response_body)
 
             def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:

@@ -77,11 +77,17 @@ def mask(text: str) -> str:
     return ("+" if text.strip().startswith("+") else "") + head + "****"
 
 
-def _parse(text: str, region: str) -> phonenumbers.PhoneNumber:
-    """Parse, retrying `00`/`011` international prefixes when the region itself does not use them."""
+def _parse(text: str, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
+    """Parse, retrying `00`/`011` international prefixes when the region itself does not use them.
+
+    Returns the number with its `PhoneNumberType`, UNKNOWN when it is valid nowhere: libphonenumber's
+    `number_type` is that validity check already, so each reading is classified once (it is most of a call's
+    own CPU time).
+    """
     number = phonenumbers.parse(text, region)
-    if phonenumbers.is_valid_number(number):
-        return number
+    number_type = phonenumbers.number_type(number)
+    if number_type != PhoneNumberType.UNKNOWN:
+        return number, number_type
     digits = "".join(_DIGITS.findall(text))
     for prefix, idd_region in _IDD_REGIONS:
         if digits.startswith(prefix) and not text.strip().startswith("+"):
@@ -89,9 +95,10 @@ def _parse(text: str, region: str) -> phonenumbers.PhoneNumber:
                 candidate = phonenumbers.parse(text, idd_region)
             except NumberParseException:
                 continue
-            if phonenumbers.is_valid_number(candidate):
-                return candidate
-    return number
+            candidate_type = phonenumbers.number_type(candidate)
+            if candidate_type != PhoneNumberType.UNKNOWN:
+                return candidate, candidate_type
+    return number, PhoneNumberType.UNKNOWN
 
 
 def _invalid(reason: str, text: str, field: str, understood: dict[str, Any] | None = None) -> Problem:
@@ -122,7 +129,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     when `allow_premium_rate` is false.
     """
     try:
-        number = _parse(text, region)
+        number, number_type = _parse(text, region)
     except NumberParseException as error:
         raise _invalid(_PARSE_REASONS.get(error.error_type, "not_a_number"), text, field) from None
     if number.extension:  # CreateCallRequest has no extension: dialing the rest would ring the switchboard
@@ -140,19 +147,19 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
         raise _not_allowed(
             "emergency_number", f"'{field}' is an emergency number; it is never dialed.", field, understood
         )
-    if not phonenumbers.is_valid_number(number):
+    if number_type == PhoneNumberType.UNKNOWN:  # not valid in any region's numbering plan
         if shortnumberinfo.is_valid_short_number(number):
             raise _not_allowed("short_code", f"'{field}' is a short code; it is never dialed.", field, understood)
         possibility = phonenumbers.is_possible_number_with_reason(number)
         raise _invalid(_POSSIBILITY_REASONS.get(possibility, "invalid_number"), text, field, understood)
 
-    number_type = TYPE_NAMES.get(phonenumbers.number_type(number), "unknown")
-    understood["type"] = number_type
-    if number_type == "premium_rate" and not allow_premium_rate:
+    type_name = TYPE_NAMES.get(number_type, "unknown")
+    understood["type"] = type_name
+    if type_name == "premium_rate" and not allow_premium_rate:
         raise _not_allowed(
             "premium_rate", f"'{field}' is a premium-rate number; ALLOW_PREMIUM_RATE is off.", field, understood
         )
-    return PhoneNumber(e164, shown_region, number_type)
+    return PhoneNumber(e164, shown_region, type_name)
 
 
 def readings(text: str, regions: Iterable[str]) -> set[str]:

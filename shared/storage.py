@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,12 +28,42 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 # Bounded waits: a storage outage must answer 503 quickly, not hold a request for the SDK's default minutes.
-_CLIENT_OPTIONS: dict[str, Any] = {
-    "connection_timeout": 2,
-    "read_timeout": 5,
-    "retry_total": 2,
-    "retry_backoff_factor": 0.2,
-}
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 5
+STORAGE_RETRIES = 2
+_RETRY_OPTIONS: dict[str, Any] = {"retry_total": STORAGE_RETRIES, "retry_backoff_factor": 0.2}
+# One pooled connection per worker thread (the template sets PYTHON_THREADPOOL_THREAD_COUNT=32). requests keeps
+# 10 by default: past 10 concurrent requests each one opened a connection and threw it away.
+POOL_CONNECTIONS = 32
+
+
+def _client_options() -> dict[str, Any]:
+    """Client options: bounded retries, and a transport of our own: a connection per thread, the environment read once.
+
+    azure-core's default session rereads the proxy settings from the whole environment on every request, a
+    sixth of a Table request's CPU time in `python -m bench`. Proxy and CA-bundle settings cannot change while
+    the app runs, so they are read here once: with a proxy set, requests keeps its own handling (NO_PROXY
+    included); without one, only a `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` matters, and it is passed on. A
+    transport of our own takes the connection options itself (the client hands them only to one it builds).
+    """
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    session.trust_env = bool(urllib.request.getproxies())
+    adapter = HTTPAdapter(  # retries are the pipeline's (retry_total), never urllib3's, as azure-core sets it
+        pool_maxsize=POOL_CONNECTIONS, max_retries=Retry(total=False, redirect=False, raise_on_status=False)
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    connection: dict[str, Any] = {"connection_timeout": CONNECT_TIMEOUT_SECONDS, "read_timeout": READ_TIMEOUT_SECONDS}
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if ca_bundle and not session.trust_env:
+        connection["connection_verify"] = ca_bundle
+    transport = RequestsTransport(session=session, session_owner=True, **connection)
+    return {**_RETRY_OPTIONS, "transport": transport}
 
 
 @dataclass(frozen=True)
@@ -77,9 +109,9 @@ class StorageAccount:
 
         if self.connection_string:
             with self._readable_connection_string():
-                return TableClient.from_connection_string(self.connection_string, name, **_CLIENT_OPTIONS)
+                return TableClient.from_connection_string(self.connection_string, name, **_client_options())
         assert self.table_uri is not None  # shared.config.storage_account requires both URIs
-        return TableClient(self.table_uri, name, credential=self._credential, **_CLIENT_OPTIONS)
+        return TableClient(self.table_uri, name, credential=self._credential, **_client_options())
 
     def queue(self, name: str) -> QueueClient:
         """A queue (created if missing) in the Functions host's base64 message encoding."""
@@ -91,7 +123,7 @@ class StorageAccount:
             "message_decode_policy": TextBase64DecodePolicy(),
             # The queue SDK's own retry waits 15 s, then 18 s: an outage would hold a request half a minute.
             "retry_policy": LinearRetry(backoff=1, retry_total=2, random_jitter_range=1),
-            **_CLIENT_OPTIONS,
+            **_client_options(),
         }
         if self.connection_string:
             with self._readable_connection_string():

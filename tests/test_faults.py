@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,7 +10,9 @@ from dataclasses import dataclass
 import pytest
 
 from emulators.azure import VaultFault
+from emulators.azurite import ACCOUNT, ACCOUNT_KEY
 from emulators.genesys import Fault
+from shared.storage import READ_TIMEOUT_SECONDS, STORAGE_RETRIES
 from tests.conftest import TALLY, Stack
 
 DEADLINE_SECONDS = 8  # CALL_DEADLINE_SECONDS in the test settings
@@ -160,3 +163,25 @@ def test_fault_ends_in_its_catalog_answer(stack: Stack, configure, scenario: Sce
     assert len(stack.creates()) >= scenario.posts
     assert len(stack.genesys.org.conversations) <= 1, "a logical request created two calls"
     assert elapsed < DEADLINE_SECONDS + 7, f"took {elapsed:.1f} s"
+
+
+def test_storage_that_accepts_but_never_answers_is_a_503_within_its_timeouts(stack: Stack, configure) -> None:
+    """A hung storage account (the connection opens, no answer comes): each request gives up at the read timeout,
+    the pipeline's retries are bounded, and the call answers 503 without reaching Genesys."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:  # never accepts: the kernel does
+        port = silent.getsockname()[1]
+        configure(
+            AzureWebJobsStorage=(
+                f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                f"TableEndpoint=http://127.0.0.1:{port}/{ACCOUNT};QueueEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+            )
+        )
+        started = time.monotonic()
+        response = stack.post("/api/calls", {"to": "+12125550199"})
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "idempotency_store_unavailable"
+    assert stack.creates() == []
+    attempts = 1 + STORAGE_RETRIES
+    assert READ_TIMEOUT_SECONDS <= elapsed < attempts * READ_TIMEOUT_SECONDS + 5, f"took {elapsed:.1f} s"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import os
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from emulators.local_host import (
     QueueRunner,
     poison_queue_name,
     timespan_seconds,
+    worker_threads,
 )
 from shared.async_requests import MAX_DEQUEUE_COUNT, POISON_QUEUE_NAME, QUEUE_NAME
 from shared.config import storage_account
@@ -297,3 +299,48 @@ def test_a_batch_runs_in_parallel(queue_app: Any) -> None:
         storage.queue(queue).send_message(f"job {n}")
 
     assert wait_until(lambda: runner.deliveries.count(("meets", True)) == 4)
+
+
+def test_functions_run_on_the_workers_pool_of_python_threadpool_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connections get a thread each, but at most PYTHON_THREADPOOL_THREAD_COUNT functions run at once, on the
+    pool's threads, as the Python worker runs synchronous functions (docs/runtime.md, worker threads)."""
+    monkeypatch.setenv("PYTHON_THREADPOOL_THREAD_COUNT", "2")
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    arrived, release, lock = threading.Semaphore(0), threading.Event(), threading.Lock()
+    running, peak, threads = [0], [0], set()
+
+    @app.route(route="hold", methods=["GET"])
+    def hold(req: func.HttpRequest) -> func.HttpResponse:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            threads.add(threading.current_thread().name)
+        arrived.release()
+        release.wait(WAIT_SECONDS)
+        with lock:
+            running[0] -= 1
+        return func.HttpResponse("held")
+
+    with LocalFunctionHost(app) as host:
+        answers: list[int] = []
+        clients = [
+            threading.Thread(
+                target=lambda: answers.append(requests.get(f"{host.base_url}/api/hold", timeout=30).status_code)
+            )
+            for _ in range(5)
+        ]
+        for client in clients:
+            client.start()
+        assert arrived.acquire(timeout=WAIT_SECONDS) and arrived.acquire(timeout=WAIT_SECONDS)
+        release.set()
+        for client in clients:
+            client.join(timeout=WAIT_SECONDS)
+    assert answers == [200] * 5
+    assert peak[0] == 2
+    assert len(threads) <= 2 and all(name.startswith("worker") for name in threads)
+
+
+def test_the_pool_is_sized_as_the_python_worker_sizes_it() -> None:
+    assert worker_threads({"PYTHON_THREADPOOL_THREAD_COUNT": "32"}) == 32
+    assert worker_threads({}) == min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default
+    assert worker_threads({"PYTHON_THREADPOOL_THREAD_COUNT": "none"}) == min(32, (os.cpu_count() or 1) + 4)

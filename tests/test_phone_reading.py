@@ -1,0 +1,74 @@
+"""Reading a number classifies it once (`number_type`), and that must agree with libphonenumber's own checks.
+
+`shared.phone.normalize` no longer calls `is_valid_number` (it classified each number up to seven times, most of
+a call's own CPU time); these properties hold it to what `is_valid_number` and `number_type` say of the same
+input, over numbers of every type in many regions with their last digits varied.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import NumberParseException, PhoneNumberType
+
+from shared.errors import Problem
+from shared.phone import TYPE_NAMES, normalize
+
+REGIONS = ["US", "CA", "GB", "DE", "FR", "IN", "BR", "JP", "AU", "NG", "AG", "JM", "IM", "VA", "IT"]
+TYPES = [value for value in TYPE_NAMES if value != PhoneNumberType.UNKNOWN]
+
+
+def _examples() -> list[str]:
+    found = []
+    for region in REGIONS:
+        for number_type in TYPES:
+            example = phonenumbers.example_number_for_type(region, number_type)
+            if example is not None:
+                found.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
+    return found
+
+
+EXAMPLES = _examples()
+# An example number with its last digits replaced: valid ones of every type, and invalid ones around them.
+numbers = st.builds(
+    lambda example, tail, keep_plus: (example if keep_plus else example[1:])[: -len(tail)] + tail,
+    st.sampled_from(EXAMPLES),
+    st.text("0123456789", min_size=1, max_size=4),
+    st.booleans(),
+)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(text=numbers, region=st.sampled_from(REGIONS))
+def test_a_number_is_accepted_exactly_when_libphonenumber_calls_it_valid(text: str, region: str) -> None:
+    try:
+        parsed: phonenumbers.PhoneNumber | None = phonenumbers.parse(text, region)
+    except NumberParseException:
+        parsed = None
+    try:
+        reading = normalize(text, region, allow_premium_rate=True)
+    except Problem as refusal:
+        reason = (refusal.extensions or {}).get("reason")
+        if parsed is not None and phonenumbers.is_valid_number(parsed):
+            assert reason == "emergency_number"  # the only refusal of a valid number read as written
+        return
+    number = phonenumbers.parse(reading.e164)
+    assert phonenumbers.is_valid_number(number)
+    assert reading.number_type == TYPE_NAMES[phonenumbers.number_type(number)]
+    if parsed is not None and phonenumbers.is_valid_number(parsed):
+        assert reading.e164 == phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_the_examples_cover_every_type_and_both_outcomes() -> None:
+    """The property above is only as good as its inputs: they span the types and include invalid numbers."""
+    readings = [phonenumbers.parse(e) for e in EXAMPLES]
+    assert {phonenumbers.number_type(n) for n in readings} >= {
+        PhoneNumberType.FIXED_LINE,
+        PhoneNumberType.MOBILE,
+        PhoneNumberType.TOLL_FREE,
+        PhoneNumberType.PREMIUM_RATE,
+        PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    }
+    invalid = [e for e in EXAMPLES if not phonenumbers.is_valid_number(phonenumbers.parse(e[:-1] + "0" * 3))]
+    assert invalid, "no example turns invalid when its digits change"
