@@ -1,8 +1,10 @@
 """What a benchmark child calls: the app in-process, and the floors it is compared with.
 
 The floors are the least any implementation must do against the same emulators: one create with a cached
-token (no store), and that create plus two Table inserts through the same Azure SDK and client options the app
-uses (the claim before dialing and the answer after: the least a never-twice call can write).
+token whose answer is read for the conversation id (no store), and that create plus two Table inserts through
+the same Azure SDK and client options the app uses (the claim before dialing and the answer after: the least a
+never-twice call can write). A third floor adds one point read, the do-not-call lookup the calling policy makes
+before every call: the least a never-twice call that honours the list can do.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class RawGenesys:
 
     def __init__(self) -> None:
         self.session = requests.Session()
+        self.session.trust_env = False  # as the app's own session: no proxy or netrc lookups per request
         base = os.environ["GENESYS_API_BASE_URL"]
         self.url = f"{base}/api/v2/conversations/calls/user/{DEMO_USER_ID}"
         basic = base64.b64encode(f"{os.environ['GENESYS_CLIENT_ID']}:{CLIENT_SECRET}".encode()).decode()
@@ -76,7 +79,7 @@ class RawGenesys:
     def create(self, index: int) -> None:
         body: dict[str, Any] = {"phoneNumber": number(index), "callerId": CALLER_ID}
         answer = self.session.post(self.url, json=body, headers=self.headers, timeout=HTTP_TIMEOUT)
-        if answer.status_code != 200:
+        if answer.status_code != 200 or not answer.json().get("id"):  # the conversation id is the point
             raise RuntimeError(f"raw create answered {answer.status_code}: {answer.text[:300]}")
 
 
@@ -95,3 +98,10 @@ class RawTable:
     def insert_two(self) -> None:
         for state in ("claimed", "done"):
             self.table.create_entity({"PartitionKey": "floor", "RowKey": str(uuid.uuid4()), "State": state})
+
+    def read_missing(self) -> None:
+        """A point read of a row that is not there: what the do-not-call lookup of an unlisted number costs."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with contextlib.suppress(ResourceNotFoundError):
+            self.table.get_entity("dnc", uuid.uuid4().hex)

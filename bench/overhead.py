@@ -1,8 +1,8 @@
 """The app's call path in-process against its floor, in one child process, samples interleaved.
 
-App and floor alternate call by call (ABBA order), so drift in the machine or the emulators lands on both
-alike. Without Table Storage the floor is one raw create; with Azurite it is a raw create plus two raw Table
-inserts (see bench/calls.py).
+App and floors take turns call by call, in an order reversed every other call (ABBA), so drift in the machine
+or the emulators lands on all alike. Without Table Storage the floor is one raw create; with Azurite it is a raw
+create plus two raw Table inserts, and a second floor adds the do-not-call point read (see bench/calls.py).
 
     python -m bench.overhead CALLS [--table]   (a child of `python -m bench`: needs the stack's settings)
 """
@@ -31,21 +31,32 @@ def measure(calls: int, table: bool) -> dict[str, Any]:
         if raw_table is not None:
             raw_table.insert_two()
 
+    def floor_with_lookup(index: int) -> None:
+        assert raw_table is not None
+        raw_table.read_missing()
+        floor(index)
+
     base = RANGES["overhead_table" if table else "overhead_no_store"]
-    samples: dict[str, list[float]] = {"app": [], "floor": []}
+    turns: list[tuple[str, Callable[[int], None]]] = [("app", app.call), ("floor", floor)]
+    if table:
+        turns.append(("floor_with_lookup", floor_with_lookup))
+    samples: dict[str, list[float]] = {name: [] for name, _ in turns}
     for i in range(WARM_UP_CALLS + calls):
-        pair: list[tuple[str, Callable[[int], None]]] = [("app", app.call), ("floor", floor)]
-        for name, run in pair if i % 2 == 0 else reversed(pair):
+        for name, run in turns if i % 2 == 0 else reversed(turns):
             started = time.perf_counter()
             run(base + i)
             if i >= WARM_UP_CALLS:
                 samples[name].append(time.perf_counter() - started)
-    app_summary, floor_summary = Summary.of(samples["app"]), Summary.of(samples["floor"])
-    return {
-        "app_ms": app_summary.to_json(),
-        "floor_ms": floor_summary.to_json(),
-        "ratio": app_summary.ratio_to(floor_summary),
+    summaries = {name: Summary.of(values) for name, values in samples.items()}
+    result = {
+        "app_ms": summaries["app"].to_json(),
+        "floor_ms": summaries["floor"].to_json(),
+        "ratio": summaries["app"].ratio_to(summaries["floor"]),
     }
+    if table:
+        result["floor_with_lookup_ms"] = summaries["floor_with_lookup"].to_json()
+        result["ratio_with_lookup"] = summaries["app"].ratio_to(summaries["floor_with_lookup"])
+    return result
 
 
 def run(stack: EmulatedStack, calls: int) -> dict[str, Any]:

@@ -14,7 +14,12 @@ import matplotlib.pyplot as plt
 def _throughput(ax: Any, result: dict[str, Any]) -> None:
     levels = result["levels"]
     concurrency = [level["concurrency"] for level in levels]
-    ax.plot(concurrency, [level["calls_per_second"] for level in levels], "o-", color="tab:blue", label="calls/s")
+    label = f"calls/s, {result.get('worker_threads', '?')} worker threads"
+    ax.plot(concurrency, [level["calls_per_second"] for level in levels], "o-", color="tab:blue", label=label)
+    if "default_threads" in result:
+        default = result["default_threads"]
+        rates = [level["calls_per_second"] for level in default["levels"]]
+        ax.plot(concurrency, rates, "o:", color="tab:cyan", label=f"calls/s, {default['worker_threads']} threads")
     ax.axvline(result["knee"], color="grey", linestyle=":", label=f"knee ({result['knee']} clients)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(concurrency, [str(c) for c in concurrency])
@@ -31,15 +36,17 @@ def _throughput(ax: Any, result: dict[str, Any]) -> None:
 
 
 def _overhead(ax: Any, result: dict[str, Any]) -> None:
-    labels, app, floor = [], [], []
+    labels, app, floor, lookup = [], [], [], []
     for name, title in (("no_store", "no store"), ("table", "Azurite")):
         for quantile in ("p50", "p95", "p99"):
             labels.append(f"{title}\n{quantile}")
             app.append(result[name]["app_ms"][quantile])
             floor.append(result[name]["floor_ms"][quantile])
+            lookup.append(result[name].get("floor_with_lookup_ms", {}).get(quantile, 0.0))
     x = range(len(labels))
-    ax.bar([i - 0.2 for i in x], floor, 0.4, label="floor (raw create [+ 2 raw inserts])", color="tab:grey")
-    ax.bar([i + 0.2 for i in x], app, 0.4, label="the app, in-process", color="tab:green")
+    ax.bar([i - 0.27 for i in x], floor, 0.27, label="floor (raw create [+ 2 raw inserts])", color="tab:grey")
+    ax.bar([i for i in x], lookup, 0.27, label="floor + the do-not-call read", color="silver")
+    ax.bar([i + 0.27 for i in x], app, 0.27, label="the app, in-process", color="tab:green")
     ax.set_xticks(list(x), labels, fontsize=8)
     ax.set_ylabel("ms per call")
     ax.legend(fontsize=8)
@@ -57,12 +64,13 @@ def _cold_start(ax: Any, result: dict[str, Any]) -> None:
 
 def _memory(ax: Any, result: dict[str, Any]) -> None:
     samples = result["samples"]
+    start = next(s["rss_mib"] for s in samples if s["calls"] == 0)
     calls = [s["calls"] for s in samples]
-    ax.plot(calls, [s["rss_mib"] - samples[0]["rss_mib"] for s in samples], "o-", label="RSS")
-    ax.plot(calls, [s["traced_mib"] - samples[0]["traced_mib"] for s in samples], "s-", label="Python heap (traced)")
+    ax.plot(calls, [s["rss_mib"] - start for s in samples], "o-", label="RSS")
+    ax.axvline(0, color="tab:orange", linestyle="--", label=f"end of the {result['warm_up_calls']:,}-call warm-up")
     ax.axhline(1.0, color="grey", linestyle=":", label="target: 1 MiB")
-    ax.set_xlabel("calls after warm-up (in-process, Azurite)")
-    ax.set_ylabel("growth, MiB")
+    ax.set_xlabel("calls (in-process, Azurite)")
+    ax.set_ylabel("growth since the warm-up, MiB")
     ax.legend(fontsize=8)
     ax.set_title("Memory growth")
 

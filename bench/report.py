@@ -50,6 +50,12 @@ def targets(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             MISSING if ratio is None else f"{ratio:.2f}x",
             _met(None if ratio is None else ratio <= 1.10),
         )
+    lookup = overhead["table"].get("ratio_with_lookup") if overhead else None
+    yield (
+        "(for reference, no target) p50 vs raw create + 2 raw inserts + 1 point read (the do-not-call lookup)",
+        MISSING if lookup is None else f"{lookup['p50']:.2f}x",
+        "",
+    )
     steady = steady_per_call(results)
     genesys = steady["genesys_requests"] if steady else None
     yield (
@@ -80,8 +86,11 @@ def targets(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     )
     memory = results.get("memory")
     if memory:
-        figure = f"RSS {memory['rss_growth_mib']:+.2f} MiB, Python heap {memory['traced_growth_mib']:+.2f} MiB"
-        ok = max(memory["rss_growth_mib"], memory["traced_growth_mib"]) < 1.0
+        figure = (
+            f"RSS {memory['rss_growth_mib']:+.2f} MiB after {memory['warm_up_calls']:,} warm-up calls; Python heap "
+            f"{memory['traced_growth_mib_per_calls']:+.3f} MiB (traced over {memory['traced_calls']:,}, scaled)"
+        )
+        ok = max(memory["rss_growth_mib"], memory["traced_growth_mib_per_calls"]) < 1.0
         yield (f"memory growth < 1 MiB per {memory['calls']:,} calls", figure, _met(ok))
     else:
         yield ("memory growth < 1 MiB per 10,000 calls", MISSING, MISSING)
@@ -98,50 +107,25 @@ def sections(results: dict[str, Any]) -> Iterator[str]:
     yield "### Targets\n\n" + table(("target", "measured", "verdict"), list(targets(results)))
     if "overhead" in results:
         rows = []
-        for name, title in (("no_store", "no store"), ("table", "Azurite")):
+        for name, title, floor, ratio in (
+            ("no_store", "no store", "floor_ms", "ratio"),
+            ("table", "Azurite", "floor_ms", "ratio"),
+            ("table", "Azurite, floor with the lookup", "floor_with_lookup_ms", "ratio_with_lookup"),
+        ):
             o = results["overhead"][name]
+            if floor not in o:
+                continue
             for q in ("p50", "p95", "p99"):
-                rows.append((title, q, f"{o['app_ms'][q]:.2f}", f"{o['floor_ms'][q]:.2f}", f"{o['ratio'][q]:.2f}x"))
+                rows.append((title, q, f"{o['app_ms'][q]:.2f}", f"{o[floor][q]:.2f}", f"{o[ratio][q]:.2f}x"))
         n = results["overhead"]["no_store"]["app_ms"]["n"]
         yield f"### One call in-process against its floor ({n:,} each, interleaved)\n\n" + table(
             ("store", "", "app, ms", "floor, ms", "ratio"), rows
         )
     if "throughput" in results:
-        rows = []
-        for level in results["throughput"]["levels"]:
-            per_call, latency = level["requests_per_call"], level["latency_ms"]
-            rows.append(
-                (
-                    level["concurrency"],
-                    level["calls_per_second"],
-                    f"{latency['p50']:.1f}",
-                    f"{latency['p95']:.1f}",
-                    f"{latency['p99']:.1f}",
-                    level["failures"],
-                    f"{per_call['genesys_requests']:.3f}",
-                    f"{per_call['table_requests']:.3f}",
-                    f"{per_call['table_writes']:.3f}",
-                )
-            )
-        seconds = results["throughput"]["seconds_per_level"]
-        yield (
-            f"### Throughput through the local host over HTTP ({seconds:g} s per level)\n\n"
-            + table(
-                (
-                    "clients",
-                    "calls/s",
-                    "p50 ms",
-                    "p95 ms",
-                    "p99 ms",
-                    "failures",
-                    "Genesys req/call",
-                    "Table req/call",
-                    "Table writes/call",
-                ),
-                rows,
-            )
-            + f"\n\nKnee: {results['throughput']['knee']} concurrent clients."
-        )
+        main = results["throughput"]
+        yield _throughput_section(main, "the template's")
+        if "default_threads" in main:
+            yield _throughput_section(main["default_threads"], "the worker's default")
     if "cold_start" in results:
         cold = results["cold_start"]
         rows = [(part, f"{ms:.1f}") for part, ms in cold["parts_ms"].items()]
@@ -150,13 +134,14 @@ def sections(results: dict[str, Any]) -> Iterator[str]:
         yield f"### Cold start, median of {cold['runs']} fresh processes\n\n" + table(("part", "ms"), rows)
     if "memory" in results:
         memory = results["memory"]
-        rows = [(f"{s['calls']:,}", f"{s['rss_mib']:.2f}", f"{s['traced_mib']:.3f}") for s in memory["samples"]]
-        text = table(("calls after warm-up", "RSS MiB", "traced Python heap MiB"), rows)
+        rows = [(f"{s['calls']:,}", f"{s['rss_mib']:.2f}") for s in memory["samples"] if s["calls"] % 1000 == 0]
+        text = table(("calls (negative: warm-up)", "RSS MiB"), rows)
         sites = [(f"`{site['site']}`", site["kib"]) for site in memory["top_growth"]]
         yield (
-            "### Memory over 10,000 calls\n\n"
+            f"### Memory over {memory['calls']:,} calls\n\n"
             + text
-            + "\n\nWhere the traced heap grew most:\n\n"
+            + f"\n\nPython heap traced over {memory['traced_calls']:,} further calls: "
+            + f"{memory['traced_growth_mib'] * 1024:+.1f} KiB. Where it grew most:\n\n"
             + table(("allocation site", "KiB"), sites)
         )
     if "imports" in results:
@@ -168,6 +153,31 @@ def sections(results: dict[str, Any]) -> Iterator[str]:
             + table(("import", "ms"), rows)
             + note
         )
+
+
+def _throughput_section(curve: dict[str, Any], which: str) -> str:
+    rows = []
+    for level in curve["levels"]:
+        per_call, latency = level["requests_per_call"], level["latency_ms"]
+        rows.append(
+            (
+                level["concurrency"],
+                level["calls_per_second"],
+                f"{latency['p50']:.1f}",
+                f"{latency['p95']:.1f}",
+                f"{latency['p99']:.1f}",
+                level["failures"],
+                f"{per_call['genesys_requests']:.3f}",
+                f"{per_call['table_requests']:.3f}",
+                f"{per_call['table_writes']:.3f}",
+            )
+        )
+    threads = curve.get("worker_threads")
+    title = f"### Throughput through the local host over HTTP ({curve['seconds_per_level']:g} s per level"
+    title += f"; {threads} worker threads, {which} PYTHON_THREADPOOL_THREAD_COUNT)" if threads else ")"
+    header = ("clients", "calls/s", "p50 ms", "p95 ms", "p99 ms", "failures")
+    header += ("Genesys req/call", "Table req/call", "Table writes/call")
+    return f"{title}\n\n{table(header, rows)}\n\nKnee: {curve['knee']} concurrent clients."
 
 
 def compare(before: dict[str, Any], after: dict[str, Any]) -> str:

@@ -5,6 +5,10 @@ Azurite), the app behind the local host (`serve`), and the load generator (`load
 keep-alive connection per concurrent client). Each level runs for a fixed time after a warm-up; requests per
 call come from the emulators' logs over exactly that level.
 
+Two curves: the app with the worker's thread pool as the azd template sets it (PYTHON_THREADPOOL_THREAD_COUNT
+32), which the target is judged on, and with the worker's default, min(32, cores + 4), for comparison: the
+threads share one interpreter lock, so on few cores their number shapes the curve past the knee.
+
     python -m bench.throughput serve                         (children of `python -m bench`)
     python -m bench.throughput load URL CONCURRENCY SECONDS FIRST_INDEX
 """
@@ -24,8 +28,10 @@ import requests
 from bench.calls import RANGES, call_body
 from bench.stack import ROOT, EmulatedStack
 from bench.stats import Summary
+from emulators.local_host import worker_threads
 
 LEVELS = (1, 2, 4, 8, 16, 32, 64)
+TEMPLATE_THREADS = "32"  # infra/app/api.bicep: PYTHON_THREADPOOL_THREAD_COUNT
 SECONDS_PER_LEVEL = 4.0
 WARM_UP_SECONDS = 1.5
 START_TIMEOUT_SECONDS = 60
@@ -80,9 +86,22 @@ def serve() -> None:
 
 
 def run(stack: EmulatedStack) -> dict[str, Any]:
+    """The curve with the template's worker threads, and beside it the one with the worker's default."""
+    result = curve(stack, RANGES["throughput"], threads=TEMPLATE_THREADS)
+    default = curve(stack, result.pop("next_index"), threads=None)
+    default.pop("next_index")
+    return {**result, "default_threads": default}
+
+
+def curve(stack: EmulatedStack, index: int, threads: str | None) -> dict[str, Any]:
+    """One throughput curve; `threads` is PYTHON_THREADPOOL_THREAD_COUNT (None: unset, the worker's default)."""
+    environment = stack.environment()
+    environment.pop("PYTHON_THREADPOOL_THREAD_COUNT", None)
+    if threads is not None:
+        environment["PYTHON_THREADPOOL_THREAD_COUNT"] = threads
     server = subprocess.Popen(
         [sys.executable, "-m", "bench.throughput", "serve"],
-        env=stack.environment(),
+        env=environment,
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -93,7 +112,6 @@ def run(stack: EmulatedStack) -> dict[str, Any]:
         url = server.stdout.readline().strip()  # the child prints its URL once it listens
         if not url.startswith("http://127.0.0.1:"):
             raise RuntimeError(f"the local host did not start: {url!r}")
-        index = RANGES["throughput"]
         warm = stack.run_child("throughput", "load", url, "4", str(WARM_UP_SECONDS), str(index))
         index = warm["next_index"]
         levels = []
@@ -103,7 +121,13 @@ def run(stack: EmulatedStack) -> dict[str, Any]:
             index = level.pop("next_index")
             level["requests_per_call"] = (stack.counts() - before).per_call(level["calls"])
             levels.append(level)
-        return {"seconds_per_level": SECONDS_PER_LEVEL, "levels": levels, "knee": knee(levels)}
+        return {
+            "seconds_per_level": SECONDS_PER_LEVEL,
+            "worker_threads": worker_threads(environment),
+            "levels": levels,
+            "knee": knee(levels),
+            "next_index": index,
+        }
     finally:
         server.communicate(input="", timeout=START_TIMEOUT_SECONDS)
 
