@@ -163,6 +163,7 @@ def _throughput_section(curve: dict[str, Any], which: str) -> str:
             (
                 level["concurrency"],
                 level["calls_per_second"],
+                " / ".join(f"{rate:g}" for rate in level["rounds_calls_per_second"]),
                 f"{latency['p50']:.1f}",
                 f"{latency['p95']:.1f}",
                 f"{latency['p99']:.1f}",
@@ -172,10 +173,11 @@ def _throughput_section(curve: dict[str, Any], which: str) -> str:
                 f"{per_call['table_writes']:.3f}",
             )
         )
-    threads = curve.get("worker_threads")
-    title = f"### Throughput through the local host over HTTP ({curve['seconds_per_level']:g} s per level"
-    title += f"; {threads} worker threads, {which} PYTHON_THREADPOOL_THREAD_COUNT)" if threads else ")"
-    header = ("clients", "calls/s", "p50 ms", "p95 ms", "p99 ms", "failures")
+    title = (
+        f"### Throughput through the local host over HTTP ({curve['worker_threads']} worker threads, {which} "
+        f"PYTHON_THREADPOOL_THREAD_COUNT; median of {curve['rounds']} rounds of {curve['seconds_per_sample']:g} s)"
+    )
+    header = ("clients", "calls/s", "rounds, calls/s", "p50 ms", "p95 ms", "p99 ms", "failures")
     header += ("Genesys req/call", "Table req/call", "Table writes/call")
     return f"{title}\n\n{table(header, rows)}\n\nKnee: {curve['knee']} concurrent clients."
 

@@ -44,6 +44,9 @@ class Counts:
     def __sub__(self, before: Counts) -> Counts:
         return Counts(self.genesys - before.genesys, self.table - before.table)
 
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.genesys + other.genesys, self.table + other.table)
+
     def per_call(self, calls: int) -> dict[str, Any]:
         table_writes = sum(n for kind, n in self.table.items() if kind in ("insert", "update", "delete"))
         return {
