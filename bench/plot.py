@@ -21,6 +21,7 @@ def _throughput(ax: Any, result: dict[str, Any]) -> None:
         rates = [level["calls_per_second"] for level in default["levels"]]
         ax.plot(concurrency, rates, "o:", color="tab:cyan", label=f"calls/s, {default['worker_threads']} threads")
     ax.axvline(result["knee"], color="grey", linestyle=":", label=f"knee ({result['knee']} clients)")
+    ax.set_ylim(bottom=0)  # from zero: a dip of 10% must look like one
     ax.set_xscale("log", base=2)
     ax.set_xticks(concurrency, [str(c) for c in concurrency])
     ax.set_xlabel("concurrent clients (local host over HTTP, Azurite)")
