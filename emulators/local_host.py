@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +40,7 @@ _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")
 _log = logging.getLogger(__name__)
 
 
-def worker_threads(environ: dict[str, str] | None = None) -> int:
+def worker_threads(environ: Mapping[str, str] | None = None) -> int:
     """How many synchronous functions run at once, as the Python worker sizes its pool:
     `PYTHON_THREADPOOL_THREAD_COUNT`, else ThreadPoolExecutor's default, min(32, cores + 4)."""
     value = (os.environ if environ is None else environ).get("PYTHON_THREADPOOL_THREAD_COUNT", "")
@@ -359,7 +359,7 @@ class LocalFunctionHost:
         self.queues.stop()
         self._server.shutdown()
         self._server.server_close()
-        self._workers.shutdown(wait=False, cancel_futures=True)
+        self._workers.shutdown(wait=False)  # a request already waiting for a thread still gets its answer
 
     def __enter__(self) -> LocalFunctionHost:
         return self.start()

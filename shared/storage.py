@@ -30,8 +30,7 @@ log = get_logger(__name__)
 # Bounded waits: a storage outage must answer 503 quickly, not hold a request for the SDK's default minutes.
 CONNECT_TIMEOUT_SECONDS = 2
 READ_TIMEOUT_SECONDS = 5
-STORAGE_RETRIES = 2
-_RETRY_OPTIONS: dict[str, Any] = {"retry_total": STORAGE_RETRIES, "retry_backoff_factor": 0.2}
+_RETRY_OPTIONS: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.2}
 # One pooled connection per worker thread (the template sets PYTHON_THREADPOOL_THREAD_COUNT=32). requests keeps
 # 10 by default: past 10 concurrent requests each one opened a connection and threw it away.
 POOL_CONNECTIONS = 32

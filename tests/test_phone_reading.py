@@ -20,26 +20,28 @@ TYPES = [value for value in TYPE_NAMES if value != PhoneNumberType.UNKNOWN]
 
 
 def _examples() -> list[str]:
-    found = []
-    for region in REGIONS:
-        for number_type in TYPES:
-            example = phonenumbers.example_number_for_type(region, number_type)
-            if example is not None:
-                found.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
-    return found
+    """Example numbers of every type in REGIONS, and of the non-geographic networks (+800, +882, ...)."""
+    found = [phonenumbers.example_number_for_type(region, kind) for region in REGIONS for kind in TYPES]
+    found += [
+        phonenumbers.example_number_for_non_geo_entity(code) for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    ]
+    return [phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164) for n in found if n is not None]
 
 
 EXAMPLES = _examples()
-# An example number with its last digits replaced: valid ones of every type, and invalid ones around them.
+# How a person may write an E.164 number: as is, without its +, or behind an international prefix (00, 011).
+WRITTEN = (lambda e164: e164, lambda e164: e164[1:], lambda e164: "00" + e164[1:], lambda e164: "011 " + e164[1:])
+# An example number with its last digits replaced (valid ones of every type, and invalid ones around them),
+# written one of those ways.
 numbers = st.builds(
-    lambda example, tail, keep_plus: (example if keep_plus else example[1:])[: -len(tail)] + tail,
+    lambda example, tail, written: written(example[: -len(tail)] + tail),
     st.sampled_from(EXAMPLES),
     st.text("0123456789", min_size=1, max_size=4),
-    st.booleans(),
+    st.sampled_from(WRITTEN),
 )
 
 
-@settings(max_examples=600, deadline=None, derandomize=True)
+@settings(max_examples=1_000, deadline=None, derandomize=True)
 @given(text=numbers, region=st.sampled_from(REGIONS))
 def test_a_number_is_accepted_exactly_when_libphonenumber_calls_it_valid(text: str, region: str) -> None:
     try:
@@ -63,6 +65,7 @@ def test_a_number_is_accepted_exactly_when_libphonenumber_calls_it_valid(text: s
 def test_the_examples_cover_every_type_and_both_outcomes() -> None:
     """The property above is only as good as its inputs: they span the types and include invalid numbers."""
     readings = [phonenumbers.parse(e) for e in EXAMPLES]
+    assert any(phonenumbers.region_code_for_number(n) == "001" for n in readings)  # non-geographic
     assert {phonenumbers.number_type(n) for n in readings} >= {
         PhoneNumberType.FIXED_LINE,
         PhoneNumberType.MOBILE,

@@ -34,6 +34,7 @@ class ForwardProxy(ThreadingHTTPServer):
     requests in flight, each on a connection of its own."""
 
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 would drop some of 20 simultaneous connections
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Relay)
