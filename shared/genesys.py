@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 
+from shared import outbound
 from shared.deadline import Deadline
 from shared.errors import Problem, problem_from_genesys
 from shared.logs import get_logger
@@ -107,11 +107,7 @@ class GenesysClient:
         self._client_secret = client_secret
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._session = requests.Session()
-        self._session.trust_env = False  # no proxy or netrc surprises; TLS still uses the CA bundle
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=32, max_retries=0)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        self._session = outbound.session(api_base_url, login_base_url)  # retries are ours (below)
         self._token: str | None = None
         self._token_expires_at = 0.0
         self._token_lock = threading.Lock()

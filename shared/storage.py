@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import threading
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared import outbound
 from shared.errors import Problem
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
+    import requests
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
@@ -31,38 +31,27 @@ log = get_logger(__name__)
 CONNECT_TIMEOUT_SECONDS = 2
 READ_TIMEOUT_SECONDS = 5
 _RETRY_OPTIONS: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.2}
-# One pooled connection per worker thread (the template sets PYTHON_THREADPOOL_THREAD_COUNT=32). requests keeps
-# 10 by default: past 10 concurrent requests each one opened a connection and threw it away.
-POOL_CONNECTIONS = 32
 
 
-def _client_options() -> dict[str, Any]:
-    """Client options: bounded retries, and a transport of our own: a connection per thread, the environment read once.
+def _connection_options() -> tuple[dict[str, Any], requests.Session]:
+    """Client options with a transport of our own (`shared.outbound`: a connection per worker thread, the
+    environment read once), and its session, whose proxies are set once the client knows its URL.
 
-    azure-core's default session rereads the proxy settings from the whole environment on every request, a
-    sixth of a Table request's CPU time in `python -m bench`. Proxy and CA-bundle settings cannot change while
-    the app runs, so they are read here once: with a proxy set, requests keeps its own handling (NO_PROXY
-    included); without one, only a `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` matters, and it is passed on. A
-    transport of our own takes the connection options itself (the client hands them only to one it builds).
+    A transport of our own takes the connection options itself: the client hands them only to one it builds.
     """
-    import requests
     from azure.core.pipeline.transport import RequestsTransport
-    from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    session = requests.Session()
-    session.trust_env = bool(urllib.request.getproxies())
-    adapter = HTTPAdapter(  # retries are the pipeline's (retry_total), never urllib3's, as azure-core sets it
-        pool_maxsize=POOL_CONNECTIONS, max_retries=Retry(total=False, redirect=False, raise_on_status=False)
+    # Retries are the pipeline's (retry_total), never urllib3's, as azure-core's own session sets it.
+    pooled = outbound.session(retries=Retry(total=False, redirect=False, raise_on_status=False))
+    transport = RequestsTransport(
+        session=pooled,
+        session_owner=True,
+        connection_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        connection_verify=pooled.verify,  # the pipeline passes it on every request, over the session's
     )
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    connection: dict[str, Any] = {"connection_timeout": CONNECT_TIMEOUT_SECONDS, "read_timeout": READ_TIMEOUT_SECONDS}
-    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if ca_bundle and not session.trust_env:
-        connection["connection_verify"] = ca_bundle
-    transport = RequestsTransport(session=session, session_owner=True, **connection)
-    return {**_RETRY_OPTIONS, "transport": transport}
+    return {**_RETRY_OPTIONS, "transport": transport}, pooled
 
 
 @dataclass(frozen=True)
@@ -106,23 +95,28 @@ class StorageAccount:
     def table(self, name: str) -> TableClient:
         from azure.data.tables import TableClient
 
+        options, pooled = _connection_options()
         if self.connection_string:
             with self._readable_connection_string():
-                return TableClient.from_connection_string(self.connection_string, name, **_client_options())
-        assert self.table_uri is not None  # shared.config.storage_account requires both URIs
-        return TableClient(self.table_uri, name, credential=self._credential, **_client_options())
+                client = TableClient.from_connection_string(self.connection_string, name, **options)
+        else:
+            assert self.table_uri is not None  # shared.config.storage_account requires both URIs
+            client = TableClient(self.table_uri, name, credential=self._credential, **options)
+        pooled.proxies = outbound.proxies_for(client.url)
+        return client
 
     def queue(self, name: str) -> QueueClient:
         """A queue (created if missing) in the Functions host's base64 message encoding."""
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+        connection, pooled = _connection_options()
         options: dict[str, Any] = {
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
             # The queue SDK's own retry waits 15 s, then 18 s: an outage would hold a request half a minute.
             "retry_policy": LinearRetry(backoff=1, retry_total=2, random_jitter_range=1),
-            **_client_options(),
+            **connection,
         }
         if self.connection_string:
             with self._readable_connection_string():
@@ -130,6 +124,7 @@ class StorageAccount:
         else:
             assert self.queue_uri is not None
             client = QueueClient(self.queue_uri, name, credential=self._credential, **options)
+        pooled.proxies = outbound.proxies_for(client.url)
         with contextlib.suppress(ResourceExistsError):
             client.create_queue()
         return client
