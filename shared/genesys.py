@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import random
+import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,9 +122,9 @@ class GenesysClient:
             response = self._session.request(
                 method, url, timeout=(min(self._connect_timeout, read_timeout), read_timeout), **kwargs
             )
-        except (requests.ConnectTimeout, requests.exceptions.SSLError) as error:
+        except requests.ConnectTimeout as error:
             raise _NotSent(type(error).__name__) from None
-        except requests.ConnectionError as error:
+        except requests.ConnectionError as error:  # SSLError and ProxyError among them
             if _failed_before_sending(error):
                 raise _NotSent(type(error).__name__) from None
             raise _SentAndLost(type(error).__name__) from None
@@ -328,11 +329,30 @@ def _segment(value: str) -> str:
 
 
 def _failed_before_sending(error: requests.ConnectionError) -> bool:
-    """Whether urllib3 reports that no connection was made (refused, DNS), as opposed to a lost answer."""
+    """Whether no byte of the request can have left: no connection was made (refused, DNS; to Genesys or to
+    the proxy), or TLS refused the server's certificate during the handshake.
+
+    Any other failure may come after the request went out: a TLS error in the answer (a corrupt record from a
+    failing TLS-inspecting firewall), or a proxy that drops the connection after relaying the request (requests
+    reports that as "Unable to connect to proxy" too). A create must then count as sent: sending it again could
+    ring the callee twice.
+    """
     from urllib3.exceptions import NameResolutionError, NewConnectionError
 
     reason = getattr(error.args[0], "reason", error.args[0]) if error.args else None
-    return isinstance(reason, (NewConnectionError, NameResolutionError))
+    reason = getattr(reason, "original_error", reason)  # a ProxyError names what it met
+    if isinstance(reason, (NewConnectionError, NameResolutionError)):
+        return True
+    return any(isinstance(cause, ssl.SSLCertVerificationError) for cause in _causes(reason))
+
+
+def _causes(error: object) -> Iterator[object]:
+    """The error and what it wraps (urllib3 passes the original as its first argument), a few levels deep."""
+    for _ in range(5):
+        if not isinstance(error, BaseException):
+            return
+        yield error
+        error = error.__cause__ or error.__context__ or (error.args[0] if error.args else None)
 
 
 def _transport_problem(error: Exception, *, creating_call: bool) -> Problem:

@@ -181,6 +181,7 @@ def test_storage_that_accepts_but_never_answers_is_a_503_within_its_timeouts(sta
         response = stack.post("/api/calls", {"to": "+12125550199"})
         elapsed = time.monotonic() - started
 
+    TALLY.fault_scenarios += 1
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "idempotency_store_unavailable"
     assert stack.creates() == []
