@@ -9,7 +9,6 @@ tests/test_identity_storage.py runs the app against Azurite over HTTPS with only
 
 from __future__ import annotations
 
-import http.client
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,10 +23,10 @@ from emulators.one_write import OneWriteHandler
 from shared.outbound import POOL_CONNECTIONS
 from shared.storage import StorageAccount
 from tests.conftest import Stack
+from tests.loopback_relay import answer, forward
 
 THREADS = 20  # more than requests' default pool of 10, fewer than POOL_CONNECTIONS
 INSERTS_PER_THREAD = 5
-_HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "transfer-encoding", "content-length"}
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
@@ -68,24 +67,8 @@ class _Relay(OneWriteHandler):
         target = urlsplit(self.path)  # a proxy's request line carries the absolute URL
         if self.server.round and self.command == "POST" and not target.path.endswith("/Tables"):
             self.server.round.wait()
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        upstream = http.client.HTTPConnection(target.hostname or "", target.port, timeout=20)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-            path = target.path + (f"?{target.query}" if target.query else "")
-            upstream.request(self.command, path, body=body, headers=headers)
-            answer = upstream.getresponse()
-            data = answer.read()
-        finally:
-            upstream.close()
-        self.send_response(answer.status)
-        for name, value in answer.getheaders():
-            if name.lower() not in _HOP_BY_HOP:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        path = target.path + (f"?{target.query}" if target.query else "")
+        answer(self, *forward(self, target.hostname or "", target.port, path))
         with self.server.lock:
             self.server.relayed.append(f"{self.command} {self.path}")
 

@@ -8,7 +8,6 @@ after sending. Treated as a handshake failure it was sent again, and rang the ca
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import ssl
@@ -22,6 +21,7 @@ import pytest
 
 from emulators.one_write import OneWriteHandler
 from tests.conftest import TALLY, Stack
+from tests.loopback_relay import answer, forward
 
 CREATE_PATH = "/api/v2/conversations/calls/user/"
 # An application-data record (type 23, TLS 1.2 framing) whose content no key decrypts: "bad record mac".
@@ -52,18 +52,9 @@ class _Front(OneWriteHandler):
         """Quiet."""
 
     def _relay(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        upstream = http.client.HTTPConnection(
-            self.server.upstream.hostname or "", self.server.upstream.port, timeout=20
-        )
-        try:
-            upstream.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
-            answer = upstream.getresponse()
-            data = answer.read()
-        finally:
-            upstream.close()
-        if self.command == "POST" and self.path.startswith(CREATE_PATH):
+        upstream = self.server.upstream
+        status, headers, body = forward(self, upstream.hostname or "", upstream.port, self.path)
+        if self.command == "POST" and self.path.startswith(CREATE_PATH):  # Genesys has the call now
             self.server.corrupted += 1
             raw = socket.socket(fileno=os.dup(self.connection.fileno()))  # beneath TLS: the bytes go out as is
             try:
@@ -72,13 +63,7 @@ class _Front(OneWriteHandler):
                 raw.close()
             self.close_connection = True
             return
-        self.send_response(answer.status)
-        for name, value in answer.getheaders():
-            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        answer(self, status, headers, body)
 
     do_GET = do_POST = _relay
 

@@ -1,0 +1,36 @@
+"""Relaying one HTTP request to another loopback server, for the test fronts that stand before an emulator
+(a forward proxy, a TLS front that breaks answers)."""
+
+from __future__ import annotations
+
+import http.client
+from http.server import BaseHTTPRequestHandler
+
+HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+def forward(
+    handler: BaseHTTPRequestHandler, host: str, port: int | None, path: str
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Send the handler's request (method, end-to-end headers, body) to host:port and read the whole answer."""
+    length = int(handler.headers.get("Content-Length") or 0)
+    body = handler.rfile.read(length) if length else None
+    upstream = http.client.HTTPConnection(host, port, timeout=20)
+    try:
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
+        upstream.request(handler.command, path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        return answer.status, answer.getheaders(), answer.read()
+    finally:
+        upstream.close()
+
+
+def answer(handler: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    """Answer the handler's client with what `forward` got (one write when the handler is a OneWriteHandler)."""
+    handler.send_response(status)
+    for name, value in headers:
+        if name.lower() not in HOP_BY_HOP:
+            handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
