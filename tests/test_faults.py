@@ -168,7 +168,7 @@ def test_fault_ends_in_its_catalog_answer(stack: Stack, configure, scenario: Sce
 def test_storage_that_accepts_but_never_answers_is_a_503_within_its_timeouts(stack: Stack, configure) -> None:
     """A hung storage account (the connection opens, no answer comes): the first request gives up at the read
     timeout (it creates the table, a POST, which the pipeline does not retry after a read timeout), and the call
-    answers 503 without reaching Genesys. Without the timeout on our transport it would wait the SDK's 60 s."""
+    answers 503 without reaching Genesys. Without the timeout on our transport it would wait azure-core's 300 s."""
     with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:  # never accepts: the kernel does
         port = silent.getsockname()[1]
         configure(
