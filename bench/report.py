@@ -10,15 +10,22 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 MISSING = "not measured"
 
 
-def _met(ok: bool | None) -> str:
-    return MISSING if ok is None else ("met" if ok else "**not met**")
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _judged(target: str, value: float | None, shown: str, meets: Callable[[float], bool]) -> tuple[str, str, str]:
+    """A target's row: the figure as `shown` formats it and whether it `meets` the target, or "not measured"."""
+    if value is None:
+        return target, MISSING, MISSING
+    return target, shown.format(value), _met(meets(value))
 
 
 def steady_per_call(results: dict[str, Any]) -> dict[str, float] | None:
@@ -45,11 +52,7 @@ def targets(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     overhead = results.get("overhead")
     for name, floor in (("no_store", "raw create"), ("table", "raw create + 2 raw Table inserts")):
         ratio = overhead[name]["ratio"]["p50"] if overhead else None
-        yield (
-            f"p50 overhead vs {floor} ≤ 1.10",
-            MISSING if ratio is None else f"{ratio:.2f}x",
-            _met(None if ratio is None else ratio <= 1.10),
-        )
+        yield _judged(f"p50 overhead vs {floor} ≤ 1.10", ratio, "{:.2f}x", lambda r: r <= 1.10)
     lookup = overhead["table"].get("ratio_with_lookup") if overhead else None
     yield (
         "(for reference, no target) p50 vs raw create + 2 raw inserts + 1 point read (the do-not-call lookup)",
@@ -58,17 +61,9 @@ def targets(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     )
     steady = steady_per_call(results)
     genesys = steady["genesys_requests"] if steady else None
-    yield (
-        "Genesys requests per call = 1.00",
-        MISSING if genesys is None else f"{genesys:.3f}",
-        _met(None if genesys is None else round(genesys, 2) == 1.00),
-    )
+    yield _judged("Genesys requests per call = 1.00", genesys, "{:.3f}", lambda g: round(g, 2) == 1.00)
     writes = steady["table_writes"] if steady else None
-    yield (
-        "Table writes per call ≤ 2",
-        MISSING if writes is None else f"{writes:.3f}",
-        _met(None if writes is None else writes <= 2.0),
-    )
+    yield _judged("Table writes per call ≤ 2", writes, "{:.3f}", lambda w: w <= 2.0)
     throughput = results.get("throughput")
     if throughput:
         levels, knee = throughput["levels"], throughput["knee"]
@@ -79,11 +74,7 @@ def targets(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
         yield ("throughput grows with concurrency until saturation", MISSING, MISSING)
     imports = results.get("imports")
     ratio = imports["app_to_dependencies"] if imports else None
-    yield (
-        "cold import ≤ 1.0 x the dependencies alone",
-        MISSING if ratio is None else f"{ratio:.2f}x",
-        _met(None if ratio is None else ratio <= 1.0),
-    )
+    yield _judged("cold import ≤ 1.0 x the dependencies alone", ratio, "{:.2f}x", lambda r: r <= 1.0)
     memory = results.get("memory")
     if memory:
         figure = (
