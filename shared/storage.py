@@ -155,11 +155,13 @@ class ManagedTable:
             if is_lost_race(error):
                 raise
             log.warning("%s unreachable: %s", self._what, type(error).__name__)
-            raise Problem(
-                "idempotency_store_unavailable",
-                f"{self._what} could not be reached; nothing was dialed.",
-                retry_after=5,
-            ) from None
+            raise _unreachable(self._what) from None
+
+
+def _unreachable(what: str) -> Problem:
+    """A storage outage (503, `idempotency_store_unavailable`): `what` ("The do-not-call list") could not be
+    reached, and nothing was dialed by the caller yet."""
+    return Problem("idempotency_store_unavailable", f"{what} could not be reached; nothing was dialed.", retry_after=5)
 
 
 def is_lost_race(error: Exception) -> bool:
@@ -196,8 +198,4 @@ class QueueSender:
             self._client.send_message(message, visibility_timeout=delay_seconds or None)
         except AzureError as error:
             log.warning("Could not queue a message on %s: %s", self._queue_name, type(error).__name__)
-            raise Problem(
-                "idempotency_store_unavailable",
-                f"The {self._queue_name} queue could not be reached; nothing was dialed.",
-                retry_after=5,
-            ) from None
+            raise _unreachable(f"The {self._queue_name} queue") from None
