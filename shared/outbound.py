@@ -1,10 +1,11 @@
 """Outbound HTTP sessions: a connection per worker thread, and the environment's proxy and CA settings read once.
 
 A `requests` session that trusts the environment rescans every variable for proxy settings on every request (a
-sixth of a Table request's CPU time in `python -m bench`), and may add `.netrc` credentials to a request that
-carries its own. App settings cannot change while the app runs, so the sessions here trust nothing at request
-time: the proxy for each host the app calls is resolved when its client is built (`NO_PROXY` honoured), and a
-`REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` (a TLS-inspecting firewall) becomes the session's CA bundle.
+sixth of a Table request's CPU time in a profile of `python -m bench`), and may add `.netrc` credentials to a
+request that carries its own. App settings cannot change while the app runs, so the sessions here trust nothing
+at request time: the proxy for each host the app calls is resolved when its client is built (`NO_PROXY`
+honoured), and a `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` (a TLS-inspecting firewall) becomes the session's CA
+bundle.
 """
 
 from __future__ import annotations
