@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from bench.stack import EmulatedStack
 
 CALLS = 10_000
-WARM_UP_CALLS = 2_000
-TRACED_WARM_UP_CALLS = 1_000
+WARM_UP_CALLS = 1_000
+TRACED_WARM_UP_CALLS = 500
 TRACED_CALLS = 2_000
 SAMPLE_EVERY = 500
 TOP_SITES = 8  # where the traced heap grew most: the answer to "why", if it grows

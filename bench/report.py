@@ -113,10 +113,7 @@ def sections(results: dict[str, Any]) -> Iterator[str]:
             ("store", "", "app, ms", "floor, ms", "ratio"), rows
         )
     if "throughput" in results:
-        main = results["throughput"]
-        yield _throughput_section(main, "the template's")
-        if "default_threads" in main:
-            yield _throughput_section(main["default_threads"], "the worker's default")
+        yield _throughput_section(results["throughput"])
     if "cold_start" in results:
         cold = results["cold_start"]
         rows = [(part, f"{ms:.1f}") for part, ms in cold["parts_ms"].items()]
@@ -146,7 +143,7 @@ def sections(results: dict[str, Any]) -> Iterator[str]:
         )
 
 
-def _throughput_section(curve: dict[str, Any], which: str) -> str:
+def _throughput_section(curve: dict[str, Any]) -> str:
     rows = []
     for level in curve["levels"]:
         per_call, latency = level["requests_per_call"], level["latency_ms"]
@@ -162,14 +159,15 @@ def _throughput_section(curve: dict[str, Any], which: str) -> str:
                 f"{per_call['genesys_requests']:.3f}",
                 f"{per_call['table_requests']:.3f}",
                 f"{per_call['table_writes']:.3f}",
+                f"{level['client_cpu_ms_per_call']:.2f}",
             )
         )
     title = (
-        f"### Throughput through the local host over HTTP ({curve['worker_threads']} worker threads, {which} "
+        f"### Throughput through the local host over HTTP ({curve['worker_threads']} worker threads, the template's "
         f"PYTHON_THREADPOOL_THREAD_COUNT; median of {curve['rounds']} rounds of {curve['seconds_per_sample']:g} s)"
     )
     header = ("clients", "calls/s", "rounds, calls/s", "p50 ms", "p95 ms", "p99 ms", "failures")
-    header += ("Genesys req/call", "Table req/call", "Table writes/call")
+    header += ("Genesys req/call", "Table req/call", "Table writes/call", "load generator CPU ms/call")
     return f"{title}\n\n{table(header, rows)}\n\nKnee: {curve['knee']} concurrent clients."
 
 
