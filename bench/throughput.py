@@ -9,9 +9,10 @@ call in a one-off comparison on this machine (1, 8 and 64 clients, two rounds), 
 each level reports the generator's own CPU per call. Requests per call come from the emulators' logs over
 exactly the measured samples.
 
-The levels are measured in rounds (1, 2, 4, ... 64, then again, `ROUNDS` times) and each level's figure is
-the median of its rounds: on a shared 2-core machine one sample of a few seconds varies by about 10%, and
-drift over the run (Azurite's tables grow by thousands of rows) would otherwise land on the higher levels.
+The levels are measured in rounds (1, 2, 4, ... 64, then 64 down to 1, `ROUNDS` times in all) and each
+level's figure is the median of its rounds: on a shared 2-core machine one sample of a few seconds varies by
+several percent, and drift over the run or within a round (Azurite's tables grow by thousands of rows a round)
+would otherwise land on the same levels every time.
 
     python -m bench.throughput serve        (children of `python -m bench`)
     python -m bench.throughput load URL     (then one "CONCURRENCY SECONDS FIRST_INDEX" line per sample)
@@ -156,8 +157,8 @@ def run(stack: EmulatedStack) -> dict[str, Any]:
             generator.sample(4, WARM_UP_SECONDS)
             samples: dict[int, list[dict[str, Any]]] = {level: [] for level in LEVELS}
             counts: dict[int, Counts] = {}
-            for _round in range(ROUNDS):
-                for concurrency in LEVELS:
+            for round_number in range(ROUNDS):
+                for concurrency in LEVELS if round_number % 2 == 0 else reversed(LEVELS):
                     before = stack.counts()
                     samples[concurrency].append(generator.sample(concurrency, SECONDS_PER_SAMPLE))
                     added = stack.counts() - before
