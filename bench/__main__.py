@@ -1,7 +1,7 @@
 """`python -m bench`: every measurement in one run, written as JSON and a PNG plot.
 
 Each figure is reported beside the floor measured in the same run (see docs/benchmarks.md for what each
-floor is). About 6 minutes on 2 cores; only 127.0.0.1 is used and every process started here ends with it.
+floor is). About 4 minutes on 2 cores; only 127.0.0.1 is used and every process started here ends with it.
 
     .venv/bin/python -m bench [--only overhead throughput ...] [--json bench/results.json] [--png ...]
 """
