@@ -159,7 +159,8 @@ def _throughput_section(curve: dict[str, Any]) -> str:
                 f"{per_call['genesys_requests']:.3f}",
                 f"{per_call['table_requests']:.3f}",
                 f"{per_call['table_writes']:.3f}",
-                f"{level['client_cpu_ms_per_call']:.2f}",
+                " / ".join(f"{ms:.2f}" for ms in level["cpu_ms_per_call"].values()),
+                f"{level['cores_busy']['app']:.2f} / {level['cores_busy']['all']:.2f}",
             )
         )
     title = (
@@ -167,7 +168,8 @@ def _throughput_section(curve: dict[str, Any]) -> str:
         f"PYTHON_THREADPOOL_THREAD_COUNT; median of {curve['rounds']} rounds of {curve['seconds_per_sample']:g} s)"
     )
     header = ("clients", "calls/s", "rounds, calls/s", "p50 ms", "p95 ms", "p99 ms", "failures")
-    header += ("Genesys req/call", "Table req/call", "Table writes/call", "load generator CPU ms/call")
+    header += ("Genesys req/call", "Table req/call", "Table writes/call")
+    header += ("CPU ms/call: " + " / ".join(curve["levels"][0]["cpu_ms_per_call"]), "cores busy: app / all")
     return f"{title}\n\n{table(header, rows)}\n\nKnee: {curve['knee']} concurrent clients."
 
 

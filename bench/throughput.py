@@ -6,8 +6,11 @@ load generator (`load`: one keep-alive connection per concurrent client on one a
 written as bytes and the answer read by its Content-Length). The generator shares the cores with what it
 measures, so it is kept lean: a thread and a `requests` session per client cost 0.76 to 1.03 ms of CPU per
 call in a one-off comparison on this machine (1, 8 and 64 clients, two rounds), these clients 0.12 to 0.17 ms;
-each level reports the generator's own CPU per call. Requests per call come from the emulators' logs over
-exactly the measured samples.
+the generator reports its own CPU per call. Beside it, each level shows the CPU time per call of the app's
+process, of Azurite and of this process (the other emulators), read from /proc around each sample, and how many
+cores the app's process and all four kept busy: where the time goes, and which process saturates first (the
+app's one interpreter lock lets its process use about one core at most). Requests per call come from
+the emulators' logs over exactly the measured samples.
 
 The levels are measured in rounds (1, 2, 4, ... 64, then 64 down to 1, `ROUNDS` times in all) and each
 level's figure is the median of its rounds: on a shared 2-core machine one sample of a few seconds varies by
@@ -23,17 +26,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from bench.calls import RANGES, call_body
-from bench.stack import ROOT, Counts, EmulatedStack
+from bench.stack import ROOT, Counts, EmulatedStack, cpu_seconds
 from bench.stats import Summary
 from emulators.local_host import worker_threads
 
@@ -113,7 +117,7 @@ def serve() -> None:
 
 
 @contextmanager
-def child(*args: str, environment: dict[str, str]) -> Iterator[tuple[IO[str], IO[str]]]:
+def child(*args: str, environment: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     """`python -m bench.throughput ARGS`, talking over its stdin and stdout; it ends when its stdin closes."""
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.throughput", *args],
@@ -123,9 +127,8 @@ def child(*args: str, environment: dict[str, str]) -> Iterator[tuple[IO[str], IO
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert process.stdin is not None and process.stdout is not None
     try:
-        yield process.stdin, process.stdout
+        yield process
     finally:
         process.communicate(input="", timeout=START_TIMEOUT_SECONDS)
 
@@ -133,8 +136,9 @@ def child(*args: str, environment: dict[str, str]) -> Iterator[tuple[IO[str], IO
 class LoadGenerator:
     """The load child: one sample at a time, numbering calls on from where the last sample stopped."""
 
-    def __init__(self, pipes: tuple[IO[str], IO[str]], first_index: int) -> None:
-        self._to, self._from = pipes
+    def __init__(self, process: subprocess.Popen[str], first_index: int) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._to, self._from = process.stdin, process.stdout
         self.next_index = first_index
 
     def sample(self, concurrency: int, seconds: float) -> dict[str, Any]:
@@ -145,22 +149,35 @@ class LoadGenerator:
         return result
 
 
+def sample_with_cpu(generator: LoadGenerator, concurrency: int, processes: dict[str, int]) -> dict[str, Any]:
+    """One sample, with the CPU each process used per call while it ran and how many cores were busy in all."""
+    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    sample = generator.sample(concurrency, SECONDS_PER_SAMPLE)
+    used = {name: cpu_seconds(pid) - before[name] for name, pid in processes.items()}
+    used["load generator"] = sample["client_cpu_ms_per_call"] * sample["calls"] / 1000
+    sample["cpu_ms_per_call"] = {name: seconds * 1000 / max(1, sample["calls"]) for name, seconds in used.items()}
+    sample["cores_busy"] = {"app": used["app"] / sample["seconds"], "all": sum(used.values()) / sample["seconds"]}
+    return sample
+
+
 def run(stack: EmulatedStack) -> dict[str, Any]:
     """The curve with the template's worker threads."""
     environment = {**stack.environment(), "PYTHON_THREADPOOL_THREAD_COUNT": TEMPLATE_THREADS}
-    with child("serve", environment=environment) as (_, server_out):
-        url = server_out.readline().strip()  # the child prints its URL once it listens
+    with child("serve", environment=environment) as server:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()  # the child prints its URL once it listens
         if not url.startswith("http://127.0.0.1:"):
             raise RuntimeError(f"the local host did not start: {url!r}")
-        with child("load", url, environment=stack.environment()) as pipes:
-            generator = LoadGenerator(pipes, RANGES["throughput"])
+        processes = {"app": server.pid, "Azurite": stack.azurite_pid, "emulators": os.getpid()}
+        with child("load", url, environment=stack.environment()) as loader:
+            generator = LoadGenerator(loader, RANGES["throughput"])
             generator.sample(4, WARM_UP_SECONDS)
             samples: dict[int, list[dict[str, Any]]] = {level: [] for level in LEVELS}
             counts: dict[int, Counts] = {}
             for round_number in range(ROUNDS):
                 for concurrency in LEVELS if round_number % 2 == 0 else reversed(LEVELS):
                     before = stack.counts()
-                    samples[concurrency].append(generator.sample(concurrency, SECONDS_PER_SAMPLE))
+                    samples[concurrency].append(sample_with_cpu(generator, concurrency, processes))
                     added = stack.counts() - before
                     counts[concurrency] = counts[concurrency] + added if concurrency in counts else added
     levels = [summarize(concurrency, samples[concurrency], counts[concurrency]) for concurrency in LEVELS]
@@ -174,7 +191,8 @@ def run(stack: EmulatedStack) -> dict[str, Any]:
 
 
 def summarize(concurrency: int, samples: list[dict[str, Any]], counts: Counts) -> dict[str, Any]:
-    """A level's figure is the median of its rounds' rates; latency and requests per call pool every round."""
+    """A level's figure is the median of its rounds' rates, and so are its CPU figures; latency and requests per
+    call pool every round."""
     calls = sum(sample["calls"] for sample in samples)
     rates = [sample["calls"] / sample["seconds"] for sample in samples]
     return {
@@ -185,8 +203,13 @@ def summarize(concurrency: int, samples: list[dict[str, Any]], counts: Counts) -
         "rounds_calls_per_second": [round(rate, 1) for rate in rates],
         "latency_ms": Summary.of([s for sample in samples for s in sample["latencies"]]).to_json(),
         "requests_per_call": counts.per_call(calls),
-        "client_cpu_ms_per_call": statistics.median(sample["client_cpu_ms_per_call"] for sample in samples),
+        "cpu_ms_per_call": _medians([sample["cpu_ms_per_call"] for sample in samples]),
+        "cores_busy": _medians([sample["cores_busy"] for sample in samples]),
     }
+
+
+def _medians(figures: list[dict[str, float]]) -> dict[str, float]:
+    return {name: round(statistics.median(figure[name] for figure in figures), 2) for name in figures[0]}
 
 
 def knee(levels: list[dict[str, Any]]) -> int:

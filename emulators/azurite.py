@@ -50,6 +50,12 @@ class Azurite:
             f"TableEndpoint={base}:{self.ports['Table']}/{ACCOUNT};"
         )
 
+    @property
+    def pid(self) -> int:
+        """The Azurite (node) process, for benchmarks that read its CPU time."""
+        assert self._process is not None, "Azurite is not running"
+        return self._process.pid
+
     def service_uri(self, service: str) -> str:
         """`https://127.0.0.1:<port>/devstoreaccount1` (http without TLS) for Blob, Queue or Table."""
         scheme = "https" if self.oauth_tls else "http"

@@ -1,14 +1,18 @@
-"""The benchmark's load generator reads the local host's answers right: what it counts is what happened.
+"""The throughput benchmark's instruments: what they count is what happened.
 
-It writes requests as bytes and reads answers by their Content-Length (bench/throughput.py says why); a
-misread answer would make every throughput figure wrong without failing the run.
+The load generator writes requests as bytes and reads answers by their Content-Length (bench/throughput.py says
+why); a misread answer would make every throughput figure wrong without failing the run. The CPU time per
+process comes from /proc, and must agree with the interpreter's own clock.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 
 from bench.calls import RANGES
+from bench.stack import cpu_seconds
 from bench.throughput import load
 from tests.conftest import Stack
 
@@ -31,3 +35,12 @@ def test_a_refused_call_counts_as_a_failure(stack: Stack, configure: Callable[..
 
     assert result["calls"] > 0 and result["failures"] == result["calls"]
     assert stack.genesys.requests("create_call") == []
+
+
+def test_cpu_seconds_from_proc_agree_with_the_interpreters_clock() -> None:
+    before, clock_before = cpu_seconds(os.getpid()), time.process_time()
+    while time.process_time() - clock_before < 0.3:  # burn 0.3 s of CPU
+        pass
+    used, clocked = cpu_seconds(os.getpid()) - before, time.process_time() - clock_before
+
+    assert abs(used - clocked) < 0.05  # /proc counts in ticks of 10 ms
