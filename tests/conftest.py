@@ -7,11 +7,14 @@ request log and no queued faults, so tests never see each other's state.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -106,8 +109,8 @@ class LogAudit(logging.Handler):
         """Collect what must never be logged: tokens issued and every number sent to Genesys."""
         self.secrets.update(genesys.issued_tokens(), identity.issued_tokens(), [genesys.client_secret])
         for create in genesys.requests("create_call"):
-            for field in ("phoneNumber", "callerId"):
-                number = (create.json or {}).get(field)
+            for number_field in ("phoneNumber", "callerId"):
+                number = (create.json or {}).get(number_field)
                 if isinstance(number, str) and number.startswith("+"):
                     self.numbers.update({number, number[1:]})
 
@@ -217,3 +220,43 @@ def stack(emulators: tuple[Any, ...], configure: Callable[..., None], log_audit:
         yield Stack(genesys, identity, vault, host, session)
     log_audit.remember(genesys, identity)
     services.cache_clear()
+
+
+@dataclass
+class Receiver:
+    """A loopback HTTP endpoint: answers each POST with the next of `answers` (then 200), keeps what came."""
+
+    answers: list[int] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with lock:
+                state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = state.answers.pop(0) if state.answers else 200
+            # The whole answer in one write: no Nagle stall between the headers and an empty body.
+            self.wfile.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/calls"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +16,7 @@ from standardwebhooks import Webhook
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
 from shared.status_callbacks.watcher import FINISHED, WatchSettings, record_key
-from tests.conftest import Stack, app_store
+from tests.conftest import Receiver, Stack, app_store
 
 SECRET = "whsec_" + base64.b64encode(b"status-callback-test-key-32bytes").decode()
 CALL = {"to": "+12125550199"}
@@ -32,46 +29,6 @@ FAST = {
     "STATUS_CALLBACK_RETRY_SECONDS": "1",
 }
 DEADLINE_SECONDS = 30.0
-
-
-@dataclass
-class Receiver:
-    """A loopback HTTP endpoint: answers each POST with the next of `answers` (then 200), keeps what came."""
-
-    answers: list[int] = field(default_factory=list)
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, body in self.received]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with lock:
-                state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status = state.answers.pop(0) if state.answers else 200
-            # The whole answer in one write: no Nagle stall between the headers and an empty body.
-            self.wfile.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
-            self.close_connection = True
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/calls"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 def eventually(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE_SECONDS) -> Any:

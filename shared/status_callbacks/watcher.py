@@ -8,11 +8,16 @@ due deliveries, and queues the next step, visible after a doubling interval (cap
 `STATUS_POLL_MAX_SECONDS`), a Genesys `Retry-After`, or a delivery's retry time, until the call has ended or
 failed and every delivery is settled, or `STATUS_WATCH_MAX_SECONDS` have passed.
 
-The queue delivers at least once. Each message carries the step (`tick`) it is for and the record says
-which step is current: an older step's duplicate does nothing, a step from the future (its record write is
-still on its way) is retried later. The next message is queued before the record moves on, and never visible
-sooner than a second, so a lost record write repeats the step instead of ending the chain; a repeated step may
-post an event again, always with the same `webhook-id`.
+The queue delivers at least once. Each message carries the step (`tick`) it is for and an id of its own
+(`stepId`), and the record names the current step and the one message that may run it: an older step's
+duplicate does nothing, a step from the future (its record write is still on its way) is retried later, and a
+message the record does not name is a stray. Strays come from a step that ran twice: two copies of one message
+in one batch both read the record before either wrote it, or a step whose record write failed ran again; both
+runs queue a next step, and only the run whose record write landed names its own. Without that, both next
+steps would act, and every later step with them (two chains, each reading the call and posting every event).
+The next message is queued before the record moves on, and never visible sooner than a second, so a lost
+record write repeats the step instead of ending the chain; a repeated step may post an event again, always with
+the same `webhook-id`.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.call_status import describe
 from shared.deadline import Deadline
@@ -45,9 +52,6 @@ from shared.status_callbacks.subscriptions import Subscriptions
 from shared.status_callbacks.targets import TERMINAL, StatusCallback, check_url
 from shared.storage import QueueSender, RetryLater
 
-if TYPE_CHECKING:
-    pass
-
 STEP_BUDGET_SECONDS = 20.0  # one step's deliveries, so a slow receiver cannot hold a worker thread for long
 log = get_logger(__name__)
 
@@ -57,6 +61,8 @@ WATCHING, FINISHED = "watching", "finished"
 CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are "sub:<id>"
 MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
 POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
+_STEP_FIELDS = {"conversationId", "tick", "stepId"}
+_STEP_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -86,23 +92,36 @@ def record_key(conversation_id: str) -> str:
     return RECORD_PREFIX + conversation_id.lower()
 
 
-def _message(conversation_id: str, tick: int) -> str:
-    return json.dumps({"conversationId": conversation_id, "tick": tick}, separators=(",", ":"))
+@dataclass(frozen=True)
+class _Step:
+    conversation_id: str
+    tick: int
+    step_id: str | None  # None: queued before steps had ids
 
+    @classmethod
+    def next(cls, conversation_id: str, tick: int) -> _Step:
+        return cls(conversation_id, tick, uuid.uuid4().hex)
 
-def _read_message(message: str) -> tuple[str, int] | None:
-    try:
-        step = json.loads(message)
-    except ValueError:
-        return None
-    if not isinstance(step, dict) or set(step) != {"conversationId", "tick"}:
-        return None
-    conversation_id, tick = step["conversationId"], step["tick"]
-    if not is_uuid(conversation_id):
-        return None
-    if not isinstance(tick, int) or isinstance(tick, bool) or tick < 0:
-        return None
-    return conversation_id, tick
+    def message(self) -> str:
+        step = {"conversationId": self.conversation_id, "tick": self.tick, "stepId": self.step_id}
+        return json.dumps(step, separators=(",", ":"))
+
+    @classmethod
+    def read(cls, message: str) -> _Step | None:
+        try:
+            step = json.loads(message)
+        except ValueError:
+            return None
+        if not isinstance(step, dict) or set(step) not in ({"conversationId", "tick"}, _STEP_FIELDS):
+            return None
+        conversation_id, tick, step_id = step["conversationId"], step["tick"], step.get("stepId")
+        if not is_uuid(conversation_id):
+            return None
+        if not isinstance(tick, int) or isinstance(tick, bool) or tick < 0:
+            return None
+        if step_id is not None and not (isinstance(step_id, str) and _STEP_ID.fullmatch(step_id)):
+            return None
+        return cls(conversation_id, tick, step_id)
 
 
 def reached(described: dict[str, Any], now_iso: str) -> list[tuple[str, str]]:
@@ -171,11 +190,13 @@ class StatusWatcher:
             if self._queue is None or (callback is None and not self._subscriptions.any()):
                 return
             now = self._clock()
+            first = _Step.next(conversation_id, 0)
             data: dict[str, Any] = {
                 "conversationId": conversation_id,
                 "requestId": request_id,
                 "callback": callback.to_json() if callback else None,
                 "tick": 0,
+                "stepId": first.step_id,
                 "startedAt": now,
                 "polls": 0,
                 "nextPollAt": now + self._settings.poll_interval(0),
@@ -189,7 +210,7 @@ class StatusWatcher:
             if created is None:
                 return
             try:
-                self._queue.send(_message(conversation_id, 0), self._delay(data["nextPollAt"], now))
+                self._queue.send(first.message(), self._delay(data["nextPollAt"], now))
             except Exception:
                 self._store.delete(created)  # a retry of the request starts the watch again
                 raise
@@ -210,17 +231,21 @@ class StatusWatcher:
 
     def run(self, message: str) -> None:
         """One queued step; raises RetryLater for a step whose record is not written yet."""
-        step = _read_message(message)
+        step = _Step.read(message)
         if step is None:
             log.error("Dropped a call-status message this app did not write")
             return
-        conversation_id, tick = step
+        conversation_id, tick = step.conversation_id, step.tick
         record = self._store.read(record_key(conversation_id))
         if record is None or record.data is None or record.state == FINISHED or tick < record.data["tick"]:
             log.info("Status step %s of %s is done already; a duplicate does nothing", tick, conversation_id)
             return
         if tick > record.data["tick"]:
             raise RetryLater(f"step {tick} of {conversation_id} arrived before its record")
+        named = record.data.get("stepId")  # None: a record written before steps had ids
+        if named is not None and step.step_id != named:
+            log.info("Status step %s of %s came from a run that lost its record write; dropped", tick, conversation_id)
+            return
         with log_fields(request_id=record.owner):
             self._step(record, conversation_id, tick)
 
@@ -235,9 +260,10 @@ class StatusWatcher:
             wake.append(data["nextPollAt"])
         state = WATCHING
         if wake:
-            data["tick"] = tick + 1
+            following = _Step.next(conversation_id, tick + 1)
+            data["tick"], data["stepId"] = following.tick, following.step_id
             assert self._queue is not None  # a record exists only where a queue does
-            self._queue.send(_message(conversation_id, tick + 1), self._delay(min(wake), now))
+            self._queue.send(following.message(), self._delay(min(wake), now))
         else:
             state = FINISHED
             log.info("Conversation %s: status events settled after %s reads", conversation_id, data["polls"])
