@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 def _throughput(ax: Any, result: dict[str, Any]) -> None:
     levels = result["levels"]
     concurrency = [level["concurrency"] for level in levels]
-    label = f"calls/s, {result['worker_threads']} worker threads"
+    label = f"calls/s, {result.get('worker_threads', '?')} worker threads"
     ax.plot(concurrency, [level["calls_per_second"] for level in levels], "o-", color="tab:blue", label=label)
     ax.axvline(result["knee"], color="grey", linestyle=":", label=f"knee ({result['knee']} clients)")
     ax.set_ylim(bottom=0)  # from zero: a dip of 10% must look like one

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.throughput import PROCESSES
+
 MISSING = "not measured"
 
 
@@ -147,6 +149,7 @@ def _throughput_section(curve: dict[str, Any]) -> str:
     rows = []
     for level in curve["levels"]:
         per_call, latency = level["requests_per_call"], level["latency_ms"]
+        cpu = level.get("cpu_ms_per_call")  # runs before these columns have none
         rows.append(
             (
                 level["concurrency"],
@@ -159,8 +162,8 @@ def _throughput_section(curve: dict[str, Any]) -> str:
                 f"{per_call['genesys_requests']:.3f}",
                 f"{per_call['table_requests']:.3f}",
                 f"{per_call['table_writes']:.3f}",
-                " / ".join(f"{ms:.2f}" for ms in level["cpu_ms_per_call"].values()),
-                f"{level['cores_busy']['app']:.2f} / {level['cores_busy']['all']:.2f}",
+                " / ".join(f"{cpu[name]:.2f}" for name in PROCESSES) if cpu else MISSING,
+                f"{level['cores_busy']['app']:.2f} / {level['cores_busy']['all']:.2f}" if cpu else MISSING,
             )
         )
     title = (
@@ -169,7 +172,7 @@ def _throughput_section(curve: dict[str, Any]) -> str:
     )
     header = ("clients", "calls/s", "rounds, calls/s", "p50 ms", "p95 ms", "p99 ms", "failures")
     header += ("Genesys req/call", "Table req/call", "Table writes/call")
-    header += ("CPU ms/call: " + " / ".join(curve["levels"][0]["cpu_ms_per_call"]), "cores busy: app / all")
+    header += ("CPU ms/call: " + " / ".join(PROCESSES), "cores busy: app / all")
     return f"{title}\n\n{table(header, rows)}\n\nKnee: {curve['knee']} concurrent clients."
 
 

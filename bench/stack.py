@@ -82,7 +82,7 @@ class EmulatedStack:
 
     def __init__(
         self, genesys: GenesysEmulator, vault: KeyVaultEmulator, settings: dict[str, str], log: Path, azurite_pid: int
-    ):
+    ) -> None:
         self.genesys = genesys
         self.vault = vault
         self.settings = settings

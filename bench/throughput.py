@@ -4,18 +4,16 @@ Three processes, as in production where Genesys and storage are elsewhere: the e
 Azurite), the app behind the local host (`serve`, with the 32 worker threads the azd template sets), and the
 load generator (`load`: one keep-alive connection per concurrent client on one asyncio loop, the request
 written as bytes and the answer read by its Content-Length). The generator shares the cores with what it
-measures, so it is kept lean: a thread and a `requests` session per client cost 0.76 to 1.03 ms of CPU per
-call in a one-off comparison on this machine (1, 8 and 64 clients, two rounds), these clients 0.12 to 0.17 ms;
-the generator reports its own CPU per call. Beside it, each level shows the CPU time per call of the app's
-process, of Azurite and of this process (the other emulators), read from /proc around each sample, and how many
-cores the app's process and all four kept busy: where the time goes, and which process saturates first (the
-app's one interpreter lock lets its process use about one core at most). Requests per call come from
-the emulators' logs over exactly the measured samples.
+measures, so it is kept lean: a thread and a `requests` session per client cost several times its CPU per
+call. Each level shows the CPU time per call of the app's process, Azurite, this process (the other emulators)
+and the generator, read from /proc around each sample, and how many cores the app's process and all four kept
+busy: where the time goes, and which process saturates first (one interpreter lock lets the app's process use
+about one core). Requests per call come from the emulators' logs over exactly the measured samples.
 
 The levels are measured in rounds (1, 2, 4, ... 64, then 64 down to 1, `ROUNDS` times in all) and each
 level's figure is the median of its rounds: on a shared 2-core machine one sample of a few seconds varies by
-several percent, and drift over the run or within a round (Azurite's tables grow by thousands of rows a round)
-would otherwise land on the same levels every time.
+several percent (a round now and then by far more), and drift over the run or within a round (Azurite's
+tables grow by thousands of rows a round) would otherwise land on the same levels every time.
 
     python -m bench.throughput serve        (children of `python -m bench`)
     python -m bench.throughput load URL     (then one "CONCURRENCY SECONDS FIRST_INDEX" line per sample)
@@ -33,7 +31,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 from urllib.parse import SplitResult, urlsplit
 
 from bench.calls import RANGES, call_body
@@ -42,10 +40,11 @@ from bench.stats import Summary
 from emulators.local_host import worker_threads
 
 LEVELS = (1, 2, 4, 8, 16, 32, 64)
+PROCESSES = ("app", "Azurite", "emulators", "load generator")  # whose CPU time each level shows
 TEMPLATE_THREADS = "32"  # infra/app/api.bicep: PYTHON_THREADPOOL_THREAD_COUNT
 ROUNDS = 3
 SECONDS_PER_SAMPLE = 2.0
-WARM_UP_SECONDS = 1.5
+WARM_UP_SECONDS = 4.0  # at 1.5 s the first round's low levels still ran slower than the other rounds'
 START_TIMEOUT_SECONDS = 60
 _REQUEST = (
     "POST /api/calls HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
@@ -53,11 +52,8 @@ _REQUEST = (
 
 
 def load(url: str, concurrency: int, seconds: float, first_index: int) -> dict[str, Any]:
-    """`concurrency` clients posting distinct calls back to back for `seconds`, and this process's CPU time."""
-    cpu_started = time.process_time()
-    result = asyncio.run(_load(urlsplit(url), concurrency, seconds, itertools.count(first_index)))
-    result["client_cpu_ms_per_call"] = round((time.process_time() - cpu_started) * 1000 / max(1, result["calls"]), 3)
-    return result
+    """`concurrency` clients posting distinct calls back to back for `seconds`."""
+    return asyncio.run(_load(urlsplit(url), concurrency, seconds, itertools.count(first_index)))
 
 
 async def _load(url: SplitResult, concurrency: int, seconds: float, indexes: Iterator[int]) -> dict[str, Any]:
@@ -78,6 +74,7 @@ async def _load(url: SplitResult, concurrency: int, seconds: float, indexes: Ite
                     failures.append(status)
         finally:
             writer.close()
+            await writer.wait_closed()
 
     started = time.perf_counter()
     await asyncio.wait_for(asyncio.gather(*(client() for _ in range(concurrency))), seconds + 60)
@@ -130,33 +127,47 @@ def child(*args: str, environment: dict[str, str]) -> Iterator[subprocess.Popen[
     try:
         yield process
     finally:
-        process.communicate(input="", timeout=START_TIMEOUT_SECONDS)
+        try:
+            process.communicate(input="", timeout=START_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def pipes(process: subprocess.Popen[str]) -> tuple[IO[str], IO[str]]:
+    """A child's stdin and stdout (`child` always opens both)."""
+    assert process.stdin is not None and process.stdout is not None
+    return process.stdin, process.stdout
 
 
 class LoadGenerator:
     """The load child: one sample at a time, numbering calls on from where the last sample stopped."""
 
     def __init__(self, process: subprocess.Popen[str], first_index: int) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        self._to, self._from = process.stdin, process.stdout
+        self.pid = process.pid
+        self._to, self._from = pipes(process)
         self.next_index = first_index
 
     def sample(self, concurrency: int, seconds: float) -> dict[str, Any]:
         self._to.write(f"{concurrency} {seconds} {self.next_index}\n")
         self._to.flush()
-        result: dict[str, Any] = json.loads(self._from.readline())
+        answer = self._from.readline()
+        if not answer:
+            raise RuntimeError("the load generator stopped (its traceback is above)")
+        result: dict[str, Any] = json.loads(answer)
         self.next_index = result.pop("next_index")
         return result
 
 
 def sample_with_cpu(generator: LoadGenerator, concurrency: int, processes: dict[str, int]) -> dict[str, Any]:
-    """One sample, with the CPU each process used per call while it ran and how many cores were busy in all."""
-    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    """One sample, with the CPU each process used per call while it ran and how many cores were busy, over the
+    same window: from before the sample is asked for until its answer is read."""
+    before, started = {name: cpu_seconds(pid) for name, pid in processes.items()}, time.perf_counter()
     sample = generator.sample(concurrency, SECONDS_PER_SAMPLE)
     used = {name: cpu_seconds(pid) - before[name] for name, pid in processes.items()}
-    used["load generator"] = sample["client_cpu_ms_per_call"] * sample["calls"] / 1000
+    window = time.perf_counter() - started
     sample["cpu_ms_per_call"] = {name: seconds * 1000 / max(1, sample["calls"]) for name, seconds in used.items()}
-    sample["cores_busy"] = {"app": used["app"] / sample["seconds"], "all": sum(used.values()) / sample["seconds"]}
+    sample["cores_busy"] = {"app": used["app"] / window, "all": sum(used.values()) / window}
     return sample
 
 
@@ -164,13 +175,13 @@ def run(stack: EmulatedStack) -> dict[str, Any]:
     """The curve with the template's worker threads."""
     environment = {**stack.environment(), "PYTHON_THREADPOOL_THREAD_COUNT": TEMPLATE_THREADS}
     with child("serve", environment=environment) as server:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()  # the child prints its URL once it listens
+        url = pipes(server)[1].readline().strip()  # the child prints its URL once it listens
         if not url.startswith("http://127.0.0.1:"):
             raise RuntimeError(f"the local host did not start: {url!r}")
-        processes = {"app": server.pid, "Azurite": stack.azurite_pid, "emulators": os.getpid()}
         with child("load", url, environment=stack.environment()) as loader:
             generator = LoadGenerator(loader, RANGES["throughput"])
+            pids = (server.pid, stack.azurite_pid, os.getpid(), generator.pid)
+            processes = dict(zip(PROCESSES, pids, strict=True))
             generator.sample(4, WARM_UP_SECONDS)
             samples: dict[int, list[dict[str, Any]]] = {level: [] for level in LEVELS}
             counts: dict[int, Counts] = {}
@@ -191,8 +202,9 @@ def run(stack: EmulatedStack) -> dict[str, Any]:
 
 
 def summarize(concurrency: int, samples: list[dict[str, Any]], counts: Counts) -> dict[str, Any]:
-    """A level's figure is the median of its rounds' rates, and so are its CPU figures; latency and requests per
-    call pool every round."""
+    """A level's figure is the median of its rounds' rates, and each CPU figure the median of its own (figure by
+    figure, so one row's figures may come from different rounds); latency and requests per call pool every
+    round."""
     calls = sum(sample["calls"] for sample in samples)
     rates = [sample["calls"] / sample["seconds"] for sample in samples]
     return {
