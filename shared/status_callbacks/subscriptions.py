@@ -133,6 +133,7 @@ class Subscriptions:
         self._insecure = allow_insecure_loopback
         self._clock = clock
         self._cached: tuple[float, list[Subscription]] | None = None
+        self._refreshing = threading.Lock()  # held by the one thread that queries when the cache runs out
 
     def check(self, url: str) -> str:
         """A Power Automate callback URL (`*.logic.azure.com`) or one on STATUS_CALLBACK_ALLOWED_HOSTS."""
@@ -177,8 +178,24 @@ class Subscriptions:
         return self._rows.all()
 
     def any(self) -> bool:
-        """Whether calls must be watched for subscribers (cached CACHE_SECONDS: one Table query a minute)."""
-        now = self._clock()
-        if self._cached is None or now - self._cached[0] > CACHE_SECONDS:
-            self._cached = (now, self._rows.all())
+        """Whether calls must be watched for subscribers (cached CACHE_SECONDS: one Table query a minute).
+
+        When the minute runs out under load, one thread queries; the others answer from the list it replaces
+        rather than query too or wait on it (a slow table would otherwise hold every one of them)."""
+        cached = self._cached
+        if cached is None:
+            return self._refresh()
+        if self._fresh(cached) or not self._refreshing.acquire(blocking=False):
+            return bool(cached[1])
+        try:
+            current = self._cached  # another thread may have refreshed it since
+            return bool(current[1]) if current is not None and self._fresh(current) else self._refresh()
+        finally:
+            self._refreshing.release()
+
+    def _fresh(self, cached: tuple[float, list[Subscription]]) -> bool:
+        return self._clock() - cached[0] <= CACHE_SECONDS
+
+    def _refresh(self) -> bool:
+        self._cached = (self._clock(), self._rows.all())
         return bool(self._cached[1])
