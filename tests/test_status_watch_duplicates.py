@@ -29,7 +29,7 @@ from shared.storage import QueueSender
 from tests.conftest import Receiver, Stack, app_store
 from tests.test_status_callbacks import CALL, FAST, SECRET, eventually
 
-HELD_READ_SECONDS = 0.5  # each copy's Genesys read is held this long: both copies read the record first
+HELD_READ_SECONDS = 0.5  # a read held this long: a second copy reads the record before the first writes it
 STEP_TIMEOUT_SECONDS = 15.0
 
 
@@ -63,7 +63,7 @@ def watcher_on(queue_name: str) -> StatusWatcher:
 
 def waiting(queue: QueueClient) -> int:
     """Messages in the queue, visible or not yet."""
-    return int(queue.get_queue_properties().approximate_message_count)
+    return int(queue.get_queue_properties().approximate_message_count or 0)
 
 
 def queued_steps(queue: QueueClient, count: int) -> list[str]:
@@ -81,10 +81,17 @@ def queued_steps(queue: QueueClient, count: int) -> list[str]:
     return taken
 
 
-def run_at_once(watcher: StatusWatcher, stack: Stack, copies: list[str]) -> None:
-    """Run every copy on its own thread, as a batch is run, with each Genesys read held a moment."""
+def run_at_once(watcher: StatusWatcher, stack: Stack, copies: list[str], *, all_read: bool) -> None:
+    """Run every copy on its own thread, as a batch is run. With `all_read`, the emulator holds each Genesys
+    read until every copy has made one (so every copy read the record first); else each read is held a moment,
+    for copies of which only one may read."""
+    together = threading.Barrier(len(copies))
     for _ in copies:
-        stack.genesys.inject("get_call", Fault(status=None, delay=HELD_READ_SECONDS))
+        if all_read:
+            fault = Fault(status=None, before_answer=lambda: together.wait(timeout=STEP_TIMEOUT_SECONDS))
+        else:
+            fault = Fault(status=None, delay=HELD_READ_SECONDS)
+        stack.genesys.inject("get_call", fault)
     errors: list[BaseException] = []
 
     def run(message: str) -> None:
@@ -98,6 +105,7 @@ def run_at_once(watcher: StatusWatcher, stack: Stack, copies: list[str]) -> None
         thread.start()
     for thread in threads:
         thread.join(STEP_TIMEOUT_SECONDS)
+        assert not thread.is_alive(), "a step did not finish"
     assert not errors, errors
 
 
@@ -116,35 +124,40 @@ def test_a_step_run_twice_at_once_leaves_one_chain(stack: Stack, watch_queue: An
     watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
 
     first = queued_steps(queue, 1)
-    run_at_once(watcher, stack, first * 2)  # one step delivered twice, both copies in one batch
+    run_at_once(watcher, stack, first * 2, all_read=True)  # one step delivered twice, both copies in one batch
     assert watch_state(conversation_id)["tick"] == 1
     assert waiting(queue) == 2  # both copies read the call and queued a next step: one is a stray
 
     reads_before = len(stack.genesys.requests("get_call"))
-    run_at_once(watcher, stack, queued_steps(queue, 2))  # and those two arrive together too
+    run_at_once(watcher, stack, queued_steps(queue, 2), all_read=False)  # and those two arrive together too
 
     assert len(stack.genesys.requests("get_call")) - reads_before == 1  # only the chain's own step acted
     assert watch_state(conversation_id)["tick"] == 2
     assert waiting(queue) == 1  # one chain goes on
 
 
-def test_a_step_queued_before_steps_had_ids_still_runs(stack: Stack, watch_queue: Any, receiver: Receiver) -> None:
-    """Watches started by the previous release (record and message without a step id) go on after an upgrade."""
+@pytest.mark.parametrize("record_names_a_step", [False, True], ids=["old record", "record of this release"])
+def test_a_step_queued_before_steps_had_ids_still_runs(
+    stack: Stack, watch_queue: Any, receiver: Receiver, record_names_a_step: bool
+) -> None:
+    """A message without a step id comes from the previous release: queued before an upgrade (its record names
+    no step either), or by an instance still on it, which moves a record of this release on without renaming
+    its step. Either way the watch goes on."""
     queue_name, queue = watch_queue
     placed = stack.post("/api/calls", CALL)
     assert placed.status_code == 201, placed.text
     conversation_id = placed.json()["conversationId"]
     watcher = watcher_on(queue_name)
     watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
-    queued_steps(queue, 1)  # the new release's first message, taken away: the old release's stands in
-    store = app_store()
-    record = store.read(record_key(conversation_id))
-    assert record is not None and record.data is not None
-    old_data = {key: value for key, value in record.data.items() if key != "stepId"}
-    assert store.replace(replace(record, data=old_data)) is not None
-    old_message = json.dumps({"conversationId": conversation_id, "tick": 0})
+    queued_steps(queue, 1)  # this release's first message, taken away: the previous release's stands in
+    if not record_names_a_step:
+        store = app_store()
+        record = store.read(record_key(conversation_id))
+        assert record is not None and record.data is not None
+        old_data = {key: value for key, value in record.data.items() if key != "stepId"}
+        assert store.replace(replace(record, data=old_data)) is not None
 
-    watcher.run(old_message)
+    watcher.run(json.dumps({"conversationId": conversation_id, "tick": 0}))
 
     assert watch_state(conversation_id)["tick"] == 1
     assert [event["type"] for event in receiver.events()] == ["call.ringing"]

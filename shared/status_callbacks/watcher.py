@@ -17,7 +17,8 @@ runs queue a next step, and only the run whose record write landed names its own
 steps would act, and every later step with them (two chains, each reading the call and posting every event).
 The next message is queued before the record moves on, and never visible sooner than a second, so a lost
 record write repeats the step instead of ending the chain; a repeated step may post an event again, always with
-the same `webhook-id`.
+the same `webhook-id`. Messages without an id, from releases before ids, still run (without the stray check);
+those releases drop messages with one, so a rollback to them ends the watches in flight.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ WATCHING, FINISHED = "watching", "finished"
 CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are "sub:<id>"
 MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
 POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
+_LEGACY_STEP_FIELDS = {"conversationId", "tick"}  # messages of releases before steps had ids
 _STEP_FIELDS = {"conversationId", "tick", "stepId"}
 _STEP_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -96,14 +98,16 @@ def record_key(conversation_id: str) -> str:
 class _Step:
     conversation_id: str
     tick: int
-    step_id: str | None  # None: queued before steps had ids
+    step_id: str | None  # None: queued by a release before steps had ids
 
     @classmethod
-    def next(cls, conversation_id: str, tick: int) -> _Step:
+    def new(cls, conversation_id: str, tick: int) -> _Step:
         return cls(conversation_id, tick, uuid.uuid4().hex)
 
     def message(self) -> str:
-        step = {"conversationId": self.conversation_id, "tick": self.tick, "stepId": self.step_id}
+        step: dict[str, Any] = {"conversationId": self.conversation_id, "tick": self.tick}
+        if self.step_id is not None:
+            step["stepId"] = self.step_id
         return json.dumps(step, separators=(",", ":"))
 
     @classmethod
@@ -112,14 +116,14 @@ class _Step:
             step = json.loads(message)
         except ValueError:
             return None
-        if not isinstance(step, dict) or set(step) not in ({"conversationId", "tick"}, _STEP_FIELDS):
+        if not isinstance(step, dict) or set(step) not in (_LEGACY_STEP_FIELDS, _STEP_FIELDS):
             return None
         conversation_id, tick, step_id = step["conversationId"], step["tick"], step.get("stepId")
         if not is_uuid(conversation_id):
             return None
         if not isinstance(tick, int) or isinstance(tick, bool) or tick < 0:
             return None
-        if step_id is not None and not (isinstance(step_id, str) and _STEP_ID.fullmatch(step_id)):
+        if "stepId" in step and not (isinstance(step_id, str) and _STEP_ID.fullmatch(step_id)):
             return None
         return cls(conversation_id, tick, step_id)
 
@@ -190,7 +194,7 @@ class StatusWatcher:
             if self._queue is None or (callback is None and not self._subscriptions.any()):
                 return
             now = self._clock()
-            first = _Step.next(conversation_id, 0)
+            first = _Step.new(conversation_id, 0)
             data: dict[str, Any] = {
                 "conversationId": conversation_id,
                 "requestId": request_id,
@@ -242,8 +246,10 @@ class StatusWatcher:
             return
         if tick > record.data["tick"]:
             raise RetryLater(f"step {tick} of {conversation_id} arrived before its record")
-        named = record.data.get("stepId")  # None: a record written before steps had ids
-        if named is not None and step.step_id != named:
+        # A message without an id was queued by an earlier release (during an upgrade, or by an instance still
+        # on it, which moves the record on without naming its message): it runs, as it did there.
+        named = record.data.get("stepId")
+        if step.step_id is not None and named is not None and step.step_id != named:
             log.info("Status step %s of %s came from a run that lost its record write; dropped", tick, conversation_id)
             return
         with log_fields(request_id=record.owner):
@@ -260,7 +266,7 @@ class StatusWatcher:
             wake.append(data["nextPollAt"])
         state = WATCHING
         if wake:
-            following = _Step.next(conversation_id, tick + 1)
+            following = _Step.new(conversation_id, tick + 1)
             data["tick"], data["stepId"] = following.tick, following.step_id
             assert self._queue is not None  # a record exists only where a queue does
             self._queue.send(following.message(), self._delay(min(wake), now))
