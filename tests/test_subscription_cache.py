@@ -1,25 +1,33 @@
 """Whether any flow subscribed is cached for a minute per instance, and refreshed once when it runs out.
 
 Every placed call asks (shared/status_callbacks/watcher.py); when the minute runs out under load, every worker
-thread asking at that moment would otherwise query the table at once. Counted from Azurite's own access log.
+thread asking at that moment would otherwise query the table at once (counted from Azurite's own access log).
+A front before Azurite's table service holds one query's answer, to show what the other threads do meanwhile
+and that a subscription made meanwhile is not undone by the older answer.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
 
-from emulators.azurite import Azurite
-from shared.status_callbacks.subscriptions import CACHE_SECONDS, Subscriptions, TableSubscriptionRows
+from emulators.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
+from emulators.one_write import OneWriteHandler
+from shared.status_callbacks.subscriptions import CACHE_SECONDS, PARTITION, Subscriptions, TableSubscriptionRows
 from shared.storage import StorageAccount
+from tests.loopback_relay import answer, forward
 from tests.test_status_callbacks import eventually
 
 THREADS = 16
+FLOW_URL = "https://prod-1.westus.logic.azure.com/workflows/1/triggers/manual/paths/invoke"
+WAIT_SECONDS = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +74,111 @@ def test_an_expired_cache_is_refreshed_by_one_query_however_many_threads_ask(
 
     assert answers == [False] * THREADS
     assert requests_logged(log, f"GET /devstoreaccount1/{name}()") == 2
+
+
+class HoldingFront(ThreadingHTTPServer):
+    """Relays requests to Azurite's table service; once armed, holds the next query's answer until released."""
+
+    daemon_threads = True
+
+    def __init__(self, table_port: int) -> None:
+        super().__init__(("127.0.0.1", 0), _HoldingRelay)
+        self.table_port = table_port
+        self.armed = False
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def storage(self) -> StorageAccount:
+        endpoint = f"http://127.0.0.1:{self.server_address[1]}/{ACCOUNT}"
+        return StorageAccount(
+            connection_string=f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"TableEndpoint={endpoint};"
+        )
+
+
+class _HoldingRelay(OneWriteHandler):
+    protocol_version = "HTTP/1.1"
+    server: HoldingFront
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+    def _relay(self) -> None:
+        relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)
+        if self.server.armed and self.command == "GET" and "()" in self.path:  # a query, answered already
+            self.server.armed = False
+            self.server.holding.set()
+            self.server.release.wait(WAIT_SECONDS)
+        answer(self, *relayed)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_MERGE = _relay
+
+
+@pytest.fixture
+def front(logged_azurite: tuple[Azurite, Path]) -> Iterator[HoldingFront]:
+    server = HoldingFront(logged_azurite[0].ports["Table"])
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def subscriptions_through(front: HoldingFront, now: list[float]) -> tuple[Subscriptions, TableClient]:
+    """Subscriptions whose table requests go through the front, and the same table reached directly."""
+    name = f"s{uuid.uuid4().hex}"
+    direct = StorageAccount(connection_string=_direct_connection(front)).table(name)
+    direct.create_table()
+    rows = TableSubscriptionRows(front.storage().table(name))
+    return Subscriptions(rows, frozenset(), allow_insecure_loopback=False, clock=lambda: now[0]), direct
+
+
+def _direct_connection(front: HoldingFront) -> str:
+    endpoint = f"http://127.0.0.1:{front.table_port}/{ACCOUNT}"
+    return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};TableEndpoint={endpoint};"
+
+
+def in_thread(ask: Callable[[], bool]) -> tuple[threading.Thread, list[bool]]:
+    answers: list[bool] = []
+    thread = threading.Thread(target=lambda: answers.append(ask()), daemon=True)
+    thread.start()
+    return thread, answers
+
+
+def test_while_one_thread_refreshes_the_others_answer_from_the_list_it_replaces(front: HoldingFront) -> None:
+    now = [1_000_000.0]
+    subscriptions, direct = subscriptions_through(front, now)
+    subscription = subscriptions.subscribe({"notificationUrl": FLOW_URL})
+    assert subscriptions.any() is True
+    direct.delete_entity(PARTITION, subscription.id)  # another instance's unsubscribe: not seen here yet
+    now[0] += CACHE_SECONDS + 1
+    front.armed = True
+
+    refresher, refreshed = in_thread(subscriptions.any)
+    assert front.holding.wait(WAIT_SECONDS), "the refresh never queried"
+    other, answered = in_thread(subscriptions.any)
+    other.join(WAIT_SECONDS)
+    front.release.set()
+    refresher.join(WAIT_SECONDS)
+
+    assert answered == [True]  # at once, while the query was held: the list of the minute before
+    assert refreshed == [False]
+    assert subscriptions.any() is False
+
+
+def test_a_subscription_made_during_a_refresh_is_not_undone_by_it(front: HoldingFront) -> None:
+    now = [1_000_000.0]
+    subscriptions, _ = subscriptions_through(front, now)
+    assert subscriptions.any() is False
+    now[0] += CACHE_SECONDS + 1
+    front.armed = True
+
+    refresher, refreshed = in_thread(subscriptions.any)  # its query answers "none", held on its way back
+    assert front.holding.wait(WAIT_SECONDS), "the refresh never queried"
+    subscriptions.subscribe({"notificationUrl": FLOW_URL})
+    front.release.set()
+    refresher.join(WAIT_SECONDS)
+
+    assert refreshed == [False]
+    assert subscriptions.any() is True  # the older answer was not kept for a minute

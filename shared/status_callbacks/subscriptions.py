@@ -134,6 +134,7 @@ class Subscriptions:
         self._clock = clock
         self._cached: tuple[float, list[Subscription]] | None = None
         self._refreshing = threading.Lock()  # held by the one thread that queries when the cache runs out
+        self._changes = 0  # subscribes and unsubscribes here: a query that began before one is not cached
 
     def check(self, url: str) -> str:
         """A Power Automate callback URL (`*.logic.azure.com`) or one on STATUS_CALLBACK_ALLOWED_HOSTS."""
@@ -160,14 +161,14 @@ class Subscriptions:
             )
         subscription = Subscription(str(uuid.uuid4()), url.strip(), self._clock())
         self._rows.insert(subscription)
-        self._cached = None
+        self._changed()
         log.info("Subscription %s created", subscription.id)
         return subscription
 
     def unsubscribe(self, subscription_id: str) -> bool:
         """Remove it; False when there was none (DELETE is idempotent: Power Automate may send it twice)."""
         deleted = is_uuid(subscription_id) and self._rows.delete(subscription_id)
-        self._cached = None
+        self._changed()
         log.info("Subscription %s %s", subscription_id[:36], "deleted" if deleted else "was not there")
         return deleted
 
@@ -197,5 +198,12 @@ class Subscriptions:
         return self._clock() - cached[0] <= CACHE_SECONDS
 
     def _refresh(self) -> bool:
-        self._cached = (self._clock(), self._rows.all())
-        return bool(self._cached[1])
+        changes, now = self._changes, self._clock()
+        rows = self._rows.all()
+        if changes == self._changes:
+            self._cached = (now, rows)
+        return bool(rows)
+
+    def _changed(self) -> None:
+        self._changes += 1
+        self._cached = None
