@@ -5,7 +5,8 @@ once: two copies of one step can both read the watch record before either writes
 and queue the next step; if both next steps were acted on, every later step would run twice (two Genesys
 reads a step, each event posted twice) until the call ends. Here the watcher runs on a queue of its own,
 which no queue runner consumes, so the test hands it each message as the trigger would: two copies at once,
-each reading the record while the other's Genesys read is still on its way (the emulator holds both reads).
+each reading the record while the other's Genesys read is still on its way (the emulator holds both reads), or
+one step run again after its record write failed (a front before Azurite refuses the write, tests/table_front.py).
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ from typing import Any
 import pytest
 from azure.storage.queue import QueueClient
 
+from emulators.azurite import Azurite
 from emulators.genesys import Fault
+from shared.errors import Problem
+from shared.idempotency import Store, TableStore
 from shared.services import services
 from shared.status_callbacks.delivery import Poster
 from shared.status_callbacks.targets import StatusCallback
 from shared.status_callbacks.watcher import StatusWatcher, WatchSettings, record_key
 from shared.storage import QueueSender
 from tests.conftest import Receiver, Stack, app_store
+from tests.table_front import table_front
 from tests.test_status_callbacks import CALL, FAST, SECRET, eventually
 
 HELD_READ_SECONDS = 0.5  # a read held this long: a second copy reads the record before the first writes it
@@ -48,11 +53,12 @@ def watch_queue(
     queue.delete_queue()
 
 
-def watcher_on(queue_name: str) -> StatusWatcher:
+def watcher_on(queue_name: str, store: Store | None = None) -> StatusWatcher:
+    """The app's watcher, but queuing its steps on `queue_name` (and with another store, if given)."""
     app = services()
     assert app.settings.storage is not None
     return StatusWatcher(
-        app.idempotency_store,
+        store or app.idempotency_store,
         QueueSender(app.settings.storage, queue_name),
         app.genesys,
         Poster(lambda: SECRET),
@@ -134,6 +140,38 @@ def test_a_step_run_twice_at_once_leaves_one_chain(stack: Stack, watch_queue: An
     assert len(stack.genesys.requests("get_call")) - reads_before == 1  # only the chain's own step acted
     assert watch_state(conversation_id)["tick"] == 2
     assert waiting(queue) == 1  # one chain goes on
+
+
+def test_a_step_repeated_after_its_record_write_failed_leaves_one_chain(
+    stack: Stack, watch_queue: Any, receiver: Receiver, azurite: Azurite
+) -> None:
+    """The step queues its successor, then its record write fails (storage refuses writes at that moment); the
+    queue delivers the step again and it runs again, queuing a second successor. Only that one goes on."""
+    queue_name, queue = watch_queue
+    placed = stack.post("/api/calls", CALL)
+    assert placed.status_code == 201, placed.text
+    conversation_id = placed.json()["conversationId"]
+    with table_front(azurite.ports["Table"]) as front:
+        table = front.storage().table(services().settings.idempotency_table)
+        watcher = watcher_on(queue_name, TableStore(table))
+        watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+        step = queued_steps(queue, 1)[0]
+
+        front.failing_writes = True
+        with pytest.raises(Problem) as failed:  # the trigger fails: the queue delivers the message again
+            watcher.run(step)
+        assert failed.value.code == "idempotency_store_unavailable"
+        assert watch_state(conversation_id)["tick"] == 0 and waiting(queue) == 1  # its successor is queued
+        front.failing_writes = False
+        watcher.run(step)  # the redelivery
+        assert watch_state(conversation_id)["tick"] == 1
+
+        reads_before = len(stack.genesys.requests("get_call"))
+        run_at_once(watcher, stack, queued_steps(queue, 2), all_read=False)
+
+    assert len(stack.genesys.requests("get_call")) - reads_before == 1
+    assert watch_state(conversation_id)["tick"] == 2
+    assert waiting(queue) == 1
 
 
 @pytest.mark.parametrize("record_names_a_step", [False, True], ids=["old record", "record of this release"])

@@ -11,23 +11,20 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from emulators.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
-from emulators.one_write import OneWriteHandler
+from emulators.azurite import Azurite
 from shared.status_callbacks.subscriptions import CACHE_SECONDS, PARTITION, Subscriptions, TableSubscriptionRows
 from shared.storage import StorageAccount
-from tests.loopback_relay import answer, forward
+from tests.table_front import WAIT_SECONDS, TableFront, table_front
 from tests.test_status_callbacks import eventually
 
 THREADS = 16
 FLOW_URL = "https://prod-1.westus.logic.azure.com/workflows/1/triggers/manual/paths/invoke"
-WAIT_SECONDS = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -76,67 +73,19 @@ def test_an_expired_cache_is_refreshed_by_one_query_however_many_threads_ask(
     assert requests_logged(log, f"GET /devstoreaccount1/{name}()") == 2
 
 
-class HoldingFront(ThreadingHTTPServer):
-    """Relays requests to Azurite's table service; once armed, holds the next query's answer until released."""
-
-    daemon_threads = True
-
-    def __init__(self, table_port: int) -> None:
-        super().__init__(("127.0.0.1", 0), _HoldingRelay)
-        self.table_port = table_port
-        self.armed = False
-        self.holding = threading.Event()
-        self.release = threading.Event()
-
-    def storage(self) -> StorageAccount:
-        endpoint = f"http://127.0.0.1:{self.server_address[1]}/{ACCOUNT}"
-        return StorageAccount(
-            connection_string=f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"TableEndpoint={endpoint};"
-        )
-
-
-class _HoldingRelay(OneWriteHandler):
-    protocol_version = "HTTP/1.1"
-    server: HoldingFront
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
-
-    def _relay(self) -> None:
-        relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)
-        if self.server.armed and self.command == "GET" and "()" in self.path:  # a query, answered already
-            self.server.armed = False
-            self.server.holding.set()
-            self.server.release.wait(WAIT_SECONDS)
-        answer(self, *relayed)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_MERGE = _relay
-
-
 @pytest.fixture
-def front(logged_azurite: tuple[Azurite, Path]) -> Iterator[HoldingFront]:
-    server = HoldingFront(logged_azurite[0].ports["Table"])
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.release.set()
-    server.shutdown()
-    server.server_close()
+def front(logged_azurite: tuple[Azurite, Path]) -> Iterator[TableFront]:
+    with table_front(logged_azurite[0].ports["Table"]) as running:
+        yield running
 
 
-def subscriptions_through(front: HoldingFront, now: list[float]) -> tuple[Subscriptions, TableClient]:
+def subscriptions_through(front: TableFront, now: list[float]) -> tuple[Subscriptions, TableClient]:
     """Subscriptions whose table requests go through the front, and the same table reached directly."""
     name = f"s{uuid.uuid4().hex}"
-    direct = StorageAccount(connection_string=_direct_connection(front)).table(name)
+    direct = front.direct_storage().table(name)
     direct.create_table()
     rows = TableSubscriptionRows(front.storage().table(name))
     return Subscriptions(rows, frozenset(), allow_insecure_loopback=False, clock=lambda: now[0]), direct
-
-
-def _direct_connection(front: HoldingFront) -> str:
-    endpoint = f"http://127.0.0.1:{front.table_port}/{ACCOUNT}"
-    return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};TableEndpoint={endpoint};"
 
 
 def in_thread(ask: Callable[[], bool]) -> tuple[threading.Thread, list[bool]]:
@@ -146,14 +95,14 @@ def in_thread(ask: Callable[[], bool]) -> tuple[threading.Thread, list[bool]]:
     return thread, answers
 
 
-def test_while_one_thread_refreshes_the_others_answer_from_the_list_it_replaces(front: HoldingFront) -> None:
+def test_while_one_thread_refreshes_the_others_answer_from_the_list_it_replaces(front: TableFront) -> None:
     now = [1_000_000.0]
     subscriptions, direct = subscriptions_through(front, now)
     subscription = subscriptions.subscribe({"notificationUrl": FLOW_URL})
     assert subscriptions.any() is True
     direct.delete_entity(PARTITION, subscription.id)  # another instance's unsubscribe: not seen here yet
     now[0] += CACHE_SECONDS + 1
-    front.armed = True
+    front.hold_next_query()
 
     refresher, refreshed = in_thread(subscriptions.any)
     assert front.holding.wait(WAIT_SECONDS), "the refresh never queried"
@@ -167,12 +116,12 @@ def test_while_one_thread_refreshes_the_others_answer_from_the_list_it_replaces(
     assert subscriptions.any() is False
 
 
-def test_a_subscription_made_during_a_refresh_is_not_undone_by_it(front: HoldingFront) -> None:
+def test_a_subscription_made_during_a_refresh_is_not_undone_by_it(front: TableFront) -> None:
     now = [1_000_000.0]
     subscriptions, _ = subscriptions_through(front, now)
     assert subscriptions.any() is False
     now[0] += CACHE_SECONDS + 1
-    front.armed = True
+    front.hold_next_query()
 
     refresher, refreshed = in_thread(subscriptions.any)  # its query answers "none", held on its way back
     assert front.holding.wait(WAIT_SECONDS), "the refresh never queried"

@@ -1,0 +1,89 @@
+"""A loopback front before Azurite's table service, for storage faults at an exact moment.
+
+It relays every request; `hold_next_query()` holds the next query's answer until `release` is set (the query
+has run: the answer is what the table held then), and while `failing_writes` is set every entity write is
+refused by closing the connection before it reaches Azurite, as a storage outage does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
+
+from emulators.azurite import ACCOUNT, ACCOUNT_KEY
+from emulators.one_write import OneWriteHandler
+from shared.storage import StorageAccount
+from tests.loopback_relay import answer, forward
+
+WAIT_SECONDS = 10.0
+
+
+class TableFront(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, table_port: int) -> None:
+        super().__init__(("127.0.0.1", 0), _Relay)
+        self.table_port = table_port
+        self.failing_writes = False
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self._hold_next = False
+
+    def hold_next_query(self) -> None:
+        self._hold_next = True
+
+    def storage(self) -> StorageAccount:
+        """Table clients whose requests go through this front."""
+        return _storage(self.server_address[1])
+
+    def direct_storage(self) -> StorageAccount:
+        """Table clients on Azurite itself."""
+        return _storage(self.table_port)
+
+    def _take_hold(self) -> bool:
+        held, self._hold_next = self._hold_next, False
+        return held
+
+
+def _storage(port: int) -> StorageAccount:
+    endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
+    return StorageAccount(
+        connection_string=f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"TableEndpoint={endpoint};"
+    )
+
+
+class _Relay(OneWriteHandler):
+    protocol_version = "HTTP/1.1"
+    server: TableFront
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+    def _relay(self) -> None:
+        entity_write = self.command in ("PUT", "MERGE", "PATCH", "POST", "DELETE") and not self.path.endswith("Tables")
+        if self.server.failing_writes and entity_write:
+            self.close_connection = True  # no answer: the client sees the connection drop
+            return
+        relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)
+        if self.command == "GET" and "()" in self.path and self.server._take_hold():
+            self.server.holding.set()
+            self.server.release.wait(WAIT_SECONDS)
+        answer(self, *relayed)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_MERGE = _relay
+
+
+@contextmanager
+def table_front(table_port: int) -> Iterator[TableFront]:
+    front = TableFront(table_port)
+    thread = threading.Thread(target=front.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield front
+    finally:
+        front.release.set()
+        front.shutdown()
+        front.server_close()
