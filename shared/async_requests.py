@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from shared.errors import Problem
 from shared.idempotency import (
@@ -36,9 +36,6 @@ from shared.idempotency import (
 from shared.ids import is_uuid
 from shared.logs import get_logger, log_fields
 from shared.storage import QueueSender, RetryLater
-
-if TYPE_CHECKING:
-    pass
 
 log = get_logger(__name__)
 
