@@ -29,6 +29,7 @@ from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
 from shared.async_requests import QUEUE_NAME
 from shared.idempotency import Store
 from shared.services import services
+from tests.loopback_relay import serving
 
 HTTP_TIMEOUT = 30
 
@@ -255,8 +256,5 @@ def receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/calls"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield state

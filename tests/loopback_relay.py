@@ -1,10 +1,20 @@
 """Relaying one HTTP request to another loopback server, for the test fronts that stand before an emulator
-(a forward proxy, a TLS front that breaks answers)."""
+(a forward proxy, a TLS front that breaks answers, a front before Azurite's tables), and serving a loopback
+server for the length of a `with` block."""
 
 from __future__ import annotations
 
 import http.client
+import socketserver
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
+from typing import TypeVar
+
+from emulators.one_write import OneWriteHandler
+
+Server = TypeVar("Server", bound=socketserver.BaseServer)
 
 HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "transfer-encoding", "content-length"}
 
@@ -34,3 +44,23 @@ def answer(handler: BaseHTTPRequestHandler, status: int, headers: list[tuple[str
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
+
+
+class RelayHandler(OneWriteHandler):
+    """A front's handler: keep-alive HTTP/1.1, answers in one write, no access log."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@contextmanager
+def serving(server: Server) -> Iterator[Server]:
+    """Serve on a thread of its own until the block ends, then stop and close the socket."""
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

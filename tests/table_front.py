@@ -13,9 +13,8 @@ from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 
 from emulators.azurite import ACCOUNT, ACCOUNT_KEY
-from emulators.one_write import OneWriteHandler
 from shared.storage import StorageAccount
-from tests.loopback_relay import answer, forward
+from tests.loopback_relay import RelayHandler, answer, forward, serving
 
 WAIT_SECONDS = 10.0
 
@@ -55,12 +54,8 @@ def _storage(port: int) -> StorageAccount:
     )
 
 
-class _Relay(OneWriteHandler):
-    protocol_version = "HTTP/1.1"
+class _Relay(RelayHandler):
     server: TableFront
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
 
     def _relay(self) -> None:
         entity_write = self.command in ("PUT", "MERGE", "PATCH", "POST", "DELETE") and not self.path.endswith("Tables")
@@ -78,12 +73,8 @@ class _Relay(OneWriteHandler):
 
 @contextmanager
 def table_front(table_port: int) -> Iterator[TableFront]:
-    front = TableFront(table_port)
-    thread = threading.Thread(target=front.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield front
-    finally:
-        front.release.set()
-        front.shutdown()
-        front.server_close()
+    with serving(TableFront(table_port)) as front:
+        try:
+            yield front
+        finally:
+            front.release.set()  # a held answer goes out before the front stops

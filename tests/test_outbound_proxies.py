@@ -9,6 +9,7 @@ tests/test_identity_storage.py runs the app against Azurite over HTTPS with only
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,11 +20,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from emulators.azurite import Azurite
-from emulators.one_write import OneWriteHandler
 from shared.outbound import POOL_CONNECTIONS
 from shared.storage import StorageAccount
 from tests.conftest import Stack
-from tests.loopback_relay import answer, forward
+from tests.loopback_relay import RelayHandler, answer, forward, serving
 
 THREADS = 20  # more than requests' default pool of 10, fewer than POOL_CONNECTIONS
 INSERTS_PER_THREAD = 5
@@ -51,17 +51,13 @@ class ForwardProxy(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class _Relay(OneWriteHandler):
-    protocol_version = "HTTP/1.1"
+class _Relay(RelayHandler):
     server: ForwardProxy
 
     def setup(self) -> None:
         super().setup()
         with self.server.lock:
             self.server.connections += 1
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
 
     def _relay(self) -> None:
         target = urlsplit(self.path)  # a proxy's request line carries the absolute URL
@@ -77,18 +73,8 @@ class _Relay(OneWriteHandler):
 
 @pytest.fixture
 def start_proxy() -> Iterator[Callable[..., ForwardProxy]]:
-    started: list[ForwardProxy] = []
-
-    def start(round_size: int | None = None) -> ForwardProxy:
-        server = ForwardProxy(round_size)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
+    with contextlib.ExitStack() as started:
+        yield lambda round_size=None: started.enter_context(serving(ForwardProxy(round_size)))
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -19,9 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from emulators.one_write import OneWriteHandler
 from tests.conftest import TALLY, Stack
-from tests.loopback_relay import answer, forward
+from tests.loopback_relay import RelayHandler, answer, forward, serving
 
 CREATE_PATH = "/api/v2/conversations/calls/user/"
 # An application-data record (type 23, TLS 1.2 framing) whose content no key decrypts: "bad record mac".
@@ -44,12 +42,8 @@ class TlsFront(ThreadingHTTPServer):
         return f"https://127.0.0.1:{self.server_address[1]}"
 
 
-class _Front(OneWriteHandler):
-    protocol_version = "HTTP/1.1"
+class _Front(RelayHandler):
     server: TlsFront
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
 
     def _relay(self) -> None:
         upstream = self.server.upstream
@@ -71,13 +65,8 @@ class _Front(OneWriteHandler):
 @pytest.fixture
 def tls_front(stack: Stack, tmp_path: Path) -> Iterator[TlsFront]:
     certificate, key = stack.vault.issue_server_certificate(tmp_path)
-    front = TlsFront(stack.genesys.base_url, certificate, key)
-    threading.Thread(target=front.serve_forever, daemon=True).start()
-    try:
+    with serving(TlsFront(stack.genesys.base_url, certificate, key)) as front:
         yield front
-    finally:
-        front.shutdown()
-        front.server_close()
 
 
 def test_a_tls_failure_after_the_create_went_out_is_never_sent_again(
