@@ -185,11 +185,12 @@ def run(stack: EmulatedStack) -> dict[str, Any]:
             generator.sample(4, WARM_UP_SECONDS)
             samples: dict[int, list[dict[str, Any]]] = {level: [] for level in LEVELS}
             counts: dict[int, Counts] = {}
+            before = stack.counts()  # each sample's count ends where the next one's starts: the log is read once
             for round_number in range(ROUNDS):
                 for concurrency in LEVELS if round_number % 2 == 0 else reversed(LEVELS):
-                    before = stack.counts()
                     samples[concurrency].append(sample_with_cpu(generator, concurrency, processes))
-                    added = stack.counts() - before
+                    after = stack.counts()
+                    added, before = after - before, after
                     counts[concurrency] = counts[concurrency] + added if concurrency in counts else added
     levels = [summarize(concurrency, samples[concurrency], counts[concurrency]) for concurrency in LEVELS]
     return {
