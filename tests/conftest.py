@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,6 +33,18 @@ from shared.services import services
 from tests.loopback_relay import serving
 
 HTTP_TIMEOUT = 30
+EVENTUALLY_SECONDS = 30.0
+
+
+def eventually(predicate: Callable[[], Any], what: str, timeout: float = EVENTUALLY_SECONDS) -> Any:
+    """Poll `predicate` until it holds (its value) or the deadline passes."""
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def app_store() -> Store:

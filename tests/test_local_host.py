@@ -36,6 +36,7 @@ from emulators.local_host import (
 from shared.async_requests import MAX_DEQUEUE_COUNT, POISON_QUEUE_NAME, QUEUE_NAME
 from shared.config import storage_account
 from shared.storage import StorageAccount
+from tests.conftest import eventually
 
 WAIT_SECONDS = 20
 
@@ -231,15 +232,6 @@ def queue_app(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         runner.stop()
 
 
-def wait_until(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def fresh_queue() -> str:
     return f"q{uuid.uuid4().hex[:20]}"
 
@@ -258,7 +250,11 @@ def test_a_failing_message_is_retried_after_the_visibility_timeout_then_poisoned
     storage.queue(queue).send_message("job")
 
     poison: StorageAccount = storage
-    assert wait_until(lambda: poison.queue(f"{queue}-poison").get_queue_properties().approximate_message_count == 1)
+    eventually(
+        lambda: poison.queue(f"{queue}-poison").get_queue_properties().approximate_message_count == 1,
+        "the message in the poison queue",
+        timeout=WAIT_SECONDS,
+    )
     assert [count for count, _ in tries] == [1, 2, 3]
     gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(tries)]
     assert all(gap >= 0.9 for gap in gaps), gaps  # the storage service counts whole seconds
@@ -278,7 +274,7 @@ def test_a_failure_on_a_poison_queue_is_not_retried_until_its_lease_ends(queue_a
     runner, storage = queue_app(fails, queue, QueueOptions(max_dequeue_count=2, visibility_timeout=0))
     storage.queue(queue).send_message("job")
 
-    assert wait_until(lambda: runner.deliveries == [("fails_on_poison", False)])
+    eventually(lambda: runner.deliveries == [("fails_on_poison", False)], "the poison delivery", timeout=WAIT_SECONDS)
     runner.stop()
     # Not released: still invisible under its 30 s lease (a released one would be visible at once), and
     # not copied to a `-poison-poison` queue.
@@ -298,7 +294,7 @@ def test_a_batch_runs_in_parallel(queue_app: Any) -> None:
     for n in range(4):
         storage.queue(queue).send_message(f"job {n}")
 
-    assert wait_until(lambda: runner.deliveries.count(("meets", True)) == 4)
+    eventually(lambda: runner.deliveries.count(("meets", True)) == 4, "four deliveries", timeout=WAIT_SECONDS)
 
 
 def test_functions_run_on_the_workers_pool_of_python_threadpool_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:

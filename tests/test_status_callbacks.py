@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
 from shared.status_callbacks.watcher import FINISHED, WatchSettings, record_key
-from tests.conftest import Receiver, Stack, app_store
+from tests.conftest import Receiver, Stack, app_store, eventually
 
 SECRET = "whsec_" + base64.b64encode(b"status-callback-test-key-32bytes").decode()
 CALL = {"to": "+12125550199"}
@@ -28,18 +28,6 @@ FAST = {
     "STATUS_POLL_MAX_SECONDS": "1",
     "STATUS_CALLBACK_RETRY_SECONDS": "1",
 }
-DEADLINE_SECONDS = 30.0
-
-
-def eventually(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE_SECONDS) -> Any:
-    """Poll `predicate` until it holds (its value) or the deadline passes."""
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def watch_record(conversation_id: str) -> Record | None:

@@ -30,9 +30,9 @@ from shared.status_callbacks.delivery import Poster
 from shared.status_callbacks.targets import StatusCallback
 from shared.status_callbacks.watcher import StatusWatcher, WatchSettings, record_key
 from shared.storage import QueueSender
-from tests.conftest import Receiver, Stack, app_store
+from tests.conftest import Receiver, Stack, app_store, eventually
 from tests.table_front import table_front
-from tests.test_status_callbacks import CALL, FAST, SECRET, eventually
+from tests.test_status_callbacks import CALL, FAST, SECRET
 
 HELD_READ_SECONDS = 0.5  # a read held this long: a second copy reads the record before the first writes it
 STEP_TIMEOUT_SECONDS = 15.0

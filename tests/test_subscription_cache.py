@@ -20,8 +20,8 @@ from azure.data.tables import TableClient
 from emulators.azurite import Azurite
 from shared.status_callbacks.subscriptions import CACHE_SECONDS, PARTITION, Subscriptions, TableSubscriptionRows
 from shared.storage import StorageAccount
+from tests.conftest import eventually
 from tests.table_front import WAIT_SECONDS, TableFront, table_front
-from tests.test_status_callbacks import eventually
 
 THREADS = 16
 FLOW_URL = "https://prod-1.westus.logic.azure.com/workflows/1/triggers/manual/paths/invoke"
