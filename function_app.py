@@ -22,6 +22,7 @@ from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
 from shared.services import services
 from shared.status_callbacks import QUEUE_NAME as STATUS_QUEUE_NAME
+from shared.status_callbacks import RESUME_SCHEDULE
 from shared.webhooks import SignedCall, abuse_protection, answer_events, is_binary_cloudevent, read_delivery
 from shared.webhooks.pubsub import MAX_PUSH_BYTES
 from shared.webhooks.sns import MAX_SNS_BYTES, NOTIFICATION, SUBSCRIBE
@@ -86,6 +87,11 @@ def unsubscribe(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @app.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
 def purge_expired_records(timer: func.TimerRequest) -> None:
     services().idempotency.purge()
+
+
+@app.timer_trigger(schedule=RESUME_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+def resume_stalled_watches(timer: func.TimerRequest) -> None:
+    services().status_watcher.resume_stalled()
 
 
 @app.route(route="calls/validate", methods=["POST"])

@@ -16,6 +16,7 @@ Table Storage has no TTL: `purge_expired` deletes expired records in bounded run
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -77,6 +78,7 @@ class Record:
     reply: Reply | None = None
     etag: str | None = None
     data: dict[str, Any] | None = None  # what other records in the table keep (the call cap's call times)
+    due_at: float | None = None  # when a queued message should next act on it (a status watch's next step)
 
 
 class Store(Protocol):
@@ -95,6 +97,9 @@ class Store(Protocol):
 
     def purge_expired(self, now: float, limit: int) -> int:
         """Delete up to `limit` records that expired before `now` (unless rewritten meanwhile); how many."""
+
+    def overdue(self, state: str, before: float, limit: int) -> list[Record]:
+        """Up to `limit` records in `state` that were due before `before`: work whose message never came."""
 
 
 class MemoryStore:
@@ -135,6 +140,15 @@ class MemoryStore:
             for key in expired:
                 del self._records[key]
             return len(expired)
+
+    def overdue(self, state: str, before: float, limit: int) -> list[Record]:
+        with self._lock:
+            late = (
+                record
+                for record in self._records.values()
+                if record.state == state and record.due_at is not None and record.due_at < before
+            )
+            return list(itertools.islice(late, limit))
 
 
 def fingerprint(value: Any) -> str:
@@ -340,6 +354,8 @@ class TableStore:
         }
         if record.data is not None:
             entity["Data"] = json.dumps(record.data)
+        if record.due_at is not None:
+            entity["DueAt"] = record.due_at
         if record.reply is not None:
             entity["ReplyStatus"] = record.reply.status
             entity["ReplyBody"] = json.dumps(record.reply.body)
@@ -366,6 +382,10 @@ class TableStore:
             entity = self._call(lambda: self._table.get_entity(partition, row))
         except ResourceNotFoundError:
             return None
+        return self._record(key, entity)
+
+    @staticmethod
+    def _record(key: str, entity: Any) -> Record:
         reply = None
         if entity.get("ReplyStatus") is not None:
             reply = Reply(
@@ -381,6 +401,7 @@ class TableStore:
             reply=reply,
             etag=entity.metadata["etag"],
             data=json.loads(entity["Data"]) if entity.get("Data") else None,
+            due_at=float(entity["DueAt"]) if entity.get("DueAt") is not None else None,
         )
 
     def replace(self, record: Record) -> Record | None:
@@ -445,3 +466,15 @@ class TableStore:
             return removed
 
         return int(self._call(run))
+
+    def overdue(self, state: str, before: float, limit: int) -> list[Record]:
+        def run() -> list[Record]:
+            late = self._table.query_entities(
+                "State eq @state and DueAt lt @before",
+                parameters={"state": state, "before": before},
+                results_per_page=min(limit, 100),
+            )
+            return [self._record(entity["Key"], entity) for entity in itertools.islice(late, limit)]
+
+        found: list[Record] = self._call(run)
+        return found

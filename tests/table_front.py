@@ -2,7 +2,8 @@
 
 It relays every request; `hold_next_query()` holds the next query's answer until `release` is set (the query
 has run: the answer is what the table held then), and while `failing_writes` is set every entity write is
-refused by closing the connection before it reaches Azurite, as a storage outage does.
+refused by closing the connection before it reaches Azurite, as a storage outage does (`failing_deletes`: only
+deletes).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class TableFront(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Relay)
         self.table_port = table_port
         self.failing_writes = False
+        self.failing_deletes = False
         self.holding = threading.Event()
         self.release = threading.Event()
         self._hold_next = False
@@ -59,7 +61,7 @@ class _Relay(RelayHandler):
 
     def _relay(self) -> None:
         entity_write = self.command in ("PUT", "MERGE", "PATCH", "POST", "DELETE") and not self.path.endswith("Tables")
-        if self.server.failing_writes and entity_write:
+        if (self.server.failing_writes and entity_write) or (self.server.failing_deletes and self.command == "DELETE"):
             self.close_connection = True  # no answer: the client sees the connection drop
             return
         relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)

@@ -37,7 +37,7 @@ from shared.call_status import describe
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
-from shared.idempotency import Record, Store
+from shared.idempotency import PURGE_SCHEDULE, Record, Store
 from shared.ids import is_uuid
 from shared.logs import get_logger, log_fields
 from shared.status_callbacks.delivery import (
@@ -62,6 +62,11 @@ WATCHING, FINISHED = "watching", "finished"
 CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are "sub:<id>"
 MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
 POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
+# A step due this long ago that has not run was lost: the queue's own retries (host.json: 5 tries 2 s apart) and
+# a backlog are over well before.
+STALLED_AFTER_SECONDS = 300.0
+RESUME_MAX_WATCHES = 1000  # per run: a timer run stays short however many watches stalled
+RESUME_SCHEDULE = PURGE_SCHEDULE  # the same moments as the purge: the app wakes no more often
 _LEGACY_STEP_FIELDS = {"conversationId", "tick"}  # messages of releases before steps had ids
 _STEP_FIELDS = {"conversationId", "tick", "stepId"}
 _STEP_ID = re.compile(r"[0-9a-f]{32}")
@@ -88,6 +93,14 @@ class WatchSettings:
             elapsed += self.poll_interval(polls)
             polls += 1
         return polls + 1  # and the read that finds the maximum age passed
+
+
+def next_wake(data: dict[str, Any]) -> float | None:
+    """When the watch must act next: its next read, or a pending delivery's retry; None once all is settled."""
+    wake = [entry["nextAt"] for entry in data["deliveries"] if entry["status"] == PENDING]
+    if data["watching"]:
+        wake.append(data["nextPollAt"])
+    return min(wake, default=None)
 
 
 def record_key(conversation_id: str) -> str:
@@ -209,7 +222,8 @@ class StatusWatcher:
                 "deliveries": [],
             }
             expires_at = now + self._settings.max_age_seconds + self._settings.retention_seconds
-            record = Record(record_key(conversation_id), "", WATCHING, request_id, now, expires_at, data=data)
+            key = record_key(conversation_id)
+            record = Record(key, "", WATCHING, request_id, now, expires_at, data=data, due_at=data["nextPollAt"])
             created = self._store.create(record)
             if created is None:
                 return
@@ -261,20 +275,47 @@ class StatusWatcher:
         if data["watching"] and now >= data["nextPollAt"]:
             self._poll(data, conversation_id, now)
         self._deliver_due(data, now)
-        wake = [entry["nextAt"] for entry in data["deliveries"] if entry["status"] == PENDING]
-        if data["watching"]:
-            wake.append(data["nextPollAt"])
+        due_at = next_wake(data)
         state = WATCHING
-        if wake:
-            following = _Step.new(conversation_id, tick + 1)
-            data["tick"], data["stepId"] = following.tick, following.step_id
-            assert self._queue is not None  # a record exists only where a queue does
-            self._queue.send(following.message(), self._delay(min(wake), now))
+        if due_at is not None:
+            self._queue_next(data, conversation_id, tick + 1, self._delay(due_at, now))
         else:
             state = FINISHED
             log.info("Conversation %s: status events settled after %s reads", conversation_id, data["polls"])
-        if self._store.replace(replace(record, state=state, data=data)) is None:
+        if self._store.replace(replace(record, state=state, data=data, due_at=due_at)) is None:
             log.info("Another delivery of step %s of %s recorded it first", tick, conversation_id)
+
+    def _queue_next(self, data: dict[str, Any], conversation_id: str, tick: int, delay: int) -> None:
+        """Queue step `tick` and name it in `data`, which the caller then writes: the message goes out first."""
+        following = _Step.new(conversation_id, tick)
+        data["tick"], data["stepId"] = following.tick, following.step_id
+        assert self._queue is not None  # a record exists only where a queue does
+        self._queue.send(following.message(), delay)
+
+    def resume_stalled(self, limit: int = RESUME_MAX_WATCHES) -> int:
+        """Queue a new step for each watch whose step was due `STALLED_AFTER_SECONDS` ago and never ran; how many.
+
+        A step's message can be lost: the app stopped between writing a new watch and queuing its first step
+        (or storage refused that message and then the rollback), or a step's record write took longer than its
+        successor's retries (the successor went to the poison queue). The new step is one tick on, and the
+        record names it by an ETag-conditional write, so if the old message turns up after all it does nothing,
+        and a step that ran meanwhile keeps its own chain (this one's message is then a stray).
+        """
+        if self._queue is None:
+            return 0
+        now = self._clock()
+        resumed = 0
+        for record in self._store.overdue(WATCHING, now - STALLED_AFTER_SECONDS, limit):
+            if not record.key.startswith(RECORD_PREFIX) or record.data is None:
+                continue
+            data = copy.deepcopy(record.data)
+            conversation_id = data["conversationId"]
+            self._queue_next(data, conversation_id, data["tick"] + 1, MIN_DELAY_SECONDS)
+            if self._store.replace(replace(record, data=data, due_at=now)) is None:
+                continue  # a step ran meanwhile: its chain goes on, and the message just queued is a stray
+            log.warning("Status watch of conversation %s had stalled (its step never ran); resumed", conversation_id)
+            resumed += 1
+        return resumed
 
     @staticmethod
     def _delay(at: float, now: float) -> int:
