@@ -182,10 +182,14 @@ class Subscriptions:
         """Whether calls must be watched for subscribers (cached CACHE_SECONDS: one Table query a minute).
 
         When the minute runs out under load, one thread queries; the others answer from the list it replaces
-        rather than query too or wait on it (a slow table would otherwise hold every one of them)."""
+        rather than query too or wait on it (a slow table would otherwise hold every one of them). With no list
+        yet (a cold start, or a subscribe or unsubscribe here) they wait on that one query: there is no answer to
+        give meanwhile, and each querying would take no less time."""
         cached = self._cached
         if cached is None:
-            return self._refresh()
+            with self._refreshing:
+                current = self._cached  # another thread may have read it meanwhile
+                return bool(current[1]) if current is not None else self._refresh()
         if self._fresh(cached) or not self._refreshing.acquire(blocking=False):
             return bool(cached[1])
         try:
