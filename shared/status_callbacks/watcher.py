@@ -118,9 +118,9 @@ class _Step:
         return cls(conversation_id, tick, uuid.uuid4().hex)
 
     def message(self) -> str:
-        step: dict[str, Any] = {"conversationId": self.conversation_id, "tick": self.tick}
-        if self.step_id is not None:
-            step["stepId"] = self.step_id
+        """The queue message; only steps of this release are queued, and they always carry their id."""
+        assert self.step_id is not None
+        step = {"conversationId": self.conversation_id, "tick": self.tick, "stepId": self.step_id}
         return json.dumps(step, separators=(",", ":"))
 
     @classmethod
