@@ -355,7 +355,7 @@ class TableStore:
         if record.data is not None:
             entity["Data"] = json.dumps(record.data)
         if record.due_at is not None:
-            entity["DueAt"] = record.due_at
+            entity["DueAt"] = float(record.due_at)  # a double, as the overdue query compares it
         if record.reply is not None:
             entity["ReplyStatus"] = record.reply.status
             entity["ReplyBody"] = json.dumps(record.reply.body)
@@ -474,7 +474,14 @@ class TableStore:
                 parameters={"state": state, "before": before},
                 results_per_page=min(limit, 100),
             )
-            return [self._record(entity["Key"], entity) for entity in itertools.islice(late, limit)]
+            found: list[Record] = []
+            for entity in late:
+                if len(found) >= limit:
+                    break
+                key = entity["Key"]
+                if self._address(key) != (entity["PartitionKey"], entity["RowKey"]):
+                    continue  # a key longer than the Key column keeps: it could not be written back
+                found.append(self._record(key, entity))
+            return found
 
-        found: list[Record] = self._call(run)
-        return found
+        return list(self._call(run))

@@ -3,7 +3,7 @@
 It relays every request; `hold_next_query()` holds the next query's answer until `release` is set (the query
 has run: the answer is what the table held then), and while `failing_writes` is set every entity write is
 refused by closing the connection before it reaches Azurite, as a storage outage does (`failing_deletes`: only
-deletes).
+deletes; `failing_reads`: only reads). `refused` counts the requests refused.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class TableFront(ThreadingHTTPServer):
         self.table_port = table_port
         self.failing_writes = False
         self.failing_deletes = False
+        self.failing_reads = False
+        self.refused = 0
         self.holding = threading.Event()
         self.release = threading.Event()
         self._hold_next = False
@@ -61,7 +63,13 @@ class _Relay(RelayHandler):
 
     def _relay(self) -> None:
         entity_write = self.command in ("PUT", "MERGE", "PATCH", "POST", "DELETE") and not self.path.endswith("Tables")
-        if (self.server.failing_writes and entity_write) or (self.server.failing_deletes and self.command == "DELETE"):
+        server = self.server
+        if (
+            (server.failing_writes and entity_write)
+            or (server.failing_deletes and self.command == "DELETE")
+            or (server.failing_reads and self.command == "GET")
+        ):
+            server.refused += 1
             self.close_connection = True  # no answer: the client sees the connection drop
             return
         relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)

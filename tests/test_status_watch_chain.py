@@ -36,7 +36,15 @@ from shared.services import services
 from shared.status_callbacks import QUEUE_NAME as STATUS_QUEUE
 from shared.status_callbacks.delivery import Poster
 from shared.status_callbacks.targets import StatusCallback
-from shared.status_callbacks.watcher import STALLED_AFTER_SECONDS, WATCHING, StatusWatcher, WatchSettings, record_key
+from shared.status_callbacks.watcher import (
+    FINISHED,
+    MAX_RESUMES,
+    STALLED_AFTER_SECONDS,
+    WATCHING,
+    StatusWatcher,
+    WatchSettings,
+    record_key,
+)
 from shared.storage import QueueSender, StorageAccount
 from tests.conftest import Receiver, Stack, app_store, eventually
 from tests.table_front import table_front
@@ -265,6 +273,8 @@ def test_a_watch_whose_first_step_was_lost_is_resumed_by_the_timer(
 
     eventually(lambda: settled(conversation_id), "the resumed watch to settle")
     assert [event["type"] for event in receiver.events()] == ["call.ringing", "call.connected", "call.ended"]
+    finished = app_store().read(record_key(conversation_id))
+    assert finished is not None and finished.due_at is None  # nothing left to resume
 
 
 def test_a_step_that_turns_up_after_its_watch_was_resumed_does_nothing(
@@ -374,6 +384,44 @@ def test_a_resume_that_loses_to_the_late_step_leaves_one_chain(
     assert waiting(queue) == 1
 
 
+def test_a_live_watch_is_due_when_its_next_message_shows_and_is_not_resumed(
+    stack: Stack, watch_queue: Any, receiver: Receiver
+) -> None:
+    queue_name, queue = watch_queue
+    placed = stack.post("/api/calls", CALL)
+    assert placed.status_code == 201, placed.text
+    conversation_id = placed.json()["conversationId"]
+    watcher = watcher_on(queue_name)
+    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    before = time.time()
+    watcher.run(queued_steps(queue, 1)[0])
+    after = time.time()
+
+    record = app_store().read(record_key(conversation_id))
+    assert record is not None and record.due_at is not None
+    assert before + 1 <= record.due_at <= after + 1  # polled every second: its next message shows a second on
+    not_yet = in_seconds(record.due_at - time.time() + STALLED_AFTER_SECONDS - 30)
+    assert watcher_on(queue_name, clock=not_yet).resume_stalled() == 0
+
+
+def test_a_watch_that_keeps_stalling_is_ended_after_its_resumes(
+    stack: Stack, watch_queue: Any, receiver: Receiver
+) -> None:
+    """A step that fails every time goes to the poison queue each time it is resumed; after MAX_RESUMES the
+    watch ends, rather than being resumed every 10 minutes until its record expires a day later."""
+    queue_name, _ = watch_queue
+    placed = stack.post("/api/calls", CALL)
+    assert placed.status_code == 201, placed.text
+    conversation_id = placed.json()["conversationId"]
+    watcher_on(queue_name).start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    # No step ever runs: each resume finds the watch overdue again, later and later.
+    runs = [watcher_on(queue_name, clock=in_seconds(n * (STALLED_AFTER_SECONDS + 30))) for n in range(1, 6)]
+
+    assert [run.resume_stalled() for run in runs] == [1] * MAX_RESUMES + [0, 0]
+    record = app_store().read(record_key(conversation_id))
+    assert record is not None and record.state == FINISHED and record.due_at is None
+
+
 @pytest.mark.parametrize("kind", ["table", "memory"])
 def test_the_stores_find_overdue_records_in_a_state_up_to_a_limit(stack: Stack, kind: str) -> None:
     store: Store = app_store() if kind == "table" else MemoryStore()
@@ -385,7 +433,8 @@ def test_the_stores_find_overdue_records_in_a_state_up_to_a_limit(stack: Stack, 
     for name in ("a", "b", "c"):
         record(name, WATCHING, now - 600)
     record("due-later", WATCHING, now + 600)
-    record("finished-work", DONE, now - 600)
+    record("finished", FINISHED, now - 600)
+    record("an-answered-request", DONE, now - 600)
     record("from-an-earlier-release", WATCHING, None)
 
     assert {r.key for r in store.overdue(WATCHING, now, 10)} == {"callbacks:a", "callbacks:b", "callbacks:c"}

@@ -19,7 +19,13 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from emulators.azurite import Azurite
-from shared.status_callbacks.subscriptions import CACHE_SECONDS, PARTITION, Subscriptions, TableSubscriptionRows
+from shared.status_callbacks.subscriptions import (
+    CACHE_SECONDS,
+    FAILED_QUERY_PAUSE_SECONDS,
+    PARTITION,
+    Subscriptions,
+    TableSubscriptionRows,
+)
 from shared.storage import StorageAccount
 from tests.conftest import eventually
 from tests.table_front import WAIT_SECONDS, TableFront, table_front
@@ -133,3 +139,34 @@ def test_a_subscription_made_during_a_refresh_is_not_undone_by_it(front: TableFr
 
     assert refreshed == [False]
     assert subscriptions.any() is True  # the older answer was not kept for a minute
+
+
+def test_a_failed_first_query_is_not_repeated_by_every_waiting_thread(front: TableFront) -> None:
+    """With no list yet and the table unreadable, the threads waiting on the one query do not each query again
+    in turn: they answer True at once (watch in case someone subscribed) until FAILED_QUERY_PAUSE_SECONDS pass."""
+    now = [1_000_000.0]
+    front.failing_reads = True
+    alone, _ = subscriptions_through(front, now)
+    assert alone.any() is True
+    one_query = front.refused  # with the client's own retries
+    assert one_query >= 1
+
+    subscriptions, _ = subscriptions_through(front, now)
+    start = threading.Barrier(THREADS)
+    answers: list[bool] = []
+
+    def ask() -> None:
+        start.wait(timeout=WAIT_SECONDS)
+        answers.append(subscriptions.any())
+
+    threads = [threading.Thread(target=ask) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=WAIT_SECONDS * 3)
+
+    assert answers == [True] * THREADS
+    assert front.refused == 2 * one_query
+    front.failing_reads = False
+    now[0] += FAILED_QUERY_PAUSE_SECONDS + 1
+    assert subscriptions.any() is False  # read again once the pause is over

@@ -8,6 +8,7 @@ purge timer never removes them: a subscription lasts exactly as long as the flow
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -31,6 +32,7 @@ MAX_SUBSCRIPTIONS = 50  # each ended call is posted to every subscription
 POWER_AUTOMATE_HOST_SUFFIXES = (".logic.azure.com",)  # prod-NN.<region>.logic.azure.com callback URLs
 NOTIFICATION_FIELD = "notificationUrl"
 CACHE_SECONDS = 60.0
+FAILED_QUERY_PAUSE_SECONDS = 5.0  # the storage outage problem's Retry-After
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class Subscriptions:
         self._cached: tuple[float, list[Subscription]] | None = None
         self._refreshing = threading.Lock()  # held by the one thread that queries when the cache runs out
         self._changes = 0  # subscribes and unsubscribes here: a query that began before one is not cached
+        self._cache_lock = threading.Lock()  # the count and the cache change together
+        self._failed_at = -math.inf  # when the last query failed
 
     def check(self, url: str) -> str:
         """A Power Automate callback URL (`*.logic.azure.com`) or one on STATUS_CALLBACK_ALLOWED_HOSTS."""
@@ -183,31 +187,48 @@ class Subscriptions:
 
         When the minute runs out under load, one thread queries; the others answer from the list it replaces
         rather than query too or wait on it (a slow table would otherwise hold every one of them). With no list
-        yet (a cold start, or a subscribe or unsubscribe here) they wait on that one query: there is no answer to
-        give meanwhile, and each querying would take no less time."""
+        yet (a cold start, or a subscribe or unsubscribe here) they wait on that one query. A failed query is not
+        repeated for FAILED_QUERY_PAUSE_SECONDS, so waiting threads do not each try again in turn: meanwhile the
+        last list answers, or with none, True (a watch that finds no subscriber posts nothing; a subscriber
+        missed would never hear of the call)."""
         cached = self._cached
+        if cached is not None and self._fresh(cached):
+            return bool(cached[1])
         if cached is None:
-            with self._refreshing:
-                current = self._cached  # another thread may have read it meanwhile
-                return bool(current[1]) if current is not None else self._refresh()
-        if self._fresh(cached) or not self._refreshing.acquire(blocking=False):
+            self._refreshing.acquire()
+        elif not self._refreshing.acquire(blocking=False):
             return bool(cached[1])
         try:
-            current = self._cached  # another thread may have refreshed it since
-            return bool(current[1]) if current is not None and self._fresh(current) else self._refresh()
+            current = self._cached  # another thread may have read it meanwhile
+            if current is not None and self._fresh(current):
+                return bool(current[1])
+            if self._clock() - self._failed_at < FAILED_QUERY_PAUSE_SECONDS:
+                return _unread(current)
+            return self._refresh(current)
         finally:
             self._refreshing.release()
 
     def _fresh(self, cached: tuple[float, list[Subscription]]) -> bool:
         return self._clock() - cached[0] <= CACHE_SECONDS
 
-    def _refresh(self) -> bool:
+    def _refresh(self, last: tuple[float, list[Subscription]] | None) -> bool:
         changes, now = self._changes, self._clock()
-        rows = self._rows.all()
-        if changes == self._changes:
-            self._cached = (now, rows)
+        try:
+            rows = self._rows.all()
+        except Problem:  # the store logged the outage
+            self._failed_at = now
+            return _unread(last)
+        with self._cache_lock:
+            if changes == self._changes:  # a subscribe or unsubscribe meanwhile makes this answer old
+                self._cached = (now, rows)
         return bool(rows)
 
     def _changed(self) -> None:
-        self._changes += 1
-        self._cached = None
+        with self._cache_lock:
+            self._changes += 1
+            self._cached = None
+
+
+def _unread(last: tuple[float, list[Subscription]] | None) -> bool:
+    """The answer while the table cannot be read: the last list's, or with none, watch in case."""
+    return bool(last[1]) if last is not None else True

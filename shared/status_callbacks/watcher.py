@@ -62,10 +62,12 @@ WATCHING, FINISHED = "watching", "finished"
 CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are "sub:<id>"
 MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
 POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
-# A step due this long ago that has not run was lost: the queue's own retries (host.json: 5 tries 2 s apart) and
-# a backlog are over well before.
+# A step whose message became visible this long ago and has not run was lost: the queue's own retries (host.json:
+# 5 tries 2 s apart) are over well before. A backlog longer than this resumes live watches: harmless (the old
+# messages find their steps taken), but each is logged as stalled.
 STALLED_AFTER_SECONDS = 300.0
 RESUME_MAX_WATCHES = 1000  # per run: a timer run stays short however many watches stalled
+MAX_RESUMES = 3  # per watch: a step that fails every time (to the poison queue) is not retried for a day
 RESUME_SCHEDULE = PURGE_SCHEDULE  # the same moments as the purge: the app wakes no more often
 _LEGACY_STEP_FIELDS = {"conversationId", "tick"}  # messages of releases before steps had ids
 _STEP_FIELDS = {"conversationId", "tick", "stepId"}
@@ -95,7 +97,7 @@ class WatchSettings:
         return polls + 1  # and the read that finds the maximum age passed
 
 
-def next_wake(data: dict[str, Any]) -> float | None:
+def _next_wake(data: dict[str, Any]) -> float | None:
     """When the watch must act next: its next read, or a pending delivery's retry; None once all is settled."""
     wake = [entry["nextAt"] for entry in data["deliveries"] if entry["status"] == PENDING]
     if data["watching"]:
@@ -222,13 +224,14 @@ class StatusWatcher:
                 "deliveries": [],
             }
             expires_at = now + self._settings.max_age_seconds + self._settings.retention_seconds
+            delay = self._delay(data["nextPollAt"], now)
             key = record_key(conversation_id)
-            record = Record(key, "", WATCHING, request_id, now, expires_at, data=data, due_at=data["nextPollAt"])
+            record = Record(key, "", WATCHING, request_id, now, expires_at, data=data, due_at=now + delay)
             created = self._store.create(record)
             if created is None:
                 return
             try:
-                self._queue.send(first.message(), self._delay(data["nextPollAt"], now))
+                self._queue.send(first.message(), delay)
             except Exception:
                 self._store.delete(created)  # a retry of the request starts the watch again
                 raise
@@ -275,25 +278,27 @@ class StatusWatcher:
         if data["watching"] and now >= data["nextPollAt"]:
             self._poll(data, conversation_id, now)
         self._deliver_due(data, now)
-        due_at = next_wake(data)
-        state = WATCHING
-        if due_at is not None:
-            self._queue_next(data, conversation_id, tick + 1, self._delay(due_at, now))
+        wake = _next_wake(data)
+        state, due_at = WATCHING, None
+        if wake is not None:
+            due_at = self._queue_next(data, conversation_id, tick + 1, self._delay(wake, now))
         else:
             state = FINISHED
             log.info("Conversation %s: status events settled after %s reads", conversation_id, data["polls"])
         if self._store.replace(replace(record, state=state, data=data, due_at=due_at)) is None:
             log.info("Another delivery of step %s of %s recorded it first", tick, conversation_id)
 
-    def _queue_next(self, data: dict[str, Any], conversation_id: str, tick: int, delay: int) -> None:
-        """Queue step `tick` and name it in `data`, which the caller then writes: the message goes out first."""
+    def _queue_next(self, data: dict[str, Any], conversation_id: str, tick: int, delay: int) -> float:
+        """Queue step `tick` and name it in `data`, which the caller then writes (the message goes out first);
+        when the message becomes visible: the record's due time, which the resume goes by."""
         following = _Step.new(conversation_id, tick)
         data["tick"], data["stepId"] = following.tick, following.step_id
         assert self._queue is not None  # a record exists only where a queue does
         self._queue.send(following.message(), delay)
+        return self._clock() + delay
 
     def resume_stalled(self, limit: int = RESUME_MAX_WATCHES) -> int:
-        """Queue a new step for each watch whose step was due `STALLED_AFTER_SECONDS` ago and never ran; how many.
+        """Queue a new step for each watch whose step became due `STALLED_AFTER_SECONDS` ago and never ran; how many.
 
         A step's message can be lost: the app stopped between writing a new watch and queuing its first step
         (or storage refused that message and then the rollback), or a step's record write took longer than its
@@ -306,16 +311,32 @@ class StatusWatcher:
         now = self._clock()
         resumed = 0
         for record in self._store.overdue(WATCHING, now - STALLED_AFTER_SECONDS, limit):
-            if not record.key.startswith(RECORD_PREFIX) or record.data is None:
-                continue
-            data = copy.deepcopy(record.data)
-            conversation_id = data["conversationId"]
-            self._queue_next(data, conversation_id, data["tick"] + 1, MIN_DELAY_SECONDS)
-            if self._store.replace(replace(record, data=data, due_at=now)) is None:
-                continue  # a step ran meanwhile: its chain goes on, and the message just queued is a stray
-            log.warning("Status watch of conversation %s had stalled (its step never ran); resumed", conversation_id)
-            resumed += 1
+            with log_fields(request_id=record.owner):
+                try:
+                    resumed += self._resume(record)
+                except Exception as error:  # noqa: BLE001 - one watch must not hold up the others
+                    log.error("Could not resume the status watch %s: %s", record.key, type(error).__name__)
         return resumed
+
+    def _resume(self, record: Record) -> bool:
+        if not record.key.startswith(RECORD_PREFIX) or record.data is None:
+            return False  # only status watches are written "watching"; a guard, not a case that occurs
+        data = copy.deepcopy(record.data)
+        conversation_id = data["conversationId"]
+        data["resumes"] = data.get("resumes", 0) + 1
+        if data["resumes"] > MAX_RESUMES:  # its steps keep failing: the poison queue's verdict stands
+            if self._store.replace(replace(record, state=FINISHED, data=data, due_at=None)) is not None:
+                log.error(
+                    "Status watch of conversation %s stalled again after %s resumes; ended",
+                    conversation_id,
+                    MAX_RESUMES,
+                )
+            return False
+        due_at = self._queue_next(data, conversation_id, data["tick"] + 1, MIN_DELAY_SECONDS)
+        if self._store.replace(replace(record, data=data, due_at=due_at)) is None:
+            return False  # a step ran meanwhile: its chain goes on, and the message just queued is a stray
+        log.warning("Status watch of conversation %s had stalled (its step never ran); resumed", conversation_id)
+        return True
 
     @staticmethod
     def _delay(at: float, now: float) -> int:
