@@ -474,14 +474,7 @@ class TableStore:
                 parameters={"state": state, "before": before},
                 results_per_page=min(limit, 100),
             )
-            found: list[Record] = []
-            for entity in late:
-                if len(found) >= limit:
-                    break
-                key = entity["Key"]
-                if self._address(key) != (entity["PartitionKey"], entity["RowKey"]):
-                    continue  # a key longer than the Key column keeps: it could not be written back
-                found.append(self._record(key, entity))
-            return found
+            # The Key column holds the whole key: keys are at most MAX_KEY_LENGTH plus a prefix of up to 5.
+            return [self._record(entity["Key"], entity) for entity in itertools.islice(late, limit)]
 
         return list(self._call(run))

@@ -9,7 +9,7 @@ deletes; `failing_reads`: only reads). `refused` counts the requests refused.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 
@@ -30,6 +30,8 @@ class TableFront(ThreadingHTTPServer):
         self.failing_deletes = False
         self.failing_reads = False
         self.refused = 0
+        self.on_refusal: Callable[[], None] = lambda: None  # runs as each request is refused
+        self._counting = threading.Lock()
         self.holding = threading.Event()
         self.release = threading.Event()
         self._hold_next = False
@@ -44,6 +46,11 @@ class TableFront(ThreadingHTTPServer):
     def direct_storage(self) -> StorageAccount:
         """Table clients on Azurite itself."""
         return _storage(self.table_port)
+
+    def count_refusal(self) -> None:
+        with self._counting:
+            self.refused += 1
+        self.on_refusal()
 
     def _take_hold(self) -> bool:
         held, self._hold_next = self._hold_next, False
@@ -69,7 +76,7 @@ class _Relay(RelayHandler):
             or (server.failing_deletes and self.command == "DELETE")
             or (server.failing_reads and self.command == "GET")
         ):
-            server.refused += 1
+            server.count_refusal()
             self.close_connection = True  # no answer: the client sees the connection drop
             return
         relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)

@@ -75,9 +75,10 @@ def watcher_on(
     *,
     storage: StorageAccount | None = None,
     clock: Callable[[], float] = time.time,
+    poll_seconds: float = 1,
 ) -> StatusWatcher:
     """The app's watcher, but queuing its steps on `queue_name` (in another account, with another store and
-    another clock, if given)."""
+    another clock, if given), reading the call every `poll_seconds`."""
     app = services()
     assert app.settings.storage is not None
     return StatusWatcher(
@@ -86,7 +87,9 @@ def watcher_on(
         app.genesys,
         Poster(lambda: SECRET),
         app.subscriptions,
-        WatchSettings(frozenset(), allow_insecure_loopback=True, poll_seconds=1, max_poll_interval_seconds=1),
+        WatchSettings(
+            frozenset(), allow_insecure_loopback=True, poll_seconds=poll_seconds, max_poll_interval_seconds=poll_seconds
+        ),
         clock=clock,
     )
 
@@ -387,19 +390,22 @@ def test_a_resume_that_loses_to_the_late_step_leaves_one_chain(
 def test_a_live_watch_is_due_when_its_next_message_shows_and_is_not_resumed(
     stack: Stack, watch_queue: Any, receiver: Receiver
 ) -> None:
+    """Polled every 1.5 s, the next message is queued to show in 2 (whole seconds): the record is due then, not
+    at the next read's time."""
     queue_name, queue = watch_queue
     placed = stack.post("/api/calls", CALL)
     assert placed.status_code == 201, placed.text
     conversation_id = placed.json()["conversationId"]
-    watcher = watcher_on(queue_name)
+    watcher = watcher_on(queue_name, poll_seconds=1.5)
     watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    first = queued_steps(queue, 1)[0]
     before = time.time()
-    watcher.run(queued_steps(queue, 1)[0])
+    watcher.run(first)
     after = time.time()
 
     record = app_store().read(record_key(conversation_id))
     assert record is not None and record.due_at is not None
-    assert before + 1 <= record.due_at <= after + 1  # polled every second: its next message shows a second on
+    assert before + 2 <= record.due_at <= after + 2
     not_yet = in_seconds(record.due_at - time.time() + STALLED_AFTER_SECONDS - 30)
     assert watcher_on(queue_name, clock=not_yet).resume_stalled() == 0
 
@@ -407,19 +413,43 @@ def test_a_live_watch_is_due_when_its_next_message_shows_and_is_not_resumed(
 def test_a_watch_that_keeps_stalling_is_ended_after_its_resumes(
     stack: Stack, watch_queue: Any, receiver: Receiver
 ) -> None:
-    """A step that fails every time goes to the poison queue each time it is resumed; after MAX_RESUMES the
-    watch ends, rather than being resumed every 10 minutes until its record expires a day later."""
-    queue_name, _ = watch_queue
+    """A step that fails every time goes to the poison queue each time it is resumed; after MAX_RESUMES in a row
+    the watch ends, rather than being resumed every 10 minutes until its record expires a day later, and the
+    deliveries still pending are undeliverable."""
+    queue_name, queue = watch_queue
     placed = stack.post("/api/calls", CALL)
     assert placed.status_code == 201, placed.text
     conversation_id = placed.json()["conversationId"]
-    watcher_on(queue_name).start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
-    # No step ever runs: each resume finds the watch overdue again, later and later.
+    watcher = watcher_on(queue_name)
+    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    receiver.answers.append(500)  # "ringing" is refused once: pending, to be tried again by the next step
+    watcher.run(queued_steps(queue, 1)[0])
+    queued_steps(queue, 1)  # and from then on no step runs: each resume finds the watch overdue again
     runs = [watcher_on(queue_name, clock=in_seconds(n * (STALLED_AFTER_SECONDS + 30))) for n in range(1, 6)]
 
     assert [run.resume_stalled() for run in runs] == [1] * MAX_RESUMES + [0, 0]
     record = app_store().read(record_key(conversation_id))
     assert record is not None and record.state == FINISHED and record.due_at is None
+    assert watcher.deliveries(conversation_id) == [{"event": "ringing", "status": "undeliverable", "attempts": 1}]
+
+
+def test_a_step_that_runs_clears_the_count_of_resumes(stack: Stack, watch_queue: Any, receiver: Receiver) -> None:
+    """Only stalls in a row end a watch: one whose resumed step ran is resumed again when it stalls again."""
+    queue_name, queue = watch_queue
+    placed = stack.post("/api/calls", CALL)
+    assert placed.status_code == 201, placed.text
+    conversation_id = placed.json()["conversationId"]
+    watcher = watcher_on(queue_name)
+    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    queued_steps(queue, 1)  # lost
+    runs = [watcher_on(queue_name, clock=in_seconds(n * (STALLED_AFTER_SECONDS + 30))) for n in range(1, 4)]
+    assert [run.resume_stalled() for run in runs] == [1] * MAX_RESUMES
+    for step in queued_steps(queue, MAX_RESUMES):  # the first two find their ticks past; the last one runs
+        watcher.run(step)
+    assert watch_state(conversation_id)["tick"] == MAX_RESUMES + 1
+    queued_steps(queue, 1)  # lost again
+
+    assert watcher_on(queue_name, clock=in_seconds(STALLED_AFTER_SECONDS + 30)).resume_stalled() == 1
 
 
 @pytest.mark.parametrize("kind", ["table", "memory"])

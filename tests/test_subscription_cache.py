@@ -164,9 +164,24 @@ def test_a_failed_first_query_is_not_repeated_by_every_waiting_thread(front: Tab
         thread.start()
     for thread in threads:
         thread.join(timeout=WAIT_SECONDS * 3)
+        assert not thread.is_alive()
 
     assert answers == [True] * THREADS
     assert front.refused == 2 * one_query
     front.failing_reads = False
     now[0] += FAILED_QUERY_PAUSE_SECONDS + 1
     assert subscriptions.any() is False  # read again once the pause is over
+
+
+def test_the_pause_after_a_failed_query_runs_from_its_failure(front: TableFront) -> None:
+    """A query that fails slowly (timeouts, retries) outlasts the pause if it is counted from the query's start:
+    the next waiting thread would query again at once. Here each refused attempt takes the pause and more."""
+    now = [1_000_000.0]
+    subscriptions, _ = subscriptions_through(front, now)
+    front.failing_reads = True
+    front.on_refusal = lambda: now.__setitem__(0, now[0] + FAILED_QUERY_PAUSE_SECONDS + 1)
+    assert subscriptions.any() is True
+    refused = front.refused
+
+    assert subscriptions.any() is True  # inside the pause: no query
+    assert front.refused == refused

@@ -215,8 +215,10 @@ class Subscriptions:
         changes, now = self._changes, self._clock()
         try:
             rows = self._rows.all()
-        except Problem:  # the store logged the outage
-            self._failed_at = now
+        except Exception as error:  # noqa: BLE001 - an unreadable list must not fail the placed call's watch
+            if not isinstance(error, Problem):  # a Problem is an outage the store logged already
+                log.warning("Could not read the subscriptions: %s", type(error).__name__)
+            self._failed_at = self._clock()  # the pause runs from the failure: a slow one outlasts it otherwise
             return _unread(last)
         with self._cache_lock:
             if changes == self._changes:  # a subscribe or unsubscribe meanwhile makes this answer old

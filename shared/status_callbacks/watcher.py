@@ -67,7 +67,7 @@ POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its 
 # messages find their steps taken), but each is logged as stalled.
 STALLED_AFTER_SECONDS = 300.0
 RESUME_MAX_WATCHES = 1000  # per run: a timer run stays short however many watches stalled
-MAX_RESUMES = 3  # per watch: a step that fails every time (to the poison queue) is not retried for a day
+MAX_RESUMES = 3  # in a row: a step that fails every time (to the poison queue) is not retried for a day
 RESUME_SCHEDULE = PURGE_SCHEDULE  # the same moments as the purge: the app wakes no more often
 _LEGACY_STEP_FIELDS = {"conversationId", "tick"}  # messages of releases before steps had ids
 _STEP_FIELDS = {"conversationId", "tick", "stepId"}
@@ -278,6 +278,7 @@ class StatusWatcher:
         if data["watching"] and now >= data["nextPollAt"]:
             self._poll(data, conversation_id, now)
         self._deliver_due(data, now)
+        data.pop("resumes", None)  # a step ran: the stalls it counted are over
         wake = _next_wake(data)
         state, due_at = WATCHING, None
         if wake is not None:
@@ -323,8 +324,11 @@ class StatusWatcher:
             return False  # only status watches are written "watching"; a guard, not a case that occurs
         data = copy.deepcopy(record.data)
         conversation_id = data["conversationId"]
-        data["resumes"] = data.get("resumes", 0) + 1
+        data["resumes"] = data.get("resumes", 0) + 1  # stalls in a row: any step that runs clears the count
         if data["resumes"] > MAX_RESUMES:  # its steps keep failing: the poison queue's verdict stands
+            for entry in data["deliveries"]:
+                if entry["status"] == PENDING:
+                    entry["status"] = UNDELIVERABLE
             if self._store.replace(replace(record, state=FINISHED, data=data, due_at=None)) is not None:
                 log.error(
                     "Status watch of conversation %s stalled again after %s resumes; ended",
