@@ -164,25 +164,39 @@ def watch_state(conversation_id: str) -> dict[str, Any]:
     return record.data
 
 
+def two_next_steps_leave_one_chain(
+    watcher: StatusWatcher, stack: Stack, queue: QueueClient, conversation_id: str
+) -> None:
+    """The two next steps queued by one step that ran twice (or by a step and a resume) arrive together: only
+    the one the record names reads the call, and one next step is queued after it."""
+    reads_before = len(stack.genesys.requests("get_call"))
+    run_at_once(watcher, stack, queued_steps(queue, 2), all_read=False)
+
+    assert len(stack.genesys.requests("get_call")) - reads_before == 1
+    assert watch_state(conversation_id)["tick"] == 2
+    assert waiting(queue) == 1
+
+
+def watched_call(stack: Stack, receiver: Receiver, watcher: StatusWatcher, events: tuple[str, ...]) -> str:
+    """A call placed through the app (which watches nothing: no callback asked), watched by `watcher`."""
+    placed = stack.post("/api/calls", CALL)
+    assert placed.status_code == 201, placed.text
+    conversation_id: str = placed.json()["conversationId"]
+    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, events))
+    return conversation_id
+
+
 def test_a_step_run_twice_at_once_leaves_one_chain(stack: Stack, watch_queue: Any, receiver: Receiver) -> None:
     queue_name, queue = watch_queue
-    placed = stack.post("/api/calls", CALL)  # no callback asked: the app itself watches nothing
-    assert placed.status_code == 201, placed.text
-    conversation_id = placed.json()["conversationId"]
     watcher = watcher_on(queue_name)
-    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    conversation_id = watched_call(stack, receiver, watcher, ("ringing", "ended"))
 
     first = queued_steps(queue, 1)
     run_at_once(watcher, stack, first * 2, all_read=True)  # one step delivered twice, both copies in one batch
     assert watch_state(conversation_id)["tick"] == 1
     assert waiting(queue) == 2  # both copies read the call and queued a next step: one is a stray
 
-    reads_before = len(stack.genesys.requests("get_call"))
-    run_at_once(watcher, stack, queued_steps(queue, 2), all_read=False)  # and those two arrive together too
-
-    assert len(stack.genesys.requests("get_call")) - reads_before == 1  # only the chain's own step acted
-    assert watch_state(conversation_id)["tick"] == 2
-    assert waiting(queue) == 1  # one chain goes on
+    two_next_steps_leave_one_chain(watcher, stack, queue, conversation_id)  # they arrive together too
 
 
 def test_a_step_repeated_after_its_record_write_failed_leaves_one_chain(
@@ -209,12 +223,7 @@ def test_a_step_repeated_after_its_record_write_failed_leaves_one_chain(
         watcher.run(step)  # the redelivery
         assert watch_state(conversation_id)["tick"] == 1
 
-        reads_before = len(stack.genesys.requests("get_call"))
-        run_at_once(watcher, stack, queued_steps(queue, 2), all_read=False)
-
-    assert len(stack.genesys.requests("get_call")) - reads_before == 1
-    assert watch_state(conversation_id)["tick"] == 2
-    assert waiting(queue) == 1
+        two_next_steps_leave_one_chain(watcher, stack, queue, conversation_id)
 
 
 @pytest.mark.parametrize("record_names_a_step", [False, True], ids=["old record", "record of this release"])
@@ -225,11 +234,8 @@ def test_a_step_queued_before_steps_had_ids_still_runs(
     no step either), or by an instance still on it, which moves a record of this release on without renaming
     its step. Either way the watch goes on."""
     queue_name, queue = watch_queue
-    placed = stack.post("/api/calls", CALL)
-    assert placed.status_code == 201, placed.text
-    conversation_id = placed.json()["conversationId"]
     watcher = watcher_on(queue_name)
-    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    conversation_id = watched_call(stack, receiver, watcher, ("ringing", "ended"))
     queued_steps(queue, 1)  # this release's first message, taken away: the previous release's stands in
     if not record_names_a_step:
         store = app_store()
@@ -286,10 +292,7 @@ def test_a_step_that_turns_up_after_its_watch_was_resumed_does_nothing(
     """A step held up past its time (a backlog, a slow instance) is not lost, only late: the watch is resumed only
     once the step is overdue by `STALLED_AFTER_SECONDS`, once, and the late message then finds its step taken."""
     queue_name, queue = watch_queue
-    placed = stack.post("/api/calls", CALL)
-    assert placed.status_code == 201, placed.text
-    conversation_id = placed.json()["conversationId"]
-    watcher_on(queue_name).start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    conversation_id = watched_call(stack, receiver, watcher_on(queue_name), ("ringing", "ended"))
     late = queued_steps(queue, 1)[0]  # taken, not run: held up somewhere
 
     assert watcher_on(queue_name, clock=in_seconds(STALLED_AFTER_SECONDS - 30)).resume_stalled() == 0
@@ -314,11 +317,8 @@ def test_a_resume_racing_the_late_step_leaves_one_chain(stack: Stack, watch_queu
     """The late step runs after all, while the resume writes: both read the record before either wrote it, both
     queue a next step, and only the one whose record write landed (here the resume's) goes on."""
     queue_name, queue = watch_queue
-    placed = stack.post("/api/calls", CALL)
-    assert placed.status_code == 201, placed.text
-    conversation_id = placed.json()["conversationId"]
     watcher = watcher_on(queue_name)
-    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    conversation_id = watched_call(stack, receiver, watcher, ("ringing", "ended"))
     late = queued_steps(queue, 1)[0]
     reading, resumed = threading.Event(), threading.Event()
 
@@ -344,12 +344,7 @@ def test_a_resume_racing_the_late_step_leaves_one_chain(stack: Stack, watch_queu
     assert not runner.is_alive() and not errors, errors
     assert watch_state(conversation_id)["tick"] == 1 and waiting(queue) == 2  # two next steps: one is a stray
 
-    reads_before = len(stack.genesys.requests("get_call"))
-    run_at_once(watcher, stack, queued_steps(queue, 2), all_read=False)
-
-    assert len(stack.genesys.requests("get_call")) - reads_before == 1
-    assert watch_state(conversation_id)["tick"] == 2
-    assert waiting(queue) == 1
+    two_next_steps_leave_one_chain(watcher, stack, queue, conversation_id)
 
 
 def test_a_resume_that_loses_to_the_late_step_leaves_one_chain(
@@ -358,11 +353,8 @@ def test_a_resume_that_loses_to_the_late_step_leaves_one_chain(
     """The resume has read the overdue watch when the late step runs after all and moves the record on: the
     resume's write then fails on the record's ETag, its message is a stray, and the step's chain goes on alone."""
     queue_name, queue = watch_queue
-    placed = stack.post("/api/calls", CALL)
-    assert placed.status_code == 201, placed.text
-    conversation_id = placed.json()["conversationId"]
     watcher = watcher_on(queue_name)
-    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    conversation_id = watched_call(stack, receiver, watcher, ("ringing", "ended"))
     late = queued_steps(queue, 1)[0]
     outcome: list[int] = []
     with table_front(azurite.ports["Table"]) as front:
@@ -379,12 +371,7 @@ def test_a_resume_that_loses_to_the_late_step_leaves_one_chain(
     assert outcome == [0]
     assert watch_state(conversation_id)["tick"] == 1 and waiting(queue) == 2
 
-    reads_before = len(stack.genesys.requests("get_call"))
-    run_at_once(watcher, stack, queued_steps(queue, 2), all_read=False)
-
-    assert len(stack.genesys.requests("get_call")) - reads_before == 1
-    assert watch_state(conversation_id)["tick"] == 2
-    assert waiting(queue) == 1
+    two_next_steps_leave_one_chain(watcher, stack, queue, conversation_id)
 
 
 def test_a_live_watch_is_due_when_its_next_message_shows_and_is_not_resumed(
@@ -393,11 +380,8 @@ def test_a_live_watch_is_due_when_its_next_message_shows_and_is_not_resumed(
     """Polled every 1.5 s, the next message is queued to show in 2 (whole seconds): the record is due then, not
     at the next read's time."""
     queue_name, queue = watch_queue
-    placed = stack.post("/api/calls", CALL)
-    assert placed.status_code == 201, placed.text
-    conversation_id = placed.json()["conversationId"]
     watcher = watcher_on(queue_name, poll_seconds=1.5)
-    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    conversation_id = watched_call(stack, receiver, watcher, ("ringing", "ended"))
     first = queued_steps(queue, 1)[0]
     before = time.time()
     watcher.run(first)
@@ -417,11 +401,8 @@ def test_a_watch_that_keeps_stalling_is_ended_after_its_resumes(
     the watch ends, rather than being resumed every 10 minutes until its record expires a day later, and the
     deliveries still pending are undeliverable."""
     queue_name, queue = watch_queue
-    placed = stack.post("/api/calls", CALL)
-    assert placed.status_code == 201, placed.text
-    conversation_id = placed.json()["conversationId"]
     watcher = watcher_on(queue_name)
-    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    conversation_id = watched_call(stack, receiver, watcher, ("ringing", "ended"))
     receiver.answers.append(500)  # "ringing" is refused once: pending, to be tried again by the next step
     watcher.run(queued_steps(queue, 1)[0])
     queued_steps(queue, 1)  # and from then on no step runs: each resume finds the watch overdue again
@@ -436,11 +417,8 @@ def test_a_watch_that_keeps_stalling_is_ended_after_its_resumes(
 def test_a_step_that_runs_clears_the_count_of_resumes(stack: Stack, watch_queue: Any, receiver: Receiver) -> None:
     """Only stalls in a row end a watch: one whose resumed step ran is resumed again when it stalls again."""
     queue_name, queue = watch_queue
-    placed = stack.post("/api/calls", CALL)
-    assert placed.status_code == 201, placed.text
-    conversation_id = placed.json()["conversationId"]
     watcher = watcher_on(queue_name)
-    watcher.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "ended")))
+    conversation_id = watched_call(stack, receiver, watcher, ("ringing", "ended"))
     queued_steps(queue, 1)  # lost
     runs = [watcher_on(queue_name, clock=in_seconds(n * (STALLED_AFTER_SECONDS + 30))) for n in range(1, 4)]
     assert [run.resume_stalled() for run in runs] == [1] * MAX_RESUMES
