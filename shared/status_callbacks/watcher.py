@@ -320,9 +320,7 @@ class StatusWatcher:
         return resumed
 
     def _resume(self, record: Record) -> bool:
-        if not record.key.startswith(RECORD_PREFIX) or record.data is None:
-            return False  # only status watches are written "watching"; a guard, not a case that occurs
-        data = copy.deepcopy(record.data)
+        data = copy.deepcopy(record.data or {})  # only status watches are written "watching", always with data
         conversation_id = data["conversationId"]
         data["resumes"] = data.get("resumes", 0) + 1  # stalls in a row: any step that runs clears the count
         if data["resumes"] > MAX_RESUMES:  # its steps keep failing: the poison queue's verdict stands
