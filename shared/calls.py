@@ -220,8 +220,15 @@ class CallPlan:
 
     @property
     def fingerprint(self) -> str:
-        """What makes two requests the same call: the user, the exact Genesys body and where its status goes."""
-        meaning: dict[str, Any] = {"mode": self.mode, "userId": self.user_id, "body": self.genesys_body}
+        """What makes two requests the same call: the user, the exact Genesys body and where its status goes.
+
+        A time the calling hours chose is left out: it depends on when the request came, not on what it asked,
+        and a retry that comes once the hours have opened is still the same callback.
+        """
+        body = self.genesys_body
+        if self.scheduled_by_calling_hours:
+            body = {name: value for name, value in body.items() if name != "callbackScheduledTime"}
+        meaning: dict[str, Any] = {"mode": self.mode, "userId": self.user_id, "body": body}
         if self.status_callback is not None:
             meaning["statusCallback"] = self.status_callback.to_json()
         return fingerprint(meaning)

@@ -110,6 +110,26 @@ def test_a_callback_asked_for_now_outside_the_hours_is_scheduled_at_their_start(
     assert stack.genesys.requests("callback")[0].json["callbackScheduledTime"] == expected
 
 
+@pytest.mark.parametrize("idempotency_key", [None, "callback-retried-at-opening"])
+def test_a_callback_retried_once_the_hours_opened_is_the_same_callback(
+    stack: Stack, configure, idempotency_key: str | None
+) -> None:
+    """The first attempt came outside the hours and was scheduled at their start; its retry comes inside them
+    (here: the hours now include the present). It is the same request, so it is answered, not created again."""
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    request = {"mode": "callback", "to": NY_NUMBER, "queueId": DEMO_QUEUE_ID}
+    configure(CALLING_HOURS=window_excluding_now(NEW_YORK)[0])
+    first = stack.post("/api/calls", request, headers=headers)
+    configure(CALLING_HOURS=window_including_now(NEW_YORK))
+
+    retry = stack.post("/api/calls", request, headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert retry.status_code == 201, retry.text
+    assert retry.json() == first.json()
+    assert len(stack.genesys.requests("callback")) == 1
+
+
 def test_a_callbacks_scheduled_time_is_checked_at_that_time(stack: Stack, configure) -> None:
     window, next_start = window_excluding_now(NEW_YORK)
     configure(CALLING_HOURS=window)
