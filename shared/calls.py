@@ -58,6 +58,7 @@ MODES = ("call", "callback")
 # Status callbacks watch a call conversation; a callback waits in a queue until an agent takes it.
 _CALL_ONLY_FIELDS = ("userId", "uuiData", "label", "externalContactId", URL_FIELD, EVENTS_FIELD)
 CLOCK_SKEW_SECONDS = 60
+MAX_SCHEDULE_DAYS = 366  # Genesys refuses a callback too far ahead; a year keeps our date arithmetic in range
 
 
 def _invalid(field: str, detail: str, hint: str | None = None) -> Problem:
@@ -125,8 +126,11 @@ def _scheduled_time(body: dict[str, Any]) -> str | None:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise _invalid("scheduledTime", "'scheduledTime' must be ISO-8601 with a time zone, e.g. 2026-12-01T15:30:00Z.")
-    if moment < datetime.now(timezone.utc) - timedelta(seconds=CLOCK_SKEW_SECONDS):
+    ahead = moment - datetime.now(timezone.utc)  # aware arithmetic: no overflow near year 9999
+    if ahead < -timedelta(seconds=CLOCK_SKEW_SECONDS):
         raise _invalid("scheduledTime", "'scheduledTime' is in the past.")
+    if ahead > timedelta(days=MAX_SCHEDULE_DAYS):
+        raise _invalid("scheduledTime", f"'scheduledTime' is more than {MAX_SCHEDULE_DAYS} days ahead.")
     return _genesys_time(moment)
 
 
@@ -144,7 +148,7 @@ def _mode(body: dict[str, Any]) -> str:
     if mode not in MODES:
         raise _invalid("mode", f"'mode' must be one of {', '.join(MODES)}.")
     if mode == "callback":
-        if not body.get("queueId"):
+        if not _genesys_id(body, "queueId"):  # parsed as the request reads it: blank is absent
             raise _invalid("queueId", "A callback needs the 'queueId' of the queue whose agents will call back.")
         given = [field for field in _CALL_ONLY_FIELDS if body.get(field) is not None]
         if given:

@@ -93,6 +93,7 @@ def test_genesys_callback_errors_map_to_the_catalog(stack: Stack) -> None:
     ("body", "field"),
     [
         ({"mode": "callback", "to": "+12125550199"}, "queueId"),
+        ({"mode": "callback", "to": "+12125550199", "queueId": " "}, "queueId"),  # blank is absent, not a 500
         ({"mode": "redial", "to": "+12125550199"}, "mode"),
         (
             {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "scheduledTime": "tomorrow"},
@@ -116,13 +117,22 @@ def test_genesys_callback_errors_map_to_the_catalog(stack: Stack) -> None:
             },
             "scheduledTime",
         ),
+        *(  # at the end of the calendar: refused as too far ahead, not a date overflow (500)
+            (
+                {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "scheduledTime": when},
+                "scheduledTime",
+            )
+            for when in ("9999-12-31T23:59:59-01:00", "9999-12-31T03:00:00Z")
+        ),
         ({"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "uuiData": "x"}, "uuiData"),
         ({"to": "+12125550199", "scheduledTime": "2030-01-01T10:00:00Z"}, "scheduledTime"),
     ],
 )
 def test_invalid_callback_requests(stack: Stack, body: dict, field: str) -> None:
     response = stack.post("/api/calls", body)
+    validated = stack.post("/api/calls/validate", body)
 
-    assert response.status_code == 400
-    assert response.json()["field"] == field
+    for answer in (response, validated):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["field"] == field
     assert stack.genesys.requests("callback") == []
