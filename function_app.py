@@ -25,6 +25,7 @@ from shared.status_callbacks import QUEUE_NAME as STATUS_QUEUE_NAME
 from shared.status_callbacks import RESUME_SCHEDULE
 from shared.webhooks import SignedCall, abuse_protection, answer_events, is_binary_cloudevent, read_delivery
 from shared.webhooks.pubsub import MAX_PUSH_BYTES
+from shared.webhooks.signed import caller_key
 from shared.webhooks.sns import MAX_SNS_BYTES, NOTIFICATION, SUBSCRIBE
 
 quiet_sdk_loggers()
@@ -37,7 +38,7 @@ def place_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     body = read_json_object(req)
     app_services = services()
     plan = app_services.calls.plan(CallRequest.from_json(body))  # input errors answer now, in both modes
-    key = req.headers.get("Idempotency-Key")
+    key = caller_key(req.headers.get("Idempotency-Key"))
     if wants_async(req):
         return reply_response(app_services.async_requests.accept(body, key), False, request_id)
     reply, replayed = app_services.calls.place_once(plan, key, request_id)

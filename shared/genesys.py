@@ -242,9 +242,20 @@ class GenesysClient:
         return answer
 
     def _send_create(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:
-        """Send a create, re-sending only after a 429 (waiting Retry-After) or a connection never made."""
+        """Send a create, re-sending only after a 429 (waiting Retry-After) or a connection never made.
+
+        Never once the deadline has run out: a stall before it (a slow storage write, a secret re-read after a
+        rotation) would otherwise send it after the caller may have retried, and that retry may have dialed.
+        """
         connect_failures = 0
         while True:
+            if deadline.remaining() <= 0:
+                raise Problem(
+                    "genesys_unavailable",
+                    "The call was not sent: the request's time (CALL_DEADLINE_SECONDS) ran out before it could "
+                    "reach Genesys Cloud.",
+                    retry_after=5,
+                )
             try:
                 answer = self._send(method, url, deadline, **kwargs)
             except _NotSent as error:

@@ -46,6 +46,10 @@ IN_PROGRESS_RETRY_AFTER_SECONDS = 5
 # senders redeliver for days (Google Pub/Sub up to 7, Standard Webhooks senders about 27 hours), and every
 # redelivery must find them rather than dial again.
 UNKNOWN_OUTCOME_RETENTION_SECONDS = 8 * 24 * 3600.0
+# Without a key, an outcome-unknown answer is replayed at least this long after it was given: longer than a
+# client's whole retry run (Power Automate's default policy retries 4 times over about two minutes, each try
+# waiting up to our deadline), so no retry of a call that may exist finds the window over and dials again.
+KEYLESS_UNKNOWN_OUTCOME_SECONDS = 15 * 60.0
 PURGE_MAX_RECORDS = 1000  # per run: a timer run stays short however much expired
 PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes, up to 144,000 records a day
 KEYLESS_PREFIX = "auto:"
@@ -226,7 +230,6 @@ class Idempotency:
         else:
             store_key = "key:" + check_key(key)
             lifetime = max(self.retention_seconds, UNKNOWN_OUTCOME_RETENTION_SECONDS)  # shortened by a known answer
-        keyless = key is None
 
         waited_until = time.monotonic() + self.wait_seconds
         while True:
@@ -239,9 +242,10 @@ class Idempotency:
             current = self.store.read(store_key)
             if current is None:
                 continue  # released between our insert and read: try to claim again
-            if current.expires_at <= arrived and (current.state == DONE or keyless):
-                # Past the window an identical keyless request is a new one; a key past its retention is free,
-                # unless its call may have been sent: that one answers "outcome unknown" below, never a re-dial.
+            if current.expires_at <= arrived and current.state == DONE:
+                # Past the window an identical keyless request is a new one and a key past its retention is free,
+                # unless a claim may still send or may have sent: it answers "outcome unknown" below, never a
+                # re-dial (a stalled owner past its deadline does not send; see GenesysClient).
                 taken = self.store.replace(replace(mine, etag=current.etag))
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id), False
@@ -295,14 +299,16 @@ class Idempotency:
         """Record the answer for replays. If that fails the caller still gets the real answer; the claim
         stays "sending", so a later retry answers "outcome unknown" instead of dialing again.
 
-        A keyless answer's window runs from the answer; an outcome-unknown one also keeps the claim's own
-        lifetime (the stale limit plus the window), so late retries of a 503 replay it rather than dial. A keyed
-        claim lives `UNKNOWN_OUTCOME_RETENTION_SECONDS` unless a known answer shortens it to the retention.
+        A keyless answer's window runs from the answer; an outcome-unknown one is kept at least
+        `KEYLESS_UNKNOWN_OUTCOME_SECONDS`, so a client's late retries replay it rather than dial. A keyed claim
+        lives `UNKNOWN_OUTCOME_RETENTION_SECONDS` unless a known answer shortens it to the retention.
         """
         expires_at = claim.record.expires_at
         if claim.record.key.startswith(KEYLESS_PREFIX):
-            answered_window = self.clock() + self.duplicate_window_seconds
-            expires_at = max(expires_at, answered_window) if outcome_unknown else answered_window
+            answered = self.clock()
+            expires_at = answered + self.duplicate_window_seconds
+            if outcome_unknown:
+                expires_at = max(expires_at, claim.record.expires_at, answered + KEYLESS_UNKNOWN_OUTCOME_SECONDS)
         elif not outcome_unknown:  # a known answer is replayed for the retention, then the key is free again
             expires_at = claim.record.claimed_at + self.retention_seconds
         done = replace(claim.record, state=DONE, reply=reply, expires_at=expires_at)

@@ -277,3 +277,33 @@ def test_an_outcome_unknown_outlives_the_retention_so_a_late_redelivery_never_di
     assert unknown_again.headers["Idempotent-Replayed"] == "true"
     assert known_again.status_code == 201 and "Idempotent-Replayed" not in known_again.headers
     assert len(stack.creates()) == 3  # the unknown one once, the known one twice (its key was free again)
+
+
+def test_a_create_is_never_sent_after_the_requests_deadline(stack: Stack, configure) -> None:
+    """The create met a revoked token, and the secret re-read that followed used up the deadline: sent now, it
+    could land after the caller's retry, which may have dialed. It is not sent, and a retry places it."""
+    configure(CALL_DEADLINE_SECONDS="1")
+    assert stack.post("/api/calls", {"to": "+12125550100"}).status_code == 201  # token and caller IDs cached
+    stack.genesys.revoke_tokens()
+    stack.genesys.inject("token", Fault(status=401, json_body={"error": "invalid_client"}))
+    stack.vault.inject(VaultFault(status=None, delay=1.5))
+
+    late = stack.post("/api/calls", CALL, headers=keyed("late"))
+    retried = stack.post("/api/calls", CALL, headers=keyed("late"))
+
+    assert late.status_code == 503, late.text
+    assert late.json()["code"] == "genesys_unavailable"
+    assert "CALL_DEADLINE_SECONDS" in late.json()["detail"]
+    assert retried.status_code == 201, retried.text
+    assert len(stack.genesys.org.conversations) == 2  # the first call and the retry: the late create never went
+
+
+@pytest.mark.parametrize("prefix", ["sig", "swh", "sns", "pubsub", "eg", "ce"])
+@pytest.mark.parametrize("mode", [{}, {"Prefer": "respond-async"}])
+def test_a_caller_cannot_use_a_signed_deliverys_key(stack: Stack, prefix: str, mode: dict[str, str]) -> None:
+    """Keys share one namespace: a key holder could otherwise claim a guessable delivery id before it comes."""
+    response = stack.post("/api/calls", CALL, headers={"Idempotency-Key": f"{prefix}:{'0' * 64}", **mode})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "Idempotency-Key"
+    assert stack.creates() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import Problem
-from shared.idempotency import DONE, SENDING, Idempotency, MemoryStore, Record, Reply
+from shared.idempotency import DONE, KEYLESS_PREFIX, SENDING, Idempotency, MemoryStore, Record, Reply
 
 
 class StoreThatFailsToRecord(MemoryStore):
@@ -36,3 +36,59 @@ def test_a_placed_call_is_answered_even_when_its_outcome_cannot_be_recorded() ->
     assert retry.value.code == "genesys_timeout"
     assert retry.value.outcome_unknown
     assert dials == ["call"]
+
+
+START = 1_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_keyless_outcome_unknown_outlives_a_clients_whole_retry_run() -> None:
+    """Power Automate's default policy retries a 504 4 times; the last can come past 2 minutes. Each must
+    replay the outcome-unknown answer: the first call may exist."""
+    clock = Clock()
+    guard = Idempotency(MemoryStore(), wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=60.0, clock=clock)
+    dials: list[float] = []
+
+    def dial(mark_sent) -> Reply:
+        mark_sent()
+        dials.append(clock.now)
+        raise Problem("genesys_timeout", "no answer in time", outcome_unknown=True)
+
+    with pytest.raises(Problem):
+        guard.run(None, "fp", dial, request_id="r-1")
+    for seconds in (7.5, 22.5, 52.5, 124.5, 14 * 60):
+        clock.now = START + seconds
+        reply, replayed = guard.run(None, "fp", dial, request_id="r-retry")
+        assert (reply.status, replayed) == (504, True), seconds
+
+    clock.now = START + 16 * 60  # long after: an identical request is a new one
+    with pytest.raises(Problem):
+        guard.run(None, "fp", dial, request_id="r-new")
+    assert len(dials) == 2
+
+
+def test_a_keyless_claim_past_its_window_is_not_taken_over_while_it_may_still_send() -> None:
+    """Its owner stalled (a slow secret read): a retry after the window answers outcome unknown, not a dial."""
+    clock = Clock()
+    store = MemoryStore()
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=60.0, clock=clock)
+    store.create(Record(KEYLESS_PREFIX + "fp", "fp", SENDING, "r-stalled", clock.now, clock.now + 120.0))
+    clock.now += 130.0
+    dials: list[str] = []
+
+    def dial(mark_sent) -> Reply:
+        mark_sent()
+        dials.append("retry")
+        return Reply(201, {"conversationId": "c-2"}, {})
+
+    with pytest.raises(Problem) as retry:
+        guard.run(None, "fp", dial, request_id="r-retry")
+    assert retry.value.outcome_unknown
+    assert dials == []

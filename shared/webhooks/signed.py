@@ -13,6 +13,27 @@ from dataclasses import dataclass
 from shared.errors import Problem
 from shared.http import MAX_BODY_BYTES
 
+# Every verified delivery's idempotency key starts "<scheme>:" with one of these (`delivery_key`, and "sig" for
+# the HMAC schemes): no Idempotency-Key a caller sends may, or it could take a delivery's answer before it comes.
+DELIVERY_SCHEMES = ("sig", "swh", "sns", "pubsub", "eg", "ce")
+
+
+def caller_key(header: str | None) -> str | None:
+    """An `Idempotency-Key` header as a caller's key: refused when it names a verified delivery's key.
+
+    Keys of both kinds share one namespace, so a key holder without the sender's secret could otherwise claim a
+    guessable delivery id (sequential Standard Webhooks ids, numeric Pub/Sub ids) with a call of their own, and
+    the genuine delivery would be refused as `idempotency_key_reused` on every retry.
+    """
+    if header is not None and header.startswith(tuple(f"{scheme}:" for scheme in DELIVERY_SCHEMES)):
+        raise Problem(
+            "validation_failed",
+            f"Idempotency-Key must not start with {', '.join(repr(s + ':') for s in DELIVERY_SCHEMES)}: "
+            "those name signed deliveries.",
+            field="Idempotency-Key",
+        )
+    return header
+
 
 def refused(header: str, detail: str) -> Problem:
     """Every failed check is `401 invalid_signature` naming the header (or signed field) that failed."""
@@ -21,6 +42,7 @@ def refused(header: str, detail: str) -> Problem:
 
 def delivery_key(scheme: str, *identity: str) -> str:
     """A fixed-size, printable idempotency key for any sender id (ids may be long, non-ASCII or contain ':')."""
+    assert scheme in DELIVERY_SCHEMES, scheme
     return f"{scheme}:" + hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
