@@ -37,11 +37,12 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 def place_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     body = read_json_object(req)
     app_services = services()
-    plan = app_services.calls.plan(CallRequest.from_json(body))  # input errors answer now, in both modes
+    request = CallRequest.from_json(body)
     key = caller_key(req.headers.get("Idempotency-Key"))
     if wants_async(req):
+        app_services.calls.plan(request)  # input and policy errors answer now, not when the job runs
         return reply_response(app_services.async_requests.accept(body, key), False, request_id)
-    reply, replayed = app_services.calls.place_once(plan, key, request_id)
+    reply, replayed = app_services.calls.request_call(request, key, request_id)
     return reply_response(reply, replayed, request_id)
 
 
@@ -114,7 +115,7 @@ def _place_signed(req: func.HttpRequest, delivery: SignedCall, request_id: str) 
     """A verified delivery's call: only signed material names it, so an Idempotency-Key header is ignored."""
     calls = services().calls
     request = CallRequest.from_json(read_json_object(req, delivery.call))
-    reply, replayed = calls.place_once(calls.plan(request), delivery.key, request_id)
+    reply, replayed = calls.request_call(request, delivery.key, request_id)
     return reply_response(reply, replayed, request_id)
 
 

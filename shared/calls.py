@@ -271,13 +271,60 @@ class CallService:
 
     def plan(self, request: CallRequest) -> CallPlan:
         """Decide everything about the call, or raise the problem dialing would meet; sends no create."""
+        to, region = self._understood(request)
+        return self._build(request, to, region, self._check_policy(request, to))
+
+    def request_call(
+        self,
+        request: CallRequest,
+        idempotency_key: str | None,
+        request_id: str,
+        *,
+        before_send: Callable[[], None] = lambda: None,
+        arrived_at: float | None = None,
+    ) -> tuple[Reply, bool]:
+        """Plan and place once. A retry of a call already placed replays its answer even when the calling
+        policy would refuse it now (the cap it filled, hours since closed): a sender told "refused" would
+        retry until the stored answer expired, and then dial again."""
+        to, region = self._understood(request)
+        try:
+            schedule_at = self._check_policy(request, to)
+        except Problem:
+            stored = self._stored_answer(request, to, region, idempotency_key)
+            if stored is None:
+                raise
+            return stored, True
+        plan = self._build(request, to, region, schedule_at)
+        return self._place_once(plan, idempotency_key, request_id, before_send=before_send, arrived_at=arrived_at)
+
+    def _understood(self, request: CallRequest) -> tuple[phone.PhoneNumber, str]:
+        """The number and the region it was read in, once the request's user, queue and callback are allowed."""
         region = request.region or self._settings.default_phone_region
         to = phone.normalize(request.to, region, field="to", allow_premium_rate=self._settings.allow_premium_rate)
         self._check_allowed(request)
         if request.status_callback is not None:
             self._check_callback(request.status_callback)
+        return to, region
+
+    def _check_policy(self, request: CallRequest, to: phone.PhoneNumber) -> datetime | None:
+        """The calling policy; for a callback asked for now outside the hours, when to schedule it."""
         scheduled = _instant(request.scheduled_time) if request.scheduled_time else None
-        schedule_at = self._policy.check(to, callback=request.mode == "callback", scheduled=scheduled)
+        return self._policy.check(to, callback=request.mode == "callback", scheduled=scheduled)
+
+    def _stored_answer(
+        self, request: CallRequest, to: phone.PhoneNumber, region: str, idempotency_key: str | None
+    ) -> Reply | None:
+        """The answer this very request already got, if it is still kept; None when there is none to tell."""
+        try:
+            fingerprint = self._build(request, to, region, None).fingerprint  # as placed: see CallPlan.fingerprint
+            return self._idempotency.answered(idempotency_key, fingerprint)
+        except Problem:  # the caller ID, the key or the store: the policy's refusal stands
+            return None
+
+    def _build(
+        self, request: CallRequest, to: phone.PhoneNumber, region: str, schedule_at: datetime | None
+    ) -> CallPlan:
+        """The Genesys request for an understood, allowed call (the caller ID is chosen here, last)."""
         if request.mode == "callback":
             return self._plan_callback(request, to, region, schedule_at)
         user_id = request.user_id or self._settings.call_user_id
@@ -359,12 +406,14 @@ class CallService:
         try:
             if not isinstance(body, dict):
                 raise Problem("validation_failed", "The delivery's data must be a call request object.", field="data")
-            plan = self.plan(CallRequest.from_json(body))
-            return self.place_once(plan, idempotency_key, request_id, before_send=before_send, arrived_at=arrived_at)
+            request = CallRequest.from_json(body)
+            return self.request_call(
+                request, idempotency_key, request_id, before_send=before_send, arrived_at=arrived_at
+            )
         except Problem as problem:
             return Reply.of_problem(problem, request_id), False
 
-    def place_once(
+    def _place_once(
         self,
         plan: CallPlan,
         idempotency_key: str | None,
@@ -381,12 +430,20 @@ class CallService:
         """
 
         def dial(mark_sent: Callable[[], None]) -> Reply:
+            counted_at: float | None = None
+
             def mark_all_sent() -> None:
-                self._policy.count(plan.to)  # counted once per placed call: after the claim, before sending
+                nonlocal counted_at
+                counted_at = self._policy.count(plan.to)  # once per placed call: after the claim, before sending
                 before_send()
                 mark_sent()
 
-            answer = self.place(plan, request_id, before_send=mark_all_sent)
+            try:
+                answer = self.place(plan, request_id, before_send=mark_all_sent)
+            except Problem as problem:
+                if counted_at is not None and not problem.outcome_unknown:
+                    self._take_back(plan.to, counted_at)
+                raise
             return Reply(201, answer, {"Location": f"/api/calls/{answer['conversationId']}"})
 
         reply, replayed = self._idempotency.run(
@@ -396,6 +453,14 @@ class CallService:
             # After the answer is recorded; a replay starts a watch that failed to start (it is idempotent).
             self._watcher.start(reply.body["conversationId"], reply.body["requestId"], plan.status_callback)
         return reply, replayed
+
+    def _take_back(self, to: phone.PhoneNumber, counted_at: float) -> None:
+        """Uncount a call that was not placed (nothing sent, or Genesys refused it); the caller's answer is the
+        failure itself, so a storage fault here is only logged and the call stays counted."""
+        try:
+            self._policy.uncount(to, counted_at)
+        except Problem as problem:
+            log.warning("Could not take back a call to %s that was not placed (%s)", phone.mask(to.e164), problem.code)
 
     def place(self, plan: CallPlan, request_id: str, before_send: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Send the one create request and describe the call that Genesys accepted."""

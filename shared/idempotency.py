@@ -220,15 +220,14 @@ class Idempotency:
         `arrived_at` is when the request arrived (a queued job: when it was accepted), so the duplicate window
         is measured from there, not from when a worker got to it.
         """
+        store_key = self._store_key(key, request_fingerprint)
+        if store_key is None:
+            return action(lambda: None), False
         if key is None:
-            if self.duplicate_window_seconds <= 0:
-                return action(lambda: None), False
             # A claim that may send outlives the window: its owner may take up to the stale limit to answer,
             # and a retry inside the window after that answer must still find it.
             lifetime = self.stale_seconds + self.duplicate_window_seconds
-            store_key = KEYLESS_PREFIX + request_fingerprint
         else:
-            store_key = "key:" + check_key(key)
             lifetime = max(self.retention_seconds, UNKNOWN_OUTCOME_RETENTION_SECONDS)  # shortened by a known answer
 
         waited_until = time.monotonic() + self.wait_seconds
@@ -269,6 +268,20 @@ class Idempotency:
                     retry_after=IN_PROGRESS_RETRY_AFTER_SECONDS,
                 )
             time.sleep(POLL_SECONDS)
+
+    def answered(self, key: str | None, request_fingerprint: str) -> Reply | None:
+        """The answer `run` would replay for this request now, if it has one (read only)."""
+        store_key = self._store_key(key, request_fingerprint)
+        current = self.store.read(store_key) if store_key is not None else None
+        if current is None or current.fingerprint != request_fingerprint or current.state != DONE:
+            return None
+        return current.reply if current.expires_at > self.clock() else None
+
+    def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
+        """Where a request's claim lives: its key's, or without one the fingerprint's (None: no window)."""
+        if key is not None:
+            return "key:" + check_key(key)
+        return KEYLESS_PREFIX + request_fingerprint if self.duplicate_window_seconds > 0 else None
 
     def _execute(self, claim: Claim, action: Action, request_id: str) -> Reply:
         try:

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -18,8 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from emulators.genesys import DEMO_QUEUE_ID
-from tests.conftest import Stack
+from emulators.genesys import DEMO_QUEUE_ID, Fault
+from shared.idempotency import Record
+from tests.conftest import Stack, app_store
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_YORK, LONDON = ZoneInfo("America/New_York"), ZoneInfo("Europe/London")
@@ -282,3 +284,73 @@ def test_a_replay_is_not_a_new_call_and_a_refusal_is_not_counted(stack: Stack, c
     assert (third.status_code, third.json()["code"]) == (429, "call_limit_reached")
     assert stack.post("/api/calls/validate", {"to": NY_NUMBER}).json()["code"] == "call_limit_reached"
     assert len(stack.creates()) == 2
+
+
+@pytest.mark.parametrize("idempotency_key", ["cap-full-retry", None])
+def test_a_retry_of_a_placed_call_replays_it_when_the_cap_is_now_full(
+    stack: Stack, configure, idempotency_key: str | None
+) -> None:
+    """The call filled the cap. Its retry (its answer was lost) is the same request: it replays the call
+    rather than being refused, or a signed sender would redeliver until the answer expired, then dial."""
+    configure(CALLS_PER_NUMBER_LIMIT="1")
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    first = stack.post("/api/calls", {"to": NY_NUMBER}, headers=headers)
+
+    retry = stack.post("/api/calls", {"to": "(212) 555-0199"}, headers=headers)  # the same call, written otherwise
+    other = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "cap-full-other"})
+
+    assert first.status_code == 201, first.text
+    assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (201, "true"), retry.text
+    assert retry.json()["conversationId"] == first.json()["conversationId"]
+    assert (other.status_code, other.json()["code"]) == (429, "call_limit_reached")
+    assert len(stack.creates()) == 1
+
+
+def test_a_retry_of_a_placed_call_replays_it_after_the_hours_closed(stack: Stack, configure) -> None:
+    configure(CALLING_HOURS=window_including_now(NEW_YORK))
+    first = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "hours-closed"})
+    configure(CALLING_HOURS=window_excluding_now(NEW_YORK)[0])
+
+    retry = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "hours-closed"})
+    new = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "hours-closed-new"})
+
+    assert first.status_code == 201, first.text
+    assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (201, "true"), retry.text
+    assert new.json()["code"] == "outside_calling_hours"
+    assert len(stack.creates()) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "counted"),
+    [
+        (Fault(status=429, retry_after=120), False),  # rate-limited past the deadline: never sent
+        (Fault(status=400, code="invalid.value"), False),  # Genesys refused it: nothing rang
+        (Fault(status=503), True),  # sent, outcome unknown: it may have rung
+    ],
+)
+def test_a_counted_call_that_was_not_placed_is_taken_back(stack: Stack, configure, fault: Fault, counted: bool) -> None:
+    configure(CALLS_PER_NUMBER_LIMIT="1")
+    stack.genesys.inject("create_call", fault)
+
+    failed = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "not-placed"})
+    again = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "not-placed-again"})
+
+    assert failed.status_code >= 400, failed.text
+    if counted:
+        assert (again.status_code, again.json()["code"]) == (429, "call_limit_reached")
+    else:
+        assert again.status_code == 201, again.text
+
+
+def test_retry_after_counts_from_the_call_that_brings_a_number_under_a_lowered_cap(stack: Stack, configure) -> None:
+    """Three calls counted 50, 33 and 17 minutes ago, then the limit lowered to one an hour: the number is under
+    it again only when the newest of them leaves the window, in 43 minutes (not when the oldest does, in 10)."""
+    configure(CALLS_PER_NUMBER_LIMIT="1", CALLS_PER_NUMBER_WINDOW_HOURS="1")
+    now = time.time()
+    calls = [now - 3000, now - 2000, now - 1000]
+    app_store().create(Record("cap:" + NY_NUMBER, "", "counting", "cap", now, now + 3600, data={"calls": calls}))
+
+    refused = stack.post("/api/calls", {"to": NY_NUMBER})
+
+    assert refused.json()["code"] == "call_limit_reached"
+    assert 2590 <= int(refused.headers["Retry-After"]) <= 2601

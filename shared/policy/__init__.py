@@ -50,7 +50,12 @@ class CallPolicy:
             self.cap.check(to.e164)
         return schedule_at
 
-    def count(self, to: PhoneNumber) -> None:
-        """Count the call against the cap, right before it is sent; `call_limit_reached` when over it."""
+    def count(self, to: PhoneNumber) -> float | None:
+        """Count the call against the cap, right before it is sent; `call_limit_reached` when over it. The
+        answer (when it was counted; None without a cap) is what `uncount` takes back."""
+        return self.cap.count(to.e164) if self.cap is not None else None
+
+    def uncount(self, to: PhoneNumber, counted_at: float) -> None:
+        """A counted call that never reached Genesys, or that Genesys refused: no call was attempted."""
         if self.cap is not None:
-            self.cap.count(to.e164)
+            self.cap.uncount(to.e164, counted_at)

@@ -44,8 +44,9 @@ class CallCap:
         if len(calls) >= self.limit:
             raise self._refusal(number, calls, field)
 
-    def count(self, number: str, field: str = "to") -> None:
-        """Count one call to `number`, or refuse with `call_limit_reached` when the cap is reached."""
+    def count(self, number: str, field: str = "to") -> float:
+        """Count one call to `number` (the answer is when, for `uncount`), or refuse with `call_limit_reached`
+        when the cap is reached."""
         for _ in range(MAX_ATTEMPTS):
             record, calls = self._calls(number)
             if len(calls) >= self.limit:
@@ -53,9 +54,22 @@ class CallCap:
             now = self.clock()
             counted = self._write(record, number, [*calls, now], now)
             if counted:
-                return
-            time.sleep(random.uniform(0.005, 0.05))
+                return now
+            _pause()
         raise Problem("request_in_progress", "Too many concurrent calls to this number; try again.", retry_after=1)
+
+    def uncount(self, number: str, counted_at: float) -> None:
+        """Take back the call counted at `counted_at`: it never reached Genesys, or Genesys refused it."""
+        for _ in range(MAX_ATTEMPTS):
+            record = self.store.read("cap:" + number)
+            calls = list(record.data.get("calls", [])) if record is not None and record.data else []
+            if record is None or counted_at not in calls:
+                return
+            calls.remove(counted_at)
+            if self.store.replace(replace(record, data={"calls": calls})) is not None:
+                return
+            _pause()
+        log.warning("Could not take back a call to %s that was not placed; it stays counted", mask(number))
 
     def _write(self, record: Record | None, number: str, calls: list[float], now: float) -> bool:
         """Conditional: False when another instance counted a call to this number first."""
@@ -66,7 +80,10 @@ class CallCap:
         return self.store.replace(replace(record, expires_at=expires_at, data={"calls": calls})) is not None
 
     def _refusal(self, number: str, calls: list[float], field: str) -> Problem:
-        wait = max(1, math.ceil(min(calls) + self.window_seconds - self.clock()))
+        # Under the cap again once all but limit - 1 of the calls have left the window (the limit may have been
+        # lowered since they were counted).
+        frees_at = sorted(calls)[len(calls) - self.limit] + self.window_seconds
+        wait = max(1, math.ceil(frees_at - self.clock()))
         log.info("Refused a call to %s: %d calls in the window", mask(number), len(calls))
         return Problem(
             "call_limit_reached",
@@ -76,3 +93,8 @@ class CallCap:
             retry_after=wait,
             extensions={"callsInWindow": len(calls), "limit": self.limit},
         )
+
+
+def _pause() -> None:
+    """A short random wait after losing a conditional-write race, so the racers spread out."""
+    time.sleep(random.uniform(0.005, 0.05))
