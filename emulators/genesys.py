@@ -699,11 +699,12 @@ class GenesysEmulator:
             record = dict(record) if record is not None else None
         if record is None:
             raise _ApiError(404, "conversation.error.conversation.not.found", "The conversation could not be found.")
-        agent = {
+        agent = {  # CallMediaParticipant: the user and queue as entity references (the SDK's model)
             "id": record["agentParticipantId"],
             "name": record["userName"],
             "purpose": "agent",
-            "userId": record["userId"],
+            "user": {"id": record["userId"]},
+            "queue": {"id": record["callFromQueueId"]} if record["callFromQueueId"] else None,
             "state": "connected",
             "direction": "outbound",
             "startTime": record["startTime"],
@@ -719,7 +720,7 @@ class GenesysEmulator:
         }
         if record["callerId"]:
             customer["ani"] = f"tel:{record['callerId']}"
-        participants = [agent, {k: v for k, v in customer.items() if v is not None}]
+        participants = [{k: v for k, v in p.items() if v is not None} for p in (agent, customer)]
         return _Response(200, {"id": record["id"], "participants": participants, "selfUri": record["selfUri"]})
 
     def _destination_fields(self, record: dict) -> dict[str, Any]:
@@ -728,9 +729,9 @@ class GenesysEmulator:
             return {"purpose": "customer", "address": address, "dnis": address}
         if record["callUserId"]:
             user = self.org.users.get(record["callUserId"])
-            return {"purpose": "user", "userId": record["callUserId"], "name": user.name if user else None}
+            return {"purpose": "user", "user": {"id": record["callUserId"]}, "name": user.name if user else None}
         queue = self.org.queues.get(record["callQueueId"])
-        return {"purpose": "acd", "queueId": record["callQueueId"], "name": queue.name if queue else None}
+        return {"purpose": "acd", "queue": {"id": record["callQueueId"]}, "name": queue.name if queue else None}
 
     def _customer_state(self, record: dict) -> dict[str, Any]:
         """State of the destination participant: forced by set_call_state, else the time-based script."""

@@ -33,6 +33,20 @@ def _customer(conversation: dict[str, Any]) -> dict[str, Any] | None:
     return next((p for p in participants if p.get("purpose") in _CUSTOMER_PURPOSES), None)
 
 
+def placed_for(conversation: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """The users and queues the call was placed for: its agent participants' `user` and `queue` (lowercase)."""
+    users: set[str] = set()
+    queues: set[str] = set()
+    for participant in conversation.get("participants") or []:
+        if participant.get("purpose") != "agent":
+            continue
+        for found, field in ((users, "user"), (queues, "queue")):
+            reference = participant.get(field)
+            if isinstance(reference, dict) and isinstance(reference.get("id"), str):
+                found.add(reference["id"].lower())
+    return users, queues
+
+
 def failure_code(error_info: dict[str, Any] | None, disconnect_type: str | None) -> str:
     text = str((error_info or {}).get("code", "")).lower().replace("_", "")
     for words, code in _FAILURE_WORDS:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared import phone
-from shared.call_status import describe
+from shared.call_status import describe, placed_for
 from shared.caller_ids import CallerIds
 from shared.config import Settings
 from shared.deadline import Deadline
@@ -387,11 +387,30 @@ class CallService:
         """The call's status from Genesys, mapped to initiated | ringing | connected | ended | failed."""
         check_genesys_id(conversation_id, "conversationId")
         conversation = self._genesys.get_call(conversation_id, Deadline(self._settings.call_deadline_seconds))
+        self._check_visible(conversation)
         document = describe(conversation)
         deliveries = self._watcher.deliveries(conversation_id) if self._watcher else None
         if deliveries is not None:
             document["statusCallbacks"] = deliveries
         return document
+
+    def _check_visible(self, conversation: dict[str, Any]) -> None:
+        """A caller sees the status (and the numbers) only of calls placed for users and queues it may use: the
+        allow-lists apply to reading as to placing. A call showing no agent is placed by no allowed user."""
+        users, queues = placed_for(conversation)
+        allowed_users, allowed_queues = self._settings.allowed_user_ids, self._settings.allowed_queue_ids
+        if allowed_users is not None and not (users and users <= allowed_users):
+            raise Problem(
+                "user_not_allowed",
+                "This call was placed for a user this function may not see (ALLOWED_USER_IDS).",
+                field="conversationId",
+            )
+        if allowed_queues is not None and not queues <= allowed_queues:
+            raise Problem(
+                "queue_not_allowed",
+                "This call was placed for a queue this function may not see (ALLOWED_QUEUE_IDS).",
+                field="conversationId",
+            )
 
     def answer(
         self,

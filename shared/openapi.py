@@ -83,7 +83,7 @@ _DO_NOT_CALL_SERVER = ("idempotency_store_unavailable", "configuration_error", "
 PROBLEM_CODES: dict[str, tuple[str, ...]] = {
     "PlaceCall": _PLACE,
     "ValidateCall": (*_INPUT, *_POLICY, *_GENESYS, *_SERVER),
-    "GetCallStatus": ("validation_failed", *_GENESYS, *_SERVER),
+    "GetCallStatus": ("validation_failed", "user_not_allowed", "queue_not_allowed", *_GENESYS, *_SERVER),
     # The stored final answer of an asynchronous request: what placing the call met when the queue ran it.
     "GetCallRequest": ("request_not_found", *(c for c in _PLACE if c not in _INPUT[:3])),
     "ReceiveSignedWebhook": (*_PLACE, "invalid_signature"),

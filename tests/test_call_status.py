@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from emulators.genesys import Fault
+from emulators.genesys import DEMO_QUEUE_ID, NO_CLI_QUEUE_ID, Fault
 from shared.call_status import describe
 from tests.conftest import Stack
 
@@ -115,3 +115,27 @@ def test_status_read_is_retried_on_503(stack: Stack) -> None:
 
     assert stack.get(f"/api/calls/{conversation_id}").status_code == 200
     assert len(stack.genesys.requests("get_call")) == 2
+
+
+def test_the_allow_lists_apply_to_reading_a_calls_status(stack: Stack, configure) -> None:
+    """A key restricted to other users and queues cannot read a call's status, nor the numbers it carries."""
+    placed_by_default_user = place(stack, "+12125550199")
+    from_queue = stack.post("/api/calls", {"to": "+12125550142", "queueId": DEMO_QUEUE_ID})
+    assert from_queue.status_code == 201, from_queue.text
+    placed_from_queue = from_queue.json()["conversationId"]
+    other_user = "11111111-2222-4333-8444-555555555555"
+
+    configure(GENESYS_CALL_USER_ID=other_user, ALLOWED_USER_IDS=other_user)
+    other_users_key = stack.get(f"/api/calls/{placed_by_default_user}")
+    configure(ALLOWED_QUEUE_IDS=NO_CLI_QUEUE_ID)
+    other_queues_key = stack.get(f"/api/calls/{placed_from_queue}")
+    own_users_call = stack.get(f"/api/calls/{placed_by_default_user}")  # no queue: the queue list is moot
+    configure(ALLOWED_QUEUE_IDS=DEMO_QUEUE_ID)
+    own_queues_call = stack.get(f"/api/calls/{placed_from_queue}")
+
+    for refused, code in ((other_users_key, "user_not_allowed"), (other_queues_key, "queue_not_allowed")):
+        assert refused.status_code == 403, refused.text
+        assert (refused.json()["code"], refused.json()["field"]) == (code, "conversationId")
+        assert "+1212555" not in refused.text
+    assert own_users_call.json()["to"] == "+12125550199"
+    assert own_queues_call.json()["to"] == "+12125550142"
