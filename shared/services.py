@@ -35,6 +35,7 @@ from shared.status_callbacks import (
 )
 from shared.storage import QueueSender
 from shared.webhooks import GoogleKeys, PubSubVerifier, Senders, SignatureVerifier, SnsVerifier
+from shared.webhooks.shared_secrets import SharedSecrets
 
 log = get_logger(__name__)
 
@@ -96,18 +97,20 @@ def services() -> Services:
         settings.status_callback_allowed_hosts,
         allow_insecure_loopback=settings.allow_insecure_http,
     )
+    # One set of webhook secrets: what senders sign with is checked, and our status callbacks are signed, with it.
+    webhook_secrets = SharedSecrets(lambda refresh: _webhook_secrets(settings, secrets, refresh))
     watcher = StatusWatcher(
         store,
         QueueSender(settings.storage, STATUS_QUEUE) if settings.storage else None,
         genesys,
-        Poster(lambda: _webhook_secrets(settings, secrets, False)[0]),
+        Poster(webhook_secrets.current),
         subscriptions,
         _watch_settings(settings),
     )
     calls = CallService(settings, caller_ids, genesys, idempotency, policy, watcher)
     signatures = Senders(
         SignatureVerifier(
-            lambda refresh: _webhook_secrets(settings, secrets, refresh),
+            webhook_secrets,
             require_timestamp=settings.webhook_require_timestamp,
         ),
         SnsVerifier(settings.sns_topic_arns, max_age_seconds=settings.idempotency_retention_seconds),

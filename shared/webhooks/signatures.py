@@ -19,19 +19,18 @@ from shared.webhooks.standard_webhooks import StandardWebhooks
 class SignatureVerifier:
     """Our HMAC schemes, GitHub's `X-Hub-Signature-256` and Standard Webhooks, with one set of secrets.
 
-    `secrets(refresh)` gives the current and, during a rotation, the previous secret.
+    `secrets` are the current and, during a rotation, the previous secret.
     """
 
     def __init__(
         self,
-        secrets: Callable[[bool], list[str]],
+        secrets: SharedSecrets,
         *,
         require_timestamp: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        shared = SharedSecrets(secrets)
-        self._hmac = HmacSignatures(shared, require_timestamp=require_timestamp, clock=clock)
-        self._standard = StandardWebhooks(shared, clock=clock)
+        self._hmac = HmacSignatures(secrets, require_timestamp=require_timestamp, clock=clock)
+        self._standard = StandardWebhooks(secrets, clock=clock)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> SignedCall:
         """The verified delivery (its idempotency key comes from signed material), or `invalid_signature`."""

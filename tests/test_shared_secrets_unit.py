@@ -1,0 +1,71 @@
+"""The webhook secrets' lifetime in memory: a deleted secret stops matching, and a rotation reaches the signer.
+
+A narrow unit test: the rule is about minutes passing, so the clock and the vault are stand-ins here; the
+routes' use of the secrets is tested through HTTP in tests/test_webhooks.py.
+"""
+
+from __future__ import annotations
+
+from shared.webhooks.shared_secrets import SECRET_MAX_AGE_SECONDS, SECRET_REFRESH_SECONDS, SharedSecrets
+
+
+class Vault:
+    """Key Vault behind the app's cache: `read(False)` answers what the last `read(True)` read."""
+
+    def __init__(self, *secrets: str) -> None:
+        self.secrets = list(secrets)
+        self.reads = 0
+        self._cached: list[str] = []
+
+    def read(self, refresh: bool) -> list[str]:
+        if refresh or not self._cached:
+            self.reads += 1
+            self._cached = list(self.secrets)
+        return self._cached
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_previous_secret_deleted_from_the_vault_stops_matching_while_the_current_keeps_matching() -> None:
+    vault, clock = Vault("new", "old"), Clock()
+    secrets = SharedSecrets(vault.read, clock=clock)
+    assert secrets.any_matches(lambda s: s == "old")  # during the rotation
+
+    vault.secrets = ["new"]  # the rotation ends: the previous secret is deleted
+    for _ in range(10):  # the legitimate sender's requests go on matching the current secret
+        clock.now += 10
+        assert secrets.any_matches(lambda s: s == "new")
+    clock.now += SECRET_REFRESH_SECONDS
+
+    assert not secrets.any_matches(lambda s: s == "old")
+
+
+def test_the_signing_secret_follows_a_rotation_within_the_maximum_age() -> None:
+    vault, clock = Vault("first"), Clock()
+    secrets = SharedSecrets(vault.read, clock=clock)
+    assert secrets.current() == "first"
+    vault.secrets = ["second", "first"]
+
+    clock.now += SECRET_MAX_AGE_SECONDS - 1
+    before = secrets.current()
+    clock.now += 2
+
+    assert (before, secrets.current()) == ("first", "second")
+
+
+def test_mismatches_re_read_at_most_once_a_refresh_interval() -> None:
+    vault, clock = Vault("current"), Clock()
+    secrets = SharedSecrets(vault.read, clock=clock)
+
+    for _ in range(50):
+        assert not secrets.any_matches(lambda s: s == "forged")
+    clock.now += SECRET_REFRESH_SECONDS + 1
+    assert not secrets.any_matches(lambda s: s == "forged")
+
+    assert vault.reads == 2  # the first use, then one after the interval
