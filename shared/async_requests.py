@@ -14,6 +14,7 @@ the one this app wrote for a pending job is refused and dials nothing.
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -199,21 +200,20 @@ class AsyncRequests:
         """Place the queued call once and record its answer; transient failures go back to the queue."""
         job, record = self._trusted(message)
         with log_fields(request_id=job.request_id, idempotency_key=job.idempotency_key):
-            self._run(job, record, dequeue_count, answer)
+            self._run(message, job, record, dequeue_count, answer)
 
-    def _run(self, job: Job, record: Record, dequeue_count: int, answer: Answer) -> None:
+    def _run(self, message: str, job: Job, record: Record, dequeue_count: int, answer: Answer) -> None:
         stale = self._clock() - record.claimed_at > self._stale
         if record.state == DONE:
             log.info("Asynchronous request %s was already answered; a redelivery dials nothing", job.request_id)
             return
+        if record.state in (CLAIMED, SENT) and not stale:
+            self._check_back(message, record)
+            return
         if record.state == SENT:
-            if not stale:
-                raise RetryLater("another delivery of this job is placing the call")
             log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
             self._complete(record, Reply.of_problem(outcome_never_recorded(), job.request_id))
             return
-        if record.state == CLAIMED and not stale:
-            raise RetryLater("another delivery of this job is running")
         taken = self._store.replace(replace(record, state=CLAIMED, claimed_at=self._clock()))
         if taken is None:
             raise RetryLater("another delivery took this job first")
@@ -248,6 +248,9 @@ class AsyncRequests:
             return
         if record.state == DONE:
             return
+        if record.state in (CLAIMED, SENT) and self._clock() - record.claimed_at <= self._stale:
+            self._check_back(message, record)  # its holder may still answer; else a later look settles it
+            return
         problem = (
             outcome_never_recorded()
             if record.state == SENT
@@ -257,6 +260,15 @@ class AsyncRequests:
             )
         )
         self._complete(record, Reply.of_problem(problem, job.request_id))
+
+    def _check_back(self, message: str, record: Record) -> None:
+        """Another delivery holds the job (a duplicate message, or one whose worker died): queue the message again
+        for when that claim turns stale, instead of failing on the tries a few seconds apart that the queue
+        gives, which would end a job that can still run (or overwrite its holder's answer) as a failure."""
+        assert self._queue is not None  # a message came from the queue, so there is one
+        delay = max(1, math.ceil(record.claimed_at + self._stale - self._clock()) + 1)
+        self._queue.send(message, delay)
+        log.info("Asynchronous request %s is held by another delivery; looking again in %d s", record.owner, delay)
 
     def _release(self, record: Record) -> None:
         """Back to pending: nothing was sent, so the next delivery may try again."""
