@@ -42,6 +42,7 @@ REGION_DOMAINS: dict[str, str] = {
 }
 CALLER_ID_SOURCES = ("settings", "genesys", "both")
 DEFAULT_CALLING_HOURS = "08:00-21:00"  # TCPA: no solicitation before 8 am or after 9 pm, callee's local time
+STORAGE_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*")
@@ -79,6 +80,7 @@ class Settings:
     pubsub_audience: str | None  # the `aud` Pub/Sub push tokens must carry
     pubsub_service_accounts: frozenset[str]  # lowercase: the service accounts whose pushes are trusted
     storage: StorageAccount | None  # AzureWebJobsStorage: idempotency records, asynchronous jobs
+    in_azure: bool  # WEBSITE_INSTANCE_ID is set: the platform runs (and replaces) several instances
     idempotency_table: str
     duplicate_window_seconds: float
     idempotency_retention_seconds: float
@@ -231,12 +233,18 @@ def _base_url(env: Mapping[str, str], name: str, default: str | None, allow_http
 
 def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStorage") -> StorageAccount | None:
     """The storage a connection setting names, read as the Functions host reads it: the setting itself as a
-    connection string, else identity-based `<connection>__tableServiceUri` and `__queueServiceUri`."""
+    connection string, else identity-based `<connection>__tableServiceUri` and `__queueServiceUri`, or
+    `<connection>__accountName` for an account in Azure's public cloud (whose service URIs it names)."""
     connection_string = _secret(env, connection, free_text=False)
     if connection_string:
         return StorageAccount(connection_string=connection_string, setting=connection)
     table_uri = _optional_url(env, f"{connection}__tableServiceUri", ("https",))
     queue_uri = _optional_url(env, f"{connection}__queueServiceUri", ("https",))
+    account = _text(env, f"{connection}__accountName")
+    if account is not None and table_uri is None and queue_uri is None:
+        if not STORAGE_ACCOUNT_NAME.fullmatch(account):
+            raise _config_error(f"{connection}__accountName", "must be a storage account name: 3-24 a-z and 0-9")
+        table_uri, queue_uri = (f"https://{account}.{service}.core.windows.net" for service in ("table", "queue"))
     if table_uri is None and queue_uri is None:
         return None
     if table_uri is None or queue_uri is None:
@@ -426,6 +434,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             s for s in (_secret(env, "WEBHOOK_SECRET"), _secret(env, "WEBHOOK_SECRET_PREVIOUS")) if s
         ),
         storage=storage_account(env),
+        in_azure=bool(_text(env, "WEBSITE_INSTANCE_ID")),
         idempotency_table=_table_name(env, "IDEMPOTENCY_TABLE", "callidempotency"),
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
         idempotency_retention_seconds=_seconds(env, "IDEMPOTENCY_RETENTION_SECONDS", 24 * 3600.0),

@@ -266,3 +266,23 @@ def test_a_malformed_storage_connection_string_is_a_configuration_error(stack, c
     assert "AzureWebJobsStorage" in call.json()["detail"]
     assert "only-a-name" not in call.text + ready.text
     assert stack.creates() == []
+
+
+def test_identity_based_storage_by_account_name_names_the_public_clouds_service_uris() -> None:
+    """`AzureWebJobsStorage__accountName` is the host's other identity-based form: without it read, duplicate
+    protection fell back to memory, one instance's worth."""
+    settings = load_settings({**MINIMAL, "AzureWebJobsStorage__accountName": "acct42"})
+
+    assert settings.storage is not None
+    assert (settings.storage.table_uri, settings.storage.queue_uri) == (
+        "https://acct42.table.core.windows.net",
+        "https://acct42.queue.core.windows.net",
+    )
+
+
+def test_a_malformed_account_name_is_a_configuration_error() -> None:
+    with pytest.raises(Problem) as error:
+        load_settings({**MINIMAL, "AzureWebJobsStorage__accountName": "evil.example.com/x"})
+
+    assert error.value.code == "configuration_error"
+    assert "AzureWebJobsStorage__accountName" in error.value.detail

@@ -171,3 +171,13 @@ def test_push_senders_are_configured_or_skipped_and_half_a_pubsub_setting_fails(
     assert (failed["status"], failed["code"]) == ("failed", "configuration_error")
     assert "PUBSUB_AUDIENCE" in failed["detail"]
     assert topic not in response.text and account not in response.text and "example.net" not in response.text
+
+
+def test_in_azure_duplicate_protection_in_memory_is_not_ready(stack: Stack, configure) -> None:
+    configure(AzureWebJobsStorage=None, WEBSITE_INSTANCE_ID="a1b2c3")
+
+    response = stack.get("/api/health/ready")
+
+    assert response.status_code == 503
+    assert checks(response)["idempotency_store"]["code"] == "configuration_error"
+    assert "AzureWebJobsStorage" in checks(response)["idempotency_store"]["remediation"]
