@@ -43,6 +43,7 @@ REGION_DOMAINS: dict[str, str] = {
 CALLER_ID_SOURCES = ("settings", "genesys", "both")
 DEFAULT_CALLING_HOURS = "08:00-21:00"  # TCPA: no solicitation before 8 am or after 9 pm, callee's local time
 STORAGE_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
+MAX_WINDOW_HOURS = 24 * 366
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*")
@@ -177,8 +178,8 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     value = _text(env, name)
     if value is None:
         return default
-    if not value.isdecimal() or int(value) < 1:
-        raise _config_error(name, "must be a whole number of at least 1")
+    if not (value.isascii() and value.isdecimal() and len(value) <= 9) or int(value) < 1:
+        raise _config_error(name, "must be a whole number from 1 to 999999999")
     return int(value)
 
 
@@ -346,8 +347,8 @@ def _hours(env: Mapping[str, str], name: str, default: float) -> float:
         hours = default if text is None else float(text)
     except ValueError:
         hours = -1.0
-    if not 0 < hours < math.inf:
-        raise _config_error(name, "must be a positive number of hours")
+    if not 0 < hours <= MAX_WINDOW_HOURS:
+        raise _config_error(name, f"must be a positive number of hours, at most {MAX_WINDOW_HOURS} (a year)")
     return hours
 
 

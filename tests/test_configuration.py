@@ -160,12 +160,23 @@ def test_empty_secret_settings_are_simply_unset() -> None:
     assert (settings.client_secret, settings.webhook_secrets) == (None, ())
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "2.5", "1e3", "fifty"])
-def test_max_events_per_delivery_must_be_a_positive_whole_number(value: str) -> None:
-    with pytest.raises(Problem) as raised:
-        load_settings({**MINIMAL, "MAX_EVENTS_PER_DELIVERY": value})
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "1e3", "fifty", "9" * 5000, "\u0661\u0662"])
+@pytest.mark.parametrize("setting", ["MAX_EVENTS_PER_DELIVERY", "CALLS_PER_NUMBER_LIMIT"])
+def test_counts_must_be_positive_whole_numbers(setting: str, value: str) -> None:
+    with pytest.raises(Problem) as raised:  # 5000 digits: past int()'s own limit, still a configuration_error
+        load_settings({**MINIMAL, setting: value})
 
-    assert "MAX_EVENTS_PER_DELIVERY" in raised.value.detail
+    assert raised.value.code == "configuration_error"
+    assert setting in raised.value.detail
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e305", "8785"])
+def test_the_cap_window_is_a_positive_number_of_hours_up_to_a_year(value: str) -> None:
+    with pytest.raises(Problem) as raised:  # 1e305 hours used to pass and make every capped call's answer a 500
+        load_settings({**MINIMAL, "CALLS_PER_NUMBER_LIMIT": "3", "CALLS_PER_NUMBER_WINDOW_HOURS": value})
+
+    assert raised.value.code == "configuration_error"
+    assert "CALLS_PER_NUMBER_WINDOW_HOURS" in raised.value.detail
 
 
 def test_max_events_per_delivery_default_and_value() -> None:
