@@ -20,6 +20,8 @@ from shared.errors import Problem
 # lets libphonenumber itself strip the prefix when the caller's region uses another one.
 _IDD_REGIONS = (("00", "DE"), ("011", "US"))
 _DIGITS = re.compile(r"\d")
+# libphonenumber's region for a number of no country: "ZZ" unknown, "001" a non-geographic network (+800, +882)
+NO_COUNTRY = ("ZZ", "001")
 
 _PARSE_REASONS = {
     NumberParseException.INVALID_COUNTRY_CODE: "invalid_country_code",
@@ -65,7 +67,7 @@ def is_known_region(region: str) -> bool:
 def region_of(e164: str) -> str | None:
     """The region of a number already in E.164."""
     region = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
-    return None if region in (None, "ZZ") else region
+    return None if region is None or region in NO_COUNTRY else region
 
 
 def mask(text: str) -> str:
@@ -140,7 +142,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
         number.country_code or 0
     )
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    shown_region = None if number_region == "ZZ" else number_region
+    shown_region = None if number_region in NO_COUNTRY else number_region
     understood: dict[str, Any] = {"e164": e164, "region": shown_region}
     national = phonenumbers.national_significant_number(number)
     if shortnumberinfo.is_emergency_number(national, number_region):

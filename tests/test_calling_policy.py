@@ -354,3 +354,31 @@ def test_retry_after_counts_from_the_call_that_brings_a_number_under_a_lowered_c
 
     assert refused.json()["code"] == "call_limit_reached"
     assert 2590 <= int(refused.headers["Retry-After"]) <= 2601
+
+
+NON_GEOGRAPHIC = "+80012345678"  # International Freephone: a number of no country
+
+
+def test_a_number_of_no_country_is_named_so(stack: Stack, configure) -> None:
+    configure(ALLOWED_COUNTRIES="US")
+
+    response = stack.post("/api/calls/validate", {"to": NON_GEOGRAPHIC})
+
+    assert response.status_code == 403, response.text
+    problem = response.json()
+    assert (problem["reason"], problem["country"], problem["understood"]["region"]) == (
+        "country_not_allowed",
+        None,
+        None,
+    )
+    assert "a non-geographic network" in problem["detail"]
+
+
+def test_calling_hours_for_a_number_of_no_country_point_at_the_one_setting_that_works(stack: Stack, configure) -> None:
+    configure(CALLING_HOURS="00:00-23:59")
+
+    response = stack.post("/api/calls/validate", {"to": NON_GEOGRAPHIC})
+
+    assert response.json()["code"] == "outside_calling_hours"
+    assert "CALLING_HOURS=off" in response.json()["hint"]
+    assert "CALLING_HOURS_BY_COUNTRY" not in response.json()["hint"]

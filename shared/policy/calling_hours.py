@@ -93,7 +93,11 @@ class CallingHours:
                 "No time zone is known for this number, so its local time cannot be checked against the "
                 f"calling hours {window}.",
                 field=field,
-                hint="Set CALLING_HOURS_BY_COUNTRY=<country>=off (or CALLING_HOURS=off) to call such numbers.",
+                hint=(
+                    f"Set CALLING_HOURS_BY_COUNTRY={region}=off (or CALLING_HOURS=off) to call such numbers."
+                    if region
+                    else "It belongs to no country: only CALLING_HOURS=off lets such numbers be called."
+                ),
                 extensions={"nextAllowedAt": None, "timeZones": []},
             )
         if all(window.contains(moment.astimezone(_zone(zone))) for zone in zones):
