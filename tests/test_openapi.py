@@ -425,6 +425,8 @@ def test_rarer_answers_match_the_document(queue_worker: Stack, configure: Any) -
     assert answer("ValidateCall", 200, body=callback)["mode"] == "callback"
     assert answer("PlaceCall", 201, body=callback)["status"] == "scheduled"
 
+    assert answer("GetDoNotCall", 403, path_parameters={"number": "911"})["reason"] == "emergency_number"
+
     conversation_id = answer("PlaceCall", 201, body={"to": "+12125550100"})["conversationId"]
     error_info = {"code": "error.ininedgecontrol.connection.dialplan.notReachable", "message": "not reachable"}
     stack.genesys.set_call_state(conversation_id, "disconnected", disconnect_type="error", error_info=error_info)
