@@ -142,9 +142,13 @@ def parse_json(body: bytes) -> Any:
     path, so it never reaches a log line, a fingerprint or an answer.
     """
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        detail = error.args[0] if isinstance(error, json.JSONDecodeError) else "the body is not UTF-8 JSON"
+        value = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_names)
+    except UnicodeDecodeError:
+        raise Problem("invalid_json", "The body is not valid JSON: it is not UTF-8.") from None
+    except RecursionError:
+        raise Problem("invalid_json", "The body is not valid JSON: it is nested too deeply.") from None
+    except ValueError as error:  # JSONDecodeError, a repeated name, or an integer past Python's digit limit
+        detail = error.args[0] if isinstance(error, json.JSONDecodeError | DuplicateName) else "a number is too long"
         raise Problem("invalid_json", f"The body is not valid JSON: {detail}.") from None
     path = _unpaired_surrogate(value, "")
     if path is not None:
@@ -153,6 +157,23 @@ def parse_json(body: bytes) -> Any:
             f"{path or 'The body'} holds an unpaired UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode text.",
             field=path or None,
         )
+    return value
+
+
+class DuplicateName(ValueError):
+    """An object names a member twice: JSON parsers disagree on which one counts (RFC 8259, 4)."""
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object, refused when a name repeats: a proxy or a signer reading the first `to` while we read the
+    last would check one call and let us place another."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise DuplicateName(f"the name {json.dumps(name)[:60]} appears twice in one object")
+            seen.add(name)
     return value
 
 

@@ -14,6 +14,27 @@ def post_raw(stack: Stack, body: bytes, content_type: str | None = "application/
 
 
 @pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"to": "+12125550199", "to": "+12125550100"}', 'the name "to" appears twice'),
+        (b'{"to": "+12125550199", "attributes": {"a": "1", "a": "2"}}', 'the name "a" appears twice'),
+        (b'{"to": ' + b"9" * 5000 + b"}", "a number is too long"),
+        (b"\xff\xfe\x00garbage", "it is not UTF-8"),
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+    ],
+    ids=["repeated-name", "repeated-nested-name", "huge-integer", "not-utf8", "deep"],
+)
+def test_invalid_json_says_what_is_wrong(stack: Stack, body: bytes, says: str) -> None:
+    """A repeated name is refused, not read last-wins: a proxy or signer that reads the first would check one
+    call while we placed another."""
+    response = post_raw(stack, body, "application/json")
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_json")
+    assert says in response.json()["detail"]
+    assert stack.genesys.requests() == []
+
+
+@pytest.mark.parametrize(
     ("body", "content_type", "status", "code"),
     [
         (b"{not json", "application/json", 400, "invalid_json"),
