@@ -241,6 +241,9 @@ class Idempotency:
             current = self.store.read(store_key)
             if current is None:
                 continue  # released between our insert and read: try to claim again
+            if current.owner == request_id and current.claimed_at == now and current.state == SENDING:
+                # Our own insert: it landed, its answer was lost, and the SDK's resend met it (409).
+                return self._execute(Claim(self.store, current), action, request_id), False
             if current.expires_at <= arrived and current.state == DONE:
                 # Past the window an identical keyless request is a new one and a key past its retention is free,
                 # unless a claim may still send or may have sent: it answers "outcome unknown" below, never a

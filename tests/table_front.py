@@ -3,7 +3,8 @@
 It relays every request; `hold_next_query()` holds the next query's answer until `release` is set (the query
 has run: the answer is what the table held then), and while `failing_writes` is set every entity write is
 refused by closing the connection before it reaches Azurite, as a storage outage does (`failing_deletes`: only
-deletes; `failing_reads`: only reads). `refused` counts the requests refused.
+deletes; `failing_reads`: only reads). `refused` counts the requests refused. `lost_insert_answers` lets inserts
+reach Azurite and answers them 503, as a gateway that lost the answer does.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class TableFront(ThreadingHTTPServer):
         self.failing_deletes = False
         self.failing_reads = False
         self.refused = 0
+        self.lost_insert_answers = 0  # this many inserts reach Azurite and are answered 503 instead of its answer
         self.on_refusal: Callable[[], None] = lambda: None  # runs as each request is refused
         self._counting = threading.Lock()
         self.holding = threading.Event()
@@ -80,6 +82,9 @@ class _Relay(RelayHandler):
             self.close_connection = True  # no answer: the client sees the connection drop
             return
         relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)
+        if self.command == "POST" and entity_write and server.lost_insert_answers > 0:
+            server.lost_insert_answers -= 1  # written, but the client hears a 503: azure-core sends it again
+            relayed = (503, [("Content-Type", "application/json")], b'{"odata.error":{"code":"ServerBusy"}}')
         if self.command == "GET" and "()" in self.path and self.server._take_hold():
             self.server.holding.set()
             self.server.release.wait(WAIT_SECONDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,13 @@ from typing import Any
 import pytest
 
 from emulators.azure import VaultFault
+from emulators.azurite import Azurite
 from emulators.genesys import Fault
 from shared.calls import CallRequest
-from shared.idempotency import SENDING, Record
+from shared.idempotency import SENDING, Idempotency, Record, Reply, TableStore
 from shared.services import services
 from tests.conftest import Stack, app_store
+from tests.table_front import table_front
 
 CALL = {"to": "+12125550199"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,3 +310,24 @@ def test_a_caller_cannot_use_a_signed_deliverys_key(stack: Stack, prefix: str, m
     assert response.status_code == 400, response.text
     assert response.json()["field"] == "Idempotency-Key"
     assert stack.creates() == []
+
+
+def test_a_claim_whose_insert_answer_was_lost_is_still_its_own(azurite: Azurite) -> None:
+    """The claim's insert reached the table and its answer was lost (a 503 from the way back); azure-core sent it
+    again and met 409. The attempt finds its own claim and goes on, rather than wait on itself and leave the key
+    answering "outcome unknown" for a call never sent."""
+    with table_front(azurite.ports["Table"]) as front:
+        guard = Idempotency(TableStore(front.storage().table(f"t{uuid.uuid4().hex}")), wait_seconds=1.0)
+        front.lost_insert_answers = 1
+        dials: list[str] = []
+
+        def dial(mark_sent: Any) -> Reply:
+            mark_sent()
+            dials.append("call")
+            return Reply(201, {"conversationId": "c-1"}, {})
+
+        reply, replayed = guard.run("lost-insert-answer", "fp", dial, request_id="r-1")
+
+    assert (reply.status, replayed) == (201, False)
+    assert dials == ["call"]
+    assert front.lost_insert_answers == 0  # the fault did happen
