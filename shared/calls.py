@@ -289,8 +289,9 @@ class CallService:
         to, region = self._understood(request)
         try:
             schedule_at = self._check_policy(request, to)
-        except Problem:
-            stored = self._stored_answer(request, to, region, idempotency_key)
+        except Problem as problem:
+            # A refusal (4xx) yields to a stored answer; a storage outage (5xx) would only meet it again.
+            stored = self._stored_answer(request, to, region, idempotency_key) if problem.status < 500 else None
             if stored is None:
                 raise
             return stored, True
