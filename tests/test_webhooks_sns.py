@@ -233,6 +233,11 @@ def test_the_deployed_host_check_refuses_a_loopback_certificate(sns: Sns, monkey
         ("sns.us-east-1.amazonaws.com:8443", False),
         ("sqs.us-east-1.amazonaws.com", False),
         ("sns.amazonaws.com", False),
+        ("sns.s3.amazonaws.com", False),  # the S3 bucket named "sns", not SNS
+        ("sns.s3-accelerate.amazonaws.com", False),
+        ("sns.s3-external-1.amazonaws.com", False),
+        ("sns.us-gov-west-1.amazonaws.com", True),
+        ("sns.ap-southeast-5.amazonaws.com", True),
         ("evil.example", False),
         ("sns.us-east-1.amazonaws.com@evil.example", False),
     ],

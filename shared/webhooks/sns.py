@@ -45,7 +45,9 @@ SIGNED_FIELDS: dict[str, tuple[str, ...]] = {  # AWS's canonical order; Subject 
     UNSUBSCRIBE: _CONFIRMATION_FIELDS,
 }
 SIGNATURE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
-SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?(:443)?$")
+# The label after `sns.` must be a region (us-east-1, us-gov-west-1, cn-north-1): any label would also admit
+# S3's virtual hosts, `sns.s3.amazonaws.com` being the bucket named "sns", which anyone may own.
+SNS_HOST = re.compile(r"^sns\.[a-z]{2}(-[a-z]+)+-\d{1,2}\.amazonaws\.com(\.cn)?(:443)?$")
 FUTURE_TOLERANCE_SECONDS = 300
 CERTIFICATE_CACHE_SIZE = 16
 MAX_CERTIFICATE_BYTES = 64 * 1024
