@@ -6,6 +6,9 @@ routes' use of the secrets is tested through HTTP in tests/test_webhooks.py.
 
 from __future__ import annotations
 
+import pytest
+
+from shared.errors import Problem
 from shared.webhooks.shared_secrets import SECRET_MAX_AGE_SECONDS, SECRET_REFRESH_SECONDS, SharedSecrets
 
 
@@ -15,11 +18,14 @@ class Vault:
     def __init__(self, *secrets: str) -> None:
         self.secrets = list(secrets)
         self.reads = 0
+        self.down = False
         self._cached: list[str] = []
 
     def read(self, refresh: bool) -> list[str]:
         if refresh or not self._cached:
             self.reads += 1
+            if self.down:
+                raise Problem("key_vault_unavailable", "Key Vault could not be reached.")
             self._cached = list(self.secrets)
         return self._cached
 
@@ -69,3 +75,30 @@ def test_mismatches_re_read_at_most_once_a_refresh_interval() -> None:
     assert not secrets.any_matches(lambda s: s == "forged")
 
     assert vault.reads == 2  # the first use, then one after the interval
+
+
+def test_a_key_vault_outage_at_a_periodic_re_read_goes_on_with_the_secrets_last_read() -> None:
+    vault, clock = Vault("current"), Clock()
+    secrets = SharedSecrets(vault.read, clock=clock)
+    assert secrets.any_matches(lambda s: s == "current")
+    vault.down = True
+    clock.now += SECRET_MAX_AGE_SECONDS + 1
+
+    during = [secrets.any_matches(lambda s: s == "current") for _ in range(20)]
+
+    assert all(during)  # valid signatures still verify
+    assert vault.reads == 2  # one failed re-read, then none for a minute
+    clock.now += SECRET_REFRESH_SECONDS + 1
+    vault.down = False
+    assert secrets.any_matches(lambda s: s == "current")
+    assert vault.reads == 3
+
+
+def test_with_nothing_read_yet_a_key_vault_outage_is_the_answer() -> None:
+    vault = Vault("current")
+    vault.down = True
+
+    with pytest.raises(Problem) as raised:
+        SharedSecrets(vault.read, clock=Clock()).any_matches(lambda s: s == "current")
+
+    assert raised.value.code == "key_vault_unavailable"

@@ -12,6 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from shared.errors import Problem
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
 SECRET_REFRESH_SECONDS = 60.0
 SECRET_MAX_AGE_SECONDS = 300.0
 
@@ -39,7 +44,14 @@ class SharedSecrets:
 
     def _secrets(self) -> list[str]:
         if self._clock() - self._refreshed_at > SECRET_MAX_AGE_SECONDS:
-            return self._refresh()
+            try:
+                return self._refresh()
+            except Problem:
+                if self._refreshed_at == float("-inf"):
+                    raise  # nothing was ever read: there is nothing to go on with
+                # Key Vault is down: go on with the secrets last read, and try again in a minute.
+                self._refreshed_at = self._clock() - SECRET_MAX_AGE_SECONDS + SECRET_REFRESH_SECONDS
+                log.warning("Could not re-read the webhook secrets; using the ones last read")
         return self._read(False)
 
     def _refresh(self) -> list[str]:
