@@ -102,3 +102,17 @@ def test_with_nothing_read_yet_a_key_vault_outage_is_the_answer() -> None:
         SharedSecrets(vault.read, clock=Clock()).any_matches(lambda s: s == "current")
 
     assert raised.value.code == "key_vault_unavailable"
+
+
+def test_during_a_key_vault_outage_a_previous_secret_still_verifies_and_mismatches_do_not_hammer_it() -> None:
+    vault, clock = Vault("new", "old"), Clock()
+    secrets = SharedSecrets(vault.read, clock=clock)
+    assert secrets.any_matches(lambda s: s == "new")
+    vault.down = True
+    clock.now += SECRET_REFRESH_SECONDS + 1
+
+    previous = [secrets.any_matches(lambda s: s == "old") for _ in range(10)]
+    forged = [secrets.any_matches(lambda s: s == "forged") for _ in range(10)]
+
+    assert all(previous) and not any(forged)
+    assert vault.reads == 2  # the first read, then one failed re-read for all twenty

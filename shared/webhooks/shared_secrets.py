@@ -2,9 +2,9 @@
 
 Read through a callable (settings or Key Vault). A read is kept at most `SECRET_MAX_AGE_SECONDS`, so a secret
 deleted from the vault (a rotation's end, a revocation) stops being accepted, and the one our status callbacks
-are signed with follows a rotation, even when every signature keeps matching. A mismatch, or a match by the
-previous secret only, re-reads them at most once a `SECRET_REFRESH_SECONDS`, so a rotation is picked up at
-once without letting bad requests hammer Key Vault.
+are signed with follows a rotation, even when every signature keeps matching. A signature the current secret
+does not match re-reads them too. Re-reads come at most once a `SECRET_REFRESH_SECONDS`, so bad requests cannot
+hammer Key Vault, and while it is down the secrets last read go on being used.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ class SharedSecrets:
     def __init__(self, read: Callable[[bool], list[str]], *, clock: Callable[[], float] = time.monotonic) -> None:
         self._read = read
         self._clock = clock
-        self._refreshed_at = float("-inf")
+        self._read_at = float("-inf")  # when the secrets were last read from their source
+        self._next_read_at = float("-inf")  # no re-read before this
 
     def current(self) -> str:
-        """The secret to sign with: the current one, re-read once the last read is too old."""
+        """The secret to sign with: the current one."""
         return self._secrets()[0]
 
     def any_matches(self, matches: Callable[[str], bool]) -> bool:
@@ -38,23 +39,27 @@ class SharedSecrets:
         secrets = self._secrets()
         if matches(secrets[0]):
             return True
-        if self._clock() - self._refreshed_at > SECRET_REFRESH_SECONDS:
-            secrets = self._refresh()  # the secrets may have rotated, or the previous one been deleted
-        return any(matches(secret) for secret in secrets)
+        return any(matches(secret) for secret in self._re_read() or secrets)  # rotated, or previous deleted?
 
     def _secrets(self) -> list[str]:
-        if self._clock() - self._refreshed_at > SECRET_MAX_AGE_SECONDS:
-            try:
-                return self._refresh()
-            except Problem:
-                if self._refreshed_at == float("-inf"):
-                    raise  # nothing was ever read: there is nothing to go on with
-                # Key Vault is down: go on with the secrets last read, and try again in a minute.
-                self._refreshed_at = self._clock() - SECRET_MAX_AGE_SECONDS + SECRET_REFRESH_SECONDS
-                log.warning("Could not re-read the webhook secrets; using the ones last read")
+        if self._clock() - self._read_at > SECRET_MAX_AGE_SECONDS:
+            fresh = self._re_read()
+            if fresh is not None:
+                return fresh
         return self._read(False)
 
-    def _refresh(self) -> list[str]:
-        secrets = self._read(True)
-        self._refreshed_at = self._clock()
+    def _re_read(self) -> list[str] | None:
+        """The secrets read afresh; None when the last try was too recent, or the source is down (once read)."""
+        now = self._clock()
+        if now < self._next_read_at:
+            return None
+        self._next_read_at = now + SECRET_REFRESH_SECONDS
+        try:
+            secrets = self._read(True)
+        except Problem:
+            if self._read_at == float("-inf"):
+                raise  # nothing was ever read: there is nothing to go on with
+            log.warning("Could not re-read the webhook secrets; using the ones last read")
+            return None
+        self._read_at = now
         return secrets
