@@ -702,7 +702,8 @@ class GenesysEmulator:
         agent = {  # CallMediaParticipant: the user and queue as entity references (the SDK's model)
             "id": record["agentParticipantId"],
             "name": record["userName"],
-            "purpose": "agent",
+            # Inferred, not documented: "agent" on a queue's behalf, "user" for a user's own call.
+            "purpose": "agent" if record["callFromQueueId"] else "user",
             "user": {"id": record["userId"]},
             "queue": {"id": record["callFromQueueId"]} if record["callFromQueueId"] else None,
             "state": "connected",

@@ -12,6 +12,7 @@ from shared.errors import CATALOG
 
 STATUSES = ("initiated", "ringing", "connected", "ended", "failed")
 _CUSTOMER_PURPOSES = ("customer", "external")
+_PLACING_PURPOSES = ("agent", "user")
 _RINGING = {"alerting"}
 _CONNECTED = {"connected", "parked", "converting", "transmitting", "uploading"}
 _ENDED = {"disconnected", "terminated"}
@@ -34,11 +35,12 @@ def _customer(conversation: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def placed_for(conversation: dict[str, Any]) -> tuple[set[str], set[str]]:
-    """The users and queues the call was placed for: its agent participants' `user` and `queue` (lowercase)."""
+    """The users and queues the call was placed for (lowercase): the `user` and `queue` of its participants of
+    purpose `agent` (a queue's) or `user` (a user's own call)."""
     users: set[str] = set()
     queues: set[str] = set()
     for participant in conversation.get("participants") or []:
-        if participant.get("purpose") != "agent":
+        if participant.get("purpose") not in _PLACING_PURPOSES:
             continue
         for found, field in ((users, "user"), (queues, "queue")):
             reference = participant.get(field)

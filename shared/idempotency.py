@@ -46,9 +46,10 @@ IN_PROGRESS_RETRY_AFTER_SECONDS = 5
 # senders redeliver for days (Google Pub/Sub up to 7, Standard Webhooks senders about 27 hours), and every
 # redelivery must find them rather than dial again.
 UNKNOWN_OUTCOME_RETENTION_SECONDS = 8 * 24 * 3600.0
-# Without a key, an outcome-unknown answer is replayed at least this long after it was given: longer than a
-# client's whole retry run (Power Automate's default policy retries 4 times over about two minutes, each try
-# waiting up to our deadline), so no retry of a call that may exist finds the window over and dials again.
+# Without a key, an outcome-unknown answer is replayed at least this long after it was given, and a claim that
+# never recorded one is kept this long past the stale limit: longer than a client's whole retry run (Power
+# Automate's default policy retries 4 times over about two minutes, each try waiting up to our deadline), so
+# no retry of a call that may exist finds the record gone and dials again.
 KEYLESS_UNKNOWN_OUTCOME_SECONDS = 15 * 60.0
 PURGE_MAX_RECORDS = 1000  # per run: a timer run stays short however much expired
 PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes, up to 144,000 records a day
@@ -224,9 +225,9 @@ class Idempotency:
         if store_key is None:
             return action(lambda: None), False
         if key is None:
-            # A claim that may send outlives the window: its owner may take up to the stale limit to answer,
-            # and a retry inside the window after that answer must still find it.
-            lifetime = self.stale_seconds + self.duplicate_window_seconds
+            # A claim that may send outlives the window: its owner may take up to the stale limit to answer, and
+            # one that never records an answer (a crash after sending) must outlive the client's retries too.
+            lifetime = self.stale_seconds + max(self.duplicate_window_seconds, KEYLESS_UNKNOWN_OUTCOME_SECONDS)
         else:
             lifetime = max(self.retention_seconds, UNKNOWN_OUTCOME_RETENTION_SECONDS)  # shortened by a known answer
 

@@ -92,3 +92,26 @@ def test_a_keyless_claim_past_its_window_is_not_taken_over_while_it_may_still_se
         guard.run(None, "fp", dial, request_id="r-retry")
     assert retry.value.outcome_unknown
     assert dials == []
+
+
+def test_a_keyless_claim_whose_owner_sent_and_never_recorded_outlives_the_purge_and_the_retries() -> None:
+    """The owner sent the call and could not record Genesys's answer. The purge (every 10 minutes) must not
+    free the claim while the client still retries: each retry answers "outcome unknown"."""
+    clock = Clock()
+    store = StoreThatFailsToRecord()
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=60.0, clock=clock)
+    dials: list[str] = []
+
+    def dial(mark_sent) -> Reply:
+        mark_sent()
+        dials.append("call")
+        return Reply(201, {"conversationId": "c-1"}, {})
+
+    guard.run(None, "fp", dial, request_id="r-1")
+    clock.now = START + 10 * 60
+    guard.purge()
+
+    with pytest.raises(Problem) as retry:
+        guard.run(None, "fp", dial, request_id="r-retry")
+    assert retry.value.outcome_unknown
+    assert dials == ["call"]
