@@ -40,7 +40,7 @@ def place_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     request = CallRequest.from_json(body)
     key = caller_key(req.headers.get("Idempotency-Key"))
     if wants_async(req):
-        app_services.calls.plan(request)  # input and policy errors answer now, not when the job runs
+        app_services.calls.admit(request, key)  # input and policy errors answer now, not when the job runs
         return reply_response(app_services.async_requests.accept(body, key), False, request_id)
     reply, replayed = app_services.calls.request_call(request, key, request_id)
     return reply_response(reply, replayed, request_id)

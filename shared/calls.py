@@ -283,20 +283,32 @@ class CallService:
         before_send: Callable[[], None] = lambda: None,
         arrived_at: float | None = None,
     ) -> tuple[Reply, bool]:
-        """Plan and place once. A retry of a call already placed replays its answer even when the calling
-        policy would refuse it now (the cap it filled, hours since closed): a sender told "refused" would
-        retry until the stored answer expired, and then dial again."""
+        """Plan and place once. A retry of a call already placed (or still being placed) is answered as such even
+        when the calling policy would refuse it now (the cap it filled, hours since closed): a sender told
+        "refused" would retry until the stored answer expired, and then dial again."""
         to, region = self._understood(request)
         try:
             schedule_at = self._check_policy(request, to)
-        except Problem as problem:
-            # A refusal (4xx) yields to a stored answer; a storage outage (5xx) would only meet it again.
-            stored = self._stored_answer(request, to, region, idempotency_key) if problem.status < 500 else None
-            if stored is None:
+        except Problem as refusal:
+            seen = self._seen_as(request, to, region, idempotency_key, refusal)
+            if seen is None:
                 raise
-            return stored, True
+            # Through the claim: its answer replays, an attempt in flight is waited for, one that may have sent
+            # answers "outcome unknown"; and if the record turns out free, the refusal stands.
+            return self._place_once(seen, idempotency_key, request_id, arrived_at=arrived_at, refusal=refusal)
         plan = self._build(request, to, region, schedule_at)
         return self._place_once(plan, idempotency_key, request_id, before_send=before_send, arrived_at=arrived_at)
+
+    def admit(self, request: CallRequest, idempotency_key: str | None) -> None:
+        """What an asynchronous request must pass before it is queued: `plan`, except that a policy refusal
+        yields when this very request was seen before (its job will replay that answer)."""
+        to, region = self._understood(request)
+        try:
+            self._check_policy(request, to)
+        except Problem as refusal:
+            if self._seen_as(request, to, region, idempotency_key, refusal) is None:
+                raise
+        self._build(request, to, region, None)
 
     def _understood(self, request: CallRequest) -> tuple[phone.PhoneNumber, str]:
         """The number and the region it was read in, once the request's user, queue and callback are allowed."""
@@ -312,14 +324,17 @@ class CallService:
         scheduled = _instant(request.scheduled_time) if request.scheduled_time else None
         return self._policy.check(to, callback=request.mode == "callback", scheduled=scheduled)
 
-    def _stored_answer(
-        self, request: CallRequest, to: phone.PhoneNumber, region: str, idempotency_key: str | None
-    ) -> Reply | None:
-        """The answer this very request already got, if it is still kept; None when there is none to tell."""
+    def _seen_as(
+        self, request: CallRequest, to: phone.PhoneNumber, region: str, idempotency_key: str | None, refusal: Problem
+    ) -> CallPlan | None:
+        """The plan this very request was placed with, when the store holds a record of it; None when the
+        policy's refusal (a 4xx) is the answer. A storage outage (5xx) is not looked past: it would be met again."""
+        if refusal.status >= 500:
+            return None
         try:
-            fingerprint = self._build(request, to, region, None).fingerprint  # as placed: see CallPlan.fingerprint
-            return self._idempotency.answered(idempotency_key, fingerprint)
-        except Problem:  # the caller ID, the key or the store: the policy's refusal stands
+            plan = self._build(request, to, region, None)  # as placed: see CallPlan.fingerprint
+            return plan if self._idempotency.recorded(idempotency_key, plan.fingerprint) else None
+        except Problem:  # the caller ID, the key or the store: the refusal stands
             return None
 
     def _build(
@@ -441,8 +456,10 @@ class CallService:
         *,
         before_send: Callable[[], None] = lambda: None,
         arrived_at: float | None = None,
+        refusal: Problem | None = None,
     ) -> tuple[Reply, bool]:
-        """Place the call unless this request (same key, or same call inside the window) already did.
+        """Place the call unless this request (same key, or same call inside the window) already did; with
+        `refusal`, answer only as the request already was, else with the refusal.
 
         `before_send` runs right before the request that could dial (an asynchronous job marks its own
         record there); `arrived_at` is when a queued job was accepted. Returns the answer and whether it is a
@@ -450,6 +467,8 @@ class CallService:
         """
 
         def dial(mark_sent: Callable[[], None]) -> Reply:
+            if refusal is not None:  # the claim was free: nothing of this request to tell, so it is refused
+                raise refusal
             counted_at: float | None = None
 
             def mark_all_sent() -> None:

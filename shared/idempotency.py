@@ -273,13 +273,12 @@ class Idempotency:
                 )
             time.sleep(POLL_SECONDS)
 
-    def answered(self, key: str | None, request_fingerprint: str) -> Reply | None:
-        """The answer `run` would replay for this request now, if it has one (read only)."""
+    def recorded(self, key: str | None, request_fingerprint: str) -> bool:
+        """Whether the store holds a record of this request (read only): `run` would then replay it, wait for
+        it or answer "outcome unknown", unless it has expired."""
         store_key = self._store_key(key, request_fingerprint)
         current = self.store.read(store_key) if store_key is not None else None
-        if current is None or current.fingerprint != request_fingerprint or current.state != DONE:
-            return None
-        return current.reply if current.expires_at > self.clock() else None
+        return current is not None and current.fingerprint == request_fingerprint
 
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
         """Where a request's claim lives: its key's, or without one the fingerprint's (None: no window)."""

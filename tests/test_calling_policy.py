@@ -22,6 +22,7 @@ import pytest
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
 from tests.conftest import Stack, app_store
+from tests.test_async_mode import ASYNC, follow
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_YORK, LONDON = ZoneInfo("America/New_York"), ZoneInfo("Europe/London")
@@ -382,3 +383,41 @@ def test_calling_hours_for_a_number_of_no_country_point_at_the_one_setting_that_
     assert response.json()["code"] == "outside_calling_hours"
     assert "CALLING_HOURS=off" in response.json()["hint"]
     assert "CALLING_HOURS_BY_COUNTRY" not in response.json()["hint"]
+
+
+def test_a_retry_while_the_call_is_still_being_placed_waits_for_it_rather_than_being_refused(
+    stack: Stack, configure
+) -> None:
+    """The first attempt counted the call (the cap is now full) and waits on Genesys; its retry is the same
+    request: it waits for that answer and replays it, instead of hearing 429 while the phone rings."""
+    configure(CALLS_PER_NUMBER_LIMIT="1")
+    stack.genesys.inject("create_call", Fault(delay=1.0, then_succeed=True))
+    headers = {"Idempotency-Key": "cap-in-flight"}
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(stack.post, "/api/calls", {"to": NY_NUMBER}, headers=headers)
+        while not stack.creates():  # the first has counted the call and is dialing
+            time.sleep(0.01)
+        retry = pool.submit(stack.post, "/api/calls", {"to": NY_NUMBER}, headers=headers).result()
+        placed = first.result()
+
+    assert placed.status_code == 201, placed.text
+    assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (201, "true"), retry.text
+    assert retry.json()["conversationId"] == placed.json()["conversationId"]
+    assert len(stack.creates()) == 1
+
+
+def test_an_asynchronous_retry_of_a_placed_call_is_accepted_and_replays_it(stack: Stack, configure) -> None:
+    configure(CALLS_PER_NUMBER_LIMIT="1", ASYNC_RETRY_AFTER_SECONDS="1")
+    headers = {"Idempotency-Key": "cap-async-retry"}
+    first = stack.post("/api/calls", {"to": NY_NUMBER}, headers=headers)
+
+    accepted = stack.post("/api/calls", {"to": NY_NUMBER}, headers={**headers, **ASYNC})
+    final, _ = follow(stack, accepted)
+    other = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "cap-async-other", **ASYNC})
+
+    assert first.status_code == 201, first.text
+    assert final.status_code == 201, final.text
+    assert final.json()["conversationId"] == first.json()["conversationId"]
+    assert (other.status_code, other.json()["code"]) == (429, "call_limit_reached")
+    assert len(stack.creates()) == 1

@@ -285,11 +285,11 @@ def test_an_outcome_unknown_outlives_the_retention_so_a_late_redelivery_never_di
 def test_a_create_is_never_sent_after_the_requests_deadline(stack: Stack, configure) -> None:
     """The create met a revoked token, and the secret re-read that followed used up the deadline: sent now, it
     could land after the caller's retry, which may have dialed. It is not sent, and a retry places it."""
-    configure(CALL_DEADLINE_SECONDS="1")
+    configure(CALL_DEADLINE_SECONDS="3")  # the warm-up call below has all of that on a slow machine
     assert stack.post("/api/calls", {"to": "+12125550100"}).status_code == 201  # token and caller IDs cached
     stack.genesys.revoke_tokens()
     stack.genesys.inject("token", Fault(status=401, json_body={"error": "invalid_client"}))
-    stack.vault.inject(VaultFault(status=None, delay=1.5))
+    stack.vault.inject(VaultFault(status=None, delay=3.5))
 
     late = stack.post("/api/calls", CALL, headers=keyed("late"))
     retried = stack.post("/api/calls", CALL, headers=keyed("late"))
