@@ -294,8 +294,10 @@ class CallService:
             if seen is None:
                 raise
             # Through the claim: its answer replays, an attempt in flight is waited for, one that may have sent
-            # answers "outcome unknown"; and if the record turns out free, the refusal stands.
-            return self._place_once(seen, idempotency_key, request_id, arrived_at=arrived_at, refusal=refusal)
+            # answers "outcome unknown"; and if the claim turns out free, the policy answers again.
+            return self._place_once(
+                seen, idempotency_key, request_id, arrived_at=arrived_at, recheck=lambda: self._recheck(request, to)
+            )
         plan = self._build(request, to, region, schedule_at)
         return self._place_once(plan, idempotency_key, request_id, before_send=before_send, arrived_at=arrived_at)
 
@@ -323,6 +325,17 @@ class CallService:
         """The calling policy; for a callback asked for now outside the hours, when to schedule it."""
         scheduled = _instant(request.scheduled_time) if request.scheduled_time else None
         return self._policy.check(to, callback=request.mode == "callback", scheduled=scheduled)
+
+    def _recheck(self, request: CallRequest, to: phone.PhoneNumber) -> None:
+        """A refused request whose earlier attempt ended without a call: the policy's answer now (the one before
+        the wait may be out of date: that attempt's count was taken back), and if it now allows the call, a
+        prompt retry through the usual way."""
+        self._check_policy(request, to)
+        raise Problem(
+            "request_in_progress",
+            "An earlier attempt of this request ended without placing the call; send it again.",
+            retry_after=1,
+        )
 
     def _seen_as(
         self, request: CallRequest, to: phone.PhoneNumber, region: str, idempotency_key: str | None, refusal: Problem
@@ -456,10 +469,10 @@ class CallService:
         *,
         before_send: Callable[[], None] = lambda: None,
         arrived_at: float | None = None,
-        refusal: Problem | None = None,
+        recheck: Callable[[], None] | None = None,
     ) -> tuple[Reply, bool]:
         """Place the call unless this request (same key, or same call inside the window) already did; with
-        `refusal`, answer only as the request already was, else with the refusal.
+        `recheck` (the policy refused it), answer only as the request already was, else as `recheck` does.
 
         `before_send` runs right before the request that could dial (an asynchronous job marks its own
         record there); `arrived_at` is when a queued job was accepted. Returns the answer and whether it is a
@@ -467,8 +480,8 @@ class CallService:
         """
 
         def dial(mark_sent: Callable[[], None]) -> Reply:
-            if refusal is not None:  # the claim was free: nothing of this request to tell, so it is refused
-                raise refusal
+            if recheck is not None:  # the claim was free: nothing of this request to tell
+                recheck()
             counted_at: float | None = None
 
             def mark_all_sent() -> None:

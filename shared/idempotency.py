@@ -274,11 +274,13 @@ class Idempotency:
             time.sleep(POLL_SECONDS)
 
     def recorded(self, key: str | None, request_fingerprint: str) -> bool:
-        """Whether the store holds a record of this request (read only): `run` would then replay it, wait for
-        it or answer "outcome unknown", unless it has expired."""
+        """Whether the store holds a live record of this request (read only): `run` would replay it, wait for
+        it or answer "outcome unknown" (an answer past its window or retention is free, as `run` finds it)."""
         store_key = self._store_key(key, request_fingerprint)
         current = self.store.read(store_key) if store_key is not None else None
-        return current is not None and current.fingerprint == request_fingerprint
+        if current is None or current.fingerprint != request_fingerprint:
+            return False
+        return not (current.state == DONE and current.expires_at <= self.clock())
 
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
         """Where a request's claim lives: its key's, or without one the fingerprint's (None: no window)."""

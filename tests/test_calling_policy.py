@@ -9,15 +9,19 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
+from requests import Response
 
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
@@ -385,26 +389,55 @@ def test_calling_hours_for_a_number_of_no_country_point_at_the_one_setting_that_
     assert "CALLING_HOURS_BY_COUNTRY" not in response.json()["hint"]
 
 
-def test_a_retry_while_the_call_is_still_being_placed_waits_for_it_rather_than_being_refused(
-    stack: Stack, configure
-) -> None:
-    """The first attempt counted the call (the cap is now full) and waits on Genesys; its retry is the same
-    request: it waits for that answer and replays it, instead of hearing 429 while the phone rings."""
-    configure(CALLS_PER_NUMBER_LIMIT="1")
-    stack.genesys.inject("create_call", Fault(delay=1.0, then_succeed=True))
-    headers = {"Idempotency-Key": "cap-in-flight"}
+def held_create(stack: Stack, fault: Fault) -> threading.Event:
+    """The next create reaches the Genesys emulator and waits there until the returned event is set."""
+    release = threading.Event()
+    stack.genesys.inject("create_call", replace(fault, before_answer=lambda: release.wait(30)))
+    return release
 
+
+def a_retry_waits_on_the_first(stack: Stack, fault: Fault, headers: dict[str, str]) -> tuple[Response, Response]:
+    """The first attempt counts the call (the cap of one is full) and is held at Genesys; the same request again
+    must wait for it, not be refused at once. Then the first is answered as `fault` says."""
+    release = held_create(stack, fault)
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(stack.post, "/api/calls", {"to": NY_NUMBER}, headers=headers)
         while not stack.creates():  # the first has counted the call and is dialing
             time.sleep(0.01)
-        retry = pool.submit(stack.post, "/api/calls", {"to": NY_NUMBER}, headers=headers).result()
-        placed = first.result()
+        retry = pool.submit(stack.post, "/api/calls", {"to": NY_NUMBER}, headers=headers)
+        with pytest.raises(FutureTimeout):  # still waiting: the old code refused it with 429 at once
+            retry.result(timeout=1.0)
+        release.set()
+        return first.result(), retry.result()
+
+
+def test_a_retry_while_the_call_is_still_being_placed_waits_for_it_rather_than_being_refused(
+    stack: Stack, configure
+) -> None:
+    configure(CALLS_PER_NUMBER_LIMIT="1")
+
+    placed, retry = a_retry_waits_on_the_first(
+        stack, Fault(status=None, then_succeed=True), {"Idempotency-Key": "cap-in-flight"}
+    )
 
     assert placed.status_code == 201, placed.text
     assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (201, "true"), retry.text
     assert retry.json()["conversationId"] == placed.json()["conversationId"]
-    assert len(stack.creates()) == 1
+    assert len(stack.genesys.org.conversations) == 1
+
+
+def test_a_retry_that_waited_on_an_attempt_genesys_refused_is_not_told_the_cap_is_full(stack: Stack, configure) -> None:
+    """The first attempt's count is taken back when Genesys refuses it: its waiting retry must not answer the
+    cap's refusal read before the wait (429 for a day), but a prompt retry that then places the call."""
+    configure(CALLS_PER_NUMBER_LIMIT="1")
+    headers = {"Idempotency-Key": "cap-in-flight-refused"}
+
+    refused, retry = a_retry_waits_on_the_first(stack, Fault(status=400, code="invalid.value"), headers)
+    again = stack.post("/api/calls", {"to": NY_NUMBER}, headers=headers)
+
+    assert refused.json()["code"] == "genesys_rejected_request"
+    assert (retry.status_code, retry.json()["code"], retry.headers["Retry-After"]) == (409, "request_in_progress", "1")
+    assert again.status_code == 201, again.text
 
 
 def test_an_asynchronous_retry_of_a_placed_call_is_accepted_and_replays_it(stack: Stack, configure) -> None:
@@ -420,4 +453,18 @@ def test_an_asynchronous_retry_of_a_placed_call_is_accepted_and_replays_it(stack
     assert final.status_code == 201, final.text
     assert final.json()["conversationId"] == first.json()["conversationId"]
     assert (other.status_code, other.json()["code"]) == (429, "call_limit_reached")
+    assert len(stack.creates()) == 1
+
+
+def test_a_request_whose_answer_expired_is_a_new_one_and_is_refused_at_once(stack: Stack, configure) -> None:
+    """Past its retention the key is free: the same request again is new, and the full cap refuses it now,
+    not after it was queued."""
+    configure(CALLS_PER_NUMBER_LIMIT="1", IDEMPOTENCY_RETENTION_SECONDS="1")
+    headers = {"Idempotency-Key": "cap-expired"}
+    assert stack.post("/api/calls", {"to": NY_NUMBER}, headers=headers).status_code == 201
+    time.sleep(1.2)  # past the retention: time passing is what is tested
+
+    again = stack.post("/api/calls", {"to": NY_NUMBER}, headers={**headers, **ASYNC})
+
+    assert (again.status_code, again.json()["code"]) == (429, "call_limit_reached"), again.text
     assert len(stack.creates()) == 1

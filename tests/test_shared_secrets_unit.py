@@ -19,6 +19,7 @@ class Vault:
         self.secrets = list(secrets)
         self.reads = 0
         self.down = False
+        self.refusing = False
         self._cached: list[str] = []
 
     def read(self, refresh: bool) -> list[str]:
@@ -26,6 +27,8 @@ class Vault:
             self.reads += 1
             if self.down:
                 raise Problem("key_vault_unavailable", "Key Vault could not be reached.")
+            if self.refusing:
+                raise Problem("key_vault_forbidden", "Key Vault refused to read secret 'webhook-secret'.")
             self._cached = list(self.secrets)
         return self._cached
 
@@ -116,3 +119,18 @@ def test_during_a_key_vault_outage_a_previous_secret_still_verifies_and_mismatch
 
     assert all(previous) and not any(forged)
     assert vault.reads == 2  # the first read, then one failed re-read for all twenty
+
+
+def test_a_secret_key_vault_refuses_to_give_is_not_gone_past() -> None:
+    """Disabled in the vault (a revocation), the secret is refused with 403, not unreachable: signatures made
+    with it must stop verifying, not go on from the copy read before."""
+    vault, clock = Vault("leaked"), Clock()
+    secrets = SharedSecrets(vault.read, clock=clock)
+    assert secrets.any_matches(lambda s: s == "leaked")
+    vault.refusing = True
+    clock.now += SECRET_MAX_AGE_SECONDS + 1
+
+    with pytest.raises(Problem) as raised:
+        secrets.any_matches(lambda s: s == "leaked")
+
+    assert raised.value.code == "key_vault_forbidden"

@@ -4,7 +4,8 @@ Read through a callable (settings or Key Vault). A read is kept at most `SECRET_
 deleted from the vault (a rotation's end, a revocation) stops being accepted, and the one our status callbacks
 are signed with follows a rotation, even when every signature keeps matching. A signature the current secret
 does not match re-reads them too. Re-reads come at most once a `SECRET_REFRESH_SECONDS`, so bad requests cannot
-hammer Key Vault, and while it is down the secrets last read go on being used.
+hammer Key Vault, and while it cannot be reached the secrets last read go on being used (a secret it refuses
+to give, disabled or no longer readable, is not).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class SharedSecrets:
     def __init__(self, read: Callable[[bool], list[str]], *, clock: Callable[[], float] = time.monotonic) -> None:
         self._read = read
         self._clock = clock
-        self._read_at = float("-inf")  # when the secrets were last read from their source
+        self._read_at = float("-inf")  # when the secrets were last read afresh from their source
         self._next_read_at = float("-inf")  # no re-read before this
+        self._have_secrets = False  # some read succeeded: the source's cache holds secrets to go on with
 
     def current(self) -> str:
         """The secret to sign with: the current one."""
@@ -46,7 +48,9 @@ class SharedSecrets:
             fresh = self._re_read()
             if fresh is not None:
                 return fresh
-        return self._read(False)
+        secrets = self._read(False)
+        self._have_secrets = True
+        return secrets
 
     def _re_read(self) -> list[str] | None:
         """The secrets read afresh; None when the last try was too recent, or the source is down (once read)."""
@@ -56,10 +60,12 @@ class SharedSecrets:
         self._next_read_at = now + SECRET_REFRESH_SECONDS
         try:
             secrets = self._read(True)
-        except Problem:
-            if self._read_at == float("-inf"):
-                raise  # nothing was ever read: there is nothing to go on with
-            log.warning("Could not re-read the webhook secrets; using the ones last read")
+        except Problem as problem:
+            # Only an outage is gone past: a secret disabled or made unreadable (403), or blanked, is revoked.
+            if problem.code != "key_vault_unavailable" or not self._have_secrets:
+                raise
+            log.warning("Could not reach Key Vault to re-read the webhook secrets; using the ones last read")
             return None
         self._read_at = now
+        self._have_secrets = True
         return secrets
