@@ -204,11 +204,10 @@ class AsyncRequests:
             self._run(message, job, record, dequeue_count, answer)
 
     def _run(self, message: str, job: Job, record: Record, dequeue_count: int, answer: Answer) -> None:
-        stale = self._clock() - record.claimed_at > self._stale
         if record.state == DONE:
             log.info("Asynchronous request %s was already answered; a redelivery dials nothing", job.request_id)
             return
-        if record.state in (CLAIMED, SENT) and not stale:
+        if record.state in (CLAIMED, SENT) and self._stale_in(record) >= 0:
             self._check_back(message, record)
             return
         if record.state == SENT:
@@ -249,7 +248,7 @@ class AsyncRequests:
             return
         if record.state == DONE:
             return
-        if record.state in (CLAIMED, SENT) and self._clock() - record.claimed_at <= self._stale:
+        if record.state in (CLAIMED, SENT) and self._stale_in(record) >= 0:
             self._check_back(message, record)  # its holder may still answer; else a later look settles it
             return
         problem = (
@@ -267,10 +266,13 @@ class AsyncRequests:
         for when that claim turns stale, instead of failing on the tries a few seconds apart that the queue
         gives, which would end a job that can still run (or overwrite its holder's answer) as a failure."""
         assert self._queue is not None  # a message came from the queue, so there is one
-        stale_in = math.ceil(record.claimed_at + self._stale - self._clock()) + 1
-        delay = min(max(1, stale_in), MAX_DELAY_SECONDS)
+        delay = min(max(1, math.ceil(self._stale_in(record)) + 1), MAX_DELAY_SECONDS)
         self._queue.send(message, delay)
         log.info("Asynchronous request %s is held by another delivery; looking again in %d s", record.owner, delay)
+
+    def _stale_in(self, record: Record) -> float:
+        """Seconds until the record's claim turns stale (its holder presumed dead); negative once it has."""
+        return record.claimed_at + self._stale - self._clock()
 
     def _release(self, record: Record) -> None:
         """Back to pending: nothing was sent, so the next delivery may try again."""

@@ -287,12 +287,8 @@ class CallService:
         when the calling policy would refuse it now (the cap it filled, hours since closed): a sender told
         "refused" would retry until the stored answer expired, and then dial again."""
         to, region = self._understood(request)
-        try:
-            schedule_at = self._check_policy(request, to)
-        except Problem as refusal:
-            seen = self._seen_as(request, to, region, idempotency_key, refusal)
-            if seen is None:
-                raise
+        schedule_at, seen = self._checked(request, to, region, idempotency_key)
+        if seen is not None:
             # Through the claim: its answer replays, an attempt in flight is waited for, one that may have sent
             # answers "outcome unknown"; and if the claim turns out free, the policy answers again.
             return self._place_once(
@@ -305,12 +301,9 @@ class CallService:
         """What an asynchronous request must pass before it is queued: `plan`, except that a policy refusal
         yields when this very request was seen before (its job will replay that answer)."""
         to, region = self._understood(request)
-        try:
-            self._check_policy(request, to)
-        except Problem as refusal:
-            if self._seen_as(request, to, region, idempotency_key, refusal) is None:
-                raise
-        self._build(request, to, region, None)
+        _, seen = self._checked(request, to, region, idempotency_key)
+        if seen is None:
+            self._build(request, to, region, None)  # the caller ID: seen, it was built already
 
     def _understood(self, request: CallRequest) -> tuple[phone.PhoneNumber, str]:
         """The number and the region it was read in, once the request's user, queue and callback are allowed."""
@@ -325,6 +318,19 @@ class CallService:
         """The calling policy; for a callback asked for now outside the hours, when to schedule it."""
         scheduled = _instant(request.scheduled_time) if request.scheduled_time else None
         return self._policy.check(to, callback=request.mode == "callback", scheduled=scheduled)
+
+    def _checked(
+        self, request: CallRequest, to: phone.PhoneNumber, region: str, idempotency_key: str | None
+    ) -> tuple[datetime | None, CallPlan | None]:
+        """The policy's word: when to schedule a callback it moved (None: now), or, when it refuses a request the
+        store holds a record of, the plan that request was placed with; any other refusal is raised."""
+        try:
+            return self._check_policy(request, to), None
+        except Problem as refusal:
+            seen = self._seen_as(request, to, region, idempotency_key, refusal)
+            if seen is None:
+                raise
+            return None, seen
 
     def _recheck(self, request: CallRequest, to: phone.PhoneNumber) -> None:
         """A refused request whose earlier attempt ended without a call: the policy's answer now (the one before
@@ -493,8 +499,8 @@ class CallService:
             try:
                 answer = self.place(plan, request_id, before_send=mark_all_sent)
             except Problem as problem:
-                if counted_at is not None and not problem.outcome_unknown:
-                    self._take_back(plan.to, counted_at)
+                if counted_at is not None and not problem.outcome_unknown:  # not placed: nothing sent, or refused
+                    self._policy.uncount(plan.to, counted_at)
                 raise
             return Reply(201, answer, {"Location": f"/api/calls/{answer['conversationId']}"})
 
@@ -505,14 +511,6 @@ class CallService:
             # After the answer is recorded; a replay starts a watch that failed to start (it is idempotent).
             self._watcher.start(reply.body["conversationId"], reply.body["requestId"], plan.status_callback)
         return reply, replayed
-
-    def _take_back(self, to: phone.PhoneNumber, counted_at: float) -> None:
-        """Uncount a call that was not placed (nothing sent, or Genesys refused it); the caller's answer is the
-        failure itself, so a storage fault here is only logged and the call stays counted."""
-        try:
-            self._policy.uncount(to, counted_at)
-        except Problem as problem:
-            log.warning("Could not take back a call to %s that was not placed (%s)", phone.mask(to.e164), problem.code)
 
     def place(self, plan: CallPlan, request_id: str, before_send: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Send the one create request and describe the call that Genesys accepted."""

@@ -245,7 +245,7 @@ class Idempotency:
             if current.owner == request_id and current.claimed_at == now and current.state == SENDING:
                 # Our own insert: it landed, its answer was lost, and the SDK's resend met it (409).
                 return self._execute(Claim(self.store, current), action, request_id), False
-            if current.expires_at <= arrived and current.state == DONE:
+            if _answer_expired(current, arrived):
                 # Past the window an identical keyless request is a new one and a key past its retention is free,
                 # unless a claim may still send or may have sent: it answers "outcome unknown" below, never a
                 # re-dial (a stalled owner past its deadline does not send; see GenesysClient).
@@ -280,7 +280,7 @@ class Idempotency:
         current = self.store.read(store_key) if store_key is not None else None
         if current is None or current.fingerprint != request_fingerprint:
             return False
-        return not (current.state == DONE and current.expires_at <= self.clock())
+        return not _answer_expired(current, self.clock())
 
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
         """Where a request's claim lives: its key's, or without one the fingerprint's (None: no window)."""
@@ -336,6 +336,11 @@ class Idempotency:
             recorded = False
         if not recorded:
             log.error("Could not record the outcome of request %s for replay", claim.record.owner)
+
+
+def _answer_expired(record: Record, at: float) -> bool:
+    """An answer past its window or retention: its key is free again. A claim without an answer never is."""
+    return record.state == DONE and record.expires_at <= at
 
 
 def outcome_never_recorded() -> Problem:

@@ -59,17 +59,22 @@ class CallCap:
         raise Problem("request_in_progress", "Too many concurrent calls to this number; try again.", retry_after=1)
 
     def uncount(self, number: str, counted_at: float) -> None:
-        """Take back the call counted at `counted_at`: it never reached Genesys, or Genesys refused it."""
-        for _ in range(MAX_ATTEMPTS):
-            record = self.store.read("cap:" + number)
-            calls = list(record.data.get("calls", [])) if record is not None and record.data else []
-            if record is None or counted_at not in calls:
-                return
-            calls.remove(counted_at)
-            if self.store.replace(replace(record, data={"calls": calls})) is not None:
-                return
-            _pause()
-        log.warning("Could not take back a call to %s that was not placed; it stays counted", mask(number))
+        """Take back the call counted at `counted_at`: it never reached Genesys, or Genesys refused it. The
+        caller's answer is that failure, so when storage fails here too the call only stays counted (logged)."""
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                record = self.store.read("cap:" + number)
+                calls = list(record.data.get("calls", [])) if record is not None and record.data else []
+                if record is None or counted_at not in calls:
+                    return
+                calls.remove(counted_at)
+                if self.store.replace(replace(record, data={"calls": calls})) is not None:
+                    return
+                _pause()
+            reason = "too many concurrent writes"
+        except Problem as problem:
+            reason = problem.code
+        log.warning("Could not take back a call to %s that was not placed (%s); it stays counted", mask(number), reason)
 
     def _write(self, record: Record | None, number: str, calls: list[float], now: float) -> bool:
         """Conditional: False when another instance counted a call to this number first."""
