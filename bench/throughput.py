@@ -42,7 +42,7 @@ from emulators.local_host import worker_threads
 LEVELS = (1, 2, 4, 8, 16, 32, 64)
 PROCESSES = ("app", "Azurite", "emulators", "load generator")  # whose CPU time each level shows
 TEMPLATE_THREADS = "32"  # infra/app/api.bicep: PYTHON_THREADPOOL_THREAD_COUNT
-ROUNDS = 3
+ROUNDS = 5  # medians of 3 still swung a level 10% between runs of the same code
 SECONDS_PER_SAMPLE = 2.0
 WARM_UP_SECONDS = 4.0  # at 1.5 s the first round's low levels still ran slower than the other rounds'
 START_TIMEOUT_SECONDS = 60

@@ -138,6 +138,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Most HTTP requests an instance is sent at once. Each holds one of the 32 worker threads (PYTHON_THREADPOOL_THREAD_COUNT) until its function returns, also after the host gave up on it: 16 leaves threads for those.')
+@minValue(1)
+@maxValue(32)
+param httpPerInstanceConcurrency int = 16
+
 var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
@@ -197,6 +202,7 @@ module api './app/api.bicep' = {
     identityClientId: apiUserAssignedIdentity.outputs.clientId
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     // The app's own settings. Secrets are not here: the app reads them from the vault (KEY_VAULT_URL).
     appSettings: {
       GENESYS_REGION: genesysRegion

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from shared import phone
 from shared.errors import Problem
 from shared.ids import is_uuid
+from shared.outbound import is_loopback
 from shared.policy.calling_hours import CallingHours, Window, parse_window
 from shared.storage import StorageAccount
 
@@ -227,8 +228,12 @@ def _base_url(env: Mapping[str, str], name: str, default: str | None, allow_http
     if url is None:
         raise _config_error("GENESYS_REGION", "is required (or set GENESYS_API_BASE_URL and GENESYS_LOGIN_BASE_URL)")
     _url(name, url, ("http", "https"))
-    if urlsplit(url).scheme == "http" and not allow_http:
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not allow_http:
         raise _config_error(name, "uses http://; set GENESYS_ALLOW_INSECURE_HTTP=true for a local emulator only")
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+        # The client secret and the bearer tokens would cross the network in clear text.
+        raise _config_error(name, "uses http:// to a host other than this machine; use https://")
     return url.rstrip("/")
 
 

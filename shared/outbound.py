@@ -10,6 +10,7 @@ bundle.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from urllib.parse import urlsplit
 
@@ -47,3 +48,11 @@ def proxies_for(*base_urls: str) -> dict[str, str]:
             parts = urlsplit(url)
             found[f"{parts.scheme}://{parts.hostname}"] = proxy
     return found
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a URL's hostname) is this machine: the only place plain HTTP may go (local emulators)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -424,7 +424,16 @@ def test_flex_consumption_scale_settings() -> None:
     assert plan == {"name": "FC1", "tier": "FlexConsumption"}
     site = body(parse(API)["modules"]["api"])["params"]
     scale = site["functionAppConfig"]["scaleAndConcurrency"]
-    assert scale == {"instanceMemoryMB": "instanceMemoryMB", "maximumInstanceCount": "maximumInstanceCount"}
+    assert scale == {
+        "instanceMemoryMB": "instanceMemoryMB",
+        "maximumInstanceCount": "maximumInstanceCount",
+        "triggers": {"http": {"perInstanceConcurrency": "httpPerInstanceConcurrency"}},
+    }
+    concurrency = main["parameters"]["httpPerInstanceConcurrency"]
+    threads = int(parse(API)["variables"]["platformSettings"]["value"]["PYTHON_THREADPOOL_THREAD_COUNT"])
+    # Every request an instance is sent holds a worker thread: the platform must never send more than there are.
+    assert concurrency["default"] <= threads
+    assert {"type": "max_value", "argument": threads} in concurrency["decorators"]
     deployment = site["functionAppConfig"]["deployment"]["storage"]["authentication"]
     assert deployment == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
 
@@ -473,3 +482,12 @@ def test_export_connector_with_the_deployed_host(tmp_path: Path) -> None:
     assert {k: v for k, v in exported.items() if k != "host"} == {k: v for k, v in connector.items() if k != "host"}
     bad = subprocess.run([script, "--host", "https://x.example/"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--host" in bad.stderr
+
+
+def test_every_hash_line_is_a_bicep_directive() -> None:
+    """`#` starts no comment in Bicep: the compiler refuses any other `#` line (BCP001), though pycep skips it."""
+    for path in BICEP_FILES:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                assert stripped.startswith("#disable-next-line "), f"{path.name}:{number}: {stripped[:60]}"

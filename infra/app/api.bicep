@@ -16,6 +16,7 @@ param deploymentStorageContainerName string
 param virtualNetworkSubnetId string = ''
 param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 40
+param httpPerInstanceConcurrency int = 16
 param identityId string
 param identityClientId string
 
@@ -75,6 +76,13 @@ module api 'br/public:avm/res/web/site:0.15.1' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        // Set, not left to the platform, whose default depends on the language and memory size: requests an
+        // instance is sent each hold one of the PYTHON_THREADPOOL_THREAD_COUNT threads (docs/deploy.md).
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: runtimeName

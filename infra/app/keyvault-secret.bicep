@@ -13,7 +13,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
 }
 
 resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  #checkov:skip=CKV_AZURE_41:Rotated by hand (in Genesys, or with the webhook senders), then in the vault; an expiry date would silently stop every call or delivery. The app re-reads the Genesys secret on invalid_client.
+  // checkov:skip=CKV_AZURE_41:Rotated by hand (in Genesys, or with the webhook senders), then in the vault; an expiry date would silently stop every call or delivery. The app re-reads the Genesys secret on invalid_client.
   parent: vault
   name: secretName
   properties: {

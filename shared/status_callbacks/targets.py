@@ -8,7 +8,6 @@ against the current allow-list.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from shared.errors import Problem
+from shared.outbound import is_loopback
 
 EVENTS = ("ringing", "connected", "ended", "failed")
 DEFAULT_EVENTS = ("ended", "failed")
@@ -72,13 +72,6 @@ def read_events(value: Any) -> tuple[str, ...]:
     return tuple(event for event in EVENTS if event in value)
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 # What a URL may hold: printable ASCII without spaces or backslashes, and no percent-escapes in the authority. A parser
 # that reads `https://10.0.0.5\\.logic.azure.com/` one way while the HTTP client reads it another is how a host
 # check is bypassed; so the host is taken as the HTTP client (urllib3) takes it, and anything odd is refused.
@@ -122,7 +115,7 @@ def check_url(
     host, parts = _parts(url, field)
     if "@" in parts.netloc:
         raise _refused(field, f"'{field}' must not hold user-info (credentials before '@').")
-    if parts.scheme == "http" and allow_insecure_loopback and _is_loopback(host):
+    if parts.scheme == "http" and allow_insecure_loopback and is_loopback(host):
         return url
     if parts.scheme != "https":
         raise _refused(field, f"'{field}' must use https://.")
