@@ -184,6 +184,34 @@ def test_max_events_per_delivery_default_and_value() -> None:
     assert load_settings({**MINIMAL, "MAX_EVENTS_PER_DELIVERY": " 7 "}).max_events_per_delivery == 7
 
 
+@pytest.mark.parametrize(
+    "url", ["http://api.example.com", "http://10.0.0.5:8080", "http://127.0.0.1.example.com", "http://localhost.evil"]
+)
+@pytest.mark.parametrize("setting", ["GENESYS_API_BASE_URL", "GENESYS_LOGIN_BASE_URL"])
+def test_insecure_http_reaches_loopback_only(setting: str, url: str) -> None:
+    # The token request carries the client secret, and every API request a bearer token: never in clear text
+    # over a network, whatever GENESYS_ALLOW_INSECURE_HTTP says.
+    with pytest.raises(Problem) as raised:
+        load_settings({**MINIMAL, "GENESYS_ALLOW_INSECURE_HTTP": "true", setting: url})
+
+    assert raised.value.code == "configuration_error"
+    assert setting in raised.value.detail
+    assert "https://" in raised.value.detail
+
+
+def test_insecure_http_to_loopback_is_accepted_with_the_flag() -> None:
+    settings = load_settings(
+        {
+            **MINIMAL,
+            "GENESYS_ALLOW_INSECURE_HTTP": "true",
+            "GENESYS_API_BASE_URL": "http://localhost:8080",
+            "GENESYS_LOGIN_BASE_URL": "http://[::1]:8081",
+        }
+    )
+
+    assert (settings.api_base_url, settings.login_base_url) == ("http://localhost:8080", "http://[::1]:8081")
+
+
 def test_valid_urls_are_accepted() -> None:
     settings = load_settings(
         {
