@@ -328,6 +328,15 @@ class Problem(Exception):
 
 _ADDRESS_CODES = {"bad.request", "invalid.ani.address"}
 _PERMISSION_CODES = {"missing.permissions", "missing.any.permissions", "not.authorized"}
+# The token endpoint's errors (RFC 6749 section 5.2): each says the OAuth client is set up wrong, never the call.
+_OAUTH_ERRORS = {
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+}
 
 
 def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, creating_call: bool) -> Problem:
@@ -342,7 +351,7 @@ def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, 
     upstream = Upstream(status, code, message, correlation_id)
     said = f"Genesys Cloud answered {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
 
-    if code == "invalid_client" or status == 401:
+    if code in _OAUTH_ERRORS or status == 401:
         catalog_code = "genesys_auth_failed"
     elif status == 403 or code in _PERMISSION_CODES:
         catalog_code = "genesys_permission_denied"

@@ -188,6 +188,24 @@ def test_wrong_client_secret_is_genesys_auth_failed_after_one_reread(stack: Stac
     assert "a-secret-the-vault-does-not-hold" not in response.text
 
 
+@pytest.mark.parametrize(
+    "error", ["unauthorized_client", "invalid_grant", "unsupported_grant_type", "invalid_scope", "invalid_request"]
+)
+def test_any_oauth_error_of_the_token_endpoint_is_genesys_auth_failed(stack: Stack, error: str) -> None:
+    # A client without the Client Credentials grant answers 400 unauthorized_client: a configuration fault (5xx),
+    # not a request the caller should correct (422).
+    stack.genesys.inject("token", Fault(status=400, json_body={"error": error, "error_description": "refused"}))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 502, response.text
+    problem = response.json()
+    assert problem["code"] == "genesys_auth_failed"
+    assert problem["retryable"] is False
+    assert problem["upstream"]["code"] == error
+    assert stack.creates() == []
+
+
 def test_rotated_secret_is_reread_once_and_the_call_placed(stack: Stack) -> None:
     assert stack.post("/api/calls", CALL).status_code == 201
     stack.genesys.rotate_secret("rotated-secret")
