@@ -912,8 +912,8 @@ def _response(description: str, schema: str | dict[str, Any], *headers: str) -> 
 def answer_status(operation_id: str, code: str) -> int:
     """The HTTP status an operation answers a catalog code with: the catalog's, except that the events route
     answers in the statuses event senders act on (`shared/webhooks.py` `event_status`)."""
-    status = CATALOG[code].status
-    return event_status(status) if operation_id == "ReceiveEvents" else status
+    entry = CATALOG[code]
+    return event_status(entry.status, entry.retryable) if operation_id == "ReceiveEvents" else entry.status
 
 
 def _problems(operation_id: str, replays: bool = False) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from emulators.genesys import Fault
+from emulators.genesys import NO_STATION_USER_ID, Fault
 from tests.conftest import Stack
 
 SECRET = "whsec-test-current"
@@ -333,6 +333,17 @@ def test_an_event_that_can_never_succeed_is_400_so_event_grid_dead_letters_it(st
     assert response.json()["code"] == "caller_id_not_allowed"
     assert response.json()["eventStatus"] == 422
     assert stack.creates() == []
+
+
+def test_a_user_without_a_station_is_400_though_genesys_said_409(stack: Stack) -> None:
+    # 409 genesys_no_station is not retryable: redelivering it for a day would only ask Genesys again, or dial
+    # hours late once someone gives the user a phone.
+    response = post_events(stack, [event_grid({**CALL, "userId": NO_STATION_USER_ID})])
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "genesys_no_station"
+    assert response.json()["eventStatus"] == 409
+    assert len(stack.creates()) == 1  # asked once, refused: nothing rang
 
 
 def test_a_retryable_event_failure_keeps_503_with_retry_after(stack: Stack) -> None:

@@ -151,21 +151,22 @@ def _cloudevent_data(event: dict[str, Any]) -> Any:
     return data
 
 
-def event_status(status: int) -> int:
+def event_status(status: int, retryable: bool) -> int:
     """The status an event sender should see for what `/api/calls` would answer `status`.
 
     Event Grid dead-letters 400 and 413 at once but retries 408, 429, 5xx and other 4xx for up to a day: a
-    failure that can never succeed becomes 400; one that can succeed later (408, 409) becomes 503.
+    failure that can never succeed becomes 400; one the catalog calls retryable (a busy line, a request still in
+    progress) becomes 503. A 409 is not always retryable: a user without a station stays without one.
     """
     if status < 400 or status >= 500 or status in (400, 413, 429):
         return status
-    return 503 if status in (408, 409) else 400
+    return 503 if retryable else 400
 
 
 def for_event_sender(reply: Reply) -> Reply:
     """One event's answer in the statuses event senders act on; the body keeps what `/api/calls` would say
     as `eventStatus`."""
-    status = event_status(reply.status)
+    status = event_status(reply.status, reply.body.get("retryable") is True)
     if status == reply.status:
         return reply
     headers = {"Retry-After": "5"} if status == 503 else reply.headers
