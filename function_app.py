@@ -185,8 +185,8 @@ def health(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @app.route(route="health/ready", methods=["GET"])
 @endpoint
 def readiness(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
-    status, body = readiness_report()
-    return json_response(status, {**body, "requestId": request_id}, request_id)
+    status, body, headers = readiness_report()
+    return json_response(status, {**body, "requestId": request_id}, request_id, headers)
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

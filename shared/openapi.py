@@ -1285,7 +1285,7 @@ def _get_readiness() -> dict[str, Any]:
         {
             "200": _response("Ready: every check is ok.", "Readiness"),
             **_problems("GetReadiness"),
-            "503": _response("Not ready: the failed checks say what to fix.", "Readiness"),
+            "503": _response("Not ready: the failed checks say what to fix.", "Readiness", "Retry-After"),
         },
         tag="Health",
     )

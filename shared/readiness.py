@@ -16,6 +16,8 @@ from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.services import WEBHOOK_REMEDIATION, Services, services
 
+NOT_READY_RETRY_AFTER_SECONDS = 30  # a probe or operator asking again sooner finds the same fault
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -163,8 +165,9 @@ def _store(app: Services) -> str:
     return f"Table Storage reachable, connected by {storage.mode}"
 
 
-def report() -> tuple[int, dict[str, Any]]:
-    """200 with every check ok, else 503; each failed check names its remediation."""
+def report() -> tuple[int, dict[str, Any], dict[str, str]]:
+    """200 with every check ok, else 503 with `Retry-After` (as every 503 here); each failed check names its
+    remediation. Status, body and headers."""
     try:
         app = services()
     except Problem as problem:
@@ -182,4 +185,5 @@ def report() -> tuple[int, dict[str, Any]]:
             _check("idempotency_store", lambda: _store(app)),
         ]
     ready = all(check["status"] != "failed" for check in checks)
-    return (200 if ready else 503), {"status": "ready" if ready else "not_ready", "checks": checks}
+    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    return (200, body, {}) if ready else (503, body, {"Retry-After": str(NOT_READY_RETRY_AFTER_SECONDS)})

@@ -62,6 +62,7 @@ def test_genesys_down_is_reported(stack: Stack) -> None:
     response = stack.get("/api/health/ready")
 
     assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0  # design.md: every 503 carries Retry-After
     assert checks(response)["genesys_token"]["code"] == "genesys_unavailable"
 
 
