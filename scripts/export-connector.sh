@@ -35,9 +35,16 @@ if [[ -n "$host" ]]; then
         exit 2
     fi
 fi
+# The project's environment: .venv/bin on Linux and macOS, .venv/Scripts where the README's Windows steps made it.
+python=.venv/bin/python
+[[ -x "$python" ]] || python=.venv/Scripts/python.exe
+if [[ ! -x "$python" ]]; then
+    echo "No .venv here: create it first (scripts/bootstrap.sh, or the README's Windows steps)" >&2
+    exit 2
+fi
 fresh=$(mktemp)
 trap 'rm -f "$fresh"' EXIT
-SWAGGER_HOST="$host" .venv/bin/python -c '
+SWAGGER_HOST="$host" "$python" -c '
 import os, sys
 from shared.openapi import DEFAULT_HOST, swagger_json
 sys.stdout.write(swagger_json(os.environ["SWAGGER_HOST"] or DEFAULT_HOST))

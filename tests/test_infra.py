@@ -13,6 +13,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -482,6 +483,18 @@ def test_export_connector_with_the_deployed_host(tmp_path: Path) -> None:
     assert {k: v for k, v in exported.items() if k != "host"} == {k: v for k, v in connector.items() if k != "host"}
     bad = subprocess.run([script, "--host", "https://x.example/"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--host" in bad.stderr
+
+
+def test_export_connector_without_the_environment_says_how_to_make_it(tmp_path: Path) -> None:
+    # An operator who ran only `azd up` from a fresh clone has no .venv: the hook's command must say what to do.
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "export-connector.sh"
+    shutil.copy(ROOT / "scripts" / "export-connector.sh", script)
+
+    done = subprocess.run([str(script), "--host", "func.example.net"], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 2
+    assert "scripts/bootstrap.sh" in done.stderr
 
 
 def test_every_hash_line_is_a_bicep_directive() -> None:
