@@ -30,10 +30,12 @@ def test_every_table_of_the_committed_run_is_in_the_document_as_written() -> Non
 
 def test_the_before_and_after_tables_are_the_reports_of_the_committed_runs() -> None:
     previous = results("results-previous.json")
-    last_session = results("results-4934332.json")
+    session_before = results("results-4934332.json")
+    last_session = results("results-94874cf.json")
     for before, after in (
         (last_session, RESULTS),
-        (previous, last_session),
+        (session_before, last_session),
+        (previous, session_before),
         (results("results-before.json"), previous),
         (results("results-three-writes.json"), previous),
     ):
