@@ -47,7 +47,7 @@ trap 'rm -f "$fresh"' EXIT
 SWAGGER_HOST="$host" "$python" -c '
 import os, sys
 from shared.openapi import DEFAULT_HOST, swagger_json
-sys.stdout.write(swagger_json(os.environ["SWAGGER_HOST"] or DEFAULT_HOST))
+sys.stdout.buffer.write(swagger_json(os.environ["SWAGGER_HOST"] or DEFAULT_HOST).encode())  # LF on Windows too
 ' >"$fresh"
 if [[ "$mode" == check ]]; then
     if cmp -s "$fresh" "$target"; then

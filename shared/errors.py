@@ -351,7 +351,7 @@ def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, 
     upstream = Upstream(status, code, message, correlation_id)
     said = f"Genesys Cloud answered {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
 
-    if code in _OAUTH_ERRORS or status == 401:
+    if body.get("error") in _OAUTH_ERRORS or status == 401:  # `error`: only the token endpoint's answers have it
         catalog_code = "genesys_auth_failed"
     elif status == 403 or code in _PERMISSION_CODES:
         catalog_code = "genesys_permission_denied"

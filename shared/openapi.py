@@ -32,6 +32,7 @@ from shared.http import CLIENT_REQUEST_ID, MAX_BODY_BYTES, MAX_EVENTS_BYTES
 from shared.idempotency import MAX_KEY_LENGTH
 from shared.ids import UUID
 from shared.phone import REASON_TEXT, TYPE_NAMES
+from shared.readiness import NOT_READY_RETRY_AFTER_SECONDS
 from shared.status_callbacks.delivery import DELIVERED, UNDELIVERABLE
 from shared.status_callbacks.delivery import PENDING as DELIVERY_PENDING
 from shared.status_callbacks.subscriptions import NOTIFICATION_FIELD
@@ -1285,7 +1286,11 @@ def _get_readiness() -> dict[str, Any]:
         {
             "200": _response("Ready: every check is ok.", "Readiness"),
             **_problems("GetReadiness"),
-            "503": _response("Not ready: the failed checks say what to fix.", "Readiness", "Retry-After"),
+            "503": _response(
+                f"Not ready: the failed checks say what to fix (Retry-After: {NOT_READY_RETRY_AFTER_SECONDS}).",
+                "Readiness",
+                "Retry-After",
+            ),
         },
         tag="Health",
     )

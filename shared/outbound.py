@@ -52,7 +52,8 @@ def proxies_for(*base_urls: str) -> dict[str, str]:
 
 def is_loopback(host: str) -> bool:
     """Whether `host` (a URL's hostname) is this machine: the only place plain HTTP may go (local emulators)."""
+    name = host.lower().rstrip(".")  # `localhost.` is the same name, fully qualified
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
-        return host == "localhost"
+        return name == "localhost"

@@ -204,12 +204,12 @@ def test_insecure_http_to_loopback_is_accepted_with_the_flag() -> None:
         {
             **MINIMAL,
             "GENESYS_ALLOW_INSECURE_HTTP": "true",
-            "GENESYS_API_BASE_URL": "http://localhost:8080",
+            "GENESYS_API_BASE_URL": "http://LOCALHOST.:8080",  # any case, fully qualified
             "GENESYS_LOGIN_BASE_URL": "http://[::1]:8081",
         }
     )
 
-    assert (settings.api_base_url, settings.login_base_url) == ("http://localhost:8080", "http://[::1]:8081")
+    assert (settings.api_base_url, settings.login_base_url) == ("http://LOCALHOST.:8080", "http://[::1]:8081")
 
 
 def test_valid_urls_are_accepted() -> None:

@@ -206,6 +206,16 @@ def test_any_oauth_error_of_the_token_endpoint_is_genesys_auth_failed(stack: Sta
     assert stack.creates() == []
 
 
+def test_an_api_error_code_that_reads_like_an_oauth_error_is_not_an_auth_failure(stack: Stack) -> None:
+    # Only the token endpoint answers OAuth's `error` field; an API ErrorBody's `code` is the API's own.
+    stack.genesys.inject("create_call", Fault(status=400, code="invalid_request"))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "genesys_rejected_request"
+
+
 def test_rotated_secret_is_reread_once_and_the_call_placed(stack: Stack) -> None:
     assert stack.post("/api/calls", CALL).status_code == 201
     stack.genesys.rotate_secret("rotated-secret")

@@ -16,7 +16,7 @@ param deploymentStorageContainerName string
 param virtualNetworkSubnetId string = ''
 param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 40
-param httpPerInstanceConcurrency int = 16
+param httpPerInstanceConcurrency int
 param identityId string
 param identityClientId string
 
