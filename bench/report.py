@@ -173,7 +173,18 @@ def _throughput_section(curve: dict[str, Any]) -> str:
     header = ("clients", "calls/s", "rounds, calls/s", "p50 ms", "p95 ms", "p99 ms", "failures")
     header += ("Genesys req/call", "Table req/call", "Table writes/call")
     header += ("CPU ms/call: " + " / ".join(PROCESSES), "cores busy: app / all")
-    return f"{title}\n\n{table(header, rows)}\n\nKnee: {curve['knee']} concurrent clients."
+    return f"{title}\n\n{table(header, rows)}\n\nKnee: {curve['knee']} concurrent clients.{_warm_up(curve)}"
+
+
+def _warm_up(curve: dict[str, Any]) -> str:
+    warm = curve.get("warm_up")  # runs before it warmed up for a fixed 4 s have none
+    if not warm:
+        return ""
+    rates = " / ".join(f"{rate:g}" for rate in warm["calls_per_second"])
+    return (
+        f"\n\nWarm-up before the rounds: {warm['clients']} clients, samples of {warm['seconds_per_sample']:g} s until "
+        f"two in a row agreed within {warm['settled_within']:.0%}: {rates} calls/s."
+    )
 
 
 def compare(before: dict[str, Any], after: dict[str, Any]) -> str:

@@ -44,7 +44,12 @@ PROCESSES = ("app", "Azurite", "emulators", "load generator")  # whose CPU time 
 TEMPLATE_THREADS = "32"  # infra/app/api.bicep: PYTHON_THREADPOOL_THREAD_COUNT
 ROUNDS = 5  # medians of 3 still swung a level 10% between runs of the same code
 SECONDS_PER_SAMPLE = 2.0
-WARM_UP_SECONDS = 4.0  # at 1.5 s the first round's low levels still ran slower than the other rounds'
+# A fresh app process and its emulators run slow for a while (one run's first 20 s at up to a third below the rest,
+# where a fixed 4 s warm-up had ended): warm up in samples until two in a row agree, within a bound.
+WARM_UP_SECONDS = 2.0
+WARM_UP_SETTLED = 0.05  # two consecutive warm-up samples within 5% of each other
+WARM_UP_MAX_SAMPLES = 15
+WARM_UP_CLIENTS = 4
 START_TIMEOUT_SECONDS = 60
 _REQUEST = (
     "POST /api/calls HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
@@ -182,7 +187,7 @@ def run(stack: EmulatedStack) -> dict[str, Any]:
             generator = LoadGenerator(loader, RANGES["throughput"])
             pids = (server.pid, stack.azurite_pid, os.getpid(), generator.pid)
             processes = dict(zip(PROCESSES, pids, strict=True))
-            generator.sample(4, WARM_UP_SECONDS)
+            warm_up_rates = warm_up(generator)
             samples: dict[int, list[dict[str, Any]]] = {level: [] for level in LEVELS}
             counts: dict[int, Counts] = {}
             before = stack.counts()  # each sample's count ends where the next one's starts: the log is read once
@@ -197,9 +202,27 @@ def run(stack: EmulatedStack) -> dict[str, Any]:
         "rounds": ROUNDS,
         "seconds_per_sample": SECONDS_PER_SAMPLE,
         "worker_threads": worker_threads(environment),
+        "warm_up": {
+            "clients": WARM_UP_CLIENTS,
+            "seconds_per_sample": WARM_UP_SECONDS,
+            "settled_within": WARM_UP_SETTLED,
+            "calls_per_second": warm_up_rates,
+        },
         "levels": levels,
         "knee": knee(levels),
     }
+
+
+def warm_up(generator: LoadGenerator) -> list[float]:
+    """Samples until the rate settles (two in a row within `WARM_UP_SETTLED`), at most `WARM_UP_MAX_SAMPLES`;
+    their rates, for the record."""
+    rates: list[float] = []
+    while len(rates) < WARM_UP_MAX_SAMPLES:
+        sample = generator.sample(WARM_UP_CLIENTS, WARM_UP_SECONDS)
+        rates.append(round(sample["calls"] / sample["seconds"], 1))
+        if len(rates) >= 2 and abs(rates[-1] - rates[-2]) <= WARM_UP_SETTLED * rates[-2]:
+            break
+    return rates
 
 
 def summarize(concurrency: int, samples: list[dict[str, Any]], counts: Counts) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from bench.calls import RANGES
 from bench.stack import cpu_seconds
-from bench.throughput import load
+from bench.throughput import WARM_UP_CLIENTS, WARM_UP_MAX_SAMPLES, WARM_UP_SECONDS, load, warm_up
 from tests.conftest import Stack
 
 FIRST = RANGES["throughput"]
@@ -44,3 +44,28 @@ def test_cpu_seconds_from_proc_agree_with_the_interpreters_clock() -> None:
     used, clocked = cpu_seconds(os.getpid()) - before, time.process_time() - clock_before
 
     assert abs(used - clocked) < 0.05  # /proc counts in ticks of 10 ms
+
+
+class _Rates:
+    """Stands in for the load generator: answers each sample with the next rate (calls over one second)."""
+
+    def __init__(self, *rates: float) -> None:
+        self.rates = list(rates)
+        self.asked: list[tuple[int, float]] = []
+
+    def sample(self, concurrency: int, seconds: float) -> dict[str, float]:
+        self.asked.append((concurrency, seconds))
+        return {"calls": self.rates.pop(0), "seconds": 1.0}
+
+
+def test_warm_up_runs_until_two_samples_in_a_row_agree() -> None:
+    generator = _Rates(90, 150, 171, 176, 999)
+
+    assert warm_up(generator) == [90, 150, 171, 176]  # 176 is within 5% of 171
+    assert generator.asked == [(WARM_UP_CLIENTS, WARM_UP_SECONDS)] * 4
+
+
+def test_warm_up_that_never_settles_stops_at_its_bound() -> None:
+    generator = _Rates(*[100 * 1.5**i for i in range(WARM_UP_MAX_SAMPLES + 5)])
+
+    assert len(warm_up(generator)) == WARM_UP_MAX_SAMPLES
