@@ -32,8 +32,10 @@ def test_the_before_and_after_tables_are_the_reports_of_the_committed_runs() -> 
     previous = results("results-previous.json")
     session_before = results("results-4934332.json")
     last_session = results("results-94874cf.json")
+    first_run = results("results-6aaf7e9.json")
     for before, after in (
-        (last_session, RESULTS),
+        (first_run, RESULTS),
+        (last_session, first_run),
         (session_before, last_session),
         (previous, session_before),
         (results("results-before.json"), previous),
