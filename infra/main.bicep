@@ -133,7 +133,7 @@ param webhookRequireTimestamp bool = false
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most instances each per-function scale group (the HTTP functions; each other trigger) scales out to: 40 is the lowest Flex Consumption allowed when written; it bounds bursts against the Genesys rate limit of one client-credentials token.')
+@description('Most instances each per-function scale group (the HTTP functions together; each other trigger alone) scales out to: 40 is the lowest Flex Consumption allows; it bounds bursts against the Genesys rate limit of one client-credentials token.')
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
