@@ -8,7 +8,7 @@ import uuid
 import pytest
 import requests
 
-from emulators.genesys import Fault
+from emulators.genesys import NO_STATION_USER_ID, Fault
 from shared.async_requests import PENDING, Job, record_key
 from shared.idempotency import CLAIMED, SENT, Record, fingerprint
 from tests.conftest import Stack, app_queue, app_store
@@ -71,6 +71,21 @@ def test_transient_failure_is_retried_from_the_queue(stack: Stack, configure) ->
 
     assert final.status_code == 201, final.text
     assert len(stack.creates()) == 1
+
+
+def test_a_failure_that_cannot_pass_on_a_retry_is_answered_at_once(stack: Stack, configure) -> None:
+    # 409 genesys_no_station is not retryable: the queue's next four tries would only ask Genesys again.
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+
+    final, _ = follow(
+        stack, stack.post("/api/calls", {"to": "+12125550199", "userId": NO_STATION_USER_ID}, headers=ASYNC)
+    )
+
+    assert final.status_code == 409
+    assert final.json()["code"] == "genesys_no_station"
+    assert len(stack.creates()) == 1
+    tries = [ok for name, ok in stack.host.queues.deliveries if name == "place_queued_call"]
+    assert tries == [True]  # answered on the first delivery, not sent back to the queue four times
 
 
 def test_failure_on_every_delivery_ends_as_a_readable_answer(stack: Stack, configure) -> None:
