@@ -63,8 +63,7 @@ class CallCap:
         caller's answer is that failure, so when storage fails here too the call only stays counted (logged)."""
         try:
             for _ in range(MAX_ATTEMPTS):
-                record = self.store.read("cap:" + number)
-                calls = list(record.data.get("calls", [])) if record is not None and record.data else []
+                record, calls = self._calls(number)  # a call already out of the window no longer counts anyway
                 if record is None or counted_at not in calls:
                     return
                 calls.remove(counted_at)
