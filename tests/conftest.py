@@ -59,6 +59,16 @@ def app_queue() -> Any:
     return storage.queue(QUEUE_NAME)
 
 
+class Clock:
+    """A clock a test moves by hand (`clock.now += 60`): rules about time passing, tested without sleeping."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class Stack:
     genesys: GenesysEmulator

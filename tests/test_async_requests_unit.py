@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.async_requests import AsyncRequests, record_key
 from shared.idempotency import CLAIMED, DONE, MemoryStore, Reply
+from tests.conftest import Clock
 
 STALE_SECONDS = 60.0
 
@@ -24,17 +25,9 @@ class RecordingQueue:
         self.sent.append((message, delay_seconds))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def held_job() -> tuple[AsyncRequests, MemoryStore, RecordingQueue, Clock, str, str]:
     """An accepted job whose first delivery claimed it and then died (its claim is left, fresh)."""
-    store, queue, clock = MemoryStore(), RecordingQueue(), Clock()
+    store, queue, clock = MemoryStore(), RecordingQueue(), Clock(1_000_000.0)
     jobs = AsyncRequests(
         store, queue, retention_seconds=86_400, retry_after_seconds=1, stale_seconds=STALE_SECONDS, clock=clock
     )

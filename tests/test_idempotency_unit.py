@@ -6,6 +6,7 @@ import pytest
 
 from shared.errors import Problem
 from shared.idempotency import DONE, KEYLESS_PREFIX, SENDING, Idempotency, MemoryStore, Record, Reply
+from tests.conftest import Clock
 
 
 class StoreThatFailsToRecord(MemoryStore):
@@ -41,18 +42,10 @@ def test_a_placed_call_is_answered_even_when_its_outcome_cannot_be_recorded() ->
 START = 1_000_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_keyless_outcome_unknown_outlives_a_clients_whole_retry_run() -> None:
     """Power Automate's default policy retries a 504 4 times; the last can come past 2 minutes. Each must
     replay the outcome-unknown answer: the first call may exist."""
-    clock = Clock()
+    clock = Clock(START)
     guard = Idempotency(MemoryStore(), wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=60.0, clock=clock)
     dials: list[float] = []
 
@@ -76,7 +69,7 @@ def test_a_keyless_outcome_unknown_outlives_a_clients_whole_retry_run() -> None:
 
 def test_a_keyless_claim_past_its_window_is_not_taken_over_while_it_may_still_send() -> None:
     """Its owner stalled (a slow secret read): a retry after the window answers outcome unknown, not a dial."""
-    clock = Clock()
+    clock = Clock(START)
     store = MemoryStore()
     guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=60.0, clock=clock)
     store.create(Record(KEYLESS_PREFIX + "fp", "fp", SENDING, "r-stalled", clock.now, clock.now + 120.0))
@@ -97,7 +90,7 @@ def test_a_keyless_claim_past_its_window_is_not_taken_over_while_it_may_still_se
 def test_a_keyless_claim_whose_owner_sent_and_never_recorded_outlives_the_purge_and_the_retries() -> None:
     """The owner sent the call and could not record Genesys's answer. The purge (every 10 minutes) must not
     free the claim while the client still retries: each retry answers "outcome unknown"."""
-    clock = Clock()
+    clock = Clock(START)
     store = StoreThatFailsToRecord()
     guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=60.0, clock=clock)
     dials: list[str] = []

@@ -10,6 +10,7 @@ import pytest
 
 from shared.errors import Problem
 from shared.webhooks.shared_secrets import SECRET_MAX_AGE_SECONDS, SECRET_REFRESH_SECONDS, SharedSecrets
+from tests.conftest import Clock
 
 
 class Vault:
@@ -31,14 +32,6 @@ class Vault:
                 raise Problem("key_vault_forbidden", "Key Vault refused to read secret 'webhook-secret'.")
             self._cached = list(self.secrets)
         return self._cached
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_previous_secret_deleted_from_the_vault_stops_matching_while_the_current_keeps_matching() -> None:
