@@ -36,7 +36,7 @@ from shared.idempotency import (
 )
 from shared.ids import is_uuid
 from shared.logs import get_logger, log_fields
-from shared.storage import QueueSender, RetryLater
+from shared.storage import MAX_QUEUE_DELAY_SECONDS, QueueSender, RetryLater
 
 log = get_logger(__name__)
 
@@ -44,7 +44,6 @@ QUEUE_NAME = "call-requests"
 POISON_QUEUE_NAME = f"{QUEUE_NAME}-poison"  # where the Functions host moves a message after 5 failed tries
 MAX_DEQUEUE_COUNT = 5  # the host's default maxDequeueCount (host.json extensions.queues)
 MAX_MESSAGE_BYTES = 48 * 1024  # a storage queue message is at most 64 KiB after base64 (4 bytes per 3)
-MAX_DELAY_SECONDS = 6 * 24 * 3600  # a queue message's delay must stay under its time to live (7 days by default)
 PENDING = "pending"
 RECORD_PREFIX = "async:"
 _RETRY_LATER = (409, 429, 503)
@@ -266,7 +265,7 @@ class AsyncRequests:
         for when that claim turns stale, instead of failing on the tries a few seconds apart that the queue
         gives, which would end a job that can still run (or overwrite its holder's answer) as a failure."""
         assert self._queue is not None  # a message came from the queue, so there is one
-        delay = min(max(1, math.ceil(self._stale_in(record)) + 1), MAX_DELAY_SECONDS)
+        delay = min(max(1, math.ceil(self._stale_in(record)) + 1), MAX_QUEUE_DELAY_SECONDS)
         self._queue.send(message, delay)
         log.info("Asynchronous request %s is held by another delivery; looking again in %d s", record.owner, delay)
 

@@ -45,6 +45,12 @@ CALLER_ID_SOURCES = ("settings", "genesys", "both")
 DEFAULT_CALLING_HOURS = "08:00-21:00"  # TCPA: no solicitation before 8 am or after 9 pm, callee's local time
 STORAGE_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
 MAX_WINDOW_HOURS = 24 * 366
+# Event Grid redelivers a whole batch for up to 24 h when one of its events failed; each event already placed
+# must still find its answer then, or it dials again. Shorter retention is refused, not taken.
+MIN_RETENTION_SECONDS = 24 * 3600.0
+MAX_CALL_DEADLINE_SECONDS = 100.0  # Power Automate gives up at 120 s; the store's requests need the rest
+MIN_TIMEOUT_SECONDS = 0.1  # requests and azure-core refuse a zero timeout with a ValueError, an internal_error
+MAX_RETRY_AFTER_SECONDS = 3600.0
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*")
@@ -155,7 +161,9 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise _config_error(name, "must be true or false")
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0, maximum: float = math.inf
+) -> float:
     value = _text(env, name)
     if value is None:
         return default
@@ -163,15 +171,9 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         seconds = float(value)
     except ValueError:
         raise _config_error(name, "must be a number of seconds") from None
-    if not 0 <= seconds < math.inf:
-        raise _config_error(name, "must be a finite number of seconds, not negative")
-    return seconds
-
-
-def _at_least_one_second(env: Mapping[str, str], name: str, default: float) -> float:
-    seconds = _seconds(env, name, default)
-    if seconds < 1:
-        raise _config_error(name, "must be at least 1 second")
+    if not minimum <= seconds <= maximum or seconds == math.inf:
+        upper = "" if maximum == math.inf else f" and at most {maximum:g}"
+        raise _config_error(name, f"must be a finite number of seconds, at least {minimum:g}{upper}")
     return seconds
 
 
@@ -399,7 +401,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     default_caller = _text(env, "DEFAULT_CALLER_ID")
 
     call_user_id = _user_id(env)
-    call_deadline = _seconds(env, "CALL_DEADLINE_SECONDS", 30.0)
+    call_deadline = _seconds(env, "CALL_DEADLINE_SECONDS", 30.0, minimum=1, maximum=MAX_CALL_DEADLINE_SECONDS)
     return Settings(
         api_base_url=_base_url(env, "GENESYS_API_BASE_URL", domain and f"https://api.{domain}", allow_http),
         login_base_url=_base_url(env, "GENESYS_LOGIN_BASE_URL", domain and f"https://login.{domain}", allow_http),
@@ -408,7 +410,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         client_secret_name=_text(env, "GENESYS_CLIENT_SECRET_NAME", "genesys-client-secret") or "",
         client_secret=client_secret,
         key_vault_verify_challenge_resource=_flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
-        key_vault_read_timeout_seconds=_seconds(env, "KEY_VAULT_READ_TIMEOUT_SECONDS", 5.0),
+        key_vault_read_timeout_seconds=_seconds(
+            env, "KEY_VAULT_READ_TIMEOUT_SECONDS", 5.0, minimum=MIN_TIMEOUT_SECONDS
+        ),
         call_user_id=call_user_id,
         allowed_user_ids=_with(_genesys_ids(env, "ALLOWED_USER_IDS"), call_user_id),
         allowed_queue_ids=_genesys_ids(env, "ALLOWED_QUEUE_IDS"),
@@ -419,8 +423,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allow_premium_rate=_flag(env, "ALLOW_PREMIUM_RATE", False),
         caller_id_cache_seconds=_seconds(env, "CALLER_ID_CACHE_SECONDS", 300.0),
         call_deadline_seconds=call_deadline,
-        connect_timeout_seconds=_seconds(env, "GENESYS_CONNECT_TIMEOUT_SECONDS", 3.05),
-        read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0),
+        connect_timeout_seconds=_seconds(env, "GENESYS_CONNECT_TIMEOUT_SECONDS", 3.05, minimum=MIN_TIMEOUT_SECONDS),
+        read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0, minimum=MIN_TIMEOUT_SECONDS),
         webhook_secret_name=_text(env, "WEBHOOK_SECRET_NAME", "webhook-secret") or "",
         webhook_secret_name_set=_text(env, "WEBHOOK_SECRET_NAME") is not None,
         sns_topic_arns=_list(
@@ -443,11 +447,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         in_azure=bool(_text(env, "WEBSITE_INSTANCE_ID")),
         idempotency_table=_table_name(env, "IDEMPOTENCY_TABLE", "callidempotency"),
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
-        idempotency_retention_seconds=_seconds(env, "IDEMPOTENCY_RETENTION_SECONDS", 24 * 3600.0),
+        idempotency_retention_seconds=_seconds(
+            env, "IDEMPOTENCY_RETENTION_SECONDS", MIN_RETENTION_SECONDS, minimum=MIN_RETENTION_SECONDS
+        ),
         idempotency_wait_seconds=_seconds(env, "IDEMPOTENCY_WAIT_SECONDS", 25.0),
-        async_retry_after_seconds=max(1, int(_seconds(env, "ASYNC_RETRY_AFTER_SECONDS", 2))),
+        async_retry_after_seconds=max(
+            1, int(_seconds(env, "ASYNC_RETRY_AFTER_SECONDS", 2, maximum=MAX_RETRY_AFTER_SECONDS))
+        ),
         # One whole create (the deadline) plus the store's own retries: only then is the owner presumed dead.
-        stale_claim_seconds=_at_least_one_second(env, "IDEMPOTENCY_STALE_SECONDS", call_deadline + 30.0),
+        stale_claim_seconds=_seconds(env, "IDEMPOTENCY_STALE_SECONDS", call_deadline + 30.0, minimum=1),
         webhook_require_timestamp=_flag(env, "WEBHOOK_REQUIRE_TIMESTAMP", False),
         max_events_per_delivery=_positive_int(env, "MAX_EVENTS_PER_DELIVERY", 50),
         allowed_countries=_countries(env),
@@ -457,8 +465,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         calls_per_number_window_seconds=3600 * _hours(env, "CALLS_PER_NUMBER_WINDOW_HOURS", 24.0),
         status_callback_allowed_hosts=_hosts(env, "STATUS_CALLBACK_ALLOWED_HOSTS"),
         allow_insecure_http=allow_http,
-        status_poll_seconds=_at_least_one_second(env, "STATUS_POLL_SECONDS", 5.0),
-        status_poll_max_seconds=_at_least_one_second(env, "STATUS_POLL_MAX_SECONDS", 60.0),
-        status_watch_max_seconds=_at_least_one_second(env, "STATUS_WATCH_MAX_SECONDS", 7200.0),
-        status_callback_retry_seconds=_at_least_one_second(env, "STATUS_CALLBACK_RETRY_SECONDS", 5.0),
+        status_poll_seconds=_seconds(env, "STATUS_POLL_SECONDS", 5.0, minimum=1),
+        status_poll_max_seconds=_seconds(env, "STATUS_POLL_MAX_SECONDS", 60.0, minimum=1),
+        status_watch_max_seconds=_seconds(env, "STATUS_WATCH_MAX_SECONDS", 7200.0, minimum=1),
+        status_callback_retry_seconds=_seconds(env, "STATUS_CALLBACK_RETRY_SECONDS", 5.0, minimum=1),
     )

@@ -175,6 +175,9 @@ class RetryLater(Exception):
     """Raised from a queue trigger so the host delivers the message again later (nothing was dialed by it)."""
 
 
+MAX_QUEUE_DELAY_SECONDS = 6 * 24 * 3600  # a message's delay must stay under its time to live (7 days by default)
+
+
 class QueueSender:
     """Sends messages to one storage queue (base64, the host's default encoding), the client made on first use.
 

@@ -52,6 +52,15 @@ def app_store() -> Store:
     return services().idempotency_store
 
 
+def backdate(store_key: str, seconds: float) -> None:
+    """Rewrite a stored record as if it had been written `seconds` earlier: a day passes in no time."""
+    store = app_store()
+    record = store.read(store_key)
+    assert record is not None, f"no record {store_key}"
+    older = dataclasses.replace(record, claimed_at=record.claimed_at - seconds, expires_at=record.expires_at - seconds)
+    assert store.replace(older) is not None
+
+
 def app_queue() -> Any:
     """The app's own request queue (asynchronous jobs), through the storage it is configured with."""
     storage = services().settings.storage

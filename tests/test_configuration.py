@@ -56,6 +56,15 @@ def test_defaults() -> None:
         ({"ALLOWED_CALLER_IDS": "+13175550100,,garbage"}, "ALLOWED_CALLER_IDS"),
         ({"CALL_DEADLINE_SECONDS": "soon"}, "CALL_DEADLINE_SECONDS"),
         ({"CALLER_ID_CACHE_SECONDS": "-1"}, "CALLER_ID_CACHE_SECONDS"),
+        # A zero timeout is a ValueError inside requests and azure-core: every call an internal_error.
+        ({"GENESYS_CONNECT_TIMEOUT_SECONDS": "0"}, "GENESYS_CONNECT_TIMEOUT_SECONDS"),
+        ({"GENESYS_READ_TIMEOUT_SECONDS": "0"}, "GENESYS_READ_TIMEOUT_SECONDS"),
+        ({"KEY_VAULT_READ_TIMEOUT_SECONDS": "0"}, "KEY_VAULT_READ_TIMEOUT_SECONDS"),
+        ({"CALL_DEADLINE_SECONDS": "0"}, "CALL_DEADLINE_SECONDS"),  # every create "out of time", retried forever
+        ({"CALL_DEADLINE_SECONDS": "120"}, "CALL_DEADLINE_SECONDS"),  # Power Automate gives up at 120 s
+        ({"ASYNC_RETRY_AFTER_SECONDS": "1e300"}, "ASYNC_RETRY_AFTER_SECONDS"),
+        ({"IDEMPOTENCY_RETENTION_SECONDS": "3600"}, "IDEMPOTENCY_RETENTION_SECONDS"),
+        ({"IDEMPOTENCY_RETENTION_SECONDS": "inf"}, "IDEMPOTENCY_RETENTION_SECONDS"),
     ],
 )
 def test_bad_setting_is_named(overrides: dict[str, str], setting: str) -> None:
@@ -77,6 +86,35 @@ def test_configuration_error_reaches_the_caller_as_a_problem_without_secrets(sta
     assert "GENESYS_REGION" in problem["detail"]
     assert "emulator-client-secret" not in response.text
     assert stack.genesys.requests() == []
+
+
+def test_a_retention_that_would_let_a_retry_dial_again_is_refused_before_anything_is_sent(
+    stack: Stack, configure
+) -> None:
+    """0 reads as "off" or "forever" to some; taken, every answer expired at once and a retry with the same key
+    dialed again. Event Grid redelivers a batch for 24 h, so less than that is refused."""
+    configure(IDEMPOTENCY_RETENTION_SECONDS="0")
+
+    response = stack.post("/api/calls", {"to": "+12125550199"}, headers={"Idempotency-Key": "retention-zero"})
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "configuration_error"
+    assert "IDEMPOTENCY_RETENTION_SECONDS" in response.json()["detail"]
+    assert stack.creates() == []
+
+
+def test_the_bounds_hold_their_defaults_and_edges() -> None:
+    settings = load_settings(
+        {
+            **MINIMAL,
+            "IDEMPOTENCY_RETENTION_SECONDS": "86400",
+            "CALL_DEADLINE_SECONDS": "100",
+            "GENESYS_READ_TIMEOUT_SECONDS": "0.1",
+            "ASYNC_RETRY_AFTER_SECONDS": "3600",
+        }
+    )
+    assert (settings.idempotency_retention_seconds, settings.call_deadline_seconds) == (86400, 100)
+    assert (settings.read_timeout_seconds, settings.async_retry_after_seconds) == (0.1, 3600)
 
 
 MARK = "s3cr3t"  # in each bad value below: the answer names the setting and the rule, never the value

@@ -16,7 +16,7 @@ from emulators.genesys import Fault
 from shared.calls import CallRequest
 from shared.idempotency import SENDING, Idempotency, Record, Reply, TableStore
 from shared.services import services
-from tests.conftest import Stack, app_store
+from tests.conftest import Stack, app_store, backdate
 from tests.table_front import table_front
 
 CALL = {"to": "+12125550199"}
@@ -265,12 +265,12 @@ def test_a_replay_carries_the_original_request_id_in_header_and_body(stack: Stac
 def test_an_outcome_unknown_outlives_the_retention_so_a_late_redelivery_never_dials(stack: Stack, configure) -> None:
     # Signed senders redeliver a failed delivery for days (Pub/Sub up to 7): past IDEMPOTENCY_RETENTION_SECONDS
     # a known answer frees its key, but a call that may have gone out is kept for 8 days.
-    configure(IDEMPOTENCY_RETENTION_SECONDS="1")
     stack.genesys.inject("create_call", Fault(status=503))
     unknown = stack.post("/api/calls", CALL, headers=keyed("late-unknown"))
     known = stack.post("/api/calls", {"to": "+12125550198"}, headers=keyed("late-known"))
 
-    time.sleep(1.3)  # past the retention
+    for key in ("key:late-unknown", "key:late-known"):  # a day and a second ago: past the retention
+        backdate(key, services().settings.idempotency_retention_seconds + 1)
     stack.host.timers["purge_expired_records"].fire()
     unknown_again = stack.post("/api/calls", CALL, headers=keyed("late-unknown"))
     known_again = stack.post("/api/calls", {"to": "+12125550198"}, headers=keyed("late-known"))

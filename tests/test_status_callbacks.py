@@ -203,6 +203,24 @@ def test_a_429_on_the_status_read_waits_its_retry_after(scripted: Stack, receive
     assert [event["type"] for event in receiver.events()] == ["call.ended"]
 
 
+def test_a_retry_after_beyond_the_queues_limit_waits_as_long_as_a_queue_message_can(
+    scripted: Stack, receiver: Receiver
+) -> None:
+    """A storage queue refuses a message hidden for more than 7 days: a Retry-After of a year must not stop the
+    watch's chain (its next step would never be queued)."""
+    scripted.genesys.inject("get_call", Fault(status=429, retry_after=365 * 24 * 3600))
+    placed = scripted.post("/api/calls", {**CALL, "statusCallbackUrl": receiver.url})
+    conversation_id = placed.json()["conversationId"]
+
+    def next_step_due() -> float | None:
+        record = watch_record(conversation_id)
+        return record.due_at if record is not None and record.due_at and record.data["polls"] else None
+
+    eventually(lambda: next_step_due(), "the step after the rate-limited read to be queued")
+    wait_days = ((next_step_due() or 0) - time.time()) / 86400
+    assert 5.9 < wait_days <= 6, wait_days  # MAX_QUEUE_DELAY_SECONDS: under the message's 7-day time to live
+
+
 def test_the_number_of_reads_per_call_is_bounded() -> None:
     defaults = WatchSettings(frozenset(), False)
 

@@ -51,7 +51,7 @@ from shared.status_callbacks.delivery import (
 )
 from shared.status_callbacks.subscriptions import Subscriptions
 from shared.status_callbacks.targets import TERMINAL, StatusCallback, check_url
-from shared.storage import QueueSender, RetryLater
+from shared.storage import MAX_QUEUE_DELAY_SECONDS, QueueSender, RetryLater
 
 STEP_BUDGET_SECONDS = 20.0  # one step's deliveries, so a slow receiver cannot hold a worker thread for long
 log = get_logger(__name__)
@@ -342,7 +342,7 @@ class StatusWatcher:
 
     @staticmethod
     def _delay(at: float, now: float) -> int:
-        return max(MIN_DELAY_SECONDS, math.ceil(at - now))
+        return min(max(MIN_DELAY_SECONDS, math.ceil(at - now)), MAX_QUEUE_DELAY_SECONDS)  # a Retry-After of a year
 
     def _poll(self, data: dict[str, Any], conversation_id: str, now: float) -> None:
         data["polls"] += 1
