@@ -231,7 +231,12 @@ class AsyncRequests:
                 return
             self._release(claim.record)
             raise
-        if reply.status in _RETRY_LATER and not claim.sent and dequeue_count < MAX_DEQUEUE_COUNT:
+        # A retryable failure is retried unless its call may exist: one that provably sent nothing (a 429 whose
+        # Retry-After outlasts the deadline, a connection never made) goes back to the queue even after
+        # `before_send`, as one before it does.
+        retryable = reply.status in _RETRY_LATER and reply.body.get("retryable") is True
+        may_exist = claim.sent and reply.outcome_unknown
+        if retryable and not may_exist and dequeue_count < MAX_DEQUEUE_COUNT:
             self._release(claim.record)
             raise RetryLater(f"{reply.status} {reply.body.get('code')}, try {dequeue_count} of {MAX_DEQUEUE_COUNT}")
         if replayed:

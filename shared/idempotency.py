@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import Problem
@@ -58,15 +58,20 @@ KEYLESS_PREFIX = "auto:"
 
 @dataclass(frozen=True)
 class Reply:
-    """An HTTP answer as stored for replay."""
+    """An HTTP answer as stored for replay.
+
+    `outcome_unknown` is this attempt's word that its call may exist (it failed after the create may have been
+    sent); it is not stored: a replay sends nothing, whatever the stored answer says.
+    """
 
     status: int
     body: dict[str, Any]
     headers: dict[str, str]
+    outcome_unknown: bool = field(default=False, compare=False)
 
     @classmethod
     def of_problem(cls, problem: Problem, request_id: str) -> Reply:
-        return cls(problem.status, problem.to_json(request_id), problem.headers())
+        return cls(problem.status, problem.to_json(request_id), problem.headers(), problem.outcome_unknown)
 
 
 Action = Callable[[Callable[[], None]], Reply]  # gets `mark_sent`; returns the answer to store

@@ -73,6 +73,31 @@ def test_transient_failure_is_retried_from_the_queue(stack: Stack, configure) ->
     assert len(stack.creates()) == 1
 
 
+def test_a_create_refused_for_longer_than_the_deadline_is_retried_from_the_queue(stack: Stack, configure) -> None:
+    """Genesys answered the create 429 with a Retry-After past CALL_DEADLINE_SECONDS (8 s here): it did not act,
+    so the job goes back to the queue like any failure before sending, rather than end as a final 429."""
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+    stack.genesys.inject("create_call", Fault(status=429, retry_after=60))
+
+    final, _ = follow(stack, stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC))
+
+    assert final.status_code == 201, final.text
+    assert len(stack.creates()) == 2  # the one refused with 429, then the one that placed the call
+
+
+def test_a_create_whose_outcome_is_unknown_is_final_though_a_retry_would_pass(stack: Stack, configure) -> None:
+    """A 503 to the create may come after Genesys placed the call: the job answers it, never dials again."""
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+    stack.genesys.inject("create_call", Fault(status=503))  # only the first create fails
+
+    final, _ = follow(stack, stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC))
+
+    assert final.status_code == 503, final.text
+    assert "outcome unknown" in final.json()["hint"].lower()
+    assert "Idempotent-Replayed" not in final.headers  # answered by the delivery that sent it, not retried
+    assert len(stack.creates()) == 1
+
+
 def test_a_failure_that_cannot_pass_on_a_retry_is_answered_at_once(stack: Stack, configure) -> None:
     # 409 genesys_no_station: the create reached Genesys, so the job is answered, never sent back to the queue.
     configure(ASYNC_RETRY_AFTER_SECONDS="1")
