@@ -27,6 +27,7 @@ from shared.idempotency import (
     DONE,
     SENT,
     Claim,
+    JobAttempt,
     Record,
     Reply,
     Store,
@@ -58,8 +59,7 @@ class Answer(Protocol):
         idempotency_key: str | None,
         request_id: str,
         *,
-        before_send: Callable[[], None],
-        arrived_at: float | None,
+        job: JobAttempt,
     ) -> tuple[Reply, bool]: ...
 
 
@@ -218,13 +218,8 @@ class AsyncRequests:
             raise RetryLater("another delivery took this job first")
         claim = Claim(self._store, taken)
         try:
-            reply, replayed = answer(
-                job.body,
-                job.idempotency_key,
-                job.request_id,
-                before_send=claim.mark_sent,
-                arrived_at=job.accepted_at,
-            )
+            attempt = JobAttempt(job.accepted_at, claim.mark_sent)  # runs only while no delivery has sent
+            reply, replayed = answer(job.body, job.idempotency_key, job.request_id, job=attempt)
         except Exception:
             if claim.sent:  # the call may exist: record that instead of letting a redelivery try again
                 self._complete(claim.record, Reply.of_problem(outcome_never_recorded(), job.request_id))
@@ -233,7 +228,7 @@ class AsyncRequests:
             raise
         # A retryable failure is retried unless its call may exist: one that provably sent nothing (a 429 whose
         # Retry-After outlasts the deadline, a connection never made) goes back to the queue even after
-        # `before_send`, as one before it does.
+        # the job's own mark, as one before it does.
         retryable = reply.status in _RETRY_LATER and reply.body.get("retryable") is True
         may_exist = claim.sent and reply.outcome_unknown
         if retryable and not may_exist and dequeue_count < MAX_DEQUEUE_COUNT:

@@ -19,7 +19,7 @@ from shared.config import Settings
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
-from shared.idempotency import Idempotency, Reply, fingerprint
+from shared.idempotency import Idempotency, JobAttempt, Reply, fingerprint
 from shared.ids import is_uuid
 from shared.logs import get_logger
 from shared.policy import CallPolicy
@@ -280,8 +280,7 @@ class CallService:
         idempotency_key: str | None,
         request_id: str,
         *,
-        before_send: Callable[[], None] = lambda: None,
-        arrived_at: float | None = None,
+        job: JobAttempt | None = None,
     ) -> tuple[Reply, bool]:
         """Plan and place once. A retry of a call already placed (or still being placed) is answered as such even
         when the calling policy would refuse it now (the cap it filled, hours since closed): a sender told
@@ -292,10 +291,10 @@ class CallService:
             # Through the claim: its answer replays, an attempt in flight is waited for, one that may have sent
             # answers "outcome unknown"; and if the claim turns out free, the policy answers again.
             return self._place_once(
-                seen, idempotency_key, request_id, arrived_at=arrived_at, recheck=lambda: self._recheck(request, to)
+                seen, idempotency_key, request_id, job=job, recheck=lambda: self._recheck(request, to)
             )
         plan = self._build(request, to, region, schedule_at)
-        return self._place_once(plan, idempotency_key, request_id, before_send=before_send, arrived_at=arrived_at)
+        return self._place_once(plan, idempotency_key, request_id, job=job)
 
     def admit(self, request: CallRequest, idempotency_key: str | None) -> None:
         """What an asynchronous request must pass before it is queued: `plan`, except that a policy refusal
@@ -453,17 +452,14 @@ class CallService:
         idempotency_key: str | None,
         request_id: str,
         *,
-        before_send: Callable[[], None] = lambda: None,
-        arrived_at: float | None = None,
+        job: JobAttempt | None = None,
     ) -> tuple[Reply, bool]:
         """One call request from a webhook, an event or a queued job, answered as a reply (problems included)."""
         try:
             if not isinstance(body, dict):
                 raise Problem("validation_failed", "The delivery's data must be a call request object.", field="data")
             request = CallRequest.from_json(body)
-            return self.request_call(
-                request, idempotency_key, request_id, before_send=before_send, arrived_at=arrived_at
-            )
+            return self.request_call(request, idempotency_key, request_id, job=job)
         except Problem as problem:
             return Reply.of_problem(problem, request_id), False
 
@@ -473,16 +469,14 @@ class CallService:
         idempotency_key: str | None,
         request_id: str,
         *,
-        before_send: Callable[[], None] = lambda: None,
-        arrived_at: float | None = None,
+        job: JobAttempt | None = None,
         recheck: Callable[[], None] | None = None,
     ) -> tuple[Reply, bool]:
         """Place the call unless this request (same key, or same call inside the window) already did; with
         `recheck` (the policy refused it), answer only as the request already was, else as `recheck` does.
 
-        `before_send` runs right before the request that could dial (an asynchronous job marks its own
-        record there); `arrived_at` is when a queued job was accepted. Returns the answer and whether it is a
-        replay.
+        A queued `job` marks its own record right before the request that could dial. Returns the answer and
+        whether it is a replay.
         """
 
         def dial(mark_sent: Callable[[], None]) -> Reply:
@@ -493,7 +487,8 @@ class CallService:
             def mark_all_sent() -> None:
                 nonlocal counted_at
                 counted_at = self._policy.count(plan.to)  # once per placed call: after the claim, before sending
-                before_send()
+                if job is not None:
+                    job.mark_sent()
                 mark_sent()
 
             try:
@@ -504,9 +499,7 @@ class CallService:
                 raise
             return Reply(201, answer, {"Location": f"/api/calls/{answer['conversationId']}"})
 
-        reply, replayed = self._idempotency.run(
-            idempotency_key, plan.fingerprint, dial, request_id=request_id, arrived_at=arrived_at
-        )
+        reply, replayed = self._idempotency.run(idempotency_key, plan.fingerprint, dial, request_id=request_id, job=job)
         if reply.status == 201 and plan.mode == "call" and self._watcher is not None:
             # After the answer is recorded; a replay starts a watch that failed to start (it is idempotent).
             self._watcher.start(reply.body["conversationId"], reply.body["requestId"], plan.status_callback)

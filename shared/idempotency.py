@@ -75,6 +75,22 @@ class Reply:
 
 
 Action = Callable[[Callable[[], None]], Reply]  # gets `mark_sent`; returns the answer to store
+_JOB_CLAIM = {"job": True}  # a claim's data when a queued job holds it: no request over HTTP can write it
+
+
+@dataclass(frozen=True)
+class JobAttempt:
+    """One delivery of an asynchronous job, as the call path sees it.
+
+    `accepted_at` is when the job was accepted: its duplicate window runs from there, not from when a worker got
+    to it. `mark_sent` marks the job's own record right before the create could reach Genesys. `AsyncRequests`
+    runs a delivery only while that record says no delivery sent, so a claim an earlier delivery of the same job
+    left "sending" (its worker died before the create, or it could not release the claim) is taken over rather
+    than answered "outcome unknown".
+    """
+
+    accepted_at: float
+    mark_sent: Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -219,12 +235,11 @@ class Idempotency:
         action: Action,
         *,
         request_id: str,
-        arrived_at: float | None = None,
+        job: JobAttempt | None = None,
     ) -> tuple[Reply, bool]:
         """Answer once per key: run `action(mark_sent)` under a claim, or replay. Returns (reply, replayed).
 
-        `arrived_at` is when the request arrived (a queued job: when it was accepted), so the duplicate window
-        is measured from there, not from when a worker got to it.
+        `job` is given when the request is a delivery of an asynchronous job (see `JobAttempt`).
         """
         store_key = self._store_key(key, request_fingerprint)
         if store_key is None:
@@ -239,8 +254,16 @@ class Idempotency:
         waited_until = time.monotonic() + self.wait_seconds
         while True:
             now = self.clock()
-            arrived = now if arrived_at is None else min(arrived_at, now)
-            mine = Record(store_key, request_fingerprint, SENDING, request_id, now, now + lifetime)
+            arrived = now if job is None else min(job.accepted_at, now)
+            mine = Record(
+                store_key,
+                request_fingerprint,
+                SENDING,
+                request_id,
+                now,
+                now + lifetime,
+                data=_JOB_CLAIM if job else None,
+            )
             claimed = self.store.create(mine)
             if claimed is not None:
                 return self._execute(Claim(self.store, claimed), action, request_id), False
@@ -250,6 +273,18 @@ class Idempotency:
             if current.owner == request_id and current.claimed_at == now and current.state == SENDING:
                 # Our own insert: it landed, its answer was lost, and the SDK's resend met it (409).
                 return self._execute(Claim(self.store, current), action, request_id), False
+            if (
+                job is not None
+                and current.owner == request_id
+                and current.data == _JOB_CLAIM
+                and current.state == SENDING
+            ):
+                # Only a delivery of this same job wrote that claim, and the job's record says none of them sent.
+                log.warning("An earlier delivery of job %s left its claim before sending; resuming it", request_id)
+                taken = self.store.replace(replace(mine, etag=current.etag))
+                if taken is not None:
+                    return self._execute(Claim(self.store, taken), action, request_id), False
+                continue
             if _answer_expired(current, arrived):
                 # Past the window an identical keyless request is a new one and a key past its retention is free,
                 # unless a claim may still send or may have sent: it answers "outcome unknown" below, never a

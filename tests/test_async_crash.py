@@ -19,7 +19,7 @@ import pytest
 from emulators.azurite import Azurite
 from emulators.genesys import Fault
 from tests.conftest import Stack, app_queue
-from tests.test_async_mode import ASYNC, follow
+from tests.test_async_mode import ASYNC, NO_GENESYS_BEFORE_DIALING, follow
 
 LEASE_SECONDS = 3  # how long a received message stays invisible when its function could not release it
 SHORT = {"ASYNC_RETRY_AFTER_SECONDS": "1", "DUPLICATE_WINDOW_SECONDS": "1", "IDEMPOTENCY_STALE_SECONDS": "1"}
@@ -62,6 +62,36 @@ def test_keyless_job_whose_outcome_was_lost_is_never_dialed_again(
     assert final.status_code == 504, final.text
     assert final.json()["code"] == "genesys_timeout"
     assert "may have been placed" in final.json()["detail"]
+    assert final.json()["requestId"] == accepted.json()["requestId"]
+
+
+@pytest.mark.timeout(60)
+def test_a_job_whose_storage_died_before_the_create_is_placed_once_it_is_back(
+    stack: Stack, configure, disk_azurite: Azurite, short_lease: None
+) -> None:
+    """The storage dies while the job fetches its Genesys token: the claim it wrote just before can be neither
+    marked nor released. The job's own record never reached "sent", so nothing was: once the storage is back the
+    next delivery resumes that claim and places the call, once, instead of answering "outcome unknown"."""
+    configure(AzureWebJobsStorage=disk_azurite.connection_string, **SHORT, **NO_GENESYS_BEFORE_DIALING)
+    storage_down = threading.Event()
+
+    def stop_storage() -> None:
+        disk_azurite.stop()
+        storage_down.set()
+
+    stack.genesys.inject("token", Fault(status=None, before_answer=stop_storage))
+    deliveries_before = len(stack.host.queues.deliveries)
+
+    accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+    assert accepted.status_code == 202, accepted.text
+    assert storage_down.wait(20), "the queued job never asked for a token"
+    assert wait_for(lambda: ("place_queued_call", False) in stack.host.queues.deliveries[deliveries_before:], 30)
+    disk_azurite.restart()
+
+    final, _ = follow(stack, stack.get(accepted.headers["Location"]))
+
+    assert final.status_code == 201, final.text
+    assert len(stack.creates()) == 1
     assert final.json()["requestId"] == accepted.json()["requestId"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import Problem
-from shared.idempotency import DONE, KEYLESS_PREFIX, SENDING, Idempotency, MemoryStore, Record, Reply
+from shared.idempotency import DONE, KEYLESS_PREFIX, SENDING, Idempotency, JobAttempt, MemoryStore, Record, Reply
 from tests.conftest import Clock
 
 
@@ -108,3 +108,80 @@ def test_a_keyless_claim_whose_owner_sent_and_never_recorded_outlives_the_purge_
         guard.run(None, "fp", dial, request_id="r-retry")
     assert retry.value.outcome_unknown
     assert dials == ["call"]
+
+
+class StoreThatCannotRelease(MemoryStore):
+    """Unreachable for deletes: a claim whose attempt failed before sending stays "sending"."""
+
+    def delete(self, record: Record) -> None:
+        raise Problem("idempotency_store_unavailable", "store went away")
+
+
+def left_sending(store: MemoryStore, guard: Idempotency, request_id: str, job: JobAttempt | None) -> None:
+    """An attempt claims, fails before its create (its token fetch), and cannot release the claim."""
+
+    def fails_before_sending(mark_sent) -> Reply:
+        raise Problem("genesys_unavailable", "no token")
+
+    with pytest.raises(Problem):
+        guard.run("k", "fp", fails_before_sending, request_id=request_id, job=job)
+    assert store.read("key:k").state == SENDING
+
+
+def test_a_later_delivery_of_the_same_job_resumes_the_claim_it_left_before_sending() -> None:
+    store = StoreThatCannotRelease()
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0)
+    marks: list[str] = []
+    left_sending(store, guard, "job-1", JobAttempt(START, lambda: marks.append("first")))
+    dials: list[str] = []
+
+    def dial(mark_sent) -> Reply:
+        mark_sent()
+        dials.append("call")
+        return Reply(201, {"conversationId": "c-1"}, {})
+
+    reply, replayed = guard.run("k", "fp", dial, request_id="job-1", job=JobAttempt(START, lambda: None))
+
+    assert (reply.status, replayed, dials) == (201, False, ["call"])
+
+
+@pytest.mark.parametrize(
+    ("left_by_job", "retried_by", "retry_is_job"),
+    [
+        (False, "job-1", True),  # a request over HTTP chose the job's id as its X-Request-Id, and may have sent
+        (True, "job-1", False),  # and the other way round
+        (True, "job-2", True),  # another job with the same key
+    ],
+    ids=["http-then-job", "job-then-http", "other-job"],
+)
+def test_only_the_same_job_resumes_a_claim_left_sending(left_by_job: bool, retried_by: str, retry_is_job: bool) -> None:
+    store = StoreThatCannotRelease()
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=0.0)
+    left_sending(store, guard, "job-1", JobAttempt(START, lambda: None) if left_by_job else None)
+    dials: list[str] = []
+
+    def dial(mark_sent) -> Reply:
+        dials.append("call")
+        return Reply(201, {}, {})
+
+    with pytest.raises(Problem) as retry:
+        guard.run("k", "fp", dial, request_id=retried_by, job=JobAttempt(START, lambda: None) if retry_is_job else None)
+
+    assert retry.value.outcome_unknown  # it may have sent: never dialed again
+    assert dials == []
+
+
+def test_a_job_never_resumes_a_claim_that_holds_an_answer() -> None:
+    store = MemoryStore()
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=0.0)
+    dials: list[str] = []
+
+    def dial(mark_sent) -> Reply:
+        mark_sent()
+        dials.append("call")
+        return Reply(201, {"conversationId": "c-1"}, {})
+
+    guard.run("k", "fp", dial, request_id="job-1", job=JobAttempt(START, lambda: None))
+    reply, replayed = guard.run("k", "fp", dial, request_id="job-1", job=JobAttempt(START, lambda: None))
+
+    assert (reply.body, replayed, dials) == ({"conversationId": "c-1"}, True, ["call"])
