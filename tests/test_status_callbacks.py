@@ -15,6 +15,7 @@ from standardwebhooks import Webhook
 
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
+from shared.status_callbacks.subscriptions import MAX_SUBSCRIPTIONS
 from shared.status_callbacks.watcher import FINISHED, WatchSettings, record_key
 from tests.conftest import Receiver, Stack, app_store, eventually
 
@@ -219,6 +220,26 @@ def test_a_retry_after_beyond_the_queues_limit_waits_as_long_as_a_queue_message_
     eventually(lambda: next_step_due(), "the step after the rate-limited read to be queued")
     wait_days = ((next_step_due() or 0) - time.time()) / 86400
     assert 5.9 < wait_days <= 6, wait_days  # MAX_QUEUE_DELAY_SECONDS: under the message's 7-day time to live
+
+
+def test_a_failed_call_reaches_every_subscription_and_its_callback_once(scripted: Stack, receiver: Receiver) -> None:
+    """With every subscription slot taken, a long request id and a long callback URL, the watch's record still
+    fits Table Storage's 32K-character property: it once held a copy of the event per delivery, so its write
+    failed with 400 and every retried step posted to every target again."""
+    for flow in range(MAX_SUBSCRIPTIONS):
+        subscribed = scripted.post("/api/subscriptions", {"notificationUrl": f"{receiver.url}?flow={flow}"})
+        assert subscribed.status_code == 201, subscribed.text
+    callback = f"{receiver.url}?state={'x' * 1500}"
+
+    placed = scripted.post(
+        "/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": callback}, headers={"X-Request-Id": "r" * 64}
+    )
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    events = receiver.events()
+    assert len(events) == MAX_SUBSCRIPTIONS + 1  # once each: the callback and every subscription
+    assert {(event["type"], event["requestId"]) for event in events} == {("call.failed", "r" * 64)}
 
 
 def test_the_number_of_reads_per_call_is_bounded() -> None:

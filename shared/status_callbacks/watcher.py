@@ -221,6 +221,7 @@ class StatusWatcher:
                 "nextPollAt": now + self._settings.poll_interval(0),
                 "watching": True,
                 "status": "initiated",
+                "events": {},  # each reached event's document, once however many targets it goes to
                 "deliveries": [],
             }
             expires_at = now + self._settings.max_age_seconds + self._settings.retention_seconds
@@ -375,11 +376,14 @@ class StatusWatcher:
         known = {(entry["target"], entry["name"]) for entry in data["deliveries"]}
         for name, occurred_at in reached(described, iso_now(lambda: now)):
             failure = _failure(described) if name == "failed" else None
-            document = event_document(data["conversationId"], data["requestId"], name, occurred_at, failure)
-            for target, events in targets:
-                if name in events and (target, name) not in known:
-                    entry = {"target": target, "name": name, "status": PENDING, "attempts": 0, "nextAt": now}
-                    data["deliveries"].append({**entry, "document": document})
+            new_targets = [target for target, events in targets if name in events and (target, name) not in known]
+            if new_targets:  # one document per event: the record is one Table property, at most 32K characters
+                document = event_document(data["conversationId"], data["requestId"], name, occurred_at, failure)
+                data["events"].setdefault(name, document)
+            for target in new_targets:
+                data["deliveries"].append(
+                    {"target": target, "name": name, "status": PENDING, "attempts": 0, "nextAt": now}
+                )
 
     def _target(self, data: dict[str, Any], target: str) -> tuple[str | None, bool]:
         """Where an entry goes now and whether it is signed; None when it may no longer go anywhere."""
@@ -415,7 +419,7 @@ class StatusWatcher:
                 log.warning("Event %s of %s has no allowed target any more", entry["name"], data["conversationId"])
                 continue
             try:
-                outcome = self._poster.post(url, entry["document"], signed=signed)
+                outcome = self._poster.post(url, data["events"][entry["name"]], signed=signed)
                 outcome_state, detail = outcome.state, outcome.detail
             except Problem as problem:  # no webhook secret to sign with: may be fixed before the next try
                 outcome_state, detail = PENDING, problem.code
