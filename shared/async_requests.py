@@ -47,6 +47,7 @@ MAX_DEQUEUE_COUNT = 5  # the host's default maxDequeueCount (host.json extension
 MAX_MESSAGE_BYTES = 48 * 1024  # a storage queue message is at most 64 KiB after base64 (4 bytes per 3)
 PENDING = "pending"
 RECORD_PREFIX = "async:"
+DELIVERY = "delivery"  # in a job's record: how many deliveries have taken it (see JobAttempt)
 _RETRY_LATER = (409, 429, 503)
 
 
@@ -213,12 +214,13 @@ class AsyncRequests:
             log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
             self._complete(record, Reply.of_problem(outcome_never_recorded(), job.request_id))
             return
-        taken = self._store.replace(replace(record, state=CLAIMED, claimed_at=self._clock()))
+        delivery = int((record.data or {}).get(DELIVERY, 0)) + 1  # numbered by this conditional write
+        taken = self._store.replace(replace(record, state=CLAIMED, claimed_at=self._clock(), data={DELIVERY: delivery}))
         if taken is None:
             raise RetryLater("another delivery took this job first")
         claim = Claim(self._store, taken)
         try:
-            attempt = JobAttempt(job.accepted_at, claim.mark_sent)  # runs only while no delivery has sent
+            attempt = JobAttempt(job.accepted_at, claim.mark_sent, delivery)
             reply, replayed = answer(job.body, job.idempotency_key, job.request_id, job=attempt)
         except Exception:
             if claim.sent:  # the call may exist: record that instead of letting a redelivery try again
@@ -226,12 +228,15 @@ class AsyncRequests:
                 return
             self._release(claim.record)
             raise
-        # A retryable failure is retried unless its call may exist: one that provably sent nothing (a 429 whose
-        # Retry-After outlasts the deadline, a connection never made) goes back to the queue even after
-        # the job's own mark, as one before it does.
+        # A retryable failure is retried unless its call may exist. One before the create goes back to the queue,
+        # which shows the message again 2 s later. A create that provably sent nothing (Genesys answered 429 with a
+        # Retry-After past the deadline, or no connection was made) is queued again for when Genesys asked.
         retryable = reply.status in _RETRY_LATER and reply.body.get("retryable") is True
-        may_exist = claim.sent and reply.outcome_unknown
-        if retryable and not may_exist and dequeue_count < MAX_DEQUEUE_COUNT:
+        if retryable and claim.sent and not reply.outcome_unknown and delivery < MAX_DEQUEUE_COUNT:
+            self._release(claim.record)
+            self._retry_when_asked(message, job.request_id, reply)
+            return
+        if retryable and not claim.sent and dequeue_count < MAX_DEQUEUE_COUNT:
             self._release(claim.record)
             raise RetryLater(f"{reply.status} {reply.body.get('code')}, try {dequeue_count} of {MAX_DEQUEUE_COUNT}")
         if replayed:
@@ -268,6 +273,13 @@ class AsyncRequests:
         delay = min(max(1, math.ceil(self._stale_in(record)) + 1), MAX_QUEUE_DELAY_SECONDS)
         self._queue.send(message, delay)
         log.info("Asynchronous request %s is held by another delivery; looking again in %d s", record.owner, delay)
+
+    def _retry_when_asked(self, message: str, request_id: str, reply: Reply) -> None:
+        """Queue the job again for when the answer's Retry-After says (Genesys's own wait on a 429)."""
+        assert self._queue is not None  # a message came from the queue, so there is one
+        delay = min(max(1, int(reply.headers.get("Retry-After") or 1)), MAX_QUEUE_DELAY_SECONDS)
+        self._queue.send(message, delay)
+        log.info("Asynchronous request %s sent nothing (%s); trying again in %d s", request_id, reply.status, delay)
 
     def _stale_in(self, record: Record) -> float:
         """Seconds until the record's claim turns stale (its holder presumed dead); negative once it has."""

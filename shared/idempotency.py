@@ -9,7 +9,9 @@ that answers "outcome unknown", never a second dial (it cannot tell whether the 
 Without a key, identical requests inside `DUPLICATE_WINDOW_SECONDS` share one derived key: the window
 decides only whether a new request is the same as an old one. A claim that may have reached Genesys is
 never taken over by the request it belongs to; asynchronous jobs are guarded by their own record
-(`shared/async_requests.py`), so a redelivery after the window cannot dial again.
+(`shared/async_requests.py`), so a redelivery after the window cannot dial again. The one takeover of a claim
+still "sending": by a later delivery of the same queued job, which proves the earlier one cannot send
+(`JobAttempt`).
 Table Storage has no TTL: `purge_expired` deletes expired records in bounded runs (a timer trigger).
 """
 
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 # A request's claim is written "sending": from then on its call may be sent, so it is never taken over, only
-# answered (two Table writes per call: the claim and the answer). An asynchronous job's record goes claimed ->
+# answered (two Table writes per call: the claim and the answer), except by a later delivery of the same queued
+# job (JobAttempt). An asynchronous job's record goes claimed ->
 # sent -> done, as its worker may die before its call is even planned.
 CLAIMED, SENDING, SENT, DONE = "claimed", "sending", "sent", "done"
 MAY_HAVE_SENT = (SENDING, SENT)
@@ -75,7 +78,7 @@ class Reply:
 
 
 Action = Callable[[Callable[[], None]], Reply]  # gets `mark_sent`; returns the answer to store
-_JOB_CLAIM = {"job": True}  # a claim's data when a queued job holds it: no request over HTTP can write it
+JOB_DELIVERY = "jobDelivery"  # in a claim's data: which delivery of a queued job wrote it (HTTP requests never do)
 
 
 @dataclass(frozen=True)
@@ -83,14 +86,18 @@ class JobAttempt:
     """One delivery of an asynchronous job, as the call path sees it.
 
     `accepted_at` is when the job was accepted: its duplicate window runs from there, not from when a worker got
-    to it. `mark_sent` marks the job's own record right before the create could reach Genesys. `AsyncRequests`
-    runs a delivery only while that record says no delivery sent, so a claim an earlier delivery of the same job
-    left "sending" (its worker died before the create, or it could not release the claim) is taken over rather
-    than answered "outcome unknown".
+    to it. `mark_sent` marks the job's own record right before the create could reach Genesys. `delivery`
+    numbers the deliveries that took the job's record, each by a write conditional on the one before.
+
+    A claim written by delivery n and found "sending" by a later delivery m > n is taken over, not answered
+    "outcome unknown": m took the job's record from n while it did not say sent, so n either never sent or never
+    can (its mark fails on the record m rewrote). A delivery never takes a claim of its own number or a later one:
+    it may have lost the job to that delivery, which may be sending.
     """
 
     accepted_at: float
     mark_sent: Callable[[], None]
+    delivery: int
 
 
 @dataclass(frozen=True)
@@ -262,7 +269,7 @@ class Idempotency:
                 request_id,
                 now,
                 now + lifetime,
-                data=_JOB_CLAIM if job else None,
+                data={JOB_DELIVERY: job.delivery} if job else None,
             )
             claimed = self.store.create(mine)
             if claimed is not None:
@@ -273,13 +280,7 @@ class Idempotency:
             if current.owner == request_id and current.claimed_at == now and current.state == SENDING:
                 # Our own insert: it landed, its answer was lost, and the SDK's resend met it (409).
                 return self._execute(Claim(self.store, current), action, request_id), False
-            if (
-                job is not None
-                and current.owner == request_id
-                and current.data == _JOB_CLAIM
-                and current.state == SENDING
-            ):
-                # Only a delivery of this same job wrote that claim, and the job's record says none of them sent.
+            if job is not None and current.owner == request_id and _left_by_earlier_delivery(current, job):
                 log.warning("An earlier delivery of job %s left its claim before sending; resuming it", request_id)
                 taken = self.store.replace(replace(mine, etag=current.etag))
                 if taken is not None:
@@ -376,6 +377,12 @@ class Idempotency:
             recorded = False
         if not recorded:
             log.error("Could not record the outcome of request %s for replay", claim.record.owner)
+
+
+def _left_by_earlier_delivery(record: Record, job: JobAttempt) -> bool:
+    """A claim still "sending" that an earlier delivery of this same job wrote (see `JobAttempt`)."""
+    written_by = (record.data or {}).get(JOB_DELIVERY)
+    return record.state == SENDING and isinstance(written_by, int) and written_by < job.delivery
 
 
 def _answer_expired(record: Record, at: float) -> bool:

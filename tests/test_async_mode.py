@@ -73,15 +73,21 @@ def test_transient_failure_is_retried_from_the_queue(stack: Stack, configure) ->
     assert len(stack.creates()) == 1
 
 
-def test_a_create_refused_for_longer_than_the_deadline_is_retried_from_the_queue(stack: Stack, configure) -> None:
-    """Genesys answered the create 429 with a Retry-After past CALL_DEADLINE_SECONDS (8 s here): it did not act,
-    so the job goes back to the queue like any failure before sending, rather than end as a final 429."""
-    configure(ASYNC_RETRY_AFTER_SECONDS="1")
-    stack.genesys.inject("create_call", Fault(status=429, retry_after=60))
+def test_a_create_refused_for_longer_than_the_deadline_is_tried_again_when_genesys_asked(
+    stack: Stack, configure
+) -> None:
+    """Genesys answered the create 429 with a Retry-After past CALL_DEADLINE_SECONDS: it did not act, so the job is
+    queued again for when Genesys asked (not the queue's 2 s), rather than end as a final 429."""
+    configure(ASYNC_RETRY_AFTER_SECONDS="1", CALL_DEADLINE_SECONDS="3")
+    refused_at: list[float] = []
+    stack.genesys.inject(
+        "create_call", Fault(status=429, retry_after=4, before_answer=lambda: refused_at.append(time.monotonic()))
+    )
 
     final, _ = follow(stack, stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC))
 
     assert final.status_code == 201, final.text
+    assert time.monotonic() - refused_at[0] >= 4  # the next create waited Genesys's Retry-After
     assert len(stack.creates()) == 2  # the one refused with 429, then the one that placed the call
 
 

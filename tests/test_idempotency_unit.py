@@ -117,6 +117,19 @@ class StoreThatCannotRelease(MemoryStore):
         raise Problem("idempotency_store_unavailable", "store went away")
 
 
+def delivery(number: int) -> JobAttempt:
+    return JobAttempt(START, lambda: None, number)
+
+
+def placed(dials: list[str], name: str):
+    def dial(mark_sent) -> Reply:
+        mark_sent()
+        dials.append(name)
+        return Reply(201, {"conversationId": "c-1"}, {})
+
+    return dial
+
+
 def left_sending(store: MemoryStore, guard: Idempotency, request_id: str, job: JobAttempt | None) -> None:
     """An attempt claims, fails before its create (its token fetch), and cannot release the claim."""
 
@@ -128,47 +141,63 @@ def left_sending(store: MemoryStore, guard: Idempotency, request_id: str, job: J
     assert store.read("key:k").state == SENDING
 
 
-def test_a_later_delivery_of_the_same_job_resumes_the_claim_it_left_before_sending() -> None:
+def test_a_later_delivery_of_the_same_job_resumes_the_claim_an_earlier_one_left_before_sending() -> None:
     store = StoreThatCannotRelease()
     guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0)
-    marks: list[str] = []
-    left_sending(store, guard, "job-1", JobAttempt(START, lambda: marks.append("first")))
+    left_sending(store, guard, "job-1", delivery(1))
     dials: list[str] = []
 
-    def dial(mark_sent) -> Reply:
-        mark_sent()
-        dials.append("call")
-        return Reply(201, {"conversationId": "c-1"}, {})
+    reply, replayed = guard.run("k", "fp", placed(dials, "second"), request_id="job-1", job=delivery(2))
 
-    reply, replayed = guard.run("k", "fp", dial, request_id="job-1", job=JobAttempt(START, lambda: None))
-
-    assert (reply.status, replayed, dials) == (201, False, ["call"])
+    assert (reply.status, replayed, dials) == (201, False, ["second"])
 
 
 @pytest.mark.parametrize(
-    ("left_by_job", "retried_by", "retry_is_job"),
+    ("left_by", "retried_by", "retry"),
     [
-        (False, "job-1", True),  # a request over HTTP chose the job's id as its X-Request-Id, and may have sent
-        (True, "job-1", False),  # and the other way round
-        (True, "job-2", True),  # another job with the same key
+        (None, "job-1", delivery(2)),  # a request over HTTP chose the job's id as its X-Request-Id: it may have sent
+        (delivery(1), "job-1", None),  # and the other way round
+        (delivery(1), "job-2", delivery(2)),  # another job with the same key
+        (delivery(2), "job-1", delivery(2)),  # a delivery never resumes a claim of its own number
     ],
-    ids=["http-then-job", "job-then-http", "other-job"],
+    ids=["http-then-job", "job-then-http", "other-job", "same-delivery"],
 )
-def test_only_the_same_job_resumes_a_claim_left_sending(left_by_job: bool, retried_by: str, retry_is_job: bool) -> None:
+def test_no_other_request_resumes_a_claim_left_sending(
+    left_by: JobAttempt | None, retried_by: str, retry: JobAttempt | None
+) -> None:
     store = StoreThatCannotRelease()
     guard = Idempotency(store, wait_seconds=0.2, stale_seconds=0.0)
-    left_sending(store, guard, "job-1", JobAttempt(START, lambda: None) if left_by_job else None)
+    left_sending(store, guard, "job-1", left_by)
     dials: list[str] = []
 
-    def dial(mark_sent) -> Reply:
-        dials.append("call")
-        return Reply(201, {}, {})
+    with pytest.raises(Problem) as answered:
+        guard.run("k", "fp", placed(dials, "retry"), request_id=retried_by, job=retry)
 
-    with pytest.raises(Problem) as retry:
-        guard.run("k", "fp", dial, request_id=retried_by, job=JobAttempt(START, lambda: None) if retry_is_job else None)
-
-    assert retry.value.outcome_unknown  # it may have sent: never dialed again
+    assert answered.value.outcome_unknown  # it may have sent: never dialed again
     assert dials == []
+
+
+def test_a_delivery_that_lost_the_job_never_takes_the_claim_of_the_one_that_holds_it() -> None:
+    """Delivery 1 stalled past the stale limit; delivery 2 took the job and is placing the call. Had 1 taken 2's
+    claim, its own mark would fail (the job is 2's), its failure would delete the claim, and the key would be free
+    for another request to dial again."""
+    store = MemoryStore()
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=0.0)
+    dials: list[str] = []
+
+    def lost_the_job(mark_sent) -> Reply:
+        raise Problem("request_in_progress", "Another attempt took over this request; nothing was dialed by this one.")
+
+    def holder(mark_sent) -> Reply:
+        with pytest.raises(Problem) as late:  # delivery 1 arrives while 2 holds the claim
+            guard.run("k", "fp", lost_the_job, request_id="job-1", job=delivery(1))
+        assert late.value.code == "genesys_timeout"  # "outcome unknown": it neither took the claim nor dialed
+        return placed(dials, "holder")(mark_sent)
+
+    guard.run("k", "fp", holder, request_id="job-1", job=delivery(2))
+    reply, replayed = guard.run("k", "fp", placed(dials, "http"), request_id="http-1")
+
+    assert (reply.body, replayed, dials) == ({"conversationId": "c-1"}, True, ["holder"])
 
 
 def test_a_job_never_resumes_a_claim_that_holds_an_answer() -> None:
@@ -176,12 +205,7 @@ def test_a_job_never_resumes_a_claim_that_holds_an_answer() -> None:
     guard = Idempotency(store, wait_seconds=0.2, stale_seconds=0.0)
     dials: list[str] = []
 
-    def dial(mark_sent) -> Reply:
-        mark_sent()
-        dials.append("call")
-        return Reply(201, {"conversationId": "c-1"}, {})
+    guard.run("k", "fp", placed(dials, "first"), request_id="job-1", job=delivery(1))
+    reply, replayed = guard.run("k", "fp", placed(dials, "second"), request_id="job-1", job=delivery(2))
 
-    guard.run("k", "fp", dial, request_id="job-1", job=JobAttempt(START, lambda: None))
-    reply, replayed = guard.run("k", "fp", dial, request_id="job-1", job=JobAttempt(START, lambda: None))
-
-    assert (reply.body, replayed, dials) == ({"conversationId": "c-1"}, True, ["call"])
+    assert (reply.body, replayed, dials) == ({"conversationId": "c-1"}, True, ["first"])

@@ -251,6 +251,36 @@ def test_a_step_queued_before_steps_had_ids_still_runs(
     assert waiting(queue) == 1
 
 
+def test_a_watch_recorded_by_the_previous_release_still_delivers(
+    stack: Stack, watch_queue: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous release kept a copy of the event in each delivery, and no map of events: after an upgrade
+    its pending delivery is retried from that copy, and an event reached since is recorded the new way."""
+    queue_name, queue = watch_queue
+    watcher = watcher_on(queue_name)
+    conversation_id = watched_call(stack, receiver, watcher, ("ringing", "connected"))
+    receiver.answers.append(500)  # the first post fails: "ringing" stays pending
+    watcher.run(queued_steps(queue, 1)[0])
+    store = app_store()
+    record = store.read(record_key(conversation_id))
+    assert record is not None and record.data is not None
+    old_data = {key: value for key, value in record.data.items() if key != "events"}
+    old_data["deliveries"] = [
+        {**entry, "document": record.data["events"][entry["name"]]} for entry in record.data["deliveries"]
+    ]
+    assert store.replace(replace(record, data=old_data)) is not None
+    monkeypatch.setattr(stack.genesys.org, "answer_after_seconds", 0)  # the callee answers: a new event
+
+    for _ in range(8):  # a step a second; the retry is due 5 s after the failed post
+        watcher.run(queued_steps(queue, 1)[0])
+        if len(receiver.events()) == 3:
+            break
+
+    assert [event["type"] for event in receiver.events()] == ["call.ringing", "call.connected", "call.ringing"]
+    assert set(watch_state(conversation_id)["events"]) == {"ringing", "connected"}
+    assert all("document" not in entry for entry in watch_state(conversation_id)["deliveries"])
+
+
 def test_a_watch_whose_first_step_was_lost_is_resumed_by_the_timer(
     stack: Stack,
     configure: Callable[..., None],

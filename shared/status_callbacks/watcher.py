@@ -97,6 +97,15 @@ class WatchSettings:
         return polls + 1  # and the read that finds the maximum age passed
 
 
+def _one_document_per_event(data: dict[str, Any]) -> None:
+    """A record of the previous release kept a copy of the event in each delivery: keep one per event."""
+    events = data.setdefault("events", {})
+    for entry in data["deliveries"]:
+        document = entry.pop("document", None)
+        if document is not None:
+            events.setdefault(entry["name"], document)
+
+
 def _next_wake(data: dict[str, Any]) -> float | None:
     """When the watch must act next: its next read, or a pending delivery's retry; None once all is settled."""
     wake = [entry["nextAt"] for entry in data["deliveries"] if entry["status"] == PENDING]
@@ -276,6 +285,7 @@ class StatusWatcher:
     def _step(self, record: Record, conversation_id: str, tick: int) -> None:
         now = self._clock()
         data = copy.deepcopy(record.data or {})
+        _one_document_per_event(data)
         if data["watching"] and now >= data["nextPollAt"]:
             self._poll(data, conversation_id, now)
         self._deliver_due(data, now)
