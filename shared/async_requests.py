@@ -48,6 +48,10 @@ MAX_MESSAGE_BYTES = 48 * 1024  # a storage queue message is at most 64 KiB after
 PENDING = "pending"
 RECORD_PREFIX = "async:"
 DELIVERY = "delivery"  # in a job's record: how many deliveries have taken it (see JobAttempt)
+# A job taken this often without an answer ends: a worker dying on every delivery would otherwise go from the
+# poison queue back to the queue (`fail` looks again at a claim that may still answer) for ever.
+MAX_DELIVERIES = 2 * MAX_DEQUEUE_COUNT
+PURGE_MARGIN_SECONDS = 15 * 60  # a job queued again must find its record before the purge timer removes it
 _RETRY_LATER = (409, 429, 503)
 
 
@@ -62,6 +66,12 @@ class Answer(Protocol):
         *,
         job: JobAttempt,
     ) -> tuple[Reply, bool]: ...
+
+
+def never_sent(deliveries: int) -> Problem:
+    return Problem(
+        "internal_error", f"The asynchronous request failed on {deliveries} deliveries; no call was sent to Genesys."
+    )
 
 
 class UntrustedMessage(Exception):
@@ -137,6 +147,7 @@ class AsyncRequests:
         retention_seconds: float,
         retry_after_seconds: int,
         stale_seconds: float,
+        duplicate_window_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -144,6 +155,7 @@ class AsyncRequests:
         self._retention = retention_seconds
         self._retry_after = retry_after_seconds
         self._stale = stale_seconds
+        self._duplicate_window = duplicate_window_seconds
         self._clock = clock
 
     def _pending(self, request_id: str) -> Reply:
@@ -215,6 +227,9 @@ class AsyncRequests:
             self._complete(record, Reply.of_problem(outcome_never_recorded(), job.request_id))
             return
         delivery = int((record.data or {}).get(DELIVERY, 0)) + 1  # numbered by this conditional write
+        if delivery > MAX_DELIVERIES:  # its worker died on every one (a crash, a timeout): it sent nothing
+            self._complete(record, Reply.of_problem(never_sent(MAX_DELIVERIES), job.request_id))
+            return
         taken = self._store.replace(replace(record, state=CLAIMED, claimed_at=self._clock(), data={DELIVERY: delivery}))
         if taken is None:
             raise RetryLater("another delivery took this job first")
@@ -232,9 +247,14 @@ class AsyncRequests:
         # which shows the message again 2 s later. A create that provably sent nothing (Genesys answered 429 with a
         # Retry-After past the deadline, or no connection was made) is queued again for when Genesys asked.
         retryable = reply.status in _RETRY_LATER and reply.body.get("retryable") is True
-        if retryable and claim.sent and not reply.outcome_unknown and delivery < MAX_DEQUEUE_COUNT:
+        wait = self._retry_wait(job, claim.record, reply)
+        if retryable and claim.sent and not reply.outcome_unknown and delivery < MAX_DEQUEUE_COUNT and wait:
             self._release(claim.record)
-            self._retry_when_asked(message, job.request_id, reply)
+            assert self._queue is not None  # a message came from the queue, so there is one
+            self._queue.send(message, wait)
+            log.info(
+                "Asynchronous request %s sent nothing (%s); trying again in %d s", job.request_id, reply.status, wait
+            )
             return
         if retryable and not claim.sent and dequeue_count < MAX_DEQUEUE_COUNT:
             self._release(claim.record)
@@ -255,14 +275,7 @@ class AsyncRequests:
         if record.state in (CLAIMED, SENT) and self._stale_in(record) >= 0:
             self._check_back(message, record)  # its holder may still answer; else a later look settles it
             return
-        problem = (
-            outcome_never_recorded()
-            if record.state == SENT
-            else Problem(
-                "internal_error",
-                f"The asynchronous request failed on {MAX_DEQUEUE_COUNT} deliveries; no call was sent to Genesys.",
-            )
-        )
+        problem = outcome_never_recorded() if record.state == SENT else never_sent(MAX_DEQUEUE_COUNT)
         self._complete(record, Reply.of_problem(problem, job.request_id))
 
     def _check_back(self, message: str, record: Record) -> None:
@@ -274,12 +287,15 @@ class AsyncRequests:
         self._queue.send(message, delay)
         log.info("Asynchronous request %s is held by another delivery; looking again in %d s", record.owner, delay)
 
-    def _retry_when_asked(self, message: str, request_id: str, reply: Reply) -> None:
-        """Queue the job again for when the answer's Retry-After says (Genesys's own wait on a 429)."""
-        assert self._queue is not None  # a message came from the queue, so there is one
-        delay = min(max(1, int(reply.headers.get("Retry-After") or 1)), MAX_QUEUE_DELAY_SECONDS)
-        self._queue.send(message, delay)
-        log.info("Asynchronous request %s sent nothing (%s); trying again in %d s", request_id, reply.status, delay)
+    def _retry_wait(self, job: Job, record: Record, reply: Reply) -> int | None:
+        """The answer's Retry-After (Genesys's own wait on a 429), or None when waiting it would outlast what keeps
+        the job from a second dial: its own record (kept for the retention from acceptance) and, without a key,
+        the duplicate window an identical request placed meanwhile is answered from."""
+        wait = max(1, int(reply.headers.get("Retry-After") or 1))
+        guarded = record.expires_at - self._clock() - PURGE_MARGIN_SECONDS
+        if job.idempotency_key is None:
+            guarded = min(guarded, self._duplicate_window)
+        return wait if wait <= guarded else None
 
     def _stale_in(self, record: Record) -> float:
         """Seconds until the record's claim turns stale (its holder presumed dead); negative once it has."""

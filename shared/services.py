@@ -122,6 +122,7 @@ def services() -> Services:
         retention_seconds=settings.idempotency_retention_seconds,
         retry_after_seconds=settings.async_retry_after_seconds,
         stale_seconds=settings.stale_claim_seconds,
+        duplicate_window_seconds=settings.duplicate_window_seconds,
     )
     call_user_state = None
     if settings.call_user_id is not None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from shared.async_requests import AsyncRequests, record_key
-from shared.idempotency import CLAIMED, DONE, MemoryStore, Reply
+import pytest
+
+from shared.async_requests import DELIVERY, MAX_DELIVERIES, AsyncRequests, record_key
+from shared.errors import Problem
+from shared.idempotency import CLAIMED, DONE, JobAttempt, MemoryStore, Reply
 from tests.conftest import Clock
 
 STALE_SECONDS = 60.0
+WINDOW_SECONDS = 60.0
 
 
 class RecordingQueue:
@@ -25,14 +29,25 @@ class RecordingQueue:
         self.sent.append((message, delay_seconds))
 
 
-def held_job() -> tuple[AsyncRequests, MemoryStore, RecordingQueue, Clock, str, str]:
-    """An accepted job whose first delivery claimed it and then died (its claim is left, fresh)."""
+def accepted_job(key: str | None = None) -> tuple[AsyncRequests, MemoryStore, RecordingQueue, Clock, str, str]:
+    """An accepted job, its message queued."""
     store, queue, clock = MemoryStore(), RecordingQueue(), Clock(1_000_000.0)
     jobs = AsyncRequests(
-        store, queue, retention_seconds=86_400, retry_after_seconds=1, stale_seconds=STALE_SECONDS, clock=clock
+        store,
+        queue,
+        retention_seconds=86_400,
+        retry_after_seconds=1,
+        stale_seconds=STALE_SECONDS,
+        duplicate_window_seconds=WINDOW_SECONDS,
+        clock=clock,
     )
-    request_id = jobs.accept({"to": "+12125550199"}, None).body["requestId"]
-    message = queue.sent[0][0]
+    request_id = jobs.accept({"to": "+12125550199"}, key).body["requestId"]
+    return jobs, store, queue, clock, queue.sent[0][0], request_id
+
+
+def held_job() -> tuple[AsyncRequests, MemoryStore, RecordingQueue, Clock, str, str]:
+    """An accepted job whose first delivery claimed it and then died (its claim is left, fresh)."""
+    jobs, store, queue, clock, message, request_id = accepted_job()
     record = store.read(record_key(request_id))
     assert record is not None
     store.replace(replace(record, state=CLAIMED, claimed_at=clock.now))
@@ -72,3 +87,67 @@ def test_a_poisoned_copy_does_not_overwrite_a_job_its_holder_may_still_answer() 
     record = store.read(record_key(request_id))
     assert record is not None and record.state == CLAIMED  # not completed as a failure
     assert queue.sent[-1][0] == message  # looked at again once the claim is stale
+
+
+def rate_limited(retry_after: int, attempts: list[int]) -> Any:
+    """A create Genesys refused with 429: sent after the job's mark, and provably not acted on."""
+
+    def answer(body: Any, key: str | None, request_id: str, *, job: JobAttempt) -> tuple[Reply, bool]:
+        job.mark_sent()
+        attempts.append(job.delivery)
+        problem = Problem("genesys_rate_limited", "Genesys Cloud answered 429.", retry_after=retry_after)
+        return Reply.of_problem(problem, request_id), False
+
+    return answer
+
+
+@pytest.mark.parametrize("key", ["a-key", None])
+def test_a_refused_create_is_tried_again_when_genesys_asked_and_at_most_five_times(key: str | None) -> None:
+    jobs, store, queue, _, message, request_id = accepted_job(key)
+    attempts: list[int] = []
+
+    for _ in range(5):
+        jobs.process(queue.sent[-1][0], 1, rate_limited(30, attempts))  # each queued copy is a first delivery
+
+    assert attempts == [1, 2, 3, 4, 5]
+    assert [delay for _, delay in queue.sent[1:]] == [30, 30, 30, 30]  # Genesys's wait, not the queue's 2 s
+    assert {text for text, _ in queue.sent} == {message}
+    record = store.read(record_key(request_id))
+    assert record is not None and record.state == DONE and record.reply is not None
+    assert record.reply.status == 429
+
+
+@pytest.mark.parametrize(("key", "retry_after"), [(None, int(WINDOW_SECONDS) + 1), ("a-key", 86_400)])
+def test_a_refused_create_is_answered_when_its_wait_would_outlast_the_guards(key: str | None, retry_after: int) -> None:
+    """Without a key an identical request placed meanwhile is answered from its record only for the window;
+    any job's own record is kept for the retention from acceptance."""
+    jobs, store, queue, _, message, request_id = accepted_job(key)
+    attempts: list[int] = []
+
+    jobs.process(message, 1, rate_limited(retry_after, attempts))
+
+    assert attempts == [1]
+    assert len(queue.sent) == 1  # only the accepted message: nothing queued again
+    record = store.read(record_key(request_id))
+    assert record is not None and record.state == DONE and record.reply is not None
+    assert record.reply.status == 429
+
+
+def test_a_job_whose_worker_dies_on_every_delivery_ends_with_no_call_sent() -> None:
+    """Each death leaves the job claimed; the poison handler looks again once the claim is stale, and that copy is
+    taken again. The number of takers ends it."""
+    jobs, store, _, clock, message, request_id = held_job()
+    for taker in range(1, MAX_DELIVERIES + 1):  # every delivery so far took the job and died holding it
+        record = store.read(record_key(request_id))
+        assert record is not None
+        store.replace(replace(record, claimed_at=clock.now, data={DELIVERY: taker}))
+    clock.now += STALE_SECONDS + 1
+    placements: list[str] = []
+
+    jobs.process(message, 1, placed(placements))
+
+    assert placements == []
+    record = store.read(record_key(request_id))
+    assert record is not None and record.state == DONE and record.reply is not None
+    assert (record.reply.status, record.reply.body["code"]) == (500, "internal_error")
+    assert "no call was sent" in record.reply.body["detail"]
