@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from emulators.azurite import Azurite
 from emulators.genesys import Fault
@@ -36,27 +37,35 @@ def short_lease(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stack.host.queues, "lease_seconds", LEASE_SECONDS)
 
 
-@pytest.mark.timeout(60)
-def test_keyless_job_whose_outcome_was_lost_is_never_dialed_again(
-    stack: Stack, configure, disk_azurite: Azurite, short_lease: None
-) -> None:
-    configure(AzureWebJobsStorage=disk_azurite.connection_string, **SHORT)
+def storage_dies_at(stack: Stack, disk_azurite: Azurite, route: str) -> tuple[requests.Response, requests.Response]:
+    """Accept a job whose storage stops inside the Genesys emulator's `route` handler (the request is answered),
+    restart the storage once the delivery has failed, and follow the job: (accepted, final)."""
     storage_down = threading.Event()
 
     def stop_storage() -> None:
         disk_azurite.stop()
         storage_down.set()
 
-    stack.genesys.inject("create_call", Fault(status=None, before_answer=stop_storage))
+    stack.genesys.inject(route, Fault(status=None, before_answer=stop_storage))
     deliveries_before = len(stack.host.queues.deliveries)
 
     accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
     assert accepted.status_code == 202, accepted.text
-    assert storage_down.wait(20), "the queued job never reached Genesys"
+    assert storage_down.wait(20), f"the queued job never reached {route}"
     assert wait_for(lambda: ("place_queued_call", False) in stack.host.queues.deliveries[deliveries_before:], 30)
     disk_azurite.restart()
 
     final, _ = follow(stack, stack.get(accepted.headers["Location"]))
+    return accepted, final
+
+
+@pytest.mark.timeout(60)
+def test_keyless_job_whose_outcome_was_lost_is_never_dialed_again(
+    stack: Stack, configure, disk_azurite: Azurite, short_lease: None
+) -> None:
+    configure(AzureWebJobsStorage=disk_azurite.connection_string, **SHORT)
+
+    accepted, final = storage_dies_at(stack, disk_azurite, "create_call")
 
     assert len(stack.creates()) == 1
     assert final.status_code == 504, final.text
@@ -71,24 +80,10 @@ def test_a_job_whose_storage_died_before_the_create_is_placed_once_it_is_back(
 ) -> None:
     """The storage dies while the job fetches its Genesys token: the claim it wrote just before can be neither
     marked nor released. The job's own record never reached "sent", so nothing was: once the storage is back the
-    next delivery resumes that claim and places the call, once, instead of answering "outcome unknown"."""
+    next delivery takes that claim over and places the call, once, instead of answering "outcome unknown"."""
     configure(AzureWebJobsStorage=disk_azurite.connection_string, **SHORT, **NO_GENESYS_BEFORE_DIALING)
-    storage_down = threading.Event()
 
-    def stop_storage() -> None:
-        disk_azurite.stop()
-        storage_down.set()
-
-    stack.genesys.inject("token", Fault(status=None, before_answer=stop_storage))
-    deliveries_before = len(stack.host.queues.deliveries)
-
-    accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
-    assert accepted.status_code == 202, accepted.text
-    assert storage_down.wait(20), "the queued job never asked for a token"
-    assert wait_for(lambda: ("place_queued_call", False) in stack.host.queues.deliveries[deliveries_before:], 30)
-    disk_azurite.restart()
-
-    final, _ = follow(stack, stack.get(accepted.headers["Location"]))
+    accepted, final = storage_dies_at(stack, disk_azurite, "token")
 
     assert final.status_code == 201, final.text
     assert len(stack.creates()) == 1
