@@ -144,6 +144,8 @@ class Fault:
     something else fail at that exact moment, such as stopping the storage), then ``drop`` closes the socket
     without an answer, or ``then_succeed`` (or ``status=None``) handles the request normally, or the fault's
     answer is sent: ``raw_body`` (text/html), else ``json_body``, else an ErrorBody with ``code``/``message``.
+    With ``cut_short`` the answer (the normal one, or the fault's) stops halfway through its body and the
+    connection closes: a connection lost mid-answer.
     """
 
     status: int | None = 500
@@ -156,6 +158,7 @@ class Fault:
     then_succeed: bool = False
     json_body: dict | None = None
     before_answer: Callable[[], None] | None = None
+    cut_short: bool = False
 
 
 class _Headers(dict):
@@ -507,9 +510,9 @@ class GenesysEmulator:
                 http.drop()
                 return
             if not fault.then_succeed and fault.status is not None:
-                http.send(self._fault_response(fault))
+                http.send(self._fault_response(fault), cut_short=fault.cut_short)
                 return
-        http.send(self._dispatch(route, request, params))
+        http.send(self._dispatch(route, request, params), cut_short=fault is not None and fault.cut_short)
 
     def _match(self, method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
         for route in _ROUTES:
@@ -965,8 +968,9 @@ class _Handler(OneWriteHandler):
         except OSError:
             pass
 
-    def send(self, response: _Response) -> None:
-        """Write a response with a fresh ININ-Correlation-Id and an exact Content-Length."""
+    def send(self, response: _Response, *, cut_short: bool = False) -> None:
+        """Write a response with a fresh ININ-Correlation-Id and an exact Content-Length (with `cut_short`, only
+        half the body follows it, and the connection closes)."""
         correlation_id = str(uuid.uuid4())
         content_type = "application/json"
         if response.raw is not None:
@@ -993,10 +997,12 @@ class _Handler(OneWriteHandler):
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(payload[: len(payload) // 2] if cut_short else payload)
             self.wfile.flush()
         except OSError:
             self.close_connection = True  # the client went away (e.g. its read timed out)
+        if cut_short:
+            self.drop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -130,6 +130,8 @@ class GenesysClient:
             raise _SentAndLost(type(error).__name__) from None
         except requests.Timeout as error:
             raise _SentAndLost(type(error).__name__) from None
+        except requests.RequestException as error:  # the answer broke off (ChunkedEncodingError, ...): it was sent
+            raise _SentAndLost(type(error).__name__) from None
         correlation_id = response.headers.get(CORRELATION_HEADER)
         log.info(
             "Genesys %s %s -> %s in %.0f ms (correlation %s)",

@@ -126,6 +126,14 @@ SCENARIOS = [
         "connection dropped after sending", genesys("create_call", Fault(drop=True)), 504, "genesys_timeout", True
     ),
     Scenario(
+        "answer cut off after sending",
+        genesys("create_call", Fault(status=None, cut_short=True)),
+        504,
+        "genesys_timeout",
+        True,
+    ),
+    Scenario("token answer cut off once, then OK", genesys("token", Fault(status=None, cut_short=True)), 201, None),
+    Scenario(
         "200 that is not JSON",
         genesys("create_call", Fault(status=200, raw_body=b"OK")),
         503,
