@@ -71,7 +71,8 @@ class KeyVaultSecrets:
         return self._client
 
     def get(self, name: str, *, refresh: bool = False) -> str:
-        value = self.get_optional(name, refresh=refresh)
+        """A secret that must exist. Its absence is not cached: set in the vault, it is read on the next call."""
+        value = self.get_optional(name, refresh=refresh or (name in self._cache and self._cache[name] is None))
         if value is None:
             raise Problem("secret_not_found", f"Key Vault has no secret named {name!r}.")
         return value

@@ -38,6 +38,19 @@ def test_missing_secret_is_secret_not_found(stack: Stack, configure) -> None:
     assert stack.genesys.requests() == []
 
 
+def test_a_secret_created_after_it_was_found_missing_is_read_without_a_restart(stack: Stack, configure) -> None:
+    """The template leaves the secret for the operator to set (`az keyvault secret set`, as the hint says); a
+    call or readiness probe before that must not leave the instance refusing every call until it restarts."""
+    configure(GENESYS_CLIENT_SECRET_NAME="set-later")
+    assert stack.post("/api/calls", CALL).json()["code"] == "secret_not_found"
+
+    stack.vault.set_secret("set-later", CLIENT_SECRET)
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 201, response.text
+    assert stack.vault.secret_reads("set-later") == 1  # its one read since it exists
+
+
 def test_forbidden_vault_is_key_vault_forbidden(stack: Stack) -> None:
     stack.vault.inject(VaultFault(status=403))
 
