@@ -235,6 +235,13 @@ CATALOG: dict[str, CatalogEntry] = {
     "invalid_signature": CatalogEntry(
         401, "Invalid webhook signature", False, "Sign the raw body with the shared webhook secret."
     ),
+    "signing_keys_unavailable": CatalogEntry(
+        503,
+        "The sender's signing keys could not be fetched",
+        True,
+        "Nothing to do for one failure: the sender delivers again. If it persists, let the function reach the "
+        "sender's key host over HTTPS (sns.<region>.amazonaws.com for SNS, www.googleapis.com for Pub/Sub).",
+    ),
     "configuration_error": CatalogEntry(
         500,
         "The function is misconfigured",

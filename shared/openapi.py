@@ -88,8 +88,8 @@ PROBLEM_CODES: dict[str, tuple[str, ...]] = {
     # The stored final answer of an asynchronous request: what placing the call met when the queue ran it.
     "GetCallRequest": ("request_not_found", *(c for c in _PLACE if c not in _INPUT[:3])),
     "ReceiveSignedWebhook": (*_PLACE, "invalid_signature"),
-    "ReceiveSnsMessage": (*_PLACE, "invalid_signature"),
-    "ReceivePubSubPush": (*_PLACE, "invalid_signature"),
+    "ReceiveSnsMessage": (*_PLACE, "invalid_signature", "signing_keys_unavailable"),
+    "ReceivePubSubPush": (*_PLACE, "invalid_signature", "signing_keys_unavailable"),
     "ReceiveEvents": (*_PLACE, "too_many_events"),
     "ValidateEventsSubscription": ("validation_failed", "internal_error"),
     # A number that can never be dialed (emergency, short code) is named so on the list's routes too.

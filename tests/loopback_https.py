@@ -7,28 +7,34 @@ import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import trustme
 
+from emulators.one_write import OneWriteHandler
+
 
 class LoopbackHttps:
-    """Serves `routes` (path without query -> body); every request's path and query is kept in `requests`."""
+    """Serves `routes` (path without query -> body); every request's path and query is kept in `requests`.
+    A status queued in `failures[path]` answers the next request for that path instead (empty body)."""
 
     def __init__(self, ca_dir: Path) -> None:
         self.routes: dict[str, bytes] = {}
+        self.failures: dict[str, list[int]] = {}
         self.requests: list[str] = []
         self._ca = trustme.CA()
         self.ca_bundle = str(ca_dir / "loopback-ca.pem")
         self._ca.cert_pem.write_to_path(self.ca_bundle)
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(OneWriteHandler):
             def do_GET(self) -> None:
                 server.requests.append(self.path)
-                body = server.routes.get(self.path.split("?")[0])
-                self.send_response(200 if body is not None else 404)
+                path = self.path.split("?")[0]
+                failures = server.failures.get(path)
+                body = None if failures else server.routes.get(path)
+                self.send_response(failures.pop(0) if failures else 200 if body is not None else 404)
                 self.send_header("Content-Length", str(len(body or b"")))
                 self.end_headers()
                 self.wfile.write(body or b"")

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 import function_app
 from shared.services import services
 from shared.webhooks import GoogleKeys, PubSubVerifier
+from shared.webhooks import pubsub as pubsub_module
 from tests.conftest import Stack
 from tests.loopback_https import LoopbackHttps, loopback_https
 from tests.test_webhooks import CALL
@@ -148,6 +149,25 @@ def test_an_unknown_key_refetches_the_keys_at_most_once_a_minute(pubsub: PubSub)
         refused(pubsub.post(push(), token(FOREIGN_KEY, kid=f"kid-{uuid.uuid4()}")))
 
     assert len(pubsub.server.hits(JWKS_PATH)) == 1
+
+
+def test_keys_google_does_not_give_for_now_are_503_and_a_failed_refresh_keeps_the_ones_it_has(
+    pubsub: PubSub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pubsub.server.failures[JWKS_PATH] = [503]
+    unavailable = pubsub.post(push(), token())
+    assert unavailable.status_code == 503, unavailable.text
+    assert unavailable.json()["code"] == "signing_keys_unavailable"
+
+    monkeypatch.setattr(pubsub_module, "KEY_REFETCH_SECONDS", 0.0)  # the next push may fetch again at once
+    assert pubsub.post(push(), token()).status_code == 201  # fetched now
+    monkeypatch.setattr(pubsub_module, "KEYS_MAX_AGE_SECONDS", 0.0)  # every push refreshes the keys
+    pubsub.server.failures[JWKS_PATH] = [503]
+    kept = pubsub.post(push(), token())
+
+    assert kept.status_code == 201, kept.text
+    assert len(pubsub.server.hits(JWKS_PATH)) == 3  # the failure, the fetch, the failed refresh
+    assert len(pubsub.stack.creates()) == 2
 
 
 def test_without_the_settings_no_push_is_trusted(stack: Stack, configure: Callable[..., None]) -> None:

@@ -214,6 +214,29 @@ def test_forged_messages_are_401_and_dial_nothing(sns: Sns, change, field: str) 
     assert sns.stack.genesys.requests() == []
 
 
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_certificate_host_that_fails_for_now_gets_a_503_so_sns_delivers_again(sns: Sns, status: int) -> None:
+    """SNS retries only server-side failures: a 401 here would drop the message for good."""
+    sns.server.failures[CERT_PATH] = [status]
+    message = sign(sns.message())
+
+    first = sns.post(message)
+    again = sns.post(message)
+
+    assert first.status_code == 503, first.text
+    assert first.json()["code"] == "signing_keys_unavailable" and first.json()["retryable"] is True
+    assert int(first.headers["Retry-After"]) > 0
+    assert again.status_code == 201, again.text
+    assert len(sns.stack.creates()) == 1
+
+
+def test_a_certificate_aws_will_not_give_is_refused(sns: Sns) -> None:
+    message = sign(sns.message(SigningCertURL=sns.server.base_url + "/no-such-certificate.pem"))
+
+    refused(sns.post(message), "SigningCertURL")
+    assert sns.stack.genesys.requests() == []
+
+
 def test_the_deployed_host_check_refuses_a_loopback_certificate(sns: Sns, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the injected verifier, the app's own host check applies: no setting can relax it."""
     monkeypatch.setattr(function_app, "services", services)

@@ -25,7 +25,10 @@ import requests
 
 from shared.errors import Problem
 from shared.http import parse_json
-from shared.webhooks.signed import SignedCall, delivery_key, refused
+from shared.logs import get_logger
+from shared.webhooks.signed import SignedCall, delivery_key, keys_unavailable, refused
+
+log = get_logger(__name__)
 
 GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
@@ -62,12 +65,16 @@ class GoogleKeys:
             due = kid not in self._keys or now - self._fetched_at >= KEYS_MAX_AGE_SECONDS
             if due and now - self._attempted_at >= KEY_REFETCH_SECONDS:
                 self._attempted_at = now
-                self._keys = self._fetch()
-                self._fetched_at = now
+                try:
+                    self._keys, self._fetched_at = self._fetch(), now
+                except Problem:
+                    if kid not in self._keys:
+                        raise
+                    log.warning("Google's token-signing keys could not be refreshed; using the ones fetched before")
             return self._keys.get(kid)
 
     def _fetch(self) -> dict[str, Any]:
-        unusable = refused(AUTHORIZATION, "Google's token-signing keys could not be fetched.")
+        unusable = keys_unavailable("Google's token-signing keys could not be fetched.")
         try:
             response = requests.get(self._url, timeout=TIMEOUT, verify=self._verify, allow_redirects=False)
             readable = response.status_code == 200 and len(response.content) <= MAX_JWKS_BYTES

@@ -41,6 +41,12 @@ def refused(header: str, detail: str) -> Problem:
     return Problem("invalid_signature", detail, field=header)
 
 
+def keys_unavailable(detail: str) -> Problem:
+    """The sender's public keys could not be fetched for now: 503, which every sender retries (a 401 is final
+    for AWS SNS, and would drop the message)."""
+    return Problem("signing_keys_unavailable", detail, retry_after=5)
+
+
 def delivery_key(scheme: str, *identity: str) -> str:
     """A fixed-size, printable idempotency key for any sender id (ids may be long, non-ASCII or contain ':')."""
     assert scheme in DELIVERY_SCHEMES, scheme

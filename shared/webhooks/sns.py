@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from shared.errors import Problem
 from shared.http import parse_json
-from shared.webhooks.signed import SignedCall, delivery_key, refused
+from shared.webhooks.signed import SignedCall, delivery_key, keys_unavailable, refused
 
 MESSAGE_TYPE_HEADER = "x-amz-sns-message-type"
 NOTIFICATION, SUBSCRIBE, UNSUBSCRIBE = "Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"
@@ -174,11 +174,17 @@ class SnsVerifier:
         return key
 
     def _fetch_key(self, url: str) -> rsa.RSAPublicKey:
+        """A failure that may pass (no answer, 429, 5xx) is 503: SNS retries only server-side failures, and a
+        401 would drop the message for good. A certificate AWS will not give, or that is unusable, is 401."""
         unusable = refused("SigningCertURL", "The signing certificate could not be fetched or read.")
         try:
             response = self._session.get(url, timeout=TIMEOUT, verify=self._verify, allow_redirects=False)
-        except requests.RequestException:
-            raise unusable from None
+        except requests.RequestException as error:
+            raise keys_unavailable(
+                f"The SNS signing certificate could not be fetched ({type(error).__name__})."
+            ) from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise keys_unavailable(f"The SNS signing certificate host answered {response.status_code}.")
         if response.status_code != 200 or len(response.content) > MAX_CERTIFICATE_BYTES:
             raise unusable
         try:
