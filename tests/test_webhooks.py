@@ -149,9 +149,15 @@ def post_events(stack: Stack, body: object, content_type: str = "application/jso
     )
 
 
-def event_grid(data: object, event_id: str | None = None) -> dict:
+EVENT_TOPIC = (
+    "/subscriptions/0d9b7a4e-1111-4c2d-9e8f-123456789abc/resourceGroups/rg/providers/Microsoft.EventGrid/topics/calls"
+)
+
+
+def event_grid(data: object, event_id: str | None = None, topic: str = EVENT_TOPIC) -> dict:
     return {
         "id": event_id or str(uuid.uuid4()),
+        "topic": topic,
         "eventType": "Acme.Calls.Requested",
         "subject": "calls",
         "eventTime": "2026-11-22T08:00:00Z",
@@ -186,6 +192,18 @@ def test_event_grid_event_places_one_call_even_when_redelivered(stack: Stack) ->
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(stack.creates()) == 1
+
+
+def test_two_topics_may_use_one_event_id(stack: Stack) -> None:
+    """A custom topic's publisher picks the ids: the same id from another topic is another event."""
+    ours = event_grid({"to": "+12125550199"}, event_id="order-1")
+    theirs = event_grid({"to": "+12125550198"}, event_id="order-1", topic=EVENT_TOPIC.replace("calls", "orders"))
+
+    answers = [post_events(stack, [event], **{"aeg-event-type": "Notification"}) for event in (ours, theirs, ours)]
+
+    assert [a.status_code for a in answers] == [201, 201, 201], answers[1].text
+    assert answers[2].headers["Idempotent-Replayed"] == "true"
+    assert [create.json["phoneNumber"] for create in stack.creates()] == ["+12125550199", "+12125550198"]
 
 
 def test_event_grid_batch_answers_per_event(stack: Stack) -> None:

@@ -124,9 +124,12 @@ def _cloudevent(item: Any) -> Event:
 
 
 def _event_grid_event(item: Any) -> Event:
+    """Its identity is its topic and id, as a CloudEvent's is its source and id: a custom topic's publisher picks
+    the ids, so two topics may use the same one. Event Grid sets `topic`; a publisher cannot."""
     event = _object(item, "Event Grid event")
     event_id = _text_of(event, "id", "Event Grid event")
-    return Event(delivery_key("eg", event_id), event_id, event.get("data"))
+    topic = event.get("topic")
+    return Event(delivery_key("eg", topic if isinstance(topic, str) else "", event_id), event_id, event.get("data"))
 
 
 def _cloudevent_data(event: dict[str, Any]) -> Any:
