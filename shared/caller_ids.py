@@ -22,19 +22,24 @@ from shared.logs import get_logger
 log = get_logger(__name__)
 T = TypeVar("T")
 QUEUE_CACHE_SIZE = 256  # queues whose caller ID stays cached; ALLOWED_QUEUE_IDS=* lets callers name any number
+FAILED_LOAD_HOLD_SECONDS = 5.0
 
 
 class RefreshingValue(Generic[T]):
     """A value loaded on first use and, once older than `ttl`, refreshed in the background.
 
-    Requests keep using the previous value while one refresh runs, so a slow Genesys never stalls them.
+    Requests keep using the previous value while one refresh runs, so a slow Genesys never stalls them. A first
+    load that failed is answered from memory for `FAILED_LOAD_HOLD_SECONDS`: the requests that waited behind it
+    get its failure at once, rather than each trying again, one after another, for up to a deadline each.
     """
 
-    def __init__(self, load: Callable[[], T], ttl: float) -> None:
+    def __init__(self, load: Callable[[], T], ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._load = load
         self._ttl = ttl
+        self._clock = clock
         self._value: T | None = None
         self._loaded_at: float | None = None  # None until the first load: the value itself may be None
+        self._failed: tuple[float, Exception] | None = None  # the last first load that failed: when, and how
         self._lock = threading.Lock()
         self._refreshing = False
 
@@ -42,14 +47,23 @@ class RefreshingValue(Generic[T]):
         if self._loaded_at is None:
             with self._lock:
                 if self._loaded_at is None:
-                    self._store(self._load())
-        elif time.monotonic() - self._loaded_at > self._ttl and not self._refreshing:
+                    self._load_first()
+        elif self._clock() - self._loaded_at > self._ttl and not self._refreshing:
             self._refreshing = True
             threading.Thread(target=self._refresh, name="caller-id-refresh", daemon=True).start()
         return cast(T, self._value)
 
+    def _load_first(self) -> None:
+        if self._failed is not None and self._clock() - self._failed[0] < FAILED_LOAD_HOLD_SECONDS:
+            raise self._failed[1]
+        try:
+            self._store(self._load())
+        except Exception as error:
+            self._failed = (self._clock(), error)
+            raise
+
     def _store(self, value: T) -> None:
-        self._value, self._loaded_at = value, time.monotonic()
+        self._value, self._loaded_at = value, self._clock()
 
     def _refresh(self) -> None:
         try:

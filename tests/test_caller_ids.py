@@ -7,11 +7,12 @@ from typing import cast
 import pytest
 
 from emulators.genesys import Fault
-from shared.caller_ids import QUEUE_CACHE_SIZE, CallerIds
+from shared.caller_ids import FAILED_LOAD_HOLD_SECONDS, QUEUE_CACHE_SIZE, CallerIds, RefreshingValue
 from shared.config import load_settings
 from shared.deadline import Deadline
+from shared.errors import Problem
 from shared.genesys import GenesysClient
-from tests.conftest import Stack
+from tests.conftest import Clock, Stack
 from tests.test_configuration import MINIMAL
 
 CALL = {"to": "+12125550199"}
@@ -156,3 +157,29 @@ def test_queue_caller_id_cache_stays_bounded_whatever_is_asked() -> None:
         caller_ids.queue_caller_id(f"queue-{n}")
 
     assert len(genesys.reads) == 10 * QUEUE_CACHE_SIZE  # each was evicted before it was asked again
+
+
+def test_a_failed_first_load_is_answered_from_memory_for_a_few_seconds_then_tried_again() -> None:
+    """Requests queued behind a first DID load that failed (Genesys hanging at a cold start) get its failure at
+    once: each used to load again in turn, the k-th waiting k deadlines, past Power Automate's 120 s."""
+    clock = Clock(now=100.0)
+    loads: list[float] = []
+
+    def load() -> frozenset[str]:
+        loads.append(clock.now)
+        if len(loads) == 1:
+            raise Problem("genesys_timeout", "The DID list did not come in time.")
+        return frozenset({"+13175550100"})
+
+    dids = RefreshingValue(load, 300.0, clock=clock)
+    with pytest.raises(Problem):
+        dids.get()
+    clock.now += FAILED_LOAD_HOLD_SECONDS - 0.1
+    with pytest.raises(Problem) as held:
+        dids.get()
+    assert held.value.code == "genesys_timeout"
+    assert loads == [100.0]
+
+    clock.now += 0.1
+    assert dids.get() == frozenset({"+13175550100"})
+    assert len(loads) == 2
