@@ -22,15 +22,14 @@ from shared.logs import get_logger
 log = get_logger(__name__)
 T = TypeVar("T")
 QUEUE_CACHE_SIZE = 256  # queues whose caller ID stays cached; ALLOWED_QUEUE_IDS=* lets callers name any number
-FAILED_LOAD_HOLD_SECONDS = 5.0
 
 
 class RefreshingValue(Generic[T]):
     """A value loaded on first use and, once older than `ttl`, refreshed in the background.
 
-    Requests keep using the previous value while one refresh runs, so a slow Genesys never stalls them. A first
-    load that failed is answered from memory for `FAILED_LOAD_HOLD_SECONDS`: the requests that waited behind it
-    get its failure at once, rather than each trying again, one after another, for up to a deadline each.
+    Requests keep using the previous value while one refresh runs, so a slow Genesys never stalls them. The
+    requests that waited behind a first load that failed get its failure at once, rather than each trying again,
+    one after another, for up to a deadline each; a request that comes after it tries again.
     """
 
     def __init__(self, load: Callable[[], T], ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -45,22 +44,24 @@ class RefreshingValue(Generic[T]):
 
     def get(self) -> T:
         if self._loaded_at is None:
+            asked_at = self._clock()
             with self._lock:
                 if self._loaded_at is None:
-                    self._load_first()
+                    self._load_first(asked_at)
         elif self._clock() - self._loaded_at > self._ttl and not self._refreshing:
             self._refreshing = True
             threading.Thread(target=self._refresh, name="caller-id-refresh", daemon=True).start()
         return cast(T, self._value)
 
-    def _load_first(self) -> None:
-        if self._failed is not None and self._clock() - self._failed[0] < FAILED_LOAD_HOLD_SECONDS:
-            raise self._failed[1]
+    def _load_first(self, asked_at: float) -> None:
+        if self._failed is not None and self._failed[0] >= asked_at:  # it failed while this request waited
+            raise self._failed[1].with_traceback(None)  # no request's frames kept alive by the held failure
         try:
             self._store(self._load())
         except Exception as error:
             self._failed = (self._clock(), error)
             raise
+        self._failed = None
 
     def _store(self, value: T) -> None:
         self._value, self._loaded_at = value, self._clock()

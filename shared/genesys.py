@@ -130,8 +130,8 @@ class GenesysClient:
             raise _SentAndLost(type(error).__name__) from None
         except requests.Timeout as error:
             raise _SentAndLost(type(error).__name__) from None
-        except requests.RequestException as error:  # the answer broke off (ChunkedEncodingError, ...): it was sent
-            raise _SentAndLost(type(error).__name__) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:
+            raise _SentAndLost(type(error).__name__) from None  # the answer broke off: the request was sent
         correlation_id = response.headers.get(CORRELATION_HEADER)
         log.info(
             "Genesys %s %s -> %s in %.0f ms (correlation %s)",

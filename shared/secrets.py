@@ -6,7 +6,9 @@ caller says the cached one stopped working (`refresh=True`, e.g. after a rotatio
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import Problem
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
 
 log = get_logger(__name__)
+
+MISSING_SECRET_RECHECK_SECONDS = 10.0
 
 
 class SecretSource(Protocol):
@@ -50,6 +54,7 @@ class KeyVaultSecrets:
         self._read_timeout = read_timeout
         self._client: SecretClient | None = None
         self._cache: dict[str, str | None] = {}  # None: the vault has no such secret
+        self._read_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def _secret_client(self) -> SecretClient:
@@ -71,8 +76,11 @@ class KeyVaultSecrets:
         return self._client
 
     def get(self, name: str, *, refresh: bool = False) -> str:
-        """A secret that must exist. Its absence is not cached: set in the vault, it is read on the next call."""
-        value = self.get_optional(name, refresh=refresh or (name in self._cache and self._cache[name] is None))
+        """A secret that must exist. Found missing, it is looked for again `MISSING_SECRET_RECHECK_SECONDS` later:
+        set in the vault after a first call, it needs no restart, and a missing one costs no read per call."""
+        found_missing_at = self._read_at.get(name, -math.inf) if self._cache.get(name, "") is None else math.inf
+        recheck = time.monotonic() - found_missing_at >= MISSING_SECRET_RECHECK_SECONDS
+        value = self.get_optional(name, refresh=refresh or recheck)
         if value is None:
             raise Problem("secret_not_found", f"Key Vault has no secret named {name!r}.")
         return value
@@ -81,6 +89,7 @@ class KeyVaultSecrets:
         with self._lock:  # one read in flight: a cold start under load costs one Key Vault request
             if refresh or name not in self._cache:
                 self._cache[name] = self._read(name)
+                self._read_at[name] = time.monotonic()
             return self._cache[name]
 
     def _read(self, name: str) -> str | None:

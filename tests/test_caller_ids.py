@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from typing import cast
 
 import pytest
 
 from emulators.genesys import Fault
-from shared.caller_ids import FAILED_LOAD_HOLD_SECONDS, QUEUE_CACHE_SIZE, CallerIds, RefreshingValue
+from shared.caller_ids import QUEUE_CACHE_SIZE, CallerIds, RefreshingValue
 from shared.config import load_settings
 from shared.deadline import Deadline
 from shared.errors import Problem
@@ -159,27 +160,44 @@ def test_queue_caller_id_cache_stays_bounded_whatever_is_asked() -> None:
     assert len(genesys.reads) == 10 * QUEUE_CACHE_SIZE  # each was evicted before it was asked again
 
 
-def test_a_failed_first_load_is_answered_from_memory_for_a_few_seconds_then_tried_again() -> None:
-    """Requests queued behind a first DID load that failed (Genesys hanging at a cold start) get its failure at
-    once: each used to load again in turn, the k-th waiting k deadlines, past Power Automate's 120 s."""
+def test_requests_that_waited_behind_a_failed_first_load_get_its_failure_and_later_ones_load_again() -> None:
+    """Requests queued behind a first DID load that failed (Genesys hanging at a cold start) each loaded again in
+    turn, the k-th waiting k deadlines, past Power Automate's 120 s. Now they get its failure at once."""
     clock = Clock(now=100.0)
+    loading, fail_now = threading.Event(), threading.Event()
     loads: list[float] = []
 
     def load() -> frozenset[str]:
         loads.append(clock.now)
         if len(loads) == 1:
+            loading.set()
+            assert fail_now.wait(10)
+            clock.now += 30  # the load used its deadline
             raise Problem("genesys_timeout", "The DID list did not come in time.")
         return frozenset({"+13175550100"})
 
     dids = RefreshingValue(load, 300.0, clock=clock)
-    with pytest.raises(Problem):
-        dids.get()
-    clock.now += FAILED_LOAD_HOLD_SECONDS - 0.1
-    with pytest.raises(Problem) as held:
-        dids.get()
-    assert held.value.code == "genesys_timeout"
-    assert loads == [100.0]
+    answers: dict[str, object] = {}
 
-    clock.now += 0.1
+    def ask(name: str) -> None:
+        try:
+            answers[name] = dids.get()
+        except Problem as problem:
+            answers[name] = problem
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    assert loading.wait(10)
+    waiting = [threading.Thread(target=ask, args=(f"waiting-{n}",)) for n in range(3)]
+    for thread in waiting:
+        thread.start()  # each asks before the load fails, whenever it reaches the lock
+    fail_now.set()
+    for thread in [first, *waiting]:
+        thread.join(10)
+
+    assert all(isinstance(answer, Problem) and answer.code == "genesys_timeout" for answer in answers.values())
+    assert len(answers) == 4 and loads == [100.0]
+
+    clock.now += 1  # a request after the failure tries again
     assert dids.get() == frozenset({"+13175550100"})
     assert len(loads) == 2

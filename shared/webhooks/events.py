@@ -1,7 +1,7 @@
 """Azure Event Grid and CloudEvents 1.0 deliveries (`POST`/`OPTIONS /api/events/calls`).
 
-Each event carries one of our call requests; a digest of its id (and source) is the idempotency key, so a
-redelivered event replays the first answer and never dials again.
+Each event carries one of our call requests; a digest of its topic and id (Event Grid) or source and id
+(CloudEvents) is the idempotency key, so a redelivered event replays the first answer and never dials again.
 """
 
 from __future__ import annotations

@@ -56,21 +56,24 @@ class GoogleKeys:
         self._clock = clock
         self._keys: dict[str, Any] = {}
         self._fetched_at = self._attempted_at = float("-inf")
+        self._last_fetch_failed = False
         self._lock = threading.Lock()
 
     def get(self, kid: str) -> Any | None:
-        """The public key named `kid`, or None when Google publishes no such key."""
+        """The public key named `kid`, or None when Google publishes no such key. While the last fetch failed, a
+        key not fetched before is `signing_keys_unavailable` (Google may well publish it), not None."""
         with self._lock:
             now = self._clock()
             due = kid not in self._keys or now - self._fetched_at >= KEYS_MAX_AGE_SECONDS
             if due and now - self._attempted_at >= KEY_REFETCH_SECONDS:
                 self._attempted_at = now
                 try:
-                    self._keys, self._fetched_at = self._fetch(), now
+                    self._keys, self._fetched_at, self._last_fetch_failed = self._fetch(), now, False
                 except Problem:
-                    if kid not in self._keys:
-                        raise
-                    log.warning("Google's token-signing keys could not be refreshed; using the ones fetched before")
+                    self._last_fetch_failed = True
+                    log.warning("Google's token-signing keys could not be fetched; keeping %d", len(self._keys))
+            if kid not in self._keys and self._last_fetch_failed:
+                raise keys_unavailable("Google's token-signing keys could not be fetched.")
             return self._keys.get(kid)
 
     def _fetch(self) -> dict[str, Any]:
