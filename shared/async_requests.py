@@ -243,19 +243,25 @@ class AsyncRequests:
                 return
             self._release(claim.record)
             raise
-        # A retryable failure is retried unless its call may exist. One before the create goes back to the queue,
-        # which shows the message again 2 s later. A create that provably sent nothing (Genesys answered 429 with a
-        # Retry-After past the deadline, or no connection was made) is queued again for when Genesys asked.
+        self._settle(message, job, claim, (reply, replayed), delivery, dequeue_count)
+
+    def _settle(
+        self, message: str, job: Job, claim: Claim, answered: tuple[Reply, bool], delivery: int, dequeue_count: int
+    ) -> None:
+        """Record the job's answer, or try it again: a retryable failure is tried again unless its call may exist.
+        One before the create goes back to the queue, which shows the message again 2 s later. A create that
+        provably sent nothing (Genesys answered 429 with a Retry-After past the deadline, or no connection was
+        made) is queued again for when Genesys asked."""
+        reply, replayed = answered
         retryable = reply.status in _RETRY_LATER and reply.body.get("retryable") is True
-        wait = self._retry_wait(job, claim.record, reply)
-        if retryable and claim.sent and not reply.outcome_unknown and delivery < MAX_DEQUEUE_COUNT and wait:
-            self._release(claim.record)
-            assert self._queue is not None  # a message came from the queue, so there is one
-            self._queue.send(message, wait)
-            log.info(
-                "Asynchronous request %s sent nothing (%s); trying again in %d s", job.request_id, reply.status, wait
-            )
-            return
+        if retryable and claim.sent and not reply.outcome_unknown and delivery < MAX_DEQUEUE_COUNT:
+            wait = self._retry_wait(job, claim.record, reply)
+            if wait is not None:
+                self._release(claim.record)
+                assert self._queue is not None  # a message came from the queue, so there is one
+                self._queue.send(message, wait)
+                log.info("Asynchronous request %s sent nothing (%s); again in %d s", job.request_id, reply.status, wait)
+                return
         if retryable and not claim.sent and dequeue_count < MAX_DEQUEUE_COUNT:
             self._release(claim.record)
             raise RetryLater(f"{reply.status} {reply.body.get('code')}, try {dequeue_count} of {MAX_DEQUEUE_COUNT}")
