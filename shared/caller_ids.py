@@ -119,6 +119,19 @@ class CallerIds:
                 self._queues.popitem(last=False)
             return entry
 
+    def default(self) -> str | None:
+        """DEFAULT_CALLER_ID, or None when unset; a configuration error when it is not an allowed caller ID."""
+        default = self._settings.default_caller_id
+        if default and default not in self.allowed():
+            raise Problem(
+                "configuration_error",
+                f"Setting DEFAULT_CALLER_ID {phone.mask(default)} is not one of the organization's allowed "
+                f"caller IDs (CALLER_ID_SOURCE={self._settings.caller_id_source}).",
+                hint="Set DEFAULT_CALLER_ID to one of the allowed numbers (with CALLER_ID_SOURCE=genesys, a DID of "
+                "the organization), or add it to ALLOWED_CALLER_IDS with CALLER_ID_SOURCE=settings or both.",
+            )
+        return default
+
     def choose(self, requested: str | None, queue_id: str | None, region: str) -> str:
         """The caller ID for one call in E.164: `from` if allowed, else the queue's, else the default."""
         if requested is not None:
@@ -127,14 +140,8 @@ class CallerIds:
             queue_number = self.queue_caller_id(queue_id)
             if queue_number:
                 return queue_number
-        default = self._settings.default_caller_id
+        default = self.default()
         if default:
-            if default not in self.allowed():
-                raise Problem(
-                    "configuration_error",
-                    f"Setting DEFAULT_CALLER_ID {phone.mask(default)} is not one of the organization's allowed "
-                    f"caller IDs (CALLER_ID_SOURCE={self._settings.caller_id_source}).",
-                )
             return default
         raise Problem(
             "caller_id_required",

@@ -68,6 +68,14 @@ def _no_active_user(why: str) -> Problem:
 
 def _call_user(app: Services) -> str | Skipped:
     if app.call_user_state is None:
+        if not app.settings.allowed_user_ids and not app.settings.allowed_queue_ids:
+            raise Problem(
+                "configuration_error",
+                "No call can be placed: GENESYS_CALL_USER_ID is not set, and ALLOWED_USER_IDS and "
+                "ALLOWED_QUEUE_IDS allow no user and no queue.",
+                hint="Set GENESYS_CALL_USER_ID (the user calls are placed for), or ALLOWED_USER_IDS or "
+                "ALLOWED_QUEUE_IDS.",
+            )
         return Skipped("GENESYS_CALL_USER_ID is not set: every call request must name its userId")
     try:
         found = app.call_user_state.get()
@@ -147,6 +155,7 @@ def _caller_ids(app: Services) -> str:
             "No caller ID is allowed: every call without a queue caller ID would be refused.",
             hint="Set ALLOWED_CALLER_IDS or DEFAULT_CALLER_ID, or CALLER_ID_SOURCE=genesys.",
         )
+    app.caller_ids.default()  # every call without `from` would use it: refused there, refused here
     return f"{len(allowed)} allowed (CALLER_ID_SOURCE={app.settings.caller_id_source})"
 
 

@@ -100,13 +100,39 @@ def test_inactive_call_user_is_not_ready(stack: Stack, monkeypatch: pytest.Monke
 
 
 def test_without_a_call_user_the_check_is_skipped(stack: Stack, configure) -> None:
-    configure(GENESYS_CALL_USER_ID=None)
+    configure(GENESYS_CALL_USER_ID=None, ALLOWED_USER_IDS="*")
 
     response = stack.get("/api/health/ready")
 
     assert response.status_code == 200, response.text
     assert checks(response)["call_user"]["status"] == "skipped"
     assert stack.genesys.requests("user") == []
+
+
+def test_without_a_call_user_and_any_allowed_user_or_queue_nothing_can_be_placed(stack: Stack, configure) -> None:
+    configure(GENESYS_CALL_USER_ID=None, ALLOWED_USER_IDS=None, ALLOWED_QUEUE_IDS=None)
+
+    ready = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199", "userId": DEMO_USER_ID})
+
+    assert ready.status_code == 503, ready.text
+    assert checks(ready)["call_user"]["status"] == "failed"
+    assert "ALLOWED_USER_IDS" in checks(ready)["call_user"]["remediation"]
+    assert call.json()["code"] == "user_not_allowed"  # what readiness now says before the first call
+
+
+def test_a_default_caller_id_the_org_does_not_own_is_not_ready(stack: Stack, configure) -> None:
+    """With CALLER_ID_SOURCE=genesys every call without `from` uses DEFAULT_CALLER_ID, refused when it is no DID."""
+    configure(DEFAULT_CALLER_ID="+13175550999")
+
+    ready = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert ready.status_code == 503, ready.text
+    assert checks(ready)["caller_ids"]["status"] == "failed"
+    assert "DEFAULT_CALLER_ID" in checks(ready)["caller_ids"]["detail"]
+    assert call.json()["code"] == "configuration_error"
+    assert stack.creates() == []
 
 
 def test_webhook_secret_setting_is_ok(stack: Stack, configure) -> None:
