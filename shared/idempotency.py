@@ -38,8 +38,8 @@ log = get_logger(__name__)
 
 # A request's claim is written "sending": from then on its call may be sent, so it is never taken over, only
 # answered (two Table writes per call: the claim and the answer), except by a later delivery of the same queued
-# job (JobAttempt). An asynchronous job's record goes claimed ->
-# sent -> done, as its worker may die before its call is even planned.
+# job (JobAttempt). An asynchronous job's record goes claimed -> sent -> done, as its worker may die before its
+# call is even planned.
 CLAIMED, SENDING, SENT, DONE = "claimed", "sending", "sent", "done"
 MAY_HAVE_SENT = (SENDING, SENT)
 POLL_SECONDS = 0.1
@@ -280,7 +280,7 @@ class Idempotency:
             if current.owner == request_id and current.claimed_at == now and current.state == SENDING:
                 # Our own insert: it landed, its answer was lost, and the SDK's resend met it (409).
                 return self._execute(Claim(self.store, current), action, request_id), False
-            if job is not None and current.owner == request_id and _left_by_earlier_delivery(current, job):
+            if job is not None and _left_by_earlier_delivery(current, job, request_id):
                 log.warning("An earlier delivery of job %s left its claim before sending; resuming it", request_id)
                 taken = self.store.replace(replace(mine, etag=current.etag))
                 if taken is not None:
@@ -379,10 +379,12 @@ class Idempotency:
             log.error("Could not record the outcome of request %s for replay", claim.record.owner)
 
 
-def _left_by_earlier_delivery(record: Record, job: JobAttempt) -> bool:
+def _left_by_earlier_delivery(record: Record, job: JobAttempt, request_id: str) -> bool:
     """A claim still "sending" that an earlier delivery of this same job wrote (see `JobAttempt`)."""
     written_by = (record.data or {}).get(JOB_DELIVERY)
-    return record.state == SENDING and isinstance(written_by, int) and written_by < job.delivery
+    if record.owner != request_id or not isinstance(written_by, int):
+        return False  # another request's claim, or one no queued job wrote
+    return record.state == SENDING and written_by < job.delivery
 
 
 def _answer_expired(record: Record, at: float) -> bool:

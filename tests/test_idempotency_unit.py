@@ -18,15 +18,20 @@ class StoreThatFailsToRecord(MemoryStore):
         return super().replace(record)
 
 
+def placed(dials: list[str], name: str):
+    def dial(mark_sent) -> Reply:
+        mark_sent()
+        dials.append(name)
+        return Reply(201, {"conversationId": "c-1"}, {})
+
+    return dial
+
+
 def test_a_placed_call_is_answered_even_when_its_outcome_cannot_be_recorded() -> None:
     store = StoreThatFailsToRecord()
     guard = Idempotency(store, wait_seconds=0.2, stale_seconds=0.0)
     dials: list[str] = []
-
-    def dial(mark_sent) -> Reply:
-        mark_sent()
-        dials.append("call")
-        return Reply(201, {"conversationId": "c-1"}, {})
+    dial = placed(dials, "call")
 
     reply, replayed = guard.run("k", "fp", dial, request_id="r-1")
 
@@ -75,11 +80,7 @@ def test_a_keyless_claim_past_its_window_is_not_taken_over_while_it_may_still_se
     store.create(Record(KEYLESS_PREFIX + "fp", "fp", SENDING, "r-stalled", clock.now, clock.now + 120.0))
     clock.now += 130.0
     dials: list[str] = []
-
-    def dial(mark_sent) -> Reply:
-        mark_sent()
-        dials.append("retry")
-        return Reply(201, {"conversationId": "c-2"}, {})
+    dial = placed(dials, "retry")
 
     with pytest.raises(Problem) as retry:
         guard.run(None, "fp", dial, request_id="r-retry")
@@ -94,11 +95,7 @@ def test_a_keyless_claim_whose_owner_sent_and_never_recorded_outlives_the_purge_
     store = StoreThatFailsToRecord()
     guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=60.0, clock=clock)
     dials: list[str] = []
-
-    def dial(mark_sent) -> Reply:
-        mark_sent()
-        dials.append("call")
-        return Reply(201, {"conversationId": "c-1"}, {})
+    dial = placed(dials, "call")
 
     guard.run(None, "fp", dial, request_id="r-1")
     clock.now = START + 10 * 60
@@ -119,15 +116,6 @@ class StoreThatCannotRelease(MemoryStore):
 
 def delivery(number: int) -> JobAttempt:
     return JobAttempt(START, lambda: None, number)
-
-
-def placed(dials: list[str], name: str):
-    def dial(mark_sent) -> Reply:
-        mark_sent()
-        dials.append(name)
-        return Reply(201, {"conversationId": "c-1"}, {})
-
-    return dial
 
 
 def left_sending(store: MemoryStore, guard: Idempotency, request_id: str, job: JobAttempt | None) -> None:

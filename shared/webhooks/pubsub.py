@@ -40,6 +40,7 @@ MAX_JWKS_BYTES = 64 * 1024
 LEEWAY_SECONDS = 30
 MAX_PUSH_BYTES = 32 * 1024  # a call request of at most 16 KiB in base64, in the push envelope
 TIMEOUT = (3.05, 5.0)
+KEYS_NOT_FETCHED = "Google's token-signing keys could not be fetched."
 
 
 class GoogleKeys:
@@ -73,11 +74,11 @@ class GoogleKeys:
                     self._last_fetch_failed = True
                     log.warning("Google's token-signing keys could not be fetched; keeping %d", len(self._keys))
             if kid not in self._keys and self._last_fetch_failed:
-                raise keys_unavailable("Google's token-signing keys could not be fetched.")
+                raise keys_unavailable(KEYS_NOT_FETCHED)
             return self._keys.get(kid)
 
     def _fetch(self) -> dict[str, Any]:
-        unusable = keys_unavailable("Google's token-signing keys could not be fetched.")
+        unusable = keys_unavailable(KEYS_NOT_FETCHED)
         try:
             response = requests.get(self._url, timeout=TIMEOUT, verify=self._verify, allow_redirects=False)
             readable = response.status_code == 200 and len(response.content) <= MAX_JWKS_BYTES
