@@ -88,3 +88,16 @@ def test_malformed_windows_are_refused(text: str) -> None:
 def test_whole_day_and_off() -> None:
     assert str(parse_window("00:00-24:00")) == "00:00-24:00"
     assert parse_window("OFF") is None
+
+
+def test_a_number_whose_zones_never_share_the_window_is_told_which_setting_helps() -> None:
+    """US toll-free numbers span Guam to Pago Pago: 09:00-17:00 never holds in all 42 zones at once, so waiting
+    for `nextAllowedAt` cannot help and the hint names the per-country setting instead."""
+    never = refusal(NINE_TO_FIVE, TOLL_FREE, at(2, 12, 0))
+    answer = never.to_json("r")
+
+    assert answer["nextAllowedAt"] is None
+    assert "never holds in all 42 of its time zones" in answer["detail"]
+    assert answer["hint"].startswith("Set CALLING_HOURS_BY_COUNTRY=US=")
+    later = refusal(NINE_TO_FIVE, NY_NUMBER, at(2, 18, 0)).to_json("r")  # a number that can wait keeps its hint
+    assert later["nextAllowedAt"] is not None and later["hint"].startswith("Call again at 'nextAllowedAt'")

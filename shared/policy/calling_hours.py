@@ -104,10 +104,13 @@ class CallingHours:
             return
         allowed_at = next_allowed(window, zones, moment)
         shown = ", ".join(zones[:3]) + (f" and {len(zones) - 3} more" if len(zones) > 3 else "")
+        never = allowed_at is None  # the zones' windows never meet: waiting does not help, a setting does
         raise Problem(
             "outside_calling_hours",
-            f"It is outside the calling hours {window} for the callee ({shown}).",
+            f"It is outside the calling hours {window} for the callee ({shown})"
+            + (f", and {window} never holds in all {len(zones)} of its time zones at once." if never else "."),
             field=field,
+            hint=_never_hint(region) if never else None,
             extensions={"nextAllowedAt": rfc3339(allowed_at) if allowed_at else None, "timeZones": list(zones)},
         )
 
@@ -118,6 +121,18 @@ class CallingHours:
         if window is None:
             return moment
         return next_allowed(window, zones, moment) if zones else None
+
+
+def _never_hint(region: str | None) -> str:
+    """What lets a number be called whose zones' windows never meet: a setting, not waiting."""
+    if region:
+        return (
+            f"Set CALLING_HOURS_BY_COUNTRY={region}=<a window that holds in all of its time zones> (or "
+            f"{region}=off where the law allows) to call such numbers."
+        )
+    return (
+        "It belongs to no country: only a CALLING_HOURS that holds in all of its time zones (or off) lets it be called."
+    )
 
 
 def next_allowed(window: Window, zones: tuple[str, ...], moment: datetime) -> datetime | None:
