@@ -135,7 +135,7 @@ class CallerIds:
     def choose(self, requested: str | None, queue_id: str | None, region: str) -> str:
         """The caller ID for one call in E.164: `from` if allowed, else the queue's, else the default."""
         if requested is not None:
-            return self._check(requested, region)
+            return self._check(requested, region, queue_id)
         if queue_id:
             queue_number = self.queue_caller_id(queue_id)
             if queue_number:
@@ -151,7 +151,9 @@ class CallerIds:
             field="from",
         )
 
-    def _check(self, requested: str, region: str) -> str:
+    def _check(self, requested: str, region: str, queue_id: str | None) -> str:
+        """`from` in E.164 when allowed: an allowed caller ID, or on a queue's call the queue's own, which the call
+        would present anyway without `from`."""
         allowed = self.allowed()
         near: list[str] | None = None
         try:
@@ -163,7 +165,7 @@ class CallerIds:
             if not near:
                 raise
             number = None
-        if number in allowed:
+        if number in allowed or (number is not None and queue_id and number == self.queue_caller_id(queue_id)):
             return number
         if near is None:
             near = self._near_misses(requested, region, allowed)

@@ -262,8 +262,8 @@ def _call_request() -> dict[str, Any]:
             "from": _field(
                 "string",
                 "From",
-                "The caller ID, one of the organization's numbers. Default: the queue's caller ID (with "
-                "'queueId'), then the DEFAULT_CALLER_ID setting.",
+                "The caller ID: an allowed caller ID, or with 'queueId' the queue's own. Default: the queue's "
+                "caller ID (with 'queueId'), then the DEFAULT_CALLER_ID setting.",
                 maxLength=MAX_NUMBER_LENGTH,
                 visibility="important",
             ),

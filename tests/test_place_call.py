@@ -87,6 +87,23 @@ def test_queue_caller_id_is_used_when_no_from(stack: Stack) -> None:
     assert stack.creates()[0].json["callerId"] == "+13175550101"
 
 
+def test_from_equal_to_the_queues_own_caller_id_is_allowed_on_that_queues_calls(stack: Stack, configure) -> None:
+    """Without `from` the queue's call presents the queue's caller ID, so naming that same number is no less
+    allowed, though it is not in ALLOWED_CALLER_IDS; on another queue's call, or with no queue, it still is not."""
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS=DEFAULT_CALLER)
+    queue_number = {"to": "+12125550199", "from": "(317) 555-0101"}  # the demo queue's callingPartyNumber
+
+    own_queue = stack.post("/api/calls", {**queue_number, "queueId": DEMO_QUEUE_ID})
+    other_queue = stack.post("/api/calls/validate", {**queue_number, "queueId": NO_CLI_QUEUE_ID})
+    no_queue = stack.post("/api/calls/validate", queue_number)
+
+    assert own_queue.status_code == 201, own_queue.text
+    assert [create.json["callerId"] for create in stack.creates()] == ["+13175550101"]
+    for refused in (other_queue, no_queue):
+        assert refused.status_code == 422, refused.text
+        assert (refused.json()["code"], refused.json()["field"]) == ("caller_id_not_allowed", "from")
+
+
 def test_queue_without_caller_id_falls_back_to_default(stack: Stack) -> None:
     response = stack.post("/api/calls", {"to": "+12125550199", "queueId": NO_CLI_QUEUE_ID})
 
