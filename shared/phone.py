@@ -20,6 +20,9 @@ from shared.errors import Problem
 # lets libphonenumber itself strip the prefix when the caller's region uses another one.
 _IDD_REGIONS = (("00", "DE"), ("011", "US"))
 _DIGITS = re.compile(r"\d")
+_PAUSE = re.compile(r"\d\s*[pw]+\s*\d", re.IGNORECASE)  # a dial string's pause or wait, then tones to send
+_LETTER_AFTER_DIGIT = re.compile(r"\d.*[a-z]", re.IGNORECASE | re.DOTALL)
+_SPACE = re.compile(r"\s")  # every Unicode space (U+202F, U+2009 in French formatting) reads as a plain one
 # libphonenumber's region for a number of no country: "ZZ" unknown, "001" a non-geographic network (+800, +882)
 NO_COUNTRY = ("ZZ", "001")
 
@@ -42,6 +45,8 @@ REASON_TEXT = {
     "invalid_country_code": "has no valid country code",
     "invalid_number": "is not a valid number in its numbering plan",
     "extension": "has an extension; extensions are not supported (the call would reach the main line)",
+    "letters": "has letters that would be read as keypad digits, which only North American (+1) numbers such as "
+    "1-800-FLOWERS are; remove words such as 'Fax' or 'home'",
 }
 TYPE_NAMES = {
     value: name.lower() for name, value in vars(PhoneNumberType).items() if name.isupper() and isinstance(value, int)
@@ -82,13 +87,16 @@ def mask(text: str) -> str:
 def _parse(text: str, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
     """Parse, retrying `00`/`011` international prefixes when the region itself does not use them.
 
+    Only a number of impossible length is read again: in GB, IN, JP or SE `011` also starts national numbers,
+    and a national number one digit short must be refused, not dialed abroad.
+
     Returns the number with its `PhoneNumberType`, UNKNOWN when it is valid nowhere: libphonenumber's
     `number_type` is that validity check already, so each reading is classified once (it is most of a call's
     own CPU time).
     """
     number = phonenumbers.parse(text, region)
     number_type = phonenumbers.number_type(number)
-    if number_type != PhoneNumberType.UNKNOWN:
+    if number_type != PhoneNumberType.UNKNOWN or phonenumbers.is_possible_number(number):
         return number, number_type
     digits = "".join(_DIGITS.findall(text))
     for prefix, idd_region in _IDD_REGIONS:
@@ -101,6 +109,14 @@ def _parse(text: str, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
             if candidate_type != PhoneNumberType.UNKNOWN:
                 return candidate, candidate_type
     return number, PhoneNumberType.UNKNOWN
+
+
+def _letters_read_as_digits(text: str, number: phonenumbers.PhoneNumber) -> bool:
+    """True when libphonenumber turned letters into keypad digits: a label after a number ('+49 30 12345 Fax')
+    would otherwise be dialed as a longer number, valid where lengths vary."""
+    return bool(_LETTER_AFTER_DIGIT.search(text)) and phonenumbers.national_significant_number(
+        number
+    ) not in phonenumbers.normalize_digits_only(text)
 
 
 def _invalid(reason: str, text: str, field: str, understood: dict[str, Any] | None = None) -> Problem:
@@ -131,10 +147,11 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     when `allow_premium_rate` is false.
     """
     try:
-        number, number_type = _parse(text, region)
+        number, number_type = _parse(_SPACE.sub(" ", text), region)
     except NumberParseException as error:
         raise _invalid(_PARSE_REASONS.get(error.error_type, "not_a_number"), text, field) from None
-    if number.extension:  # CreateCallRequest has no extension: dialing the rest would ring the switchboard
+    # CreateCallRequest has no extension: dialing the rest would ring the switchboard
+    if number.extension or _PAUSE.search(text):
         raise _invalid("extension", text, field)
 
     # A number valid nowhere has no region of its own; its country code still names one for the checks.
@@ -144,6 +161,10 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     shown_region = None if number_region in NO_COUNTRY else number_region
     understood: dict[str, Any] = {"e164": e164, "region": shown_region}
+    if _letters_read_as_digits(text, number) and not (
+        number.country_code == 1 and number_type != PhoneNumberType.UNKNOWN
+    ):
+        raise _invalid("letters", text, field, understood)
     national = phonenumbers.national_significant_number(number)
     if shortnumberinfo.is_emergency_number(national, number_region):
         raise _not_allowed(

@@ -152,7 +152,13 @@ def test_unknown_route_and_method_are_404(stack: Stack) -> None:
     assert stack.session.put(stack.host.base_url + "/api/calls", json={}, timeout=30).status_code == 404
 
 
-EXTENSIONS = ["+1 212 555 0199 ext. 123", "+1 212 555 0199 x123", "+1-212-555-0199;ext=123"]
+EXTENSIONS = [
+    "+1 212 555 0199 ext. 123",
+    "+1 212 555 0199 x123",
+    "+1-212-555-0199;ext=123",
+    "+1 212 555 0199 p123",  # a dial string's pause, then tones: an extension too
+    "+49 30 12345 w12",
+]
 
 
 @pytest.mark.parametrize("route", ["/api/calls", "/api/calls/validate"])
@@ -176,3 +182,54 @@ def test_caller_id_with_an_extension_is_refused(stack: Stack, route: str, caller
     problem = response.json()
     assert (problem["code"], problem["field"], problem["reason"]) == ("invalid_phone_number", "from", "extension")
     assert stack.creates() == []
+
+
+# A label after a number: libphonenumber reads three or more letters as keypad digits, and where lengths vary
+# the longer number is valid (+49 30 12345 Fax would ring +49 30 12345 329).
+LABELLED = [
+    ("+49 30 12345 Fax", "+493012345329"),
+    ("+43 1 2345 home", "+43123454663"),
+    ("+39 06 123 home", "+39061234663"),
+    ("+1 212 555 0199 Fax", "+12125550199329"),
+]
+
+
+@pytest.mark.parametrize("route", ["/api/calls", "/api/calls/validate"])
+@pytest.mark.parametrize(("to", "read_as"), LABELLED, ids=[to for to, _ in LABELLED])
+def test_words_after_a_number_are_refused_not_dialed_as_digits(stack: Stack, route: str, to: str, read_as: str) -> None:
+    response = stack.post(route, {"to": to})
+
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert (problem["code"], problem["field"], problem["reason"]) == ("invalid_phone_number", "to", "letters")
+    assert problem["understood"]["e164"] == read_as  # what would have been dialed
+    assert stack.creates() == []
+
+
+def test_a_north_american_vanity_number_is_read_from_its_letters(stack: Stack) -> None:
+    response = stack.post("/api/calls", {"to": "1-800-FLOWERS"})
+
+    assert response.status_code == 201, response.text
+    assert stack.creates()[0].json["phoneNumber"] == "+18003569377"
+
+
+@pytest.mark.parametrize(
+    ("to", "region"),
+    [("0113 524 249", "GB"), ("01139 028 721", "GB"), ("011 4313 436", "IN"), ("011 4313 4367", "SE")],
+)
+def test_a_short_national_number_starting_011_is_refused_not_dialed_abroad(stack: Stack, to: str, region: str) -> None:
+    """In GB (Leeds: 0113), IN (Delhi: 011), SE and JP `011` starts national numbers: one digit short, such a
+    number also reads as `011` + an international number (+352 4249, +39 028721), which must not be dialed."""
+    response = stack.post("/api/calls", {"to": to, "region": region})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["understood"]["region"] == region
+    assert stack.creates() == []
+
+
+@pytest.mark.parametrize("space", ["\u202f", "\u2009", "\u00a0"])
+def test_any_unicode_space_separates_digits(stack: Stack, space: str) -> None:
+    response = stack.post("/api/calls/validate", {"to": space.join(["+33", "1", "23", "45", "67", "89"])})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["to"] == "+33123456789"
