@@ -68,7 +68,8 @@ def _no_active_user(why: str) -> Problem:
 
 def _call_user(app: Services) -> str | Skipped:
     if app.call_user_state is None:
-        if not app.settings.allowed_user_ids and not app.settings.allowed_queue_ids:
+        nothing: frozenset[str] = frozenset()  # None is "*": any user or queue
+        if app.settings.allowed_user_ids == nothing and app.settings.allowed_queue_ids == nothing:
             raise Problem(
                 "configuration_error",
                 "No call can be placed: GENESYS_CALL_USER_ID is not set, and ALLOWED_USER_IDS and "

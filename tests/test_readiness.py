@@ -99,8 +99,14 @@ def test_inactive_call_user_is_not_ready(stack: Stack, monkeypatch: pytest.Monke
     assert "inactive" in checks(response)["call_user"]["detail"]
 
 
-def test_without_a_call_user_the_check_is_skipped(stack: Stack, configure) -> None:
-    configure(GENESYS_CALL_USER_ID=None, ALLOWED_USER_IDS="*")
+@pytest.mark.parametrize(
+    "allowed",
+    [{"ALLOWED_USER_IDS": "*", "ALLOWED_QUEUE_IDS": None}, {"ALLOWED_QUEUE_IDS": "*"}],
+    ids=["users", "queues"],
+)
+def test_without_a_call_user_the_check_is_skipped(stack: Stack, configure, allowed: dict[str, str | None]) -> None:
+    """`*` allows any user (or queue): every request then names its own, and readiness has no user to check."""
+    configure(GENESYS_CALL_USER_ID=None, **allowed)
 
     response = stack.get("/api/health/ready")
 
