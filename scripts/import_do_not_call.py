@@ -3,8 +3,9 @@
     python scripts/import_do_not_call.py numbers.csv [--region US]
 
 The first column is the number in any common format (a header row is skipped), an optional second column a
-reason. Storage comes from the same settings as the app: `AzureWebJobsStorage` (or its identity-based
-`AzureWebJobsStorage__*ServiceUri`), and `DO_NOT_CALL_TABLE` (default `donotcall`). Unreadable lines are
+reason. Storage comes from the same settings as the app: `AzureWebJobsStorage` (a connection string), or
+`AzureWebJobsStorage__accountName` (or both `__tableServiceUri` and `__queueServiceUri`) with your own Entra
+identity (`az login`), and `DO_NOT_CALL_TABLE` (default `donotcall`). Unreadable lines are
 reported by line number, never by content; numbers are written in transactions of 100.
 """
 
@@ -50,9 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("csv", type=Path, help="the list: number[,reason] per line")
     parser.add_argument("--region", default=os.environ.get("DEFAULT_PHONE_REGION", "US"), help="for national numbers")
     args = parser.parse_args(argv)
-    storage = storage_account(os.environ)
+    try:
+        storage = storage_account(os.environ)
+    except Problem as problem:  # a setting present but unusable: say which, as the app would
+        print(f"{problem.detail} {problem.hint or ''}".strip(), file=sys.stderr)
+        return 2
     if storage is None:
-        print("Set AzureWebJobsStorage (or AzureWebJobsStorage__tableServiceUri) first.", file=sys.stderr)
+        print(
+            "Set AzureWebJobsStorage__accountName=<storage account> (signed in with az login, with Storage Table "
+            "Data Contributor on it), or AzureWebJobsStorage to a connection string, first.",
+            file=sys.stderr,
+        )
         return 2
     listings, unreadable = read_listings(args.csv, args.region.upper())
     table = TableDoNotCallList(storage.table(os.environ.get("DO_NOT_CALL_TABLE") or "donotcall"))

@@ -138,8 +138,8 @@ CATALOG: dict[str, CatalogEntry] = {
         "Genesys Cloud denied the permission",
         False,
         "Give the OAuth client's role the permission Genesys names (conversation:call:add or "
-        "conversation:agentlessCall:add to place calls; telephony:plugin:all to read DIDs; routing:queue:view "
-        "for queues).",
+        "conversation:agentlessCall:add to place calls; conversation:callback:create for callbacks; "
+        "telephony:plugin:all to read DIDs; routing:queue:view for queues).",
     ),
     "genesys_user_context_required": CatalogEntry(
         502,

@@ -66,6 +66,8 @@ def reply_response(reply: Reply, replayed: bool, request_id: str) -> func.HttpRe
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     is_problem = reply.status >= 400 and "code" in reply.body  # a batch's results are not one problem
+    if is_problem:
+        headers["Cache-Control"] = "no-store"  # as every problem: a stored one replayed is no different
     return func.HttpResponse(
         json.dumps(reply.body, ensure_ascii=False),
         status_code=reply.status,

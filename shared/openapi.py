@@ -83,7 +83,7 @@ _PLACE = (*_INPUT, *_POLICY, *_GENESYS, *_SERVER, *_ONCE)
 _DO_NOT_CALL_SERVER = ("idempotency_store_unavailable", "configuration_error", "internal_error")
 PROBLEM_CODES: dict[str, tuple[str, ...]] = {
     "PlaceCall": _PLACE,
-    "ValidateCall": (*_INPUT, *_POLICY, *_GENESYS, *_SERVER),
+    "ValidateCall": (*_INPUT, *_POLICY, *_GENESYS, *_SERVER, "idempotency_store_unavailable"),  # the list, the cap
     "GetCallStatus": ("validation_failed", "user_not_allowed", "queue_not_allowed", *_GENESYS, *_SERVER),
     # The stored final answer of an asynchronous request: what placing the call met when the queue ran it.
     "GetCallRequest": ("request_not_found", *(c for c in _PLACE if c not in _INPUT[:3])),
@@ -568,7 +568,12 @@ def _problem_properties() -> dict[str, Any]:
             "string", "Code", "The stable catalog code to branch on (docs/errors.md).", enum=sorted(CATALOG)
         ),
         "hint": _field("string", "Hint", "What to do about it."),
-        "retryable": _field("boolean", "Retryable", "Whether the same request may succeed later; 4xx never do."),
+        "retryable": _field(
+            "boolean",
+            "Retryable",
+            "Whether the same request may succeed later (after Retry-After where given): branch on this, not "
+            "on the status; a few 4xx are, such as 409 request_in_progress and 429 call_limit_reached.",
+        ),
         "field": _field("string", "Field", "The input field (or header) at fault."),
         "requestId": _field("string", "Request ID", "The id of this request, for support and the logs."),
         "upstream": _field(

@@ -249,6 +249,35 @@ def test_a_csv_list_is_imported_in_bulk(stack: Stack, tmp_path: Path) -> None:
     assert stack.post("/api/calls", {"to": LONDON_NUMBER}).json()["code"] == "do_not_call"
 
 
+@pytest.mark.parametrize(
+    ("storage", "says"),
+    [
+        ({}, "AzureWebJobsStorage__accountName"),
+        ({"AzureWebJobsStorage__tableServiceUri": "https://st.table.core.windows.net"}, "__queueServiceUri"),
+    ],
+    ids=["none", "table-uri-only"],
+)
+def test_the_import_without_usable_storage_says_which_setting_and_touches_nothing(
+    tmp_path: Path, storage: dict[str, str], says: str
+) -> None:
+    listing = tmp_path / "dnc.csv"
+    listing.write_text("+12125550199\n")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AzureWebJobsStorage")}
+
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_do_not_call.py"), str(listing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environment, **storage},
+        check=False,
+    )
+
+    assert refused.returncode == 2
+    assert says in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 # ---- the cap per number --------------------------------------------------------------------------------------
 
 

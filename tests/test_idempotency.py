@@ -106,6 +106,7 @@ def test_outcome_unknown_is_stored_so_a_retry_never_dials_again(stack: Stack) ->
     assert failed.status_code == retried.status_code == 503
     assert retried.headers["Idempotent-Replayed"] == "true"
     assert retried.headers["Content-Type"].startswith("application/problem+json")
+    assert failed.headers["Cache-Control"] == retried.headers["Cache-Control"] == "no-store"
     assert retried.json()["code"] == "genesys_unavailable"
     assert "Outcome unknown" in retried.json()["hint"]
     assert len(stack.creates()) == 1

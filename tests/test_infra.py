@@ -393,6 +393,25 @@ def test_role_assignments_use_the_five_role_ids_scoped_to_their_resources() -> N
     }
 
 
+def test_the_operator_may_set_secrets_and_import_the_do_not_call_list_and_nothing_more() -> None:
+    """The person running azd (when azd knows them): Key Vault Secrets Officer on the vault, for rotation, and
+    Storage Table Data Contributor on the account, for scripts/import_do_not_call.py; each only when given."""
+    rbac = parse(RBAC)
+    existing = {name: r["type"] for name, r in rbac["resources"].items() if r["existing"]}
+    found: dict[str, str] = {}
+    for resource in rbac["resources"].values():
+        conf = body(resource) if resource["type"] == "Microsoft.Authorization/roleAssignments" else None
+        if conf is None or conf["properties"]["principalId"] != "userIdentityPrincipalId":
+            continue
+        role_param = conf["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+        assert "condition" in resource["config"], "assigned only when the operator's id is known"
+        found[rbac["variables"][role_param]["value"]] = existing[conf["scope"]]
+    assert found == {
+        "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Microsoft.KeyVault/vaults",  # Key Vault Secrets Officer
+        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Microsoft.Storage/storageAccounts",  # Storage Table Data Contributor
+    }
+
+
 def test_storage_takes_no_shared_keys_and_no_key_is_ever_read() -> None:
     storage = body(parse(MAIN)["modules"]["storage"])["params"]
     assert storage["allowSharedKeyAccess"] is False
@@ -447,6 +466,7 @@ def fake_azd(tmp_path: Path) -> dict[str, str]:
         "#!/bin/sh\ncat <<'V'\n"
         'AZURE_ENV_NAME="dev"\nAZURE_RESOURCE_GROUP="rg-dev"\nSERVICE_API_NAME="func-api-abc123"\n'
         'SERVICE_API_HOST="func-api-abc123.azurewebsites.net"\nAZURE_KEY_VAULT_NAME="kv-abc123"\n'
+        'AZURE_STORAGE_ACCOUNT_NAME="stabc123"\n'
         'GENESYS_CLIENT_SECRET="s3cr3t-$(touch pwned)-`touch pwned`"\nV\n'
     )
     (tmp_path / "azd").chmod(0o755)
@@ -467,6 +487,7 @@ def test_postprovision_hook_prints_urls_key_command_and_connector_export(tmp_pat
     assert "https://func-api-abc123.azurewebsites.net/api/health/ready" in out
     assert "az functionapp keys list -g rg-dev -n func-api-abc123" in out
     assert "scripts/export-connector.sh --host func-api-abc123.azurewebsites.net" in out
+    assert "AzureWebJobsStorage__accountName=stabc123 .venv/bin/python scripts/import_do_not_call.py" in out
     assert "s3cr3t" not in out
     assert not (tmp_path / "pwned").exists(), "the hook evaluated a value"
 

@@ -1,6 +1,8 @@
 // Role assignments, after the quickstart's infra/app/rbac.bicep: by role definition id, each scoped to the one
 // resource it is about, for the app's user-assigned identity. The person running azd may get Key Vault Secrets
-// Officer on the vault, to set and rotate secrets with `az keyvault secret set`.
+// Officer on the vault, to set and rotate secrets with `az keyvault secret set`, and Storage Table Data Contributor
+// on the account, to import the do-not-call list with scripts/import_do_not_call.py (as the quickstart gives its
+// user identity the storage roles it tests with).
 param storageAccountName string
 param appInsightsName string
 param keyVaultName string
@@ -86,6 +88,16 @@ resource keyVaultOperatorRoleAssignment 'Microsoft.Authorization/roleAssignments
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
+    principalId: userIdentityPrincipalId
+    principalType: userIdentityPrincipalType
+  }
+}
+
+resource tableOperatorRoleAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userIdentityPrincipalId)) {
+  name: guid(storageAccount.id, userIdentityPrincipalId, storageTableDataContributor)
+  scope: storageAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
     principalId: userIdentityPrincipalId
     principalType: userIdentityPrincipalType
   }

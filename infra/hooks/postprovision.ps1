@@ -13,6 +13,7 @@ $group = $values['AZURE_RESOURCE_GROUP']
 $app = $values['SERVICE_API_NAME']
 $hostName = $values['SERVICE_API_HOST']
 $vault = $values['AZURE_KEY_VAULT_NAME']
+$storage = $values['AZURE_STORAGE_ACCOUNT_NAME']
 $envName = $values['AZURE_ENV_NAME']
 if (-not $hostName -and $app) { $hostName = "$app.azurewebsites.net" }
 
@@ -32,6 +33,9 @@ Genesys outbound-call function: provisioned (azd deploy, or the rest of azd up, 
 
   Secrets          Key Vault ${vault}: genesys-client-secret (and webhook-secret when set);
                    rotate with az keyvault secret set --vault-name $vault --name genesys-client-secret --file <file>
+
+  Do-not-call list `$env:AzureWebJobsStorage__accountName='$storage'; .venv\Scripts\python scripts/import_do_not_call.py <list.csv>
+                   (signed in with az login; one number: PUT /api/do-not-call/{number} with the master key)
 
 Role assignments can take a few minutes to reach the app: a first readiness answer of 503 key_vault_forbidden
 or idempotency_store_unavailable right after provisioning usually clears on its own.

@@ -12,6 +12,7 @@ group=$(value AZURE_RESOURCE_GROUP)
 app=$(value SERVICE_API_NAME)
 host=$(value SERVICE_API_HOST)
 vault=$(value AZURE_KEY_VAULT_NAME)
+storage=$(value AZURE_STORAGE_ACCOUNT_NAME)
 env_name=$(value AZURE_ENV_NAME)
 if [ -z "$host" ] && [ -n "$app" ]; then
     host="$app.azurewebsites.net"
@@ -33,6 +34,9 @@ Genesys outbound-call function: provisioned (azd deploy, or the rest of azd up, 
 
   Secrets          Key Vault $vault: genesys-client-secret (and webhook-secret when set);
                    rotate with az keyvault secret set --vault-name $vault --name genesys-client-secret --file <file>
+
+  Do-not-call list AzureWebJobsStorage__accountName=$storage .venv/bin/python scripts/import_do_not_call.py <list.csv>
+                   (signed in with az login; one number: PUT /api/do-not-call/{number} with the master key)
 
 Role assignments can take a few minutes to reach the app: a first readiness answer of 503 key_vault_forbidden
 or idempotency_store_unavailable right after provisioning usually clears on its own.
