@@ -22,6 +22,7 @@ from emulators.azurite import Azurite
 from shared.status_callbacks.subscriptions import (
     CACHE_SECONDS,
     FAILED_QUERY_PAUSE_SECONDS,
+    NO_SUBSCRIPTION_CACHE_SECONDS,
     PARTITION,
     Subscriptions,
     TableSubscriptionRows,
@@ -79,6 +80,32 @@ def test_one_query_answers_however_many_threads_ask(logged_azurite: tuple[Azurit
 
     assert answers == [False] * THREADS
     assert requests_logged(log, f"GET /devstoreaccount1/{name}()") == (2 if cache == "expired" else 1)
+
+
+def test_a_first_subscription_on_another_instance_is_seen_within_seconds_and_a_list_kept_a_minute(
+    logged_azurite: tuple[Azurite, Path],
+) -> None:
+    """'None' is re-read after NO_SUBSCRIPTION_CACHE_SECONDS: a flow created on one instance hears of calls placed
+    on the others seconds later, not a minute later. A list with subscriptions is kept the minute."""
+    table = StorageAccount(connection_string=logged_azurite[0].connection_string).table(f"s{uuid.uuid4().hex}")
+    table.create_table()
+    now = [1_000_000.0]
+    here, elsewhere = (
+        Subscriptions(TableSubscriptionRows(table), frozenset(), allow_insecure_loopback=False, clock=lambda: now[0])
+        for _ in range(2)
+    )
+    assert here.any() is False
+    subscription = elsewhere.subscribe({"notificationUrl": FLOW_URL})
+
+    now[0] += NO_SUBSCRIPTION_CACHE_SECONDS - 1
+    assert here.any() is False  # still the answer read a moment ago
+    now[0] += 2
+    assert here.any() is True
+    elsewhere.unsubscribe(subscription.id)
+    now[0] += CACHE_SECONDS - 1
+    assert here.any() is True  # a watch posting to nobody costs reads; a subscriber missed would never hear
+    now[0] += 2
+    assert here.any() is False
 
 
 @pytest.fixture

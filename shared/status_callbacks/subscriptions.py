@@ -32,6 +32,9 @@ MAX_SUBSCRIPTIONS = 50  # each ended call is posted to every subscription
 POWER_AUTOMATE_HOST_SUFFIXES = (".logic.azure.com",)  # prod-NN.<region>.logic.azure.com callback URLs
 NOTIFICATION_FIELD = "notificationUrl"
 CACHE_SECONDS = 60.0
+# "None" is kept for less: a flow's first subscription, made on another instance, reaches this one's calls within
+# 5 s rather than a minute (a flow author's first test call would otherwise go unwatched, and unheard of).
+NO_SUBSCRIPTION_CACHE_SECONDS = 5.0
 FAILED_QUERY_PAUSE_SECONDS = 5.0  # the storage outage problem's Retry-After
 
 
@@ -183,7 +186,8 @@ class Subscriptions:
         return self._rows.all()
 
     def any(self) -> bool:
-        """Whether calls must be watched for subscribers (cached CACHE_SECONDS: one Table query a minute).
+        """Whether calls must be watched for subscribers (cached CACHE_SECONDS, one Table query a minute, or
+        NO_SUBSCRIPTION_CACHE_SECONDS while there is none).
 
         When the minute runs out under load, one thread queries; the others answer from the list it replaces
         rather than query too or wait on it (a slow table would otherwise hold every one of them). With no list
@@ -209,7 +213,8 @@ class Subscriptions:
             self._refreshing.release()
 
     def _fresh(self, cached: tuple[float, list[Subscription]]) -> bool:
-        return self._clock() - cached[0] <= CACHE_SECONDS
+        read_at, subscriptions = cached
+        return self._clock() - read_at <= (CACHE_SECONDS if subscriptions else NO_SUBSCRIPTION_CACHE_SECONDS)
 
     def _refresh(self, last: tuple[float, list[Subscription]] | None) -> bool:
         changes, now = self._changes, self._clock()
