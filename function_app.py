@@ -11,6 +11,7 @@ from shared.http import (
     endpoint,
     json_response,
     public_url,
+    query_value,
     read_body,
     read_json_object,
     reply_response,
@@ -158,7 +159,7 @@ def call_events(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @endpoint
 def do_not_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     registry = services().do_not_call
-    number, region = req.route_params.get("number", ""), req.params.get("region")
+    number, region = req.route_params.get("number", ""), query_value(req, "region")
     if req.method == "PUT":
         reason = read_json_object(req).get("reason") if req.get_body() else None
         listing = registry.add(number, region, reason)

@@ -304,8 +304,13 @@ def header_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def query_values(query: str) -> dict[str, str]:
-    """Query parameters as the host sends them: repeats joined by commas, empty values left out."""
-    joined = header_values(parse_qsl(query, keep_blank_values=True))
+    """Query parameters as the host sends them: names as the client first spelled them (ASP.NET Core's query is
+    case-insensitive, so `a` and `A` are one parameter), repeats joined by commas, empty values left out."""
+    joined: dict[str, str] = {}
+    spelled: dict[str, str] = {}  # lower-case name -> its first spelling
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        key = spelled.setdefault(name.lower(), name)
+        joined[key] = f"{joined[key]},{value}" if key in joined else value
     return {name: value for name, value in joined.items() if value}
 
 

@@ -106,6 +106,12 @@ def public_url(req: func.HttpRequest, path: str) -> str:
     return f"{url.scheme}://{req.headers.get('host') or url.netloc}{path}"
 
 
+def query_value(req: func.HttpRequest, name: str) -> str | None:
+    """A query parameter by any spelling of its name (`?Region=GB`), as ASP.NET Core reads a query; the host hands
+    the worker the names as the client spelled them, and `req.params` looks them up exactly."""
+    return next((value for key, value in req.params.items() if key.lower() == name), None)
+
+
 def wants_async(req: func.HttpRequest) -> bool:
     """RFC 7240 `Prefer: respond-async`: the caller would rather poll than wait."""
     preferences = (req.headers.get("prefer") or "").lower().replace(" ", "").split(",")

@@ -217,6 +217,16 @@ def test_a_bad_number_in_the_path_is_a_clear_400(stack: Stack) -> None:
     assert response.json()["field"] == "number"
 
 
+def test_a_national_number_is_read_in_the_region_named_by_any_spelling_of_region(
+    stack: Stack, numbers_in_client_urls: None
+) -> None:
+    """ASP.NET Core reads a query case-insensitively and the host hands the names over as sent: `?Region=GB`."""
+    added = dnc(stack, "PUT", "07911 123456", params={"Region": "GB"})
+
+    assert added.status_code == 200, added.text
+    assert added.json()["number"] == "+447911123456"
+
+
 def test_the_country_is_checked_before_the_do_not_call_list(
     stack: Stack, configure, numbers_in_client_urls: None
 ) -> None:

@@ -178,13 +178,13 @@ def test_request_values_are_handed_over_as_the_host_does() -> None:
 
     with LocalFunctionHost(app) as host:
         connection = http.client.HTTPConnection("127.0.0.1", int(host.base_url.rsplit(":", 1)[1]), timeout=10)
-        connection.putrequest("GET", "/api/echo/%2B1%20212%2Fx?a=1&a=2&empty=")
+        connection.putrequest("GET", "/api/echo/%2B1%20212%2Fx?a=1&A=2&empty=&Region=GB")
         for tag in ("one", "two"):  # one header sent twice
             connection.putheader("X-Tag", tag)
         connection.endheaders()
         answer = json.loads(connection.getresponse().read())
         connection.close()
-    assert answer == {"value": "+1 212%2Fx", "params": {"a": "1,2"}, "tag": "one,two"}
+    assert answer == {"value": "+1 212%2Fx", "params": {"a": "1,2", "Region": "GB"}, "tag": "one,two"}
 
 
 def test_queue_options_come_from_host_json_and_the_app_agrees_with_them() -> None:
