@@ -24,6 +24,9 @@ import yaml
 from pycep import BicepParser
 
 from shared import config
+from shared.http import MAX_BODY_BYTES, MAX_EVENTS_BYTES
+from shared.webhooks.pubsub import MAX_PUSH_BYTES
+from shared.webhooks.sns import MAX_SNS_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -280,7 +283,9 @@ def test_every_setting_the_app_reads_is_set_by_the_template_or_documented_as_opt
     undocumented = sorted(n for n in read - settings.keys() if f"`{n}`" not in deploy_doc)
     assert not undocumented, f"neither set in infra/ nor documented in docs/deploy.md: {undocumented}"
     unknown = sorted(
-        n for n in settings.keys() - read if n.isupper() and not n.startswith(("APPLICATIONINSIGHTS", "PYTHON"))
+        n  # the platform's own (host, worker, monitoring) are read by it, not by the app
+        for n in settings.keys() - read
+        if n.isupper() and not n.startswith(("APPLICATIONINSIGHTS", "PYTHON", "FUNCTIONS_"))
     )
     assert set(unknown) <= {"AZURE_CLIENT_ID"}, f"set in infra/ but read by nothing: {unknown}"  # azure-identity
 
@@ -313,6 +318,12 @@ def test_identity_based_storage_and_monitoring_settings() -> None:
     assert references(settings["KEY_VAULT_URL"]) == {"keyVault", "outputs", "uri"}
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings
     assert not SECRET_SETTINGS & settings.keys(), "a secret (or a key-bearing connection string) as an app setting"
+
+
+def test_the_host_reads_no_larger_body_than_the_largest_any_route_takes() -> None:
+    """The host buffers a whole body before the function's own limit can refuse it, for anonymous routes too."""
+    largest = max(MAX_BODY_BYTES, MAX_EVENTS_BYTES, MAX_PUSH_BYTES, MAX_SNS_BYTES)
+    assert app_settings()["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"] == str(largest)
 
 
 def test_no_secret_value_reaches_app_settings_outputs_or_an_insecure_module_parameter() -> None:
