@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.errors import Problem
-from shared.policy.calling_hours import CallingHours, next_allowed, parse_window
+from shared.policy.calling_hours import CallingHours, next_allowed, parse_window, time_zones
 
 NEW_YORK = ZoneInfo("America/New_York")
 NY_NUMBER = "+12125550199"
@@ -101,3 +101,28 @@ def test_a_number_whose_zones_never_share_the_window_is_told_which_setting_helps
     assert answer["hint"].startswith("Set CALLING_HOURS_BY_COUNTRY=US=")
     later = refusal(NINE_TO_FIVE, NY_NUMBER, at(2, 18, 0)).to_json("r")  # a number that can wait keeps its hint
     assert later["nextAllowedAt"] is not None and later["hint"].startswith("Call again at 'nextAllowedAt'")
+
+
+def test_a_mobile_of_a_country_sharing_its_calling_code_keeps_that_countrys_zones_only() -> None:
+    """libphonenumber gives a Jamaican mobile all 42 zones of +1 (and a Kazakh one every zone of +7): the call
+    would be allowed only 17:00-19:30 Jamaica time. A toll-free number, which may ring anywhere +1 reaches, keeps
+    them all."""
+    jamaica = ZoneInfo("America/Jamaica")
+    nine_am = datetime(2026, 3, 2, 9, 0, tzinfo=jamaica)
+    hours = CallingHours(parse_window("08:00-21:00"), {})
+
+    hours.check("+18762345678", "JM", nine_am)  # allowed: nothing raised
+    assert time_zones("+18762345678", "JM") == ("America/Jamaica",)
+    assert set(time_zones("+77012345678", "KZ")) <= {
+        "Asia/Almaty",
+        "Asia/Qyzylorda",
+        "Asia/Qostanay",
+        "Asia/Aqtobe",
+        "Asia/Aqtau",
+        "Asia/Atyrau",
+        "Asia/Oral",
+    }
+    assert len(time_zones(TOLL_FREE, "US")) == 42
+    with pytest.raises(Problem) as early:
+        hours.check("+18762345678", "JM", datetime(2026, 3, 2, 7, 59, tzinfo=jamaica))
+    assert early.value.extensions["timeZones"] == ["America/Jamaica"]

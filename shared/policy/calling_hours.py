@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from functools import lru_cache
+from importlib import resources
 from zoneinfo import ZoneInfo
 
 import phonenumbers
+from phonenumbers import PhoneNumberType
 from phonenumbers import timezone as number_time_zones
 
 from shared.errors import Problem
@@ -63,10 +65,38 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def time_zones(e164: str) -> tuple[str, ...]:
-    """libphonenumber's candidate zones for a number; empty when it knows none."""
-    zones = number_time_zones.time_zones_for_number(phonenumbers.parse(e164))
-    return tuple(zone for zone in zones if zone != number_time_zones.UNKNOWN_TIMEZONE)
+# Numbers of one country: libphonenumber gives a mobile of a country that shares its calling code (Jamaica on +1,
+# Kazakhstan on +7) every zone of the code, from Adak to Guam; the country's own zones are where it rings.
+_ONE_COUNTRY_TYPES = frozenset(
+    {PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+
+
+@lru_cache(maxsize=1)
+def _zones_by_country() -> dict[str, frozenset[str]]:
+    """Each country's zones, from the tz database's zone.tab (shipped by the tzdata package)."""
+    found: dict[str, set[str]] = {}
+    for line in resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            country, _, zone = line.split("\t")[:3]
+            found.setdefault(country, set()).add(zone)
+    return {country: frozenset(zones) for country, zones in found.items()}
+
+
+def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
+    """libphonenumber's candidate zones for a number, narrowed to its country's for a fixed line or mobile of
+    `region`; empty when it knows none. A toll-free or other service number keeps them all: it may ring anywhere
+    its calling code reaches."""
+    number = phonenumbers.parse(e164)
+    zones = tuple(
+        zone for zone in number_time_zones.time_zones_for_number(number) if zone != number_time_zones.UNKNOWN_TIMEZONE
+    )
+    if len(zones) > 1 and region:
+        own = _zones_by_country().get(region, frozenset())
+        narrowed = tuple(zone for zone in zones if zone in own)
+        if narrowed and len(narrowed) < len(zones) and phonenumbers.number_type(number) in _ONE_COUNTRY_TYPES:
+            return narrowed
+    return zones
 
 
 @dataclass(frozen=True)
@@ -86,7 +116,7 @@ class CallingHours:
         window = self.window_for(region)
         if window is None:
             return
-        zones = time_zones(e164)
+        zones = time_zones(e164, region)
         if not zones:
             raise Problem(
                 "outside_calling_hours",
@@ -117,7 +147,7 @@ class CallingHours:
     def next_allowed_at(self, e164: str, region: str | None, moment: datetime) -> datetime | None:
         """`moment` itself when allowed, else the next moment a call becomes allowed (None: never)."""
         window = self.window_for(region)
-        zones = time_zones(e164)
+        zones = time_zones(e164, region)
         if window is None:
             return moment
         return next_allowed(window, zones, moment) if zones else None
