@@ -170,7 +170,7 @@ def _throughput_section(curve: dict[str, Any]) -> str:
         f"### Throughput through the local host over HTTP ({curve['worker_threads']} worker threads, the template's "
         f"PYTHON_THREADPOOL_THREAD_COUNT; median of {curve['rounds']} rounds of {curve['seconds_per_sample']:g} s)"
     )
-    header = ("clients", "calls/s", "rounds, calls/s", "p50 ms", "p95 ms", "p99 ms", "failures")
+    header: tuple[str, ...] = ("clients", "calls/s", "rounds, calls/s", "p50 ms", "p95 ms", "p99 ms", "failures")
     header += ("Genesys req/call", "Table req/call", "Table writes/call")
     header += ("CPU ms/call: " + " / ".join(PROCESSES), "cores busy: app / all")
     return f"{title}\n\n{table(header, rows)}\n\nKnee: {curve['knee']} concurrent clients.{_warm_up(curve)}"

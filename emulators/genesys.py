@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 from emulators.one_write import OneWriteHandler
 
 if TYPE_CHECKING:
-    from typing import Self  # annotations only: the module runs on Python 3.10
+    from typing_extensions import Self  # annotations only: typing has it from Python 3.11
 
 __all__ = [
     "DEMO_DIDS",
@@ -863,7 +863,7 @@ class GenesysEmulator:
         numbers = body.get("callbackNumbers")
         if not numbers or not isinstance(numbers, list):
             raise _ApiError(400, "callback.error.missing.callback.numbers", "Callback numbers are required.")
-        routing_data = body.get("routingData") if isinstance(body.get("routingData"), dict) else {}
+        routing_data = body["routingData"] if isinstance(body.get("routingData"), dict) else {}
         queue_id = body.get("queueId") or routing_data.get("queueId")
         if not queue_id:
             raise _ApiError(400, "callback.error.missing.queue.id", "A queue id is required.")
@@ -948,7 +948,7 @@ class _Handler(OneWriteHandler):
     def read_body(self) -> bytes:
         """The request body, by Content-Length or chunked transfer encoding."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:

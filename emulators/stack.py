@@ -83,14 +83,16 @@ def _night_country(now: datetime) -> str:
     window = parse_window("08:00-21:00")
     assert window is not None
     for region in _NIGHT_CANDIDATES:
-        zones = time_zones(_example_number(region))
+        zones = time_zones(_example_number(region), region)
         if not all(window.contains(now.astimezone(ZoneInfo(zone))) for zone in zones):
             return region
     raise AssertionError("no demo country is at night")  # impossible: their windows never all overlap
 
 
 def _example_number(region: str) -> str:
-    return phonenumbers.format_number(phonenumbers.example_number(region), phonenumbers.PhoneNumberFormat.E164)
+    example = phonenumbers.example_number(region)
+    assert example is not None, region  # libphonenumber has one for every candidate
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
 
 
 def demo_policy_settings(now: datetime) -> dict[str, str]:
@@ -177,7 +179,7 @@ def demo_status_callback(base_url: str, genesys: GenesysEmulator) -> bool:
 
 def demo(base_url: str, genesys: GenesysEmulator) -> bool:
     """Place one call and send one bad request; True when both answered as they should."""
-    call = {
+    call: dict[str, Any] = {
         "to": "(212) 555-0199",
         "from": "317.555.0105",
         "queueId": DEMO_QUEUE_ID,
