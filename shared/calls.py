@@ -189,7 +189,7 @@ class CallRequest:
                 hint=("Use " + ", ".join(suggestions) + ".") if suggestions else "Remove the unknown fields.",
             )
         region = _text(body, "region", 2)
-        if region is not None and not (REGION_CODE.match(region) and phone.is_known_region(region)):
+        if region is not None and not (REGION_CODE.fullmatch(region) and phone.is_known_region(region)):
             raise _invalid("region", f"'region' must be an ISO country code such as US or GB, not {region!r}.")
         mode = _mode(body)
         passthrough = {name: _text(body, name, limit) for name, limit in _TEXT_FIELDS.items()}

@@ -31,7 +31,7 @@ Handler = Callable[[func.HttpRequest, str], func.HttpResponse]
 def request_id_for(req: func.HttpRequest) -> str:
     """The caller's `X-Request-Id` when it is a sane token, else a fresh one: it ties logs to answers."""
     given = req.headers.get("x-request-id", "")
-    return given if CLIENT_REQUEST_ID.match(given) else str(uuid.uuid4())
+    return given if CLIENT_REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
 
 
 def json_response(status: int, body: Any, request_id: str, headers: dict[str, str] | None = None) -> func.HttpResponse:

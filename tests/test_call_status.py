@@ -101,8 +101,10 @@ def test_unknown_conversation_is_genesys_not_found(stack: Stack) -> None:
     assert response.json()["upstream"]["code"] == "conversation.error.conversation.not.found"
 
 
-def test_malformed_conversation_id_is_validation_failed(stack: Stack) -> None:
-    response = stack.get("/api/calls/not-a-uuid")
+@pytest.mark.parametrize("conversation_id", ["not-a-uuid", f"{uuid.uuid4()}%0A"], ids=["word", "uuid-newline"])
+def test_malformed_conversation_id_is_validation_failed(stack: Stack, conversation_id: str) -> None:
+    """A trailing newline is no part of an id (a `$` anchor lets one through `re.match`)."""
+    response = stack.get(f"/api/calls/{conversation_id}")
 
     assert response.status_code == 400
     assert response.json()["field"] == "conversationId"
