@@ -21,7 +21,8 @@ from shared.errors import Problem
 _IDD_REGIONS = (("00", "DE"), ("011", "US"))
 _DIGITS = re.compile(r"\d")
 _PAUSE = re.compile(r"\d\s*[pw]+\s*\d", re.IGNORECASE)  # a dial string's pause or wait, then tones to send
-_LETTER_AFTER_DIGIT = re.compile(r"\d.*[a-z]", re.IGNORECASE | re.DOTALL)
+_LETTER = re.compile(r"[A-Za-z]")
+_NUMBER_START = re.compile(r"[+\d]")
 _SPACE = re.compile(r"\s")  # every Unicode space (U+202F, U+2009 in French formatting) reads as a plain one
 # libphonenumber's region for a number of no country: "ZZ" unknown, "001" a non-geographic network (+800, +882)
 NO_COUNTRY = ("ZZ", "001")
@@ -87,8 +88,8 @@ def mask(text: str) -> str:
 def _parse(text: str, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
     """Parse, retrying `00`/`011` international prefixes when the region itself does not use them.
 
-    Only a number of impossible length is read again: in GB, IN, JP or SE `011` also starts national numbers,
-    and a national number one digit short must be refused, not dialed abroad.
+    A number of possible length is not read again as `011`: in GB, IN, JP and SE `011` also starts national
+    numbers, and one a digit short must be refused, not dialed abroad. (No national number starts `00`.)
 
     Returns the number with its `PhoneNumberType`, UNKNOWN when it is valid nowhere: libphonenumber's
     `number_type` is that validity check already, so each reading is classified once (it is most of a call's
@@ -96,11 +97,12 @@ def _parse(text: str, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
     """
     number = phonenumbers.parse(text, region)
     number_type = phonenumbers.number_type(number)
-    if number_type != PhoneNumberType.UNKNOWN or phonenumbers.is_possible_number(number):
+    if number_type != PhoneNumberType.UNKNOWN:
         return number, number_type
     digits = "".join(_DIGITS.findall(text))
+    possible = phonenumbers.is_possible_number(number)
     for prefix, idd_region in _IDD_REGIONS:
-        if digits.startswith(prefix) and not text.strip().startswith("+"):
+        if digits.startswith(prefix) and not text.strip().startswith("+") and not (prefix == "011" and possible):
             try:
                 candidate = phonenumbers.parse(text, idd_region)
             except NumberParseException:
@@ -111,12 +113,25 @@ def _parse(text: str, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
     return number, PhoneNumberType.UNKNOWN
 
 
-def _letters_read_as_digits(text: str, number: phonenumbers.PhoneNumber) -> bool:
-    """True when libphonenumber turned letters into keypad digits: a label after a number ('+49 30 12345 Fax')
-    would otherwise be dialed as a longer number, valid where lengths vary."""
-    return bool(_LETTER_AFTER_DIGIT.search(text)) and phonenumbers.national_significant_number(
-        number
-    ) not in phonenumbers.normalize_digits_only(text)
+def _letters_read_as_digits(text: str) -> bool:
+    """libphonenumber's rule: three or more letters in the number (from its first digit or `+`, a tel: URI's
+    parameters aside) are all read as keypad digits, so a label after a number ('+49 30 12345 Fax') would be
+    dialed as a longer number, valid where lengths vary."""
+    number_part = text.split(";", 1)[0]
+    start = _NUMBER_START.search(number_part)
+    return start is not None and len(_LETTER.findall(number_part, start.start())) >= 3
+
+
+def _vanity_number(text: str, region: str, number: phonenumbers.PhoneNumber, number_type: int) -> bool:
+    """A North American number written with letters (1-800-FLOWERS): valid with them, and no number without
+    them, unlike a local number and a word ('867-5309 Fax' is a valid +1 867 530 9329)."""
+    if number.country_code != 1 or number_type == PhoneNumberType.UNKNOWN:
+        return False
+    try:
+        without_letters = phonenumbers.parse(_LETTER.sub("", text), region)
+    except NumberParseException:
+        return True
+    return not phonenumbers.is_possible_number(without_letters)
 
 
 def _invalid(reason: str, text: str, field: str, understood: dict[str, Any] | None = None) -> Problem:
@@ -161,9 +176,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     shown_region = None if number_region in NO_COUNTRY else number_region
     understood: dict[str, Any] = {"e164": e164, "region": shown_region}
-    if _letters_read_as_digits(text, number) and not (
-        number.country_code == 1 and number_type != PhoneNumberType.UNKNOWN
-    ):
+    if _letters_read_as_digits(text) and not _vanity_number(text, region, number, number_type):
         raise _invalid("letters", text, field, understood)
     national = phonenumbers.national_significant_number(number)
     if shortnumberinfo.is_emergency_number(national, number_region):

@@ -191,6 +191,7 @@ LABELLED = [
     ("+43 1 2345 home", "+43123454663"),
     ("+39 06 123 home", "+39061234663"),
     ("+1 212 555 0199 Fax", "+12125550199329"),
+    ("867-5309 Fax", "+18675309329"),  # a local number and a word make a valid +1 number: no vanity number
 ]
 
 
