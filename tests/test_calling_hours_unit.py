@@ -103,26 +103,21 @@ def test_a_number_whose_zones_never_share_the_window_is_told_which_setting_helps
     assert later["nextAllowedAt"] is not None and later["hint"].startswith("Call again at 'nextAllowedAt'")
 
 
-def test_a_mobile_of_a_country_sharing_its_calling_code_keeps_that_countrys_zones_only() -> None:
+def test_a_mobile_of_a_country_sharing_its_calling_code_loses_the_other_countries_zones() -> None:
     """libphonenumber gives a Jamaican mobile all 42 zones of +1 (and a Kazakh one every zone of +7): the call
-    would be allowed only 17:00-19:30 Jamaica time. A toll-free number, which may ring anywhere +1 reaches, keeps
-    them all."""
+    would be allowed only 17:00-19:30 Jamaica time. The code's main country keeps them all: a Russian mobile
+    keeps Europe/Bucharest, libphonenumber's stand-in for Kaliningrad, and a toll-free number may ring anywhere
+    +1 reaches."""
     jamaica = ZoneInfo("America/Jamaica")
-    nine_am = datetime(2026, 3, 2, 9, 0, tzinfo=jamaica)
     hours = CallingHours(parse_window("08:00-21:00"), {})
 
-    hours.check("+18762345678", "JM", nine_am)  # allowed: nothing raised
-    assert time_zones("+18762345678", "JM") == ("America/Jamaica",)
-    assert set(time_zones("+77012345678", "KZ")) <= {
-        "Asia/Almaty",
-        "Asia/Qyzylorda",
-        "Asia/Qostanay",
-        "Asia/Aqtobe",
-        "Asia/Aqtau",
-        "Asia/Atyrau",
-        "Asia/Oral",
-    }
-    assert len(time_zones(TOLL_FREE, "US")) == 42
+    hours.check("+18762345678", "JM", datetime(2026, 3, 2, 9, 0, tzinfo=jamaica))  # allowed: nothing raised
     with pytest.raises(Problem) as early:
         hours.check("+18762345678", "JM", datetime(2026, 3, 2, 7, 59, tzinfo=jamaica))
     assert early.value.extensions["timeZones"] == ["America/Jamaica"]
+    kazakh = time_zones("+77012345678", "KZ")
+    assert "Asia/Almaty" in kazakh and "Asia/Anadyr" not in kazakh  # Chukotka is Russia's
+    assert "Europe/Bucharest" in time_zones("+79123456789", "RU")
+    assert len(time_zones(TOLL_FREE, "US")) == 42
+    with pytest.raises(Problem):  # 07:05 in Kaliningrad, 08:05 in Moscow: the Russian mobile may be in either
+        hours.check("+79123456789", "RU", datetime(2026, 1, 12, 7, 5, tzinfo=ZoneInfo("Europe/Kaliningrad")))

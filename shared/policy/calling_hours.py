@@ -66,7 +66,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 # Numbers of one country: libphonenumber gives a mobile of a country that shares its calling code (Jamaica on +1,
-# Kazakhstan on +7) every zone of the code, from Adak to Guam; the country's own zones are where it rings.
+# Kazakhstan on +7) every zone of the code, from Adak to Guam; the other countries' zones are not where it rings.
 _ONE_COUNTRY_TYPES = frozenset(
     {PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 )
@@ -84,19 +84,31 @@ def _zones_by_country() -> dict[str, frozenset[str]]:
 
 
 def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
-    """libphonenumber's candidate zones for a number, narrowed to its country's for a fixed line or mobile of
-    `region`; empty when it knows none. A toll-free or other service number keeps them all: it may ring anywhere
-    its calling code reaches."""
+    """libphonenumber's candidate zones for a number; empty when it knows none.
+
+    A fixed line or mobile of a country that shares its calling code but is not the code's main one (Jamaica,
+    not the US, on +1) loses the zones of the code's other countries. Every other number keeps them all: the
+    main country's may ring in its territories (an Australian mobile on Christmas Island), a toll-free one
+    anywhere the code reaches, and libphonenumber names some zones by a stand-in (Europe/Bucharest for
+    Kaliningrad) that zone.tab lists under another country.
+    """
     number = phonenumbers.parse(e164)
     zones = tuple(
         zone for zone in number_time_zones.time_zones_for_number(number) if zone != number_time_zones.UNKNOWN_TIMEZONE
     )
-    if len(zones) > 1 and region:
-        own = _zones_by_country().get(region, frozenset())
-        narrowed = tuple(zone for zone in zones if zone in own)
-        if narrowed and len(narrowed) < len(zones) and phonenumbers.number_type(number) in _ONE_COUNTRY_TYPES:
-            return narrowed
-    return zones
+    code = number.country_code or 0
+    if len(zones) < 2 or not region or region == phonenumbers.region_code_for_country_code(code):
+        return zones
+    if phonenumbers.number_type(number) not in _ONE_COUNTRY_TYPES:
+        return zones
+    by_country = _zones_by_country()
+    others = {
+        zone
+        for other in phonenumbers.region_codes_for_country_code(code)
+        if other != region
+        for zone in by_country.get(other, ())
+    }
+    return tuple(zone for zone in zones if zone not in others) or zones
 
 
 @dataclass(frozen=True)
