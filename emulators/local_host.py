@@ -294,24 +294,26 @@ class QueueRunner:
             client.delete_message(message)
 
 
-def header_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Request headers as the host sends them to the worker: lower-case names, repeats joined by commas."""
+def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Values by case-insensitive name, as ASP.NET Core keeps headers and queries: the first spelling names
+    them, repeats are joined by commas."""
     joined: dict[str, str] = {}
+    spelled: dict[str, str] = {}  # lower-case name -> its first spelling
     for name, value in pairs:
-        key = name.lower()
+        key = spelled.setdefault(name.lower(), name)
         joined[key] = f"{joined[key]},{value}" if key in joined else value
     return joined
 
 
+def header_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Request headers as the host sends them to the worker: lower-case names, repeats joined by commas."""
+    return _joined((name.lower(), value) for name, value in pairs)
+
+
 def query_values(query: str) -> dict[str, str]:
-    """Query parameters as the host sends them: names as the client first spelled them (ASP.NET Core's query is
-    case-insensitive, so `a` and `A` are one parameter), repeats joined by commas, empty values left out."""
-    joined: dict[str, str] = {}
-    spelled: dict[str, str] = {}  # lower-case name -> its first spelling
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        key = spelled.setdefault(name.lower(), name)
-        joined[key] = f"{joined[key]},{value}" if key in joined else value
-    return {name: value for name, value in joined.items() if value}
+    """Query parameters as the host sends them: names as the client first spelled them (`a` and `A` are one
+    parameter), repeats joined by commas, empty values left out."""
+    return {name: value for name, value in _joined(parse_qsl(query, keep_blank_values=True)).items() if value}
 
 
 def route_value(raw: str) -> str:
@@ -387,7 +389,8 @@ class LocalFunctionHost:
         function, match = chosen
         params = query_values(url.query)
         if not function.anonymous and self.function_key is not None:
-            given = headers.get("x-functions-key") or params.get("code")
+            code = next((value for name, value in params.items() if name.lower() == "code"), None)
+            given = headers.get("x-functions-key") or code  # the host reads ?code= by any spelling too
             if given != self.function_key:
                 return 401, {}, b""
         request = func.HttpRequest(

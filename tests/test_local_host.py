@@ -120,6 +120,20 @@ def test_head_is_served_by_get_routes_and_refused_405_elsewhere() -> None:
         assert host.dispatch("HEAD", "/api/nothing", {}, b"")[0] == 404
 
 
+def test_the_function_key_is_taken_from_its_header_or_a_code_parameter_of_any_spelling() -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+    @app.route(route="things", methods=["GET"])
+    def things(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("ok")
+
+    host = LocalFunctionHost(app, function_key="k3y")
+    assert host.dispatch("GET", "/api/things", {"x-functions-key": "k3y"}, b"")[0] == 200
+    assert host.dispatch("GET", "/api/things?Code=k3y", {}, b"")[0] == 200  # ASP.NET reads a query by any case
+    assert host.dispatch("GET", "/api/things?code=wrong", {}, b"")[0] == 401
+    assert host.dispatch("GET", "/api/things", {}, b"")[0] == 401
+
+
 def test_content_type_is_the_workers_no_charset_on_json() -> None:
     """azure-functions' HttpResponseConverter: a charset only for text/*, and a function's own header kept."""
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, NO_CLI_QUEUE_ID, Did
+from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, NO_CLI_QUEUE_ID, Did, Fault
 from tests.conftest import Stack
 
 CREATE_PATH = f"/api/v2/conversations/calls/user/{DEMO_USER_ID}"
@@ -107,6 +107,21 @@ def test_from_equal_to_the_queues_own_caller_id_is_allowed_on_that_queues_calls(
     for refused in (other_queue, no_queue):
         assert refused.status_code == 422, refused.text
         assert (refused.json()["code"], refused.json()["field"]) == ("caller_id_not_allowed", "from")
+
+
+def test_a_from_not_allowed_on_a_queue_whose_number_cannot_be_read_is_caller_id_not_allowed(
+    stack: Stack, configure
+) -> None:
+    """Without routing:queue:view the queue's own number cannot be compared: the answer stays what it was before
+    queues' numbers counted, not a Genesys permission error about a lookup the request did not ask for."""
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS=DEFAULT_CALLER)
+    stack.genesys.inject("queue", Fault(status=403, code="missing.permissions"))
+
+    refused = stack.post("/api/calls", {"to": "+12125550199", "from": "+13175550107", "queueId": DEMO_QUEUE_ID})
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "caller_id_not_allowed"
+    assert stack.creates() == []
 
 
 def test_queue_without_caller_id_falls_back_to_default(stack: Stack) -> None:

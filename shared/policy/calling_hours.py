@@ -170,7 +170,7 @@ def _never_hint(region: str | None) -> str:
     if region:
         return (
             f"Set CALLING_HOURS_BY_COUNTRY={region}=<a window that holds in all of its time zones> (or "
-            f"{region}=off where the law allows) to call such numbers."
+            f"{region}=off where the law allows) to call such numbers; it applies to every number of {region}."
         )
     return (
         "It belongs to no country: only a CALLING_HOURS that holds in all of its time zones (or off) lets it be called."

@@ -189,7 +189,7 @@ class Subscriptions:
         """Whether calls must be watched for subscribers (cached CACHE_SECONDS, one Table query a minute, or
         NO_SUBSCRIPTION_CACHE_SECONDS while there is none).
 
-        When the minute runs out under load, one thread queries; the others answer from the list it replaces
+        When that time runs out under load, one thread queries; the others answer from the list it replaces
         rather than query too or wait on it (a slow table would otherwise hold every one of them). With no list
         yet (a cold start, or a subscribe or unsubscribe here) they wait on that one query. A failed query is not
         repeated for FAILED_QUERY_PAUSE_SECONDS, so waiting threads do not each try again in turn: meanwhile the
