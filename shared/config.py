@@ -84,6 +84,9 @@ class Settings:
     webhook_secret_name: str
     webhook_secret_name_set: bool  # WEBHOOK_SECRET_NAME given: the webhook route is meant to be in use
     webhook_secrets: tuple[str, ...]  # from settings: current, then previous during a rotation
+    # Status callbacks' own signing secret (a value, or a Key Vault secret's name); neither: the webhook secret
+    status_callback_secret: str | None
+    status_callback_secret_name: str | None
     sns_topic_arns: frozenset[str]  # SNS topics whose messages /api/webhooks/sns trusts; empty: none
     pubsub_audience: str | None  # the `aud` Pub/Sub push tokens must carry
     pubsub_service_accounts: frozenset[str]  # lowercase: the service accounts whose pushes are trusted
@@ -443,6 +446,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_secrets=tuple(
             s for s in (_secret(env, "WEBHOOK_SECRET"), _secret(env, "WEBHOOK_SECRET_PREVIOUS")) if s
         ),
+        status_callback_secret=_secret(env, "STATUS_CALLBACK_SECRET"),
+        status_callback_secret_name=_text(env, "STATUS_CALLBACK_SECRET_NAME"),
         storage=storage_account(env),
         in_azure=bool(_text(env, "WEBSITE_INSTANCE_ID")),
         idempotency_table=_table_name(env, "IDEMPOTENCY_TABLE", "callidempotency"),

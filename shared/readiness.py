@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.deadline import Deadline
 from shared.errors import Problem
-from shared.services import WEBHOOK_REMEDIATION, Services, services
+from shared.services import WEBHOOK_REMEDIATION, Services, services, status_callback_secret
 
 NOT_READY_RETRY_AFTER_SECONDS = 30  # a probe or operator asking again sooner finds the same fault
 
@@ -118,6 +118,17 @@ def _webhook_secret(app: Services) -> str | Skipped:
     return f"Key Vault secret {name!r} readable"
 
 
+def _status_callback_secret(app: Services) -> str | Skipped:
+    """Readable when set apart from the webhook secret (STATUS_CALLBACK_SECRET or STATUS_CALLBACK_SECRET_NAME)."""
+    settings = app.settings
+    if settings.status_callback_secret:
+        return "STATUS_CALLBACK_SECRET is set"
+    if not settings.status_callback_secret_name:
+        return Skipped("status callbacks are signed with the webhook secret (no STATUS_CALLBACK_SECRET(_NAME))")
+    status_callback_secret(settings, app.secrets)
+    return f"Key Vault secret {settings.status_callback_secret_name!r} readable"
+
+
 def _sns(app: Services) -> str | Skipped:
     """AWS SNS is configured by the topics it may deliver."""
     topics = app.settings.sns_topic_arns
@@ -190,6 +201,7 @@ def report() -> tuple[int, dict[str, Any], dict[str, str]]:
             _check("call_user", lambda: _call_user(app)),
             _check("caller_ids", lambda: _caller_ids(app)),
             _check("webhook_secret", lambda: _webhook_secret(app)),
+            _check("status_callback_secret", lambda: _status_callback_secret(app)),
             _check("sns", lambda: _sns(app)),
             _check("pubsub", lambda: _pubsub(app)),
             _check("idempotency_store", lambda: _store(app)),

@@ -97,13 +97,19 @@ def services() -> Services:
         settings.status_callback_allowed_hosts,
         allow_insecure_loopback=settings.allow_insecure_http,
     )
-    # One set of webhook secrets: what senders sign with is checked, and our status callbacks are signed, with it.
+    # What senders sign with is checked with the webhook secrets; our status callbacks are signed with their own
+    # secret where one is set (so no callback receiver holds a key that signs webhooks to us), else the webhook's.
     webhook_secrets = SharedSecrets(lambda refresh: _webhook_secrets(settings, secrets, refresh))
+    callback_secrets = (
+        SharedSecrets(lambda refresh: [status_callback_secret(settings, secrets, refresh)])
+        if settings.status_callback_secret or settings.status_callback_secret_name
+        else webhook_secrets
+    )
     watcher = StatusWatcher(
         store,
         QueueSender(settings.storage, STATUS_QUEUE) if settings.storage else None,
         genesys,
-        Poster(webhook_secrets.current),
+        Poster(callback_secrets.current),
         subscriptions,
         _watch_settings(settings),
     )
@@ -150,6 +156,24 @@ WEBHOOK_REMEDIATION = (
     "Set WEBHOOK_SECRET, or create the Key Vault secret named by WEBHOOK_SECRET_NAME (default webhook-secret) "
     "with a non-blank value, readable by the function's identity."
 )
+
+
+def status_callback_secret(settings: Settings, secrets: SecretSource, refresh: bool = False) -> str:
+    """STATUS_CALLBACK_SECRET, else the Key Vault secret STATUS_CALLBACK_SECRET_NAME names."""
+    if settings.status_callback_secret:
+        return settings.status_callback_secret
+    if not settings.key_vault_url or not settings.status_callback_secret_name:
+        raise Problem(
+            "configuration_error",
+            "Setting STATUS_CALLBACK_SECRET_NAME names a Key Vault secret, but KEY_VAULT_URL is not set.",
+            hint="Set KEY_VAULT_URL, or STATUS_CALLBACK_SECRET itself.",
+        )
+    try:
+        return secrets.get(settings.status_callback_secret_name, refresh=refresh)
+    except Problem as problem:
+        if problem.code == "secret_not_found":  # the catalog's hint names the Genesys secret's setting
+            problem.hint = "Create the Key Vault secret STATUS_CALLBACK_SECRET_NAME names, or correct the setting."
+        raise
 
 
 def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -> list[str]:

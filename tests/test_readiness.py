@@ -27,6 +27,7 @@ def test_ready_when_everything_works(stack: Stack) -> None:
         "call_user": "ok",
         "caller_ids": "ok",
         "webhook_secret": "skipped",
+        "status_callback_secret": "skipped",
         "sns": "skipped",
         "pubsub": "skipped",
         "idempotency_store": "ok",
@@ -53,7 +54,7 @@ def test_each_failure_names_its_remediation(stack: Stack) -> None:
     vault = checks(response)["key_vault"]
     assert vault["code"] == "key_vault_forbidden"
     assert "Key Vault Secrets User" in vault["remediation"]
-    assert len(checks(response)) == 9  # one failure does not hide the other checks
+    assert len(checks(response)) == 10  # one failure does not hide the other checks
 
 
 def test_genesys_down_is_reported(stack: Stack) -> None:
@@ -166,6 +167,25 @@ def test_named_webhook_secret_missing_or_blank_in_the_vault_fails(stack: Stack, 
     assert "hooks-secret" in webhook["detail"]
     assert "WEBHOOK_SECRET_NAME" in webhook["remediation"]
     assert "GENESYS_CLIENT_SECRET_NAME" not in webhook["remediation"]
+
+
+def test_a_named_status_callback_secret_must_be_readable(stack: Stack, configure) -> None:
+    configure(STATUS_CALLBACK_SECRET_NAME="callbacks-secret")
+    stack.vault.set_secret("callbacks-secret", "vault-callback-secret")
+    try:
+        present = stack.get("/api/health/ready")
+    finally:
+        stack.vault.delete_secret("callbacks-secret")
+    configure(STATUS_CALLBACK_SECRET_NAME="no-such-secret")
+    missing = stack.get("/api/health/ready")
+
+    assert present.status_code == 200, present.text
+    assert checks(present)["status_callback_secret"]["status"] == "ok"
+    assert "vault-callback-secret" not in present.text
+    assert missing.status_code == 503
+    failed = checks(missing)["status_callback_secret"]
+    assert (failed["status"], failed["code"]) == ("failed", "secret_not_found")
+    assert "STATUS_CALLBACK_SECRET_NAME" in failed["remediation"]
 
 
 def test_default_named_webhook_secret_in_the_vault_is_checked(stack: Stack) -> None:

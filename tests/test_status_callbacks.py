@@ -8,10 +8,12 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
@@ -120,6 +122,38 @@ def test_a_secret_without_whsec_signs_with_its_utf8_bytes(
     headers, body = receiver.received[0]
     Webhook(b"plain-shared-secret").verify(body, headers)
     Webhook("whsec_" + base64.b64encode(b"plain-shared-secret").decode()).verify(body, headers)
+
+
+def test_callbacks_signed_with_their_own_secret_sign_no_webhook_to_us(
+    scripted: Stack, receiver: Receiver, configure: Callable[..., None]
+) -> None:
+    """With STATUS_CALLBACK_SECRET, a callback receiver holds a key that verifies our events and nothing else:
+    a webhook it signs with that key is refused, not placed."""
+    callback_secret = "whsec_" + base64.b64encode(b"callbacks-only-signing-key-32byt").decode()
+    configure(**FAST, STATUS_CALLBACK_SECRET=callback_secret)
+    placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": receiver.url})
+    eventually(lambda: settled(placed.json()["conversationId"]), "the watch to settle")
+    headers, body = receiver.received[0]
+
+    Webhook(callback_secret).verify(body, headers)  # raises unless signed with the callbacks' own secret
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body, headers)
+    forged = json.dumps(CALL).encode()
+    stamp = datetime.now(timezone.utc)
+    signature = Webhook(callback_secret).sign("msg_forged", stamp, forged.decode())
+    refused = scripted.session.post(
+        scripted.host.base_url + "/api/webhooks/calls",
+        data=forged,
+        headers={
+            "Content-Type": "application/json",
+            "webhook-id": "msg_forged",
+            "webhook-timestamp": str(int(stamp.timestamp())),
+            "webhook-signature": signature,
+        },
+        timeout=30,
+    )
+    assert (refused.status_code, refused.json()["code"]) == (401, "invalid_signature")
+    assert len(scripted.creates()) == 1  # only the call placed above
 
 
 NOT_ALLOWED, INVALID = (422, "callback_url_not_allowed"), (400, "validation_failed")
