@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult, shortnumberinfo
@@ -85,20 +85,27 @@ def mask(text: str) -> str:
     return ("+" if text.strip().startswith("+") else "") + head + "****"
 
 
-def _parse(text: str, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
+class _Reading(NamedTuple):
+    number: phonenumbers.PhoneNumber
+    number_type: int  # libphonenumber's PhoneNumberType; UNKNOWN when valid nowhere
+    region: str  # the region it was read as dialed from
+
+
+def _parse(text: str, region: str) -> _Reading:
     """Parse, retrying `00`/`011` international prefixes when the region itself does not use them.
 
     A number of possible length is not read again as `011`: in GB, IN, JP and SE `011` also starts national
-    numbers, and one a digit short must be refused, not dialed abroad. (No national number starts `00`.)
+    numbers, and one a digit short must be refused, not dialed abroad. A `00` number is read again whatever its
+    length, as it was written: few national numbers start `00` (JP and KR toll-free ones), and those are valid
+    as written, so never read again.
 
-    Returns the number with its `PhoneNumberType`, UNKNOWN when it is valid nowhere: libphonenumber's
-    `number_type` is that validity check already, so each reading is classified once (it is most of a call's
-    own CPU time).
+    libphonenumber's `number_type` is its validity check already, so each reading is classified once (it is
+    most of a call's own CPU time).
     """
     number = phonenumbers.parse(text, region)
     number_type = phonenumbers.number_type(number)
     if number_type != PhoneNumberType.UNKNOWN:
-        return number, number_type
+        return _Reading(number, number_type, region)
     digits = "".join(_DIGITS.findall(text))
     possible = phonenumbers.is_possible_number(number)
     for prefix, idd_region in _IDD_REGIONS:
@@ -109,26 +116,27 @@ def _parse(text: str, region: str) -> tuple[phonenumbers.PhoneNumber, int]:
                 continue
             candidate_type = phonenumbers.number_type(candidate)
             if candidate_type != PhoneNumberType.UNKNOWN:
-                return candidate, candidate_type
-    return number, PhoneNumberType.UNKNOWN
+                return _Reading(candidate, candidate_type, idd_region)
+    return _Reading(number, PhoneNumberType.UNKNOWN, region)
 
 
 def _letters_read_as_digits(text: str) -> bool:
     """libphonenumber's rule: three or more letters in the number (from its first digit or `+`, a tel: URI's
     parameters aside) are all read as keypad digits, so a label after a number ('+49 30 12345 Fax') would be
     dialed as a longer number, valid where lengths vary."""
-    number_part = text.split(";", 1)[0]
+    number_part = text.split(";", 1)[0] if text.strip().lower().startswith("tel:") else text
     start = _NUMBER_START.search(number_part)
     return start is not None and len(_LETTER.findall(number_part, start.start())) >= 3
 
 
-def _vanity_number(text: str, region: str, number: phonenumbers.PhoneNumber, number_type: int) -> bool:
+def _vanity_number(text: str, reading: _Reading) -> bool:
     """A North American number written with letters (1-800-FLOWERS): valid with them, and no number without
-    them, unlike a local number and a word ('867-5309 Fax' is a valid +1 867 530 9329)."""
-    if number.country_code != 1 or number_type == PhoneNumberType.UNKNOWN:
+    them (read as dialed from where the number was), unlike a local number and a word ('867-5309 Fax' is a
+    valid +1 867 530 9329)."""
+    if reading.number.country_code != 1 or reading.number_type == PhoneNumberType.UNKNOWN:
         return False
     try:
-        without_letters = phonenumbers.parse(_LETTER.sub("", text), region)
+        without_letters = phonenumbers.parse(_LETTER.sub("", text), reading.region)
     except NumberParseException:
         return True
     return not phonenumbers.is_possible_number(without_letters)
@@ -162,9 +170,10 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     when `allow_premium_rate` is false.
     """
     try:
-        number, number_type = _parse(_SPACE.sub(" ", text), region)
+        reading = _parse(_SPACE.sub(" ", text), region)
     except NumberParseException as error:
         raise _invalid(_PARSE_REASONS.get(error.error_type, "not_a_number"), text, field) from None
+    number, number_type = reading.number, reading.number_type
     # CreateCallRequest has no extension: dialing the rest would ring the switchboard
     if number.extension or _PAUSE.search(text):
         raise _invalid("extension", text, field)
@@ -176,7 +185,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     shown_region = None if number_region in NO_COUNTRY else number_region
     understood: dict[str, Any] = {"e164": e164, "region": shown_region}
-    if _letters_read_as_digits(text) and not _vanity_number(text, region, number, number_type):
+    if _letters_read_as_digits(text) and not _vanity_number(text, reading):
         raise _invalid("letters", text, field, understood)
     national = phonenumbers.national_significant_number(number)
     if shortnumberinfo.is_emergency_number(national, number_region):

@@ -192,6 +192,7 @@ LABELLED = [
     ("+39 06 123 home", "+39061234663"),
     ("+1 212 555 0199 Fax", "+12125550199329"),
     ("867-5309 Fax", "+18675309329"),  # a local number and a word make a valid +1 number: no vanity number
+    ("Tel; +49 30 12345 Fax", "+493012345329"),  # a ';' before the number is no tel: URI's parameter
 ]
 
 

@@ -121,3 +121,17 @@ def test_a_mobile_of_a_country_sharing_its_calling_code_loses_the_other_countrie
     assert len(time_zones(TOLL_FREE, "US")) == 42
     with pytest.raises(Problem):  # 07:05 in Kaliningrad, 08:05 in Moscow: the Russian mobile may be in either
         hours.check("+79123456789", "RU", datetime(2026, 1, 12, 7, 5, tzinfo=ZoneInfo("Europe/Kaliningrad")))
+
+
+def test_zones_libphonenumber_gives_by_a_stand_in_are_kept_and_a_missing_own_zone_is_added() -> None:
+    """Labrador (+1 879, CA) is given Puerto Rico's zone as its Atlantic time beside St John's: dropping it as
+    another country's allowed 07:30 in Goose Bay. Every Moroccan number is given Atlantic/Canary alone, an hour
+    behind Casablanca in winter: 20:30 there is 21:30 in Casablanca."""
+    hours = CallingHours(parse_window("08:00-21:00"), {})
+
+    assert time_zones("+18792345678", "CA") == ("America/Puerto_Rico", "America/St_Johns")
+    with pytest.raises(Problem):  # 08:00 in St John's is 07:30 in Goose Bay
+        hours.check("+18792345678", "CA", datetime(2026, 1, 15, 8, 0, tzinfo=ZoneInfo("America/St_Johns")))
+    assert "Africa/Casablanca" in time_zones("+212661234567", "MA")
+    with pytest.raises(Problem):
+        hours.check("+212661234567", "MA", datetime(2026, 1, 15, 20, 30, tzinfo=ZoneInfo("Atlantic/Canary")))

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import PhoneNumberType
 from phonenumbers import timezone as number_time_zones
+from phonenumbers.tzdata import TIMEZONE_DATA  # libphonenumber's zones by prefix; a calling code's own: its list
 
 from shared.errors import Problem
 
@@ -84,31 +85,38 @@ def _zones_by_country() -> dict[str, frozenset[str]]:
 
 
 def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
-    """libphonenumber's candidate zones for a number; empty when it knows none.
+    """libphonenumber's candidate zones for a number, mended where they miss where it rings; empty when it
+    knows none.
 
-    A fixed line or mobile of a country that shares its calling code but is not the code's main one (Jamaica,
-    not the US, on +1) loses the zones of the code's other countries. Every other number keeps them all: the
-    main country's may ring in its territories (an Australian mobile on Christmas Island), a toll-free one
-    anywhere the code reaches, and libphonenumber names some zones by a stand-in (Europe/Bucharest for
-    Kaliningrad) that zone.tab lists under another country.
+    Two mends, both for a fixed line or mobile of a known country:
+    - libphonenumber gives a number it cannot place within its calling code every zone of the code. For a
+      country that shares the code but is not its main one (Jamaica, not the US, on +1) the zones of the code's
+      other countries go. Any other list is kept whole: the main country's numbers may ring in its territories
+      (an Australian mobile on Christmas Island), and libphonenumber names some zones by a stand-in that
+      zone.tab lists under another country (Puerto Rico's zone for Labrador's Atlantic time).
+    - A list holding none of the country's own zones gets them added (every Moroccan number is given
+      Atlantic/Canary alone, an hour behind Casablanca in winter): a call must then fit the window in both.
     """
     number = phonenumbers.parse(e164)
     zones = tuple(
         zone for zone in number_time_zones.time_zones_for_number(number) if zone != number_time_zones.UNKNOWN_TIMEZONE
     )
-    code = number.country_code or 0
-    if len(zones) < 2 or not region or region == phonenumbers.region_code_for_country_code(code):
-        return zones
-    if phonenumbers.number_type(number) not in _ONE_COUNTRY_TYPES:
+    if not zones or not region or phonenumbers.number_type(number) not in _ONE_COUNTRY_TYPES:
         return zones
     by_country = _zones_by_country()
-    others = {
-        zone
-        for other in phonenumbers.region_codes_for_country_code(code)
-        if other != region
-        for zone in by_country.get(other, ())
-    }
-    return tuple(zone for zone in zones if zone not in others) or zones
+    own = by_country.get(region, frozenset())
+    code = number.country_code or 0
+    if zones == TIMEZONE_DATA.get(str(code)) and region != phonenumbers.region_code_for_country_code(code):
+        others = {
+            zone
+            for other in phonenumbers.region_codes_for_country_code(code)
+            if other != region
+            for zone in by_country.get(other, ())
+        }
+        zones = tuple(zone for zone in zones if zone not in others) or zones
+    if own and not own.intersection(zones):
+        zones += tuple(sorted(own))
+    return zones
 
 
 @dataclass(frozen=True)
