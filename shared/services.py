@@ -162,14 +162,14 @@ def status_callback_secret(settings: Settings, secrets: SecretSource, refresh: b
     """STATUS_CALLBACK_SECRET, else the Key Vault secret STATUS_CALLBACK_SECRET_NAME names."""
     if settings.status_callback_secret:
         return settings.status_callback_secret
-    if not settings.key_vault_url or not settings.status_callback_secret_name:
+    if not settings.key_vault_url:
         raise Problem(
             "configuration_error",
             "Setting STATUS_CALLBACK_SECRET_NAME names a Key Vault secret, but KEY_VAULT_URL is not set.",
             hint="Set KEY_VAULT_URL, or STATUS_CALLBACK_SECRET itself.",
         )
     try:
-        return secrets.get(settings.status_callback_secret_name, refresh=refresh)
+        return secrets.get(settings.status_callback_secret_name or "", refresh=refresh)
     except Problem as problem:
         if problem.code == "secret_not_found":  # the catalog's hint names the Genesys secret's setting
             problem.hint = "Create the Key Vault secret STATUS_CALLBACK_SECRET_NAME names, or correct the setting."
