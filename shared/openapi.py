@@ -896,8 +896,9 @@ _HEADERS = {
     },
     "Location": {
         "type": "string",
-        "description": "Where to read the result: a path on this host (/api/calls/...), which Power Automate and "
-        "HTTP clients resolve against the request's URL.",
+        "description": "Where to read the result: a path on this host (/api/calls/... or /api/calls/requests/...), "
+        "which Power Automate and HTTP clients resolve against the request's URL; a subscription's is an absolute "
+        "URL (/api/subscriptions/...).",
     },
 }
 
@@ -1148,22 +1149,18 @@ def _sns_message() -> dict[str, Any]:
 
 
 def _pubsub_push() -> dict[str, Any]:
-    authorization = _header(
-        "Authorization",
-        "Google OIDC Token",
-        "Bearer <the push subscription's OIDC token>: RS256 by Google, aud PUBSUB_AUDIENCE, email one of "
-        "PUBSUB_SERVICE_ACCOUNTS and verified, not expired.",
-        "internal",
-        pattern="^Bearer .+$",
-    )
-    body = _body(_ref("PubSubPush"), "Pub/Sub Push", "The wrapped push: message.data is the call request.")
+    # The token's Authorization header is described, not declared: a custom connector refuses a parameter of that
+    # name (its own API key authentication owns the header), and the push gives its function key as ?code=.
+    body = _body(_ref("PubSubPush"), "PubSub Push", "The wrapped push: message.data is the call request.")
     return _operation(
         "ReceivePubSubPush",
-        "Receive a Google Pub/Sub push",
-        "Verifies a Pub/Sub push subscription's OIDC token, then places the call in message.data (base64 of a "
-        "CallRequest), with message.messageId as the idempotency key.",
+        "Receive a Google PubSub push",
+        "Verifies a Pub/Sub push subscription's OIDC token (the Authorization header, Bearer: RS256 by Google, aud "
+        "PUBSUB_AUDIENCE, email one of PUBSUB_SERVICE_ACCOUNTS and verified, not expired), then places the call in "
+        "message.data (base64 of a CallRequest), with message.messageId as the idempotency key. The push "
+        "endpoint gives the function key as ?code=.",
         "internal",
-        [authorization, body],
+        [body],
         {
             "201": _response("Genesys Cloud accepted the call.", "CallCreated", "Location", "Idempotent-Replayed"),
             **_problems("ReceivePubSubPush", replays=True),

@@ -305,16 +305,22 @@ def test_the_trigger_subscribes_and_unsubscribes(scripted: Stack, receiver: Rece
     assert watch_record(again.json()["conversationId"]) is None  # nobody listens: not even watched
 
 
-def test_a_subscription_goes_only_to_power_automate_or_an_allowed_host(scripted: Stack) -> None:
+POWER_AUTOMATE_URLS = [
+    "https://prod-27.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke",
+    # where flows' trigger URLs move: <environment>.NN.environment.api.powerplatform.com
+    "https://0123abcd.09.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/abc"
+    "/triggers/manual/paths/invoke?api-version=1",
+]
+
+
+@pytest.mark.parametrize("flow_url", POWER_AUTOMATE_URLS, ids=["logic.azure.com", "environment.api.powerplatform.com"])
+def test_a_subscription_goes_only_to_power_automate_or_an_allowed_host(scripted: Stack, flow_url: str) -> None:
     refused = scripted.post("/api/subscriptions", {"notificationUrl": "https://attacker.example.net/x"})
-    accepted = scripted.post(
-        "/api/subscriptions",
-        {"notificationUrl": "https://prod-27.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke"},
-    )
+    accepted = scripted.post("/api/subscriptions", {"notificationUrl": flow_url})
 
     assert (refused.status_code, refused.json()["field"]) == (422, "notificationUrl")
     assert refused.json()["code"] == "callback_url_not_allowed"
-    assert accepted.status_code == 201
+    assert accepted.status_code == 201, accepted.text
     assert "url" not in accepted.json()  # a SAS URL is a credential: never echoed
     scripted.session.delete(accepted.headers["Location"], timeout=30)
 

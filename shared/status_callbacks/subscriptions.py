@@ -29,7 +29,9 @@ log = get_logger(__name__)
 
 PARTITION = "subscription"  # idempotency rows use two-hex-digit partitions: no collision
 MAX_SUBSCRIPTIONS = 50  # each ended call is posted to every subscription
-POWER_AUTOMATE_HOST_SUFFIXES = (".logic.azure.com",)  # prod-NN.<region>.logic.azure.com callback URLs
+# Power Automate's callback URLs: prod-NN.<region>.logic.azure.com, and the hosts flows' trigger URLs move to,
+# <environment>.NN.environment.api.powerplatform.com:443
+POWER_AUTOMATE_HOST_SUFFIXES = (".logic.azure.com", ".environment.api.powerplatform.com")
 NOTIFICATION_FIELD = "notificationUrl"
 CACHE_SECONDS = 60.0
 # "None" is kept for less: a flow's first subscription, made on another instance, reaches this one's calls within
