@@ -46,10 +46,25 @@ class StaticSecrets:
 
 
 class KeyVaultSecrets:
-    """Key Vault reads through azure-identity's credential chain (managed identity in Azure)."""
+    """Key Vault reads with the platform's managed identity where it offers one, else azure-identity's chain.
 
-    def __init__(self, vault_url: str, *, verify_challenge_resource: bool = True, read_timeout: float = 5.0) -> None:
+    The managed identity credential itself, not the chain around it: the chain reports an identity endpoint that
+    cannot be reached as an authentication failure ("grant the role", not retryable), the credential as a
+    connection failure (Key Vault unavailable, retry), and it tries no other credential first on a cold start.
+    """
+
+    def __init__(
+        self,
+        vault_url: str,
+        *,
+        verify_challenge_resource: bool = True,
+        read_timeout: float = 5.0,
+        managed_identity: bool = False,
+        client_id: str | None = None,
+    ) -> None:
         self._vault_url = vault_url
+        self._managed_identity = managed_identity
+        self._client_id = client_id  # a user-assigned identity's (AZURE_CLIENT_ID); None: the system-assigned one
         self._verify_challenge_resource = verify_challenge_resource
         self._read_timeout = read_timeout
         self._client: SecretClient | None = None
@@ -59,11 +74,19 @@ class KeyVaultSecrets:
 
     def _secret_client(self) -> SecretClient:
         # Imported here: the Azure SDK costs cold-start time that local-secret deployments never need.
-        from azure.identity import DefaultAzureCredential
+        from azure.core.credentials import TokenCredential
+        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
         from azure.keyvault.secrets import SecretClient
 
         if self._client is None:
-            credential = DefaultAzureCredential()  # honours AZURE_CLIENT_ID for a user-assigned identity
+            credential: TokenCredential = (
+                # Bounded as the vault's own requests: an outage answers 503 in seconds, not after the SDK's backoff
+                ManagedIdentityCredential(
+                    client_id=self._client_id, retry_total=2, retry_backoff_factor=0.2, connection_timeout=3
+                )
+                if self._managed_identity
+                else DefaultAzureCredential()  # a developer's az login; honours AZURE_CLIENT_ID too
+            )
             self._client = SecretClient(
                 self._vault_url,
                 credential,

@@ -69,6 +69,8 @@ def services() -> Services:
             settings.key_vault_url,
             verify_challenge_resource=settings.key_vault_verify_challenge_resource,
             read_timeout=settings.key_vault_read_timeout_seconds,
+            managed_identity=settings.managed_identity,
+            client_id=settings.azure_client_id,
         )
     else:
         secrets = StaticSecrets({settings.client_secret_name: settings.client_secret})

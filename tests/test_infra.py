@@ -287,7 +287,7 @@ def test_every_setting_the_app_reads_is_set_by_the_template_or_documented_as_opt
         for n in settings.keys() - read
         if n.isupper() and not n.startswith(("APPLICATIONINSIGHTS", "PYTHON", "FUNCTIONS_"))
     )
-    assert set(unknown) <= {"AZURE_CLIENT_ID"}, f"set in infra/ but read by nothing: {unknown}"  # azure-identity
+    assert not unknown, f"set in infra/ but read by nothing: {unknown}"
 
 
 def test_the_template_settings_are_a_valid_configuration() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from emulators.azure import VaultFault
+from emulators.azure import ManagedIdentityEmulator, VaultFault
 from shared import secrets
 from tests.conftest import CLIENT_SECRET, Stack
 
@@ -81,6 +83,23 @@ def test_vault_down_is_key_vault_unavailable_with_retry_after(stack: Stack) -> N
     response = stack.post("/api/calls", CALL)
 
     assert response.status_code == 503
+    assert response.json()["code"] == "key_vault_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+    assert stack.genesys.requests() == []
+
+
+def test_an_identity_endpoint_that_died_is_key_vault_unavailable_not_forbidden(stack: Stack, configure) -> None:
+    """The platform's identity endpoint really gone (a brief outage): retry later, not "grant the role", which
+    the credential chain around the managed identity credential would have said."""
+    identity = ManagedIdentityEmulator().start()
+    configure(**identity.environment())
+    identity.stop()
+    started = time.monotonic()
+
+    response = stack.post("/api/calls", CALL)
+
+    assert time.monotonic() - started < 8  # in seconds, inside the call's deadline, not after the SDK's backoff
+    assert response.status_code == 503, response.text
     assert response.json()["code"] == "key_vault_unavailable"
     assert int(response.headers["Retry-After"]) > 0
     assert stack.genesys.requests() == []
