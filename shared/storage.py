@@ -77,7 +77,13 @@ class StorageAccount:
         if self.managed_identity:
             from azure.identity import ManagedIdentityCredential
 
-            return ManagedIdentityCredential(client_id=self.client_id)
+            # Bounded as the storage requests: an identity endpoint that is down answers 503 at once, not after
+            # azure-identity's own retries
+            return ManagedIdentityCredential(
+                client_id=self.client_id,
+                connection_timeout=CONNECT_TIMEOUT_SECONDS,
+                **_RETRY_OPTIONS,
+            )
         from azure.identity import DefaultAzureCredential
 
         return DefaultAzureCredential()

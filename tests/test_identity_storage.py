@@ -7,6 +7,7 @@ service URIs with `__credential=managedidentity`.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from emulators.azure import ManagedIdentityEmulator
 from emulators.azurite import Azurite
 from tests.conftest import Stack
 from tests.test_async_mode import ASYNC, follow
@@ -92,4 +94,21 @@ def test_unreachable_identity_storage_answers_503_and_dials_nothing(identity_sta
 
     assert response.status_code == 503
     assert response.json()["code"] == "idempotency_store_unavailable"
+    assert identity_stack.creates() == []
+
+
+def test_an_identity_endpoint_that_died_answers_503_in_seconds_and_dials_nothing(
+    identity_stack: Stack, configure, oauth_azurite: Azurite
+) -> None:
+    """No token for storage (the platform's identity endpoint is gone for a moment): the claim cannot be written,
+    so nothing is dialed, and the answer comes at once, not after azure-identity's own retries."""
+    dead = ManagedIdentityEmulator().start()
+    configure(AzureWebJobsStorage=None, **oauth_azurite.identity_settings(CLIENT_ID), **dead.environment())
+    dead.stop()
+    started = time.monotonic()
+
+    response = identity_stack.post("/api/calls", {"to": "+12125550195"}, headers={"Idempotency-Key": "no-token"})
+
+    assert time.monotonic() - started < 3  # 5 s with azure-identity's own retries, under 1 s with the bounded ones
+    assert (response.status_code, response.json()["code"]) == (503, "idempotency_store_unavailable")
     assert identity_stack.creates() == []
