@@ -87,7 +87,9 @@ class Settings:
     # Status callbacks' own signing secret (a value, or a Key Vault secret's name); neither: the webhook secret
     status_callback_secret: str | None
     status_callback_secret_name: str | None
-    managed_identity: bool  # IDENTITY_ENDPOINT is set: the platform (App Service, Functions) offers one
+    managed_identity: (
+        bool  # IDENTITY_ENDPOINT and IDENTITY_HEADER set: the platform (App Service, Functions) offers one
+    )
     azure_client_id: str | None  # AZURE_CLIENT_ID: the user-assigned identity to use
     sns_topic_arns: frozenset[str]  # SNS topics whose messages /api/webhooks/sns trusts; empty: none
     pubsub_audience: str | None  # the `aud` Pub/Sub push tokens must carry
@@ -450,7 +452,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         status_callback_secret=_secret(env, "STATUS_CALLBACK_SECRET"),
         status_callback_secret_name=_text(env, "STATUS_CALLBACK_SECRET_NAME"),
-        managed_identity=bool(_text(env, "IDENTITY_ENDPOINT")),
+        managed_identity=bool(_text(env, "IDENTITY_ENDPOINT") and _text(env, "IDENTITY_HEADER")),
         azure_client_id=_text(env, "AZURE_CLIENT_ID"),
         storage=storage_account(env),
         in_azure=bool(_text(env, "WEBSITE_INSTANCE_ID")),

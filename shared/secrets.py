@@ -6,6 +6,7 @@ caller says the cached one stopped working (`refresh=True`, e.g. after a rotatio
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -82,7 +83,11 @@ class KeyVaultSecrets:
             credential: TokenCredential = (
                 # Bounded as the vault's own requests: an outage answers 503 in seconds, not after the SDK's backoff
                 ManagedIdentityCredential(
-                    client_id=self._client_id, retry_total=2, retry_backoff_factor=0.2, connection_timeout=3
+                    client_id=self._client_id,
+                    retry_total=2,
+                    retry_backoff_factor=0.2,
+                    connection_timeout=3,
+                    read_timeout=self._read_timeout,
                 )
                 if self._managed_identity
                 else DefaultAzureCredential()  # a developer's az login; honours AZURE_CLIENT_ID too
@@ -123,11 +128,16 @@ class KeyVaultSecrets:
             ServiceRequestError,
             ServiceResponseError,
         )
+        from azure.identity import CredentialUnavailableError
 
         try:
             value = self._secret_client().get_secret(name).value
         except ResourceNotFoundError:
             return None
+        except (CredentialUnavailableError, json.JSONDecodeError) as error:
+            # The identity endpoint answered, but with a failure (a 5xx, or an HTML error page): for now.
+            log.warning("Managed identity token unavailable: %s", type(error).__name__)
+            raise Problem("key_vault_unavailable", "No managed identity token for Key Vault.", retry_after=5) from None
         except ClientAuthenticationError as error:
             log.warning("Key Vault authentication failed: %s", type(error).__name__)
             raise Problem(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class StorageAccount:
             return ManagedIdentityCredential(
                 client_id=self.client_id,
                 connection_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
                 **_RETRY_OPTIONS,
             )
         from azure.identity import DefaultAzureCredential
@@ -157,8 +159,8 @@ class ManagedTable:
                     self.client.create_table()
                 self._ready = True
             return operation()
-        except AzureError as error:
-            if is_lost_race(error):
+        except (AzureError, json.JSONDecodeError) as error:  # the latter: an identity endpoint's HTML error page
+            if isinstance(error, AzureError) and is_lost_race(error):
                 raise
             log.warning("%s unreachable: %s", self._what, type(error).__name__)
             raise _unreachable(self._what) from None

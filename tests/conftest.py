@@ -6,6 +6,7 @@ request log and no queued faults, so tests never see each other's state.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -26,6 +27,7 @@ from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
 from emulators.azurite import Azurite
 from emulators.genesys import GenesysEmulator
 from emulators.local_host import LocalFunctionHost
+from emulators.one_write import OneWriteHandler
 from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
 from shared.async_requests import QUEUE_NAME
 from shared.idempotency import Store
@@ -66,6 +68,31 @@ def app_queue() -> Any:
     storage = services().settings.storage
     assert storage is not None, "no AzureWebJobsStorage configured"
     return storage.queue(QUEUE_NAME)
+
+
+@contextlib.contextmanager
+def answering_identity_endpoint(status: int, content_type: str, body: bytes) -> Iterator[dict[str, str]]:
+    """A managed identity endpoint on loopback that answers every token request with this failure; yields the
+    IDENTITY_ENDPOINT and IDENTITY_HEADER settings that point at it."""
+
+    class Failing(OneWriteHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield {"IDENTITY_ENDPOINT": f"http://127.0.0.1:{server.server_port}/msi/token", "IDENTITY_HEADER": "h"}
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class Clock:

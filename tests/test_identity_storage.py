@@ -17,7 +17,7 @@ import pytest
 
 from emulators.azure import ManagedIdentityEmulator
 from emulators.azurite import Azurite
-from tests.conftest import Stack
+from tests.conftest import Stack, answering_identity_endpoint
 from tests.test_async_mode import ASYNC, follow
 
 CLIENT_ID = str(uuid.uuid4())  # the user-assigned identity's client id (AzureWebJobsStorage__clientId)
@@ -110,5 +110,17 @@ def test_an_identity_endpoint_that_died_answers_503_in_seconds_and_dials_nothing
     response = identity_stack.post("/api/calls", {"to": "+12125550195"}, headers={"Idempotency-Key": "no-token"})
 
     assert time.monotonic() - started < 3  # 5 s with azure-identity's own retries, under 1 s with the bounded ones
+    assert (response.status_code, response.json()["code"]) == (503, "idempotency_store_unavailable")
+    assert identity_stack.creates() == []
+
+
+def test_an_identity_endpoint_answering_an_error_page_is_503_not_an_internal_error(
+    identity_stack: Stack, configure, oauth_azurite: Azurite
+) -> None:
+    """azure-identity trips over an HTML 502 from the identity endpoint (JSONDecodeError): still an outage."""
+    with answering_identity_endpoint(502, "text/html", b"<html>Bad Gateway</html>") as endpoint:
+        configure(AzureWebJobsStorage=None, **oauth_azurite.identity_settings(CLIENT_ID), **endpoint)
+        response = identity_stack.post("/api/calls", {"to": "+12125550194"}, headers={"Idempotency-Key": "html"})
+
     assert (response.status_code, response.json()["code"]) == (503, "idempotency_store_unavailable")
     assert identity_stack.creates() == []

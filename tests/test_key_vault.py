@@ -8,7 +8,7 @@ import pytest
 
 from emulators.azure import ManagedIdentityEmulator, VaultFault
 from shared import secrets
-from tests.conftest import CLIENT_SECRET, Stack
+from tests.conftest import CLIENT_SECRET, Stack, answering_identity_endpoint
 
 CALL = {"to": "+12125550199"}
 
@@ -102,6 +102,27 @@ def test_an_identity_endpoint_that_died_is_key_vault_unavailable_not_forbidden(s
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "key_vault_unavailable"
     assert int(response.headers["Retry-After"]) > 0
+    assert stack.genesys.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [(503, "application/json", b'{"error": "busy"}'), (502, "text/html", b"<html>Bad Gateway</html>")],
+    ids=["json-503", "html-502"],
+)
+def test_an_identity_endpoint_that_fails_for_now_is_key_vault_unavailable(
+    stack: Stack, configure, status: int, content_type: str, body: bytes
+) -> None:
+    """A 5xx from the identity endpoint is an outage too: azure-identity calls a JSON one unavailable and trips
+    over an HTML one (JSONDecodeError), and neither is "grant the role" or an internal error."""
+
+    with answering_identity_endpoint(status, content_type, body) as endpoint:
+        configure(**endpoint)
+        started = time.monotonic()
+        response = stack.post("/api/calls", CALL)
+
+    assert time.monotonic() - started < 8
+    assert (response.status_code, response.json()["code"]) == (503, "key_vault_unavailable"), response.text
     assert stack.genesys.requests() == []
 
 

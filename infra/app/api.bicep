@@ -29,8 +29,8 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
 }
 
 // Settings the platform and the SDKs read. The storage settings are the identity-based form of
-// AzureWebJobsStorage (no account key anywhere); AZURE_CLIENT_ID makes the app's DefaultAzureCredential pick
-// the user-assigned identity.
+// AzureWebJobsStorage (no account key anywhere); AZURE_CLIENT_ID makes the app's managed identity credential
+// (Key Vault) pick the user-assigned identity.
 var platformSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId

@@ -146,7 +146,7 @@ class Subscriptions:
         self._failed_at = -math.inf  # when the last query failed
 
     def check(self, url: str) -> str:
-        """A Power Automate callback URL (`*.logic.azure.com`) or one on STATUS_CALLBACK_ALLOWED_HOSTS."""
+        """A Power Automate callback URL (POWER_AUTOMATE_HOST_SUFFIXES) or one on STATUS_CALLBACK_ALLOWED_HOSTS."""
         return check_url(
             url,
             self._allowed_hosts,
