@@ -22,6 +22,13 @@ _IDD_REGIONS = (("00", "DE"), ("011", "US"))
 _DIGITS = re.compile(r"\d")
 _PAUSE = re.compile(r"\d\s*[pw]+\s*\d", re.IGNORECASE)  # a dial string's pause or wait, then tones to send
 _LETTER = re.compile(r"[A-Za-z]")
+# Words people write beside a number, never a vanity number's ('212-555 Home' would ring 212-555-4663): a word on
+# its own, not one joined to the digits by hyphens as a vanity number's are (1-800-HOME-DEPOT)
+_LABEL = re.compile(
+    r"(?<![-A-Za-z])(home|cell|mobile|mob|work|office|fax|tel|phone|main|direct|landline|business|private|"
+    r"personal|day|night|evening|other)(?![-A-Za-z])",
+    re.IGNORECASE,
+)
 _NUMBER_START = re.compile(r"[+\d]")
 _SPACE = re.compile(r"\s")  # every Unicode space (U+202F, U+2009 in French formatting) reads as a plain one
 # libphonenumber's region for a number of no country: "ZZ" unknown, "001" a non-geographic network (+800, +882)
@@ -130,10 +137,12 @@ def _letters_read_as_digits(text: str) -> bool:
 
 
 def _vanity_number(text: str, reading: _Reading) -> bool:
-    """A North American number written with letters (1-800-FLOWERS): valid with them, and no number without
-    them (read as dialed from where the number was), unlike a local number and a word ('867-5309 Fax' is a
-    valid +1 867 530 9329)."""
+    """A North American number written with letters (1-800-FLOWERS): valid with them, no number without them
+    (read as dialed from where the number was), unlike a local number and a word ('867-5309 Fax' is a valid
+    +1 867 530 9329), and no word a person writes beside a number ('212-555 Home')."""
     if reading.number.country_code != 1 or reading.number_type == PhoneNumberType.UNKNOWN:
+        return False
+    if _LABEL.search(text):
         return False
     try:
         without_letters = phonenumbers.parse(_LETTER.sub("", text), reading.region)

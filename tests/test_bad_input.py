@@ -193,6 +193,7 @@ LABELLED = [
     ("+1 212 555 0199 Fax", "+12125550199329"),
     ("867-5309 Fax", "+18675309329"),  # a local number and a word make a valid +1 number: no vanity number
     ("Tel; +49 30 12345 Fax", "+493012345329"),  # a ';' before the number is no tel: URI's parameter
+    ("212-555 Home", "+12125554663"),  # a number cut short and a label: no vanity number either
 ]
 
 
