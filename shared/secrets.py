@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import Problem
+from shared.identity import BOUNDED_RETRIES, managed_identity_credential
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 MISSING_SECRET_RECHECK_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 3  # Key Vault's, and its token's (the read timeout is KEY_VAULT_READ_TIMEOUT_SECONDS)
 
 
 class SecretSource(Protocol):
@@ -76,18 +78,13 @@ class KeyVaultSecrets:
     def _secret_client(self) -> SecretClient:
         # Imported here: the Azure SDK costs cold-start time that local-secret deployments never need.
         from azure.core.credentials import TokenCredential
-        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+        from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
 
         if self._client is None:
             credential: TokenCredential = (
-                # Bounded as the vault's own requests: an outage answers 503 in seconds, not after the SDK's backoff
-                ManagedIdentityCredential(
-                    client_id=self._client_id,
-                    retry_total=2,
-                    retry_backoff_factor=0.2,
-                    connection_timeout=3,
-                    read_timeout=self._read_timeout,
+                managed_identity_credential(
+                    self._client_id, connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=self._read_timeout
                 )
                 if self._managed_identity
                 else DefaultAzureCredential()  # a developer's az login; honours AZURE_CLIENT_ID too
@@ -96,10 +93,9 @@ class KeyVaultSecrets:
                 self._vault_url,
                 credential,
                 verify_challenge_resource=self._verify_challenge_resource,
-                retry_total=2,
-                retry_backoff_factor=0.2,
-                connection_timeout=3,
+                connection_timeout=CONNECT_TIMEOUT_SECONDS,
                 read_timeout=self._read_timeout,
+                **BOUNDED_RETRIES,
             )
         return self._client
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import outbound
 from shared.errors import Problem
+from shared.identity import BOUNDED_RETRIES, managed_identity_credential
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ log = get_logger(__name__)
 # Bounded waits: a storage outage must answer 503 quickly, not hold a request for the SDK's default minutes.
 CONNECT_TIMEOUT_SECONDS = 2
 READ_TIMEOUT_SECONDS = 5
-_RETRY_OPTIONS: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.2}
 
 
 def _connection_options() -> tuple[dict[str, Any], requests.Session]:
@@ -52,7 +52,7 @@ def _connection_options() -> tuple[dict[str, Any], requests.Session]:
         read_timeout=READ_TIMEOUT_SECONDS,
         connection_verify=pooled.verify,  # the pipeline passes it on every request, over the session's
     )
-    return {**_RETRY_OPTIONS, "transport": transport}, pooled
+    return {**BOUNDED_RETRIES, "transport": transport}, pooled
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,8 @@ class StorageAccount:
     @functools.cached_property
     def _credential(self) -> TokenCredential:
         if self.managed_identity:
-            from azure.identity import ManagedIdentityCredential
-
-            # Bounded as the storage requests: an identity endpoint that is down answers 503 at once, not after
-            # azure-identity's own retries
-            return ManagedIdentityCredential(
-                client_id=self.client_id,
-                connection_timeout=CONNECT_TIMEOUT_SECONDS,
-                read_timeout=READ_TIMEOUT_SECONDS,
-                **_RETRY_OPTIONS,
+            return managed_identity_credential(
+                self.client_id, connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS
             )
         from azure.identity import DefaultAzureCredential
 

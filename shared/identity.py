@@ -1,0 +1,29 @@
+"""Azure SDK clients' bounded retries, and the platform's managed identity credential bounded alike.
+
+Left to themselves, the SDKs retry for minutes, and azure-identity reads an identity endpoint's answer for up to
+300 s a try: a request waiting on Key Vault, storage or a token for either would outlast its deadline. Bounded,
+an outage answers 503 in seconds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+BOUNDED_RETRIES: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.2}
+
+
+def managed_identity_credential(
+    client_id: str | None, *, connect_timeout: float, read_timeout: float
+) -> TokenCredential:
+    """The managed identity credential itself, with the timeouts of the requests it gets tokens for.
+
+    `client_id` names a user-assigned identity; None, the system-assigned one.
+    """
+    from azure.identity import ManagedIdentityCredential  # imported on first use: it costs cold-start time
+
+    return ManagedIdentityCredential(
+        client_id=client_id, connection_timeout=connect_timeout, read_timeout=read_timeout, **BOUNDED_RETRIES
+    )
