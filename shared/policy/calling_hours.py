@@ -101,12 +101,17 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
     zones = tuple(
         zone for zone in number_time_zones.time_zones_for_number(number) if zone != number_time_zones.UNKNOWN_TIMEZONE
     )
-    if not zones or not region or phonenumbers.number_type(number) not in _ONE_COUNTRY_TYPES:
+    if not zones or not region:
         return zones
     by_country = _zones_by_country()
     own = by_country.get(region, frozenset())
     code = number.country_code or 0
-    if zones == TIMEZONE_DATA.get(str(code)) and region != phonenumbers.region_code_for_country_code(code):
+    code_wide = zones == TIMEZONE_DATA.get(str(code)) and region != phonenumbers.region_code_for_country_code(code)
+    lacks_own = bool(own) and not own.intersection(zones)
+    # Classified only where a mend would apply: most numbers hold their own zone, and classifying costs
+    if not (code_wide or lacks_own) or phonenumbers.number_type(number) not in _ONE_COUNTRY_TYPES:
+        return zones
+    if code_wide:
         others = {
             zone
             for other in phonenumbers.region_codes_for_country_code(code)
@@ -114,7 +119,7 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
             for zone in by_country.get(other, ())
         }
         zones = tuple(zone for zone in zones if zone not in others) or zones
-    if own and not own.intersection(zones):
+    if lacks_own:  # the narrowing above drops only other countries' zones: it changes nothing here
         zones += tuple(sorted(own))
     return zones
 
@@ -167,9 +172,9 @@ class CallingHours:
     def next_allowed_at(self, e164: str, region: str | None, moment: datetime) -> datetime | None:
         """`moment` itself when allowed, else the next moment a call becomes allowed (None: never)."""
         window = self.window_for(region)
-        zones = time_zones(e164, region)
         if window is None:
             return moment
+        zones = time_zones(e164, region)
         return next_allowed(window, zones, moment) if zones else None
 
 
