@@ -87,9 +87,8 @@ class Settings:
     # Status callbacks' own signing secret (a value, or a Key Vault secret's name); neither: the webhook secret
     status_callback_secret: str | None
     status_callback_secret_name: str | None
-    managed_identity: (
-        bool  # IDENTITY_ENDPOINT and IDENTITY_HEADER set: the platform (App Service, Functions) offers one
-    )
+    # IDENTITY_ENDPOINT and IDENTITY_HEADER set: the platform (App Service, Functions) offers a managed identity
+    managed_identity: bool
     azure_client_id: str | None  # AZURE_CLIENT_ID: the user-assigned identity to use
     sns_topic_arns: frozenset[str]  # SNS topics whose messages /api/webhooks/sns trusts; empty: none
     pubsub_audience: str | None  # the `aud` Pub/Sub push tokens must carry
