@@ -350,7 +350,8 @@ def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, 
     """Map one Genesys error answer (ErrorBody or OAuth error) to the catalog.
 
     `creating_call` matters twice: a 400 on the create is the infamous "Malformed participant address"
-    family, and a 5xx after the create was sent leaves the outcome unknown.
+    family, and a create answered 5xx or 408 leaves the outcome unknown: a 408 `client.timeout` says a part of
+    Genesys gave up waiting, not that nothing acted, so only the other 4xx say the call was not placed.
     """
     body = body if isinstance(body, dict) else {}
     code = body.get("code") or body.get("error")
@@ -378,4 +379,4 @@ def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, 
         catalog_code = "genesys_timeout"
     else:
         catalog_code = "genesys_unavailable"
-    return Problem(catalog_code, said, upstream=upstream, outcome_unknown=creating_call and status >= 500)
+    return Problem(catalog_code, said, upstream=upstream, outcome_unknown=creating_call and (status >= 500 or status == 408))

@@ -93,10 +93,13 @@ def test_a_create_refused_for_longer_than_the_deadline_is_tried_again_when_genes
     assert created_at[1] - created_at[0] >= 6  # Genesys's Retry-After, not the queue's 2 s
 
 
-def test_a_create_whose_outcome_is_unknown_is_final_though_a_retry_would_pass(stack: Stack, configure) -> None:
-    """A 503 to the create may come after Genesys placed the call: the job answers it, never dials again."""
+@pytest.mark.parametrize("status", [503, 408])
+def test_a_create_whose_outcome_is_unknown_is_final_though_a_retry_would_pass(
+    stack: Stack, configure, status: int
+) -> None:
+    """A 503 or 408 to the create may come after Genesys placed the call: the job answers it, never dials again."""
     configure(ASYNC_RETRY_AFTER_SECONDS="1")
-    stack.genesys.inject("create_call", Fault(status=503))  # only the first create fails
+    stack.genesys.inject("create_call", Fault(status=status))  # only the first create fails
 
     final, _ = follow(stack, stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC))
 

@@ -97,8 +97,10 @@ def test_failure_before_sending_is_released_and_the_retry_dials_once(stack: Stac
     assert len(stack.creates()) == 1
 
 
-def test_outcome_unknown_is_stored_so_a_retry_never_dials_again(stack: Stack) -> None:
-    stack.genesys.inject("create_call", Fault(status=503))
+# A 408 `client.timeout` is a part of Genesys that gave up waiting: like a 5xx, it does not say nothing rang.
+@pytest.mark.parametrize("status", [503, 408])
+def test_outcome_unknown_is_stored_so_a_retry_never_dials_again(stack: Stack, status: int) -> None:
+    stack.genesys.inject("create_call", Fault(status=status))
 
     failed = stack.post("/api/calls", CALL, headers=keyed("maybe-dialed"))
     retried = stack.post("/api/calls", CALL, headers=keyed("maybe-dialed"))
