@@ -156,4 +156,5 @@ class KeyVaultSecrets:
                 hint=f"Set the value of Key Vault secret {name!r}.",
             )
         log.info("Read secret %s from Key Vault", name)
-        return value
+        # As an inline setting is: `az keyvault secret set --file` stores a file's final newline with the value.
+        return value.strip()

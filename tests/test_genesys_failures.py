@@ -229,6 +229,19 @@ def test_rotated_secret_is_reread_once_and_the_call_placed(stack: Stack) -> None
     assert len(stack.genesys.org.conversations) == 2
 
 
+def test_a_secret_rotated_from_a_file_with_its_final_newline_still_places_the_call(stack: Stack) -> None:
+    """`az keyvault secret set --file new-secret.txt` (docs/deploy.md) stores the file's newline with the value."""
+    assert stack.post("/api/calls", CALL).status_code == 201
+    stack.genesys.rotate_secret("rotated-secret")
+    stack.genesys.revoke_tokens()
+    stack.vault.set_secret("genesys-client-secret", "rotated-secret\r\n")
+
+    response = stack.post("/api/calls", OTHER_CALL)
+
+    assert response.status_code == 201, response.text
+    assert len(stack.genesys.org.conversations) == 2
+
+
 def test_token_endpoint_5xx_is_retried_then_succeeds(stack: Stack) -> None:
     stack.genesys.inject("token", Fault(status=503))
 
