@@ -379,4 +379,5 @@ def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, 
         catalog_code = "genesys_timeout"
     else:
         catalog_code = "genesys_unavailable"
-    return Problem(catalog_code, said, upstream=upstream, outcome_unknown=creating_call and (status >= 500 or status == 408))
+    may_have_rung = creating_call and (status >= 500 or status == 408)
+    return Problem(catalog_code, said, upstream=upstream, outcome_unknown=may_have_rung)
