@@ -133,8 +133,8 @@ param webhookRequireTimestamp bool = false
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most instances each per-function scale group (the HTTP functions together; each other trigger alone) scales out to: 40 is the lowest Flex Consumption allows; it bounds bursts against the Genesys rate limit of one client-credentials token.')
-@minValue(40)
+@description('Most instances each per-function scale group (the HTTP functions together; each other trigger alone) scales out to: it bounds bursts against the Genesys rate limit of one client-credentials token. Flex Consumption takes 1 to 1000.')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 

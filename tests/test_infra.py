@@ -467,6 +467,30 @@ def test_flex_consumption_scale_settings() -> None:
     assert {"type": "max_value", "argument": threads} in concurrency["decorators"]
     deployment = site["functionAppConfig"]["deployment"]["storage"]["authentication"]
     assert deployment == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
+    # Flex Consumption takes 1 to 1000 (Microsoft's event-driven scaling page; older copies said 40).
+    limits = main["parameters"]["maximumInstanceCount"]["decorators"]
+    assert {"type": "min_value", "argument": 1} in limits
+    assert {"type": "max_value", "argument": 1000} in limits
+
+
+# Site properties a Flex Consumption site refuses ("... for Flex Consumption sites is invalid. Please remove or
+# rename them", Azure/azure-cli#31414, microsoft/azure-pipelines-tasks#21032): the deployment fails where the
+# region's stamp checks them.
+FLEX_REFUSED_SITE_CONFIG = {
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "preWarmedInstanceCount",
+    "netFrameworkVersion",
+    "functionsRuntimeScaleMonitoringEnabled",
+    "functionAppScaleLimit",
+    "linuxFxVersion",
+}
+
+
+def test_the_site_config_holds_nothing_flex_consumption_refuses() -> None:
+    site_config = body(parse(API)["modules"]["api"])["params"]["siteConfig"]
+    assert set(site_config) == {"alwaysOn", "minTlsVersion"}
+    assert not {name.lower() for name in site_config} & {name.lower() for name in FLEX_REFUSED_SITE_CONFIG}
 
 
 # ---- after provisioning ----

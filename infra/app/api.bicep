@@ -92,10 +92,10 @@ module api 'br/public:avm/res/web/site:0.15.1' = {
         version: runtimeVersion
       }
     }
+    // No ftpsState: Flex Consumption offers no FTP, and newer regions refuse the property, failing the deployment.
     siteConfig: {
       alwaysOn: false
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }
     virtualNetworkSubnetId: !empty(virtualNetworkSubnetId) ? virtualNetworkSubnetId : null
     // Platform settings last: an appSettings entry cannot override the identity and storage wiring.
