@@ -74,6 +74,13 @@ def never_sent(deliveries: int) -> Problem:
     )
 
 
+def expired_unsent() -> Problem:
+    return Problem(
+        "internal_error",
+        "The asynchronous request waited on the queue past IDEMPOTENCY_RETENTION_SECONDS; no call was sent to Genesys.",
+    )
+
+
 class UntrustedMessage(Exception):
     """A queue message this app did not write for a pending job: it dials nothing and ends in the poison queue."""
 
@@ -218,6 +225,12 @@ class AsyncRequests:
     def _run(self, message: str, job: Job, record: Record, dequeue_count: int, answer: Answer) -> None:
         if record.state == DONE:
             log.info("Asynchronous request %s was already answered; a redelivery dials nothing", job.request_id)
+            return
+        if record.expires_at <= self._clock():
+            # Past the retention, what keeps it from a second dial (an identical request's answer) may be purged.
+            log.warning("Asynchronous request %s outlived its retention on the queue", job.request_id)
+            problem = outcome_never_recorded() if record.state == SENT else expired_unsent()
+            self._complete(record, Reply.of_problem(problem, job.request_id))
             return
         if record.state in (CLAIMED, SENT) and self._stale_in(record) >= 0:
             self._check_back(message, record)

@@ -12,7 +12,8 @@ never taken over by the request it belongs to; asynchronous jobs are guarded by 
 (`shared/async_requests.py`), so a redelivery after the window cannot dial again. The one takeover of a claim
 still "sending": by a later delivery of the same queued job, which proves the earlier one cannot send
 (`JobAttempt`).
-Table Storage has no TTL: `purge_expired` deletes expired records in bounded runs (a timer trigger).
+Table Storage has no TTL: `purge_expired` deletes records a retention after they expire, in bounded runs (a timer
+trigger).
 """
 
 from __future__ import annotations
@@ -349,8 +350,12 @@ class Idempotency:
         return reply
 
     def purge(self) -> int:
-        """Delete expired records (Table Storage keeps rows forever otherwise); how many went."""
-        removed = self.store.purge_expired(self.clock(), PURGE_MAX_RECORDS)
+        """Delete records that expired a retention ago (Table Storage keeps rows forever otherwise); how many went.
+
+        Not as soon as they expire: a queued job is judged by when it was accepted (`JobAttempt`) and may run up
+        to a retention later, and the answer of an identical request it must replay has to be there when it does.
+        """
+        removed = self.store.purge_expired(self.clock() - self.retention_seconds, PURGE_MAX_RECORDS)
         log.info("Purged %d expired idempotency records", removed)
         return removed
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
 
 from emulators.genesys import NO_STATION_USER_ID, Fault
+from emulators.local_host import QueueRunner
 from shared.async_requests import PENDING, Job, record_key
 from shared.idempotency import CLAIMED, SENT, Record, fingerprint
-from tests.conftest import Stack, app_queue, app_store
+from shared.services import services
+from tests.conftest import Stack, app_queue, app_store, backdate
 
 ASYNC = {"Prefer": "respond-async"}
 MAX_POLLS = 40
@@ -191,6 +195,52 @@ def test_a_malformed_idempotency_key_is_refused_at_once(stack: Stack) -> None:
 
     assert response.status_code == 400
     assert response.json()["field"] == "Idempotency-Key"
+
+
+@contextmanager
+def queue_listener_away(stack: Stack) -> Iterator[None]:
+    """No instance takes jobs off the queue (the one that took a job died, or none has scaled out yet); after
+    the block a new listener starts, as on a new instance."""
+    away = stack.host.queues
+    away.stop()
+    try:
+        yield
+    finally:
+        stack.host.queues = QueueRunner(away.functions, away.options, away.lease_seconds)
+        stack.host.queues.start()
+
+
+def test_a_keyless_job_queued_inside_the_window_replays_the_answer_after_the_purge_timer_ran(
+    stack: Stack, configure
+) -> None:
+    """The second job was accepted inside the window of the first's answer and taken off the queue after the
+    window and a purge run: the answer it must replay is still there, so the person is called once."""
+    configure(ASYNC_RETRY_AFTER_SECONDS="1", DUPLICATE_WINDOW_SECONDS="1")
+    first, _ = follow(stack, stack.post("/api/calls", {"to": "+12125550194"}, headers=ASYNC))
+    with queue_listener_away(stack):
+        second = stack.post("/api/calls", {"to": "+12125550194"}, headers=ASYNC)
+        time.sleep(1.2)  # past the window: the first answer's record has expired
+        stack.host.timers["purge_expired_records"].fire()
+
+    replayed, _ = follow(stack, second)
+
+    assert (first.status_code, replayed.status_code) == (201, 201), replayed.text
+    assert replayed.json()["conversationId"] == first.json()["conversationId"]
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert len(stack.creates()) == 1
+
+
+def test_a_job_that_outlived_its_retention_on_the_queue_is_answered_and_never_dialed(stack: Stack, configure) -> None:
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+    with queue_listener_away(stack):
+        accepted = stack.post("/api/calls", {"to": "+12125550193"}, headers=ASYNC)
+        backdate(record_key(accepted.json()["requestId"]), services().settings.idempotency_retention_seconds + 1)
+
+    final, _ = follow(stack, accepted)
+
+    assert final.status_code == 500, final.text
+    assert "past IDEMPOTENCY_RETENTION_SECONDS" in final.json()["detail"]
+    assert stack.creates() == []
 
 
 def test_identical_keyless_jobs_are_one_even_when_the_second_runs_after_the_window(stack: Stack, configure) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from shared.idempotency import DONE, Record, Store
+from shared.services import services
 from tests.conftest import Stack, app_store
 
 
@@ -13,7 +14,8 @@ def table() -> Store:
 
 
 def expired_records(store: Store, count: int) -> list[str]:
-    past = time.time() - 60
+    """Records that expired more than a retention ago: the timer keeps a record a retention past its expiry."""
+    past = time.time() - services().settings.idempotency_retention_seconds - 60
     keys = [f"key:expired-{n}" for n in range(count)]
     for key in keys:
         assert store.create(Record(key, "fp", DONE, "old-request", past - 3600, past))
