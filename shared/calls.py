@@ -221,17 +221,21 @@ class CallPlan:
     scheduled_time: str | None = None
     scheduled_by_calling_hours: bool = False  # a callback asked for now, moved to the callee's calling hours
     status_callback: StatusCallback | None = None
+    caller_id_chosen: bool = False  # no `from` was sent: the caller ID came from the settings or the queue
 
     @property
     def fingerprint(self) -> str:
         """What makes two requests the same call: the user, the exact Genesys body and where its status goes.
 
-        A time the calling hours chose is left out: it depends on when the request came, not on what it asked,
-        and a retry that comes once the hours have opened is still the same callback.
+        What the function chose rather than the caller asked is left out. A time the calling hours chose
+        depends on when the request came, and a retry that comes once the hours have opened is still the same
+        callback. A caller ID chosen for a request without `from` is the queue's, read from Genesys and cached
+        per instance: a retry on an instance that read it after it changed is still the same call.
         """
-        body = self.genesys_body
-        if self.scheduled_by_calling_hours:
-            body = {name: value for name, value in body.items() if name != "callbackScheduledTime"}
+        chosen = {"callbackScheduledTime"} if self.scheduled_by_calling_hours else set()
+        if self.caller_id_chosen:
+            chosen.add("callerId")
+        body = {name: value for name, value in self.genesys_body.items() if name not in chosen}
         meaning: dict[str, Any] = {"mode": self.mode, "userId": self.user_id, "body": body}
         if self.status_callback is not None:
             meaning["statusCallback"] = self.status_callback.to_json()
@@ -371,7 +375,15 @@ class CallService:
         if request.attributes:
             body["attributes"] = request.attributes
         body.update(request.passthrough)
-        return CallPlan(to, caller_id, user_id, request.queue_id, body, status_callback=request.status_callback)
+        return CallPlan(
+            to,
+            caller_id,
+            user_id,
+            request.queue_id,
+            body,
+            status_callback=request.status_callback,
+            caller_id_chosen=request.from_ is None,
+        )
 
     def _check_callback(self, callback: StatusCallback) -> None:
         """A status callback goes only to an allowed host (422 naming the field), checked before dialing."""
@@ -414,7 +426,15 @@ class CallService:
         if request.attributes:
             body["data"] = request.attributes
         return CallPlan(
-            to, caller_id, None, request.queue_id, body, "callback", scheduled_time, schedule_at is not None
+            to,
+            caller_id,
+            None,
+            request.queue_id,
+            body,
+            "callback",
+            scheduled_time,
+            schedule_at is not None,
+            caller_id_chosen=request.from_ is None,
         )
 
     def status(self, conversation_id: str) -> dict[str, Any]:

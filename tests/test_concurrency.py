@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from emulators.genesys import Fault
+from emulators.genesys import DEMO_QUEUE_ID, Fault
 from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +91,20 @@ def test_fifty_deliveries_without_key_inside_the_window_dial_once(stack: Stack, 
     answers = deliver(instances, {"to": "+1 212 555 0199"}, {})
 
     assert_one_call(stack, answers)
+
+
+def test_a_keyless_retry_on_an_instance_that_read_the_queues_new_caller_id_is_the_same_call(
+    stack: Stack, instances: list[str]
+) -> None:
+    """Without `from`, a queue call's caller ID is the queue's, read from Genesys and cached per instance: the
+    number changed in Genesys between the call and its retry, which an instance with a fresh cache reads."""
+    call = {"to": "+12125550199", "queueId": DEMO_QUEUE_ID}
+    first = requests.post(f"{instances[0]}/api/calls", json=call, timeout=60)
+    stack.genesys.org.queues[DEMO_QUEUE_ID].calling_party_number = "+13175550102"
+
+    retry = requests.post(f"{instances[1]}/api/calls", json=call, timeout=60)
+
+    assert (first.status_code, retry.status_code) == (201, 201), retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["conversationId"] == first.json()["conversationId"]
+    assert len(stack.creates()) == 1
