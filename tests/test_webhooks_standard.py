@@ -62,6 +62,34 @@ def test_a_standard_webhook_places_the_call_once_per_webhook_id(whsec: Stack) ->
     assert whsec.creates()[0].json["phoneNumber"] == "+12125550199"
 
 
+def svix(headers: dict) -> dict:
+    """The same delivery as Svix sends it by default (`svix-` headers; `webhook-` only when renamed)."""
+    return {name.replace("webhook-", "svix-"): value for name, value in headers.items()}
+
+
+def test_svix_headers_are_standard_webhooks_under_svix_names(whsec: Stack) -> None:
+    headers = standard(BODY)
+
+    first = post_webhook(whsec, BODY, svix(headers))
+    renamed = post_webhook(whsec, BODY, headers)  # the same message id: the same delivery
+    both = post_webhook(whsec, BODY, {**headers, **svix(headers)})  # a relay that copied one set to the other
+
+    assert [r.status_code for r in (first, renamed, both)] == [201, 201, 201], first.text
+    assert renamed.headers["Idempotent-Replayed"] == both.headers["Idempotent-Replayed"] == "true"
+    assert len(whsec.creates()) == 1
+
+
+def test_svix_headers_that_disagree_with_webhook_headers_are_refused(whsec: Stack) -> None:
+    other = standard(BODY)  # validly signed too, under another message id
+
+    refused(post_webhook(whsec, BODY, {**standard(BODY), **svix(other)}), "webhook-id")
+    refused(post_webhook(whsec, BODY, {**svix(standard(BODY)), **github(BODY)}), "webhook-signature")  # two schemes
+    missing = svix(standard(BODY))
+    del missing["svix-timestamp"]
+    refused(post_webhook(whsec, BODY, missing), "svix-timestamp")
+    assert whsec.creates() == []
+
+
 def test_a_new_webhook_id_is_a_new_delivery(whsec: Stack) -> None:
     answers = [post_webhook(whsec, BODY, standard(BODY)) for _ in range(2)]
 

@@ -35,7 +35,7 @@ class SignatureVerifier:
     def verify(self, headers: Mapping[str, str], body: bytes) -> SignedCall:
         """The verified delivery (its idempotency key comes from signed material), or `invalid_signature`."""
         present = [name for name in hmac_signatures.HEADERS if headers.get(name)]
-        if any(headers.get(name) for name in standard_webhooks.HEADERS):
+        if standard_webhooks.present(headers):
             present.append(standard_webhooks.SIGNATURE_HEADER)
         if len(present) > 1:
             raise refused(
