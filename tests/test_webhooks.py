@@ -238,6 +238,20 @@ def test_cloudevents_structured_mode_places_one_call_per_event_id(stack: Stack) 
     assert len(stack.creates()) == 2  # CloudEvents identity is source + id
 
 
+def test_a_structured_cloudevent_is_read_as_structured_whatever_ce_headers_came_with_it(stack: Stack) -> None:
+    """The Content-Type decides the mode (CloudEvents HTTP binding, section 3): `ce-*` headers a proxy left on a
+    structured event do not make its envelope the call request."""
+    event = {"specversion": "1.0", "id": "evt-2", "source": "/crm/orders", "type": "acme.call", "data": CALL}
+    stray = {"ce-specversion": "1.0", "ce-id": "proxy-1", "ce-source": "/proxy"}
+
+    response = post_events(stack, event, "application/cloudevents+json", **stray)
+    again = post_events(stack, event, "application/cloudevents+json")
+
+    assert response.status_code == 201, response.text
+    assert again.headers["Idempotent-Replayed"] == "true"  # its identity is the event's source and id
+    assert len(stack.creates()) == 1
+
+
 def test_cloudevents_binary_mode(stack: Stack) -> None:
     headers = {"ce-specversion": "1.0", "ce-id": "evt-9", "ce-source": "/crm", "ce-type": "acme.call"}
 

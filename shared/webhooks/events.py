@@ -62,8 +62,13 @@ def _text_of(event: dict[str, Any], name: str, what: str) -> str:
 
 
 def is_binary_cloudevent(headers: Mapping[str, str]) -> bool:
-    """CloudEvents binary mode: attributes in `ce-*` headers, the body is the data (Content-Type optional)."""
-    return bool(headers.get("ce-specversion"))
+    """CloudEvents binary mode: attributes in `ce-*` headers, the body is the data (Content-Type optional).
+
+    The Content-Type decides first (the HTTP binding, section 3): an `application/cloudevents` one is structured
+    or batched mode, whatever `ce-*` headers a proxy left on the request.
+    """
+    media_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    return bool(headers.get("ce-specversion")) and not media_type.startswith("application/cloudevents")
 
 
 def read_delivery(headers: Mapping[str, str], body: bytes, max_events: int) -> Delivery:
