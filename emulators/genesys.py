@@ -50,6 +50,7 @@ __all__ = [
     "NO_STATION_USER_ID",
     "ROUTES",
     "Did",
+    "DidPool",
     "Fault",
     "GenesysEmulator",
     "Org",
@@ -64,7 +65,18 @@ DEMO_QUEUE_ID = "a3c1e2f4-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
 NO_CLI_QUEUE_ID = "c4d5e6f7-0a1b-4c2d-8e3f-9a0b1c2d3e4f"
 DEMO_DIDS: list[str] = [f"+1317555{n:04d}" for n in range(100, 130)]
 
-ROUTES = ("token", "create_call", "create_call_self", "get_call", "dids", "queue", "user", "callback", "unknown")
+ROUTES = (
+    "token",
+    "create_call",
+    "create_call_self",
+    "get_call",
+    "dids",
+    "didpools",
+    "queue",
+    "user",
+    "callback",
+    "unknown",
+)
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MALFORMED_ADDRESS = "Malformed participant address"
@@ -215,6 +227,15 @@ class Queue:
 
 
 @dataclass
+class DidPool:
+    """A range of the organization's numbers (E.164, inclusive), assigned to anyone or not."""
+
+    start_phone_number: str
+    end_phone_number: str
+    state: str = "active"
+
+
+@dataclass
 class Did:
     """A DID (phone number) of the organization. ``owner_id`` defaults to a stable id per number."""
 
@@ -231,6 +252,7 @@ class Org:
     users: dict[str, User] = field(default_factory=dict)
     queues: dict[str, Queue] = field(default_factory=dict)
     dids: list[Did] = field(default_factory=list)
+    did_pools: list[DidPool] = field(default_factory=list)
     permissions: set[str] = field(default_factory=set)
     unreachable_numbers: set[str] = field(default_factory=set)
     busy_numbers: set[str] = field(default_factory=set)
@@ -311,6 +333,7 @@ _ROUTES = (
     _Route("create_call_self", "POST", re.compile(r"/api/v2/conversations/calls"), "_create_call_self"),
     _Route("get_call", "GET", re.compile(r"/api/v2/conversations/calls/(?P<conversation_id>[^/]+)"), "_get_call"),
     _Route("dids", "GET", re.compile(r"/api/v2/telephony/providers/edges/dids"), "_dids"),
+    _Route("didpools", "GET", re.compile(r"/api/v2/telephony/providers/edges/didpools"), "_didpools"),
     _Route("queue", "GET", re.compile(r"/api/v2/routing/queues/(?P<queue_id>[^/]+)"), "_queue"),
     _Route("user", "GET", re.compile(r"/api/v2/users/(?P<user_id>[^/]+)"), "_user"),
     _Route("callback", "POST", re.compile(r"/api/v2/conversations/callbacks"), "_callback"),
@@ -681,8 +704,15 @@ class GenesysEmulator:
     def _is_org_number(self, number: object) -> bool:
         if not (isinstance(number, str) and E164.match(number)):
             return False
-        return any(d.phone_number == number for d in self.org.dids) or any(
-            q.calling_party_number == number for q in self.org.queues.values()
+        in_pool = any(
+            len(p.start_phone_number) == len(number) == len(p.end_phone_number)
+            and p.start_phone_number <= number <= p.end_phone_number
+            for p in self.org.did_pools
+        )
+        return (
+            in_pool
+            or any(d.phone_number == number for d in self.org.dids)
+            or any(q.calling_party_number == number for q in self.org.queues.values())
         )
 
     @staticmethod
@@ -780,8 +810,6 @@ class GenesysEmulator:
 
     def _dids(self, request: RecordedRequest) -> _Response:
         self._require("telephony:plugin:all")
-        page_size = self._int_param(request.query, "pageSize", 25, 1, 100)
-        page_number = self._int_param(request.query, "pageNumber", 1, 1, None)
         wanted_number = request.query.get("phoneNumber")
         wanted_owner = request.query.get("ownerId")
         entities = []
@@ -799,12 +827,33 @@ class GenesysEmulator:
                     "state": did.state,
                 }
             )
+        return self._page(request, "/api/v2/telephony/providers/edges/dids", entities)
+
+    def _didpools(self, request: RecordedRequest) -> _Response:
+        self._require("telephony:plugin:all")
+        entities = [
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"didpool:{pool.start_phone_number}")),
+                "name": f"{pool.start_phone_number} - {pool.end_phone_number}",
+                "startPhoneNumber": pool.start_phone_number,
+                "endPhoneNumber": pool.end_phone_number,
+                "state": pool.state,
+                "provider": "PURE_CLOUD_VOICE",
+            }
+            for pool in self.org.did_pools
+        ]
+        return self._page(request, "/api/v2/telephony/providers/edges/didpools", entities)
+
+    def _page(self, request: RecordedRequest, path: str, entities: list[dict[str, Any]]) -> _Response:
+        """One page of an entity listing, as Genesys pages them (`pageSize` 1-100, default 25)."""
+        page_size = self._int_param(request.query, "pageSize", 25, 1, 100)
+        page_number = self._int_param(request.query, "pageNumber", 1, 1, None)
         total = len(entities)
         page_count = math.ceil(total / page_size)
         start = (page_number - 1) * page_size
 
         def uri(number: int) -> str:
-            return f"/api/v2/telephony/providers/edges/dids?pageSize={page_size}&pageNumber={number}"
+            return f"{path}?pageSize={page_size}&pageNumber={number}"
 
         page = {
             "entities": entities[start : start + page_size],

@@ -213,6 +213,10 @@ class QueueRunner:
 
     def start(self) -> None:
         if self.functions:
+            # Imported here, before the thread: its first import of the Azure SDK, beside a request thread's first
+            # one, could be handed a module still being imported (ImportError from a partly initialized module).
+            import azure.storage.queue  # noqa: F401
+
             self._thread.start()
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
 from shared import phone
@@ -75,6 +76,33 @@ class RefreshingValue(Generic[T]):
             self._refreshing = False
 
 
+@dataclass(frozen=True)
+class AllowedCallerIds:
+    """Caller IDs a call may present: numbers, and ranges of the organization's DID pools (first and last number
+    in E.164; a number of the same length between them is in the range)."""
+
+    numbers: frozenset[str]
+    ranges: tuple[tuple[str, str], ...] = ()
+
+    def __contains__(self, number: object) -> bool:
+        if not isinstance(number, str):
+            return False
+        return number in self.numbers or any(
+            len(first) == len(number) == len(last) and first <= number <= last for first, last in self.ranges
+        )
+
+    def __len__(self) -> int:
+        """How many numbers, counting each range whole (a number in two of them counts twice)."""
+        return len(self.numbers) + sum(int(last) - int(first) + 1 for first, last in self.ranges if first <= last)
+
+    def __or__(self, other: AllowedCallerIds) -> AllowedCallerIds:
+        return AllowedCallerIds(self.numbers | other.numbers, self.ranges + other.ranges)
+
+    def regions(self) -> set[str]:
+        """The regions of the numbers and of each range's first number: where a near miss may be read."""
+        return {r for r in map(phone.region_of, [*self.numbers, *(first for first, _ in self.ranges)]) if r}
+
+
 class CallerIds:
     def __init__(self, settings: Settings, genesys: GenesysClient) -> None:
         self._settings = settings
@@ -82,21 +110,27 @@ class CallerIds:
         setting_ids = set(settings.allowed_caller_ids)
         if settings.default_caller_id:
             setting_ids.add(settings.default_caller_id)
-        self._from_settings = frozenset(setting_ids) if settings.uses_setting_caller_ids else frozenset()
-        self._dids = RefreshingValue(self._load_dids, settings.caller_id_cache_seconds)
+        self._from_settings = AllowedCallerIds(
+            frozenset(setting_ids) if settings.uses_setting_caller_ids else frozenset()
+        )
+        self._org_numbers = RefreshingValue(self._load_org_numbers, settings.caller_id_cache_seconds)
         self._queues: OrderedDict[str, RefreshingValue[str | None]] = OrderedDict()  # least recently used first
         self._queues_lock = threading.Lock()
 
-    def _load_dids(self) -> frozenset[str]:
-        numbers = self._genesys.list_did_numbers(Deadline(self._settings.call_deadline_seconds))
-        log.info("Loaded %d DIDs from Genesys Cloud", len(numbers))
-        return frozenset(numbers)
+    def _load_org_numbers(self) -> AllowedCallerIds:
+        """The organization's DIDs and DID pools: a number in a pool is the org's even when nothing is assigned
+        to it (one kept for outbound caller ID only)."""
+        deadline = Deadline(self._settings.call_deadline_seconds)
+        numbers = self._genesys.list_did_numbers(deadline)
+        ranges = self._genesys.list_did_pool_ranges(deadline)
+        log.info("Loaded %d DIDs and %d DID pools from Genesys Cloud", len(numbers), len(ranges))
+        return AllowedCallerIds(frozenset(numbers), tuple(ranges))
 
-    def allowed(self) -> frozenset[str]:
-        """The allowed caller IDs in E.164 (loading the org's DIDs when CALLER_ID_SOURCE asks for them)."""
+    def allowed(self) -> AllowedCallerIds:
+        """The allowed caller IDs (loading the org's DIDs and DID pools when CALLER_ID_SOURCE asks for them)."""
         if not self._settings.uses_genesys_caller_ids:
             return self._from_settings
-        return self._from_settings | self._dids.get()
+        return self._from_settings | self._org_numbers.get()
 
     def queue_caller_id(self, queue_id: str) -> str | None:
         """The queue's outbound caller ID (`callingPartyNumber`), cached like the DIDs."""
@@ -165,7 +199,7 @@ class CallerIds:
             if not near:
                 raise
             number = None
-        if number in allowed or (number is not None and queue_id and number == self._queue_number_or_none(queue_id)):
+        if number is not None and (number in allowed or (queue_id and number == self._queue_number_or_none(queue_id))):
             return number
         if near is None:
             near = self._near_misses(requested, region, allowed)
@@ -191,6 +225,5 @@ class CallerIds:
             return None
 
     @staticmethod
-    def _near_misses(text: str, region: str, allowed: frozenset[str]) -> list[str]:
-        regions = {region} | {r for r in (phone.region_of(n) for n in allowed) if r}
-        return sorted(phone.readings(text, regions) & allowed)
+    def _near_misses(text: str, region: str, allowed: AllowedCallerIds) -> list[str]:
+        return sorted(number for number in phone.readings(text, {region} | allowed.regions()) if number in allowed)

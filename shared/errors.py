@@ -93,7 +93,7 @@ CATALOG: dict[str, CatalogEntry] = {
         422,
         "Caller ID not allowed",
         False,
-        "Use one of the organization's numbers (ALLOWED_CALLER_IDS or its Genesys DIDs) as 'from'.",
+        "Use one of the organization's numbers (ALLOWED_CALLER_IDS, or its Genesys DIDs and DID pools) as 'from'.",
     ),
     "user_not_allowed": CatalogEntry(
         403,

@@ -50,7 +50,7 @@ RETRYABLE_READ_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_RETRY_AFTER_SECONDS = 3  # what the official SDKs assume when a 429 has no Retry-After
 READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
-DIDS_PAGE_SIZE = 100
+LISTING_PAGE_SIZE = 100
 CORRELATION_HEADER = "ININ-Correlation-Id"
 
 
@@ -311,19 +311,33 @@ class GenesysClient:
         return self._api_call("GET", f"/api/v2/routing/queues/{_segment(queue_id)}", deadline).body
 
     def list_did_numbers(self, deadline: Deadline) -> list[str]:
-        """Every DID of the organization, all pages."""
-        numbers: list[str] = []
+        """Every DID of the organization: the numbers assigned to a user, a phone, an IVR or a group."""
+        dids = self._all_pages("/api/v2/telephony/providers/edges/dids", deadline)
+        return [did["phoneNumber"] for did in dids if isinstance(did.get("phoneNumber"), str)]
+
+    def list_did_pool_ranges(self, deadline: Deadline) -> list[tuple[str, str]]:
+        """The organization's DID pools as (first, last) E.164 numbers: its numbers, assigned or not (a number
+        kept for outbound caller ID only is in a pool, and no DID)."""
+        pools = self._all_pages("/api/v2/telephony/providers/edges/didpools", deadline)
+        return [
+            (pool["startPhoneNumber"], pool["endPhoneNumber"])
+            for pool in pools
+            if isinstance(pool.get("startPhoneNumber"), str)
+            and isinstance(pool.get("endPhoneNumber"), str)
+            and pool.get("state") != "deleted"
+        ]
+
+    def _all_pages(self, path: str, deadline: Deadline) -> list[dict[str, Any]]:
+        """Every entity of a paged listing (`entities`, `pageCount`)."""
+        entities: list[dict[str, Any]] = []
         page = 1
         while True:
             body = self._api_call(
-                "GET",
-                "/api/v2/telephony/providers/edges/dids",
-                deadline,
-                params={"pageSize": DIDS_PAGE_SIZE, "pageNumber": page},
+                "GET", path, deadline, params={"pageSize": LISTING_PAGE_SIZE, "pageNumber": page}
             ).body
-            numbers += [d["phoneNumber"] for d in body.get("entities", []) if d.get("phoneNumber")]
+            entities += [entity for entity in body.get("entities", []) if isinstance(entity, dict)]
             if page >= int(body.get("pageCount") or 1):
-                return numbers
+                return entities
             page += 1
 
 

@@ -7,6 +7,7 @@ worker that fails to start, and is cached so a warm instance reuses its pooled c
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,28 @@ class Services:
         return self.idempotency.store
 
 
-@functools.cache
+_BUILDING = threading.Lock()
+
+
 def services() -> Services:
+    """The services, built by the first request; requests that arrive meanwhile wait for that build.
+
+    A cold instance is sent many requests at once (`perInstanceConcurrency`): built by each of them, every build
+    fetched its own Genesys token and read Key Vault, and their first imports of the Azure SDK raced (a thread
+    can be handed a module another is still importing).
+    """
+    with _BUILDING:
+        return _build()
+
+
+def forget_services() -> None:
+    """Build anew on the next request, as after a restart (tests change settings this way)."""
+    with _BUILDING:
+        _build.cache_clear()
+
+
+@functools.cache
+def _build() -> Services:
     settings = load_settings()
     secrets: SecretSource
     if settings.key_vault_url:

@@ -31,7 +31,7 @@ from emulators.one_write import OneWriteHandler
 from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
 from shared.async_requests import QUEUE_NAME
 from shared.idempotency import Store
-from shared.services import services
+from shared.services import forget_services, services
 from tests.loopback_relay import serving
 
 HTTP_TIMEOUT = 30
@@ -52,6 +52,17 @@ def eventually(predicate: Callable[[], Any], what: str, timeout: float = EVENTUA
 def app_store() -> Store:
     """The app's own idempotency store, as configured (the local host runs the app in this process)."""
     return services().idempotency_store
+
+
+def wait_for(condition: Callable[[], object], seconds: float) -> bool:
+    """Whether `condition` came true within `seconds` (looked at every 0.2 s): for what happens on another
+    thread or process, where no event can be awaited."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def backdate(store_key: str, seconds: float) -> None:
@@ -262,7 +273,7 @@ def configure(emulators: tuple[Any, ...], azurite: Azurite, monkeypatch: pytest.
                 monkeypatch.delenv(name, raising=False)
             else:
                 monkeypatch.setenv(name, value)
-        services.cache_clear()
+        forget_services()
 
     return apply
 
@@ -279,7 +290,7 @@ def stack(emulators: tuple[Any, ...], configure: Callable[..., None], log_audit:
     with requests.Session() as session:
         yield Stack(genesys, identity, vault, host, session)
     log_audit.remember(genesys, identity)
-    services.cache_clear()
+    forget_services()
 
 
 @dataclass

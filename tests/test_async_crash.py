@@ -19,7 +19,7 @@ import requests
 
 from emulators.azurite import Azurite
 from emulators.genesys import Fault
-from tests.conftest import Stack, app_queue
+from tests.conftest import Stack, app_queue, wait_for
 from tests.test_async_mode import ASYNC, NO_GENESYS_BEFORE_DIALING, follow
 
 LEASE_SECONDS = 3  # how long a received message stays invisible when its function could not release it
@@ -97,15 +97,6 @@ def send_raw(message: str) -> None:
 def poisoned(stack: Stack) -> int:
     """Messages the poison-queue function has handled (it drains the poison queue as the host feeds it)."""
     return stack.host.queues.deliveries.count(("record_poisoned_call", True))
-
-
-def wait_for(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.mark.timeout(60)

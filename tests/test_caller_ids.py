@@ -8,12 +8,12 @@ from typing import cast
 import pytest
 
 from emulators.genesys import Fault
-from shared.caller_ids import QUEUE_CACHE_SIZE, CallerIds, RefreshingValue
+from shared.caller_ids import QUEUE_CACHE_SIZE, AllowedCallerIds, CallerIds, RefreshingValue
 from shared.config import load_settings
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
-from tests.conftest import Clock, Stack
+from tests.conftest import Clock, Stack, wait_for
 from tests.test_configuration import MINIMAL
 
 CALL = {"to": "+12125550199"}
@@ -110,6 +110,8 @@ def test_stale_did_list_is_served_while_one_background_refresh_runs(stack: Stack
     assert [a.status_code for a in answers] == [201, 201, 201]
     assert len(stack.genesys.requests("dids")) == 2  # the first load and one refresh in flight
     assert len(stack.creates()) == 4
+    # The refresh ends in this test (it reads the DID pools after the slow DIDs), not in the next one.
+    assert wait_for(lambda: len(stack.genesys.requests("didpools")) == 2, 10)
 
 
 @pytest.mark.parametrize("value", ["+1 555", "not-a-number"])
@@ -201,3 +203,13 @@ def test_requests_that_waited_behind_a_failed_first_load_get_its_failure_and_lat
     clock.now += 1  # a request after the failure tries again
     assert dids.get() == frozenset({"+13175550100"})
     assert len(loads) == 2
+
+
+def test_a_did_pool_holds_the_numbers_of_its_length_between_its_first_and_last() -> None:
+    berlin = AllowedCallerIds(frozenset({"+13175550100"}), (("+4930123400", "+4930123499"),))
+
+    assert "+4930123400" in berlin and "+4930123499" in berlin and "+4930123450" in berlin
+    assert "+13175550100" in berlin
+    assert "+493012341" not in berlin  # between the two as text, but a shorter number: not in the range
+    assert "+4930123500" not in berlin and "+49301234000" not in berlin
+    assert len(berlin) == 101

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, NO_CLI_QUEUE_ID, Did, Fault
+from emulators.azure import VaultFault
+from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, NO_CLI_QUEUE_ID, Did, DidPool, Fault
 from tests.conftest import Stack
 
 CREATE_PATH = f"/api/v2/conversations/calls/user/{DEMO_USER_ID}"
@@ -188,6 +191,23 @@ def test_twenty_calls_cost_one_token_one_vault_read_and_twenty_creates(stack: St
     assert len(stack.genesys.requests("dids")) == 1  # the org's 30 DIDs fit one page of 100
 
 
+def test_the_first_requests_of_a_cold_instance_share_one_build_one_token_and_one_vault_read(
+    stack: Stack, configure
+) -> None:
+    """A cold instance is sent many requests at once: each built the services, and each build fetched its own
+    token and read Key Vault."""
+    configure(GENESYS_READ_TIMEOUT_SECONDS="10")  # no read retried on a loaded machine: requests are counted
+    stack.vault.inject(VaultFault(status=None, delay=0.3))  # the first build's secret read takes a while
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: stack.post("/api/calls", {"to": f"+1212555{300 + i:04d}"}), range(8)))
+
+    assert [a.status_code for a in answers] == [201] * 8, [a.text for a in answers]
+    assert len(stack.genesys.requests("token")) == 1
+    assert stack.vault.secret_reads("genesys-client-secret") == 1
+    assert len(stack.genesys.requests("dids")) == 1
+
+
 def test_health_is_anonymous_and_touches_nothing(stack: Stack, configure) -> None:
     configure(GENESYS_CLIENT_ID=None)
 
@@ -207,3 +227,19 @@ def test_caller_ids_come_from_every_page_of_dids(stack: Stack, monkeypatch: pyte
     assert response.status_code == 201, response.text
     pages = stack.genesys.requests("dids")
     assert [p.query["pageNumber"] for p in pages] == ["1", "2"]
+
+
+def test_a_number_of_the_orgs_did_pools_assigned_to_nobody_is_an_allowed_caller_id(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A number kept for outbound caller ID only is in one of the organization's DID pools and is no DID: the DID
+    listing has only assigned numbers."""
+    monkeypatch.setattr(stack.genesys.org, "did_pools", [DidPool("+13175550400", "+13175550499")])
+
+    in_pool = stack.post("/api/calls", {"to": "+12125550199", "from": "+13175550450"})
+    past_pool = stack.post("/api/calls/validate", {"to": "+12125550199", "from": "+13175550500"})
+
+    assert in_pool.status_code == 201, in_pool.text
+    assert stack.creates()[0].json["callerId"] == "+13175550450"
+    assert past_pool.json()["code"] == "caller_id_not_allowed"
+    assert len(stack.genesys.requests("didpools")) == 1  # cached with the DIDs
