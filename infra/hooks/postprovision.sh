@@ -36,7 +36,8 @@ Genesys outbound-call function: provisioned (azd deploy, or the rest of azd up, 
                    rotate with az keyvault secret set --vault-name $vault --name genesys-client-secret --file <file>
 
   Do-not-call list AzureWebJobsStorage__accountName=$storage .venv/bin/python scripts/import_do_not_call.py <list.csv>
-                   (signed in with az login; one number: PUT /api/do-not-call/{number} with the master key)
+                   (signed in with az login; with VNET_ENABLED=true from inside the virtual network;
+                   one number: PUT /api/do-not-call/{number} with the master key)
 
 Role assignments can take a few minutes to reach the app: a first readiness answer of 503 key_vault_forbidden
 or idempotency_store_unavailable right after provisioning usually clears on its own.
