@@ -707,6 +707,7 @@ class GenesysEmulator:
         in_pool = any(
             len(p.start_phone_number) == len(number) == len(p.end_phone_number)
             and p.start_phone_number <= number <= p.end_phone_number
+            and p.state == "active"
             for p in self.org.did_pools
         )
         return (

@@ -226,14 +226,13 @@ class AsyncRequests:
         if record.state == DONE:
             log.info("Asynchronous request %s was already answered; a redelivery dials nothing", job.request_id)
             return
-        if record.expires_at <= self._clock():
-            # Past the retention, what keeps it from a second dial (an identical request's answer) may be purged.
+        if record.state in (CLAIMED, SENT) and self._stale_in(record) >= 0:
+            self._check_back(message, record)
+            return
+        if self._outlived(job, record):
             log.warning("Asynchronous request %s outlived its retention on the queue", job.request_id)
             problem = outcome_never_recorded() if record.state == SENT else expired_unsent()
             self._complete(record, Reply.of_problem(problem, job.request_id))
-            return
-        if record.state in (CLAIMED, SENT) and self._stale_in(record) >= 0:
-            self._check_back(message, record)
             return
         if record.state == SENT:
             log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
@@ -315,6 +314,13 @@ class AsyncRequests:
         if job.idempotency_key is None:
             guarded = min(guarded, self._duplicate_window)
         return wait if wait <= guarded else None
+
+    def _outlived(self, job: Job, record: Record) -> bool:
+        """Whether the job runs too late to be kept from a second dial: near the end of its retention (its
+        record's, or the one in force now when that is shorter) the answer of an identical request it must replay
+        may be purged before it looks."""
+        ends = min(record.expires_at, job.accepted_at + self._retention)
+        return ends - PURGE_MARGIN_SECONDS <= self._clock()
 
     def _stale_in(self, record: Record) -> float:
         """Seconds until the record's claim turns stale (its holder presumed dead); negative once it has."""

@@ -161,8 +161,9 @@ class CallerIds:
                 "configuration_error",
                 f"Setting DEFAULT_CALLER_ID {phone.mask(default)} is not one of the organization's allowed "
                 f"caller IDs (CALLER_ID_SOURCE={self._settings.caller_id_source}).",
-                hint="Set DEFAULT_CALLER_ID to one of the allowed numbers (with CALLER_ID_SOURCE=genesys, a DID of "
-                "the organization), or add it to ALLOWED_CALLER_IDS with CALLER_ID_SOURCE=settings or both.",
+                hint="Set DEFAULT_CALLER_ID to one of the allowed numbers (with CALLER_ID_SOURCE=genesys, a DID or a "
+                "number of a DID pool of the organization), or add it to ALLOWED_CALLER_IDS with "
+                "CALLER_ID_SOURCE=settings or both.",
             )
         return default
 

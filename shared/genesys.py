@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 import ssl
 import threading
 import time
@@ -52,6 +53,7 @@ READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
 LISTING_PAGE_SIZE = 100
 CORRELATION_HEADER = "ININ-Correlation-Id"
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 @dataclass(frozen=True)
@@ -316,16 +318,19 @@ class GenesysClient:
         return [did["phoneNumber"] for did in dids if isinstance(did.get("phoneNumber"), str)]
 
     def list_did_pool_ranges(self, deadline: Deadline) -> list[tuple[str, str]]:
-        """The organization's DID pools as (first, last) E.164 numbers: its numbers, assigned or not (a number
-        kept for outbound caller ID only is in a pool, and no DID)."""
-        pools = self._all_pages("/api/v2/telephony/providers/edges/didpools", deadline)
-        return [
-            (pool["startPhoneNumber"], pool["endPhoneNumber"])
-            for pool in pools
-            if isinstance(pool.get("startPhoneNumber"), str)
-            and isinstance(pool.get("endPhoneNumber"), str)
-            and pool.get("state") != "deleted"
-        ]
+        """The organization's active DID pools as (first, last) E.164 numbers of one length: its numbers, assigned
+        or not (a number kept for outbound caller ID only is in a pool, and no DID). A pool that is no such range
+        is left out and logged."""
+        ranges = []
+        for pool in self._all_pages("/api/v2/telephony/providers/edges/didpools", deadline):
+            first, last = pool.get("startPhoneNumber"), pool.get("endPhoneNumber")
+            if pool.get("state", "active") != "active":
+                continue
+            if isinstance(first, str) and isinstance(last, str) and _is_range(first, last):
+                ranges.append((first, last))
+            else:
+                log.warning("DID pool %s is no range of E.164 numbers of one length; left out", pool.get("id"))
+        return ranges
 
     def _all_pages(self, path: str, deadline: Deadline) -> list[dict[str, Any]]:
         """Every entity of a paged listing (`entities`, `pageCount`)."""
@@ -339,6 +344,10 @@ class GenesysClient:
             if page >= int(body.get("pageCount") or 1):
                 return entities
             page += 1
+
+
+def _is_range(first: str, last: str) -> bool:
+    return bool(_E164.fullmatch(first) and _E164.fullmatch(last)) and len(first) == len(last) and first <= last
 
 
 def _created(answer: _Answer, conversation_id: Any) -> CreatedCall:

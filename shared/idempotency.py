@@ -287,10 +287,11 @@ class Idempotency:
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id), False
                 continue
-            if _answer_expired(current, arrived):
-                # Past the window an identical keyless request is a new one and a key past its retention is free,
-                # unless a claim may still send or may have sent: it answers "outcome unknown" below, never a
-                # re-dial (a stalled owner past its deadline does not send; see GenesysClient).
+            if _expired(current, arrived):
+                # Past the window an identical keyless request is a new one and a key past its retention is free.
+                # A claim that may still send or may have sent expires only long after (its lifetime): until then
+                # it answers "outcome unknown" below, never a re-dial (a stalled owner past its deadline does not
+                # send; see GenesysClient).
                 taken = self.store.replace(replace(mine, etag=current.etag))
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id), False
@@ -322,7 +323,7 @@ class Idempotency:
         current = self.store.read(store_key) if store_key is not None else None
         if current is None or current.fingerprint != request_fingerprint:
             return False
-        return not _answer_expired(current, self.clock())
+        return not _expired(current, self.clock())
 
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
         """Where a request's claim lives: its key's, or without one the fingerprint's (None: no window)."""
@@ -392,9 +393,11 @@ def _left_by_earlier_delivery(record: Record, job: JobAttempt, request_id: str) 
     return record.state == SENDING and written_by < job.delivery
 
 
-def _answer_expired(record: Record, at: float) -> bool:
-    """An answer past its window or retention: its key is free again. A claim without an answer never is."""
-    return record.state == DONE and record.expires_at <= at
+def _expired(record: Record, at: float) -> bool:
+    """A record past its expiry: its key is free again. An answer expires with its window or retention; a claim
+    that never recorded one only once its owner can no longer send and a client's retries are over (its lifetime,
+    see `run`). The purge comes a retention later, for queued jobs judged by when they were accepted."""
+    return record.expires_at <= at
 
 
 def outcome_never_recorded() -> Problem:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import Problem
-from shared.idempotency import DONE, KEYLESS_PREFIX, SENDING, Idempotency, JobAttempt, MemoryStore, Record, Reply
+from shared.idempotency import (
+    DONE,
+    KEYLESS_PREFIX,
+    KEYLESS_UNKNOWN_OUTCOME_SECONDS,
+    SENDING,
+    Idempotency,
+    JobAttempt,
+    MemoryStore,
+    Record,
+    Reply,
+)
 from tests.conftest import Clock
 
 
@@ -77,8 +87,9 @@ def test_a_keyless_claim_past_its_window_is_not_taken_over_while_it_may_still_se
     clock = Clock(START)
     store = MemoryStore()
     guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=60.0, clock=clock)
-    store.create(Record(KEYLESS_PREFIX + "fp", "fp", SENDING, "r-stalled", clock.now, clock.now + 120.0))
-    clock.now += 130.0
+    lifetime = 60.0 + KEYLESS_UNKNOWN_OUTCOME_SECONDS  # what `run` gives a keyless claim: stale limit and retries
+    store.create(Record(KEYLESS_PREFIX + "fp", "fp", SENDING, "r-stalled", clock.now, clock.now + lifetime))
+    clock.now += 130.0  # past the window
     dials: list[str] = []
     dial = placed(dials, "retry")
 
@@ -105,6 +116,22 @@ def test_a_keyless_claim_whose_owner_sent_and_never_recorded_outlives_the_purge_
         guard.run(None, "fp", dial, request_id="r-retry")
     assert retry.value.outcome_unknown
     assert dials == ["call"]
+
+
+def test_a_keyless_claim_that_never_recorded_an_answer_frees_the_call_once_its_lifetime_is_over() -> None:
+    """Past the stale limit and the clients' retry runs the identical call is a new one, as when the purge
+    deleted the claim at its expiry: the purge now comes a retention later, and must not hold the call a day."""
+    clock = Clock(START)
+    store = StoreThatFailsToRecord()
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=60.0, clock=clock)
+    dials: list[str] = []
+
+    guard.run(None, "fp", placed(dials, "first"), request_id="r-1")
+    clock.now = START + 60 + KEYLESS_UNKNOWN_OUTCOME_SECONDS + 1
+    reply, replayed = guard.run(None, "fp", placed(dials, "later"), request_id="r-2")
+
+    assert (reply.status, replayed) == (201, False)
+    assert dials == ["first", "later"]
 
 
 class StoreThatCannotRelease(MemoryStore):

@@ -234,12 +234,19 @@ def test_a_number_of_the_orgs_did_pools_assigned_to_nobody_is_an_allowed_caller_
 ) -> None:
     """A number kept for outbound caller ID only is in one of the organization's DID pools and is no DID: the DID
     listing has only assigned numbers."""
-    monkeypatch.setattr(stack.genesys.org, "did_pools", [DidPool("+13175550400", "+13175550499")])
+    pools = [
+        DidPool("+13175550400", "+13175550499"),
+        DidPool("+13175550600", "+13175550699", state="inactive"),
+        DidPool("+4930123400", "+493012349"),  # no range: its ends differ in length
+    ]
+    monkeypatch.setattr(stack.genesys.org, "did_pools", pools)
 
     in_pool = stack.post("/api/calls", {"to": "+12125550199", "from": "+13175550450"})
     past_pool = stack.post("/api/calls/validate", {"to": "+12125550199", "from": "+13175550500"})
+    inactive_pool = stack.post("/api/calls/validate", {"to": "+12125550199", "from": "+13175550650"})
 
     assert in_pool.status_code == 201, in_pool.text
     assert stack.creates()[0].json["callerId"] == "+13175550450"
-    assert past_pool.json()["code"] == "caller_id_not_allowed"
+    assert past_pool.json()["code"] == inactive_pool.json()["code"] == "caller_id_not_allowed"
+    assert "130 allowed caller IDs" in past_pool.json()["detail"]  # 30 DIDs and the one active pool's 100
     assert len(stack.genesys.requests("didpools")) == 1  # cached with the DIDs
