@@ -135,3 +135,16 @@ def test_zones_libphonenumber_gives_by_a_stand_in_are_kept_and_a_missing_own_zon
     assert "Africa/Casablanca" in time_zones("+212661234567", "MA")
     with pytest.raises(Problem):
         hours.check("+212661234567", "MA", datetime(2026, 1, 15, 20, 30, tzinfo=ZoneInfo("Atlantic/Canary")))
+
+
+def test_a_missing_own_zone_is_added_whatever_the_numbers_type() -> None:
+    """libphonenumber gives a Moroccan VoIP number Atlantic/Canary and an Algerian one Europe/Paris: 20:30 in the
+    Canaries is 21:30 in Casablanca in winter, 08:30 in Paris is 07:30 in Algiers in summer."""
+    hours = CallingHours(parse_window("08:00-21:00"), {})
+
+    assert "Africa/Casablanca" in time_zones("+212592401234", "MA")
+    assert "Africa/Algiers" in time_zones("+213983123456", "DZ")
+    with pytest.raises(Problem):
+        hours.check("+212592401234", "MA", datetime(2026, 1, 15, 20, 30, tzinfo=ZoneInfo("Atlantic/Canary")))
+    with pytest.raises(Problem):
+        hours.check("+213983123456", "DZ", datetime(2026, 7, 15, 8, 30, tzinfo=ZoneInfo("Europe/Paris")))

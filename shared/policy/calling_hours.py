@@ -88,14 +88,15 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
     """libphonenumber's candidate zones for a number, mended where they miss where it rings; empty when it
     knows none.
 
-    Two mends, both for a fixed line or mobile of a known country:
-    - libphonenumber gives a number it cannot place within its calling code every zone of the code. For a
-      country that shares the code but is not its main one (Jamaica, not the US, on +1) the zones of the code's
-      other countries go. Any other list is kept whole: the main country's numbers may ring in its territories
-      (an Australian mobile on Christmas Island), and libphonenumber names some zones by a stand-in that
-      zone.tab lists under another country (Puerto Rico's zone for Labrador's Atlantic time).
-    - A list holding none of the country's own zones gets them added (every Moroccan number is given
-      Atlantic/Canary alone, an hour behind Casablanca in winter): a call must then fit the window in both.
+    Two mends, for a number of a known country:
+    - libphonenumber gives a number it cannot place within its calling code every zone of the code. For a fixed
+      line or mobile of a country that shares the code but is not its main one (Jamaica, not the US, on +1) the
+      zones of the code's other countries go. Any other list is kept whole: the main country's numbers may ring
+      in its territories (an Australian mobile on Christmas Island), and libphonenumber names some zones by a
+      stand-in that zone.tab lists under another country (Puerto Rico's zone for Labrador's Atlantic time).
+    - A list holding none of the country's own zones gets them added, whatever the number's type (every
+      Moroccan number is given Atlantic/Canary alone, an hour behind Casablanca in winter; an Algerian VoIP
+      number Europe/Paris): a call must then fit the window in both. This only ever adds a zone to fit.
     """
     number = phonenumbers.parse(e164)
     zones = tuple(
@@ -108,10 +109,8 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
     code = number.country_code or 0
     code_wide = zones == TIMEZONE_DATA.get(str(code)) and region != phonenumbers.region_code_for_country_code(code)
     lacks_own = bool(own) and not own.intersection(zones)
-    # Classified only where a mend would apply: most numbers hold their own zone, and classifying costs
-    if not (code_wide or lacks_own) or phonenumbers.number_type(number) not in _ONE_COUNTRY_TYPES:
-        return zones
-    if code_wide:
+    # Classified only where the narrowing would apply: most numbers hold their own zone, and classifying costs
+    if code_wide and phonenumbers.number_type(number) in _ONE_COUNTRY_TYPES:
         others = {
             zone
             for other in phonenumbers.region_codes_for_country_code(code)
