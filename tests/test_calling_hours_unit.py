@@ -9,7 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.errors import Problem
+from shared.phone import PhoneNumber
+from shared.policy import CallPolicy
 from shared.policy.calling_hours import CallingHours, next_allowed, parse_window, time_zones
+from shared.policy.do_not_call import MemoryDoNotCallList
 
 NEW_YORK = ZoneInfo("America/New_York")
 NY_NUMBER = "+12125550199"
@@ -148,3 +151,19 @@ def test_a_missing_own_zone_is_added_whatever_the_numbers_type() -> None:
         hours.check("+212592401234", "MA", datetime(2026, 1, 15, 20, 30, tzinfo=ZoneInfo("Atlantic/Canary")))
     with pytest.raises(Problem):
         hours.check("+213983123456", "DZ", datetime(2026, 7, 15, 8, 30, tzinfo=ZoneInfo("Europe/Paris")))
+
+
+def test_a_callback_scheduled_a_moment_ago_is_checked_at_now_when_genesys_runs_it() -> None:
+    """A `scheduledTime` up to the clock-skew allowance in the past is accepted, and Genesys runs it at once:
+    20:59:45 asked at 21:00:40 local must meet the 21:00 close, not the moment asked."""
+    new_york = ZoneInfo("America/New_York")
+    now = datetime(2026, 1, 15, 21, 0, 40, tzinfo=new_york)
+    policy = CallPolicy(
+        None, MemoryDoNotCallList(), CallingHours(parse_window("08:00-21:00"), {}), None, clock=now.timestamp
+    )
+    to = PhoneNumber("+12125550199", "US", "fixed_line_or_mobile")
+
+    with pytest.raises(Problem) as refused:
+        policy.check(to, callback=True, scheduled=now - timedelta(seconds=55))
+    assert refused.value.code == "outside_calling_hours"
+    assert policy.check(to, callback=True, scheduled=now + timedelta(hours=12)) is None  # 09:00:40 the next day
