@@ -153,7 +153,11 @@ class ManagedTable:
                 self._ready = True
             return operation()
         except (AzureError, json.JSONDecodeError) as error:  # the latter: an identity endpoint's HTML error page
-            if isinstance(error, AzureError) and is_lost_race(error):
+            if _table_gone(error):
+                # Deleted under a running instance: its entities' 404s say nothing about them (a do-not-call
+                # lookup would read "not listed"). An outage now; the next call makes the table again.
+                self._ready = False
+            elif isinstance(error, AzureError) and is_lost_race(error):
                 raise
             log.warning("%s unreachable: %s", self._what, type(error).__name__)
             raise _unreachable(self._what) from None
@@ -163,6 +167,14 @@ def _unreachable(what: str) -> Problem:
     """A storage outage (503, `idempotency_store_unavailable`): `what` ("The do-not-call list") could not be
     reached, and nothing was dialed by the caller yet."""
     return Problem("idempotency_store_unavailable", f"{what} could not be reached; nothing was dialed.", retry_after=5)
+
+
+def _table_gone(error: Exception) -> bool:
+    from azure.core.exceptions import HttpResponseError
+
+    # `error_code` is set by the Tables SDK from the service's answer; azure-core does not declare it
+    code = getattr(error, "error_code", None)
+    return isinstance(error, HttpResponseError) and error.status_code == 404 and code == "TableNotFound"
 
 
 def is_lost_race(error: Exception) -> bool:

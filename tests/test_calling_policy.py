@@ -26,6 +26,7 @@ from requests import Response
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
 from shared.services import services
+from shared.storage import StorageAccount
 from tests.conftest import Stack, app_store, backdate
 from tests.test_async_mode import ASYNC, follow
 
@@ -207,6 +208,26 @@ def test_do_not_call_list_is_managed_and_enforced(stack: Stack, numbers_in_clien
     assert removed.json() == {**removed.json(), "listed": False, "removed": True}
     assert placed.status_code == 201
     assert len(stack.creates()) == 1
+
+
+def test_a_do_not_call_table_deleted_under_a_running_app_is_an_outage_never_an_empty_list(
+    stack: Stack, numbers_in_client_urls: None
+) -> None:
+    """Its lookups' 404s read as "not listed": every listed number was called until a restart. The call meeting
+    the deleted table is refused as an outage; the next use makes the table again, where the list is imported."""
+    assert dnc(stack, "PUT", NY_NUMBER).status_code == 200
+    StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table(
+        os.environ["DO_NOT_CALL_TABLE"]
+    ).delete_table()
+
+    refused = stack.post("/api/calls", {"to": NY_NUMBER})
+    listed_again = dnc(stack, "PUT", NY_NUMBER)
+    refused_again = stack.post("/api/calls", {"to": NY_NUMBER})
+
+    assert (refused.status_code, refused.json()["code"]) == (503, "idempotency_store_unavailable"), refused.text
+    assert listed_again.status_code == 200, listed_again.text
+    assert refused_again.json()["code"] == "do_not_call"
+    assert stack.creates() == []
 
 
 def test_a_bad_number_in_the_path_is_a_clear_400(stack: Stack) -> None:
