@@ -499,20 +499,27 @@ class CallService:
         whether it is a replay.
         """
 
+        checked_at = self._policy.clock()  # the policy was checked just before (or is, by `recheck`, below)
+
         def dial(mark_sent: Callable[[], None]) -> Reply:
             if recheck is not None:  # the claim was free: nothing of this request to tell
                 recheck()
             counted_at: float | None = None
+            marked = False
 
-            def mark_all_sent() -> None:
-                nonlocal counted_at
+            def before_each_send() -> None:
+                nonlocal counted_at, marked
+                self._policy.recheck(plan.to, checked_at, scheduled=plan.scheduled_time is not None)
+                if marked:  # a re-send (after a 429): counted and marked already
+                    return
                 counted_at = self._policy.count(plan.to)  # once per placed call: after the claim, before sending
                 if job is not None:
                     job.mark_sent()
                 mark_sent()
+                marked = True
 
             try:
-                answer = self.place(plan, request_id, before_send=mark_all_sent)
+                answer = self.place(plan, request_id, before_send=before_each_send)
             except Problem as problem:
                 if counted_at is not None and not problem.outcome_unknown:  # not placed: nothing sent, or refused
                     self._policy.uncount(plan.to, counted_at)

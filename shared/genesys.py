@@ -217,16 +217,18 @@ class GenesysClient:
     ) -> _Answer:
         """One API request with the bearer token; a 401 refreshes the token and tries once more.
 
-        `before_create` marks a create: it is called once, right before the first byte could reach Genesys.
+        `before_create` marks a create: it is called right before each send of it (a re-send after a 429 or a
+        connection never made, or after a token refresh, too), where the first byte could reach Genesys.
         """
         creating_call = before_create is not None
         token = self.token(deadline)
-        if before_create is not None:
-            before_create()
         for refreshed in (False, True):
             headers = {"Authorization": token, "Accept": "application/json"}
-            send = self._send_create if creating_call else self._read
-            answer = send(method, f"{self._api}{path}", deadline, headers=headers, **kwargs)
+            url = f"{self._api}{path}"
+            if before_create is not None:
+                answer = self._send_create(method, url, deadline, before_create, headers=headers, **kwargs)
+            else:
+                answer = self._read(method, url, deadline, headers=headers, **kwargs)
             if answer.status != 401 or refreshed:
                 break
             token = self.token(deadline, stale=token)
@@ -245,8 +247,11 @@ class GenesysClient:
             raise problem
         return answer
 
-    def _send_create(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:
-        """Send a create, re-sending only after a 429 (waiting Retry-After) or a connection never made.
+    def _send_create(
+        self, method: str, url: str, deadline: Deadline, before_send: Callable[[], None], **kwargs: Any
+    ) -> _Answer:
+        """Send a create, re-sending only after a 429 (waiting Retry-After) or a connection never made;
+        `before_send` runs right before each send (it may refuse it by raising).
 
         Never once the deadline has run out: a stall before it (a slow storage write, a secret re-read after a
         rotation) would otherwise send it after the caller may have retried, and that retry may have dialed.
@@ -260,6 +265,7 @@ class GenesysClient:
                     "reach Genesys Cloud.",
                     retry_after=5,
                 )
+            before_send()
             try:
                 answer = self._send(method, url, deadline, **kwargs)
             except _NotSent as error:
@@ -284,7 +290,7 @@ class GenesysClient:
     def create_call(
         self, user_id: str, body: dict[str, Any], deadline: Deadline, before_send: Callable[[], None] = lambda: None
     ) -> CreatedCall:
-        """Create a call on behalf of `user_id`; `before_send` runs right before the request can reach Genesys."""
+        """Create a call on behalf of `user_id`; `before_send` runs right before each send that can reach Genesys."""
         unknown = set(body) - CREATE_CALL_FIELDS
         if unknown:
             raise ValueError(f"not CreateCallRequest fields: {sorted(unknown)}")

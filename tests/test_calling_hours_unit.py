@@ -10,7 +10,7 @@ import pytest
 
 from shared.errors import Problem
 from shared.phone import PhoneNumber
-from shared.policy import CallPolicy
+from shared.policy import RECHECK_AFTER_SECONDS, CallPolicy
 from shared.policy.calling_hours import CallingHours, next_allowed, parse_window, time_zones
 from shared.policy.do_not_call import MemoryDoNotCallList
 
@@ -167,3 +167,24 @@ def test_a_callback_scheduled_a_moment_ago_is_checked_at_now_when_genesys_runs_i
         policy.check(to, callback=True, scheduled=now - timedelta(seconds=55))
     assert refused.value.code == "outside_calling_hours"
     assert policy.check(to, callback=True, scheduled=now + timedelta(hours=12)) is None  # 09:00:40 the next day
+
+
+def test_a_send_that_comes_after_the_window_closed_is_refused_though_the_check_came_before() -> None:
+    """Checked at 20:59:58 local, sent at 21:00:03 after a Genesys 429's Retry-After: the hours hold at the send.
+    A send within RECHECK_AFTER_SECONDS of the check is as the check found it; a scheduled callback was checked
+    at its own time."""
+    new_york = ZoneInfo("America/New_York")
+    checked = datetime(2026, 1, 15, 20, 59, 58, tzinfo=new_york).timestamp()
+    clock = [checked + 5]
+    policy = CallPolicy(
+        None, MemoryDoNotCallList(), CallingHours(parse_window("08:00-21:00"), {}), None, clock=lambda: clock[0]
+    )
+    to = PhoneNumber("+12125550199", "US", "fixed_line_or_mobile")
+
+    with pytest.raises(Problem) as refused:
+        policy.recheck(to, checked, scheduled=False)
+    assert refused.value.code == "outside_calling_hours"
+    policy.recheck(to, checked, scheduled=True)
+    checked = datetime(2026, 1, 15, 20, 59, 59, 500_000, tzinfo=new_york).timestamp()
+    clock[0] = checked + RECHECK_AFTER_SECONDS / 2
+    policy.recheck(to, checked, scheduled=False)  # 21:00:00.5, but within the allowance of a check at 20:59:59.5

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
@@ -27,7 +27,7 @@ from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
 from shared.services import services
 from shared.storage import StorageAccount
-from tests.conftest import Stack, app_store, backdate
+from tests.conftest import Stack, app_store, backdate, wait_for
 from tests.test_async_mode import ASYNC, follow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,6 +228,45 @@ def test_a_do_not_call_table_deleted_under_a_running_app_is_an_outage_never_an_e
     assert listed_again.status_code == 200, listed_again.text
     assert refused_again.json()["code"] == "do_not_call"
     assert stack.creates() == []
+
+
+def listing(stack: Stack, number: str) -> tuple[list[int], Callable[[], None]]:
+    """A `before_answer` that lists `number` through the admin route (the fault's answer waits for it), and the
+    statuses it got."""
+    statuses: list[int] = []
+    return statuses, lambda: statuses.append(dnc(stack, "PUT", number).status_code)
+
+
+def test_a_number_listed_while_a_call_to_it_waited_behind_its_key_is_not_dialed(
+    stack: Stack, configure, numbers_in_client_urls: None
+) -> None:
+    """The second attempt of a key checked the list, then waited for the first, which failed without placing the
+    call (Genesys refused it). The number was listed meanwhile: the second's send checks the list again."""
+    configure(GENESYS_READ_TIMEOUT_SECONDS="10")  # the first's create is answered after 3 s
+    statuses, list_it = listing(stack, NY_NUMBER)
+    stack.genesys.inject("create_call", Fault(status=400, code="invalid.value", delay=3, before_answer=list_it))
+    key = {"Idempotency-Key": "listed-while-waiting"}
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(stack.post, "/api/calls", {"to": NY_NUMBER}, headers=key)
+        assert wait_for(lambda: stack.genesys.requests("create_call"), 10)  # the first holds the key now
+        second = pool.submit(stack.post, "/api/calls", {"to": NY_NUMBER}, headers=key)
+        answers = first.result(timeout=30), second.result(timeout=30)
+
+    assert statuses == [200]
+    assert answers[0].json()["code"] == "genesys_rejected_request", answers[0].text
+    assert (answers[1].status_code, answers[1].json()["code"]) == (403, "do_not_call"), answers[1].text
+    assert len(stack.creates()) == 1  # the first attempt's, which Genesys refused
+
+
+def test_a_number_listed_during_a_genesys_429_wait_is_not_dialed(stack: Stack, numbers_in_client_urls: None) -> None:
+    statuses, list_it = listing(stack, NY_NUMBER)
+    stack.genesys.inject("create_call", Fault(status=429, retry_after=3, before_answer=list_it))
+
+    refused = stack.post("/api/calls", {"to": NY_NUMBER})
+
+    assert statuses == [200]
+    assert (refused.status_code, refused.json()["code"]) == (403, "do_not_call"), refused.text
+    assert len(stack.creates()) == 1  # the one answered 429: nothing was re-sent
 
 
 def test_a_bad_number_in_the_path_is_a_clear_400(stack: Stack) -> None:

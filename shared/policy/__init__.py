@@ -18,7 +18,8 @@ from shared.policy.calling_hours import CallingHours
 from shared.policy.countries import check_country
 from shared.policy.do_not_call import DoNotCallList, check_do_not_call
 
-__all__ = ["CallPolicy"]
+__all__ = ["RECHECK_AFTER_SECONDS", "CallPolicy"]
+RECHECK_AFTER_SECONDS = 2.0  # a send this soon after the checks is as they found it: no second read per call
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,19 @@ class CallPolicy:
         if self.cap is not None:
             self.cap.check(to.e164)
         return schedule_at
+
+    def recheck(self, to: PhoneNumber, checked_at: float, *, scheduled: bool) -> None:
+        """Right before a send that comes `RECHECK_AFTER_SECONDS` or more after `check`: the do-not-call list and,
+        unless the callee's hours were checked at a `scheduledTime`, the hours again. A send can come long after
+        the check: behind another attempt with the same key (up to IDEMPOTENCY_WAIT_SECONDS), after a Genesys
+        429's Retry-After, a cold start's secret and token reads; a number listed or a window closed meanwhile
+        must hold."""
+        now = self.clock()
+        if now - checked_at < RECHECK_AFTER_SECONDS:
+            return
+        check_do_not_call(to.e164, self.do_not_call)
+        if not scheduled:
+            self.hours.check(to.e164, to.region, datetime.fromtimestamp(now, timezone.utc))
 
     def count(self, to: PhoneNumber) -> float | None:
         """Count the call against the cap, right before it is sent; `call_limit_reached` when over it. The
