@@ -289,16 +289,17 @@ class CallService:
         """Plan and place once. A retry of a call already placed (or still being placed) is answered as such even
         when the calling policy would refuse it now (the cap it filled, hours since closed): a sender told
         "refused" would retry until the stored answer expired, and then dial again."""
+        checked_at = self._policy.clock()  # before the checks: a send that long after them checks again
         to, region = self._understood(request)
         schedule_at, seen = self._checked(request, to, region, idempotency_key)
         if seen is not None:
             # Through the claim: its answer replays, an attempt in flight is waited for, one that may have sent
             # answers "outcome unknown"; and if the claim turns out free, the policy answers again.
             return self._place_once(
-                seen, idempotency_key, request_id, job=job, recheck=lambda: self._recheck(request, to)
+                seen, idempotency_key, request_id, checked_at, job=job, recheck=lambda: self._recheck(request, to)
             )
         plan = self._build(request, to, region, schedule_at)
-        return self._place_once(plan, idempotency_key, request_id, job=job)
+        return self._place_once(plan, idempotency_key, request_id, checked_at, job=job)
 
     def admit(self, request: CallRequest, idempotency_key: str | None) -> None:
         """What an asynchronous request must pass before it is queued: `plan`, except that a policy refusal
@@ -488,6 +489,7 @@ class CallService:
         plan: CallPlan,
         idempotency_key: str | None,
         request_id: str,
+        checked_at: float,
         *,
         job: JobAttempt | None = None,
         recheck: Callable[[], None] | None = None,
@@ -499,8 +501,6 @@ class CallService:
         whether it is a replay.
         """
 
-        checked_at = self._policy.clock()  # the policy was checked just before (or is, by `recheck`, below)
-
         def dial(mark_sent: Callable[[], None]) -> Reply:
             if recheck is not None:  # the claim was free: nothing of this request to tell
                 recheck()
@@ -509,7 +509,8 @@ class CallService:
 
             def before_each_send() -> None:
                 nonlocal counted_at, marked
-                self._policy.recheck(plan.to, checked_at, scheduled=plan.scheduled_time is not None)
+                scheduled = _instant(plan.scheduled_time) if plan.scheduled_time else None
+                self._policy.recheck(plan.to, checked_at, scheduled=scheduled)
                 if marked:  # a re-send (after a 429): counted and marked already
                     return
                 counted_at = self._policy.count(plan.to)  # once per placed call: after the claim, before sending

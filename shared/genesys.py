@@ -258,6 +258,7 @@ class GenesysClient:
         """
         connect_failures = 0
         while True:
+            before_send()  # storage writes and reads: the deadline is looked at after them
             if deadline.remaining() <= 0:
                 raise Problem(
                     "genesys_unavailable",
@@ -265,7 +266,6 @@ class GenesysClient:
                     "reach Genesys Cloud.",
                     retry_after=5,
                 )
-            before_send()
             try:
                 answer = self._send(method, url, deadline, **kwargs)
             except _NotSent as error:

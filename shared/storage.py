@@ -148,8 +148,14 @@ class ManagedTable:
 
         try:
             if not self._ready:
-                with self._lock, contextlib.suppress(ResourceExistsError):
-                    self.client.create_table()
+                try:
+                    with self._lock:
+                        self.client.create_table()
+                except ResourceExistsError:
+                    pass
+                except AzureError as error:  # a 409 TableBeingDeleted (about 40 s after a delete) among them
+                    log.warning("%s could not be made: %s", self._what, type(error).__name__)
+                    raise _unreachable(self._what) from None
                 self._ready = True
             return operation()
         except (AzureError, json.JSONDecodeError) as error:  # the latter: an identity endpoint's HTML error page
@@ -170,11 +176,15 @@ def _unreachable(what: str) -> Problem:
 
 
 def _table_gone(error: Exception) -> bool:
+    """A 404 that says the table itself is missing (deleted), not an entity of it."""
     from azure.core.exceptions import HttpResponseError
 
-    # `error_code` is set by the Tables SDK from the service's answer; azure-core does not declare it
-    code = getattr(error, "error_code", None)
-    return isinstance(error, HttpResponseError) and error.status_code == 404 and code == "TableNotFound"
+    if not isinstance(error, HttpResponseError) or error.status_code != 404:
+        return False
+    # The Tables SDK sets `error_code` from the answer on most operations, not on an insert's error: then the
+    # service's x-ms-error-code header says it.
+    code = getattr(error, "error_code", None) or getattr(error.response, "headers", {}).get("x-ms-error-code")
+    return code == "TableNotFound"
 
 
 def is_lost_race(error: Exception) -> bool:

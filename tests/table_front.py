@@ -4,12 +4,15 @@ It relays every request; `hold_next_query()` holds the next query's answer until
 has run: the answer is what the table held then), and while `failing_writes` is set every entity write is
 refused by closing the connection before it reaches Azurite, as a storage outage does (`failing_deletes`: only
 deletes; `failing_reads`: only reads). `refused` counts the requests refused. `lost_insert_answers` lets inserts
-reach Azurite and answers them 503, as a gateway that lost the answer does.
+reach Azurite and answers them 503, as a gateway that lost the answer does. `update_delay` holds every entity
+update (not an insert) that long before relaying it: a slow storage write. `being_deleted` answers a table
+creation 409 `TableBeingDeleted`, as the service does for about 40 s after a table was deleted.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
@@ -32,6 +35,8 @@ class TableFront(ThreadingHTTPServer):
         self.failing_reads = False
         self.refused = 0
         self.lost_insert_answers = 0  # this many inserts reach Azurite and are answered 503 instead of its answer
+        self.update_delay = 0.0
+        self.being_deleted = False
         self.on_refusal: Callable[[], None] = lambda: None  # runs as each request is refused
         self._counting = threading.Lock()
         self.holding = threading.Event()
@@ -59,12 +64,14 @@ class TableFront(ThreadingHTTPServer):
         return held
 
 
-def _storage(port: int) -> StorageAccount:
+def table_connection_string(port: int) -> str:
+    """A connection string whose table service is on `port` (it names no other service)."""
     endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
-    return StorageAccount(
-        connection_string=f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-        f"TableEndpoint={endpoint};"
-    )
+    return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};TableEndpoint={endpoint};"
+
+
+def _storage(port: int) -> StorageAccount:
+    return StorageAccount(connection_string=table_connection_string(port))
 
 
 class _Relay(RelayHandler):
@@ -81,6 +88,13 @@ class _Relay(RelayHandler):
             server.count_refusal()
             self.close_connection = True  # no answer: the client sees the connection drop
             return
+        if server.being_deleted and self.command == "POST" and self.path.endswith("Tables"):
+            body = b'{"odata.error":{"code":"TableBeingDeleted","message":{"value":"The table is being deleted."}}}'
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            answer(self, 409, [("Content-Type", "application/json"), ("x-ms-error-code", "TableBeingDeleted")], body)
+            return
+        if server.update_delay and self.command in ("PUT", "MERGE", "PATCH") and entity_write:
+            time.sleep(server.update_delay)
         relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)
         if self.command == "POST" and entity_write and server.lost_insert_answers > 0:
             server.lost_insert_answers -= 1  # written, but the client hears a 503: azure-core sends it again

@@ -170,9 +170,9 @@ def test_a_callback_scheduled_a_moment_ago_is_checked_at_now_when_genesys_runs_i
 
 
 def test_a_send_that_comes_after_the_window_closed_is_refused_though_the_check_came_before() -> None:
-    """Checked at 20:59:58 local, sent at 21:00:03 after a Genesys 429's Retry-After: the hours hold at the send.
-    A send within RECHECK_AFTER_SECONDS of the check is as the check found it; a scheduled callback was checked
-    at its own time."""
+    """Checked at 20:59:58 local, sent at 21:00:03 after a Genesys 429's Retry-After: the hours hold at the send,
+    for a callback at its time or now if that has passed. A send within RECHECK_AFTER_SECONDS of the check is as
+    the check found it."""
     new_york = ZoneInfo("America/New_York")
     checked = datetime(2026, 1, 15, 20, 59, 58, tzinfo=new_york).timestamp()
     clock = [checked + 5]
@@ -182,9 +182,11 @@ def test_a_send_that_comes_after_the_window_closed_is_refused_though_the_check_c
     to = PhoneNumber("+12125550199", "US", "fixed_line_or_mobile")
 
     with pytest.raises(Problem) as refused:
-        policy.recheck(to, checked, scheduled=False)
+        policy.recheck(to, checked, scheduled=None)
     assert refused.value.code == "outside_calling_hours"
-    policy.recheck(to, checked, scheduled=True)
+    with pytest.raises(Problem):  # a callback for 20:59:59, sent at 21:00:03: Genesys runs it at once
+        policy.recheck(to, checked, scheduled=datetime(2026, 1, 15, 20, 59, 59, tzinfo=new_york))
+    policy.recheck(to, checked, scheduled=datetime(2026, 1, 16, 9, 0, tzinfo=new_york))  # checked at its own time
     checked = datetime(2026, 1, 15, 20, 59, 59, 500_000, tzinfo=new_york).timestamp()
     clock[0] = checked + RECHECK_AFTER_SECONDS / 2
-    policy.recheck(to, checked, scheduled=False)  # 21:00:00.5, but within the allowance of a check at 20:59:59.5
+    policy.recheck(to, checked, scheduled=None)  # 21:00:00.5, but within the allowance of a check at 20:59:59.5

@@ -242,9 +242,9 @@ def test_a_number_listed_while_a_call_to_it_waited_behind_its_key_is_not_dialed(
 ) -> None:
     """The second attempt of a key checked the list, then waited for the first, which failed without placing the
     call (Genesys refused it). The number was listed meanwhile: the second's send checks the list again."""
-    configure(GENESYS_READ_TIMEOUT_SECONDS="10")  # the first's create is answered after 3 s
+    configure(GENESYS_READ_TIMEOUT_SECONDS="10")  # the first's create is answered after 5 s (the deadline is 8 s)
     statuses, list_it = listing(stack, NY_NUMBER)
-    stack.genesys.inject("create_call", Fault(status=400, code="invalid.value", delay=3, before_answer=list_it))
+    stack.genesys.inject("create_call", Fault(status=400, code="invalid.value", delay=5, before_answer=list_it))
     key = {"Idempotency-Key": "listed-while-waiting"}
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(stack.post, "/api/calls", {"to": NY_NUMBER}, headers=key)

@@ -17,7 +17,7 @@ from shared.calls import CallRequest
 from shared.idempotency import SENDING, Idempotency, Record, Reply, TableStore
 from shared.services import services
 from tests.conftest import Stack, app_store, backdate
-from tests.table_front import table_front
+from tests.table_front import TableFront, table_front
 
 CALL = {"to": "+12125550199"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -334,3 +334,62 @@ def test_a_claim_whose_insert_answer_was_lost_is_still_its_own(azurite: Azurite)
     assert (reply.status, replayed) == (201, False)
     assert dials == ["call"]
     assert front.lost_insert_answers == 0  # the fault did happen
+
+
+def through_front(azurite: Azurite, front: TableFront) -> str:
+    """The stack's storage with its table service behind `front` (blobs and queues stay on Azurite)."""
+    table = f"TableEndpoint=http://127.0.0.1:{azurite.ports['Table']}/"
+    assert table in azurite.connection_string
+    return azurite.connection_string.replace(table, f"TableEndpoint=http://127.0.0.1:{front.server_address[1]}/")
+
+
+def test_a_create_is_not_sent_when_counting_it_used_up_the_deadline(stack: Stack, configure, azurite: Azurite) -> None:
+    """Counting the call against the cap is a storage write right before the create: written slowly, it ended past
+    the request's deadline, and the create went out anyway, after the caller may have retried."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(
+            AzureWebJobsStorage=through_front(azurite, front), CALL_DEADLINE_SECONDS="2", CALLS_PER_NUMBER_LIMIT="5"
+        )
+        assert stack.post("/api/calls", CALL).status_code == 201  # token, caller IDs, tables, the number's count
+        front.update_delay = 2.5  # the next count updates that record
+
+        late = stack.post("/api/calls", CALL, headers=keyed("slow-mark"))
+        front.update_delay = 0.0
+        retried = stack.post("/api/calls", CALL, headers=keyed("slow-mark"))
+
+    assert (late.status_code, late.json()["code"]) == (503, "genesys_unavailable"), late.text
+    assert "was not sent" in late.json()["detail"]
+    assert retried.status_code == 201, retried.text
+    assert len(stack.creates()) == 2  # the warm-up and the retry
+
+
+def test_a_table_being_deleted_is_an_outage_and_the_call_goes_through_once_it_can_be_made(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """For about 40 s after a delete the service refuses to make the table again (409 TableBeingDeleted): an
+    outage (503), not a lost race's raw 409 read as an unexpected failure (500)."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front))
+        front.being_deleted = True
+        refused = stack.post("/api/calls", CALL, headers=keyed("being-deleted"))
+        front.being_deleted = False
+        placed = stack.post("/api/calls", CALL, headers=keyed("being-deleted"))
+
+    assert (refused.status_code, refused.json()["code"]) == (503, "idempotency_store_unavailable"), refused.text
+    assert placed.status_code == 201, placed.text
+    assert len(stack.creates()) == 1
+
+
+def test_an_idempotency_table_deleted_under_a_running_app_is_an_outage_then_made_again(stack: Stack) -> None:
+    """The claim's insert meets the missing table (the SDK raises it without the service's error code)."""
+    assert stack.post("/api/calls", {"to": "+12125550100"}).status_code == 201
+    settings = services().settings
+    assert settings.storage is not None
+    settings.storage.table(settings.idempotency_table).delete_table()
+
+    refused = stack.post("/api/calls", CALL, headers=keyed("table-gone"))
+    placed = stack.post("/api/calls", CALL, headers=keyed("table-gone"))
+
+    assert (refused.status_code, refused.json()["code"]) == (503, "idempotency_store_unavailable"), refused.text
+    assert placed.status_code == 201, placed.text
+    assert len(stack.creates()) == 2

@@ -52,18 +52,21 @@ class CallPolicy:
             self.cap.check(to.e164)
         return schedule_at
 
-    def recheck(self, to: PhoneNumber, checked_at: float, *, scheduled: bool) -> None:
-        """Right before a send that comes `RECHECK_AFTER_SECONDS` or more after `check`: the do-not-call list and,
-        unless the callee's hours were checked at a `scheduledTime`, the hours again. A send can come long after
-        the check: behind another attempt with the same key (up to IDEMPOTENCY_WAIT_SECONDS), after a Genesys
-        429's Retry-After, a cold start's secret and token reads; a number listed or a window closed meanwhile
-        must hold."""
+    def recheck(self, to: PhoneNumber, checked_at: float, *, scheduled: datetime | None) -> None:
+        """Right before a send that comes `RECHECK_AFTER_SECONDS` or more after `check`: the do-not-call list and
+        the hours again (at a callback's `scheduled` time, or now if that has passed: Genesys runs it at once).
+        A send can come long after the check: behind another attempt with the same key (up to
+        IDEMPOTENCY_WAIT_SECONDS), after a Genesys 429's Retry-After, a cold start's secret and token reads; a
+        number listed or a window closed meanwhile must hold. A callback without a time is refused, not moved."""
         now = self.clock()
         if now - checked_at < RECHECK_AFTER_SECONDS:
             return
         check_do_not_call(to.e164, self.do_not_call)
-        if not scheduled:
-            self.hours.check(to.e164, to.region, datetime.fromtimestamp(now, timezone.utc))
+        moment = datetime.fromtimestamp(now, timezone.utc)
+        if scheduled is None:
+            self.hours.check(to.e164, to.region, moment)
+        else:
+            self.hours.check(to.e164, to.region, max(scheduled, moment), field="scheduledTime")
 
     def count(self, to: PhoneNumber) -> float | None:
         """Count the call against the cap, right before it is sent; `call_limit_reached` when over it. The
