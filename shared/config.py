@@ -124,6 +124,11 @@ class Settings:
         return self.caller_id_source in ("settings", "both")
 
 
+_SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,118}")  # 127 in Key Vault, less "-previous" for rotations
+# A cap's record holds the time of every counted call in one Table property (at most 32K characters: 1,650 times)
+MAX_CALLS_PER_NUMBER = 1000
+
+
 def _config_error(setting: str, problem: str) -> Problem:
     return Problem("configuration_error", f"Setting {setting} {problem}.")
 
@@ -183,13 +188,31 @@ def _seconds(
     return seconds
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, maximum: int = 999_999_999) -> int:
     value = _text(env, name)
     if value is None:
         return default
-    if not (value.isascii() and value.isdecimal() and len(value) <= 9) or int(value) < 1:
-        raise _config_error(name, "must be a whole number from 1 to 999999999")
+    if not (value.isascii() and value.isdecimal() and len(value) <= 9) or not 1 <= int(value) <= maximum:
+        raise _config_error(name, f"must be a whole number from 1 to {maximum}")
     return int(value)
+
+
+def _webhook_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The inline webhook secrets, current first. A previous one alone would be taken for the current one: the
+    status callbacks signed with the old key, the vault's current secret shadowed."""
+    current, previous = _secret(env, "WEBHOOK_SECRET"), _secret(env, "WEBHOOK_SECRET_PREVIOUS")
+    if previous and not current:
+        raise _config_error("WEBHOOK_SECRET_PREVIOUS", "needs WEBHOOK_SECRET, the secret it is the previous one of")
+    return tuple(secret for secret in (current, previous) if secret)
+
+
+def _secret_name(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    """A Key Vault secret name: 1-127 letters, digits and dashes (the vault answers any other 400, which would
+    read as the vault being down). `-previous` is appended to the webhook secret's, so it must leave room."""
+    value = _text(env, name, default)
+    if value is not None and not _SECRET_NAME.fullmatch(value):
+        raise _config_error(name, "must be a Key Vault secret name: 1 to 118 letters, digits and dashes")
+    return value
 
 
 def region_domain(region: str) -> str:
@@ -374,7 +397,7 @@ def _hosts(env: Mapping[str, str], name: str) -> frozenset[str]:
 
 
 def _cap(env: Mapping[str, str]) -> int | None:
-    return _positive_int(env, "CALLS_PER_NUMBER_LIMIT", 0) or None
+    return _positive_int(env, "CALLS_PER_NUMBER_LIMIT", 0, MAX_CALLS_PER_NUMBER) or None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -413,7 +436,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_base_url=_base_url(env, "GENESYS_LOGIN_BASE_URL", domain and f"https://login.{domain}", allow_http),
         client_id=client_id,
         key_vault_url=key_vault_url,
-        client_secret_name=_text(env, "GENESYS_CLIENT_SECRET_NAME", "genesys-client-secret") or "",
+        client_secret_name=_secret_name(env, "GENESYS_CLIENT_SECRET_NAME", "genesys-client-secret") or "",
         client_secret=client_secret,
         key_vault_verify_challenge_resource=_flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
         key_vault_read_timeout_seconds=_seconds(
@@ -431,7 +454,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         call_deadline_seconds=call_deadline,
         connect_timeout_seconds=_seconds(env, "GENESYS_CONNECT_TIMEOUT_SECONDS", 3.05, minimum=MIN_TIMEOUT_SECONDS),
         read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0, minimum=MIN_TIMEOUT_SECONDS),
-        webhook_secret_name=_text(env, "WEBHOOK_SECRET_NAME", "webhook-secret") or "",
+        webhook_secret_name=_secret_name(env, "WEBHOOK_SECRET_NAME", "webhook-secret") or "",
         webhook_secret_name_set=_text(env, "WEBHOOK_SECRET_NAME") is not None,
         sns_topic_arns=_list(
             env,
@@ -446,11 +469,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 env, "PUBSUB_SERVICE_ACCOUNTS", SERVICE_ACCOUNT, "must be service-account emails separated by commas"
             )
         ),
-        webhook_secrets=tuple(
-            s for s in (_secret(env, "WEBHOOK_SECRET"), _secret(env, "WEBHOOK_SECRET_PREVIOUS")) if s
-        ),
+        webhook_secrets=_webhook_secrets(env),
         status_callback_secret=_secret(env, "STATUS_CALLBACK_SECRET"),
-        status_callback_secret_name=_text(env, "STATUS_CALLBACK_SECRET_NAME"),
+        status_callback_secret_name=_secret_name(env, "STATUS_CALLBACK_SECRET_NAME"),
         managed_identity=bool(_text(env, "IDENTITY_ENDPOINT") and _text(env, "IDENTITY_HEADER")),
         azure_client_id=_text(env, "AZURE_CLIENT_ID"),
         storage=storage_account(env),

@@ -53,6 +53,13 @@ READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
 LISTING_PAGE_SIZE = 100
 CORRELATION_HEADER = "ININ-Correlation-Id"
+# requests refuses these while building the request: nothing went out.
+_REFUSED_BEFORE_SENDING = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
@@ -134,6 +141,11 @@ class GenesysClient:
             raise _SentAndLost(type(error).__name__) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:
             raise _SentAndLost(type(error).__name__) from None  # the answer broke off: the request was sent
+        except _REFUSED_BEFORE_SENDING as error:
+            # Its message may quote the header (a bearer token with a line break from a broken token answer)
+            raise _NotSent(type(error).__name__) from None
+        except requests.RequestException as error:  # after sending (too many redirects, ...): it may have acted
+            raise _SentAndLost(type(error).__name__) from None
         correlation_id = response.headers.get(CORRELATION_HEADER)
         log.info(
             "Genesys %s %s -> %s in %.0f ms (correlation %s)",

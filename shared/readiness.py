@@ -14,8 +14,10 @@ from typing import Any
 
 from shared.deadline import Deadline
 from shared.errors import Problem
+from shared.logs import get_logger
 from shared.services import WEBHOOK_REMEDIATION, Services, services, status_callback_secret
 
+log = get_logger(__name__)
 NOT_READY_RETRY_AFTER_SECONDS = 30  # a probe or operator asking again sooner finds the same fault
 
 
@@ -41,6 +43,9 @@ def _check(name: str, probe: Callable[[], str | Skipped]) -> dict[str, Any]:
         result = probe()
     except Problem as problem:
         return _failed(name, problem)
+    except Exception as error:  # noqa: BLE001 - one check's surprise must not hide the others' results
+        log.error("Readiness check %s failed unexpectedly: %s", name, type(error).__name__)  # no message: secrets
+        return _failed(name, Problem("internal_error", f"The check failed unexpectedly ({type(error).__name__})."))
     if isinstance(result, Skipped):
         return {"name": name, "status": "skipped", "detail": result.detail}
     return {"name": name, "status": "ok", "detail": result}

@@ -134,6 +134,13 @@ class KeyVaultSecrets:
             # The identity endpoint answered, but with a failure (a 5xx, or an HTML error page): for now.
             log.warning("Managed identity token unavailable: %s", type(error).__name__)
             raise Problem("key_vault_unavailable", "No managed identity token for Key Vault.", retry_after=5) from None
+        except ValueError:  # the SDK's, after JSONDecodeError (one too): the challenge names another host
+            raise Problem(
+                "configuration_error",
+                "Key Vault's authentication challenge names a resource other than KEY_VAULT_URL's host.",
+                hint="For a vault outside *.vault.azure.net (a custom domain, an emulator), set "
+                "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE=false; else check KEY_VAULT_URL.",
+            ) from None
         except ClientAuthenticationError as error:
             log.warning("Key Vault authentication failed: %s", type(error).__name__)
             raise Problem(
@@ -143,6 +150,12 @@ class KeyVaultSecrets:
         except HttpResponseError as error:
             if error.status_code in (401, 403):
                 raise Problem("key_vault_forbidden", f"Key Vault refused to read secret {name!r}.") from None
+            if error.status_code == 400:  # not the vault being down: retrying cannot help
+                raise Problem(
+                    "configuration_error",
+                    f"Key Vault refused the request for secret {name!r} as malformed (400).",
+                    hint="Check the secret's name setting and KEY_VAULT_URL.",
+                ) from None
             raise Problem(
                 "key_vault_unavailable", f"Key Vault answered {error.status_code} reading {name!r}.", retry_after=5
             ) from None

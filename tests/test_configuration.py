@@ -65,6 +65,14 @@ def test_defaults() -> None:
         ({"ASYNC_RETRY_AFTER_SECONDS": "1e300"}, "ASYNC_RETRY_AFTER_SECONDS"),
         ({"IDEMPOTENCY_RETENTION_SECONDS": "3600"}, "IDEMPOTENCY_RETENTION_SECONDS"),
         ({"IDEMPOTENCY_RETENTION_SECONDS": "inf"}, "IDEMPOTENCY_RETENTION_SECONDS"),
+        # Key Vault answers 400 for such a name, which read as the vault being down: a retryable 503 on every call
+        ({"GENESYS_CLIENT_SECRET_NAME": "genesys_client_secret"}, "GENESYS_CLIENT_SECRET_NAME"),
+        ({"WEBHOOK_SECRET_NAME": "w" * 119}, "WEBHOOK_SECRET_NAME"),  # no room left for its -previous
+        ({"STATUS_CALLBACK_SECRET_NAME": "callback.secret"}, "STATUS_CALLBACK_SECRET_NAME"),
+        # alone, it was taken for the current secret: callbacks signed with the old key
+        ({"WEBHOOK_SECRET_PREVIOUS": "old-secret"}, "WEBHOOK_SECRET_PREVIOUS"),
+        # a cap's record holds every counted call's time in one Table property of at most 32K characters
+        ({"CALLS_PER_NUMBER_LIMIT": "1001"}, "CALLS_PER_NUMBER_LIMIT"),
     ],
 )
 def test_bad_setting_is_named(overrides: dict[str, str], setting: str) -> None:

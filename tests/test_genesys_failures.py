@@ -242,6 +242,20 @@ def test_a_secret_rotated_from_a_file_with_its_final_newline_still_places_the_ca
     assert len(stack.genesys.org.conversations) == 2
 
 
+def test_a_token_with_a_line_break_is_not_sent_and_never_logged(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """requests refuses such a header while building the request, quoting it: the exception reached the log."""
+    token = "tok\r\nen-secret-value"
+    stack.genesys.inject(
+        "token", Fault(status=200, json_body={"access_token": token, "token_type": "bearer", "expires_in": 3600})
+    )
+
+    response = stack.post("/api/calls", CALL)
+
+    assert (response.status_code, response.json()["code"]) == (503, "genesys_unavailable"), response.text
+    assert stack.creates() == []
+    assert "en-secret-value" not in caplog.text and "en-secret-value" not in response.text
+
+
 def test_token_endpoint_5xx_is_retried_then_succeeds(stack: Stack) -> None:
     stack.genesys.inject("token", Fault(status=503))
 

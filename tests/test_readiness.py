@@ -234,3 +234,22 @@ def test_in_azure_duplicate_protection_in_memory_is_not_ready(stack: Stack, conf
     assert response.status_code == 503
     assert checks(response)["idempotency_store"]["code"] == "configuration_error"
     assert "AzureWebJobsStorage" in checks(response)["idempotency_store"]["remediation"]
+
+
+def test_a_vault_whose_challenge_names_another_host_is_a_configuration_error_in_every_check(
+    stack: Stack, configure
+) -> None:
+    """The SDK refuses the loopback vault's challenge with a ValueError when the resource is verified: it made the
+    whole report a 500 without its checks, and every call an internal_error."""
+    configure(KEY_VAULT_VERIFY_CHALLENGE_RESOURCE="true")
+
+    response = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert response.status_code == 503, response.text
+    vault = checks(response)["key_vault"]
+    assert (vault["status"], vault["code"]) == ("failed", "configuration_error")
+    assert "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE" in vault["remediation"]
+    assert checks(response)["idempotency_store"]["status"] == "ok"  # the other checks still report
+    assert call.json()["code"] == "configuration_error"
+    assert stack.creates() == []
