@@ -71,7 +71,11 @@ class RefreshingValue(Generic[T]):
         try:
             self._store(self._load())
         except Exception as error:  # noqa: BLE001 - keep serving the previous value; the next get retries
-            log.warning("Background refresh failed, keeping the cached value: %s", error)
+            # Its code, not its text: a Genesys message is free text and may quote what it was sent
+            log.warning(
+                "Background refresh failed, keeping the cached value: %s",
+                getattr(error, "code", None) or type(error).__name__,
+            )
         finally:
             self._refreshing = False
 

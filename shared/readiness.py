@@ -18,6 +18,7 @@ from shared.logs import get_logger
 from shared.services import WEBHOOK_REMEDIATION, Services, services, status_callback_secret
 
 log = get_logger(__name__)
+READY_TOKEN_SECONDS = 10.0  # a probe waits no longer for Genesys's token than this
 NOT_READY_RETRY_AFTER_SECONDS = 30  # a probe or operator asking again sooner finds the same fault
 
 
@@ -51,6 +52,14 @@ def _check(name: str, probe: Callable[[], str | Skipped]) -> dict[str, Any]:
     return {"name": name, "status": "ok", "detail": result}
 
 
+def _unless(blocked: bool, blocker: str, name: str, probe: Callable[[], str | Skipped]) -> dict[str, Any]:
+    """The check, unless what it needs failed above: trying again would only wait out the same fault (a vault or
+    Genesys that hangs held the probe a minute and more, each check waiting its own timeouts)."""
+    if blocked:
+        return {"name": name, "status": "skipped", "detail": f"not checked: it needs {blocker}, which failed"}
+    return _check(name, probe)
+
+
 def _vault(app: Services) -> str:
     if not app.settings.key_vault_url:
         return "not used: the secret comes from GENESYS_CLIENT_SECRET"
@@ -59,7 +68,7 @@ def _vault(app: Services) -> str:
 
 
 def _token(app: Services) -> str:
-    app.genesys.token(Deadline(app.settings.call_deadline_seconds))
+    app.genesys.token(Deadline(min(app.settings.call_deadline_seconds, READY_TOKEN_SECONDS)))
     return "client-credentials token available"
 
 
@@ -199,14 +208,34 @@ def report() -> tuple[int, dict[str, Any], dict[str, str]]:
     except Problem as problem:
         checks = [_failed("configuration", problem)]
     else:
+        settings = app.settings
+        vault = _check("key_vault", lambda: _vault(app))
+        vault_failed = vault["status"] == "failed"
+        token = _unless(vault_failed, "key_vault", "genesys_token", lambda: _token(app))
+        genesys_failed = vault_failed or token["status"] == "failed"
         checks = [
             {"name": "configuration", "status": "ok", "detail": "all settings valid"},
-            _check("key_vault", lambda: _vault(app)),
-            _check("genesys_token", lambda: _token(app)),
-            _check("call_user", lambda: _call_user(app)),
-            _check("caller_ids", lambda: _caller_ids(app)),
-            _check("webhook_secret", lambda: _webhook_secret(app)),
-            _check("status_callback_secret", lambda: _status_callback_secret(app)),
+            vault,
+            token,
+            _unless(genesys_failed, "genesys_token", "call_user", lambda: _call_user(app)),
+            _unless(
+                genesys_failed and settings.uses_genesys_caller_ids,
+                "genesys_token",
+                "caller_ids",
+                lambda: _caller_ids(app),
+            ),
+            _unless(
+                vault_failed and not settings.webhook_secrets,
+                "key_vault",
+                "webhook_secret",
+                lambda: _webhook_secret(app),
+            ),
+            _unless(
+                vault_failed and not settings.status_callback_secret,
+                "key_vault",
+                "status_callback_secret",
+                lambda: _status_callback_secret(app),
+            ),
             _check("sns", lambda: _sns(app)),
             _check("pubsub", lambda: _pubsub(app)),
             _check("idempotency_store", lambda: _store(app)),

@@ -253,3 +253,22 @@ def test_a_vault_whose_challenge_names_another_host_is_a_configuration_error_in_
     assert checks(response)["idempotency_store"]["status"] == "ok"  # the other checks still report
     assert call.json()["code"] == "configuration_error"
     assert stack.creates() == []
+
+
+def test_what_a_failed_vault_blocks_is_not_checked_again(stack: Stack) -> None:
+    """Each check that needs the vault waited out its timeouts again: with a hanging vault the probe took 90 s."""
+    stack.vault.inject(*[VaultFault(status=503)] * 30)
+
+    response = stack.get("/api/health/ready")
+
+    assert response.status_code == 503
+    assert checks(response)["key_vault"]["code"] == "key_vault_unavailable"
+    for blocked in ("genesys_token", "call_user", "caller_ids"):
+        assert checks(response)[blocked]["status"] == "skipped", checks(response)[blocked]
+        assert (
+            "needs key_vault" in checks(response)[blocked]["detail"]
+            or "needs genesys_token" in (checks(response)[blocked]["detail"])
+        )
+    secret_gets = [r for r in stack.vault.requests() if r["method"] == "GET" and "/secrets/" in r["path"]]
+    assert len(secret_gets) <= 3  # the vault check's own attempts, no other check's
+    assert stack.genesys.requests() == []
