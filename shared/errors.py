@@ -189,8 +189,8 @@ CATALOG: dict[str, CatalogEntry] = {
         504,
         "Genesys Cloud did not answer in time",
         True,
-        "Outcome unknown: the call may have been placed. Check the call status before retrying, and retry "
-        "only with the same Idempotency-Key.",
+        # A read (token, DIDs, queue) dialed nothing; a create that may have rung gets OUTCOME_UNKNOWN_HINT.
+        "Retry later with the same Idempotency-Key.",
     ),
     # Outcomes of a placed call, reported by GET /api/calls/{conversationId} (never the status of that GET).
     "destination_unreachable": CatalogEntry(

@@ -256,6 +256,17 @@ def test_a_token_with_a_line_break_is_not_sent_and_never_logged(stack: Stack, ca
     assert "en-secret-value" not in caplog.text and "en-secret-value" not in response.text
 
 
+def test_a_token_request_that_timed_out_says_nothing_was_dialed(stack: Stack) -> None:
+    """Its 504 hint said "Outcome unknown: the call may have been placed" though no create was ever sent."""
+    stack.genesys.inject("token", *[Fault(drop=True)] * 3)
+
+    response = stack.post("/api/calls", CALL)
+
+    assert (response.status_code, response.json()["code"]) == (504, "genesys_timeout"), response.text
+    assert "outcome unknown" not in response.json()["hint"].lower()
+    assert stack.creates() == []
+
+
 def test_token_endpoint_5xx_is_retried_then_succeeds(stack: Stack) -> None:
     stack.genesys.inject("token", Fault(status=503))
 
