@@ -197,7 +197,8 @@ def _store(app: Services) -> str:
             )
         return "in memory: duplicate protection covers this instance only (set AzureWebJobsStorage)"
     app.idempotency_store.read("ready-probe")
-    return f"Table Storage reachable, connected by {storage.mode}"
+    app.do_not_call.check_reachable()  # every call reads it too: a table the identity cannot read refuses them all
+    return f"Table Storage reachable (the idempotency and do-not-call tables), connected by {storage.mode}"
 
 
 def report() -> tuple[int, dict[str, Any], dict[str, str]]:

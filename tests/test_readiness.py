@@ -8,6 +8,7 @@ import pytest
 
 from emulators.azure import VaultFault
 from emulators.genesys import DEMO_USER_ID, Fault
+from shared.services import services
 from tests.conftest import Stack
 
 
@@ -272,3 +273,19 @@ def test_what_a_failed_vault_blocks_is_not_checked_again(stack: Stack) -> None:
     secret_gets = [r for r in stack.vault.requests() if r["method"] == "GET" and "/secrets/" in r["path"]]
     assert len(secret_gets) <= 3  # the vault check's own attempts, no other check's
     assert stack.genesys.requests() == []
+
+
+def test_a_do_not_call_table_that_cannot_be_read_is_not_ready(stack: Stack) -> None:
+    """Every call reads the list: readiness read only the idempotency table, and answered 200 while every call was
+    refused."""
+    assert stack.post("/api/calls", {"to": "+12125550199"}).status_code == 201  # both tables made and in use
+    settings = services().settings
+    assert settings.storage is not None
+    settings.storage.table(settings.do_not_call_table).delete_table()
+
+    response = stack.get("/api/health/ready")
+
+    assert response.status_code == 503, response.text
+    store = checks(response)["idempotency_store"]
+    assert (store["status"], store["code"]) == ("failed", "idempotency_store_unavailable")
+    assert "do-not-call" in store["detail"]

@@ -170,6 +170,10 @@ class DoNotCallRegistry:
         log.info("Added %s to the do-not-call list", mask(listing.number))
         return listing.to_json()
 
+    def check_reachable(self) -> None:
+        """Read the list once (readiness): an outage or a missing table raises as a call's check would."""
+        self._listings.get("ready-probe")
+
     def look_up(self, text: str, region: str | None) -> dict[str, Any]:
         number = self._number(text, region)
         listing = self._listings.get(number)
