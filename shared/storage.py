@@ -155,7 +155,7 @@ class ManagedTable:
                     pass
                 except AzureError as error:  # a 409 TableBeingDeleted (about 40 s after a delete) among them
                     log.warning("%s could not be made: %s", self._what, type(error).__name__)
-                    raise _unreachable(self._what) from None
+                    raise _unreachable(self._what, error) from None
                 self._ready = True
             return operation()
         except (AzureError, json.JSONDecodeError) as error:  # the latter: an identity endpoint's HTML error page
@@ -166,12 +166,23 @@ class ManagedTable:
             elif isinstance(error, AzureError) and is_lost_race(error):
                 raise
             log.warning("%s unreachable: %s", self._what, type(error).__name__)
-            raise _unreachable(self._what) from None
+            raise _unreachable(self._what, error) from None
 
 
-def _unreachable(what: str) -> Problem:
+def _unreachable(what: str, error: Exception | None = None) -> Problem:
     """A storage outage (503, `idempotency_store_unavailable`): `what` ("The do-not-call list") could not be
-    reached, and nothing was dialed by the caller yet."""
+    reached, and nothing was dialed by the caller yet. Refused credentials (`error` a 401 or 403) say what to
+    grant: still a 503, as a role assigned minutes ago may still be on its way."""
+    status = getattr(error, "status_code", None)
+    if status in (401, 403):
+        return Problem(
+            "idempotency_store_unavailable",
+            f"{what} refused the app's credentials ({status}); nothing was dialed.",
+            retry_after=5,
+            hint="Give the app's identity Storage Table Data Contributor and Storage Queue Data Contributor on the "
+            "account AzureWebJobsStorage names (or fix its AccountKey); a role assigned minutes ago may still be "
+            "on its way.",
+        )
     return Problem("idempotency_store_unavailable", f"{what} could not be reached; nothing was dialed.", retry_after=5)
 
 
@@ -224,4 +235,4 @@ class QueueSender:
             self._client.send_message(message, visibility_timeout=delay_seconds or None)
         except AzureError as error:
             log.warning("Could not queue a message on %s: %s", self._queue_name, type(error).__name__)
-            raise _unreachable(f"The {self._queue_name} queue") from None
+            raise _unreachable(f"The {self._queue_name} queue", error) from None

@@ -6,7 +6,8 @@ refused by closing the connection before it reaches Azurite, as a storage outage
 deletes; `failing_reads`: only reads). `refused` counts the requests refused. `lost_insert_answers` lets inserts
 reach Azurite and answers them 503, as a gateway that lost the answer does. `update_delay` holds every entity
 update (not an insert) that long before relaying it: a slow storage write. `being_deleted` answers a table
-creation 409 `TableBeingDeleted`, as the service does for about 40 s after a table was deleted.
+creation 409 `TableBeingDeleted`, as the service does for about 40 s after a table was deleted; `forbidden`
+answers everything 403, as to an identity without a data role.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 
-from emulators.azurite import ACCOUNT, ACCOUNT_KEY
+from emulators.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from shared.storage import StorageAccount
 from tests.loopback_relay import RelayHandler, answer, forward, serving
 
@@ -37,6 +38,7 @@ class TableFront(ThreadingHTTPServer):
         self.lost_insert_answers = 0  # this many inserts reach Azurite and are answered 503 instead of its answer
         self.update_delay = 0.0
         self.being_deleted = False
+        self.forbidden = False
         self.on_refusal: Callable[[], None] = lambda: None  # runs as each request is refused
         self._counting = threading.Lock()
         self.holding = threading.Event()
@@ -88,6 +90,12 @@ class _Relay(RelayHandler):
             server.count_refusal()
             self.close_connection = True  # no answer: the client sees the connection drop
             return
+        if server.forbidden:  # the identity has no data role on the account
+            body = b'{"odata.error":{"code":"AuthorizationPermissionMismatch","message":{"value":"Not permitted."}}}'
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = [("Content-Type", "application/json"), ("x-ms-error-code", "AuthorizationPermissionMismatch")]
+            answer(self, 403, headers, body)
+            return
         if server.being_deleted and self.command == "POST" and self.path.endswith("Tables"):
             body = b'{"odata.error":{"code":"TableBeingDeleted","message":{"value":"The table is being deleted."}}}'
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -105,6 +113,13 @@ class _Relay(RelayHandler):
         answer(self, *relayed)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_MERGE = _relay
+
+
+def through_front(azurite: Azurite, front: TableFront) -> str:
+    """Azurite's connection string with its table service behind `front` (blobs and queues stay on Azurite)."""
+    table = f"TableEndpoint=http://127.0.0.1:{azurite.ports['Table']}/"
+    assert table in azurite.connection_string
+    return azurite.connection_string.replace(table, f"TableEndpoint=http://127.0.0.1:{front.server_address[1]}/")
 
 
 @contextmanager

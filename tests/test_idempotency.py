@@ -17,7 +17,7 @@ from shared.calls import CallRequest
 from shared.idempotency import SENDING, Idempotency, Record, Reply, TableStore
 from shared.services import services
 from tests.conftest import Stack, app_store, backdate
-from tests.table_front import TableFront, table_front
+from tests.table_front import table_front, through_front
 
 CALL = {"to": "+12125550199"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -334,13 +334,6 @@ def test_a_claim_whose_insert_answer_was_lost_is_still_its_own(azurite: Azurite)
     assert (reply.status, replayed) == (201, False)
     assert dials == ["call"]
     assert front.lost_insert_answers == 0  # the fault did happen
-
-
-def through_front(azurite: Azurite, front: TableFront) -> str:
-    """The stack's storage with its table service behind `front` (blobs and queues stay on Azurite)."""
-    table = f"TableEndpoint=http://127.0.0.1:{azurite.ports['Table']}/"
-    assert table in azurite.connection_string
-    return azurite.connection_string.replace(table, f"TableEndpoint=http://127.0.0.1:{front.server_address[1]}/")
 
 
 def test_a_create_is_not_sent_when_counting_it_used_up_the_deadline(stack: Stack, configure, azurite: Azurite) -> None:

@@ -7,9 +7,11 @@ import uuid
 import pytest
 
 from emulators.azure import VaultFault
+from emulators.azurite import Azurite
 from emulators.genesys import DEMO_USER_ID, Fault
 from shared.services import services
 from tests.conftest import Stack
+from tests.table_front import table_front, through_front
 
 
 def checks(response) -> dict[str, dict]:
@@ -289,3 +291,18 @@ def test_a_do_not_call_table_that_cannot_be_read_is_not_ready(stack: Stack) -> N
     store = checks(response)["idempotency_store"]
     assert (store["status"], store["code"]) == ("failed", "idempotency_store_unavailable")
     assert "do-not-call" in store["detail"]
+
+
+def test_storage_that_refuses_the_apps_credentials_says_which_roles_to_grant(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """A 403 read as "could not be reached; retry later", which no retry fixes."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front))
+        front.forbidden = True
+        response = stack.get("/api/health/ready")
+
+    store = checks(response)["idempotency_store"]
+    assert (store["status"], store["code"]) == ("failed", "idempotency_store_unavailable")
+    assert "refused the app's credentials (403)" in store["detail"]
+    assert "Storage Table Data Contributor" in store["remediation"]
