@@ -439,8 +439,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         client_secret_name=_secret_name(env, "GENESYS_CLIENT_SECRET_NAME", "genesys-client-secret") or "",
         client_secret=client_secret,
         key_vault_verify_challenge_resource=_flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
+        # At most 30: the SDK tries 3 times, and a call or a readiness probe waits for all of them
         key_vault_read_timeout_seconds=_seconds(
-            env, "KEY_VAULT_READ_TIMEOUT_SECONDS", 5.0, minimum=MIN_TIMEOUT_SECONDS
+            env, "KEY_VAULT_READ_TIMEOUT_SECONDS", 5.0, minimum=MIN_TIMEOUT_SECONDS, maximum=30
         ),
         call_user_id=call_user_id,
         allowed_user_ids=_with(_genesys_ids(env, "ALLOWED_USER_IDS"), call_user_id),
@@ -481,7 +482,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idempotency_retention_seconds=_seconds(
             env, "IDEMPOTENCY_RETENTION_SECONDS", MIN_RETENTION_SECONDS, minimum=MIN_RETENTION_SECONDS
         ),
-        idempotency_wait_seconds=_seconds(env, "IDEMPOTENCY_WAIT_SECONDS", 25.0),
+        # At most 100: Power Automate gives up on an action after 120 s, and a waiting request holds a thread
+        idempotency_wait_seconds=_seconds(env, "IDEMPOTENCY_WAIT_SECONDS", 25.0, maximum=100),
         async_retry_after_seconds=max(
             1, int(_seconds(env, "ASYNC_RETRY_AFTER_SECONDS", 2, maximum=MAX_RETRY_AFTER_SECONDS))
         ),

@@ -73,6 +73,8 @@ def test_defaults() -> None:
         ({"WEBHOOK_SECRET_PREVIOUS": "old-secret"}, "WEBHOOK_SECRET_PREVIOUS"),
         # a cap's record holds every counted call's time in one Table property of at most 32K characters
         ({"CALLS_PER_NUMBER_LIMIT": "1001"}, "CALLS_PER_NUMBER_LIMIT"),
+        ({"IDEMPOTENCY_WAIT_SECONDS": "600"}, "IDEMPOTENCY_WAIT_SECONDS"),  # past Power Automate's 120 s
+        ({"KEY_VAULT_READ_TIMEOUT_SECONDS": "1e9"}, "KEY_VAULT_READ_TIMEOUT_SECONDS"),
     ],
 )
 def test_bad_setting_is_named(overrides: dict[str, str], setting: str) -> None:
