@@ -124,6 +124,7 @@ class Settings:
         return self.caller_id_source in ("settings", "both")
 
 
+_HOST = re.compile(r"[0-9a-z._-]+|[0-9a-f:.]+", re.IGNORECASE)  # host names and IPv4, IPv6 (urlsplit drops its [])
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,118}")  # 127 in Key Vault, less "-previous" for rotations
 # A cap's record holds the time of every counted call in one Table property (at most 32K characters: 1,650 times)
 MAX_CALLS_PER_NUMBER = 1000
@@ -244,6 +245,8 @@ def _url(name: str, url: str, schemes: tuple[str, ...]) -> str:
         )
     if not parts.hostname:
         raise _config_error(name, "has no host")
+    if not _HOST.fullmatch(parts.hostname):  # a space or other character no host name or address holds
+        raise _config_error(name, "has a host name with characters no host name holds")
     if port == 0:
         raise _config_error(name, "has port 0; use a port from 1 to 65535")
     return url

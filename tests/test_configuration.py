@@ -49,6 +49,7 @@ def test_defaults() -> None:
         ({"KEY_VAULT_URL": "http://vault.example"}, "KEY_VAULT_URL"),
         ({"GENESYS_API_BASE_URL": "http://127.0.0.1:1"}, "GENESYS_API_BASE_URL"),
         ({"GENESYS_API_BASE_URL": "ftp://x"}, "GENESYS_API_BASE_URL"),
+        ({"GENESYS_API_BASE_URL": "https://api.exa mple.com"}, "GENESYS_API_BASE_URL"),  # requests: InvalidURL
         ({"GENESYS_ALLOW_INSECURE_HTTP": "maybe"}, "GENESYS_ALLOW_INSECURE_HTTP"),
         ({"CALLER_ID_SOURCE": "dids"}, "CALLER_ID_SOURCE"),
         ({"DEFAULT_PHONE_REGION": "XX"}, "DEFAULT_PHONE_REGION"),
