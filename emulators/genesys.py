@@ -171,6 +171,7 @@ class Fault:
     json_body: dict | None = None
     before_answer: Callable[[], None] | None = None
     cut_short: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # added to the fault's answer (a redirect's Location)
 
 
 class _Headers(dict):
@@ -560,7 +561,7 @@ class GenesysEmulator:
     @staticmethod
     def _fault_response(fault: Fault) -> _Response:
         status = int(fault.status or 500)
-        headers = {}
+        headers = dict(fault.headers)
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
         if status == 429:

@@ -350,8 +350,8 @@ def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, 
     """Map one Genesys error answer (ErrorBody or OAuth error) to the catalog.
 
     `creating_call` matters twice: a 400 on the create is the infamous "Malformed participant address"
-    family, and a create answered 5xx or 408 leaves the outcome unknown: a 408 `client.timeout` says a part of
-    Genesys gave up waiting, not that nothing acted, so only the other 4xx say the call was not placed.
+    family, and a create answered anything but a 4xx other than 408 leaves the outcome unknown: a 408
+    `client.timeout` says a part of Genesys gave up waiting, not that nothing acted.
     """
     body = body if isinstance(body, dict) else {}
     code = body.get("code") or body.get("error")
@@ -379,5 +379,6 @@ def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, 
         catalog_code = "genesys_timeout"
     else:
         catalog_code = "genesys_unavailable"
-    may_have_rung = creating_call and (status >= 500 or status == 408)
+    # Only a 4xx other than 408 says the create was refused; a redirect or a 408 does not say nothing acted.
+    may_have_rung = creating_call and not (400 <= status < 500 and status != 408)
     return Problem(catalog_code, said, upstream=upstream, outcome_unknown=may_have_rung)

@@ -53,13 +53,6 @@ READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
 LISTING_PAGE_SIZE = 100
 CORRELATION_HEADER = "ININ-Correlation-Id"
-# requests refuses these while building the request: nothing went out.
-_REFUSED_BEFORE_SENDING = (
-    requests.exceptions.InvalidURL,
-    requests.exceptions.InvalidHeader,
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidSchema,
-)
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
@@ -125,11 +118,25 @@ class GenesysClient:
     # ---- transport -------------------------------------------------------------------------------
 
     def _send(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:
+        """One request, no redirect followed (Genesys sends none; following one would send a create again).
+
+        Built first: what requests refuses while building it (a header with a line break from a broken token
+        answer, an invalid URL) was never sent, and its message, which quotes the header, is dropped. Anything
+        raised once it may have left is "sent and lost".
+        """
         read_timeout = min(self._read_timeout, max(0.1, deadline.remaining()))
         started = time.monotonic()
         try:
-            response = self._session.request(
-                method, url, timeout=(min(self._connect_timeout, read_timeout), read_timeout), **kwargs
+            prepared = self._session.prepare_request(requests.Request(method, url, **kwargs))
+            settings = self._session.merge_environment_settings(prepared.url or url, {}, None, None, None)
+        except (requests.RequestException, ValueError) as error:
+            raise _NotSent(type(error).__name__) from None
+        try:
+            response = self._session.send(
+                prepared,
+                timeout=(min(self._connect_timeout, read_timeout), read_timeout),
+                allow_redirects=False,
+                **settings,
             )
         except requests.ConnectTimeout as error:
             raise _NotSent(type(error).__name__) from None
@@ -139,12 +146,7 @@ class GenesysClient:
             raise _SentAndLost(type(error).__name__) from None
         except requests.Timeout as error:
             raise _SentAndLost(type(error).__name__) from None
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:
-            raise _SentAndLost(type(error).__name__) from None  # the answer broke off: the request was sent
-        except _REFUSED_BEFORE_SENDING as error:
-            # Its message may quote the header (a bearer token with a line break from a broken token answer)
-            raise _NotSent(type(error).__name__) from None
-        except requests.RequestException as error:  # after sending (too many redirects, ...): it may have acted
+        except requests.RequestException as error:  # an answer that broke off or is malformed: it was sent
             raise _SentAndLost(type(error).__name__) from None
         correlation_id = response.headers.get(CORRELATION_HEADER)
         log.info(

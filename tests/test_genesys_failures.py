@@ -267,6 +267,19 @@ def test_a_token_request_that_timed_out_says_nothing_was_dialed(stack: Stack) ->
     assert stack.creates() == []
 
 
+@pytest.mark.parametrize("location", ["ftp://elsewhere.example/", "/api/v2/conversations/calls/user/again"])
+def test_a_create_answered_with_a_redirect_is_sent_once(stack: Stack, location: str) -> None:
+    """Followed, a redirect sent the create again (31 times to its own URL); one requests could not follow was
+    taken for "never sent" and the create sent 3 times. Genesys sends none: the answer is an unknown outcome."""
+    stack.genesys.inject("create_call", Fault(status=307, headers={"Location": location}, json_body={}))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 503, response.text
+    assert "outcome unknown" in response.json()["hint"].lower()
+    assert len(stack.creates()) == 1
+
+
 def test_token_endpoint_5xx_is_retried_then_succeeds(stack: Stack) -> None:
     stack.genesys.inject("token", Fault(status=503))
 
