@@ -54,7 +54,7 @@ class VaultFault:
     status: int | None = 500
     delay: float = 0.0
     drop: bool = False
-    retry_after: int | None = None
+    retry_after: int | str | None = None  # a str is sent as given (a malformed one, such as "soon")
 
 
 # --------------------------------------------------------------------------------------------- HTTP plumbing

@@ -124,7 +124,8 @@ class Settings:
         return self.caller_id_source in ("settings", "both")
 
 
-_HOST = re.compile(r"[0-9a-z._-]+|[0-9a-f:.]+", re.IGNORECASE)  # host names and IPv4, IPv6 (urlsplit drops its [])
+# host names and IPv4 (no leading dot), and IPv6 (urlsplit drops its [])
+_HOST = re.compile(r"[0-9a-z_-][0-9a-z._-]*|[0-9a-f:.]+", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,118}")  # 127 in Key Vault, less "-previous" for rotations
 # A cap's record holds the time of every counted call in one Table property (at most 32K characters: 1,650 times)
 MAX_CALLS_PER_NUMBER = 1000
@@ -207,11 +208,12 @@ def _webhook_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(secret for secret in (current, previous) if secret)
 
 
-def _secret_name(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+def _secret_name(env: Mapping[str, str], name: str, default: str | None, *, vault: bool) -> str | None:
     """A Key Vault secret name: 1-127 letters, digits and dashes (the vault answers any other 400, which would
-    read as the vault being down). `-previous` is appended to the webhook secret's, so it must leave room."""
+    read as the vault being down). `-previous` is appended to the webhook secret's, so it must leave room.
+    Checked only where a `vault` is used: a name left over without one is read by nothing."""
     value = _text(env, name, default)
-    if value is not None and not _SECRET_NAME.fullmatch(value):
+    if vault and value is not None and not _SECRET_NAME.fullmatch(value):
         raise _config_error(name, "must be a Key Vault secret name: 1 to 118 letters, digits and dashes")
     return value
 
@@ -439,7 +441,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_base_url=_base_url(env, "GENESYS_LOGIN_BASE_URL", domain and f"https://login.{domain}", allow_http),
         client_id=client_id,
         key_vault_url=key_vault_url,
-        client_secret_name=_secret_name(env, "GENESYS_CLIENT_SECRET_NAME", "genesys-client-secret") or "",
+        client_secret_name=_secret_name(
+            env, "GENESYS_CLIENT_SECRET_NAME", "genesys-client-secret", vault=key_vault_url is not None
+        )
+        or "",
         client_secret=client_secret,
         key_vault_verify_challenge_resource=_flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
         # At most 30: the SDK tries 3 times, and a call or a readiness probe waits for all of them
@@ -458,7 +463,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         call_deadline_seconds=call_deadline,
         connect_timeout_seconds=_seconds(env, "GENESYS_CONNECT_TIMEOUT_SECONDS", 3.05, minimum=MIN_TIMEOUT_SECONDS),
         read_timeout_seconds=_seconds(env, "GENESYS_READ_TIMEOUT_SECONDS", 10.0, minimum=MIN_TIMEOUT_SECONDS),
-        webhook_secret_name=_secret_name(env, "WEBHOOK_SECRET_NAME", "webhook-secret") or "",
+        webhook_secret_name=_secret_name(env, "WEBHOOK_SECRET_NAME", "webhook-secret", vault=key_vault_url is not None)
+        or "",
         webhook_secret_name_set=_text(env, "WEBHOOK_SECRET_NAME") is not None,
         sns_topic_arns=_list(
             env,
@@ -475,7 +481,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         webhook_secrets=_webhook_secrets(env),
         status_callback_secret=_secret(env, "STATUS_CALLBACK_SECRET"),
-        status_callback_secret_name=_secret_name(env, "STATUS_CALLBACK_SECRET_NAME"),
+        status_callback_secret_name=_secret_name(
+            env, "STATUS_CALLBACK_SECRET_NAME", None, vault=key_vault_url is not None
+        ),
         managed_identity=bool(_text(env, "IDENTITY_ENDPOINT") and _text(env, "IDENTITY_HEADER")),
         azure_client_id=_text(env, "AZURE_CLIENT_ID"),
         storage=storage_account(env),

@@ -218,7 +218,12 @@ def report() -> tuple[int, dict[str, Any], dict[str, str]]:
             {"name": "configuration", "status": "ok", "detail": "all settings valid"},
             vault,
             token,
-            _unless(genesys_failed, "genesys_token", "call_user", lambda: _call_user(app)),
+            _unless(
+                genesys_failed and settings.call_user_id is not None,
+                "genesys_token",
+                "call_user",
+                lambda: _call_user(app),
+            ),
             _unless(
                 genesys_failed and settings.uses_genesys_caller_ids,
                 "genesys_token",
@@ -232,7 +237,7 @@ def report() -> tuple[int, dict[str, Any], dict[str, str]]:
                 lambda: _webhook_secret(app),
             ),
             _unless(
-                vault_failed and not settings.status_callback_secret,
+                vault_failed and settings.status_callback_secret_name is not None,
                 "key_vault",
                 "status_callback_secret",
                 lambda: _status_callback_secret(app),

@@ -134,13 +134,17 @@ class KeyVaultSecrets:
             # The identity endpoint answered, but with a failure (a 5xx, or an HTML error page): for now.
             log.warning("Managed identity token unavailable: %s", type(error).__name__)
             raise Problem("key_vault_unavailable", "No managed identity token for Key Vault.", retry_after=5) from None
-        except ValueError:  # the SDK's, after JSONDecodeError (one too): the challenge names another host
-            raise Problem(
-                "configuration_error",
-                "Key Vault's authentication challenge names a resource other than KEY_VAULT_URL's host.",
-                hint="For a vault outside *.vault.azure.net (a custom domain, an emulator), set "
-                "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE=false; else check KEY_VAULT_URL.",
-            ) from None
+        except ValueError as error:  # after JSONDecodeError, one too
+            if self._verify_challenge_resource and "does not match the requested domain" in str(error):
+                raise Problem(
+                    "configuration_error",
+                    "Key Vault's authentication challenge names a resource other than KEY_VAULT_URL's host.",
+                    hint="For a vault outside *.vault.azure.net (a custom domain, an emulator), set "
+                    "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE=false; else check KEY_VAULT_URL.",
+                ) from None
+            # Any other: a malformed answer (a Retry-After no date, a bare challenge): the vault's side, for now
+            log.warning("Key Vault answered what could not be read: %s", type(error).__name__)
+            raise Problem("key_vault_unavailable", "Key Vault's answer could not be read.", retry_after=5) from None
         except ClientAuthenticationError as error:
             log.warning("Key Vault authentication failed: %s", type(error).__name__)
             raise Problem(

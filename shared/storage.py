@@ -175,15 +175,27 @@ def _unreachable(what: str, error: Exception | None = None) -> Problem:
     grant: still a 503, as a role assigned minutes ago may still be on its way."""
     status = getattr(error, "status_code", None)
     if status in (401, 403):
+        code = getattr(error, "error_code", None) or getattr(getattr(error, "response", None), "headers", {}).get(
+            "x-ms-error-code"
+        )
         return Problem(
             "idempotency_store_unavailable",
-            f"{what} refused the app's credentials ({status}); nothing was dialed.",
+            f"{what} refused the app's request ({status} {code or 'without a code'}); nothing was dialed.",
             retry_after=5,
-            hint="Give the app's identity Storage Table Data Contributor and Storage Queue Data Contributor on the "
-            "account AzureWebJobsStorage names (or fix its AccountKey); a role assigned minutes ago may still be "
-            "on its way.",
+            hint=_REFUSAL_HINTS.get(str(code), _REFUSAL_HINTS["AuthorizationPermissionMismatch"]),
         )
     return Problem("idempotency_store_unavailable", f"{what} could not be reached; nothing was dialed.", retry_after=5)
+
+
+# What each refusal of the storage account (x-ms-error-code) asks of the operator
+_REFUSAL_HINTS = {
+    "AuthorizationPermissionMismatch": "Give the app's identity Storage Table Data Contributor and Storage Queue "
+    "Data Contributor on the account AzureWebJobsStorage names; a role assigned minutes ago may still be on its way.",
+    "AuthorizationFailure": "The account's firewall refused the app: allow its network (with VNET_ENABLED, its "
+    "subnet or private endpoints) on the account AzureWebJobsStorage names.",
+    "AuthenticationFailed": "The account refused the app's credentials: check the AccountKey or SAS in "
+    "AzureWebJobsStorage, or the identity AzureWebJobsStorage__clientId names.",
+}
 
 
 def _table_gone(error: Exception) -> bool:

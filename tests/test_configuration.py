@@ -9,6 +9,7 @@ from shared.errors import Problem
 from tests.conftest import Stack
 
 MINIMAL = {"GENESYS_REGION": "mypurecloud.com", "GENESYS_CLIENT_ID": "id", "GENESYS_CLIENT_SECRET": "s"}
+VAULT = {"KEY_VAULT_URL": "https://kv-example.vault.azure.net/"}
 
 
 @pytest.mark.parametrize(
@@ -67,9 +68,9 @@ def test_defaults() -> None:
         ({"IDEMPOTENCY_RETENTION_SECONDS": "3600"}, "IDEMPOTENCY_RETENTION_SECONDS"),
         ({"IDEMPOTENCY_RETENTION_SECONDS": "inf"}, "IDEMPOTENCY_RETENTION_SECONDS"),
         # Key Vault answers 400 for such a name, which read as the vault being down: a retryable 503 on every call
-        ({"GENESYS_CLIENT_SECRET_NAME": "genesys_client_secret"}, "GENESYS_CLIENT_SECRET_NAME"),
-        ({"WEBHOOK_SECRET_NAME": "w" * 119}, "WEBHOOK_SECRET_NAME"),  # no room left for its -previous
-        ({"STATUS_CALLBACK_SECRET_NAME": "callback.secret"}, "STATUS_CALLBACK_SECRET_NAME"),
+        ({**VAULT, "GENESYS_CLIENT_SECRET_NAME": "genesys_client_secret"}, "GENESYS_CLIENT_SECRET_NAME"),
+        ({**VAULT, "WEBHOOK_SECRET_NAME": "w" * 119}, "WEBHOOK_SECRET_NAME"),  # no room left for its -previous
+        ({**VAULT, "STATUS_CALLBACK_SECRET_NAME": "callback.secret"}, "STATUS_CALLBACK_SECRET_NAME"),
         # alone, it was taken for the current secret: callbacks signed with the old key
         ({"WEBHOOK_SECRET_PREVIOUS": "old-secret"}, "WEBHOOK_SECRET_PREVIOUS"),
         # a cap's record holds every counted call's time in one Table property of at most 32K characters
@@ -374,3 +375,9 @@ def test_a_malformed_account_name_is_a_configuration_error() -> None:
 
     assert error.value.code == "configuration_error"
     assert "AzureWebJobsStorage__accountName" in error.value.detail
+
+
+def test_a_secret_name_left_over_without_a_vault_is_read_by_nothing_and_refused_by_nothing() -> None:
+    settings = load_settings({**MINIMAL, "GENESYS_CLIENT_SECRET_NAME": "genesys_client_secret"})
+
+    assert settings.client_secret == "s"

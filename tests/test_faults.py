@@ -194,3 +194,13 @@ def test_storage_that_accepts_but_never_answers_is_a_503_within_its_timeouts(sta
     assert response.json()["code"] == "idempotency_store_unavailable"
     assert stack.creates() == []
     assert READ_TIMEOUT_SECONDS <= elapsed < 2 * READ_TIMEOUT_SECONDS, f"took {elapsed:.1f} s"
+
+
+def test_a_vault_answer_the_sdk_cannot_read_is_the_vault_unavailable_not_a_configuration_error(stack: Stack) -> None:
+    """azure-core raises ValueError for a Retry-After that is no date; it read as a challenge naming another host."""
+    stack.vault.inject(*[VaultFault(status=503, retry_after="soon")] * 3)
+
+    response = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert (response.status_code, response.json()["code"]) == (503, "key_vault_unavailable"), response.text
+    assert stack.genesys.requests("create_call") == []

@@ -131,6 +131,19 @@ def test_without_a_call_user_and_any_allowed_user_or_queue_nothing_can_be_placed
     assert call.json()["code"] == "user_not_allowed"  # what readiness now says before the first call
 
 
+def test_a_check_that_needs_nothing_that_failed_still_reports(stack: Stack, configure) -> None:
+    """Without a call user the call_user check reads nothing from Genesys: a failed token must not hide it."""
+    configure(GENESYS_CALL_USER_ID=None, ALLOWED_USER_IDS=None, ALLOWED_QUEUE_IDS=None)
+    stack.genesys.inject("token", *[Fault(status=503)] * 3)
+
+    ready = stack.get("/api/health/ready")
+
+    assert checks(ready)["genesys_token"]["status"] == "failed"
+    assert checks(ready)["call_user"]["status"] == "failed", checks(ready)["call_user"]
+    assert checks(ready)["status_callback_secret"]["status"] == "skipped"
+    assert "signed with the webhook secret" in checks(ready)["status_callback_secret"]["detail"]
+
+
 def test_a_default_caller_id_the_org_does_not_own_is_not_ready(stack: Stack, configure) -> None:
     """With CALLER_ID_SOURCE=genesys every call without `from` uses DEFAULT_CALLER_ID, refused when it is no DID."""
     configure(DEFAULT_CALLER_ID="+13175550999")
@@ -304,5 +317,5 @@ def test_storage_that_refuses_the_apps_credentials_says_which_roles_to_grant(
 
     store = checks(response)["idempotency_store"]
     assert (store["status"], store["code"]) == ("failed", "idempotency_store_unavailable")
-    assert "refused the app's credentials (403)" in store["detail"]
+    assert "refused the app's request (403 AuthorizationPermissionMismatch)" in store["detail"]
     assert "Storage Table Data Contributor" in store["remediation"]
