@@ -125,7 +125,7 @@ class Settings:
 
 
 # host names and IPv4 (no leading dot), and IPv6 (urlsplit drops its [])
-_HOST = re.compile(r"[0-9a-z_-][0-9a-z._-]*|[0-9a-f:.]+", re.IGNORECASE)
+_HOST = re.compile(r"[0-9a-z_-][0-9a-z._-]*|[0-9a-f.]*:[0-9a-f:.]*", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,118}")  # 127 in Key Vault, less "-previous" for rotations
 # A cap's record holds the time of every counted call in one Table property (at most 32K characters: 1,650 times)
 MAX_CALLS_PER_NUMBER = 1000

@@ -148,6 +148,8 @@ class GenesysClient:
             raise _SentAndLost(type(error).__name__) from None
         except requests.RequestException as error:  # an answer that broke off or is malformed: it was sent
             raise _SentAndLost(type(error).__name__) from None
+        except Exception as error:  # noqa: BLE001 - raised past sending (a redirect's Location read): it was sent
+            raise _SentAndLost(type(error).__name__) from None
         correlation_id = response.headers.get(CORRELATION_HEADER)
         log.info(
             "Genesys %s %s -> %s in %.0f ms (correlation %s)",
@@ -246,7 +248,7 @@ class GenesysClient:
             if answer.status != 401 or refreshed:
                 break
             token = self.token(deadline, stale=token)
-        if answer.status >= 400 or answer.body is None:
+        if not 200 <= answer.status < 300 or answer.body is None:  # a redirect is no answer either
             if 200 <= answer.status < 300:
                 raise Problem(
                     "genesys_unavailable",

@@ -178,6 +178,7 @@ def _unreachable(what: str, error: Exception | None = None) -> Problem:
         code = getattr(error, "error_code", None) or getattr(getattr(error, "response", None), "headers", {}).get(
             "x-ms-error-code"
         )
+        code = getattr(code, "value", code)  # the SDKs give their known codes as enums
         return Problem(
             "idempotency_store_unavailable",
             f"{what} refused the app's request ({status} {code or 'without a code'}); nothing was dialed.",

@@ -39,6 +39,7 @@ class TableFront(ThreadingHTTPServer):
         self.update_delay = 0.0
         self.being_deleted = False
         self.forbidden = False
+        self.forbidden_code = "AuthorizationPermissionMismatch"
         self.on_refusal: Callable[[], None] = lambda: None  # runs as each request is refused
         self._counting = threading.Lock()
         self.holding = threading.Event()
@@ -90,11 +91,11 @@ class _Relay(RelayHandler):
             server.count_refusal()
             self.close_connection = True  # no answer: the client sees the connection drop
             return
-        if server.forbidden:  # the identity has no data role on the account
-            body = b'{"odata.error":{"code":"AuthorizationPermissionMismatch","message":{"value":"Not permitted."}}}'
+        if server.forbidden:  # the identity has no data role on the account (or the firewall refuses it, ...)
+            code = server.forbidden_code
+            body = b'{"odata.error":{"code":"%s","message":{"value":"Not permitted."}}}' % code.encode()
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = [("Content-Type", "application/json"), ("x-ms-error-code", "AuthorizationPermissionMismatch")]
-            answer(self, 403, headers, body)
+            answer(self, 403, [("Content-Type", "application/json"), ("x-ms-error-code", code)], body)
             return
         if server.being_deleted and self.command == "POST" and self.path.endswith("Tables"):
             body = b'{"odata.error":{"code":"TableBeingDeleted","message":{"value":"The table is being deleted."}}}'

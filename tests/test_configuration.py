@@ -51,6 +51,7 @@ def test_defaults() -> None:
         ({"GENESYS_API_BASE_URL": "http://127.0.0.1:1"}, "GENESYS_API_BASE_URL"),
         ({"GENESYS_API_BASE_URL": "ftp://x"}, "GENESYS_API_BASE_URL"),
         ({"GENESYS_API_BASE_URL": "https://api.exa mple.com"}, "GENESYS_API_BASE_URL"),  # requests: InvalidURL
+        ({"GENESYS_API_BASE_URL": "https://.10.0.0.1"}, "GENESYS_API_BASE_URL"),
         ({"GENESYS_ALLOW_INSECURE_HTTP": "maybe"}, "GENESYS_ALLOW_INSECURE_HTTP"),
         ({"CALLER_ID_SOURCE": "dids"}, "CALLER_ID_SOURCE"),
         ({"DEFAULT_PHONE_REGION": "XX"}, "DEFAULT_PHONE_REGION"),

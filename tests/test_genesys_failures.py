@@ -267,7 +267,14 @@ def test_a_token_request_that_timed_out_says_nothing_was_dialed(stack: Stack) ->
     assert stack.creates() == []
 
 
-@pytest.mark.parametrize("location", ["ftp://elsewhere.example/", "/api/v2/conversations/calls/user/again"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "ftp://elsewhere.example/",
+        "/api/v2/conversations/calls/user/again",
+        "http://127.0.0.1:99999/x",  # requests reads it after sending, raising a plain ValueError
+    ],
+)
 def test_a_create_answered_with_a_redirect_is_sent_once(stack: Stack, location: str) -> None:
     """Followed, a redirect sent the create again (31 times to its own URL); one requests could not follow was
     taken for "never sent" and the create sent 3 times. Genesys sends none: the answer is an unknown outcome."""
@@ -275,7 +282,8 @@ def test_a_create_answered_with_a_redirect_is_sent_once(stack: Stack, location: 
 
     response = stack.post("/api/calls", CALL)
 
-    assert response.status_code == 503, response.text
+    # 503 for the redirect as answered; 504 (lost after sending) when requests cannot even read its Location
+    assert response.status_code in (503, 504), response.text
     assert "outcome unknown" in response.json()["hint"].lower()
     assert len(stack.creates()) == 1
 

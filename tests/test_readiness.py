@@ -306,16 +306,20 @@ def test_a_do_not_call_table_that_cannot_be_read_is_not_ready(stack: Stack) -> N
     assert "do-not-call" in store["detail"]
 
 
-def test_storage_that_refuses_the_apps_credentials_says_which_roles_to_grant(
-    stack: Stack, configure, azurite: Azurite
+@pytest.mark.parametrize(
+    ("code", "remediation"),
+    [("AuthorizationPermissionMismatch", "Storage Table Data Contributor"), ("AuthorizationFailure", "firewall")],
+)
+def test_storage_that_refuses_the_app_says_what_to_change(
+    stack: Stack, configure, azurite: Azurite, code: str, remediation: str
 ) -> None:
     """A 403 read as "could not be reached; retry later", which no retry fixes."""
     with table_front(azurite.ports["Table"]) as front:
         configure(AzureWebJobsStorage=through_front(azurite, front))
-        front.forbidden = True
+        front.forbidden, front.forbidden_code = True, code
         response = stack.get("/api/health/ready")
 
     store = checks(response)["idempotency_store"]
     assert (store["status"], store["code"]) == ("failed", "idempotency_store_unavailable")
-    assert "refused the app's request (403 AuthorizationPermissionMismatch)" in store["detail"]
-    assert "Storage Table Data Contributor" in store["remediation"]
+    assert f"refused the app's request (403 {code})" in store["detail"]
+    assert remediation in store["remediation"]
