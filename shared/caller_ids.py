@@ -83,7 +83,8 @@ class RefreshingValue(Generic[T]):
 @dataclass(frozen=True)
 class AllowedCallerIds:
     """Caller IDs a call may present: numbers, and ranges of the organization's DID pools (first and last number
-    in E.164; a number of the same length between them is in the range)."""
+    in E.164, of one length and in order, as `GenesysClient.list_did_pool_ranges` keeps them; a number of that
+    length between them is in the range)."""
 
     numbers: frozenset[str]
     ranges: tuple[tuple[str, str], ...] = ()
@@ -92,12 +93,12 @@ class AllowedCallerIds:
         if not isinstance(number, str):
             return False
         return number in self.numbers or any(
-            len(first) == len(number) == len(last) and first <= number <= last for first, last in self.ranges
+            len(number) == len(first) and first <= number <= last for first, last in self.ranges
         )
 
     def __len__(self) -> int:
         """How many numbers, counting each range whole (a number in two of them counts twice)."""
-        return len(self.numbers) + sum(int(last) - int(first) + 1 for first, last in self.ranges if first <= last)
+        return len(self.numbers) + sum(int(last) - int(first) + 1 for first, last in self.ranges)
 
     def __or__(self, other: AllowedCallerIds) -> AllowedCallerIds:
         return AllowedCallerIds(self.numbers | other.numbers, self.ranges + other.ranges)

@@ -506,10 +506,10 @@ class CallService:
                 recheck()
             counted_at: float | None = None
             marked = False
+            scheduled = _instant(plan.scheduled_time) if plan.scheduled_time else None
 
             def before_each_send() -> None:
                 nonlocal counted_at, marked
-                scheduled = _instant(plan.scheduled_time) if plan.scheduled_time else None
                 self._policy.recheck(plan.to, checked_at, scheduled=scheduled)
                 if marked:  # a re-send (after a 429): counted and marked already
                     return

@@ -146,9 +146,7 @@ class GenesysClient:
             raise _SentAndLost(type(error).__name__) from None
         except requests.Timeout as error:
             raise _SentAndLost(type(error).__name__) from None
-        except requests.RequestException as error:  # an answer that broke off or is malformed: it was sent
-            raise _SentAndLost(type(error).__name__) from None
-        except Exception as error:  # noqa: BLE001 - raised past sending (a redirect's Location read): it was sent
+        except Exception as error:  # noqa: BLE001 - an answer broken off or malformed, a redirect's Location: sent
             raise _SentAndLost(type(error).__name__) from None
         correlation_id = response.headers.get(CORRELATION_HEADER)
         log.info(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -106,6 +106,11 @@ def public_url(req: func.HttpRequest, path: str) -> str:
     return f"{url.scheme}://{req.headers.get('host') or url.netloc}{path}"
 
 
+def media_type_of(headers: Mapping[str, str]) -> str:
+    """The Content-Type's media type, lower case, without its parameters; empty when there is none."""
+    return (headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
 def query_value(req: func.HttpRequest, name: str) -> str | None:
     """A query parameter by any spelling of its name (`?Region=GB`), as ASP.NET Core reads a query; the host hands
     the worker the names as the client spelled them, and `req.params` looks them up exactly."""
@@ -129,7 +134,7 @@ def read_body(
 
     `media_type_optional`: a sender that may leave Content-Type out (CloudEvents binary mode) sends JSON.
     `text_plain`: a sender that labels its JSON text/plain (AWS SNS)."""
-    media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    media_type = media_type_of(req.headers)
     if not media_type and media_type_optional:
         media_type = "application/json"
     if not _JSON_TYPES.match(media_type) and not (text_plain and media_type == "text/plain"):

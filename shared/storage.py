@@ -175,15 +175,12 @@ def _unreachable(what: str, error: Exception | None = None) -> Problem:
     grant: still a 503, as a role assigned minutes ago may still be on its way."""
     status = getattr(error, "status_code", None)
     if status in (401, 403):
-        code = getattr(error, "error_code", None) or getattr(getattr(error, "response", None), "headers", {}).get(
-            "x-ms-error-code"
-        )
-        code = getattr(code, "value", code)  # the SDKs give their known codes as enums
+        code = _service_error_code(error)
         return Problem(
             "idempotency_store_unavailable",
             f"{what} refused the app's request ({status} {code or 'without a code'}); nothing was dialed.",
             retry_after=5,
-            hint=_REFUSAL_HINTS.get(str(code), _REFUSAL_HINTS["AuthorizationPermissionMismatch"]),
+            hint=_REFUSAL_HINTS.get(code or "", _REFUSAL_HINTS["AuthorizationPermissionMismatch"]),
         )
     return Problem("idempotency_store_unavailable", f"{what} could not be reached; nothing was dialed.", retry_after=5)
 
@@ -199,16 +196,21 @@ _REFUSAL_HINTS = {
 }
 
 
+def _service_error_code(error: Exception | None) -> str | None:
+    """The storage service's error code (x-ms-error-code) of a failed request.
+
+    The SDKs set `error_code` from the answer on most operations (their known codes as enums), not on an insert's
+    error: then the answer's header says it."""
+    code = getattr(error, "error_code", None) or getattr(getattr(error, "response", None), "headers", {}).get(
+        "x-ms-error-code"
+    )
+    code = getattr(code, "value", code)
+    return None if code is None else str(code)
+
+
 def _table_gone(error: Exception) -> bool:
     """A 404 that says the table itself is missing (deleted), not an entity of it."""
-    from azure.core.exceptions import HttpResponseError
-
-    if not isinstance(error, HttpResponseError) or error.status_code != 404:
-        return False
-    # The Tables SDK sets `error_code` from the answer on most operations, not on an insert's error: then the
-    # service's x-ms-error-code header says it.
-    code = getattr(error, "error_code", None) or getattr(error.response, "headers", {}).get("x-ms-error-code")
-    return code == "TableNotFound"
+    return getattr(error, "status_code", None) == 404 and _service_error_code(error) == "TableNotFound"
 
 
 def is_lost_race(error: Exception) -> bool:

@@ -37,17 +37,14 @@ class CallPolicy:
         check_do_not_call(to.e164, self.do_not_call)
         now = datetime.fromtimestamp(self.clock(), timezone.utc)
         schedule_at = None
-        if scheduled is not None:
-            # Not before now: a time up to the clock-skew allowance in the past is run at once by Genesys.
-            self.hours.check(to.e164, to.region, max(scheduled, now), field="scheduledTime")
-        elif callback:
+        if callback and scheduled is None:
             allowed_at = self.hours.next_allowed_at(to.e164, to.region, now)
             if allowed_at is None:
                 self.hours.check(to.e164, to.region, now)  # never allowed: raises with the reason
             elif allowed_at > now:
                 schedule_at = allowed_at
         else:
-            self.hours.check(to.e164, to.region, now)
+            self._check_hours(to, scheduled, now)
         if self.cap is not None:
             self.cap.check(to.e164)
         return schedule_at
@@ -62,11 +59,15 @@ class CallPolicy:
         if now - checked_at < RECHECK_AFTER_SECONDS:
             return
         check_do_not_call(to.e164, self.do_not_call)
-        moment = datetime.fromtimestamp(now, timezone.utc)
+        self._check_hours(to, scheduled, datetime.fromtimestamp(now, timezone.utc))
+
+    def _check_hours(self, to: PhoneNumber, scheduled: datetime | None, now: datetime) -> None:
+        """The callee's hours at `now`, or at a `scheduled` time, though not before now: Genesys runs a time in
+        the past (up to the clock-skew allowance) at once."""
         if scheduled is None:
-            self.hours.check(to.e164, to.region, moment)
+            self.hours.check(to.e164, to.region, now)
         else:
-            self.hours.check(to.e164, to.region, max(scheduled, moment), field="scheduledTime")
+            self.hours.check(to.e164, to.region, max(scheduled, now), field="scheduledTime")
 
     def count(self, to: PhoneNumber) -> float | None:
         """Count the call against the cap, right before it is sent; `call_limit_reached` when over it. The

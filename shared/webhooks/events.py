@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import Problem
-from shared.http import parse_json
+from shared.http import media_type_of, parse_json
 from shared.idempotency import Reply
 from shared.webhooks.signed import delivery_key
 
@@ -67,7 +67,7 @@ def is_binary_cloudevent(headers: Mapping[str, str]) -> bool:
     The Content-Type decides first (the HTTP binding, section 3): an `application/cloudevents` one is structured
     or batched mode, whatever `ce-*` headers a proxy left on the request.
     """
-    media_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    media_type = media_type_of(headers)
     return bool(headers.get("ce-specversion")) and not media_type.startswith("application/cloudevents")
 
 
@@ -77,7 +77,7 @@ def read_delivery(headers: Mapping[str, str], body: bytes, max_events: int) -> D
     More than `max_events` events is `too_many_events` before any is acted on: one delivery must not be
     able to place hundreds of calls.
     """
-    media_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    media_type = media_type_of(headers)
     if is_binary_cloudevent(headers):
         if headers["ce-specversion"] != "1.0":
             raise Problem("validation_failed", "Only CloudEvents specversion 1.0 is supported.", field="ce-specversion")
