@@ -214,19 +214,20 @@ def report() -> tuple[int, dict[str, Any], dict[str, str]]:
         vault_failed = vault["status"] == "failed"
         token = _unless(vault_failed, "key_vault", "genesys_token", lambda: _token(app))
         genesys_failed = vault_failed or token["status"] == "failed"
+        genesys_blocker = "key_vault" if vault_failed else "genesys_token"  # the failure itself, not a skip
         checks = [
             {"name": "configuration", "status": "ok", "detail": "all settings valid"},
             vault,
             token,
             _unless(
                 genesys_failed and settings.call_user_id is not None,
-                "genesys_token",
+                genesys_blocker,
                 "call_user",
                 lambda: _call_user(app),
             ),
             _unless(
                 genesys_failed and settings.uses_genesys_caller_ids,
-                "genesys_token",
+                genesys_blocker,
                 "caller_ids",
                 lambda: _caller_ids(app),
             ),
