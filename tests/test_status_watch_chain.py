@@ -8,9 +8,9 @@ which no queue runner consumes, so the test hands it each message as the trigger
 each reading the record while the other's Genesys read is still on its way (the emulator holds both reads), or
 one step run again after its record write failed (a front before Azurite refuses the write, tests/table_front.py).
 
-Never none. A step's message can be lost: storage refuses a new watch's first message and then the rollback that
-would let a retry start it again (a process stopped between the two leaves the same), or a message is held up
-past its retries. The timer `resume_stalled_watches` queues a new step for a watch whose step is
+Never none. A step's message can be lost: storage refuses a new watch's first message (the caller has its answer
+and will not retry; a process stopped between the record and the message leaves the same), or a message is held
+up past its retries. The timer `resume_stalled_watches` queues a new step for a watch whose step is
 `STALLED_AFTER_SECONDS` overdue; the old message, should it turn up, does nothing.
 """
 
@@ -282,29 +282,21 @@ def test_a_watch_recorded_by_the_previous_release_still_delivers(
 
 
 def test_a_watch_whose_first_step_was_lost_is_resumed_by_the_timer(
-    stack: Stack,
-    configure: Callable[..., None],
-    monkeypatch: pytest.MonkeyPatch,
-    receiver: Receiver,
-    azurite: Azurite,
+    stack: Stack, configure: Callable[..., None], monkeypatch: pytest.MonkeyPatch, receiver: Receiver
 ) -> None:
-    """Storage fails as a watch starts: its first message is refused, and so is the delete that would let a retry
-    of the request start it again. No message will ever run that watch. Once its first step is overdue by
-    `STALLED_AFTER_SECONDS`, the app's timer resumes it, and the app's own queue runs it to the end."""
+    """Storage refuses a new watch's first message. No message will ever run that watch, and the caller, answered
+    201, will not retry (the watch used to be deleted for a retry to start again: its callbacks were lost). Once
+    its first step is overdue by `STALLED_AFTER_SECONDS`, the app's timer resumes it, and the app's own queue runs
+    it to the end."""
     monkeypatch.setattr(stack.genesys.org, "answer_after_seconds", 0.5)
     monkeypatch.setattr(stack.genesys.org, "hang_up_after_seconds", 0.5)
     configure(**FAST)
     placed = stack.post("/api/calls", CALL)
     assert placed.status_code == 201, placed.text
     conversation_id = placed.json()["conversationId"]
-    with table_front(azurite.ports["Table"]) as front:
-        front.failing_deletes = True
-        store = TableStore(front.storage().table(services().settings.idempotency_table))
-        # It started a while ago, so its first step is overdue now.
-        starting = watcher_on(
-            STATUS_QUEUE, store, storage=dead_queue_service(), clock=in_seconds(-STALLED_AFTER_SECONDS - 60)
-        )
-        starting.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "connected", "ended")))
+    # It started a while ago, so its first step is overdue now.
+    starting = watcher_on(STATUS_QUEUE, storage=dead_queue_service(), clock=in_seconds(-STALLED_AFTER_SECONDS - 60))
+    starting.start(conversation_id, "request-1", StatusCallback(receiver.url, ("ringing", "connected", "ended")))
     stalled = app_store().read(record_key(conversation_id))
     assert stalled is not None and stalled.state == WATCHING and watch_state(conversation_id)["tick"] == 0
 

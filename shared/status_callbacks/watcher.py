@@ -237,16 +237,13 @@ class StatusWatcher:
             delay = self._delay(data["nextPollAt"], now)
             key = record_key(conversation_id)
             record = Record(key, "", WATCHING, request_id, now, expires_at, data=data, due_at=now + delay)
-            created = self._store.create(record)
-            if created is None:
+            if self._store.create(record) is None:
                 return
-            try:
-                self._queue.send(first.message(), delay)
-            except Exception:
-                self._store.delete(created)  # a retry of the request starts the watch again
-                raise
+            # The record goes first and stays if the message is refused: the caller has its answer and will not
+            # retry, so only the timer can start the watch then (`resume_stalled`), once the step is overdue.
+            self._queue.send(first.message(), delay)
             log.info("Watching conversation %s for status events", conversation_id)
-        except Exception as error:  # noqa: BLE001 - the call is placed; only its callbacks are lost
+        except Exception as error:  # noqa: BLE001 - the call is placed; its callbacks wait for the timer, or are lost
             log.error("Could not start watching conversation %s: %s", conversation_id, type(error).__name__)
 
     def deliveries(self, conversation_id: str) -> list[dict[str, Any]] | None:
@@ -312,9 +309,9 @@ class StatusWatcher:
     def resume_stalled(self, limit: int = RESUME_MAX_WATCHES) -> int:
         """Queue a new step for each watch whose step became due `STALLED_AFTER_SECONDS` ago and never ran; how many.
 
-        A step's message can be lost: the app stopped between writing a new watch and queuing its first step
-        (or storage refused that message and then the rollback), or a step's record write took longer than its
-        successor's retries (the successor went to the poison queue). The new step is one tick on, and the
+        A step's message can be lost: storage refused a new watch's first message, or the app stopped between
+        writing the watch and queuing it, or a step's record write took longer than its successor's retries (the
+        successor went to the poison queue). The new step is one tick on, and the
         record names it by an ETag-conditional write, so if the old message turns up after all it does nothing,
         and a step that ran meanwhile keeps its own chain (this one's message is then a stray).
         """
