@@ -187,10 +187,19 @@ class AsyncRequests:
         message = job.to_message()  # a validated body of at most 16 KiB: always far under MAX_MESSAGE_BYTES
         # The record's fingerprint is the message's: only the message written here can run this job.
         expires_at = now + self._retention
-        self._store.create(
+        accepted = self._store.create(
             Record(record_key(job.request_id), fingerprint(message), PENDING, job.request_id, now, expires_at)
         )
-        self._queue.send(message)
+        try:
+            self._queue.send(message)
+        except Problem:
+            # A send answered with an error may still have landed, once per try: the job is withdrawn so that no
+            # copy runs it, as the 503 says. A copy already running it has taken the record: the job stands.
+            if accepted is not None:
+                self._store.delete(accepted)
+            if self._store.read(record_key(job.request_id)) is None:
+                raise
+            log.warning("Asynchronous request %s: its message was refused, yet a copy of it runs", job.request_id)
         log.info("Accepted asynchronous request %s", job.request_id)
         return self._pending(job.request_id)
 

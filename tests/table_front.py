@@ -4,7 +4,8 @@ It relays every request; `hold_next_query()` holds the next query's answer until
 has run: the answer is what the table held then), and while `failing_writes` is set every entity write is
 refused by closing the connection before it reaches Azurite, as a storage outage does (`failing_deletes`: only
 deletes; `failing_reads`: only reads). `refused` counts the requests refused. `lost_insert_answers` lets inserts
-reach Azurite and answers them 503, as a gateway that lost the answer does. `update_delay` holds every entity
+reach Azurite and answers them 503, as a gateway that lost the answer does (each once `lost_answer_gate` is set,
+if given). `update_delay` holds every entity
 update (not an insert) that long before relaying it: a slow storage write. `being_deleted` answers a table
 creation 409 `TableBeingDeleted`, as the service does for about 40 s after a table was deleted; `forbidden`
 answers everything 403, as to an identity without a data role.
@@ -36,6 +37,7 @@ class TableFront(ThreadingHTTPServer):
         self.failing_reads = False
         self.refused = 0
         self.lost_insert_answers = 0  # this many inserts reach Azurite and are answered 503 instead of its answer
+        self.lost_answer_gate: threading.Event | None = None
         self.update_delay = 0.0
         self.being_deleted = False
         self.forbidden = False
@@ -107,6 +109,8 @@ class _Relay(RelayHandler):
         relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)
         if self.command == "POST" and entity_write and server.lost_insert_answers > 0:
             server.lost_insert_answers -= 1  # written, but the client hears a 503: azure-core sends it again
+            if server.lost_answer_gate is not None:
+                server.lost_answer_gate.wait(WAIT_SECONDS)
             relayed = (503, [("Content-Type", "application/json")], b'{"odata.error":{"code":"ServerBusy"}}')
         if self.command == "GET" and "()" in self.path and self.server._take_hold():
             self.server.holding.set()

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
 import requests
 
+from emulators.azurite import Azurite
 from emulators.genesys import NO_STATION_USER_ID, Fault
 from emulators.local_host import QueueRunner
 from shared.async_requests import PENDING, Job, record_key
 from shared.idempotency import CLAIMED, SENT, Record, fingerprint
 from shared.services import services
-from tests.conftest import Stack, app_queue, app_store, backdate
+from tests.conftest import Stack, app_queue, app_store, backdate, wait_for
+from tests.table_front import TableFront, table_front
 
 ASYNC = {"Prefer": "respond-async"}
 MAX_POLLS = 40
@@ -177,6 +181,61 @@ def test_async_mode_without_storage_is_a_configuration_error(stack: Stack, confi
     assert response.status_code == 500
     assert response.json()["code"] == "configuration_error"
     assert stack.creates() == []
+
+
+@contextmanager
+def queue_answers_lost(stack: Stack, configure, azurite: Azurite) -> Iterator[TableFront]:
+    """The app's queue requests (the local host's too) through a front that can lose the queue's answers."""
+    queue = f"QueueEndpoint=http://127.0.0.1:{azurite.ports['Queue']}/"
+    assert queue in azurite.connection_string
+    with table_front(azurite.ports["Queue"]) as front:  # the front relays any of Azurite's services
+        front_queue = f"QueueEndpoint=http://127.0.0.1:{front.server_address[1]}/"
+        configure(
+            ASYNC_RETRY_AFTER_SECONDS="1", AzureWebJobsStorage=azurite.connection_string.replace(queue, front_queue)
+        )
+        yield front
+
+
+def test_a_job_whose_message_landed_though_its_send_failed_dials_nothing(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """The queue took each try of the send and every answer was lost (a 503 from the way back): the caller is told
+    503, nothing dialed, and has no request id to follow. The copies that landed used to run the job: a call the
+    caller was told never happened, and dialed again when it sent the request again."""
+    with queue_answers_lost(stack, configure, azurite) as front:
+        front.lost_insert_answers = 100  # every try of the send lands, and is answered 503
+        front.failing_reads = True  # and no copy is taken off the queue before the send has failed
+        deliveries_before = len(stack.host.queues.deliveries)
+
+        response = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+        front.lost_insert_answers, front.failing_reads = 0, False
+
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "idempotency_store_unavailable"
+        assert wait_for(lambda: len(stack.host.queues.deliveries) > deliveries_before, 30), "no copy was delivered"
+    assert ("place_queued_call", True) not in stack.host.queues.deliveries[deliveries_before:]
+    assert stack.creates() == []
+
+
+def test_a_job_whose_landed_message_already_runs_is_answered_202(stack: Stack, configure, azurite: Azurite) -> None:
+    """The same lost answers, but a copy that landed was taken and placed the call before the send gave up: the
+    job stands, so the caller gets its request id (and the call's answer by it), not a 503 saying nothing was
+    dialed."""
+    with queue_answers_lost(stack, configure, azurite) as front:
+        front.lost_insert_answers = 100
+        front.lost_answer_gate = threading.Event()  # the first answer is lost only once a copy has run
+        deliveries_before = len(stack.host.queues.deliveries)
+        with ThreadPoolExecutor(1) as background:
+            posting = background.submit(stack.post, "/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+            ran = wait_for(lambda: ("place_queued_call", True) in stack.host.queues.deliveries[deliveries_before:], 30)
+            front.lost_answer_gate.set()
+            assert ran, "no copy ran"
+            accepted = posting.result(timeout=30)
+        front.lost_insert_answers = 0
+
+        final, _ = follow(stack, accepted)
+    assert final.status_code == 201, final.text
+    assert len(stack.creates()) == 1
 
 
 def test_one_asynchronous_request_has_one_id(stack: Stack, configure) -> None:
