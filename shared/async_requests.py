@@ -48,6 +48,7 @@ MAX_MESSAGE_BYTES = 48 * 1024  # a storage queue message is at most 64 KiB after
 PENDING = "pending"
 RECORD_PREFIX = "async:"
 DELIVERY = "delivery"  # in a job's record: how many deliveries have taken it (see JobAttempt)
+CALL_RECORD = "callRecord"  # in a job's record once sent: the record its call's answer went to (see JobAttempt)
 # A job taken this often without an answer ends: a worker dying on every delivery would otherwise go from the
 # poison queue back to the queue (`fail` looks again at a claim that may still answer) for ever.
 MAX_DELIVERIES = 2 * MAX_DEQUEUE_COUNT
@@ -240,12 +241,12 @@ class AsyncRequests:
             return
         if self._outlived(job, record):
             log.warning("Asynchronous request %s outlived its retention on the queue", job.request_id)
-            problem = outcome_never_recorded() if record.state == SENT else expired_unsent()
-            self._complete(record, Reply.of_problem(problem, job.request_id))
+            unsent = Reply.of_problem(expired_unsent(), job.request_id)
+            self._complete(record, self._sent_answer(record) if record.state == SENT else unsent)
             return
         if record.state == SENT:
             log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
-            self._complete(record, Reply.of_problem(outcome_never_recorded(), job.request_id))
+            self._complete(record, self._sent_answer(record))
             return
         delivery = int((record.data or {}).get(DELIVERY, 0)) + 1  # numbered by this conditional write
         if delivery > MAX_DELIVERIES:  # its worker died on every one (a crash, a timeout): it sent nothing
@@ -256,11 +257,11 @@ class AsyncRequests:
             raise RetryLater("another delivery took this job first")
         claim = Claim(self._store, taken)
         try:
-            attempt = JobAttempt(job.accepted_at, claim.mark_sent, delivery)
+            attempt = JobAttempt(job.accepted_at, lambda call_key: claim.mark_sent({CALL_RECORD: call_key}), delivery)
             reply, replayed = answer(job.body, job.idempotency_key, job.request_id, job=attempt)
         except Exception:
             if claim.sent:  # the call may exist: record that instead of letting a redelivery try again
-                self._complete(claim.record, Reply.of_problem(outcome_never_recorded(), job.request_id))
+                self._complete(claim.record, self._sent_answer(claim.record))
                 return
             self._release(claim.record)
             raise
@@ -302,8 +303,19 @@ class AsyncRequests:
         if record.state in (CLAIMED, SENT) and self._stale_in(record) >= 0:
             self._check_back(message, record)  # its holder may still answer; else a later look settles it
             return
-        problem = outcome_never_recorded() if record.state == SENT else never_sent(MAX_DEQUEUE_COUNT)
-        self._complete(record, Reply.of_problem(problem, job.request_id))
+        unsent = Reply.of_problem(never_sent(MAX_DEQUEUE_COUNT), job.request_id)
+        self._complete(record, self._sent_answer(record) if record.state == SENT else unsent)
+
+    def _sent_answer(self, record: Record) -> Reply:
+        """The answer of a job that sent its call and did not record it: its call's, when the call's own record
+        holds it (the job's last write failed after it), else "outcome unknown". Never a guess: a keyless
+        client told "may have been placed" of a call it could have known about sends it again."""
+        call_key = (record.data or {}).get(CALL_RECORD)
+        call = self._store.read(call_key) if isinstance(call_key, str) else None
+        if call is not None and call.owner == record.owner and call.state == DONE and call.reply is not None:
+            log.info("Asynchronous request %s: its call's answer was recorded; it is the job's", record.owner)
+            return call.reply
+        return Reply.of_problem(outcome_never_recorded(), record.owner)
 
     def _check_back(self, message: str, record: Record) -> None:
         """Another delivery holds the job (a duplicate message, or one whose worker died): queue the message again

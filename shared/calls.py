@@ -514,9 +514,7 @@ class CallService:
                 if marked:  # a re-send (after a 429): counted and marked already
                     return
                 counted_at = self._policy.count(plan.to)  # once per placed call: after the claim, before sending
-                if job is not None:
-                    job.mark_sent()
-                mark_sent()
+                mark_sent()  # a queued job's own record, then the call's claim
                 marked = True
 
             try:

@@ -87,7 +87,8 @@ class JobAttempt:
     """One delivery of an asynchronous job, as the call path sees it.
 
     `accepted_at` is when the job was accepted: its duplicate window runs from there, not from when a worker got
-    to it. `mark_sent` marks the job's own record right before the create could reach Genesys. `delivery`
+    to it. `mark_sent(call_key)` marks the job's own record right before the create could reach Genesys, naming
+    the record the call's answer goes to (None: no record), where the job finds it if its own write fails. `delivery`
     numbers the deliveries that took the job's record, each by a write conditional on the one before.
 
     A claim written by delivery n and found "sending" by a later delivery m > n is taken over, not answered
@@ -97,7 +98,7 @@ class JobAttempt:
     """
 
     accepted_at: float
-    mark_sent: Callable[[], None]
+    mark_sent: Callable[[str | None], None]
     delivery: int
 
 
@@ -212,11 +213,13 @@ class Claim:
         self.record = record
         self.sent = False
 
-    def mark_sent(self) -> None:
+    def mark_sent(self, note: dict[str, Any] | None = None) -> None:
+        """`note` joins the record's data in the same write."""
         if self.sent:
             return
         if self.record.state not in MAY_HAVE_SENT:
-            updated = self._store.replace(replace(self.record, state=SENT))
+            data = {**(self.record.data or {}), **note} if note else self.record.data
+            updated = self._store.replace(replace(self.record, state=SENT, data=data))
             if updated is None:
                 raise Problem(
                     "request_in_progress",
@@ -251,7 +254,7 @@ class Idempotency:
         """
         store_key = self._store_key(key, request_fingerprint)
         if store_key is None:
-            return action(lambda: None), False
+            return action(_marking(job, None, lambda: None)), False
         if key is None:
             # A claim that may send outlives the window: its owner may take up to the stale limit to answer, and
             # one that never records an answer (a crash after sending) must outlive the client's retries too.
@@ -274,18 +277,18 @@ class Idempotency:
             )
             claimed = self.store.create(mine)
             if claimed is not None:
-                return self._execute(Claim(self.store, claimed), action, request_id), False
+                return self._execute(Claim(self.store, claimed), action, request_id, job), False
             current = self.store.read(store_key)
             if current is None:
                 continue  # released between our insert and read: try to claim again
             if current.owner == request_id and current.claimed_at == now and current.state == SENDING:
                 # Our own insert: it landed, its answer was lost, and the SDK's resend met it (409).
-                return self._execute(Claim(self.store, current), action, request_id), False
+                return self._execute(Claim(self.store, current), action, request_id, job), False
             if job is not None and _left_by_earlier_delivery(current, job, request_id):
                 log.warning("An earlier delivery of job %s left its claim before sending; resuming it", request_id)
                 taken = self.store.replace(replace(mine, etag=current.etag))
                 if taken is not None:
-                    return self._execute(Claim(self.store, taken), action, request_id), False
+                    return self._execute(Claim(self.store, taken), action, request_id, job), False
                 continue
             if _expired(current, arrived):
                 # Past the window an identical keyless request is a new one and a key past its retention is free.
@@ -294,7 +297,7 @@ class Idempotency:
                 # send; see GenesysClient).
                 taken = self.store.replace(replace(mine, etag=current.etag))
                 if taken is not None:
-                    return self._execute(Claim(self.store, taken), action, request_id), False
+                    return self._execute(Claim(self.store, taken), action, request_id, job), False
                 continue
             if current.fingerprint != request_fingerprint:
                 raise Problem(
@@ -331,9 +334,9 @@ class Idempotency:
             return "key:" + check_key(key)
         return KEYLESS_PREFIX + request_fingerprint if self.duplicate_window_seconds > 0 else None
 
-    def _execute(self, claim: Claim, action: Action, request_id: str) -> Reply:
+    def _execute(self, claim: Claim, action: Action, request_id: str, job: JobAttempt | None) -> Reply:
         try:
-            reply = action(claim.mark_sent)
+            reply = action(_marking(job, claim.record.key, claim.mark_sent))
         except Problem as problem:
             if claim.sent and problem.outcome_unknown:
                 self._finish(claim, Reply.of_problem(problem, request_id), outcome_unknown=True)
@@ -383,6 +386,18 @@ class Idempotency:
             recorded = False
         if not recorded:
             log.error("Could not record the outcome of request %s for replay", claim.record.owner)
+
+
+def _marking(job: JobAttempt | None, call_key: str | None, mark_claim: Callable[[], None]) -> Callable[[], None]:
+    """What marks a request sent: its claim, and first a queued job's own record (naming the claim's record)."""
+    if job is None:
+        return mark_claim
+
+    def mark() -> None:
+        job.mark_sent(call_key)
+        mark_claim()
+
+    return mark
 
 
 def _left_by_earlier_delivery(record: Record, job: JobAttempt, request_id: str) -> bool:

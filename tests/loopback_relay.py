@@ -19,12 +19,17 @@ Server = TypeVar("Server", bound=socketserver.BaseServer)
 HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
-def forward(
-    handler: BaseHTTPRequestHandler, host: str, port: int | None, path: str
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Send the handler's request (method, end-to-end headers, body) to host:port and read the whole answer."""
+def read_request_body(handler: BaseHTTPRequestHandler) -> bytes | None:
     length = int(handler.headers.get("Content-Length") or 0)
-    body = handler.rfile.read(length) if length else None
+    return handler.rfile.read(length) if length else None
+
+
+def forward(
+    handler: BaseHTTPRequestHandler, host: str, port: int | None, path: str, body: bytes | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Send the handler's request (method, end-to-end headers, body) to host:port and read the whole answer;
+    `body` when the front has read it already."""
+    body = body if body is not None else read_request_body(handler)
     upstream = http.client.HTTPConnection(host, port, timeout=20)
     try:
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}

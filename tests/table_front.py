@@ -3,7 +3,8 @@
 It relays every request; `hold_next_query()` holds the next query's answer until `release` is set (the query
 has run: the answer is what the table held then), and while `failing_writes` is set every entity write is
 refused by closing the connection before it reaches Azurite, as a storage outage does (`failing_deletes`: only
-deletes; `failing_reads`: only reads). `refused` counts the requests refused. `lost_insert_answers` lets inserts
+deletes; `failing_reads`: only reads; `failing_write_when`: the writes whose body it holds true). `refused`
+counts the requests refused. `lost_insert_answers` lets inserts
 reach Azurite and answers them 503, as a gateway that lost the answer does (each once `lost_answer_gate` is set,
 if given). `update_delay` holds every entity
 update (not an insert) that long before relaying it: a slow storage write. `being_deleted` answers a table
@@ -21,7 +22,7 @@ from http.server import ThreadingHTTPServer
 
 from emulators.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from shared.storage import StorageAccount
-from tests.loopback_relay import RelayHandler, answer, forward, serving
+from tests.loopback_relay import RelayHandler, answer, forward, read_request_body, serving
 
 WAIT_SECONDS = 10.0
 
@@ -35,6 +36,7 @@ class TableFront(ThreadingHTTPServer):
         self.failing_writes = False
         self.failing_deletes = False
         self.failing_reads = False
+        self.failing_write_when: Callable[[bytes], bool] | None = None
         self.refused = 0
         self.lost_insert_answers = 0  # this many inserts reach Azurite and are answered 503 instead of its answer
         self.lost_answer_gate: threading.Event | None = None
@@ -85,8 +87,10 @@ class _Relay(RelayHandler):
     def _relay(self) -> None:
         entity_write = self.command in ("PUT", "MERGE", "PATCH", "POST", "DELETE") and not self.path.endswith("Tables")
         server = self.server
+        body = read_request_body(self) if entity_write else None
         if (
             (server.failing_writes and entity_write)
+            or (entity_write and server.failing_write_when is not None and server.failing_write_when(body or b""))
             or (server.failing_deletes and self.command == "DELETE")
             or (server.failing_reads and self.command == "GET")
         ):
@@ -96,17 +100,18 @@ class _Relay(RelayHandler):
         if server.forbidden:  # the identity has no data role on the account (or the firewall refuses it, ...)
             code = server.forbidden_code
             body = b'{"odata.error":{"code":"%s","message":{"value":"Not permitted."}}}' % code.encode()
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if not entity_write:
+                read_request_body(self)
             answer(self, 403, [("Content-Type", "application/json"), ("x-ms-error-code", code)], body)
             return
         if server.being_deleted and self.command == "POST" and self.path.endswith("Tables"):
+            read_request_body(self)
             body = b'{"odata.error":{"code":"TableBeingDeleted","message":{"value":"The table is being deleted."}}}'
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
             answer(self, 409, [("Content-Type", "application/json"), ("x-ms-error-code", "TableBeingDeleted")], body)
             return
         if server.update_delay and self.command in ("PUT", "MERGE", "PATCH") and entity_write:
             time.sleep(server.update_delay)
-        relayed = forward(self, "127.0.0.1", self.server.table_port, self.path)
+        relayed = forward(self, "127.0.0.1", self.server.table_port, self.path, body)
         if self.command == "POST" and entity_write and server.lost_insert_answers > 0:
             server.lost_insert_answers -= 1  # written, but the client hears a 503: azure-core sends it again
             if server.lost_answer_gate is not None:

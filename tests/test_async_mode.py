@@ -19,7 +19,7 @@ from shared.async_requests import PENDING, Job, record_key
 from shared.idempotency import CLAIMED, SENT, Record, fingerprint
 from shared.services import services
 from tests.conftest import Stack, app_queue, app_store, backdate, wait_for
-from tests.table_front import TableFront, table_front
+from tests.table_front import TableFront, table_front, through_front
 
 ASYNC = {"Prefer": "respond-async"}
 MAX_POLLS = 40
@@ -236,6 +236,33 @@ def test_a_job_whose_landed_message_already_runs_is_answered_202(stack: Stack, c
         final, _ = follow(stack, accepted)
     assert final.status_code == 201, final.text
     assert len(stack.creates()) == 1
+
+
+def test_a_job_whose_last_write_failed_answers_its_calls_201_not_outcome_unknown(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """The call was placed and its answer recorded; then the job's own record refused the answer (storage went
+    away for a moment). The next delivery found the job "sent" and answered 504 "it may have been placed": the
+    conversation id lost, and a keyless client that sent the request again rang the person a second time."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(
+            ASYNC_RETRY_AFTER_SECONDS="1",
+            IDEMPOTENCY_STALE_SECONDS="1",
+            AzureWebJobsStorage=through_front(azurite, front),
+        )
+        front.failing_write_when = lambda body: b'"async:' in body and b'"done"' in body  # the job's answer
+
+        deliveries_before = len(stack.host.queues.deliveries)
+
+        accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+        failed = wait_for(lambda: ("place_queued_call", False) in stack.host.queues.deliveries[deliveries_before:], 30)
+        front.failing_write_when = None
+        assert failed and front.refused > 0, "the job's answer was written"
+        final, _ = follow(stack, accepted)
+
+    assert final.status_code == 201, final.text
+    assert len(stack.creates()) == 1
+    assert list(stack.genesys.org.conversations) == [final.json()["conversationId"]]
 
 
 def test_one_asynchronous_request_has_one_id(stack: Stack, configure) -> None:

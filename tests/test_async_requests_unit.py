@@ -93,7 +93,7 @@ def rate_limited(retry_after: int, attempts: list[int]) -> Any:
     """A create Genesys refused with 429: sent after the job's mark, and provably not acted on."""
 
     def answer(body: Any, key: str | None, request_id: str, *, job: JobAttempt) -> tuple[Reply, bool]:
-        job.mark_sent()
+        job.mark_sent(None)
         attempts.append(job.delivery)
         problem = Problem("genesys_rate_limited", "Genesys Cloud answered 429.", retry_after=retry_after)
         return Reply.of_problem(problem, request_id), False

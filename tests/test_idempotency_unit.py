@@ -142,7 +142,7 @@ class StoreThatCannotRelease(MemoryStore):
 
 
 def delivery(number: int) -> JobAttempt:
-    return JobAttempt(START, lambda: None, number)
+    return JobAttempt(START, lambda call_key: None, number)
 
 
 def left_sending(store: MemoryStore, guard: Idempotency, request_id: str, job: JobAttempt | None) -> None:
