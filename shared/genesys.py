@@ -146,7 +146,7 @@ class GenesysClient:
             raise _SentAndLost(type(error).__name__) from None
         except requests.Timeout as error:
             raise _SentAndLost(type(error).__name__) from None
-        except Exception as error:  # noqa: BLE001 - an answer broken off or malformed, a redirect's Location: sent
+        except Exception as error:  # noqa: BLE001 - an answer broken off or malformed: sent
             raise _SentAndLost(type(error).__name__) from None
         correlation_id = response.headers.get(CORRELATION_HEADER)
         log.info(

@@ -24,10 +24,26 @@ from urllib3.util.retry import Retry
 POOL_CONNECTIONS = 32
 
 
+class NoRedirectSession(requests.Session):
+    """A session that never reads a redirect and trusts nothing from the environment at request time.
+
+    The app follows no redirect (a followed 307 sends a create again; a callback must reach only the URL that was
+    checked). Told not to follow one, requests still reads it, for `Response.next`: it downloads the redirect's
+    body, however long and slow, and parses its Location, raising a plain ValueError for a malformed one, after
+    the request was sent. A 3xx here is an answer like any other, its body never read unless asked for.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 def session(*base_urls: str, retries: Retry | int = 0) -> requests.Session:
     """A session for requests to `base_urls` only; `retries` are urllib3's (0: none; callers retry themselves)."""
-    pooled = requests.Session()
-    pooled.trust_env = False
+    pooled = NoRedirectSession()
     adapter = HTTPAdapter(pool_connections=max(1, len(base_urls)), pool_maxsize=POOL_CONNECTIONS, max_retries=retries)
     pooled.mount("https://", adapter)
     pooled.mount("http://", adapter)

@@ -293,11 +293,16 @@ def stack(emulators: tuple[Any, ...], configure: Callable[..., None], log_audit:
     forget_services()
 
 
+HELD_ANSWER_SECONDS = 60.0  # a raw answer's connection is held at most this long
+
+
 @dataclass
 class Receiver:
-    """A loopback HTTP endpoint: answers each POST with the next of `answers` (then 200), keeps what came."""
+    """A loopback HTTP endpoint: answers each POST with the next of `answers` (then 200), keeps what came. An
+    answer given as bytes is written as it is, and the connection then held open until the test ends (a body that
+    never ends, never ends)."""
 
-    answers: list[int] = field(default_factory=list)
+    answers: list[int | bytes] = field(default_factory=list)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     url: str = ""
 
@@ -309,6 +314,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
     lock = threading.Lock()
+    ended = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -316,8 +322,11 @@ def receiver() -> Iterator[Receiver]:
             with lock:
                 state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = state.answers.pop(0) if state.answers else 200
-            # The whole answer in one write: no Nagle stall between the headers and an empty body.
-            self.wfile.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+            if isinstance(status, bytes):
+                self.wfile.write(status)
+                ended.wait(HELD_ANSWER_SECONDS)
+            else:  # the whole answer in one write: no Nagle stall between the headers and an empty body
+                self.wfile.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
             self.close_connection = True
 
         def log_message(self, *args: object) -> None:
@@ -327,4 +336,7 @@ def receiver() -> Iterator[Receiver]:
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/calls"
     with serving(server):
-        yield state
+        try:
+            yield state
+        finally:
+            ended.set()

@@ -112,6 +112,31 @@ def test_a_receiver_that_keeps_failing_is_recorded_undeliverable(scripted: Stack
     assert status["statusCallbacks"] == [{"event": "failed", "status": "undeliverable", "attempts": 5}]
 
 
+@pytest.mark.parametrize(
+    "redirect",
+    [
+        # requests read a redirect it did not follow: a malformed Location raised a plain ValueError, which ended
+        # the step; the queue ran it again, posting the event again each time, until the watch was given up
+        b"HTTP/1.1 302 Found\r\nLocation: http://[::1/x\r\nContent-Length: 0\r\n\r\n",
+        # and it downloaded the redirect's body: one that never ends held the step until the read timed out,
+        # then was retried as a failure to connect
+        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: https://elsewhere.example/\r\nContent-Length: 1000\r\n\r\n.",
+    ],
+    ids=["malformed-location", "endless-body"],
+)
+def test_a_redirect_is_an_answer_that_is_never_followed_or_read(
+    scripted: Stack, receiver: Receiver, redirect: bytes
+) -> None:
+    receiver.answers = [redirect]
+    placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": receiver.url})
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    assert len(receiver.received) == 1
+    status = scripted.get(f"/api/calls/{conversation_id}").json()
+    assert status["statusCallbacks"] == [{"event": "failed", "status": "undeliverable", "attempts": 1}]
+
+
 def test_a_secret_without_whsec_signs_with_its_utf8_bytes(
     scripted: Stack, receiver: Receiver, configure: Callable[..., None]
 ) -> None:

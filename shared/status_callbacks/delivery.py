@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from shared.logs import get_logger
+from shared.outbound import NoRedirectSession
 from shared.webhooks.standard_webhooks import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature, signing_key
 
 log = get_logger(__name__)
@@ -74,8 +73,7 @@ class Poster:
     def __init__(self, secret: Callable[[], str], *, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
         self._clock = clock
-        self._session = requests.Session()
-        self._session.trust_env = False
+        self._session = NoRedirectSession()
 
     def headers(self, event: dict[str, Any], body: bytes) -> dict[str, str]:
         """The Standard Webhooks headers for `body` (the event serialized) signed now."""
@@ -101,7 +99,7 @@ class Poster:
                 allow_redirects=False,  # a redirect could lead anywhere: only the validated URL is called
                 stream=True,  # the status line is the answer: the body is never downloaded
             )
-        except requests.RequestException as error:
+        except Exception as error:  # noqa: BLE001 - whatever broke the attempt, the event is tried again later
             return Outcome(PENDING, type(error).__name__)
         status = response.status_code
         response.close()
