@@ -48,10 +48,13 @@ def get_logger(name: str) -> logging.LoggerAdapter:
 
 
 def quiet_sdk_loggers() -> None:
-    """Keep only the Azure SDK's warnings.
+    """Keep only the Azure SDK's warnings, and only urllib3's errors.
 
     The Python worker sets the root logger to INFO and ships every record to Application Insights, where the
     SDK's request and response logging (Key Vault, managed identity, Table, Queue) would add several lines
-    per call; `host.json` cannot filter them, since they arrive under the function's own category.
+    per call; `host.json` cannot filter them, since they arrive under the function's own category. urllib3's
+    warnings quote the whole URL ("Failed to parse headers (url=...)" for an answer with a malformed header):
+    a callback URL's token, a Power Automate URL's signature.
     """
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)

@@ -137,6 +137,21 @@ def test_a_redirect_is_an_answer_that_is_never_followed_or_read(
     assert status["statusCallbacks"] == [{"event": "failed", "status": "undeliverable", "attempts": 1}]
 
 
+def test_a_callback_url_never_reaches_the_logs_even_when_its_answer_is_malformed(
+    scripted: Stack, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib3 logged a warning quoting the whole URL, its token with it, for an answer with a malformed header."""
+    token = "token-in-the-callback-url"
+    receiver.answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n: no name\r\n\r\n"]
+    placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": f"{receiver.url}?t={token}"})
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    assert len(receiver.received) == 1
+    assert "Event failed of" in caplog.text  # the delivery was logged
+    assert token not in caplog.text
+
+
 def test_a_secret_without_whsec_signs_with_its_utf8_bytes(
     scripted: Stack, receiver: Receiver, configure: Callable[..., None]
 ) -> None:
