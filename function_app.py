@@ -6,6 +6,7 @@ import azure.functions as func
 
 from shared.async_requests import POISON_QUEUE_NAME, QUEUE_NAME
 from shared.calls import CallRequest
+from shared.errors import Problem
 from shared.http import (
     MAX_EVENTS_BYTES,
     endpoint,
@@ -17,14 +18,21 @@ from shared.http import (
     reply_response,
     wants_async,
 )
-from shared.idempotency import PURGE_SCHEDULE
+from shared.idempotency import PURGE_SCHEDULE, Reply
 from shared.logs import quiet_sdk_loggers
 from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
 from shared.services import services
 from shared.status_callbacks import QUEUE_NAME as STATUS_QUEUE_NAME
 from shared.status_callbacks import RESUME_SCHEDULE
-from shared.webhooks import SignedCall, abuse_protection, answer_events, is_binary_cloudevent, read_delivery
+from shared.webhooks import (
+    SignedCall,
+    abuse_protection,
+    answer_events,
+    for_event_sender,
+    is_binary_cloudevent,
+    read_delivery,
+)
 from shared.webhooks.pubsub import MAX_PUSH_BYTES
 from shared.webhooks.signed import caller_key
 from shared.webhooks.sns import MAX_SNS_BYTES, NOTIFICATION, SUBSCRIBE
@@ -145,9 +153,12 @@ def pubsub_push(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 def call_events(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     if req.method == "OPTIONS":
         return func.HttpResponse(status_code=200, headers=abuse_protection(req.headers))
-    body = read_body(req, MAX_EVENTS_BYTES, media_type_optional=is_binary_cloudevent(req.headers))
     app_services = services()
-    delivery = read_delivery(req.headers, body, app_services.settings.max_events_per_delivery)
+    try:
+        body = read_body(req, MAX_EVENTS_BYTES, media_type_optional=is_binary_cloudevent(req.headers))
+        delivery = read_delivery(req.headers, body, app_services.settings.max_events_per_delivery)
+    except Problem as refused:  # the whole delivery, as senders act on it: Event Grid retries a 415 for a day
+        return reply_response(for_event_sender(Reply.of_problem(refused, request_id)), False, request_id)
     if delivery.validation_code is not None:
         return json_response(200, {"validationResponse": delivery.validation_code}, request_id)
     calls = app_services.calls

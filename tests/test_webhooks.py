@@ -409,6 +409,25 @@ def test_cloudevents_data_base64_and_data_as_a_json_string(stack: Stack) -> None
     assert sorted(c.json["phoneNumber"] for c in stack.creates()) == ["+12125550199", "+12125550199"]
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body", "code"),
+    [
+        ("text/plain", [{"id": "e-1", "data": CALL}], "unsupported_media_type"),
+        ("application/json", "not an event", "validation_failed"),
+    ],
+)
+def test_a_delivery_that_can_never_succeed_is_answered_400(
+    stack: Stack, content_type: str, body: object, code: str
+) -> None:
+    """Event Grid dead-letters a 400 and retries anything else but 413, 401 and 403 for a day: a wrong Content-Type
+    answered 415 came back on that schedule, to be refused each time."""
+    response = post_events(stack, body, content_type)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == code
+    assert stack.creates() == []
+
+
 def test_binary_cloudevent_from_the_official_sdk_without_content_type(stack: Stack) -> None:
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent

@@ -16,6 +16,7 @@ from shared.webhooks.events import (
     abuse_protection,
     answer_events,
     event_status,
+    for_event_sender,
     is_binary_cloudevent,
     read_delivery,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "abuse_protection",
     "answer_events",
     "event_status",
+    "for_event_sender",
     "is_binary_cloudevent",
     "read_delivery",
 ]
