@@ -444,7 +444,11 @@ class CallService:
         conversation = self._genesys.get_call(conversation_id, Deadline(self._settings.call_deadline_seconds))
         self._check_visible(conversation)
         document = describe(conversation)
-        deliveries = self._watcher.deliveries(conversation_id) if self._watcher else None
+        try:
+            deliveries = self._watcher.deliveries(conversation_id) if self._watcher else None
+        except Problem as unreadable:  # the status is Genesys's: a storage outage hides only the deliveries
+            log.warning("Status answered without the callback deliveries, unreadable now (%s)", unreadable.code)
+            deliveries = None
         if deliveries is not None:
             document["statusCallbacks"] = deliveries
         return document

@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 
+from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, NO_CLI_QUEUE_ID, Fault
 from shared.call_status import describe
 from tests.conftest import Stack
+from tests.table_front import table_front, through_front
 
 
 def place(stack: Stack, to: str) -> str:
@@ -141,3 +143,19 @@ def test_the_allow_lists_apply_to_reading_a_calls_status(stack: Stack, configure
         assert "+1212555" not in refused.text
     assert own_users_call.json()["to"] == "+12125550199"
     assert own_queues_call.json()["to"] == "+12125550142"
+
+
+def test_a_storage_outage_does_not_hide_the_status_genesys_gave(stack: Stack, configure, azurite: Azurite) -> None:
+    """The read of the call's callback deliveries failed, and the whole status answered 503 "nothing was dialed",
+    though Genesys had answered: only the deliveries are unknown."""
+    conversation_id = place(stack, "+12125550199")
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front))
+        front.failing_reads = True
+
+        response = stack.get(f"/api/calls/{conversation_id}")
+
+        assert front.refused > 0  # the deliveries were looked for
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "initiated"
+    assert "statusCallbacks" not in response.json()
