@@ -205,8 +205,8 @@ class AsyncRequests:
         return self._pending(job.request_id)
 
     def result(self, request_id: str) -> Reply:
-        """202 while pending, then the stored final answer."""
-        record = self._store.read(record_key(request_id)) if is_uuid(request_id) else None
+        """202 while pending, then the stored final answer (the id in any case: a UUID's hex digits are one)."""
+        record = self._store.read(record_key(request_id.lower())) if is_uuid(request_id) else None
         if record is None:
             raise Problem(
                 "request_not_found",

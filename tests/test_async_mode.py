@@ -166,6 +166,18 @@ def test_a_job_held_by_a_delivery_that_died_is_settled_once_its_claim_is_stale(
     assert len(stack.creates()) == creates
 
 
+def test_a_request_id_is_read_in_any_case(stack: Stack, configure) -> None:
+    """A UUID's hex digits are one in either case; a client that upper-cased the id was told 404."""
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+    accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+    request_id = accepted.json()["requestId"]
+
+    final, _ = follow(stack, stack.get(f"/api/calls/requests/{request_id.upper()}"))
+
+    assert final.status_code == 201, final.text
+    assert final.json()["requestId"] == request_id
+
+
 def test_unknown_request_is_request_not_found(stack: Stack) -> None:
     response = stack.get(f"/api/calls/requests/{uuid.uuid4()}")
 
