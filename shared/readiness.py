@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.config import Settings
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.logs import get_logger
@@ -133,14 +134,27 @@ def _webhook_secret(app: Services) -> str | Skipped:
 
 
 def _status_callback_secret(app: Services) -> str | Skipped:
-    """Readable when set apart from the webhook secret (STATUS_CALLBACK_SECRET or STATUS_CALLBACK_SECRET_NAME)."""
+    """Readable when set apart from the webhook secret (STATUS_CALLBACK_SECRET or STATUS_CALLBACK_SECRET_NAME);
+    else, when callbacks may be asked for, the webhook secret they are signed with."""
     settings = app.settings
     if settings.status_callback_secret:
         return "STATUS_CALLBACK_SECRET is set"
-    if not settings.status_callback_secret_name:
-        return Skipped("status callbacks are signed with the webhook secret (no STATUS_CALLBACK_SECRET(_NAME))")
-    status_callback_secret(settings, app.secrets)
-    return f"Key Vault secret {settings.status_callback_secret_name!r} readable"
+    if settings.status_callback_secret_name:
+        status_callback_secret(settings, app.secrets)
+        return f"Key Vault secret {settings.status_callback_secret_name!r} readable"
+    if not settings.status_callback_allowed_hosts:
+        return Skipped("status callbacks are off: STATUS_CALLBACK_ALLOWED_HOSTS is not set")
+    app.status_watcher.check_signing()  # every statusCallbackUrl is refused without it
+    return "status callbacks are signed with the webhook secret (no STATUS_CALLBACK_SECRET(_NAME)), readable"
+
+
+def _callback_signing_reads_the_vault(settings: Settings) -> bool:
+    """Whether the status_callback_secret check reads Key Vault."""
+    if settings.status_callback_secret or not settings.key_vault_url:
+        return False
+    return settings.status_callback_secret_name is not None or (
+        bool(settings.status_callback_allowed_hosts) and not settings.webhook_secrets
+    )
 
 
 def _sns(app: Services) -> str | Skipped:
@@ -238,7 +252,7 @@ def report() -> tuple[int, dict[str, Any], dict[str, str]]:
                 lambda: _webhook_secret(app),
             ),
             _unless(
-                vault_failed and settings.status_callback_secret_name is not None,
+                vault_failed and _callback_signing_reads_the_vault(settings),
                 "key_vault",
                 "status_callback_secret",
                 lambda: _status_callback_secret(app),

@@ -142,7 +142,7 @@ def test_a_check_that_needs_nothing_that_failed_still_reports(stack: Stack, conf
     assert checks(ready)["call_user"]["status"] == "failed", checks(ready)["call_user"]
     assert checks(ready)["caller_ids"]["detail"] == "not checked: it needs genesys_token, which failed"
     assert checks(ready)["status_callback_secret"]["status"] == "skipped"
-    assert "signed with the webhook secret" in checks(ready)["status_callback_secret"]["detail"]
+    assert "STATUS_CALLBACK_ALLOWED_HOSTS is not set" in checks(ready)["status_callback_secret"]["detail"]
 
 
 def test_a_default_caller_id_the_org_does_not_own_is_not_ready(stack: Stack, configure) -> None:
@@ -203,6 +203,22 @@ def test_a_named_status_callback_secret_must_be_readable(stack: Stack, configure
     failed = checks(missing)["status_callback_secret"]
     assert (failed["status"], failed["code"]) == ("failed", "secret_not_found")
     assert "STATUS_CALLBACK_SECRET_NAME" in failed["remediation"]
+
+
+def test_callbacks_signed_with_a_webhook_secret_there_is_not_are_not_ready(stack: Stack, configure) -> None:
+    """With callbacks allowed and nothing to sign them with, readiness said "signed with the webhook secret" and
+    skipped the check, while every callback asked for would fail."""
+    configure(STATUS_CALLBACK_ALLOWED_HOSTS="callbacks.example.com", WEBHOOK_SECRET=None)
+    missing = stack.get("/api/health/ready")
+    configure(STATUS_CALLBACK_ALLOWED_HOSTS="callbacks.example.com", WEBHOOK_SECRET="a-webhook-secret")
+    present = stack.get("/api/health/ready")
+
+    assert missing.status_code == 503, missing.text
+    failed = checks(missing)["status_callback_secret"]
+    assert (failed["status"], failed["code"]) == ("failed", "secret_not_found")
+    assert "WEBHOOK_SECRET" in failed["remediation"]
+    assert checks(present)["status_callback_secret"]["status"] == "ok", present.text
+    assert "a-webhook-secret" not in present.text
 
 
 def test_default_named_webhook_secret_in_the_vault_is_checked(stack: Stack) -> None:

@@ -246,6 +246,20 @@ def test_without_an_allow_list_every_callback_is_refused(stack: Stack, configure
     assert "STATUS_CALLBACK_ALLOWED_HOSTS" in response.json()["detail"]
 
 
+def test_a_callback_with_no_secret_to_sign_it_is_refused_before_dialing(
+    stack: Stack, configure: Callable[..., None], receiver: Receiver
+) -> None:
+    """The call was placed and each of its events failed to sign, five times, then was given up: nobody was told."""
+    configure(**{**FAST, "WEBHOOK_SECRET": None})  # and no webhook-secret in the vault
+
+    response = stack.post("/api/calls", {**CALL, "statusCallbackUrl": receiver.url})
+
+    assert response.status_code == 500, response.text
+    assert response.json()["code"] == "secret_not_found"
+    assert "WEBHOOK_SECRET" in response.json()["hint"]
+    assert stack.creates() == []
+
+
 def test_an_allowed_https_callback_validates(scripted: Stack) -> None:
     response = scripted.post("/api/calls/validate", {**CALL, "statusCallbackUrl": "https://CALLBACKS.example.com/x"})
 

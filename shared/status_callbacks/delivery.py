@@ -75,6 +75,10 @@ class Poster:
         self._clock = clock
         self._session = NoRedirectSession()
 
+    def check_signing(self) -> None:
+        """Raise the problem signing would meet (no secret to sign with, a vault that cannot be read)."""
+        signing_key_of(self._secret())
+
     def headers(self, event: dict[str, Any], body: bytes) -> dict[str, str]:
         """The Standard Webhooks headers for `body` (the event serialized) signed now."""
         stamp = str(int(self._clock()))
