@@ -155,14 +155,18 @@ class AsyncRequests:
         retention_seconds: float,
         retry_after_seconds: int,
         stale_seconds: float,
+        wait_seconds: float,
         duplicate_window_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`stale_seconds` and `wait_seconds` are the call's own (IDEMPOTENCY_STALE_SECONDS, _WAIT_SECONDS)."""
         self._store = store
         self._queue = queue
         self._retention = retention_seconds
         self._retry_after = retry_after_seconds
-        self._stale = stale_seconds
+        # A delivery takes the job before the call's own claim, which may first wait for another attempt with the
+        # same key: the job's holder is presumed dead only after that wait and the call's own stale limit.
+        self._stale = stale_seconds + wait_seconds
         self._duplicate_window = duplicate_window_seconds
         self._clock = clock
 

@@ -151,6 +151,7 @@ def _build() -> Services:
         retention_seconds=settings.idempotency_retention_seconds,
         retry_after_seconds=settings.async_retry_after_seconds,
         stale_seconds=settings.stale_claim_seconds,
+        wait_seconds=settings.idempotency_wait_seconds,
         duplicate_window_seconds=settings.duplicate_window_seconds,
     )
     call_user_state = None

@@ -23,7 +23,12 @@ from tests.conftest import Stack, app_queue, wait_for
 from tests.test_async_mode import ASYNC, NO_GENESYS_BEFORE_DIALING, follow
 
 LEASE_SECONDS = 3  # how long a received message stays invisible when its function could not release it
-SHORT = {"ASYNC_RETRY_AFTER_SECONDS": "1", "DUPLICATE_WINDOW_SECONDS": "1", "IDEMPOTENCY_STALE_SECONDS": "1"}
+SHORT = {
+    "ASYNC_RETRY_AFTER_SECONDS": "1",
+    "DUPLICATE_WINDOW_SECONDS": "1",
+    "IDEMPOTENCY_STALE_SECONDS": "1",
+    "IDEMPOTENCY_WAIT_SECONDS": "1",  # a job is presumed dead after the stale limit and this wait
+}
 
 
 @pytest.fixture

@@ -150,9 +150,9 @@ def test_a_job_held_by_a_delivery_that_died_is_settled_once_its_claim_is_stale(
     stack: Stack, configure, state: str, status: int, creates: int
 ) -> None:
     """Its holder's worker died mid-job. The queue's next tries, two seconds apart, must not end the job as a
-    failure before the claim is stale (12 s here); then a job that never sent runs, and one that sent answers
-    "outcome unknown"."""
-    configure(ASYNC_RETRY_AFTER_SECONDS="1", IDEMPOTENCY_STALE_SECONDS="12")
+    failure before the claim is stale (11 s and the 1 s wait here); then a job that never sent runs, and one that
+    sent answers "outcome unknown"."""
+    configure(ASYNC_RETRY_AFTER_SECONDS="1", IDEMPOTENCY_STALE_SECONDS="11", IDEMPOTENCY_WAIT_SECONDS="1")
     job = Job(str(uuid.uuid4()), {"to": "+12125550199"}, None, time.time())
     message = job.to_message()
     store = app_store()
@@ -260,6 +260,7 @@ def test_a_job_whose_last_write_failed_answers_its_calls_201_not_outcome_unknown
         configure(
             ASYNC_RETRY_AFTER_SECONDS="1",
             IDEMPOTENCY_STALE_SECONDS="1",
+            IDEMPOTENCY_WAIT_SECONDS="1",
             AzureWebJobsStorage=through_front(azurite, front),
         )
         front.failing_write_when = lambda body: b'"async:' in body and b'"done"' in body  # the job's answer

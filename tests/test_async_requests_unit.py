@@ -18,6 +18,7 @@ from shared.idempotency import CLAIMED, DONE, JobAttempt, MemoryStore, Reply
 from tests.conftest import Clock
 
 STALE_SECONDS = 60.0
+WAIT_SECONDS = 25.0
 WINDOW_SECONDS = 60.0
 
 
@@ -38,6 +39,7 @@ def accepted_job(key: str | None = None) -> tuple[AsyncRequests, MemoryStore, Re
         retention_seconds=86_400,
         retry_after_seconds=1,
         stale_seconds=STALE_SECONDS,
+        wait_seconds=WAIT_SECONDS,
         duplicate_window_seconds=WINDOW_SECONDS,
         clock=clock,
     )
@@ -74,7 +76,7 @@ def test_a_redelivery_of_a_held_job_looks_again_when_the_claim_is_stale_and_then
     jobs.process(message, 1, placed(placements))
 
     assert placements == [request_id]
-    assert all(delay == STALE_SECONDS - 5 + 1 for _, delay in looked_again)
+    assert all(delay == STALE_SECONDS + WAIT_SECONDS - 5 + 1 for _, delay in looked_again)
     record = store.read(record_key(request_id))
     assert record is not None and record.state == DONE
 
@@ -141,7 +143,7 @@ def test_a_job_whose_worker_dies_on_every_delivery_ends_with_no_call_sent() -> N
         record = store.read(record_key(request_id))
         assert record is not None
         store.replace(replace(record, claimed_at=clock.now, data={DELIVERY: taker}))
-    clock.now += STALE_SECONDS + 1
+    clock.now += STALE_SECONDS + WAIT_SECONDS + 1
     placements: list[str] = []
 
     jobs.process(message, 1, placed(placements))
@@ -151,3 +153,26 @@ def test_a_job_whose_worker_dies_on_every_delivery_ends_with_no_call_sent() -> N
     assert record is not None and record.state == DONE and record.reply is not None
     assert (record.reply.status, record.reply.body["code"]) == (500, "internal_error")
     assert "no call was sent" in record.reply.body["detail"]
+
+
+def test_a_copy_arriving_while_the_job_waits_behind_its_key_leaves_the_job_to_its_holder() -> None:
+    """A delivery takes the job, then the call waits up to IDEMPOTENCY_WAIT_SECONDS for another attempt with the
+    same key before its own deadline starts. A copy of the message arriving a stale limit after the take (a minute)
+    took a live job over, or, had it been sent, answered it "may have been placed" while its call went through."""
+    jobs, store, queue, clock, message, request_id = accepted_job("a-key")
+    copies: list[str] = []
+
+    def waits_then_places(body: Any, key: str | None, request_id: str, *, job: JobAttempt) -> tuple[Reply, bool]:
+        clock.now += STALE_SECONDS + WAIT_SECONDS - 10  # the wait behind the key, and most of the deadline
+        job.mark_sent("key:a-key")
+        copies.append("processed")
+        jobs.process(message, 1, placed([]))  # the copy, run while this delivery still places the call
+        return Reply(201, {"conversationId": "c-1", "requestId": request_id}, {}), False
+
+    jobs.process(message, 1, waits_then_places)
+
+    assert copies == ["processed"]
+    record = store.read(record_key(request_id))
+    assert record is not None and record.state == DONE and record.reply is not None
+    assert record.reply.status == 201  # the holder's answer, not "outcome unknown" from the copy
+    assert queue.sent[-1][0] == message  # the copy looks again later instead
