@@ -30,6 +30,11 @@ _LABEL = re.compile(
     re.IGNORECASE,
 )
 _NUMBER_START = re.compile(r"[+\d]")
+# Two numbers in one text, which libphonenumber would join into one: a word between digits ('089 1234 or 5678',
+# 'od.', 'o'; it drops words of one or two letters), or a separator and a second number's prefix ('089 1234 /
+# 089 5678').
+_LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
+_SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
 _SPACE = re.compile(r"\s")  # every Unicode space (U+202F, U+2009 in French formatting) reads as a plain one
 # libphonenumber's region for a number of no country: "ZZ" unknown, "001" a non-geographic network (+800, +882)
 NO_COUNTRY = ("ZZ", "001")
@@ -53,6 +58,8 @@ REASON_TEXT = {
     "invalid_country_code": "has no valid country code",
     "invalid_number": "is not a valid number in its numbering plan",
     "extension": "has an extension; extensions are not supported (the call would reach the main line)",
+    "several_numbers": "has words or a second number inside it ('or', '/ 0...'), which would be joined into one "
+    "number: send one number, without an extension",
     "letters": "has letters that would be read as keypad digits, which only North American (+1) numbers such as "
     "1-800-FLOWERS are; remove words such as 'Fax' or 'home'",
 }
@@ -99,32 +106,54 @@ class _Reading(NamedTuple):
 
 
 def _parse(text: str, region: str) -> _Reading:
-    """Parse, retrying `00`/`011` international prefixes when the region itself does not use them.
+    """Parse, retrying `00`/`011` international prefixes when the region itself does not use them, and only
+    where the digits cannot be a national number mistyped: a wrong guess rings someone abroad.
 
-    A number of possible length is not read again as `011`: in GB, IN, JP and SE `011` also starts national
-    numbers, and one a digit short must be refused, not dialed abroad. A `00` number is read again whatever its
-    length, as it was written: few national numbers start `00` (JP and KR toll-free ones), and those are valid
-    as written, so never read again.
+    - `011` is read again only in regions whose national numbers never start with `0` (a trunk prefix such as
+      RU's `8`): in GB (Sheffield `0114`), IT (Turin `011`), JP, EG and the rest, `011` starts national numbers,
+      and one a digit too long or too short is refused, not dialed abroad.
+    - `00` is read again unless dropping one of its zeros leaves a valid national number (`002 9876 5432` in AU
+      is Sydney with a zero doubled, not the Faroe Islands). Few national numbers start `00` (JP and KR toll-free
+      ones), and those are valid as written, so never read again.
 
     libphonenumber's `number_type` is its validity check already, so each reading is classified once (it is
     most of a call's own CPU time).
     """
     number = phonenumbers.parse(text, region)
     number_type = phonenumbers.number_type(number)
-    if number_type != PhoneNumberType.UNKNOWN:
+    if number_type != PhoneNumberType.UNKNOWN or text.strip().startswith("+"):
         return _Reading(number, number_type, region)
-    digits = "".join(_DIGITS.findall(text))
-    possible = phonenumbers.is_possible_number(number)
+    digits = phonenumbers.normalize_digits_only(text)  # Arabic-Indic and full-width digits too
     for prefix, idd_region in _IDD_REGIONS:
-        if digits.startswith(prefix) and not text.strip().startswith("+") and not (prefix == "011" and possible):
-            try:
-                candidate = phonenumbers.parse(text, idd_region)
-            except NumberParseException:
-                continue
-            candidate_type = phonenumbers.number_type(candidate)
-            if candidate_type != PhoneNumberType.UNKNOWN:
-                return _Reading(candidate, candidate_type, idd_region)
+        if not digits.startswith(prefix) or _national_reading_wins(prefix, digits, region):
+            continue
+        try:
+            candidate = phonenumbers.parse(text, idd_region)
+        except NumberParseException:
+            continue
+        candidate_type = phonenumbers.number_type(candidate)
+        if candidate_type != PhoneNumberType.UNKNOWN:
+            return _Reading(candidate, candidate_type, idd_region)
     return _Reading(number, PhoneNumberType.UNKNOWN, region)
+
+
+def _national_reading_wins(prefix: str, digits: str, region: str) -> bool:
+    """Whether digits starting with an international `prefix` the region does not use may be a national number
+    mistyped there (see `_parse`)."""
+    if prefix == "011":
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        return metadata is None or not metadata.national_prefix or metadata.national_prefix.startswith("0")
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(digits[1:], region))
+    except NumberParseException:
+        return False
+
+
+def _joins_numbers(text: str) -> bool:
+    """Whether the text holds more than one number, or one and words inside it (see `_LETTER_BETWEEN_DIGITS`);
+    a tel: URI's parameters aside."""
+    number_part = text.split(";", 1)[0] if text.strip().lower().startswith("tel:") else text
+    return bool(_LETTER_BETWEEN_DIGITS.search(number_part) or _SECOND_PREFIX.search(number_part))
 
 
 def _letters_read_as_digits(text: str) -> bool:
@@ -186,6 +215,8 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     # CreateCallRequest has no extension: dialing the rest would ring the switchboard
     if number.extension or _PAUSE.search(text):
         raise _invalid("extension", text, field)
+    if _joins_numbers(text):
+        raise _invalid("several_numbers", text, field)
 
     # A number valid nowhere has no region of its own; its country code still names one for the checks.
     number_region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(

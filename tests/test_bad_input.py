@@ -218,16 +218,95 @@ def test_a_north_american_vanity_number_is_read_from_its_letters(stack: Stack) -
 
 @pytest.mark.parametrize(
     ("to", "region"),
-    [("0113 524 249", "GB"), ("01139 028 721", "GB"), ("011 4313 436", "IN"), ("011 4313 4367", "SE")],
+    [
+        ("0113 524 249", "GB"),
+        ("01139 028 721", "GB"),
+        ("011 4313 436", "IN"),
+        ("011 4313 4367", "SE"),
+        # a digit too long: read as 011 + a number abroad, these rang Austria, Cuba, Myanmar (review finding)
+        ("0114 312 34567", "GB"),
+        ("0115 349 60123", "GB"),
+        ("011 9574 25202", "EG"),
+        ("011-9571 54347", "MY"),
+        ("011 4317 15850", "LK"),
+        ("011 1234 56789", "IT"),  # Turin
+    ],
 )
-def test_a_short_national_number_starting_011_is_refused_not_dialed_abroad(stack: Stack, to: str, region: str) -> None:
-    """In GB (Leeds: 0113), IN (Delhi: 011), SE and JP `011` starts national numbers: one digit short, such a
-    number also reads as `011` + an international number (+352 4249, +39 028721), which must not be dialed."""
+def test_a_national_number_starting_011_is_refused_not_dialed_abroad(stack: Stack, to: str, region: str) -> None:
+    """In GB (Leeds: 0113), IN (Delhi: 011), SE, IT, EG and JP `011` starts national numbers: a digit short or too
+    long, such a number also reads as `011` + an international number (+352 4249, +39 028721), which must not be
+    dialed. `011` is the US prefix; it is read abroad only where no national number starts with 0."""
     response = stack.post("/api/calls", {"to": to, "region": region})
 
     assert response.status_code == 400, response.text
     assert response.json()["understood"]["region"] == region
     assert stack.creates() == []
+
+
+@pytest.mark.parametrize(("to", "region"), [("002 9876 5432", "AU"), ("003 1234 5678", "JP")])
+def test_a_doubled_trunk_zero_is_refused_not_read_as_an_international_prefix(
+    stack: Stack, to: str, region: str
+) -> None:
+    """`00` is not these regions' international prefix; read as one, Sydney with a zero doubled rang the Faroe
+    Islands (+298 765432). Dropping one zero leaves a valid national number, so the text is refused."""
+    response = stack.post("/api/calls", {"to": to, "region": region})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_phone_number"
+    assert stack.creates() == []
+
+
+@pytest.mark.parametrize(
+    ("to", "region", "e164"),
+    [("00 44 20 7946 0958", "US", "+442079460958"), ("0044 20 7946 0958", "AU", "+442079460958")],
+)
+def test_00_is_read_as_an_international_prefix_where_no_national_number_is_meant(
+    stack: Stack, to: str, region: str, e164: str
+) -> None:
+    response = stack.post("/api/calls/validate", {"to": to, "region": region})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["to"] == e164
+
+
+def written_in(zero: str, text: str) -> str:
+    """`text` with its ASCII digits written in the script whose zero is `zero`."""
+    return "".join(chr(ord(zero) + int(c)) if c.isdigit() else c for c in text)
+
+
+@pytest.mark.parametrize("zero", ["\u0660", "\uff10"], ids=["arabic-indic", "full-width"])
+def test_an_international_prefix_is_read_in_any_script_of_digits(stack: Stack, zero: str) -> None:
+    """The `00` was looked for among the raw characters: written in other digits, the number was refused."""
+    response = stack.post("/api/calls/validate", {"to": written_in(zero, "0044 20 7946 0958")})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["to"] == "+442079460958"
+
+
+@pytest.mark.parametrize(
+    ("to", "region"),
+    [
+        ("+49 89 1234 or 5678", "DE"),  # rang +49 89 12345678: words of one or two letters are dropped
+        ("030 1234 od. 5678", "DE"),
+        ("+39 02 1234567 o 8", "IT"),
+        ("089 1234 / 089 5678", "DE"),  # rang +49 89 1234089 5678
+        ("212-555-0199/x123", "US"),  # rang the main line: '/x' is no extension to libphonenumber
+    ],
+)
+def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, to: str, region: str) -> None:
+    response = stack.post("/api/calls", {"to": to, "region": region})
+
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert (problem["code"], problem["reason"]) == ("invalid_phone_number", "several_numbers")
+    assert stack.creates() == []
+
+
+@pytest.mark.parametrize(("to", "region"), [("089/1234567", "DE"), ("Cell: (212) 555-0199", "US")])
+def test_a_slash_inside_a_number_and_a_label_before_it_are_read(stack: Stack, to: str, region: str) -> None:
+    response = stack.post("/api/calls/validate", {"to": to, "region": region})
+
+    assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize("space", ["\u202f", "\u2009", "\u00a0"])

@@ -39,7 +39,7 @@ SPELLINGS = [
     ({"to": "tel:7946-0958;phone-context=+44-20", "region": "GB"}, "+442079460958"),
     ({"to": "011 15-2345-6789 (m)", "region": "AR"}, "+5491123456789"),  # a national form libphonenumber rewrites
     ({"to": "1-800-GOT-JUNK"}, "+18004685865"),
-    ({"to": "011 1 800 FLOWERS", "region": "GB"}, "+18003569377"),  # a vanity number dialed out of GB
+    ({"to": "00 1 800 FLOWERS", "region": "GB"}, "+18003569377"),  # a vanity number dialed out of GB
 ]
 
 
