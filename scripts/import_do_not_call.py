@@ -6,7 +6,8 @@ The first column is the number in any common format (a header row is skipped), a
 reason. Storage comes from the same settings as the app: `AzureWebJobsStorage` (a connection string), or
 `AzureWebJobsStorage__accountName` (or both `__tableServiceUri` and `__queueServiceUri`) with your own Entra
 identity (`az login`), and `DO_NOT_CALL_TABLE` (default `donotcall`). Unreadable lines are
-reported by line number, never by content; numbers are written in transactions of 100.
+reported by line number, never by content, and make the exit status 1: the numbers on them are not listed, so they
+can still be called. Numbers are written in transactions of 100.
 """
 
 from __future__ import annotations
@@ -68,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     written = table.add_many(listings.values())
     print(f"imported {written} numbers")
     if unreadable:
-        print(f"skipped {len(unreadable)} unreadable lines: line {', line '.join(map(str, unreadable))}")
+        print(
+            f"NOT listed: {len(unreadable)} unreadable lines (line {', line '.join(map(str, unreadable))}); the "
+            "numbers on them can still be called: write each as one number, without an extension or words, and "
+            "import them again",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
