@@ -172,8 +172,7 @@ def do_not_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     registry = services().do_not_call
     number, region = req.route_params.get("number", ""), query_value(req, "region")
     if req.method == "PUT":
-        reason = read_json_object(req).get("reason") if req.get_body() else None
-        listing = registry.add(number, region, reason)
+        listing = registry.add(number, region, read_json_object(req) if req.get_body() else {})
     elif req.method == "DELETE":
         listing = registry.remove(number, region)
     else:

@@ -298,6 +298,20 @@ def test_the_country_is_checked_before_the_do_not_call_list(
     assert response.json()["code"] == "destination_not_allowed"
 
 
+@pytest.mark.parametrize(("body", "field"), [({"region": "GB"}, "region"), ({"reasn": "asked"}, "reasn")])
+def test_a_listing_with_a_field_it_does_not_take_is_refused(
+    stack: Stack, numbers_in_client_urls: None, body: dict[str, str], field: str
+) -> None:
+    """A `region` in the body was ignored: 020 7946 0958 was listed as a US number, and the London one stayed
+    callable."""
+    refused = dnc(stack, "PUT", "020 7946 0958", json=body)
+
+    assert refused.status_code == 400, refused.text
+    assert (refused.json()["code"], refused.json()["field"]) == ("validation_failed", field)
+    assert dnc(stack, "GET", LONDON_NUMBER).json()["listed"] is False
+    assert dnc(stack, "GET", "+12079460958").json()["listed"] is False
+
+
 def test_a_csv_list_is_imported_in_bulk(stack: Stack, tmp_path: Path) -> None:
     listing = tmp_path / "dnc.csv"
     listing.write_text("number,reason\n(212) 555-0199,opted out\n+44 20 7946 0958,\nnot-a-number,\n212-555-0199,dup\n")

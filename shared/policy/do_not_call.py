@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -161,7 +161,15 @@ class DoNotCallRegistry:
             raise Problem("validation_failed", "'region' must be an ISO country code such as US or GB.", field="region")
         return normalize(text, (region or self._default_region).upper(), field="number", allow_premium_rate=True).e164
 
-    def add(self, text: str, region: str | None, reason: object) -> dict[str, Any]:
+    def add(self, text: str, region: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
+        """List the number; `body` holds at most a `reason`. Any other field is refused: a `region` there was
+        ignored, listing a London number written nationally as a US one, and leaving it callable."""
+        unknown = sorted(set(body) - {"reason"})
+        if unknown:
+            where = " (the region is the query parameter: ?region=GB)" if "region" in unknown else ""
+            detail = f"Unknown field {unknown[0]!r}: the body holds only 'reason'{where}."
+            raise Problem("validation_failed", detail, field=unknown[0])
+        reason = body.get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH):
             detail = f"'reason' must be a string of at most {MAX_REASON_LENGTH} characters."
             raise Problem("validation_failed", detail, field="reason")
