@@ -23,11 +23,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from requests import Response
 
+from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
 from shared.services import services
 from shared.storage import StorageAccount
 from tests.conftest import Stack, app_store, backdate, wait_for
+from tests.table_front import table_front, through_front
 from tests.test_async_mode import ASYNC, follow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -403,6 +405,25 @@ def test_a_replay_is_not_a_new_call_and_a_refusal_is_not_counted(stack: Stack, c
     assert (third.status_code, third.json()["code"]) == (429, "call_limit_reached")
     assert stack.post("/api/calls/validate", {"to": NY_NUMBER}).json()["code"] == "call_limit_reached"
     assert len(stack.creates()) == 2
+
+
+def test_a_count_whose_write_answer_was_lost_is_counted_once(stack: Stack, configure, azurite: Azurite) -> None:
+    """The count's insert reached the table and its answer was lost (a 503 on the way back); azure-core sent it
+    again and met 409, read as another instance counting first. The count then added itself again: with a limit
+    of 1 the call was refused, and the number blocked for the whole window, though nothing was dialed."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front), CALLS_PER_NUMBER_LIMIT="1")
+        front.lost_answers_only_for = lambda body: b'"cap:' in body  # the number's count record, first written
+        front.lost_insert_answers = 1
+
+        placed = stack.post("/api/calls", {"to": NY_NUMBER})
+        again = stack.post("/api/calls", {"to": "+1 212 555 0199"}, headers={"Idempotency-Key": "a-second-call"})
+
+    assert front.lost_insert_answers == 0  # the fault did happen
+    assert placed.status_code == 201, placed.text
+    assert (again.status_code, again.json()["code"]) == (429, "call_limit_reached")
+    assert again.json()["callsInWindow"] == 1  # counted once
+    assert len(stack.creates()) == 1
 
 
 @pytest.mark.parametrize("idempotency_key", ["cap-full-retry", None])

@@ -47,14 +47,16 @@ class CallCap:
     def count(self, number: str, field: str = "to") -> float:
         """Count one call to `number` (the answer is when, for `uncount`), or refuse with `call_limit_reached`
         when the cap is reached."""
+        counted_at: float | None = None
         for _ in range(MAX_ATTEMPTS):
             record, calls = self._calls(number)
+            if counted_at in calls:  # our write landed; its answer was lost, and the SDK's resend met a conflict
+                return counted_at
             if len(calls) >= self.limit:
                 raise self._refusal(number, calls, field)
-            now = self.clock()
-            counted = self._write(record, number, [*calls, now], now)
-            if counted:
-                return now
+            counted_at = self.clock()
+            if self._write(record, number, [*calls, counted_at], counted_at):
+                return counted_at
             _pause()
         raise Problem("request_in_progress", "Too many concurrent calls to this number; try again.", retry_after=1)
 
