@@ -198,15 +198,25 @@ class AsyncRequests:
         try:
             self._queue.send(message)
         except Problem:
-            # A send answered with an error may still have landed, once per try: the job is withdrawn so that no
-            # copy runs it, as the 503 says. A copy already running it has taken the record: the job stands.
-            if accepted is not None:
-                self._store.delete(accepted)
-            if self._store.read(record_key(job.request_id)) is None:
-                raise
-            log.warning("Asynchronous request %s: its message was refused, yet a copy of it runs", job.request_id)
+            if self._withdrawn(job.request_id, accepted):
+                raise  # nothing was dialed, and nothing will be
+            log.warning("Asynchronous request %s: its message was refused, yet may run; answered 202", job.request_id)
         log.info("Accepted asynchronous request %s", job.request_id)
         return self._pending(job.request_id)
+
+    def _withdrawn(self, request_id: str, accepted: Record | None) -> bool:
+        """After a refused send: whether the job is gone, so that no copy of its message can run it (a send
+        answered with an error may have landed, once per try). False when a copy has taken it, or when storage
+        cannot say: then the caller gets the job's id (202), and the poll tells what became of it, never a 503
+        saying nothing was dialed before a copy dials."""
+        key = record_key(request_id)
+        try:
+            record = accepted or self._store.read(key)  # None: the insert's answer was lost, and its resend met 409
+            if record is not None and record.state == PENDING:
+                self._store.delete(record)  # by its etag: a copy that took the job keeps it
+            return self._store.read(key) is None
+        except Problem:
+            return False
 
     def result(self, request_id: str) -> Reply:
         """202 while pending, then the stored final answer (the id in any case: a UUID's hex digits are one)."""

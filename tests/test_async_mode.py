@@ -196,27 +196,37 @@ def test_async_mode_without_storage_is_a_configuration_error(stack: Stack, confi
 
 
 @contextmanager
-def queue_answers_lost(stack: Stack, configure, azurite: Azurite) -> Iterator[TableFront]:
-    """The app's queue requests (the local host's too) through a front that can lose the queue's answers."""
+def queue_answers_lost(stack: Stack, configure, azurite: Azurite) -> Iterator[tuple[TableFront, TableFront]]:
+    """The app's queue and table requests (the local host's too) through fronts that can lose the queue's answers
+    and refuse table writes: (queue front, table front)."""
     queue = f"QueueEndpoint=http://127.0.0.1:{azurite.ports['Queue']}/"
     assert queue in azurite.connection_string
-    with table_front(azurite.ports["Queue"]) as front:  # the front relays any of Azurite's services
-        front_queue = f"QueueEndpoint=http://127.0.0.1:{front.server_address[1]}/"
+    with (
+        table_front(azurite.ports["Queue"]) as queue_front,  # the front relays any of Azurite's services
+        table_front(azurite.ports["Table"]) as tables,
+    ):
+        front_queue = f"QueueEndpoint=http://127.0.0.1:{queue_front.server_address[1]}/"
         configure(
-            ASYNC_RETRY_AFTER_SECONDS="1", AzureWebJobsStorage=azurite.connection_string.replace(queue, front_queue)
+            ASYNC_RETRY_AFTER_SECONDS="1",
+            AzureWebJobsStorage=through_front(azurite, tables).replace(queue, front_queue),
         )
-        yield front
+        yield queue_front, tables
 
 
+@pytest.mark.parametrize("record_answer_lost", [False, True], ids=["record-written", "record-answer-lost-too"])
 def test_a_job_whose_message_landed_though_its_send_failed_dials_nothing(
-    stack: Stack, configure, azurite: Azurite
+    stack: Stack, configure, azurite: Azurite, record_answer_lost: bool
 ) -> None:
     """The queue took each try of the send and every answer was lost (a 503 from the way back): the caller is told
     503, nothing dialed, and has no request id to follow. The copies that landed used to run the job: a call the
-    caller was told never happened, and dialed again when it sent the request again."""
-    with queue_answers_lost(stack, configure, azurite) as front:
+    caller was told never happened, and dialed again when it sent the request again. Likewise when the job's own
+    record was written but its answer lost (the SDK's resend met 409): the record is found and withdrawn."""
+    with queue_answers_lost(stack, configure, azurite) as (front, tables):
         front.lost_insert_answers = 100  # every try of the send lands, and is answered 503
         front.failing_reads = True  # and no copy is taken off the queue before the send has failed
+        if record_answer_lost:
+            tables.lost_answers_only_for = lambda body: b'"async:' in body
+            tables.lost_insert_answers = 1
         deliveries_before = len(stack.host.queues.deliveries)
 
         response = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
@@ -229,11 +239,29 @@ def test_a_job_whose_message_landed_though_its_send_failed_dials_nothing(
     assert stack.creates() == []
 
 
+def test_a_job_that_could_not_be_withdrawn_is_answered_202(stack: Stack, configure, azurite: Azurite) -> None:
+    """The send failed, and so did the delete that withdraws the job (queue and tables share one account, and fail
+    together): a copy of the message that landed will run it, so the caller gets its id, not a 503 saying nothing
+    was dialed, which it would answer by sending the request again."""
+    with queue_answers_lost(stack, configure, azurite) as (front, tables):
+        front.lost_insert_answers = 100
+        front.failing_reads = True  # no copy is taken off the queue before the answer
+        tables.failing_deletes = True
+
+        accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+        front.lost_insert_answers, front.failing_reads, tables.failing_deletes = 0, False, False
+
+        assert accepted.status_code == 202, accepted.text
+        final, _ = follow(stack, accepted)
+    assert final.status_code == 201, final.text
+    assert len(stack.creates()) == 1
+
+
 def test_a_job_whose_landed_message_already_runs_is_answered_202(stack: Stack, configure, azurite: Azurite) -> None:
     """The same lost answers, but a copy that landed was taken and placed the call before the send gave up: the
     job stands, so the caller gets its request id (and the call's answer by it), not a 503 saying nothing was
     dialed."""
-    with queue_answers_lost(stack, configure, azurite) as front:
+    with queue_answers_lost(stack, configure, azurite) as (front, _):
         front.lost_insert_answers = 100
         front.lost_answer_gate = threading.Event()  # the first answer is lost only once a copy has run
         deliveries_before = len(stack.host.queues.deliveries)
