@@ -34,6 +34,7 @@ _NUMBER_START = re.compile(r"[+\d]")
 # 'od.', 'o'; it drops words of one or two letters), or a separator and a second number's prefix ('089 1234 /
 # 089 5678').
 _LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
+_CARRIER_PLACEHOLDER = re.compile(r"(?<!\d)0xx(?=\d)", re.IGNORECASE)  # Brazil's '0xx11 ...': a carrier code goes there
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
 _SPACE = re.compile(r"\s")  # every Unicode space (U+202F, U+2009 in French formatting) reads as a plain one
 # libphonenumber's region for a number of no country: "ZZ" unknown, "001" a non-geographic network (+800, +882)
@@ -109,9 +110,9 @@ def _parse(text: str, region: str) -> _Reading:
     """Parse, retrying `00`/`011` international prefixes when the region itself does not use them, and only
     where the digits cannot be a national number mistyped: a wrong guess rings someone abroad.
 
-    - `011` is read again only in regions whose national numbers never start with `0` (a trunk prefix such as
-      RU's `8`): in GB (Sheffield `0114`), IT (Turin `011`), JP, EG and the rest, `011` starts national numbers,
-      and one a digit too long or too short is refused, not dialed abroad.
+    - `011` is read again only in regions with a trunk prefix other than `0` (RU's `8`), whose national numbers
+      never start with it: in GB (Sheffield `0114`), IT (Turin `011`, no trunk prefix), JP, EG and the rest,
+      `011` may start national numbers, and one a digit too long or too short is refused, not dialed abroad.
     - `00` is read again unless dropping one of its zeros leaves a valid national number (`002 9876 5432` in AU
       is Sydney with a zero doubled, not the Faroe Islands). Few national numbers start `00` (JP and KR toll-free
       ones), and those are valid as written, so never read again.
@@ -153,6 +154,7 @@ def _joins_numbers(text: str) -> bool:
     """Whether the text holds more than one number, or one and words inside it (see `_LETTER_BETWEEN_DIGITS`);
     a tel: URI's parameters aside."""
     number_part = text.split(";", 1)[0] if text.strip().lower().startswith("tel:") else text
+    number_part = _CARRIER_PLACEHOLDER.sub("0", number_part)
     return bool(_LETTER_BETWEEN_DIGITS.search(number_part) or _SECOND_PREFIX.search(number_part))
 
 
@@ -215,7 +217,8 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     # CreateCallRequest has no extension: dialing the rest would ring the switchboard
     if number.extension or _PAUSE.search(text):
         raise _invalid("extension", text, field)
-    if _joins_numbers(text):
+    vanity = _letters_read_as_digits(text) and _vanity_number(text, reading)  # 1-888-2-GO-2-SEE: words inside
+    if _joins_numbers(text) and not vanity:
         raise _invalid("several_numbers", text, field)
 
     # A number valid nowhere has no region of its own; its country code still names one for the checks.
@@ -225,7 +228,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     shown_region = None if number_region in NO_COUNTRY else number_region
     understood: dict[str, Any] = {"e164": e164, "region": shown_region}
-    if _letters_read_as_digits(text) and not _vanity_number(text, reading):
+    if _letters_read_as_digits(text) and not vanity:
         raise _invalid("letters", text, field, understood)
     national = phonenumbers.national_significant_number(number)
     if shortnumberinfo.is_emergency_number(national, number_region):

@@ -302,11 +302,20 @@ def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, t
     assert stack.creates() == []
 
 
-@pytest.mark.parametrize(("to", "region"), [("089/1234567", "DE"), ("Cell: (212) 555-0199", "US")])
-def test_a_slash_inside_a_number_and_a_label_before_it_are_read(stack: Stack, to: str, region: str) -> None:
+@pytest.mark.parametrize(
+    ("to", "region", "e164"),
+    [
+        ("089/1234567", "DE", "+49891234567"),
+        ("Cell: (212) 555-0199", "US", "+12125550199"),
+        ("0xx11 91234-5678", "BR", "+5511912345678"),  # Brazil's placeholder for a carrier code
+        ("1-888-2-GO-2-SEE", "US", "+18882462733"),  # a vanity number with words between its digits
+    ],
+)
+def test_what_looks_like_two_numbers_but_is_one_is_read(stack: Stack, to: str, region: str, e164: str) -> None:
     response = stack.post("/api/calls/validate", {"to": to, "region": region})
 
     assert response.status_code == 200, response.text
+    assert response.json()["to"] == e164
 
 
 @pytest.mark.parametrize("space", ["\u202f", "\u2009", "\u00a0"])
