@@ -2,8 +2,8 @@
 
     python scripts/import_do_not_call.py numbers.csv [--region US]
 
-The first column is the number in any common format (a header row is skipped), an optional second column a
-reason. Storage comes from the same settings as the app: `AzureWebJobsStorage` (a connection string), or
+The first column is the number in any common format (a first line without digits is a header), an optional
+second column a reason. Storage comes from the same settings as the app: `AzureWebJobsStorage` (a connection string), or
 `AzureWebJobsStorage__accountName` (or both `__tableServiceUri` and `__queueServiceUri`) with your own Entra
 identity (`az login`), and `DO_NOT_CALL_TABLE` (default `donotcall`). Unreadable lines are
 reported by line number, never by content, and make the exit status 1: the numbers on them are not listed, so they
@@ -39,7 +39,7 @@ def read_listings(path: Path, region: str) -> tuple[dict[str, Listing], list[int
             try:
                 number = normalize(row[0], region, field="number", allow_premium_rate=True).e164
             except Problem:
-                if line > 1:  # the first line may be a header
+                if line > 1 or any(c.isdigit() for c in row[0]):  # a first line without digits is a header
                     unreadable.append(line)
                 continue
             reason = row[1].strip() if len(row) > 1 and row[1].strip() else None

@@ -335,6 +335,26 @@ def test_a_csv_list_is_imported_in_bulk(stack: Stack, tmp_path: Path) -> None:
     assert stack.post("/api/calls", {"to": LONDON_NUMBER}).json()["code"] == "do_not_call"
 
 
+def test_an_unreadable_first_line_with_digits_is_no_header(stack: Stack, tmp_path: Path) -> None:
+    """The first line was always skipped as a header: a number there that could not be read (an extension) went
+    unlisted, and the import said nothing."""
+    listing = tmp_path / "dnc.csv"
+    listing.write_text("(212) 555-0100 x12,front desk\n(212) 555-0199,opted out\n")
+
+    imported = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_do_not_call.py"), str(listing), "--region", "US"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+        check=False,
+    )
+
+    assert imported.returncode == 1, imported.stderr
+    assert "imported 1 numbers" in imported.stdout
+    assert "(line 1)" in imported.stderr
+
+
 @pytest.mark.parametrize(
     ("storage", "says"),
     [
