@@ -276,7 +276,9 @@ class CallService:
     def plan(self, request: CallRequest) -> CallPlan:
         """Decide everything about the call, or raise the problem dialing would meet; sends no create."""
         to, region = self._understood(request)
-        return self._build(request, to, region, self._check_policy(request, to))
+        plan = self._build(request, to, region, self._check_policy(request, to))
+        self._check_signing(plan.status_callback)
+        return plan
 
     def request_call(
         self,
@@ -307,7 +309,9 @@ class CallService:
         to, region = self._understood(request)
         _, seen = self._checked(request, to, region, idempotency_key)
         if seen is None:
-            self._build(request, to, region, None)  # the caller ID: seen, it was built already
+            plan = self._build(request, to, region, None)  # the caller ID: seen, it was built already
+            if plan.status_callback is not None and not self._idempotency.recorded(idempotency_key, plan.fingerprint):
+                self._check_signing(plan.status_callback)  # not for a request placed already: its job replays
 
     def _understood(self, request: CallRequest) -> tuple[phone.PhoneNumber, str]:
         """The number and the region it was read in, once the request's user, queue and callback are allowed."""
@@ -385,6 +389,12 @@ class CallService:
             status_callback=request.status_callback,
             caller_id_chosen=request.from_ is None,
         )
+
+    def _check_signing(self, callback: StatusCallback | None) -> None:
+        """A call asking for callbacks must be able to sign them (without a secret every event would fail), checked
+        before a new call is placed, not before a replay: a request placed already is answered as it was."""
+        if callback is not None and self._watcher is not None:
+            self._watcher.check_signing()
 
     def _check_callback(self, callback: StatusCallback) -> None:
         """A status callback goes only to an allowed host (422 naming the field), checked before dialing."""
@@ -508,6 +518,7 @@ class CallService:
         def dial(mark_sent: Callable[[], None]) -> Reply:
             if recheck is not None:  # the claim was free: nothing of this request to tell
                 recheck()
+            self._check_signing(plan.status_callback)
             counted_at: float | None = None
             marked = False
             scheduled = _instant(plan.scheduled_time) if plan.scheduled_time else None

@@ -260,6 +260,25 @@ def test_a_callback_with_no_secret_to_sign_it_is_refused_before_dialing(
     assert stack.creates() == []
 
 
+def test_a_placed_call_asking_for_callbacks_replays_though_nothing_can_sign_them_now(
+    stack: Stack, configure: Callable[..., None], receiver: Receiver
+) -> None:
+    """A retry of a placed call is answered as it was, as when the policy would refuse it now: checking the
+    secret first answered the retry 500 and it never learned its conversation id."""
+    configure(**FAST)
+    request, key = {**CALL, "statusCallbackUrl": receiver.url}, {"Idempotency-Key": "callback-secret-gone"}
+    placed = stack.post("/api/calls", request, headers=key)
+    configure(**{**FAST, "WEBHOOK_SECRET": None})
+
+    retried = stack.post("/api/calls", request, headers=key)
+    async_retry = stack.post("/api/calls", request, headers={**key, "Prefer": "respond-async"})
+
+    assert placed.status_code == 201, placed.text
+    assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, "true"), retried.text
+    assert async_retry.status_code == 202, async_retry.text  # its job replays the same answer
+    assert len(stack.creates()) == 1
+
+
 def test_an_allowed_https_callback_validates(scripted: Stack) -> None:
     response = scripted.post("/api/calls/validate", {**CALL, "statusCallbackUrl": "https://CALLBACKS.example.com/x"})
 

@@ -200,8 +200,7 @@ class StatusWatcher:
         self._clock = clock
 
     def check(self, callback: StatusCallback) -> None:
-        """Refuse, before dialing, a callback URL the settings do not allow (422 naming the field), or one that
-        could never be sent: no queue to watch the call with, no secret to sign its events with."""
+        """Refuse a callback URL the settings do not allow, before dialing (422 naming the field)."""
         check_url(
             callback.url, self._settings.allowed_hosts, allow_insecure_loopback=self._settings.allow_insecure_loopback
         )
@@ -211,10 +210,10 @@ class StatusWatcher:
                 "Status callbacks need a storage queue: set AzureWebJobsStorage (or its identity-based "
                 "AzureWebJobsStorage__queueServiceUri and __tableServiceUri).",
             )
-        self._poster.check_signing()
 
     def check_signing(self) -> None:
-        """Raise the problem signing a callback's events would meet (readiness)."""
+        """Raise the problem signing a callback's events would meet (no secret to sign with, an unreadable vault):
+        checked before a call that asks for callbacks is placed, and by readiness."""
         self._poster.check_signing()
 
     def start(self, conversation_id: str, request_id: str, callback: StatusCallback | None) -> None:
