@@ -48,13 +48,16 @@ def get_logger(name: str) -> logging.LoggerAdapter:
 
 
 def quiet_sdk_loggers() -> None:
-    """Keep only the Azure SDK's warnings, and only urllib3's errors.
+    """Keep only the Azure SDK's warnings, and of urllib3's only its pools' and errors.
 
     The Python worker sets the root logger to INFO and ships every record to Application Insights, where the
     SDK's request and response logging (Key Vault, managed identity, Table, Queue) would add several lines
     per call; `host.json` cannot filter them, since they arrive under the function's own category. urllib3's
-    warnings quote the whole URL ("Failed to parse headers (url=...)" for an answer with a malformed header):
-    a callback URL's token, a Power Automate URL's signature.
+    connection warnings quote the whole URL ("Failed to parse headers (url=...)" for an answer with a malformed
+    header): a callback URL's token, a Power Automate URL's signature. Its pools' warnings name only the host
+    ("Connection pool is full": the sign that POOL_CONNECTIONS is too small); the URL they can quote is that of a
+    retry, and the app's sessions never retry in urllib3.
     """
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.WARNING)
