@@ -2,7 +2,7 @@
 
     python scripts/import_do_not_call.py numbers.csv [--region US]
 
-The first column is the number in any common format (a first line without digits is a header), an optional
+The first column is the number in any common format (a first line of under 5 digits is a header), an optional
 second column a reason. Storage comes from the same settings as the app: `AzureWebJobsStorage` (a connection string), or
 `AzureWebJobsStorage__accountName` (or both `__tableServiceUri` and `__queueServiceUri`) with your own Entra
 identity (`az login`), and `DO_NOT_CALL_TABLE` (default `donotcall`). Unreadable lines are
@@ -26,6 +26,8 @@ from shared.errors import Problem
 from shared.phone import normalize
 from shared.policy.do_not_call import Listing, TableDoNotCallList
 
+MIN_NUMBER_DIGITS = 5  # an unreadable first line with fewer is a header ("Number (E.164)", "phone1")
+
 
 def read_listings(path: Path, region: str) -> tuple[dict[str, Listing], list[int]]:
     """Each number once (the last reason wins), and the numbers of the lines that could not be read."""
@@ -39,7 +41,7 @@ def read_listings(path: Path, region: str) -> tuple[dict[str, Listing], list[int
             try:
                 number = normalize(row[0], region, field="number", allow_premium_rate=True).e164
             except Problem:
-                if line > 1 or any(c.isdigit() for c in row[0]):  # a first line without digits is a header
+                if line > 1 or sum(c.isdigit() for c in row[0]) >= MIN_NUMBER_DIGITS:  # else a header: Number (E.164)
                     unreadable.append(line)
                 continue
             reason = row[1].strip() if len(row) > 1 and row[1].strip() else None

@@ -718,7 +718,7 @@ def _do_not_call_operation(method: str) -> dict[str, Any]:
     reason = _body(
         {
             "type": "object",
-            "additionalProperties": False,  # a `region` here would be ignored: it is the query parameter
+            "additionalProperties": False,  # as the route: a `region` is the query parameter, not a body field
             "properties": {"reason": _field("string", "Reason", "Why it is listed.", maxLength=256)},
         },
         "Listing",

@@ -26,7 +26,7 @@ _LETTER = re.compile(r"[A-Za-z]")
 # its own, not one joined to the digits by hyphens as a vanity number's are (1-800-HOME-DEPOT)
 _LABEL = re.compile(
     r"(?<![-A-Za-z])(home|cell|mobile|mob|work|office|fax|tel|phone|main|direct|landline|business|private|"
-    r"personal|day|night|evening|other)(?![-A-Za-z])",
+    r"personal|day|night|evening|other|and|or|und|oder|et|ou|then)(?![-A-Za-z])",  # and words joining two numbers
     re.IGNORECASE,
 )
 _NUMBER_START = re.compile(r"[+\d]")
@@ -34,7 +34,8 @@ _NUMBER_START = re.compile(r"[+\d]")
 # 'od.', 'o'; it drops words of one or two letters), or a separator and a second number's prefix ('089 1234 /
 # 089 5678').
 _LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
-_CARRIER_PLACEHOLDER = re.compile(r"(?<!\d)0xx(?=\d)", re.IGNORECASE)  # Brazil's '0xx11 ...': a carrier code goes there
+# Brazil's '(0xx11) ...' at the start of a number: a carrier code goes there (masked digits elsewhere are refused)
+_CARRIER_PLACEHOLDER = re.compile(r"^([\s(]*0)xx(?=\s*\d)", re.IGNORECASE)
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
 _SPACE = re.compile(r"\s")  # every Unicode space (U+202F, U+2009 in French formatting) reads as a plain one
 # libphonenumber's region for a number of no country: "ZZ" unknown, "001" a non-geographic network (+800, +882)
@@ -150,12 +151,12 @@ def _national_reading_wins(prefix: str, digits: str, region: str) -> bool:
         return False
 
 
-def _joins_numbers(text: str) -> bool:
-    """Whether the text holds more than one number, or one and words inside it (see `_LETTER_BETWEEN_DIGITS`);
-    a tel: URI's parameters aside."""
+def _joins_numbers(text: str, vanity: bool) -> bool:
+    """Whether the text holds more than one number, or one and words inside it (see `_LETTER_BETWEEN_DIGITS`;
+    a `vanity` number has words inside), a tel: URI's parameters aside."""
     number_part = text.split(";", 1)[0] if text.strip().lower().startswith("tel:") else text
-    number_part = _CARRIER_PLACEHOLDER.sub("0", number_part)
-    return bool(_LETTER_BETWEEN_DIGITS.search(number_part) or _SECOND_PREFIX.search(number_part))
+    number_part = _CARRIER_PLACEHOLDER.sub(r"\1", number_part)
+    return bool(_SECOND_PREFIX.search(number_part) or (not vanity and _LETTER_BETWEEN_DIGITS.search(number_part)))
 
 
 def _letters_read_as_digits(text: str) -> bool:
@@ -218,7 +219,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     if number.extension or _PAUSE.search(text):
         raise _invalid("extension", text, field)
     vanity = _letters_read_as_digits(text) and _vanity_number(text, reading)  # 1-888-2-GO-2-SEE: words inside
-    if _joins_numbers(text) and not vanity:
+    if _joins_numbers(text, vanity):
         raise _invalid("several_numbers", text, field)
 
     # A number valid nowhere has no region of its own; its country code still names one for the checks.

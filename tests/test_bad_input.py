@@ -291,6 +291,8 @@ def test_an_international_prefix_is_read_in_any_script_of_digits(stack: Stack, z
         ("+39 02 1234567 o 8", "IT"),
         ("089 1234 / 089 5678", "DE"),  # rang +49 89 1234089 5678
         ("212-555-0199/x123", "US"),  # rang the main line: '/x' is no extension to libphonenumber
+        ("1 212 and 0199", "US"),  # rang +1 212 263 0199, 'and' read as keypad digits (a vanity number)
+        ("+49 89 12 0xx45 678", "DE"),  # masked digits are no carrier placeholder
     ],
 )
 def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, to: str, region: str) -> None:
@@ -308,6 +310,8 @@ def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, t
         ("089/1234567", "DE", "+49891234567"),
         ("Cell: (212) 555-0199", "US", "+12125550199"),
         ("0xx11 91234-5678", "BR", "+5511912345678"),  # Brazil's placeholder for a carrier code
+        ("(0xx 11) 3333-4444", "BR", "+551133334444"),
+        ("1-800-AND-MORE", "US", "+18002636673"),  # a joining word inside a vanity number's hyphens
         ("1-888-2-GO-2-SEE", "US", "+18882462733"),  # a vanity number with words between its digits
     ],
 )

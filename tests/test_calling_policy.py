@@ -316,7 +316,9 @@ def test_a_listing_with_a_field_it_does_not_take_is_refused(
 
 def test_a_csv_list_is_imported_in_bulk(stack: Stack, tmp_path: Path) -> None:
     listing = tmp_path / "dnc.csv"
-    listing.write_text("number,reason\n(212) 555-0199,opted out\n+44 20 7946 0958,\nnot-a-number,\n212-555-0199,dup\n")
+    listing.write_text(
+        "Number (E.164),reason\n(212) 555-0199,opted out\n+44 20 7946 0958,\nnot-a-number,\n212-555-0199,dup\n"
+    )
 
     imported = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "import_do_not_call.py"), str(listing), "--region", "US"],
