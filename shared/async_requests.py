@@ -53,6 +53,8 @@ CALL_RECORD = "callRecord"  # in a job's record once sent: the record its call's
 # poison queue back to the queue (`fail` looks again at a claim that may still answer) for ever.
 MAX_DELIVERIES = 2 * MAX_DEQUEUE_COUNT
 PURGE_MARGIN_SECONDS = 15 * 60  # a job queued again must find its record before the purge timer removes it
+# A job no message has run this long after one was due is settled when its caller polls (see `_settled_if_orphaned`)
+ORPHANED_AFTER_SECONDS = 30 * 60
 _RETRY_LATER = (409, 429, 503)
 
 
@@ -72,6 +74,13 @@ class Answer(Protocol):
 def never_sent(deliveries: int) -> Problem:
     return Problem(
         "internal_error", f"The asynchronous request failed on {deliveries} deliveries; no call was sent to Genesys."
+    )
+
+
+def never_run() -> Problem:
+    return Problem(
+        "internal_error",
+        "The asynchronous request was never run: its queue message was lost. No call was sent to Genesys.",
     )
 
 
@@ -229,7 +238,27 @@ class AsyncRequests:
             )
         if record.state == DONE and record.reply is not None:
             return record.reply
-        return self._pending(request_id)
+        return self._settled_if_orphaned(record) or self._pending(request_id.lower())
+
+    def _settled_if_orphaned(self, record: Record) -> Reply | None:
+        """The answer of a job no queue message will run any more, settled at its caller's poll; None while one
+        may still come.
+
+        A message is due when the job is accepted or put back (`due_at`, else the last claim), or, for a job a
+        delivery holds, when that claim turns stale (a copy is queued again for then). `ORPHANED_AFTER_SECONDS`
+        later none will come: it was lost (a send that failed and a withdrawal storage could not confirm; a poison
+        message whose handler kept failing), and the job would read "pending" until its record expired. The write
+        is conditional: a delivery that takes the job first keeps it, and a message that turns up later finds the
+        answer and dials nothing, so the answer is true either way.
+        """
+        due = record.claimed_at + self._stale if record.state in (CLAIMED, SENT) else record.due_at or record.claimed_at
+        if self._clock() < due + ORPHANED_AFTER_SECONDS:
+            return None
+        reply = self._sent_answer(record) if record.state == SENT else Reply.of_problem(never_run(), record.owner)
+        if self._store.replace(replace(record, state=DONE, reply=reply)) is None:
+            return None
+        log.warning("Asynchronous request %s was never run by any queue message; settled at its poll", record.owner)
+        return reply
 
     def _trusted(self, message: str) -> tuple[Job, Record]:
         job = Job.from_message(message)
@@ -293,7 +322,7 @@ class AsyncRequests:
         if retryable and claim.sent and not reply.outcome_unknown and delivery < MAX_DEQUEUE_COUNT:
             wait = self._retry_wait(job, claim.record, reply)
             if wait is not None:
-                self._release(claim.record)
+                self._release(claim.record, due_in=wait)
                 assert self._queue is not None  # a message came from the queue, so there is one
                 self._queue.send(message, wait)
                 log.info("Asynchronous request %s sent nothing (%s); again in %d s", job.request_id, reply.status, wait)
@@ -361,9 +390,9 @@ class AsyncRequests:
         """Seconds until the record's claim turns stale (its holder presumed dead); negative once it has."""
         return record.claimed_at + self._stale - self._clock()
 
-    def _release(self, record: Record) -> None:
-        """Back to pending: nothing was sent, so the next delivery may try again."""
-        self._store.replace(replace(record, state=PENDING))
+    def _release(self, record: Record, due_in: float = 0) -> None:
+        """Back to pending: nothing was sent, so the next delivery may try again (its message in `due_in` s)."""
+        self._store.replace(replace(record, state=PENDING, due_at=self._clock() + due_in if due_in else None))
 
     def _complete(self, record: Record, reply: Reply) -> None:
         if self._store.replace(replace(record, state=DONE, reply=reply)) is None:

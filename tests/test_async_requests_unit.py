@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from shared.async_requests import DELIVERY, MAX_DELIVERIES, AsyncRequests, record_key
+from shared.async_requests import DELIVERY, MAX_DELIVERIES, ORPHANED_AFTER_SECONDS, AsyncRequests, record_key
 from shared.errors import Problem
-from shared.idempotency import CLAIMED, DONE, JobAttempt, MemoryStore, Reply
+from shared.idempotency import CLAIMED, DONE, SENT, JobAttempt, MemoryStore, Reply
 from tests.conftest import Clock
 
 STALE_SECONDS = 60.0
@@ -176,3 +176,46 @@ def test_a_copy_arriving_while_the_job_waits_behind_its_key_leaves_the_job_to_it
     assert record is not None and record.state == DONE and record.reply is not None
     assert record.reply.status == 201  # the holder's answer, not "outcome unknown" from the copy
     assert queue.sent[-1][0] == message  # the copy looks again later instead
+
+
+def test_a_job_whose_message_was_lost_is_settled_at_its_poll_and_never_dialed_after() -> None:
+    """No message will ever run it (its send failed and storage could not confirm the withdrawal): it read
+    "pending" until its record expired a day later. Half an hour past when its message was due, the caller's poll
+    ends it, and a message turning up after all dials nothing."""
+    jobs, store, _, clock, message, request_id = accepted_job()
+    placements: list[str] = []
+    clock.now += ORPHANED_AFTER_SECONDS - 1
+    waiting = jobs.result(request_id)
+    clock.now += 2
+
+    settled = jobs.result(request_id)
+    jobs.process(message, 1, placed(placements))
+
+    assert waiting.status == 202
+    assert (settled.status, settled.body["code"]) == (500, "internal_error")
+    assert "No call was sent" in settled.body["detail"]
+    assert placements == []
+    record = store.read(record_key(request_id))
+    assert record is not None and record.state == DONE
+
+
+def test_a_job_put_back_for_a_long_retry_after_is_not_taken_for_lost() -> None:
+    """Queued again for when Genesys asked (a 429's Retry-After): its message is due then, not at its last claim."""
+    jobs, _, queue, clock, message, request_id = accepted_job("a-key")
+    jobs.process(message, 1, rate_limited(3600, []))
+    assert queue.sent[-1][1] == 3600
+    clock.now += ORPHANED_AFTER_SECONDS + 60
+
+    assert jobs.result(request_id).status == 202
+
+
+def test_a_sent_job_held_by_a_dead_delivery_whose_messages_were_lost_answers_outcome_unknown() -> None:
+    jobs, store, _, clock, _, request_id = accepted_job()
+    record = store.read(record_key(request_id))
+    assert record is not None
+    store.replace(replace(record, state=SENT, claimed_at=clock.now))
+    clock.now += STALE_SECONDS + WAIT_SECONDS + ORPHANED_AFTER_SECONDS + 1
+
+    settled = jobs.result(request_id)
+
+    assert (settled.status, settled.body["code"]) == (504, "genesys_timeout")  # it may have been placed
