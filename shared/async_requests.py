@@ -77,10 +77,12 @@ def never_sent(deliveries: int) -> Problem:
     )
 
 
-def never_run() -> Problem:
+def cancelled_unrun() -> Problem:
     return Problem(
         "internal_error",
-        "The asynchronous request was never run: its queue message was lost. No call was sent to Genesys.",
+        f"The asynchronous request was not run within {ORPHANED_AFTER_SECONDS // 60} minutes of its queue message "
+        "being due (the message was lost, or the queue is that far behind), and is cancelled: it will not run. No "
+        "call was sent to Genesys.",
     )
 
 
@@ -254,10 +256,16 @@ class AsyncRequests:
         due = record.claimed_at + self._stale if record.state in (CLAIMED, SENT) else record.due_at or record.claimed_at
         if self._clock() < due + ORPHANED_AFTER_SECONDS:
             return None
-        reply = self._sent_answer(record) if record.state == SENT else Reply.of_problem(never_run(), record.owner)
-        if self._store.replace(replace(record, state=DONE, reply=reply)) is None:
+        try:
+            unrun = Reply.of_problem(cancelled_unrun(), record.owner)
+            reply = self._sent_answer(record) if record.state == SENT else unrun
+            if self._store.replace(replace(record, state=DONE, reply=reply)) is None:
+                return None
+        except Problem:  # storage: the poll answers "pending", as before it looked
             return None
-        log.warning("Asynchronous request %s was never run by any queue message; settled at its poll", record.owner)
+        log.warning(
+            "Asynchronous request %s, %s, had no queue message run it; settled at its poll", record.owner, record.state
+        )
         return reply
 
     def _trusted(self, message: str) -> tuple[Job, Record]:

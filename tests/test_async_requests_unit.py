@@ -14,7 +14,7 @@ import pytest
 
 from shared.async_requests import DELIVERY, MAX_DELIVERIES, ORPHANED_AFTER_SECONDS, AsyncRequests, record_key
 from shared.errors import Problem
-from shared.idempotency import CLAIMED, DONE, SENT, JobAttempt, MemoryStore, Reply
+from shared.idempotency import CLAIMED, DONE, SENT, JobAttempt, MemoryStore, Record, Reply
 from tests.conftest import Clock
 
 STALE_SECONDS = 60.0
@@ -219,3 +219,31 @@ def test_a_sent_job_held_by_a_dead_delivery_whose_messages_were_lost_answers_out
     settled = jobs.result(request_id)
 
     assert (settled.status, settled.body["code"]) == (504, "genesys_timeout")  # it may have been placed
+
+
+class StoreThatCannotWrite(MemoryStore):
+    def replace(self, record: Record) -> Record | None:
+        raise Problem("idempotency_store_unavailable", "store went away")
+
+
+def test_a_poll_that_cannot_settle_a_lost_job_still_answers_pending() -> None:
+    """The settling write failed and the poll answered 503 "nothing was dialed": a poller that reads any answer
+    but 202 as final could send the request again."""
+    _, store, _, clock, _, request_id = accepted_job()
+    record = store.read(record_key(request_id))
+    assert record is not None
+    failing = StoreThatCannotWrite()
+    failing.create(record)
+    jobs_on_failing = AsyncRequests(
+        failing,
+        RecordingQueue(),
+        retention_seconds=86_400,
+        retry_after_seconds=1,
+        stale_seconds=STALE_SECONDS,
+        wait_seconds=WAIT_SECONDS,
+        duplicate_window_seconds=WINDOW_SECONDS,
+        clock=clock,
+    )
+    clock.now += ORPHANED_AFTER_SECONDS + 1
+
+    assert jobs_on_failing.result(request_id).status == 202
