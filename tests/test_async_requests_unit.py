@@ -30,10 +30,8 @@ class RecordingQueue:
         self.sent.append((message, delay_seconds))
 
 
-def accepted_job(key: str | None = None) -> tuple[AsyncRequests, MemoryStore, RecordingQueue, Clock, str, str]:
-    """An accepted job, its message queued."""
-    store, queue, clock = MemoryStore(), RecordingQueue(), Clock(1_000_000.0)
-    jobs = AsyncRequests(
+def jobs_on(store: MemoryStore, queue: RecordingQueue, clock: Clock) -> AsyncRequests:
+    return AsyncRequests(
         store,
         queue,
         retention_seconds=86_400,
@@ -43,6 +41,12 @@ def accepted_job(key: str | None = None) -> tuple[AsyncRequests, MemoryStore, Re
         duplicate_window_seconds=WINDOW_SECONDS,
         clock=clock,
     )
+
+
+def accepted_job(key: str | None = None) -> tuple[AsyncRequests, MemoryStore, RecordingQueue, Clock, str, str]:
+    """An accepted job, its message queued."""
+    store, queue, clock = MemoryStore(), RecordingQueue(), Clock(1_000_000.0)
+    jobs = jobs_on(store, queue, clock)
     request_id = jobs.accept({"to": "+12125550199"}, key).body["requestId"]
     return jobs, store, queue, clock, queue.sent[0][0], request_id
 
@@ -234,16 +238,7 @@ def test_a_poll_that_cannot_settle_a_lost_job_still_answers_pending() -> None:
     assert record is not None
     failing = StoreThatCannotWrite()
     failing.create(record)
-    jobs_on_failing = AsyncRequests(
-        failing,
-        RecordingQueue(),
-        retention_seconds=86_400,
-        retry_after_seconds=1,
-        stale_seconds=STALE_SECONDS,
-        wait_seconds=WAIT_SECONDS,
-        duplicate_window_seconds=WINDOW_SECONDS,
-        clock=clock,
-    )
+    jobs_on_failing = jobs_on(failing, RecordingQueue(), clock)
     clock.now += ORPHANED_AFTER_SECONDS + 1
 
     assert jobs_on_failing.result(request_id).status == 202
