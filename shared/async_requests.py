@@ -257,8 +257,7 @@ class AsyncRequests:
         if self._clock() < due + ORPHANED_AFTER_SECONDS:
             return None
         try:
-            unrun = Reply.of_problem(cancelled_unrun(), record.owner)
-            reply = self._sent_answer(record) if record.state == SENT else unrun
+            reply = self._unrecorded_answer(record, cancelled_unrun())
             if self._store.replace(replace(record, state=DONE, reply=reply)) is None:
                 return None
         except Problem:  # storage: the poll answers "pending", as before it looked
@@ -292,8 +291,7 @@ class AsyncRequests:
             return
         if self._outlived(job, record):
             log.warning("Asynchronous request %s outlived its retention on the queue", job.request_id)
-            unsent = Reply.of_problem(expired_unsent(), job.request_id)
-            self._complete(record, self._sent_answer(record) if record.state == SENT else unsent)
+            self._complete(record, self._unrecorded_answer(record, expired_unsent()))
             return
         if record.state == SENT:
             log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
@@ -345,7 +343,7 @@ class AsyncRequests:
     def fail(self, message: str) -> None:
         """A poison message: the caller polling for it gets a failure that says whether a call was sent."""
         try:
-            job, record = self._trusted(message)
+            _, record = self._trusted(message)
         except UntrustedMessage as untrusted:
             log.error("Dropped a poison message this app did not write for a pending job: %s", untrusted)
             return
@@ -354,8 +352,11 @@ class AsyncRequests:
         if record.state in (CLAIMED, SENT) and self._stale_in(record) >= 0:
             self._check_back(message, record)  # its holder may still answer; else a later look settles it
             return
-        unsent = Reply.of_problem(never_sent(MAX_DEQUEUE_COUNT), job.request_id)
-        self._complete(record, self._sent_answer(record) if record.state == SENT else unsent)
+        self._complete(record, self._unrecorded_answer(record, never_sent(MAX_DEQUEUE_COUNT)))
+
+    def _unrecorded_answer(self, record: Record, unsent: Problem) -> Reply:
+        """The answer of a job ending without one of its own: a sent job's (`_sent_answer`), else `unsent`."""
+        return self._sent_answer(record) if record.state == SENT else Reply.of_problem(unsent, record.owner)
 
     def _sent_answer(self, record: Record) -> Reply:
         """The answer of a job that sent its call and did not record it: its call's, when the call's own record

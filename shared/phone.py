@@ -151,11 +151,15 @@ def _national_reading_wins(prefix: str, digits: str, region: str) -> bool:
         return False
 
 
+def _number_part(text: str) -> str:
+    """The text without a tel: URI's parameters (`;phone-context=...`, `;isub=...`)."""
+    return text.split(";", 1)[0] if text.strip().lower().startswith("tel:") else text
+
+
 def _joins_numbers(text: str, vanity: bool) -> bool:
     """Whether the text holds more than one number, or one and words inside it (see `_LETTER_BETWEEN_DIGITS`;
     a `vanity` number has words inside), a tel: URI's parameters aside."""
-    number_part = text.split(";", 1)[0] if text.strip().lower().startswith("tel:") else text
-    number_part = _CARRIER_PLACEHOLDER.sub(r"\1", number_part)
+    number_part = _CARRIER_PLACEHOLDER.sub(r"\1", _number_part(text))
     return bool(_SECOND_PREFIX.search(number_part) or (not vanity and _LETTER_BETWEEN_DIGITS.search(number_part)))
 
 
@@ -163,7 +167,7 @@ def _letters_read_as_digits(text: str) -> bool:
     """libphonenumber's rule: three or more letters in the number (from its first digit or `+`, a tel: URI's
     parameters aside) are all read as keypad digits, so a label after a number ('+49 30 12345 Fax') would be
     dialed as a longer number, valid where lengths vary."""
-    number_part = text.split(";", 1)[0] if text.strip().lower().startswith("tel:") else text
+    number_part = _number_part(text)
     start = _NUMBER_START.search(number_part)
     return start is not None and len(_LETTER.findall(number_part, start.start())) >= 3
 
