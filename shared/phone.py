@@ -222,7 +222,8 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     # CreateCallRequest has no extension: dialing the rest would ring the switchboard
     if number.extension or _PAUSE.search(text):
         raise _invalid("extension", text, field)
-    vanity = _letters_read_as_digits(text) and _vanity_number(text, reading)  # 1-888-2-GO-2-SEE: words inside
+    letters = _letters_read_as_digits(text)
+    vanity = letters and _vanity_number(text, reading)  # 1-888-2-GO-2-SEE: words inside
     if _joins_numbers(text, vanity):
         raise _invalid("several_numbers", text, field)
 
@@ -233,7 +234,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     shown_region = None if number_region in NO_COUNTRY else number_region
     understood: dict[str, Any] = {"e164": e164, "region": shown_region}
-    if _letters_read_as_digits(text) and not vanity:
+    if letters and not vanity:
         raise _invalid("letters", text, field, understood)
     national = phonenumbers.national_significant_number(number)
     if shortnumberinfo.is_emergency_number(national, number_region):
