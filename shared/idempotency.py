@@ -275,18 +275,19 @@ class Idempotency:
                 now + lifetime,
                 data={JOB_DELIVERY: job.delivery} if job else None,
             )
-            claimed = self.store.create(mine)
+            claimed = self._write_claim(self.store.create, mine)
             if claimed is not None:
                 return self._execute(Claim(self.store, claimed), action, request_id, job), False
             current = self.store.read(store_key)
             if current is None:
                 continue  # released between our insert and read: try to claim again
-            if current.owner == request_id and current.claimed_at == now and current.state == SENDING:
+            if _is_written_by(current, mine):
                 # Our own insert: it landed, its answer was lost, and the SDK's resend met it (409).
                 return self._execute(Claim(self.store, current), action, request_id, job), False
+            takeover = replace(mine, etag=current.etag)
             if job is not None and _left_by_earlier_delivery(current, job, request_id):
                 log.warning("An earlier delivery of job %s left its claim before sending; resuming it", request_id)
-                taken = self.store.replace(replace(mine, etag=current.etag))
+                taken = self._write_claim(self.store.replace, takeover)
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id, job), False
                 continue
@@ -295,7 +296,7 @@ class Idempotency:
                 # A claim that may still send or may have sent expires only long after (its lifetime): until then
                 # it answers "outcome unknown" below, never a re-dial (a stalled owner past its deadline does not
                 # send; see GenesysClient).
-                taken = self.store.replace(replace(mine, etag=current.etag))
+                taken = self._write_claim(self.store.replace, takeover)
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id, job), False
                 continue
@@ -327,6 +328,23 @@ class Idempotency:
         if current is None or current.fingerprint != request_fingerprint:
             return False
         return not _expired(current, self.clock())
+
+    def _write_claim(self, write: Callable[[Record], Record | None], mine: Record) -> Record | None:
+        """Write our claim; when storage fails, take it back if the write landed unheard and the store answers.
+
+        The request answers that failure 503 "nothing was dialed, retry": a claim of ours left "sending" would
+        answer that retry "outcome unknown" (for days, with a key) for a call that was never sent.
+        """
+        try:
+            return write(mine)
+        except Problem:
+            try:
+                landed = self.store.read(mine.key)
+                if landed is not None and _is_written_by(landed, mine):
+                    self.store.delete(landed)
+            except Problem:
+                log.warning("Could not take back the claim of request %s after a storage failure", mine.owner)
+            raise
 
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
         """Where a request's claim lives: its key's, or without one the fingerprint's (None: no window)."""
@@ -398,6 +416,11 @@ def _marking(job: JobAttempt | None, call_key: str | None, mark_claim: Callable[
         mark_claim()
 
     return mark
+
+
+def _is_written_by(record: Record, mine: Record) -> bool:
+    """Whether `record` is the claim `mine`, as this attempt wrote it (its owner and its moment), not yet answered."""
+    return record.owner == mine.owner and record.claimed_at == mine.claimed_at and record.state == SENDING
 
 
 def _left_by_earlier_delivery(record: Record, job: JobAttempt, request_id: str) -> bool:

@@ -336,6 +336,27 @@ def test_a_claim_whose_insert_answer_was_lost_is_still_its_own(azurite: Azurite)
     assert front.lost_insert_answers == 0  # the fault did happen
 
 
+def test_a_claim_whose_insert_landed_unheard_is_taken_back_so_the_retry_dials(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """The claim's insert reached the table and every try's answer was lost: the request answers 503 "nothing was
+    dialed, retry". The claim it left "sending" answered that retry "outcome unknown" (a key's claim lives 8 days)
+    for a call never sent; the request now takes its own landed claim back before answering."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front), IDEMPOTENCY_WAIT_SECONDS="1")
+        front.lost_answers_only_for = lambda body: b'"State": "sending"' in body
+        front.lost_insert_answers = 100  # every try of the claim lands, and is answered 503
+
+        lost = stack.post("/api/calls", CALL, headers=keyed("claim-answer-lost"))
+        front.lost_insert_answers = 0
+        retried = stack.post("/api/calls", CALL, headers=keyed("claim-answer-lost"))
+
+    assert lost.status_code == 503, lost.text
+    assert lost.json()["code"] == "idempotency_store_unavailable"
+    assert retried.status_code == 201, retried.text
+    assert len(stack.creates()) == 1
+
+
 def test_a_create_is_not_sent_when_counting_it_used_up_the_deadline(stack: Stack, configure, azurite: Azurite) -> None:
     """Counting the call against the cap is a storage write right before the create: written slowly, it ended past
     the request's deadline, and the create went out anyway, after the caller may have retried."""
