@@ -215,6 +215,15 @@ def _store(app: Services) -> str:
     return f"Table Storage reachable (the idempotency and do-not-call tables), connected by {storage.mode}"
 
 
+def _queues(app: Services) -> str | Skipped:
+    """Asynchronous requests and status callbacks each send to a queue of the same storage account."""
+    if not app.queues:
+        return Skipped("AzureWebJobsStorage is not set: asynchronous requests and status callbacks are refused")
+    for queue in app.queues:
+        queue.check_reachable()
+    return f"the {' and '.join(queue.name for queue in app.queues)} queues answer"
+
+
 def report() -> tuple[int, dict[str, Any], dict[str, str]]:
     """200 with every check ok, else 503 with `Retry-After` (as every 503 here); each failed check names its
     remediation. Status, body and headers."""
@@ -260,6 +269,7 @@ def report() -> tuple[int, dict[str, Any], dict[str, str]]:
             _check("sns", lambda: _sns(app)),
             _check("pubsub", lambda: _pubsub(app)),
             _check("idempotency_store", lambda: _store(app)),
+            _check("queues", lambda: _queues(app)),
         ]
     ready = all(check["status"] != "failed" for check in checks)
     body = {"status": "ready" if ready else "not_ready", "checks": checks}

@@ -55,6 +55,7 @@ class Services:
     status_watcher: StatusWatcher
     subscriptions: Subscriptions
     call_user_state: RefreshingValue[Any] | None  # GENESYS_CALL_USER_ID's `state`, cached for readiness
+    queues: tuple[QueueSender, ...]  # the status-watch and call-request queues (none without storage)
 
     @property
     def idempotency_store(self) -> Store:
@@ -120,6 +121,11 @@ def _build() -> Services:
         settings.status_callback_allowed_hosts,
         allow_insecure_loopback=settings.allow_insecure_http,
     )
+    status_queue, request_queue = (
+        (QueueSender(settings.storage, STATUS_QUEUE), QueueSender(settings.storage, REQUEST_QUEUE))
+        if settings.storage
+        else (None, None)
+    )
     # What senders sign with is checked with the webhook secrets; our status callbacks are signed with their own
     # secret where one is set (so no callback receiver holds a key that signs webhooks to us), else the webhook's.
     webhook_secrets = SharedSecrets(lambda refresh: _webhook_secrets(settings, secrets, refresh))
@@ -130,7 +136,7 @@ def _build() -> Services:
     )
     watcher = StatusWatcher(
         store,
-        QueueSender(settings.storage, STATUS_QUEUE) if settings.storage else None,
+        status_queue,
         genesys,
         Poster(callback_secrets.current),
         subscriptions,
@@ -147,7 +153,7 @@ def _build() -> Services:
     )
     async_requests = AsyncRequests(
         store,
-        QueueSender(settings.storage, REQUEST_QUEUE) if settings.storage else None,
+        request_queue,
         retention_seconds=settings.idempotency_retention_seconds,
         retry_after_seconds=settings.async_retry_after_seconds,
         stale_seconds=settings.stale_claim_seconds,
@@ -173,6 +179,7 @@ def _build() -> Services:
         watcher,
         subscriptions,
         call_user_state,
+        tuple(queue for queue in (status_queue, request_queue) if queue is not None),
     )
 
 

@@ -239,15 +239,27 @@ class QueueSender:
         self._client: QueueClient | None = None
         self._lock = threading.Lock()
 
+    @property
+    def name(self) -> str:
+        return self._queue_name
+
     def send(self, message: str, delay_seconds: int = 0) -> None:
         """Queue `message`, visible to the trigger after `delay_seconds`."""
+        self._call(lambda client: client.send_message(message, visibility_timeout=delay_seconds or None))
+
+    def check_reachable(self) -> None:
+        """Read the queue's properties, as readiness does: an identity without a queue role, or a firewall, refuses
+        every asynchronous request and status callback while the tables answer."""
+        self._call(lambda client: client.get_queue_properties())
+
+    def _call(self, operation: Callable[[QueueClient], object]) -> None:
         from azure.core.exceptions import AzureError
 
         try:
             with self._lock:
                 if self._client is None:
                     self._client = self._storage.queue(self._queue_name)
-            self._client.send_message(message, visibility_timeout=delay_seconds or None)
+            operation(self._client)
         except AzureError as error:
-            log.warning("Could not queue a message on %s: %s", self._queue_name, type(error).__name__)
+            log.warning("Could not reach the %s queue: %s", self._queue_name, type(error).__name__)
             raise _unreachable(f"The {self._queue_name} queue", error) from None

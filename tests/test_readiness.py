@@ -34,6 +34,7 @@ def test_ready_when_everything_works(stack: Stack) -> None:
         "sns": "skipped",
         "pubsub": "skipped",
         "idempotency_store": "ok",
+        "queues": "ok",
     }
     assert "/api/webhooks/calls is not configured" in checks(response)["webhook_secret"]["detail"]
 
@@ -57,7 +58,7 @@ def test_each_failure_names_its_remediation(stack: Stack) -> None:
     vault = checks(response)["key_vault"]
     assert vault["code"] == "key_vault_forbidden"
     assert "Key Vault Secrets User" in vault["remediation"]
-    assert len(checks(response)) == 10  # one failure does not hide the other checks
+    assert len(checks(response)) == 11  # one failure does not hide the other checks
 
 
 def test_genesys_down_is_reported(stack: Stack) -> None:
@@ -341,3 +342,33 @@ def test_storage_that_refuses_the_app_says_what_to_change(
     assert (store["status"], store["code"]) == ("failed", "idempotency_store_unavailable")
     assert f"refused the app's request (403 {code})" in store["detail"]
     assert remediation in store["remediation"]
+
+
+def test_queues_that_refuse_the_app_are_not_ready(stack: Stack, configure, azurite: Azurite) -> None:
+    """An identity with a table role and no queue role: readiness read only the tables and answered 200, while
+    every asynchronous request and status callback was refused."""
+    with table_front(azurite.ports["Queue"]) as queues:
+        queue = f"QueueEndpoint=http://127.0.0.1:{azurite.ports['Queue']}/"
+        configure(
+            AzureWebJobsStorage=azurite.connection_string.replace(
+                queue, f"QueueEndpoint=http://127.0.0.1:{queues.server_address[1]}/"
+            )
+        )
+        queues.forbidden = True
+        response = stack.get("/api/health/ready")
+
+    assert response.status_code == 503, response.text
+    assert checks(response)["idempotency_store"]["status"] == "ok"
+    check = checks(response)["queues"]
+    assert (check["status"], check["code"]) == ("failed", "idempotency_store_unavailable")
+    assert "queue refused the app's request (403 AuthorizationPermissionMismatch)" in check["detail"]
+    assert "Storage Queue Data Contributor" in check["remediation"]
+
+
+def test_without_storage_the_queues_check_is_skipped(stack: Stack, configure) -> None:
+    configure(AzureWebJobsStorage=None)
+
+    check = checks(stack.get("/api/health/ready"))["queues"]
+
+    assert check["status"] == "skipped"
+    assert "asynchronous requests and status callbacks are refused" in check["detail"]
