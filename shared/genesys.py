@@ -8,6 +8,7 @@ failed before the request was sent): a second POST after a 5xx or a read timeout
 from __future__ import annotations
 
 import base64
+import math
 import random
 import re
 import ssl
@@ -49,6 +50,10 @@ CREATE_CALL_FIELDS = frozenset(
 )
 RETRYABLE_READ_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_RETRY_AFTER_SECONDS = 3  # what the official SDKs assume when a 429 has no Retry-After
+MAX_RETRY_AFTER_SECONDS = 24 * 3600  # a longer one is a broken header; it is passed on as the caller's wait
+# A create refused 429 is sent again (after its Retry-After) at most this many times: an org held at its rate limit
+# is not sent a stream of creates, nor the calling policy's storage reads that precede each.
+MAX_RATE_LIMITED_RESENDS = 3
 READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
 LISTING_PAGE_SIZE = 100
@@ -79,13 +84,24 @@ class _NotSent(Exception):
 
 
 def _retry_after(response: requests.Response) -> int | None:
+    """Genesys's Retry-After in whole seconds, rounded up and at least 1: a 0 or a fraction would re-send a create
+    at once, as fast as the loop turns. Unreadable (a date, infinity) is the SDKs' default."""
     value = response.headers.get("Retry-After")
     if value is None:
         return None
     try:
-        return max(0, int(float(value)))
-    except ValueError:
+        seconds = math.ceil(float(value))
+    except (ValueError, OverflowError):
         return DEFAULT_RETRY_AFTER_SECONDS
+    return min(max(1, seconds), MAX_RETRY_AFTER_SECONDS)
+
+
+def _refusal(answer: _Answer, *, creating_call: bool) -> Problem:
+    """Genesys's refusal as our problem; a 429 carries Genesys's own Retry-After where it sent one."""
+    problem = problem_from_genesys(answer.status, answer.body, answer.correlation_id, creating_call=creating_call)
+    if answer.status == 429 and answer.retry_after is not None:
+        problem.retry_after = answer.retry_after
+    return problem
 
 
 def _backoff(attempt: int) -> float:
@@ -216,7 +232,7 @@ class GenesysClient:
             if body.get("error") != "invalid_client" or refresh_secret:
                 break
             log.warning("Genesys refused the cached client secret; re-reading it once (it may have rotated)")
-        raise problem_from_genesys(answer.status, answer.body, answer.correlation_id, creating_call=False)
+        raise _refusal(answer, creating_call=False)
 
     # ---- API -------------------------------------------------------------------------------------
 
@@ -253,12 +269,7 @@ class GenesysClient:
                     f"Genesys Cloud answered {answer.status} without a JSON body.",
                     outcome_unknown=creating_call,
                 )
-            problem = problem_from_genesys(
-                answer.status, answer.body, answer.correlation_id, creating_call=creating_call
-            )
-            if answer.status == 429 and answer.retry_after is not None:
-                problem.retry_after = max(1, answer.retry_after)  # Genesys's own wait, not the default
-            raise problem
+            raise _refusal(answer, creating_call=creating_call)
         return answer
 
     def _send_create(
@@ -270,7 +281,7 @@ class GenesysClient:
         Never once the deadline has run out: a stall before it (a slow storage write, a secret re-read after a
         rotation) would otherwise send it after the caller may have retried, and that retry may have dialed.
         """
-        connect_failures = 0
+        connect_failures = rate_limited = 0
         while True:
             before_send()  # storage writes and reads: the deadline is looked at after them
             if deadline.remaining() <= 0:
@@ -293,11 +304,10 @@ class GenesysClient:
                 raise _transport_problem(error, creating_call=True) from None
             if answer.status != 429:
                 return answer
+            rate_limited += 1
             wait = answer.retry_after if answer.retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
-            if not deadline.allows(wait + 1.0):
-                problem = problem_from_genesys(429, answer.body, answer.correlation_id, creating_call=True)
-                problem.retry_after = max(1, wait)
-                raise problem
+            if rate_limited > MAX_RATE_LIMITED_RESENDS or not deadline.allows(wait + 1.0):
+                raise _refusal(answer, creating_call=True)
             log.info("Genesys rate limit on create; waiting %s s as Retry-After asks", wait)
             time.sleep(wait)
 

@@ -3,6 +3,8 @@ unless Genesys provably did not act."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from emulators.genesys import NO_STATION_USER_ID, Fault
@@ -98,6 +100,36 @@ def test_429_then_success_answers_201_with_one_call_created(stack: Stack) -> Non
     assert response.status_code == 201, response.text
     creates = stack.creates()
     assert len(creates) == 2  # the refused attempt and the accepted one
+    assert len(stack.genesys.org.conversations) == 1
+
+
+@pytest.mark.parametrize("asked", ["0", "0.2"])
+def test_a_429_asking_for_no_wait_is_sent_again_at_most_three_times_a_second_apart(
+    stack: Stack, configure, asked: str
+) -> None:
+    """A Retry-After of 0 or a fraction was read as no wait: the create went out again as fast as the loop turned
+    (1,847 times in 3 s, each after a do-not-call read) until the deadline, deepening the org's rate limit."""
+    configure(CALL_DEADLINE_SECONDS="8")
+    stack.genesys.inject("create_call", *[Fault(status=429, headers={"Retry-After": asked})] * 50)
+
+    started = time.monotonic()
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 429, response.text
+    assert response.json()["code"] == "genesys_rate_limited"
+    assert response.headers["Retry-After"] == "1"
+    assert len(stack.creates()) == 4  # the first and three re-sends
+    assert time.monotonic() - started >= 3  # a second before each re-send
+
+
+def test_a_429_with_an_unreadable_retry_after_waits_the_default_and_places_the_call(stack: Stack) -> None:
+    """Retry-After: 1e400 raised OverflowError while the create's answer was read: "it may have been placed"."""
+    stack.genesys.inject("create_call", Fault(status=429, headers={"Retry-After": "1e400"}))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 201, response.text
+    assert len(stack.creates()) == 2
     assert len(stack.genesys.org.conversations) == 1
 
 
