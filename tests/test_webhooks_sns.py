@@ -193,6 +193,11 @@ FORGERIES: list[tuple[str, Callable[[Sns], tuple[dict[str, Any], str | None]], s
         lambda s: (sign(s.message(SigningCertURL="https://sns.us-east-1.amazonaws.com.evil.example/x.pem")), None),
         "SigningCertURL",
     ),
+    (  # urlsplit raises ValueError for an unclosed bracket: it answered 500 with a traceback in the log
+        "certificate-host-unreadable",
+        lambda s: (sign(s.message(SigningCertURL="https://[sns.us-east-1.amazonaws.com/x.pem")), None),
+        "SigningCertURL",
+    ),
     (
         "certificate-over-http",
         lambda s: (sign(s.message(SigningCertURL=f"http://{s.server.netloc}{CERT_PATH}")), None),

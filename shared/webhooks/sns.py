@@ -154,7 +154,10 @@ class SnsVerifier:
             )
 
     def _checked_url(self, url: object, field: str) -> str:
-        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+        except ValueError:  # an unclosed or misplaced bracket in the host
+            parts = None
         if parts is None or parts.scheme != "https" or "@" in parts.netloc or not self._allowed_host(parts.netloc):
             raise refused(field, f"{field} must be https://sns.<region>.amazonaws.com/... (or .amazonaws.com.cn).")
         return str(url)
