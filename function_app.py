@@ -30,6 +30,7 @@ from shared.webhooks import (
     abuse_protection,
     answer_events,
     for_event_sender,
+    for_sns,
     is_binary_cloudevent,
     read_delivery,
 )
@@ -138,7 +139,10 @@ def sns_message(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     if message.type != NOTIFICATION:
         answer = {"type": message.type, "topicArn": message.topic_arn, "requestId": request_id}
         return json_response(200, answer, request_id)
-    return _place_signed(req, message.call(), request_id)
+    try:
+        return _place_signed(req, message.call(), request_id)
+    except Problem as refused:  # SNS drops a message answered 4xx: one that can succeed later answers 503
+        return reply_response(for_sns(Reply.of_problem(refused, request_id)), False, request_id)
 
 
 @app.route(route="webhooks/pubsub", methods=["POST"])

@@ -37,7 +37,7 @@ from shared.status_callbacks.delivery import DELIVERED, UNDELIVERABLE
 from shared.status_callbacks.delivery import PENDING as DELIVERY_PENDING
 from shared.status_callbacks.subscriptions import NOTIFICATION_FIELD
 from shared.status_callbacks.targets import DEFAULT_EVENTS, EVENTS, EVENTS_FIELD, MAX_URL_LENGTH, URL_FIELD
-from shared.webhooks import event_status
+from shared.webhooks import event_status, sns_status
 from shared.webhooks.hmac_signatures import RAW_SIGNATURE, SIGNATURE_TOLERANCE_SECONDS, TIMESTAMPED_SIGNATURE
 from shared.webhooks.sns import MESSAGE_TYPE_HEADER, SIGNED_FIELDS, SUBSCRIBE, UNSUBSCRIBE
 from shared.webhooks.standard_webhooks import (
@@ -917,10 +917,14 @@ def _response(description: str, schema: str | dict[str, Any], *headers: str) -> 
 
 
 def answer_status(operation_id: str, code: str) -> int:
-    """The HTTP status an operation answers a catalog code with: the catalog's, except that the events route
-    answers in the statuses event senders act on (`shared/webhooks.py` `event_status`)."""
+    """The HTTP status an operation answers a catalog code with: the catalog's, except that the events and SNS
+    routes answer in the statuses their senders act on (`shared/webhooks/redelivery.py`)."""
     entry = CATALOG[code]
-    return event_status(entry.status, entry.retryable) if operation_id == "ReceiveEvents" else entry.status
+    status_for_sender = _SENDER_STATUSES.get(operation_id)
+    return entry.status if status_for_sender is None else status_for_sender(entry.status, entry.retryable)
+
+
+_SENDER_STATUSES = {"ReceiveEvents": event_status, "ReceiveSnsMessage": sns_status}
 
 
 def _problems(operation_id: str, replays: bool = False) -> dict[str, Any]:

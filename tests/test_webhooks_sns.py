@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 import function_app
+from emulators.genesys import Fault
 from shared.services import services
 from shared.webhooks.sns import CERTIFICATE_CACHE_SIZE, SIGNED_FIELDS, SnsVerifier, is_sns_host
 from tests.conftest import Stack
@@ -137,6 +138,23 @@ def test_a_notification_places_the_call_once_per_message_id(sns: Sns, version: s
     assert redelivered.headers["Idempotent-Replayed"] == "true"
     assert len(sns.stack.creates()) == 1
     assert sns.stack.creates()[0].json["phoneNumber"] == "+12125550199"
+
+
+def test_a_refusal_that_can_pass_answers_503_so_sns_delivers_again(sns: Sns) -> None:
+    """SNS retries only server-side failures: Genesys's rate limit answered 429, and SNS dropped the message, so
+    the call was never placed. A refusal for good stays 4xx."""
+    sns.stack.genesys.inject("create_call", Fault(status=429, retry_after=120))
+    message = sign(sns.message())
+
+    limited = sns.post(message)
+    redelivered = sns.post(message)
+    never = sns.post(sign(sns.message(Message=json.dumps({"to": "12"}))))
+
+    assert limited.status_code == 503, limited.text
+    assert (limited.json()["code"], limited.json()["eventStatus"]) == ("genesys_rate_limited", 429)
+    assert redelivered.status_code == 201, redelivered.text
+    assert len(sns.stack.genesys.org.conversations) == 1
+    assert never.status_code == 400, never.text
 
 
 def test_a_notification_with_a_subject_and_the_certificate_fetched_once(sns: Sns) -> None:

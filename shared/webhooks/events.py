@@ -16,6 +16,7 @@ from typing import Any
 from shared.errors import Problem
 from shared.http import media_type_of, parse_json
 from shared.idempotency import Reply
+from shared.webhooks.redelivery import for_event_sender
 from shared.webhooks.signed import delivery_key
 
 BATCH_BUDGET_SECONDS = 20.0  # under Event Grid's 30 s wait for an answer
@@ -157,28 +158,6 @@ def _cloudevent_data(event: dict[str, Any]) -> Any:
                 "validation_failed", "data is a string that does not hold a JSON object.", field="data"
             ) from None
     return data
-
-
-def event_status(status: int, retryable: bool) -> int:
-    """The status an event sender should see for what `/api/calls` would answer `status`.
-
-    Event Grid dead-letters 400 and 413 at once but retries 408, 429, 5xx and other 4xx for up to a day: a
-    failure that can never succeed becomes 400; one the catalog calls retryable (a busy line, a request still in
-    progress) becomes 503. A 409 is not always retryable: a user without a station stays without one.
-    """
-    if status < 400 or status >= 500 or status in (400, 413, 429):
-        return status
-    return 503 if retryable else 400
-
-
-def for_event_sender(reply: Reply) -> Reply:
-    """One event's answer in the statuses event senders act on; the body keeps what `/api/calls` would say
-    as `eventStatus`."""
-    status = event_status(reply.status, reply.body.get("retryable") is True)
-    if status == reply.status:
-        return reply
-    headers = {"Retry-After": "5"} if status == 503 else reply.headers
-    return Reply(status, {**reply.body, "status": status, "eventStatus": reply.status}, headers)
 
 
 def answer_events(
