@@ -84,19 +84,30 @@ def _zones_by_country() -> dict[str, frozenset[str]]:
     return {country: frozenset(zones) for country, zones in found.items()}
 
 
+@lru_cache(maxsize=512)
+def _offsets(name: str) -> tuple[timedelta, timedelta]:
+    """A zone's offsets from UTC in mid-January and mid-July this year: its winter and summer time."""
+    year = datetime.now(timezone.utc).year
+    zone = _zone(name)
+    january, july = (datetime(year, month, 15, 12, tzinfo=zone).utcoffset() for month in (1, 7))
+    assert january is not None and july is not None  # a ZoneInfo always knows its offset
+    return january, july
+
+
 def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
     """libphonenumber's candidate zones for a number, mended where they miss where it rings; empty when it
     knows none.
 
     Two mends, for a number of a known country:
     - libphonenumber gives a number it cannot place within its calling code every zone of the code. For a fixed
-      line or mobile of a country that shares the code but is not its main one (Jamaica, not the US, on +1) the
-      zones of the code's other countries go. Any other list is kept whole: the main country's numbers may ring
-      in its territories (an Australian mobile on Christmas Island), and libphonenumber names some zones by a
-      stand-in that zone.tab lists under another country (Puerto Rico's zone for Labrador's Atlantic time).
-    - A list holding none of the country's own zones gets them added, whatever the number's type (every
-      Moroccan number is given Atlantic/Canary alone, an hour behind Casablanca in winter; an Algerian VoIP
-      number Europe/Paris): a call must then fit the window in both. This only ever adds a zone to fit.
+      line or mobile of a country that shares the code but is not its main one (Jamaica, not the US, on +1)
+      only the country's own zones are kept (else the code's other countries' zones go). Any other list is kept
+      whole: the main country's numbers may ring in its territories (an Australian mobile on Christmas Island).
+    - libphonenumber names some zones by a stand-in that zone.tab lists under another country (Bucharest for
+      Kaliningrad, Puerto Rico for Labrador's Atlantic time, Atlantic/Canary for every Moroccan number, Paris
+      for an Algerian VoIP number), whose summer time may differ. Each such zone brings the country's own zones
+      of the same standard time whose winter and summer offsets no listed zone has; a list holding none of the
+      country's own zones, and given none that way, gets them all. A call must fit the window in every zone: this only ever adds a zone to fit.
     """
     number = phonenumbers.parse(e164)
     zones = tuple(
@@ -108,7 +119,6 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
     own = by_country.get(region, frozenset())
     code = number.country_code or 0
     code_wide = zones == TIMEZONE_DATA.get(str(code)) and region != phonenumbers.region_code_for_country_code(code)
-    lacks_own = bool(own) and not own.intersection(zones)
     # Classified only where the narrowing would apply: most numbers hold their own zone, and classifying costs
     if code_wide and phonenumbers.number_type(number) in _ONE_COUNTRY_TYPES:
         others = {
@@ -117,9 +127,14 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
             if other != region
             for zone in by_country.get(other, ())
         }
-        zones = tuple(zone for zone in zones if zone not in others) or zones
-    if lacks_own:  # the narrowing above drops only other countries' zones: it changes nothing here
-        zones += tuple(sorted(own))
+        zones = (
+            tuple(zone for zone in zones if zone in own) or tuple(zone for zone in zones if zone not in others) or zones
+        )
+    stand_ins = {min(_offsets(zone)) for zone in zones if zone not in own}  # their standard times
+    if own and stand_ins:
+        listed = {_offsets(zone) for zone in zones}
+        added = tuple(sorted(zone for zone in own if min(_offsets(zone)) in stand_ins and _offsets(zone) not in listed))
+        zones += added or (() if own.intersection(zones) else tuple(sorted(own)))
     return zones
 
 
