@@ -161,7 +161,7 @@ class CallerIds:
     def default(self) -> str | None:
         """DEFAULT_CALLER_ID, or None when unset; a configuration error when it is not an allowed caller ID."""
         default = self._settings.default_caller_id
-        if default and default not in self.allowed():
+        if default and default not in self._from_settings and default not in self.allowed():
             raise Problem(
                 "configuration_error",
                 f"Setting DEFAULT_CALLER_ID {phone.mask(default)} is not one of the organization's allowed "
@@ -193,18 +193,21 @@ class CallerIds:
 
     def _check(self, requested: str, region: str, queue_id: str | None) -> str:
         """`from` in E.164 when allowed: an allowed caller ID, or on a queue's call the queue's own, which the call
-        would present anyway without `from`."""
-        allowed = self.allowed()
+        would present anyway without `from`. A number the settings allow needs no list from Genesys."""
         near: list[str] | None = None
         try:
             number: str | None = phone.normalize(requested, region, field="from").e164
         except Problem as problem:
             if problem.extensions.get("reason") == "extension":  # the digits are right: no near miss to offer
                 raise
+            allowed = self.allowed()
             near = self._near_misses(requested, region, allowed)
             if not near:
                 raise
             number = None
+        if number is not None and number in self._from_settings:
+            return number
+        allowed = self.allowed()
         if number is not None and (number in allowed or (queue_id and number == self._queue_number_or_none(queue_id))):
             return number
         if near is None:
@@ -223,11 +226,14 @@ class CallerIds:
         )
 
     def _queue_number_or_none(self, queue_id: str) -> str | None:
-        """The queue's caller ID, or None when Genesys cannot say (no routing:queue:view, an unknown queue): a
-        `from` outside the allowed set is then refused as it was before queues' own numbers counted."""
+        """The queue's caller ID, or None when Genesys will not say (no routing:queue:view, an unknown queue): a
+        `from` outside the allowed set is then refused as it was before queues' own numbers counted. A failure
+        that may pass (Genesys down, its rate limit) is raised: read as "not allowed", a retry would never come."""
         try:
             return self.queue_caller_id(queue_id)
-        except Problem:
+        except Problem as problem:
+            if problem.entry.retryable:
+                raise
             return None
 
     @staticmethod

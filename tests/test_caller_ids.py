@@ -79,6 +79,21 @@ def test_both_sources_union(stack: Stack, configure) -> None:
     assert (from_settings.status_code, from_genesys.status_code, neither.status_code) == (200, 200, 422)
 
 
+def test_with_both_sources_a_caller_id_of_the_settings_needs_no_did_list(stack: Stack, configure) -> None:
+    """CALLER_ID_SOURCE=both loaded the org's DIDs for every check: a DID listing Genesys refused (a permission
+    taken away) refused calls whose caller ID the settings allow, with or without `from`."""
+    configure(CALLER_ID_SOURCE="both", ALLOWED_CALLER_IDS="+442079460958", DEFAULT_CALLER_ID="+442079460958")
+    stack.genesys.inject("dids", *[Fault(status=403, code="missing.permissions")] * 5)
+
+    named = stack.post("/api/calls/validate", {**CALL, "from": "+442079460958"})
+    defaulted = stack.post("/api/calls/validate", CALL)
+    a_did = stack.post("/api/calls/validate", {**CALL, "from": "+13175550129"})
+
+    assert (named.status_code, defaulted.status_code) == (200, 200), named.text
+    assert defaulted.json()["from"] == "+442079460958"
+    assert a_did.json()["code"] == "genesys_permission_denied"  # only Genesys's list can say
+
+
 def test_default_caller_id_outside_the_allowed_list_is_a_configuration_error(stack: Stack, configure) -> None:
     configure(DEFAULT_CALLER_ID="+12125550142")
 

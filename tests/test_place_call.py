@@ -128,6 +128,19 @@ def test_a_from_not_allowed_on_a_queue_whose_number_cannot_be_read_is_caller_id_
     assert stack.creates() == []
 
 
+def test_a_from_on_a_queue_whose_number_genesys_cannot_give_for_now_is_retryable(stack: Stack, configure) -> None:
+    """A queue read Genesys answered 503 was taken for "no number": `from` equal to the queue's own number was
+    refused 422 caller_id_not_allowed, which Power Automate never retries."""
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS=DEFAULT_CALLER)
+    stack.genesys.inject("queue", *[Fault(status=503)] * 3)
+
+    response = stack.post("/api/calls", {"to": "+12125550199", "from": "+13175550101", "queueId": DEMO_QUEUE_ID})
+
+    assert response.status_code == 503, response.text
+    assert (response.json()["code"], response.json()["retryable"]) == ("genesys_unavailable", True)
+    assert stack.creates() == []
+
+
 def test_queue_without_caller_id_falls_back_to_default(stack: Stack) -> None:
     response = stack.post("/api/calls", {"to": "+12125550199", "queueId": NO_CLI_QUEUE_ID})
 

@@ -107,7 +107,8 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
       Kaliningrad, Puerto Rico for Labrador's Atlantic time, Atlantic/Canary for every Moroccan number, Paris
       for an Algerian VoIP number), whose summer time may differ. Each such zone brings the country's own zones
       of the same standard time whose winter and summer offsets no listed zone has; a list holding none of the
-      country's own zones, and given none that way, gets them all. A call must fit the window in every zone: this only ever adds a zone to fit.
+      country's own zones, and given none that way, gets them all. A call must fit the window in every zone:
+      this only ever adds a zone to fit.
     """
     number = phonenumbers.parse(e164)
     zones = tuple(
