@@ -7,6 +7,7 @@ import time
 
 class Deadline:
     def __init__(self, seconds: float) -> None:
+        self.seconds = seconds  # the whole budget, as given
         self._ends_at = time.monotonic() + seconds
 
     def remaining(self) -> float:

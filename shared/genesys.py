@@ -54,6 +54,7 @@ MAX_RETRY_AFTER_SECONDS = 24 * 3600  # a longer one is a broken header; it is pa
 # A create refused 429 is sent again (after its Retry-After) at most this many times: an org held at its rate limit
 # is not sent a stream of creates, nor the calling policy's storage reads that precede each.
 MAX_RATE_LIMITED_RESENDS = 3
+CREATE_ANSWER_SECONDS = 5.0  # the most time a create must have left to be sent (see GenesysClient._answer_time)
 READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
 LISTING_PAGE_SIZE = 100
@@ -278,17 +279,19 @@ class GenesysClient:
         """Send a create, re-sending only after a 429 (waiting Retry-After) or a connection never made;
         `before_send` runs right before each send (it may refuse it by raising).
 
-        Never once the deadline has run out: a stall before it (a slow storage write, a secret re-read after a
-        rotation) would otherwise send it after the caller may have retried, and that retry may have dialed.
+        Only with time left to hear the answer (`_answer_time`): a stall before the send (a slow storage write, a
+        secret re-read after a rotation, a Retry-After) would otherwise send it too late to learn what Genesys
+        did, and the caller would be told "it may have been placed" of a call that rang, or may retry and dial.
         """
+        answer_time = self._answer_time(deadline)
         connect_failures = rate_limited = 0
         while True:
             before_send()  # storage writes and reads: the deadline is looked at after them
-            if deadline.remaining() <= 0:
+            if not deadline.allows(answer_time):
                 raise Problem(
                     "genesys_unavailable",
-                    "The call was not sent: the request's time (CALL_DEADLINE_SECONDS) ran out before it could "
-                    "reach Genesys Cloud.",
+                    "The call was not sent: too little of the request's time (CALL_DEADLINE_SECONDS) was left to "
+                    "hear Genesys Cloud's answer.",
                     retry_after=5,
                 )
             try:
@@ -296,7 +299,7 @@ class GenesysClient:
             except _NotSent as error:
                 connect_failures += 1
                 wait = _backoff(connect_failures)
-                if connect_failures >= READ_ATTEMPTS or not deadline.allows(wait + 0.5):
+                if connect_failures >= READ_ATTEMPTS or not deadline.allows(wait + answer_time):
                     raise _transport_problem(error, creating_call=True) from None
                 time.sleep(wait)
                 continue
@@ -306,10 +309,15 @@ class GenesysClient:
                 return answer
             rate_limited += 1
             wait = answer.retry_after if answer.retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
-            if rate_limited > MAX_RATE_LIMITED_RESENDS or not deadline.allows(wait + 1.0):
+            if rate_limited > MAX_RATE_LIMITED_RESENDS or not deadline.allows(wait + answer_time):
                 raise _refusal(answer, creating_call=True)
             log.info("Genesys rate limit on create; waiting %s s as Retry-After asks", wait)
             time.sleep(wait)
+
+    def _answer_time(self, deadline: Deadline) -> float:
+        """How much time a create is sent with at the least: its read timeout, at most 5 s (a create's answer
+        comes in about one), and at most half the request's budget (a short CALL_DEADLINE_SECONDS still sends)."""
+        return min(self._read_timeout, CREATE_ANSWER_SECONDS, deadline.seconds / 2)
 
     def create_call(
         self, user_id: str, body: dict[str, Any], deadline: Deadline, before_send: Callable[[], None] = lambda: None

@@ -122,6 +122,20 @@ def test_a_429_asking_for_no_wait_is_sent_again_at_most_three_times_a_second_apa
     assert time.monotonic() - started >= 3  # a second before each re-send
 
 
+def test_a_create_is_not_sent_again_with_too_little_time_left_to_hear_its_answer(stack: Stack, configure) -> None:
+    """After a 429 the create was sent again with as little as 1 s of the request's time left (a 6 s Retry-After
+    in 7.5 s): Genesys placed it in 1.7 s, and the caller heard "it may have been placed" of a call that rang."""
+    configure(CALL_DEADLINE_SECONDS="7.5")
+    stack.genesys.inject("create_call", Fault(status=429, retry_after=6), Fault(then_succeed=True, delay=1.7))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 429, response.text
+    assert (response.json()["code"], response.headers["Retry-After"]) == ("genesys_rate_limited", "6")
+    assert len(stack.creates()) == 1
+    assert stack.genesys.org.conversations == {}
+
+
 def test_a_429_with_an_unreadable_retry_after_waits_the_default_and_places_the_call(stack: Stack) -> None:
     """Retry-After: 1e400 raised OverflowError while the create's answer was read: "it may have been placed"."""
     stack.genesys.inject("create_call", Fault(status=429, headers={"Retry-After": "1e400"}))
