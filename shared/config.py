@@ -135,6 +135,10 @@ def _config_error(setting: str, problem: str) -> Problem:
     return Problem("configuration_error", f"Setting {setting} {problem}.")
 
 
+# What App Service leaves in a setting whose Key Vault reference it could not resolve (and what a local run sees)
+UNRESOLVED_REFERENCE = "@microsoft.keyvault("
+
+
 def _raw(env: Mapping[str, str], name: str, *, secret: bool = False) -> str | None:
     """The setting as given, None when unset or empty; a placeholder left from the example file is refused.
 
@@ -146,6 +150,13 @@ def _raw(env: Mapping[str, str], name: str, *, secret: bool = False) -> str | No
     placeholder = PLACEHOLDER.fullmatch(value.strip()) if secret else PLACEHOLDER.search(value)
     if placeholder or value.strip().lower().startswith("your-"):
         raise _config_error(name, "still holds a placeholder from local.settings.json.example; set the real value")
+    if value.strip().lower().startswith(UNRESOLVED_REFERENCE):
+        raise _config_error(
+            name,
+            "holds a Key Vault reference (@Microsoft.KeyVault(...)) that was not resolved: in Azure the app's identity "
+            "needs Key Vault Secrets User on that vault and the reference must name an existing secret (the app's "
+            "Environment variables page says why it failed); locally, references are never resolved: set the value",
+        )
     return value
 
 
@@ -378,6 +389,8 @@ def _calling_hours(env: Mapping[str, str]) -> CallingHours:
         country = country.strip().upper()
         if not (re.fullmatch(r"[A-Z]{2}", country) and phone.is_known_region(country)) or not window:
             raise _config_error("CALLING_HOURS_BY_COUNTRY", "must be COUNTRY=HH:MM-HH:MM entries separated by ';'")
+        if country in by_country:  # the last would win unseen: US=08:00-20:00;US=off turned the check off
+            raise _config_error("CALLING_HOURS_BY_COUNTRY", f"names {country} twice; give each country once")
         by_country[country] = _window("CALLING_HOURS_BY_COUNTRY", window)
     return CallingHours(default, by_country)
 

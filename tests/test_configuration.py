@@ -194,6 +194,30 @@ def test_placeholder_left_from_the_example_is_a_configuration_error(setting: str
     assert value not in raised.value.detail
 
 
+@pytest.mark.parametrize("setting", ["GENESYS_CLIENT_SECRET", "WEBHOOK_SECRET", "GENESYS_CLIENT_ID"])
+def test_an_unresolved_key_vault_reference_is_a_configuration_error_naming_it(setting: str) -> None:
+    """App Service leaves the reference's text in a setting it could not resolve: sent to Genesys as the client
+    secret, it came back invalid_client, and the hint sent the operator to the OAuth client instead."""
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv-calls.vault.azure.net/secrets/genesys-client-secret/)"
+
+    with pytest.raises(Problem) as raised:
+        load_settings({**MINIMAL, setting: reference})
+
+    assert raised.value.code == "configuration_error"
+    assert setting in raised.value.detail
+    assert "Key Vault reference" in raised.value.detail and "Key Vault Secrets User" in raised.value.detail
+    assert "kv-calls" not in raised.value.detail
+
+
+def test_a_country_named_twice_in_calling_hours_by_country_is_a_configuration_error() -> None:
+    """The last entry won unseen: US=08:00-20:00;US=off turned the check off for the US."""
+    with pytest.raises(Problem) as raised:
+        load_settings({**MINIMAL, "CALLING_HOURS_BY_COUNTRY": "US=08:00-20:00;GB=09:00-20:00;us=off"})
+
+    assert raised.value.code == "configuration_error"
+    assert "names US twice" in raised.value.detail
+
+
 @pytest.mark.parametrize("setting", ["GENESYS_CLIENT_SECRET", "WEBHOOK_SECRET", "WEBHOOK_SECRET_PREVIOUS"])
 def test_whitespace_only_secret_is_a_configuration_error(setting: str) -> None:
     with pytest.raises(Problem) as raised:
