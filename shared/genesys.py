@@ -351,9 +351,14 @@ class GenesysClient:
         return self._api_call("GET", f"/api/v2/routing/queues/{_segment(queue_id)}", deadline).body
 
     def list_did_numbers(self, deadline: Deadline) -> list[str]:
-        """Every DID of the organization: the numbers assigned to a user, a phone, an IVR or a group."""
+        """Every active DID of the organization: the numbers assigned to a user, a phone, an IVR or a group (an
+        inactive or deleted one is the org's no longer)."""
         dids = self._all_pages("/api/v2/telephony/providers/edges/dids", deadline)
-        return [did["phoneNumber"] for did in dids if isinstance(did.get("phoneNumber"), str)]
+        return [
+            did["phoneNumber"]
+            for did in dids
+            if isinstance(did.get("phoneNumber"), str) and did.get("state", "active") == "active"
+        ]
 
     def list_did_pool_ranges(self, deadline: Deadline) -> list[tuple[str, str]]:
         """The organization's active DID pools as (first, last) E.164 numbers of one length: its numbers, assigned

@@ -242,6 +242,18 @@ def test_caller_ids_come_from_every_page_of_dids(stack: Stack, monkeypatch: pyte
     assert [p.query["pageNumber"] for p in pages] == ["1", "2"]
 
 
+def test_a_did_that_is_not_active_is_no_allowed_caller_id(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Genesys's DIDs carry a state (active, inactive, deleted), as its DID pools do: a number the org gave up
+    was still presented as its caller ID."""
+    extra = [Did("+13175550301", state="deleted"), Did("+13175550302", state="inactive"), Did("+13175550303")]
+    monkeypatch.setattr(stack.genesys.org, "dids", stack.genesys.org.dids + extra)
+
+    answers = [stack.post("/api/calls/validate", {"to": "+12125550199", "from": f"+1317555030{n}"}) for n in (1, 2, 3)]
+
+    assert [a.json().get("code") for a in answers] == ["caller_id_not_allowed", "caller_id_not_allowed", None]
+    assert answers[2].status_code == 200, answers[2].text
+
+
 def test_a_number_of_the_orgs_did_pools_assigned_to_nobody_is_an_allowed_caller_id(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
