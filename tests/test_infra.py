@@ -230,6 +230,7 @@ def test_azure_yaml_deploys_this_folder_as_a_python_function() -> None:
     assert hook["posix"]["shell"] == "sh" and hook["windows"]["shell"] == "pwsh"
     for step in (hook["posix"], hook["windows"]):
         assert (ROOT / step["run"]).is_file(), step["run"]
+        assert step["continueOnError"] is True  # it only prints: Windows without pwsh must still deploy
 
 
 def test_main_is_subscription_scoped_and_tags_the_environment_and_service() -> None:
