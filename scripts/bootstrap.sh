@@ -5,18 +5,42 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python=${PYTHON:-python3}
-"$python" - <<'PY' || { echo "Python 3.10 or newer is required (set PYTHON=...)" >&2; exit 1; }
-import sys
-sys.exit(0 if sys.version_info >= (3, 10) else 1)
-PY
+recent_enough() {  # a Python 3.10 or newer at "$1"
+  "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null
+}
 
+if [ -n "${PYTHON:-}" ]; then
+  candidates=$PYTHON
+else
+  candidates="python3 python3.13 python3.12 python3.11 python3.10"  # python3 may be older (Debian 11, macOS)
+fi
+python=""
+for candidate in $candidates; do
+  if command -v "$candidate" >/dev/null && recent_enough "$candidate"; then
+    python=$candidate
+    break
+  fi
+done
+[ -n "$python" ] || { echo "Python 3.10 or newer is required (tried: $candidates; set PYTHON=...)" >&2; exit 1; }
+
+# A .venv left half-made (venv without ensurepip: Debian's python3-venv missing) or too old is made again.
+if [ -e .venv ] && ! { recent_enough .venv/bin/python && .venv/bin/python -m pip --version >/dev/null 2>&1; }; then
+  echo "bootstrap: .venv has no pip or an older Python; making it again"
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $("$python" --version)"
-  "$python" -m venv .venv
+  "$python" -m venv .venv || {
+    rm -rf .venv
+    echo "bootstrap: '$python -m venv' failed (on Debian or Ubuntu: apt install python3-venv)" >&2
+    exit 1
+  }
 fi
+sha256() {  # GNU coreutils, or macOS's shasum
+  if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi
+}
 stamp=.venv/.requirements.sha256
-wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+wanted=$(cat requirements.txt requirements-dev.txt | sha256 | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   # The first run takes a minute or two: pip's own progress shows what it is doing.
   echo "bootstrap: installing requirements-dev.txt into .venv"
