@@ -11,6 +11,8 @@ test. Like Core Tools it does not enforce function keys unless given one.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
@@ -180,6 +182,14 @@ def poison_queue_name(queue_name: str) -> str | None:
     return f"{queue_name}-poison"
 
 
+def _base64_body(text: str) -> bytes | None:
+    """A message's body as the host reads it under messageEncoding base64; None when it is not base64."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 class QueueRunner:
     """Delivers storage-queue messages to queue-triggered functions the way the host's queue listener does.
 
@@ -228,8 +238,8 @@ class QueueRunner:
     def _client(self, storage: StorageAccount, queue_name: str) -> Any:
         key = (storage, queue_name)
         with self._lock:
-            if key not in self._clients:
-                self._clients[key] = storage.queue(queue_name)
+            if key not in self._clients:  # as stored: each message is decoded on its own, as the host does
+                self._clients[key] = storage.queue(queue_name, as_stored=True)
             return self._clients[key]
 
     def _run(self) -> None:
@@ -262,12 +272,15 @@ class QueueRunner:
 
         limit = self.options.max_dequeue_count
         try:
-            if message.dequeue_count > limit:  # as BeginProcessingMessageAsync: poisoned without running
+            body = _base64_body(message.content)
+            if message.dequeue_count > limit or body is None:
+                # As BeginProcessingMessageAsync (past the limit) and the extension's decoding (not base64):
+                # poisoned without running, its batch-mates run
                 self._poison(function, storage, client, message)
                 return
             delivered = azure.functions.queue.QueueMessage(
                 id=message.id,
-                body=message.content.encode(),
+                body=body,
                 dequeue_count=message.dequeue_count,
                 pop_receipt=message.pop_receipt,
             )
@@ -292,6 +305,7 @@ class QueueRunner:
                 self._running[function.name] -= 1
 
     def _poison(self, function: QueueFunction, storage: StorageAccount, client: Any, message: Any) -> None:
+        """Copied as stored to `<queue>-poison`, then deleted."""
         poison = poison_queue_name(function.queue_name)
         if poison is not None:
             self._client(storage, poison).send_message(message.content)

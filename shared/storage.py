@@ -106,19 +106,22 @@ class StorageAccount:
         pooled.proxies = outbound.proxies_for(client.url)
         return client
 
-    def queue(self, name: str) -> QueueClient:
-        """A queue (created if missing) in the Functions host's base64 message encoding."""
+    def queue(self, name: str, *, as_stored: bool = False) -> QueueClient:
+        """A queue (created if missing) in the Functions host's base64 message encoding; `as_stored`: messages
+        as the queue holds them, neither encoded nor decoded (the host decodes each message itself)."""
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
         connection, pooled = _connection_options()
         options: dict[str, Any] = {
-            "message_encode_policy": TextBase64EncodePolicy(),
-            "message_decode_policy": TextBase64DecodePolicy(),
             # The queue SDK's own retry waits 15 s, then 18 s: an outage would hold a request half a minute.
             "retry_policy": LinearRetry(backoff=1, retry_total=2, random_jitter_range=1),
             **connection,
         }
+        if not as_stored:
+            options.update(
+                message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+            )
         if self.connection_string:
             with self._readable_connection_string():
                 client = QueueClient.from_connection_string(self.connection_string, name, **options)

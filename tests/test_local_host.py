@@ -276,6 +276,31 @@ def test_a_failing_message_is_retried_after_the_visibility_timeout_then_poisoned
     assert moved.content == "job"
 
 
+def test_a_message_that_is_not_base64_is_poisoned_at_once_and_its_batch_mates_run(queue_app: Any) -> None:
+    """The host decodes each message itself: one it cannot read goes to the poison queue without running. Read
+    through the app's own client, the whole page failed to decode and every message in it waited out its lease."""
+    bodies: list[bytes] = []
+
+    def records(msg: func.QueueMessage) -> None:
+        bodies.append(msg.get_body())
+
+    records.__name__ = "records"
+    queue = fresh_queue()
+    runner, storage = queue_app(records, queue, QueueOptions(max_dequeue_count=5, visibility_timeout=0))
+    storage.queue(queue, as_stored=True).send_message("not base64: a plain text message")
+    for n in range(3):
+        storage.queue(queue).send_message(f"job {n}")
+
+    eventually(lambda: len(runner.deliveries) == 3, "the three good messages", timeout=WAIT_SECONDS)
+    assert sorted(bodies) == [b"job 0", b"job 1", b"job 2"]
+    poison = storage.queue(f"{queue}-poison", as_stored=True)
+    eventually(
+        lambda: poison.get_queue_properties().approximate_message_count == 1, "the poisoned one", timeout=WAIT_SECONDS
+    )
+    [moved] = poison.receive_messages()
+    assert moved.content == "not base64: a plain text message"
+
+
 def test_a_failure_on_a_poison_queue_is_not_retried_until_its_lease_ends(queue_app: Any) -> None:
     tries: list[int] = []
 
