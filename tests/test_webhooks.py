@@ -60,6 +60,21 @@ def test_previous_secret_is_accepted_during_rotation(signed: Stack) -> None:
     assert post_webhook(signed, body, raw_signature(body, PREVIOUS)).status_code == 201
 
 
+@pytest.mark.parametrize("sign", [raw_signature, stamped_signature], ids=["sha256", "timestamped"])
+def test_a_delivery_signed_again_after_a_rotation_is_the_same_delivery(signed: Stack, sign) -> None:
+    """The identity was the signature, so the same bytes signed with the new secret (a sender that re-signs its
+    retry, or GitHub's Redeliver, after a rotation) were a new delivery, and the call was placed again."""
+    body, at = json.dumps(CALL).encode(), int(time.time())
+    stamp = {"at": at} if sign is stamped_signature else {}
+
+    first = post_webhook(signed, body, sign(body, PREVIOUS, **stamp))
+    again = post_webhook(signed, body, sign(body, SECRET, **stamp))
+
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(signed.creates()) == 1
+
+
 @pytest.mark.parametrize(
     "headers",
     [

@@ -3,8 +3,9 @@
 - `X-Signature-256: sha256=<hex>` and GitHub's `X-Hub-Signature-256: sha256=<hex>`: over the raw body;
 - `X-Signature: t=<unix seconds>,v1=<hex>`: over `"<t>.<raw body>"`, with `t` within 300 s of our clock.
 
-The signature is the delivery's identity (`sig:<hex>`): the same bytes signed with the same secret are the same
-delivery under either raw-body header. GitHub's `X-GitHub-Delivery` is not signed, so it is not trusted.
+What was signed is the delivery's identity (`sig:<SHA-256 of it>`): the same bytes are the same delivery under
+either raw-body header, and whichever secret signed them (a retry signed again after a rotation replays). GitHub's
+`X-GitHub-Delivery` is not signed, so it is not trusted.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class HmacSignatures:
         self._clock = clock
 
     def verify(self, header: str, value: str, body: bytes) -> SignedCall:
-        """The delivery with its key `sig:<hex>`, or `invalid_signature` naming `header`."""
+        """The delivery with its key `sig:<hex>` (what was signed, digested), or `invalid_signature` naming
+        `header`."""
         if header in RAW_HEADERS:
             if self._require_timestamp:
                 raise refused(
@@ -63,4 +65,4 @@ class HmacSignatures:
             signature, message = match["v1"].lower(), match["t"].encode() + b"." + body
         if not self._secrets.any_matches(lambda secret: hmac.compare_digest(hex_hmac(secret, message), signature)):
             raise refused(header, "The signature does not match the body.")
-        return SignedCall(f"sig:{signature}", body)
+        return SignedCall(f"sig:{hashlib.sha256(message).hexdigest()}", body)
