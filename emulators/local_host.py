@@ -35,7 +35,10 @@ from shared.config import storage_account
 from shared.storage import StorageAccount
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# The host's HttpRequestSizeMiddleware: a body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (default 100 MB) gets a bare
+# 413 before any function runs. The template sets 262144 (infra/app/api.bicep), and so does the emulated stack.
+BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
+DEFAULT_BODY_SIZE_LIMIT = 104_857_600
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}?]*)?(\?)?\}")
 _ENCODED_SLASH = re.compile("%2F", re.IGNORECASE)
 _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")
@@ -443,7 +446,7 @@ class LocalFunctionHost:
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_REQUEST_BYTES:
+                if length > int(os.environ.get(BODY_SIZE_LIMIT_SETTING) or DEFAULT_BODY_SIZE_LIMIT):
                     self._answer(413, {}, b"")
                     self.close_connection = True
                     return

@@ -38,6 +38,9 @@ CLIENT_ID = "emulator-client-id"
 CLIENT_SECRET = "emulator-client-secret"  # the emulated org's secret; it lives only in the emulated vault
 
 
+REQUEST_BODY_SIZE_LIMIT = "262144"  # as the template sets it: tests/test_infra.py ties them
+
+
 def settings_for(
     genesys: GenesysEmulator, identity: ManagedIdentityEmulator, vault: KeyVaultEmulator, azurite: Azurite
 ) -> dict[str, str]:
@@ -57,6 +60,7 @@ def settings_for(
         "CALLER_ID_SOURCE": "genesys",
         "DEFAULT_CALLER_ID": "+13175550100",
         "DEFAULT_PHONE_REGION": "US",
+        "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": REQUEST_BODY_SIZE_LIMIT,
         **identity.environment(),
     }
 

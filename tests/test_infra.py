@@ -23,6 +23,7 @@ import pytest
 import yaml
 from pycep import BicepParser
 
+from emulators.stack import REQUEST_BODY_SIZE_LIMIT
 from shared import config
 from shared.http import MAX_BODY_BYTES, MAX_EVENTS_BYTES
 from shared.webhooks.pubsub import MAX_PUSH_BYTES
@@ -324,7 +325,7 @@ def test_identity_based_storage_and_monitoring_settings() -> None:
 def test_the_host_reads_no_larger_body_than_the_largest_any_route_takes() -> None:
     """The host buffers a whole body before the function's own limit can refuse it, for anonymous routes too."""
     largest = max(MAX_BODY_BYTES, MAX_EVENTS_BYTES, MAX_PUSH_BYTES, MAX_SNS_BYTES)
-    assert app_settings()["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"] == str(largest)
+    assert app_settings()["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"] == str(largest) == REQUEST_BODY_SIZE_LIMIT
 
 
 def test_no_secret_value_reaches_app_settings_outputs_or_an_insecure_module_parameter() -> None:
