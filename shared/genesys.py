@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -131,6 +131,7 @@ class GenesysClient:
         self._token: str | None = None
         self._token_expires_at = 0.0
         self._token_lock = threading.Lock()
+        self._token_failure: tuple[float, Problem] | None = None  # the last fetch that failed: when, and how
 
     # ---- transport -------------------------------------------------------------------------------
 
@@ -205,12 +206,23 @@ class GenesysClient:
         """A cached client-credentials token; one refresh in flight across threads.
 
         `stale` is a token Genesys just refused: it is dropped, unless another thread already replaced it.
+        Requests that waited while a fetch failed get its failure at once rather than each asking again in turn
+        (a wrong secret: two refused token requests and a vault read apiece); a request after it asks again.
         """
+        asked_at = time.monotonic()
         with self._token_lock:
+            failed = self._token_failure
+            if failed is not None and failed[0] >= asked_at:
+                raise replace(failed[1])  # its own copy: a caller may add to it (a hint)
             if stale is not None and stale == self._token:
                 self._token = None
             if self._token is None or time.monotonic() >= self._token_expires_at:
-                self._token, lifetime = self._request_token(deadline)
+                try:
+                    self._token, lifetime = self._request_token(deadline)
+                except Problem as problem:
+                    self._token_failure = (time.monotonic(), problem)
+                    raise
+                self._token_failure = None
                 margin = min(TOKEN_SAFETY_MARGIN_SECONDS, lifetime / 10)
                 self._token_expires_at = time.monotonic() + lifetime - margin
             return self._token

@@ -4,6 +4,7 @@ unless Genesys provably did not act."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -232,6 +233,26 @@ def test_wrong_client_secret_is_genesys_auth_failed_after_one_reread(stack: Stac
     assert stack.vault.secret_reads("genesys-client-secret") == 2
     assert stack.creates() == []
     assert "a-secret-the-vault-does-not-hold" not in response.text
+
+
+def test_requests_waiting_behind_a_refused_token_get_its_refusal_instead_of_asking_again(
+    stack: Stack, configure
+) -> None:
+    """A wrong client secret: each request in turn held the token lock for two token requests and a vault read,
+    so ten at once took ten times as long and sent the login host twenty refused requests."""
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS="+13175550100")  # no DID list to load first
+    stack.genesys.client_secret = "a-secret-the-vault-does-not-hold"
+    stack.genesys.inject("token", *[Fault(then_succeed=True, delay=0.3)] * 20)
+
+    def call(n: int):
+        return stack.session.post(stack.host.base_url + "/api/calls", json={"to": f"+1212555{n:04d}"}, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(call, range(10)))
+
+    assert {a.json()["code"] for a in answers} == {"genesys_auth_failed"}
+    assert len(stack.genesys.requests("token")) <= 4  # the first request's two, and at most one more request's
+    assert stack.creates() == []
 
 
 @pytest.mark.parametrize(
