@@ -22,6 +22,7 @@ from shared.logs import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
+MISS_RELOAD_SECONDS = 30.0  # a caller ID the org's cached list lacks reloads the list when older than this
 QUEUE_CACHE_SIZE = 256  # queues whose caller ID stays cached; ALLOWED_QUEUE_IDS=* lets callers name any number
 
 
@@ -63,6 +64,14 @@ class RefreshingValue(Generic[T]):
             self._failed = (self._clock(), error)
             raise
         self._failed = None
+
+    def reloaded(self, older_than: float) -> T:
+        """The value, loaded again now if it is older than `older_than` seconds (a failure is raised): what a
+        cached list lacks may be news it has not seen yet."""
+        with self._lock:
+            if self._loaded_at is not None and self._clock() - self._loaded_at > older_than:
+                self._store(self._load())
+        return self.get()
 
     def _store(self, value: T) -> None:
         self._value, self._loaded_at = value, self._clock()
@@ -109,7 +118,9 @@ class AllowedCallerIds:
 
 
 class CallerIds:
-    def __init__(self, settings: Settings, genesys: GenesysClient) -> None:
+    def __init__(
+        self, settings: Settings, genesys: GenesysClient, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._settings = settings
         self._genesys = genesys
         setting_ids = set(settings.allowed_caller_ids)
@@ -118,7 +129,7 @@ class CallerIds:
         self._from_settings = AllowedCallerIds(
             frozenset(setting_ids) if settings.uses_setting_caller_ids else frozenset()
         )
-        self._org_numbers = RefreshingValue(self._load_org_numbers, settings.caller_id_cache_seconds)
+        self._org_numbers = RefreshingValue(self._load_org_numbers, settings.caller_id_cache_seconds, clock=clock)
         self._queues: OrderedDict[str, RefreshingValue[str | None]] = OrderedDict()  # least recently used first
         self._queues_lock = threading.Lock()
 
@@ -136,6 +147,15 @@ class CallerIds:
         if not self._settings.uses_genesys_caller_ids:
             return self._from_settings
         return self._from_settings | self._org_numbers.get()
+
+    def _allowed_after_a_miss(self, allowed: AllowedCallerIds) -> AllowedCallerIds:
+        """The allowed caller IDs once more, after `allowed` lacked a number: the org's list loaded again if it is
+        older than MISS_RELOAD_SECONDS (a DID added a minute ago was refused 422, which Power Automate never
+        retries, for up to CALLER_ID_CACHE_SECONDS)."""
+        if not self._settings.uses_genesys_caller_ids:
+            return allowed
+        age = min(MISS_RELOAD_SECONDS, self._settings.caller_id_cache_seconds)
+        return self._from_settings | self._org_numbers.reloaded(age)
 
     def queue_caller_id(self, queue_id: str) -> str | None:
         """The queue's outbound caller ID (`callingPartyNumber`), cached like the DIDs."""
@@ -208,6 +228,8 @@ class CallerIds:
         if number is not None and number in self._from_settings:
             return number
         allowed = self.allowed()
+        if number is not None and number not in allowed:
+            allowed = self._allowed_after_a_miss(allowed)
         if number is not None and (number in allowed or (queue_id and number == self._queue_number_or_none(queue_id))):
             return number
         if near is None:

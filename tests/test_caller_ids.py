@@ -8,7 +8,7 @@ from typing import cast
 import pytest
 
 from emulators.genesys import Fault
-from shared.caller_ids import QUEUE_CACHE_SIZE, AllowedCallerIds, CallerIds, RefreshingValue
+from shared.caller_ids import MISS_RELOAD_SECONDS, QUEUE_CACHE_SIZE, AllowedCallerIds, CallerIds, RefreshingValue
 from shared.config import load_settings
 from shared.deadline import Deadline
 from shared.errors import Problem
@@ -148,6 +148,43 @@ class QueueReads:
     def get_queue(self, queue_id: str, deadline: Deadline) -> dict[str, str]:
         self.reads.append(queue_id)
         return {"id": queue_id, "callingPartyNumber": "+13175550101"}
+
+
+class DidListings:
+    """A stand-in for GenesysClient's DID listings: the org's DIDs as they are now."""
+
+    def __init__(self, *dids: str) -> None:
+        self.dids = list(dids)
+        self.loads = 0
+
+    def list_did_numbers(self, deadline: Deadline) -> list[str]:
+        self.loads += 1
+        return list(self.dids)
+
+    def list_did_pool_ranges(self, deadline: Deadline) -> list[tuple[str, str]]:
+        return []
+
+
+def test_a_did_added_since_the_list_was_loaded_is_allowed_once_the_list_is_half_a_minute_old() -> None:
+    """A miss reloads the org's list when it is older than MISS_RELOAD_SECONDS: a DID added in Genesys was refused
+    422 for up to CALLER_ID_CACHE_SECONDS (5 minutes), and Power Automate never retries a 4xx."""
+    clock = Clock(now=1000.0)
+    genesys = DidListings("+13175550100")
+    settings = load_settings({**MINIMAL, "CALLER_ID_SOURCE": "genesys"})
+    caller_ids = CallerIds(settings, cast(GenesysClient, genesys), clock=clock)
+    assert caller_ids.choose("+13175550100", None, "US") == "+13175550100"
+    genesys.dids.append("+13175550177")
+
+    with pytest.raises(Problem) as too_soon:  # a miss within half a minute of the load: no reload
+        caller_ids.choose("+13175550177", None, "US")
+    clock.now += MISS_RELOAD_SECONDS + 1
+    chosen = caller_ids.choose("+13175550177", None, "US")
+    with pytest.raises(Problem) as never:  # a number the org does not have: one reload per half minute at most
+        caller_ids.choose("+13175550142", None, "US")
+
+    assert too_soon.value.code == never.value.code == "caller_id_not_allowed"
+    assert chosen == "+13175550177"
+    assert genesys.loads == 2
 
 
 def test_queue_caller_id_cache_keeps_only_the_most_recently_used_queues() -> None:
