@@ -169,14 +169,25 @@ class CallerIds:
                 self._queues.move_to_end(queue_id)
                 return entry
             entry = self._queues[queue_id] = RefreshingValue(
-                lambda: self._genesys.get_queue(queue_id, Deadline(self._settings.call_deadline_seconds)).get(
-                    "callingPartyNumber"
-                ),
-                self._settings.caller_id_cache_seconds,
+                lambda: self._load_queue_number(queue_id), self._settings.caller_id_cache_seconds
             )
             if len(self._queues) > QUEUE_CACHE_SIZE:
                 self._queues.popitem(last=False)
             return entry
+
+    def _load_queue_number(self, queue_id: str) -> str | None:
+        """The queue's `callingPartyNumber` in E.164 (Genesys keeps it as it was typed, and refuses a caller ID
+        that is not E.164); None when the queue has none, or one that is no phone number (the default is used)."""
+        number = self._genesys.get_queue(queue_id, Deadline(self._settings.call_deadline_seconds)).get(
+            "callingPartyNumber"
+        )
+        if not isinstance(number, str) or not number.strip():
+            return None
+        try:
+            return phone.normalize(number, self._settings.default_phone_region, field="from").e164
+        except Problem:
+            log.warning("Queue %s's outbound caller ID %s is no phone number; not used", queue_id, phone.mask(number))
+            return None
 
     def default(self) -> str | None:
         """DEFAULT_CALLER_ID, or None when unset; a configuration error when it is not an allowed caller ID."""

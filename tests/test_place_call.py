@@ -141,6 +141,22 @@ def test_a_from_on_a_queue_whose_number_genesys_cannot_give_for_now_is_retryable
     assert stack.creates() == []
 
 
+def test_a_queue_caller_id_genesys_keeps_in_national_form_is_presented_in_e164(
+    stack: Stack, configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue's callingPartyNumber was sent and answered as Genesys stored it: `from` was not E.164, and the
+    same number named in E.164 on that queue's call was refused as not its own."""
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS=DEFAULT_CALLER)
+    monkeypatch.setattr(stack.genesys.org.queues[DEMO_QUEUE_ID], "calling_party_number", "(317) 555-0101")
+
+    chosen = stack.post("/api/calls", {"to": "+12125550199", "queueId": DEMO_QUEUE_ID})
+    named = stack.post("/api/calls/validate", {"to": "+12125550199", "from": "+13175550101", "queueId": DEMO_QUEUE_ID})
+
+    assert chosen.status_code == 201, chosen.text
+    assert chosen.json()["from"] == stack.creates()[0].json["callerId"] == "+13175550101"
+    assert named.status_code == 200, named.text
+
+
 def test_queue_without_caller_id_falls_back_to_default(stack: Stack) -> None:
     response = stack.post("/api/calls", {"to": "+12125550199", "queueId": NO_CLI_QUEUE_ID})
 
