@@ -15,10 +15,11 @@ from shared.http import (
     query_value,
     read_body,
     read_json_object,
+    refusal_for_sender,
     reply_response,
     wants_async,
 )
-from shared.idempotency import PURGE_SCHEDULE, Reply
+from shared.idempotency import PURGE_SCHEDULE
 from shared.logs import quiet_sdk_loggers
 from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
@@ -142,7 +143,7 @@ def sns_message(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     try:
         return _place_signed(req, message.call(), request_id)
     except Problem as refused:  # SNS drops a message answered 4xx: one that can succeed later answers 503
-        return reply_response(for_sns(Reply.of_problem(refused, request_id)), False, request_id)
+        return refusal_for_sender(refused, request_id, for_sns)
 
 
 @app.route(route="webhooks/pubsub", methods=["POST"])
@@ -162,7 +163,7 @@ def call_events(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
         body = read_body(req, MAX_EVENTS_BYTES, media_type_optional=is_binary_cloudevent(req.headers))
         delivery = read_delivery(req.headers, body, app_services.settings.max_events_per_delivery)
     except Problem as refused:  # the whole delivery, as senders act on it: Event Grid retries a 415 for a day
-        return reply_response(for_event_sender(Reply.of_problem(refused, request_id)), False, request_id)
+        return refusal_for_sender(refused, request_id, for_event_sender)
     if delivery.validation_code is not None:
         return json_response(200, {"validationResponse": delivery.validation_code}, request_id)
     calls = app_services.calls

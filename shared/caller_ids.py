@@ -31,7 +31,8 @@ class RefreshingValue(Generic[T]):
 
     Requests keep using the previous value while one refresh runs, so a slow Genesys never stalls them. The
     requests that waited behind a first load that failed get its failure at once, rather than each trying again,
-    one after another, for up to a deadline each; a request that comes after it tries again.
+    one after another, for up to a deadline each; a request that comes after it tries again. Of two loads that
+    overlap, the one started last is kept.
     """
 
     def __init__(self, load: Callable[[], T], ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -40,9 +41,13 @@ class RefreshingValue(Generic[T]):
         self._clock = clock
         self._value: T | None = None
         self._loaded_at: float | None = None  # None until the first load: the value itself may be None
+        self._started_at = float("-inf")  # when the load of the value kept was started
         self._failed: tuple[float, Exception] | None = None  # the last first load that failed: when, and how
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by a first load, and briefly to decide on a reload
+        self._storing = threading.Lock()
         self._refreshing = False
+        self._reloading = False
+        self._reload_tried_at = float("-inf")
 
     def get(self) -> T:
         if self._loaded_at is None:
@@ -59,34 +64,53 @@ class RefreshingValue(Generic[T]):
         if self._failed is not None and self._failed[0] >= asked_at:  # it failed while this request waited
             raise self._failed[1].with_traceback(None)  # no request's frames kept alive by the held failure
         try:
-            self._store(self._load())
+            self._load_and_store()
         except Exception as error:
             self._failed = (self._clock(), error)
             raise
         self._failed = None
 
     def reloaded(self, older_than: float) -> T:
-        """The value, loaded again now if it is older than `older_than` seconds (a failure is raised): what a
-        cached list lacks may be news it has not seen yet."""
+        """The value, loaded again now if it is older than `older_than` seconds and no reload was tried in that
+        time: what a cached list lacks may be news it has not seen yet. One reload runs at a time (the others
+        use the cached value), and one that fails keeps it."""
         with self._lock:
-            if self._loaded_at is not None and self._clock() - self._loaded_at > older_than:
-                self._store(self._load())
+            now = self._clock()
+            due = (
+                self._loaded_at is not None
+                and not self._reloading
+                and now - max(self._loaded_at, self._reload_tried_at) > older_than
+            )
+            if due:
+                self._reloading, self._reload_tried_at = True, now
+        if due:
+            try:
+                self._reload_keeping_the_value("A reload after a miss")
+            finally:
+                self._reloading = False
         return self.get()
-
-    def _store(self, value: T) -> None:
-        self._value, self._loaded_at = value, self._clock()
 
     def _refresh(self) -> None:
         try:
-            self._store(self._load())
-        except Exception as error:  # noqa: BLE001 - keep serving the previous value; the next get retries
-            # Its code, not its text: a Genesys message is free text and may quote what it was sent
-            log.warning(
-                "Background refresh failed, keeping the cached value: %s",
-                getattr(error, "code", None) or type(error).__name__,
-            )
+            self._reload_keeping_the_value("Background refresh")
         finally:
             self._refreshing = False
+
+    def _reload_keeping_the_value(self, what: str) -> None:
+        try:
+            self._load_and_store()
+        except Exception as error:  # noqa: BLE001 - keep serving the previous value; a later use tries again
+            # Its code, not its text: a Genesys message is free text and may quote what it was sent
+            log.warning(
+                "%s failed, keeping the cached value: %s", what, getattr(error, "code", None) or type(error).__name__
+            )
+
+    def _load_and_store(self) -> None:
+        started = self._clock()
+        value = self._load()
+        with self._storing:
+            if started >= self._started_at:  # a load that started earlier and ended later is older news
+                self._value, self._loaded_at, self._started_at = value, self._clock(), started
 
 
 @dataclass(frozen=True)
@@ -177,17 +201,24 @@ class CallerIds:
 
     def _load_queue_number(self, queue_id: str) -> str | None:
         """The queue's `callingPartyNumber` in E.164 (Genesys keeps it as it was typed, and refuses a caller ID
-        that is not E.164); None when the queue has none, or one that is no phone number (the default is used)."""
+        that is not E.164); None when the queue has none, or one that cannot be read for sure as one of ours (the
+        default is used)."""
         number = self._genesys.get_queue(queue_id, Deadline(self._settings.call_deadline_seconds)).get(
             "callingPartyNumber"
         )
         if not isinstance(number, str) or not number.strip():
             return None
         try:
-            return phone.normalize(number, self._settings.default_phone_region, field="from").e164
+            e164 = phone.normalize(number, self._settings.default_phone_region, field="from").e164
         except Problem:
-            log.warning("Queue %s's outbound caller ID %s is no phone number; not used", queue_id, phone.mask(number))
+            e164 = None
+        international = number.strip().startswith(("+", "00"))
+        if e164 is None or not (international or e164 in self.allowed()):
+            # Written nationally, it is read in DEFAULT_PHONE_REGION: a Mexican queue's "55 1234 5678" would be a
+            # New Jersey number. Only a reading the org may present is used.
+            log.warning("Queue %s's outbound caller ID %s is not used: no number of ours", queue_id, phone.mask(number))
             return None
+        return e164
 
     def default(self) -> str | None:
         """DEFAULT_CALLER_ID, or None when unset; a configuration error when it is not an allowed caller ID."""
@@ -260,13 +291,14 @@ class CallerIds:
 
     def _queue_number_or_none(self, queue_id: str) -> str | None:
         """The queue's caller ID, or None when Genesys will not say (no routing:queue:view, an unknown queue): a
-        `from` outside the allowed set is then refused as it was before queues' own numbers counted. A failure
-        that may pass (Genesys down, its rate limit) is raised: read as "not allowed", a retry would never come."""
+        `from` outside the allowed set is then refused as it was before queues' own numbers counted. Any other
+        failure is raised: read as "not allowed", a retry would never come (Genesys down) or the operator would
+        look at the wrong setting (a refused token)."""
         try:
             return self.queue_caller_id(queue_id)
         except Problem as problem:
-            if problem.entry.retryable:
-                raise
+            if problem.code not in ("genesys_not_found", "genesys_permission_denied"):
+                raise  # Genesys down or rate-limited, a refused token, a missing secret: not "not allowed"
             return None
 
     @staticmethod

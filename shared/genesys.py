@@ -50,7 +50,7 @@ CREATE_CALL_FIELDS = frozenset(
 )
 RETRYABLE_READ_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_RETRY_AFTER_SECONDS = 3  # what the official SDKs assume when a 429 has no Retry-After
-MAX_RETRY_AFTER_SECONDS = 24 * 3600  # a longer one is a broken header; it is passed on as the caller's wait
+MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600  # a longer one is a broken header; it is passed on as the caller's wait
 # A create refused 429 is sent again (after its Retry-After) at most this many times: an org held at its rate limit
 # is not sent a stream of creates, nor the calling policy's storage reads that precede each.
 MAX_RATE_LIMITED_RESENDS = 3
@@ -206,13 +206,15 @@ class GenesysClient:
         """A cached client-credentials token; one refresh in flight across threads.
 
         `stale` is a token Genesys just refused: it is dropped, unless another thread already replaced it.
-        Requests that waited while a fetch failed get its failure at once rather than each asking again in turn
-        (a wrong secret: two refused token requests and a vault read apiece); a request after it asks again.
+        Requests that waited while a fetch was refused for good (a wrong secret: two refused token requests and a
+        vault read apiece) get its refusal at once rather than each asking again in turn; a request after it asks
+        again. A failure that may pass (a timeout within the fetching request's own, maybe shorter, time) is not
+        handed on.
         """
         asked_at = time.monotonic()
         with self._token_lock:
             failed = self._token_failure
-            if failed is not None and failed[0] >= asked_at:
+            if failed is not None and failed[0] >= asked_at and not failed[1].entry.retryable:
                 raise replace(failed[1])  # its own copy: a caller may add to it (a hint)
             if stale is not None and stale == self._token:
                 self._token = None

@@ -77,6 +77,13 @@ def reply_response(reply: Reply, replayed: bool, request_id: str) -> func.HttpRe
     )
 
 
+def refusal_for_sender(problem: Problem, request_id: str, for_sender: Callable[[Reply], Reply]) -> func.HttpResponse:
+    """A refusal in the statuses a push sender acts on (`shared/webhooks/redelivery.py`), logged as every answer."""
+    reply = for_sender(Reply.of_problem(problem, request_id))
+    log.info("Answered %s %s", reply.status, problem.code)
+    return reply_response(reply, False, request_id)
+
+
 def endpoint(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
     """Give a handler its request id and turn every failure into a problem answer."""
 

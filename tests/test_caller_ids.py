@@ -187,6 +187,58 @@ def test_a_did_added_since_the_list_was_loaded_is_allowed_once_the_list_is_half_
     assert genesys.loads == 2
 
 
+def test_a_reload_after_a_miss_that_fails_keeps_the_list_and_is_not_tried_again_for_half_a_minute() -> None:
+    """A failed reload was raised: a `from` the org does not own got 503 instead of 422, and every retry of it ran
+    another listing of up to a deadline, one after another under the lock."""
+    clock = Clock(now=1000.0)
+    outcomes: list[str] = ["ok", "fail", "ok"]
+    loads: list[float] = []
+
+    def load() -> frozenset[str]:
+        loads.append(clock.now)
+        if outcomes.pop(0) == "fail":
+            raise Problem("genesys_unavailable", "Genesys Cloud is down.")
+        return frozenset({f"+1317555{len(loads):04d}"})
+
+    dids = RefreshingValue(load, 300.0, clock=clock)
+    assert dids.get() == {"+13175550001"}
+    clock.now += 31
+
+    assert dids.reloaded(30.0) == {"+13175550001"}  # the reload failed: the cached list, no failure raised
+    clock.now += 10
+    assert dids.reloaded(30.0) == {"+13175550001"}  # tried 10 s ago: not again
+    clock.now += 21
+    assert dids.reloaded(30.0) == {"+13175550003"}
+    assert loads == [1000.0, 1031.0, 1062.0]
+
+
+def test_of_two_overlapping_loads_the_one_started_last_is_kept() -> None:
+    """A background refresh that started before a reload and ended after it stored its older list over the
+    reloaded one: the DID just found was refused again."""
+    clock = Clock(now=0.0)
+    refresh_may_end, refreshing = threading.Event(), threading.Event()
+    versions = iter(["first", "refresh", "reload"])
+
+    def load() -> str:
+        version = next(versions)
+        if version == "refresh":
+            refreshing.set()
+            assert refresh_may_end.wait(10)
+        return version
+
+    value = RefreshingValue(load, 60.0, clock=clock)
+    assert value.get() == "first"
+    clock.now = 61.0
+    value.get()  # starts the background refresh, which waits
+    assert refreshing.wait(10)
+    clock.now = 62.0
+    assert value.reloaded(30.0) == "reload"
+    refresh_may_end.set()
+    assert wait_for(lambda: all(t.name != "caller-id-refresh" for t in threading.enumerate()), 10)  # it stored
+
+    assert value.get() == "reload"
+
+
 def test_queue_caller_id_cache_keeps_only_the_most_recently_used_queues() -> None:
     genesys = QueueReads()
     caller_ids = CallerIds(load_settings(MINIMAL), cast(GenesysClient, genesys))

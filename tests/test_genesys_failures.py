@@ -3,13 +3,18 @@ unless Genesys provably did not act."""
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from emulators.genesys import NO_STATION_USER_ID, Fault
-from tests.conftest import Stack
+from emulators.stack import CLIENT_ID, CLIENT_SECRET
+from shared.deadline import Deadline
+from shared.errors import Problem
+from shared.genesys import GenesysClient
+from tests.conftest import Stack, wait_for
 
 CALL = {"to": "+12125550199"}
 OTHER_CALL = {"to": "+12125550198"}  # a different call: identical ones inside the duplicate window are one
@@ -253,6 +258,35 @@ def test_requests_waiting_behind_a_refused_token_get_its_refusal_instead_of_aski
     assert {a.json()["code"] for a in answers} == {"genesys_auth_failed"}
     assert len(stack.genesys.requests("token")) <= 4  # the first request's two, and at most one more request's
     assert stack.creates() == []
+
+
+def test_a_token_fetch_that_ran_out_of_its_own_time_is_not_handed_to_a_request_with_more(stack: Stack) -> None:
+    """Only a refusal for good is handed to the requests that waited: a fetch for a caller with 1 s left (a status
+    poll) timed out, and the create waiting behind it with 30 s got the same timeout instead of a token."""
+    client = GenesysClient(
+        api_base_url=stack.genesys.base_url,
+        login_base_url=stack.genesys.base_url,
+        client_id=CLIENT_ID,
+        client_secret=lambda refresh: CLIENT_SECRET,
+        read_timeout=10.0,
+    )
+    stack.genesys.inject("token", Fault(then_succeed=True, delay=2.0))
+    answers: dict[str, object] = {}
+
+    def fetch(name: str, seconds: float) -> None:
+        try:
+            answers[name] = client.token(Deadline(seconds))
+        except Problem as problem:
+            answers[name] = problem.code
+
+    short = threading.Thread(target=fetch, args=("short", 1.0))
+    short.start()
+    assert wait_for(lambda: len(stack.genesys.requests("token")) == 1, 5)  # it holds the lock, fetching
+    fetch("long", 30.0)
+    short.join(10)
+
+    assert answers["short"] == "genesys_timeout"
+    assert isinstance(answers["long"], str) and answers["long"].lower().startswith("bearer ")
 
 
 @pytest.mark.parametrize(

@@ -141,20 +141,23 @@ def test_a_from_on_a_queue_whose_number_genesys_cannot_give_for_now_is_retryable
     assert stack.creates() == []
 
 
-def test_a_queue_caller_id_genesys_keeps_in_national_form_is_presented_in_e164(
-    stack: Stack, configure, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("stored", "presented"),
+    [("(317) 555-0101", "+13175550101"), ("+1 317-555-0101", "+13175550101"), ("55 1234 5678", DEFAULT_CALLER)],
+    ids=["national-ours", "international", "national-not-ours"],
+)
+def test_a_queue_caller_id_is_presented_in_e164_and_a_national_one_only_if_ours(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, stored: str, presented: str
 ) -> None:
-    """The queue's callingPartyNumber was sent and answered as Genesys stored it: `from` was not E.164, and the
-    same number named in E.164 on that queue's call was refused as not its own."""
-    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS=DEFAULT_CALLER)
-    monkeypatch.setattr(stack.genesys.org.queues[DEMO_QUEUE_ID], "calling_party_number", "(317) 555-0101")
+    """The queue's callingPartyNumber was sent as Genesys stored it, which Genesys refuses when it is not E.164.
+    Written nationally it is read in DEFAULT_PHONE_REGION, and used only when that reading is one of the org's
+    numbers: a Mexican queue's "55 1234 5678" read in the US is +1 551 234 5678, a New Jersey number."""
+    monkeypatch.setattr(stack.genesys.org.queues[DEMO_QUEUE_ID], "calling_party_number", stored)
 
     chosen = stack.post("/api/calls", {"to": "+12125550199", "queueId": DEMO_QUEUE_ID})
-    named = stack.post("/api/calls/validate", {"to": "+12125550199", "from": "+13175550101", "queueId": DEMO_QUEUE_ID})
 
     assert chosen.status_code == 201, chosen.text
-    assert chosen.json()["from"] == stack.creates()[0].json["callerId"] == "+13175550101"
-    assert named.status_code == 200, named.text
+    assert chosen.json()["from"] == stack.creates()[0].json["callerId"] == presented
 
 
 def test_queue_without_caller_id_falls_back_to_default(stack: Stack) -> None:

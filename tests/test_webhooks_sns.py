@@ -140,7 +140,7 @@ def test_a_notification_places_the_call_once_per_message_id(sns: Sns, version: s
     assert sns.stack.creates()[0].json["phoneNumber"] == "+12125550199"
 
 
-def test_a_refusal_that_can_pass_answers_503_so_sns_delivers_again(sns: Sns) -> None:
+def test_a_refusal_that_can_pass_answers_503_so_sns_delivers_again(sns: Sns, caplog: pytest.LogCaptureFixture) -> None:
     """SNS retries only server-side failures: Genesys's rate limit answered 429, and SNS dropped the message, so
     the call was never placed. A refusal for good stays 4xx."""
     sns.stack.genesys.inject("create_call", Fault(status=429, retry_after=120))
@@ -155,6 +155,7 @@ def test_a_refusal_that_can_pass_answers_503_so_sns_delivers_again(sns: Sns) -> 
     assert redelivered.status_code == 201, redelivered.text
     assert len(sns.stack.genesys.org.conversations) == 1
     assert never.status_code == 400, never.text
+    assert "Answered 503 genesys_rate_limited" in caplog.text  # logged as every answer
 
 
 def test_a_notification_with_a_subject_and_the_certificate_fetched_once(sns: Sns) -> None:

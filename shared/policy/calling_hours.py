@@ -107,8 +107,9 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
       Kaliningrad, Puerto Rico for Labrador's Atlantic time, Atlantic/Canary for every Moroccan number, Paris
       for an Algerian VoIP number), whose summer time may differ. Each such zone brings the country's own zones
       of the same standard time whose winter and summer offsets no listed zone has; a list holding none of the
-      country's own zones, and given none that way, gets them all. A call must fit the window in every zone:
-      this only ever adds a zone to fit.
+      country's own zones, and given none that way, gets them all. A call must fit the window in every zone, so
+      this only adds zones to fit, except for a fixed line given only stand-ins and one of the country's own
+      zones that way: a landline rings where it is, and that zone replaces them (a Kaliningrad landline).
     """
     number = phonenumbers.parse(e164)
     zones = tuple(
@@ -135,7 +136,11 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
     if own and stand_ins:
         listed = {_offsets(zone) for zone in zones}
         added = tuple(sorted(zone for zone in own if min(_offsets(zone)) in stand_ins and _offsets(zone) not in listed))
-        zones += added or (() if own.intersection(zones) else tuple(sorted(own)))
+        if own.intersection(zones):
+            return zones + added
+        if added and phonenumbers.number_type(number) == PhoneNumberType.FIXED_LINE:
+            return added  # a landline given only stand-ins rings in the country's zone of their standard time
+        return zones + (added or tuple(sorted(own)))
     return zones
 
 
