@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # 413 before any function runs. The template sets 262144 (infra/app/api.bicep), and so does the emulated stack.
 BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
 DEFAULT_BODY_SIZE_LIMIT = 104_857_600
+MAX_DRAINED_BYTES = 16 * 1024 * 1024  # of a refused body, read and dropped before the 413 (then the connection closes)
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}?]*)?(\?)?\}")
 _ENCODED_SLASH = re.compile("%2F", re.IGNORECASE)
 _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")
@@ -65,6 +67,7 @@ class HttpFunction:
     anonymous: bool
     pattern: re.Pattern[str]
     handler: Any
+    argument: str  # the trigger's binding name: the handler's parameter, passed by name as the worker does
 
     def accepts(self, method: str) -> bool:
         """The host adds HEAD to every route that takes GET (WebScriptHostHttpRoutesManager)."""
@@ -92,6 +95,7 @@ class HttpFunction:
             anonymous=str(trigger.get("authLevel", "FUNCTION")).upper() == "ANONYMOUS",
             pattern=re.compile(f"^/api{regex}/?$", re.IGNORECASE),
             handler=function.get_user_function(),
+            argument=trigger["name"],
         )
 
 
@@ -101,6 +105,7 @@ class QueueFunction:
     queue_name: str
     connection_setting: str
     handler: Any
+    argument: str
 
     @classmethod
     def from_function(cls, function: Any) -> QueueFunction | None:
@@ -113,6 +118,7 @@ class QueueFunction:
             trigger["queueName"],
             trigger.get("connection") or "AzureWebJobsStorage",
             function.get_user_function(),
+            trigger["name"],
         )
 
 
@@ -121,6 +127,7 @@ class TimerFunction:
     name: str
     schedule: str
     handler: Any
+    argument: str
 
     @classmethod
     def from_function(cls, function: Any) -> TimerFunction | None:
@@ -128,13 +135,29 @@ class TimerFunction:
         trigger = next((b for b in bindings if b["type"] == "timerTrigger"), None)
         if trigger is None:
             return None
-        return cls(function.get_function_name(), trigger["schedule"], function.get_user_function())
+        return cls(function.get_function_name(), trigger["schedule"], function.get_user_function(), trigger["name"])
 
     def fire(self) -> None:
         """One run, as the host starts it when the schedule is due."""
         import azure.functions.timer
 
-        self.handler(azure.functions.timer.TimerRequest(past_due=False))
+        self.handler(**{self.argument: azure.functions.timer.TimerRequest(past_due=False)})
+
+
+def check_parameters(function: Any) -> None:
+    """A handler's parameters are its bindings' names (`context` aside), as the Python worker checks when it loads
+    a function (`Registry.add_function`): a mismatch is a FunctionLoadError, and in Azure no function of the app
+    loads. Handlers are called with their bindings by name, as the worker calls them."""
+    bindings = json.loads(function.get_function_json())["bindings"]
+    bound = {binding["name"] for binding in bindings if binding["name"] != "$return"}
+    declared = set(inspect.signature(function.get_user_function()).parameters)
+    if "context" not in bound:
+        declared.discard("context")
+    if declared != bound:
+        raise ValueError(
+            f"cannot load the {function.get_function_name()} function: its parameters {sorted(declared)} are not "
+            f"its bindings {sorted(bound)}"
+        )
 
 
 def timespan_seconds(value: str) -> float:
@@ -288,7 +311,7 @@ class QueueRunner:
                 pop_receipt=message.pop_receipt,
             )
             try:
-                function.handler(delivered)
+                function.handler(**{function.argument: delivered})
             except Exception:  # noqa: BLE001 - as the host: log, then redeliver or poison
                 self.deliveries.append((function.name, False))
                 _log.warning("%s failed on try %s of %s", function.name, message.dequeue_count, limit)
@@ -356,6 +379,8 @@ class LocalFunctionHost:
 
     def __init__(self, app: func.FunctionApp, *, port: int = 0, function_key: str | None = None) -> None:
         every = app.get_functions()  # it may be called once per app: it validates as it builds
+        for function in every:
+            check_parameters(function)
         functions = [HttpFunction.from_function(f) for f in every]
         # The host registers routes in function-name order (ordinal, ignoring case) and takes the first whose
         # template and method match: not literal-first. docs/runtime.md, "Route precedence".
@@ -423,7 +448,7 @@ class LocalFunctionHost:
             body=body,
         )
         try:
-            response = function.handler(request)
+            response = function.handler(**{function.argument: request})
         except Exception:  # noqa: BLE001 - as the host's ExceptionMiddleware: 500, no body
             _log.exception("Function %s failed", function.name)
             return 500, {}, b""
@@ -447,8 +472,16 @@ class LocalFunctionHost:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > int(os.environ.get(BODY_SIZE_LIMIT_SETTING) or DEFAULT_BODY_SIZE_LIMIT):
-                    self._answer(413, {}, b"")
+                    # Read (and drop) what the client is still sending, up to a bound: closing on unread bytes
+                    # resets the connection, and the client may never see the 413.
+                    unread = min(length, MAX_DRAINED_BYTES)
+                    while unread > 0:
+                        chunk = self.rfile.read(min(65536, unread))
+                        if not chunk:
+                            break
+                        unread -= len(chunk)
                     self.close_connection = True
+                    self._answer(413, {}, b"")
                     return
                 body = self.rfile.read(length) if length else b""
                 headers = header_values(self.headers.items())
@@ -463,6 +496,8 @@ class LocalFunctionHost:
                     if name.lower() not in ("content-length", "connection"):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
+                if self.close_connection:  # said, so the client does not send its next request on it
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)

@@ -45,13 +45,26 @@ def host_for(*routes: tuple[str, str, list[str]]) -> LocalFunctionHost:
     """A host for a throwaway app: each route is (function name, template, methods); each answers its name."""
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     for name, template, methods in routes:
-
-        def handler(req: func.HttpRequest, _name: str = name) -> func.HttpResponse:
-            return func.HttpResponse(json.dumps({"function": _name, **req.route_params}), mimetype="application/json")
-
-        handler.__name__ = name
-        app.route(route=template, methods=methods)(handler)
+        app.route(route=template, methods=methods)(answering(name))
     return LocalFunctionHost(app)
+
+
+def answering(name: str) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """A handler named `name` that answers its name and route values."""
+    return answering_with(name, None)
+
+
+def answering_with(name: str, answer: func.HttpResponse | None) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """A handler named `name` that gives `answer`, or its name and route values; its one parameter is its binding's,
+    as the worker requires."""
+
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        if answer is not None:
+            return answer
+        return func.HttpResponse(json.dumps({"function": name, **req.route_params}), mimetype="application/json")
+
+    handler.__name__ = name
+    return handler
 
 
 def answered_by(host: LocalFunctionHost, method: str, path: str) -> Any:
@@ -143,13 +156,8 @@ def test_content_type_is_the_workers_no_charset_on_json() -> None:
         "text": func.HttpResponse("hi"),
         "own": func.HttpResponse("{}", headers={"Content-Type": "application/json; charset=utf-8"}),
     }
-    for kind in answers:
-
-        def handler(req: func.HttpRequest, _kind: str = kind) -> func.HttpResponse:
-            return answers[_kind]
-
-        handler.__name__ = kind
-        app.route(route=kind, methods=["GET"])(handler)
+    for kind, answer in answers.items():
+        app.route(route=kind, methods=["GET"])(answering_with(kind, answer))
     with LocalFunctionHost(app) as host:
         answered = {kind: requests.get(f"{host.base_url}/api/{kind}", timeout=10) for kind in answers}
     content_types = {kind: response.headers["Content-Type"] for kind, response in answered.items()}
@@ -165,6 +173,19 @@ def test_the_apps_answers_carry_no_charset(stack: Any) -> None:
     assert stack.get("/api/health").headers["Content-Type"] == "application/json"
     refused = stack.post("/api/calls", {"to": "not a number"})
     assert refused.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_handler_whose_parameters_are_not_its_bindings_does_not_load() -> None:
+    """The Python worker refuses such a function (FunctionLoadError) and, in Azure, the whole app with it; the
+    local host called handlers by position, so it served one."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="mismatch", methods=["GET"])  # binds `req`
+    def mismatch(request: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("served")
+
+    with pytest.raises(ValueError, match=r"cannot load the mismatch function: its parameters \['request'\]"):
+        LocalFunctionHost(app)
 
 
 def test_an_unhandled_exception_is_a_500_with_no_body_and_the_host_keeps_serving() -> None:
