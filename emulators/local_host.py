@@ -484,6 +484,10 @@ class LocalFunctionHost:
                     self._answer(413, {}, b"")
                     return
                 body = self.rfile.read(length) if length else b""
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    # The host hands the worker a body only with a Content-Length (ToRpcHttp): its chunks are not
+                    # read here, so this answer ends the connection rather than leave them for the next request.
+                    self.close_connection = True
                 headers = header_values(self.headers.items())
                 status, response_headers, response_body = host.dispatch_on_worker(
                     self.command, self.path, headers, body

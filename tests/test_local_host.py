@@ -215,6 +215,25 @@ def test_a_body_over_the_hosts_size_limit_is_a_bare_413_before_the_function(stac
     assert under.json()["code"] == "payload_too_large"
 
 
+def test_a_chunked_body_reaches_no_function_and_ends_its_connection(stack: Any) -> None:
+    """As the host, a body without a Content-Length is not handed to the function; its unread chunks were left on
+    the connection, where the next request read them as its own start."""
+    port = int(stack.host.base_url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request(
+        "POST",
+        "/api/calls/validate",
+        body=iter([b'{"to": "+12125550199"}']),
+        headers={"Content-Type": "application/json"},
+    )  # an iterable body is sent chunked
+    answer = connection.getresponse()
+    body = json.loads(answer.read())
+    connection.close()
+
+    assert (answer.status, body["code"]) == (400, "invalid_json")  # the function saw no body
+    assert answer.getheader("Connection") == "close"
+
+
 def test_request_values_are_handed_over_as_the_host_does() -> None:
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
