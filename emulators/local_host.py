@@ -470,7 +470,14 @@ class LocalFunctionHost:
                 """Quiet: the app logs what matters."""
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:  # Kestrel refuses a Content-Length that is no number with 400, no function runs
+                    self.close_connection = True
+                    self._answer(400, {}, b"")
+                    return
                 if length > int(os.environ.get(BODY_SIZE_LIMIT_SETTING) or DEFAULT_BODY_SIZE_LIMIT):
                     # Read (and drop) what the client is still sending, up to a bound: closing on unread bytes
                     # resets the connection, and the client may never see the 413.

@@ -11,6 +11,7 @@ import http.client
 import itertools
 import json
 import os
+import socket
 import threading
 import time
 import uuid
@@ -232,6 +233,17 @@ def test_a_chunked_body_reaches_no_function_and_ends_its_connection(stack: Any) 
 
     assert (answer.status, body["code"]) == (400, "invalid_json")  # the function saw no body
     assert answer.getheader("Connection") == "close"
+
+
+@pytest.mark.parametrize("length", ["ten", "-5"])
+def test_a_content_length_that_is_no_length_is_400_before_any_function(stack: Any, length: str) -> None:
+    """It raised in the handler: the connection dropped with a traceback instead of Kestrel's 400."""
+    port = int(stack.host.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(f"POST /api/calls HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
+        answer = connection.makefile("rb").readline()
+
+    assert answer.startswith(b"HTTP/1.1 400"), answer
 
 
 def test_request_values_are_handed_over_as_the_host_does() -> None:
