@@ -125,5 +125,15 @@ def test_a_secret_key_vault_refuses_to_give_is_not_gone_past() -> None:
 
     with pytest.raises(Problem) as raised:
         secrets.any_matches(lambda s: s == "leaked")
+    later = []
+    for _ in range(6):  # the next requests, before the next re-read is due: the copy read before is no fallback
+        clock.now += 10
+        with pytest.raises(Problem) as refused:
+            secrets.any_matches(lambda s: s == "leaked")
+        later.append(refused.value.code)
+    vault.refusing = False  # enabled again
+    clock.now += SECRET_REFRESH_SECONDS
 
     assert raised.value.code == "key_vault_forbidden"
+    assert later == ["key_vault_forbidden"] * 6
+    assert secrets.any_matches(lambda s: s == "leaked")

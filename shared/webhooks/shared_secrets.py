@@ -5,13 +5,14 @@ deleted from the vault (a rotation's end, a revocation) stops being accepted, an
 are signed with follows a rotation, even when every signature keeps matching. A signature the current secret
 does not match re-reads them too. Re-reads come at most once a `SECRET_REFRESH_SECONDS`, so bad requests cannot
 hammer Key Vault, and while it cannot be reached the secrets last read go on being used (a secret it refuses
-to give, disabled or no longer readable, is not).
+to give, disabled or no longer readable, is not, for any request, until a re-read succeeds).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from shared.errors import Problem
 from shared.logs import get_logger
@@ -31,6 +32,7 @@ class SharedSecrets:
         self._read_at = float("-inf")  # when the secrets were last read afresh from their source
         self._next_read_at = float("-inf")  # no re-read before this
         self._have_secrets = False  # some read succeeded: the source's cache holds secrets to go on with
+        self._refused: Problem | None = None  # the source refused the last re-read: nothing is in force until one works
 
     def current(self) -> str:
         """The secret to sign with: the current one."""
@@ -44,10 +46,12 @@ class SharedSecrets:
         return any(matches(secret) for secret in self._re_read() or secrets)  # rotated, or previous deleted?
 
     def _secrets(self) -> list[str]:
-        if self._clock() - self._read_at > SECRET_MAX_AGE_SECONDS:
+        if self._refused is not None or self._clock() - self._read_at > SECRET_MAX_AGE_SECONDS:
             fresh = self._re_read()
             if fresh is not None:
                 return fresh
+        if self._refused is not None:  # revoked: the copy read before is no fallback, until a re-read works
+            raise replace(self._refused)
         secrets = self._read(False)
         self._have_secrets = True
         return secrets
@@ -62,10 +66,14 @@ class SharedSecrets:
             secrets = self._read(True)
         except Problem as problem:
             # Only an outage is gone past: a secret disabled or made unreadable (403), or blanked, is revoked.
-            if problem.code != "key_vault_unavailable" or not self._have_secrets:
+            if problem.code != "key_vault_unavailable":
+                self._refused = problem.with_traceback(None)
+                raise
+            if not self._have_secrets:
                 raise
             log.warning("Could not reach Key Vault to re-read the webhook secrets; using the ones last read")
             return None
         self._read_at = now
         self._have_secrets = True
+        self._refused = None
         return secrets
