@@ -10,6 +10,7 @@ bundle.
 
 from __future__ import annotations
 
+import http.cookiejar
 import ipaddress
 import os
 from urllib.parse import urlsplit
@@ -25,7 +26,8 @@ POOL_CONNECTIONS = 32
 
 
 class NoRedirectSession(requests.Session):
-    """A session that never reads a redirect and trusts nothing from the environment at request time.
+    """A session that never reads a redirect, keeps no cookie, and trusts nothing from the environment at request
+    time.
 
     The app follows no redirect (a followed 307 sends a create again; a callback must reach only the URL that was
     checked). Told not to follow one, requests still reads it, for `Response.next`: it downloads the redirect's
@@ -36,6 +38,9 @@ class NoRedirectSession(requests.Session):
     def __init__(self) -> None:
         super().__init__()
         self.trust_env = False
+        # No cookies kept: one session serves every status-callback receiver (and Genesys, and storage), so a
+        # cookie one sets would go with every later request to its host, another caller's too.
+        self.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
     def get_redirect_target(self, resp: requests.Response) -> None:
         return None

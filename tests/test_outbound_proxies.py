@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from emulators.azurite import Azurite
+from shared import outbound
 from shared.outbound import POOL_CONNECTIONS
 from shared.storage import StorageAccount
-from tests.conftest import Stack
+from tests.conftest import Receiver, Stack
 from tests.loopback_relay import RelayHandler, answer, forward, serving
 
 THREADS = 20  # more than requests' default pool of 10, fewer than POOL_CONNECTIONS
@@ -137,3 +138,19 @@ def test_no_proxy_sends_the_hosts_it_names_direct(
 
     assert response.status_code == 201, response.text
     assert (proxy.connections, proxy.relayed) == (0, [])
+
+
+def test_an_outbound_session_sends_no_cookie_a_receiver_set(receiver: Receiver) -> None:
+    """Every status callback goes through one session: a cookie one receiver set went with every later callback
+    to its host, other callers' flows on a shared Power Automate host too (60 cookies made a 60 KB header that
+    front ends refuse with 431, and each event was given up)."""
+    receiver.answers = [
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: tenant=a; Path=/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ]
+    session = outbound.session(receiver.url)
+
+    first = session.post(receiver.url, data=b"{}", timeout=5)
+    session.post(receiver.url, data=b"{}", timeout=5)
+
+    assert first.headers["Set-Cookie"] == "tenant=a; Path=/"  # the receiver did set it
+    assert "cookie" not in receiver.received[1][0]
