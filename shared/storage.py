@@ -12,8 +12,9 @@ import contextlib
 import functools
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from shared import outbound
@@ -145,21 +146,14 @@ class ManagedTable:
         self._what = what  # "The idempotency store", for the outage's problem
         self._ready = False
         self._lock = threading.Lock()
+        self._failed: tuple[float, Problem] | None = None  # the last creation that failed: when, and how
 
     def call(self, operation: Callable[[], Any]) -> Any:
-        from azure.core.exceptions import AzureError, ResourceExistsError
+        from azure.core.exceptions import AzureError
 
         try:
             if not self._ready:
-                try:
-                    with self._lock:
-                        self.client.create_table()
-                except ResourceExistsError:
-                    pass
-                except AzureError as error:  # a 409 TableBeingDeleted (about 40 s after a delete) among them
-                    log.warning("%s could not be made: %s", self._what, type(error).__name__)
-                    raise _unreachable(self._what, error) from None
-                self._ready = True
+                self._make_table()
             return operation()
         except (AzureError, json.JSONDecodeError) as error:  # the latter: an identity endpoint's HTML error page
             if _table_gone(error):
@@ -170,6 +164,28 @@ class ManagedTable:
                 raise
             log.warning("%s unreachable: %s", self._what, type(error).__name__)
             raise _unreachable(self._what, error) from None
+
+    def _make_table(self) -> None:
+        """Create the table, once. Requests that waited while a creation failed get its failure at once: each
+        tried again in turn, for up to its retries' time (about 15 s in an outage), the sixteenth 4 minutes on."""
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        asked_at = time.monotonic()
+        with self._lock:
+            if self._ready:
+                return
+            if self._failed is not None and self._failed[0] >= asked_at:
+                raise replace(self._failed[1])
+            try:
+                self.client.create_table()
+            except ResourceExistsError:
+                pass
+            except (AzureError, json.JSONDecodeError) as error:  # a 409 TableBeingDeleted (40 s after a delete) too
+                log.warning("%s could not be made: %s", self._what, type(error).__name__)
+                problem = _unreachable(self._what, error)
+                self._failed = (time.monotonic(), problem)
+                raise problem from None
+            self._ready = True
 
 
 def _unreachable(what: str, error: Exception | None = None) -> Problem:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from emulators.azure import VaultFault
 from emulators.azurite import ACCOUNT, ACCOUNT_KEY
 from emulators.genesys import Fault
-from shared.storage import READ_TIMEOUT_SECONDS
+from shared.errors import Problem
+from shared.storage import READ_TIMEOUT_SECONDS, ManagedTable, StorageAccount
 from tests.conftest import TALLY, Stack
+from tests.loopback_relay import RelayHandler, answer, read_request_body, serving
+from tests.table_front import table_connection_string
 
 DEADLINE_SECONDS = 8  # CALL_DEADLINE_SECONDS in the test settings
 
@@ -204,3 +210,41 @@ def test_a_vault_answer_the_sdk_cannot_read_is_the_vault_unavailable_not_a_confi
 
     assert (response.status_code, response.json()["code"]) == (503, "key_vault_unavailable"), response.text
     assert stack.genesys.requests("create_call") == []
+
+
+class _SlowlyDown(RelayHandler):
+    """A table service that answers every request 503 after 0.2 s, counting them."""
+
+    requests = 0
+
+    def _refuse(self) -> None:
+        type(self).requests += 1
+        read_request_body(self)
+        time.sleep(0.2)  # the service's slowness is the fault being modelled
+        answer(self, 503, [("Content-Type", "application/json")], b'{"odata.error":{"code":"ServerBusy"}}')
+
+    do_POST = do_GET = do_PUT = do_DELETE = do_MERGE = _refuse
+
+
+def test_requests_waiting_on_a_table_creation_that_failed_get_its_failure_at_once() -> None:
+    """Eight first uses of a table during an outage each tried to create it in turn, under the lock: the eighth
+    waited out seven creations and their retries before its own 503."""
+    _SlowlyDown.requests = 0
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _SlowlyDown)) as server:
+        storage = StorageAccount(connection_string=table_connection_string(server.server_address[1]))
+        table = ManagedTable(storage.table("outage"), "The idempotency store")
+        start = threading.Barrier(8, timeout=10)
+
+        def first_use(_: int) -> str:
+            start.wait()
+            try:
+                table.call(lambda: None)
+            except Problem as problem:
+                return problem.code
+            return "made"
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(pool.map(first_use, range(8)))
+
+    assert codes == ["idempotency_store_unavailable"] * 8
+    assert _SlowlyDown.requests <= 6  # one creation and its two retries; at most one more from a late thread
