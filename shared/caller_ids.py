@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar, cast
 
 from shared import phone
@@ -22,6 +22,7 @@ from shared.logs import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
+RETRY_AFTER_FAILED_REFRESH_SECONDS = 30.0  # a background refresh that failed is not tried again sooner
 MISS_RELOAD_SECONDS = 30.0  # a caller ID the org's cached list lacks reloads the list when older than this
 QUEUE_CACHE_SIZE = 256  # queues whose caller ID stays cached; ALLOWED_QUEUE_IDS=* lets callers name any number
 
@@ -42,10 +43,11 @@ class RefreshingValue(Generic[T]):
         self._value: T | None = None
         self._loaded_at: float | None = None  # None until the first load: the value itself may be None
         self._started_at = float("-inf")  # when the load of the value kept was started
-        self._failed: tuple[float, Exception] | None = None  # the last first load that failed: when, and how
+        self._failed: tuple[float, Problem] | None = None  # the last first load that failed: when, and a copy
         self._lock = threading.Lock()  # held by a first load, and briefly to decide on a reload
         self._storing = threading.Lock()
         self._refreshing = False
+        self._refresh_failed_at = float("-inf")
         self._reloading = False
         self._reload_tried_at = float("-inf")
 
@@ -55,18 +57,35 @@ class RefreshingValue(Generic[T]):
             with self._lock:
                 if self._loaded_at is None:
                     self._load_first(asked_at)
-        elif self._clock() - self._loaded_at > self._ttl and not self._refreshing:
-            self._refreshing = True
-            threading.Thread(target=self._refresh, name="caller-id-refresh", daemon=True).start()
+        elif self._refresh_due():
+            self._start_refresh()
         return cast(T, self._value)
+
+    def _refresh_due(self) -> bool:
+        """Older than the ttl, and no refresh failed in the last RETRY_AFTER_FAILED_REFRESH_SECONDS (or the ttl):
+        a Genesys answering 429 at once had every request start another refresh, 40 in 2 s."""
+        now, loaded_at = self._clock(), cast(float, self._loaded_at)
+        retry_after = min(self._ttl, RETRY_AFTER_FAILED_REFRESH_SECONDS)
+        return now - loaded_at > self._ttl and now - self._refresh_failed_at > retry_after and not self._refreshing
+
+    def _start_refresh(self) -> None:
+        with self._storing:
+            if self._refreshing:
+                return
+            self._refreshing = True
+        try:
+            threading.Thread(target=self._refresh, name="caller-id-refresh", daemon=True).start()
+        except RuntimeError:  # no thread to be had: the next use tries again
+            self._refreshing = False
+            log.warning("Could not start a background refresh; keeping the cached value")
 
     def _load_first(self, asked_at: float) -> None:
         if self._failed is not None and self._failed[0] >= asked_at:  # it failed while this request waited
-            raise self._failed[1].with_traceback(None)  # no request's frames kept alive by the held failure
+            raise replace(self._failed[1])  # a copy of its own: no request's frames kept alive by the held one
         try:
             self._load_and_store()
-        except Exception as error:
-            self._failed = (self._clock(), error)
+        except Problem as problem:
+            self._failed = (self._clock(), replace(problem))
             raise
         self._failed = None
 
@@ -92,11 +111,13 @@ class RefreshingValue(Generic[T]):
 
     def _refresh(self) -> None:
         try:
-            self._reload_keeping_the_value("Background refresh")
+            if not self._reload_keeping_the_value("Background refresh"):
+                self._refresh_failed_at = self._clock()
         finally:
             self._refreshing = False
 
-    def _reload_keeping_the_value(self, what: str) -> None:
+    def _reload_keeping_the_value(self, what: str) -> bool:
+        """Whether the value was loaded again; a failure is logged and the previous value kept."""
         try:
             self._load_and_store()
         except Exception as error:  # noqa: BLE001 - keep serving the previous value; a later use tries again
@@ -104,6 +125,8 @@ class RefreshingValue(Generic[T]):
             log.warning(
                 "%s failed, keeping the cached value: %s", what, getattr(error, "code", None) or type(error).__name__
             )
+            return False
+        return True
 
     def _load_and_store(self) -> None:
         started = self._clock()

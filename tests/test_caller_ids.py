@@ -212,6 +212,34 @@ def test_a_reload_after_a_miss_that_fails_keeps_the_list_and_is_not_tried_again_
     assert loads == [1000.0, 1031.0, 1062.0]
 
 
+def test_a_background_refresh_that_failed_is_not_tried_again_for_half_a_minute() -> None:
+    """A failed refresh left the value old, so the next use started another: Genesys answering 429 at once got
+    40 DID listings in 2 s, while the org's creates were refused for its rate limit."""
+    clock = Clock(now=0.0)
+    loads: list[float] = []
+
+    def load() -> str:
+        loads.append(clock.now)
+        if len(loads) > 1:
+            raise Problem("genesys_rate_limited", "Genesys Cloud rate limit reached.")
+        return "first"
+
+    value = RefreshingValue(load, 60.0, clock=clock)
+    assert value.get() == "first"
+
+    def refreshed_once_more(at: float) -> None:
+        clock.now = at
+        for _ in range(5):
+            assert value.get() == "first"  # the cached value, whatever the refresh does
+            assert wait_for(lambda: all(t.name != "caller-id-refresh" for t in threading.enumerate()), 10)
+
+    refreshed_once_more(61.0)
+    refreshed_once_more(80.0)  # within 30 s of the failure: none
+    refreshed_once_more(92.0)
+
+    assert loads == [0.0, 61.0, 92.0]
+
+
 def test_of_two_overlapping_loads_the_one_started_last_is_kept() -> None:
     """A background refresh that started before a reload and ended after it stored its older list over the
     reloaded one: the DID just found was refused again."""
@@ -303,6 +331,7 @@ def test_requests_that_waited_behind_a_failed_first_load_get_its_failure_and_lat
 
     assert all(isinstance(answer, Problem) and answer.code == "genesys_timeout" for answer in answers.values())
     assert len(answers) == 4 and loads == [100.0]
+    assert len({id(answer) for answer in answers.values()}) == 4  # each its own copy: none holds another's frames
 
     clock.now += 1  # a request after the failure tries again
     assert dids.get() == frozenset({"+13175550100"})
