@@ -212,6 +212,11 @@ class _Emulator:
         with self._lock:
             self._faults.extend(faults)
 
+    def pending_faults(self) -> int:
+        """Faults no request has taken yet (a request takes its fault as it arrives, before any delay)."""
+        with self._lock:
+            return len(self._faults)
+
     def _apply_fault(self, handler: _Handler) -> tuple[bool, int | None]:
         """Apply the next queued fault, if any. Returns (answered, status); status None means dropped."""
         with self._lock:

@@ -73,7 +73,8 @@ class KeyVaultSecrets:
         self._client: SecretClient | None = None
         self._cache: dict[str, str | None] = {}  # None: the vault has no such secret
         self._read_at: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the client and the per-name locks
+        self._reading: dict[str, threading.Lock] = {}  # one read in flight per secret
 
     def _secret_client(self) -> SecretClient:
         # Imported here: the Azure SDK costs cold-start time that local-secret deployments never need.
@@ -81,23 +82,24 @@ class KeyVaultSecrets:
         from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
 
-        if self._client is None:
-            credential: TokenCredential = (
-                managed_identity_credential(
-                    self._client_id, connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=self._read_timeout
+        with self._lock:
+            if self._client is None:
+                credential: TokenCredential = (
+                    managed_identity_credential(
+                        self._client_id, connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=self._read_timeout
+                    )
+                    if self._managed_identity
+                    else DefaultAzureCredential()  # a developer's az login; honours AZURE_CLIENT_ID too
                 )
-                if self._managed_identity
-                else DefaultAzureCredential()  # a developer's az login; honours AZURE_CLIENT_ID too
-            )
-            self._client = SecretClient(
-                self._vault_url,
-                credential,
-                verify_challenge_resource=self._verify_challenge_resource,
-                connection_timeout=CONNECT_TIMEOUT_SECONDS,
-                read_timeout=self._read_timeout,
-                **BOUNDED_RETRIES,
-            )
-        return self._client
+                self._client = SecretClient(
+                    self._vault_url,
+                    credential,
+                    verify_challenge_resource=self._verify_challenge_resource,
+                    connection_timeout=CONNECT_TIMEOUT_SECONDS,
+                    read_timeout=self._read_timeout,
+                    **BOUNDED_RETRIES,
+                )
+            return self._client
 
     def get(self, name: str, *, refresh: bool = False) -> str:
         """A secret that must exist. Found missing, it is looked for again `MISSING_SECRET_RECHECK_SECONDS` later:
@@ -110,7 +112,14 @@ class KeyVaultSecrets:
         return value
 
     def get_optional(self, name: str, *, refresh: bool = False) -> str | None:
-        with self._lock:  # one read in flight: a cold start under load costs one Key Vault request
+        """A secret, None when the vault has none. A cached one is answered at once: it never waits behind a read
+        of another (the webhook secrets are re-read every 5 minutes, and a slow vault held the client secret, and
+        with it every Genesys token renewal, behind them)."""
+        if not refresh and name in self._cache:
+            return self._cache[name]
+        with self._lock:
+            reading = self._reading.setdefault(name, threading.Lock())
+        with reading:  # one read of a secret in flight: a cold start under load costs one Key Vault request
             if refresh or name not in self._cache:
                 self._cache[name] = self._read(name)
                 self._read_at[name] = time.monotonic()

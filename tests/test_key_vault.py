@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
 from emulators.azure import ManagedIdentityEmulator, VaultFault
 from shared import secrets
-from tests.conftest import CLIENT_SECRET, Stack, answering_identity_endpoint
+from shared.services import services
+from tests.conftest import CLIENT_SECRET, Stack, answering_identity_endpoint, wait_for
 
 CALL = {"to": "+12125550199"}
 
@@ -146,3 +148,24 @@ def test_no_secret_text_in_any_answer(stack: Stack) -> None:
 
     assert response.json()["code"] == "genesys_auth_failed"
     assert CLIENT_SECRET not in response.text
+
+
+def test_a_cached_secret_is_answered_while_another_is_read_slowly(stack: Stack, configure) -> None:
+    """One lock served every secret: the cached client secret (and with it every Genesys token renewal) waited
+    behind a slow re-read of the webhook secret."""
+    configure(WEBHOOK_SECRET_NAME="webhook-secret")
+    stack.vault.set_secret("webhook-secret", "whsec-current")
+    vault = services().secrets
+    assert vault.get("genesys-client-secret") == CLIENT_SECRET  # read once: cached
+    stack.vault.inject(VaultFault(status=None, delay=2.0))
+    slow = threading.Thread(target=vault.get_optional, args=("webhook-secret",), kwargs={"refresh": True})
+    slow.start()
+    assert wait_for(lambda: stack.vault.pending_faults() == 0, 5)  # the slow read is at the vault
+
+    started = time.monotonic()
+    cached = vault.get("genesys-client-secret")
+    waited = time.monotonic() - started
+    slow.join(10)
+
+    assert cached == CLIENT_SECRET
+    assert waited < 1.0, waited
