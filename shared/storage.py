@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared import outbound
 from shared.errors import Problem
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 # Bounded waits: a storage outage must answer 503 quickly, not hold a request for the SDK's default minutes.
 CONNECT_TIMEOUT_SECONDS = 2
@@ -135,6 +136,39 @@ class StorageAccount:
         return client
 
 
+class MadeOnce(Generic[T]):
+    """What `make` makes, made on first use under a lock. Requests that waited while making it failed get that
+    failure (a copy of their own) at once: each tried again in turn, for up to its retries' time (about 15 s in a
+    storage outage), the sixteenth minutes on. A request after the failure tries again."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._made: T | None = None
+        self._failed: tuple[float, Problem] | None = None  # the last try that failed: when, and how
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        made = self._made
+        if made is not None:
+            return made
+        asked_at = time.monotonic()
+        with self._lock:
+            if self._made is not None:
+                return self._made
+            if self._failed is not None and self._failed[0] >= asked_at:
+                raise replace(self._failed[1])
+            try:
+                self._made = self._make()
+            except Problem as problem:
+                self._failed = (time.monotonic(), replace(problem))
+                raise
+            return self._made
+
+    def forget(self) -> None:
+        """Make it again on the next use (it is gone)."""
+        self._made = None
+
+
 class ManagedTable:
     """A Table client that creates its table on first use and answers an outage as a 503 problem.
 
@@ -144,48 +178,35 @@ class ManagedTable:
     def __init__(self, client: TableClient, what: str) -> None:
         self.client = client
         self._what = what  # "The idempotency store", for the outage's problem
-        self._ready = False
-        self._lock = threading.Lock()
-        self._failed: tuple[float, Problem] | None = None  # the last creation that failed: when, and how
+        self._table = MadeOnce(self._create_table)
 
     def call(self, operation: Callable[[], Any]) -> Any:
         from azure.core.exceptions import AzureError
 
         try:
-            if not self._ready:
-                self._make_table()
+            self._table.get()
             return operation()
         except (AzureError, json.JSONDecodeError) as error:  # the latter: an identity endpoint's HTML error page
             if _table_gone(error):
                 # Deleted under a running instance: its entities' 404s say nothing about them (a do-not-call
                 # lookup would read "not listed"). An outage now; the next call makes the table again.
-                self._ready = False
+                self._table.forget()
             elif isinstance(error, AzureError) and is_lost_race(error):
                 raise
             log.warning("%s unreachable: %s", self._what, type(error).__name__)
             raise _unreachable(self._what, error) from None
 
-    def _make_table(self) -> None:
-        """Create the table, once. Requests that waited while a creation failed get its failure at once: each
-        tried again in turn, for up to its retries' time (about 15 s in an outage), the sixteenth 4 minutes on."""
+    def _create_table(self) -> bool:
         from azure.core.exceptions import AzureError, ResourceExistsError
 
-        asked_at = time.monotonic()
-        with self._lock:
-            if self._ready:
-                return
-            if self._failed is not None and self._failed[0] >= asked_at:
-                raise replace(self._failed[1])
-            try:
-                self.client.create_table()
-            except ResourceExistsError:
-                pass
-            except (AzureError, json.JSONDecodeError) as error:  # a 409 TableBeingDeleted (40 s after a delete) too
-                log.warning("%s could not be made: %s", self._what, type(error).__name__)
-                problem = _unreachable(self._what, error)
-                self._failed = (time.monotonic(), problem)
-                raise problem from None
-            self._ready = True
+        try:
+            self.client.create_table()
+        except ResourceExistsError:
+            pass
+        except (AzureError, json.JSONDecodeError) as error:  # a 409 TableBeingDeleted (40 s after a delete) too
+            log.warning("%s could not be made: %s", self._what, type(error).__name__)
+            raise _unreachable(self._what, error) from None
+        return True
 
 
 def _unreachable(what: str, error: Exception | None = None) -> Problem:
@@ -255,8 +276,7 @@ class QueueSender:
     def __init__(self, storage: StorageAccount, queue_name: str) -> None:
         self._storage = storage
         self._queue_name = queue_name
-        self._client: QueueClient | None = None
-        self._lock = threading.Lock()
+        self._client = MadeOnce(self._make_client)
 
     @property
     def name(self) -> str:
@@ -274,11 +294,21 @@ class QueueSender:
     def _call(self, operation: Callable[[QueueClient], object]) -> None:
         from azure.core.exceptions import AzureError
 
+        client = self._client.get()
         try:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._storage.queue(self._queue_name)
-            operation(self._client)
+            operation(client)
         except AzureError as error:
-            log.warning("Could not reach the %s queue: %s", self._queue_name, type(error).__name__)
-            raise _unreachable(f"The {self._queue_name} queue", error) from None
+            raise self._unreachable(error) from None
+
+    def _make_client(self) -> QueueClient:
+        """The queue's client, the queue made if missing (a request to the service)."""
+        from azure.core.exceptions import AzureError
+
+        try:
+            return self._storage.queue(self._queue_name)
+        except AzureError as error:
+            raise self._unreachable(error) from None
+
+    def _unreachable(self, error: Exception) -> Problem:
+        log.warning("Could not reach the %s queue: %s", self._queue_name, type(error).__name__)
+        return _unreachable(f"The {self._queue_name} queue", error)

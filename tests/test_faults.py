@@ -16,10 +16,9 @@ from emulators.azure import VaultFault
 from emulators.azurite import ACCOUNT, ACCOUNT_KEY
 from emulators.genesys import Fault
 from shared.errors import Problem
-from shared.storage import READ_TIMEOUT_SECONDS, ManagedTable, StorageAccount
+from shared.storage import READ_TIMEOUT_SECONDS, ManagedTable, QueueSender, StorageAccount
 from tests.conftest import TALLY, Stack
 from tests.loopback_relay import RelayHandler, answer, read_request_body, serving
-from tests.table_front import table_connection_string
 
 DEADLINE_SECONDS = 8  # CALL_DEADLINE_SECONDS in the test settings
 
@@ -226,25 +225,45 @@ class _SlowlyDown(RelayHandler):
     do_POST = do_GET = do_PUT = do_DELETE = do_MERGE = _refuse
 
 
-def test_requests_waiting_on_a_table_creation_that_failed_get_its_failure_at_once() -> None:
-    """Eight first uses of a table during an outage each tried to create it in turn, under the lock: the eighth
-    waited out seven creations and their retries before its own 503."""
+def first_uses_in_an_outage(use: Callable[[StorageAccount], Callable[[], object]], endpoint: str) -> list[str]:
+    """Eight first uses at once of a storage client whose service answers every request 503 after 0.2 s."""
     _SlowlyDown.requests = 0
     with serving(ThreadingHTTPServer(("127.0.0.1", 0), _SlowlyDown)) as server:
-        storage = StorageAccount(connection_string=table_connection_string(server.server_address[1]))
-        table = ManagedTable(storage.table("outage"), "The idempotency store")
+        url = f"http://127.0.0.1:{server.server_address[1]}/{ACCOUNT}"
+        connection = f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};{endpoint}={url};"
+        first_use = use(StorageAccount(connection_string=connection))
         start = threading.Barrier(8, timeout=10)
 
-        def first_use(_: int) -> str:
+        def at_once(_: int) -> str:
             start.wait()
             try:
-                table.call(lambda: None)
+                first_use()
             except Problem as problem:
                 return problem.code
             return "made"
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            codes = list(pool.map(first_use, range(8)))
+            return list(pool.map(at_once, range(8)))
+
+
+def test_requests_waiting_on_a_table_creation_that_failed_get_its_failure_at_once() -> None:
+    """Eight first uses of a table during an outage each tried to create it in turn, under the lock: the eighth
+    waited out seven creations and their retries before its own 503."""
+
+    def use(storage: StorageAccount) -> Callable[[], object]:
+        table = ManagedTable(storage.table("outage"), "The idempotency store")
+        return lambda: table.call(lambda: None)
+
+    codes = first_uses_in_an_outage(use, "TableEndpoint")
 
     assert codes == ["idempotency_store_unavailable"] * 8
     assert _SlowlyDown.requests <= 6  # one creation and its two retries; at most one more from a late thread
+
+
+def test_requests_waiting_on_a_queue_that_could_not_be_made_get_its_failure_at_once() -> None:
+    """The same for the first sends to a queue (an asynchronous request, a status watch): the queue is made on
+    first use, and each waiting send tried to make it again in turn."""
+    codes = first_uses_in_an_outage(lambda storage: QueueSender(storage, "outage").check_reachable, "QueueEndpoint")
+
+    assert codes == ["idempotency_store_unavailable"] * 8
+    assert _SlowlyDown.requests <= 6
