@@ -76,6 +76,13 @@ class _Answer:
     retry_after: int | None
 
 
+@dataclass(frozen=True)
+class _Token:
+    value: str  # as sent in Authorization: "bearer <token>"
+    renew_at: float  # a safety margin before it expires: renewed from here
+    expires_at: float
+
+
 class _SentAndLost(Exception):
     """The request may have reached Genesys but no answer came back (read timeout, dropped connection)."""
 
@@ -119,8 +126,10 @@ class GenesysClient:
         client_secret: Callable[[bool], str],
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`client_secret(refresh)` returns the OAuth secret; `refresh=True` asks for a fresh read (rotation)."""
+        """`client_secret(refresh)` returns the OAuth secret; `refresh=True` asks for a fresh read (rotation);
+        `clock` times the token's life."""
         self._api = api_base_url
         self._login = login_base_url
         self._client_id = client_id
@@ -128,8 +137,8 @@ class GenesysClient:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._session = outbound.session(api_base_url, login_base_url)  # retries are ours (below)
-        self._token: str | None = None
-        self._token_expires_at = 0.0
+        self._clock = clock
+        self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self._token_failure: tuple[float, Problem] | None = None  # the last fetch that failed: when, and how
 
@@ -203,7 +212,8 @@ class GenesysClient:
     # ---- token -----------------------------------------------------------------------------------
 
     def token(self, deadline: Deadline, *, stale: str | None = None) -> str:
-        """A cached client-credentials token; one refresh in flight across threads.
+        """A cached client-credentials token; one refresh in flight across threads, while the others go on with
+        the token being renewed until it expires.
 
         `stale` is a token Genesys just refused: it is dropped, unless another thread already replaced it.
         Requests that waited while a fetch was refused for good (a wrong secret: two refused token requests and a
@@ -211,23 +221,31 @@ class GenesysClient:
         again. A failure that may pass (a timeout within the fetching request's own, maybe shorter, time) is not
         handed on.
         """
-        asked_at = time.monotonic()
+        asked_at = self._clock()
+        cached = self._token
+        if (
+            stale is None
+            and cached is not None
+            and (asked_at < cached.renew_at or (asked_at < cached.expires_at and self._token_lock.locked()))
+        ):
+            return cached.value  # fresh; or being renewed by another request, and still good till then
         with self._token_lock:
             failed = self._token_failure
             if failed is not None and failed[0] >= asked_at and not failed[1].entry.retryable:
                 raise replace(failed[1])  # its own copy: a caller may add to it (a hint)
-            if stale is not None and stale == self._token:
+            if stale is not None and self._token is not None and stale == self._token.value:
                 self._token = None
-            if self._token is None or time.monotonic() >= self._token_expires_at:
+            if self._token is None or self._clock() >= self._token.renew_at:
                 try:
-                    self._token, lifetime = self._request_token(deadline)
+                    value, lifetime = self._request_token(deadline)
                 except Problem as problem:
-                    self._token_failure = (time.monotonic(), problem)
+                    self._token_failure = (self._clock(), replace(problem))
                     raise
                 self._token_failure = None
+                issued_at = self._clock()
                 margin = min(TOKEN_SAFETY_MARGIN_SECONDS, lifetime / 10)
-                self._token_expires_at = time.monotonic() + lifetime - margin
-            return self._token
+                self._token = _Token(value, issued_at + lifetime - margin, issued_at + lifetime)
+            return self._token.value
 
     def _request_token(self, deadline: Deadline) -> tuple[str, float]:
         for refresh_secret in (False, True):

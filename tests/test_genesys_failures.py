@@ -14,7 +14,7 @@ from emulators.stack import CLIENT_ID, CLIENT_SECRET
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
-from tests.conftest import Stack, wait_for
+from tests.conftest import Clock, Stack, wait_for
 
 CALL = {"to": "+12125550199"}
 OTHER_CALL = {"to": "+12125550198"}  # a different call: identical ones inside the duplicate window are one
@@ -258,6 +258,33 @@ def test_requests_waiting_behind_a_refused_token_get_its_refusal_instead_of_aski
     assert {a.json()["code"] for a in answers} == {"genesys_auth_failed"}
     assert len(stack.genesys.requests("token")) <= 4  # the first request's two, and at most one more request's
     assert stack.creates() == []
+
+
+def test_a_token_being_renewed_is_still_used_by_other_requests_until_it_expires(stack: Stack) -> None:
+    """Renewal starts a margin before expiry, under the token lock: every API call, creates included, waited for
+    a slow login though the token it held still worked."""
+    clock = Clock(now=1000.0)
+    client = GenesysClient(
+        api_base_url=stack.genesys.base_url,
+        login_base_url=stack.genesys.base_url,
+        client_id=CLIENT_ID,
+        client_secret=lambda refresh: CLIENT_SECRET,
+        clock=clock,
+    )
+    first = client.token(Deadline(10))  # valid for the emulator's day; renewed from a minute before its end
+    clock.now += 86_400 - 30
+    stack.genesys.inject("token", Fault(then_succeed=True, delay=2.0))
+    renewing = threading.Thread(target=client.token, args=(Deadline(10),))
+    renewing.start()
+    assert wait_for(lambda: len(stack.genesys.requests("token")) == 2, 5)  # the renewal is at the login host
+
+    started = time.monotonic()
+    during = client.token(Deadline(10))
+    waited = time.monotonic() - started
+    renewing.join(10)
+
+    assert during == first and waited < 1.0, waited
+    assert client.token(Deadline(10)) != first  # renewed
 
 
 def test_a_token_fetch_that_ran_out_of_its_own_time_is_not_handed_to_a_request_with_more(stack: Stack) -> None:
