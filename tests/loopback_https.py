@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
@@ -17,11 +18,13 @@ from emulators.one_write import OneWriteHandler
 
 class LoopbackHttps:
     """Serves `routes` (path without query -> body); every request's path and query is kept in `requests`.
-    A status queued in `failures[path]` answers the next request for that path instead (empty body)."""
+    A status queued in `failures[path]` answers the next request for that path instead (empty body); a delay
+    queued in `delays[path]` holds the next answer for that path that long (a slow server)."""
 
     def __init__(self, ca_dir: Path) -> None:
         self.routes: dict[str, bytes] = {}
         self.failures: dict[str, list[int]] = {}
+        self.delays: dict[str, list[float]] = {}
         self.requests: list[str] = []
         self._ca = trustme.CA()
         self.ca_bundle = str(ca_dir / "loopback-ca.pem")
@@ -33,6 +36,9 @@ class LoopbackHttps:
                 server.requests.append(self.path)
                 path = self.path.split("?")[0]
                 failures = server.failures.get(path)
+                delays = server.delays.get(path)
+                if delays:
+                    time.sleep(delays.pop(0))  # the slowness is the fault being modelled
                 body = None if failures else server.routes.get(path)
                 self.send_response(failures.pop(0) if failures else 200 if body is not None else 404)
                 self.send_header("Content-Length", str(len(body or b"")))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ import function_app
 from shared.services import services
 from shared.webhooks import GoogleKeys, PubSubVerifier
 from shared.webhooks import pubsub as pubsub_module
-from tests.conftest import Stack
+from tests.conftest import Stack, wait_for
 from tests.loopback_https import LoopbackHttps, loopback_https
 from tests.test_webhooks import CALL
 
@@ -149,6 +150,27 @@ def test_an_unknown_key_refetches_the_keys_at_most_once_a_minute(pubsub: PubSub)
         refused(pubsub.post(push(), token(FOREIGN_KEY, kid=f"kid-{uuid.uuid4()}")))
 
     assert len(pubsub.server.hits(JWKS_PATH)) == 1
+
+
+def test_a_push_whose_key_is_held_is_not_held_up_by_a_slow_fetch_of_the_keys(
+    pubsub: PubSub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock was held across the fetch: one push naming a key Google does not publish (any caller can send one,
+    a fetch a minute) held every genuine push for as long as Google's key server took."""
+    assert pubsub.post(push(), token()).status_code == 201  # the keys are held
+    monkeypatch.setattr(pubsub_module, "KEY_REFETCH_SECONDS", 0.0)  # the minute between fetches has passed
+    pubsub.server.delays[JWKS_PATH] = [2.0]
+    stray = threading.Thread(target=pubsub.post, args=(push(), token(FOREIGN_KEY, kid=f"kid-{uuid.uuid4()}")))
+    stray.start()
+    assert wait_for(lambda: len(pubsub.server.hits(JWKS_PATH)) == 2, 5)  # its fetch is under way
+
+    started = time.monotonic()
+    genuine = pubsub.post(push(), token())
+    waited = time.monotonic() - started
+    stray.join(10)
+
+    assert genuine.status_code == 201, genuine.text
+    assert waited < 1.0, waited
 
 
 def test_keys_google_does_not_give_for_now_are_503_and_a_failed_refresh_keeps_the_ones_it_has(

@@ -40,6 +40,7 @@ MAX_JWKS_BYTES = 64 * 1024
 LEEWAY_SECONDS = 30
 MAX_PUSH_BYTES = 32 * 1024  # a call request of at most 16 KiB in base64, in the push envelope
 TIMEOUT = (3.05, 5.0)
+FETCH_WAIT_SECONDS = 10.0  # a push waiting for another's fetch of the keys: the fetch's own timeouts, and more
 KEYS_NOT_FETCHED = "Google's token-signing keys could not be fetched."
 
 
@@ -58,24 +59,47 @@ class GoogleKeys:
         self._keys: dict[str, Any] = {}
         self._fetched_at = self._attempted_at = float("-inf")
         self._last_fetch_failed = False
+        self._fetching: threading.Event | None = None  # set when the fetch in flight has ended
         self._lock = threading.Lock()
 
     def get(self, kid: str) -> Any | None:
         """The public key named `kid`, or None when Google publishes no such key. While the last fetch failed, a
-        key not fetched before is `signing_keys_unavailable` (Google may well publish it), not None."""
+        key not fetched before is `signing_keys_unavailable` (Google may well publish it), not None.
+
+        One fetch runs at a time, outside the lock: a key already held is answered at once meanwhile (any caller
+        can set off a fetch, at most once a minute, by naming a key Google does not publish), and a key not held
+        waits for the fetch's end.
+        """
         with self._lock:
             now = self._clock()
             due = kid not in self._keys or now - self._fetched_at >= KEYS_MAX_AGE_SECONDS
-            if due and now - self._attempted_at >= KEY_REFETCH_SECONDS:
-                self._attempted_at = now
-                try:
-                    self._keys, self._fetched_at, self._last_fetch_failed = self._fetch(), now, False
-                except Problem:
-                    self._last_fetch_failed = True
-                    log.warning("Google's token-signing keys could not be fetched; keeping %d", len(self._keys))
+            fetching, mine = self._fetching, None
+            if due and fetching is None and now - self._attempted_at >= KEY_REFETCH_SECONDS:
+                self._attempted_at, mine = now, threading.Event()
+                self._fetching = mine
+            elif kid in self._keys:
+                return self._keys[kid]
+        if mine is not None:
+            self._fetch_into_cache(now, mine)
+        elif fetching is not None:
+            fetching.wait(FETCH_WAIT_SECONDS)
+        with self._lock:
             if kid not in self._keys and self._last_fetch_failed:
                 raise keys_unavailable(KEYS_NOT_FETCHED)
             return self._keys.get(kid)
+
+    def _fetch_into_cache(self, started: float, done: threading.Event) -> None:
+        try:
+            keys: dict[str, Any] | None = self._fetch()
+        except Problem:
+            keys = None
+            log.warning("Google's token-signing keys could not be fetched; keeping %d", len(self._keys))
+        with self._lock:
+            if keys is not None:
+                self._keys, self._fetched_at = keys, started
+            self._last_fetch_failed = keys is None
+            self._fetching = None
+        done.set()
 
     def _fetch(self) -> dict[str, Any]:
         unusable = keys_unavailable(KEYS_NOT_FETCHED)
