@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
 from shared import phone
@@ -19,6 +19,7 @@ from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
 from shared.logs import get_logger
+from shared.waiting import FailureForWaiters
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -43,7 +44,7 @@ class RefreshingValue(Generic[T]):
         self._value: T | None = None
         self._loaded_at: float | None = None  # None until the first load: the value itself may be None
         self._started_at = float("-inf")  # when the load of the value kept was started
-        self._failed: tuple[float, Problem] | None = None  # the last first load that failed: when, and a copy
+        self._first_load = FailureForWaiters(clock)
         self._lock = threading.Lock()  # held by a first load, and briefly to decide on a reload
         self._storing = threading.Lock()
         self._refreshing = False
@@ -53,10 +54,10 @@ class RefreshingValue(Generic[T]):
 
     def get(self) -> T:
         if self._loaded_at is None:
-            asked_at = self._clock()
+            asked_at = self._first_load.asked()
             with self._lock:
                 if self._loaded_at is None:
-                    self._load_first(asked_at)
+                    self._first_load.attempt(asked_at, self._load_and_store)
         elif self._refresh_due():
             self._start_refresh()
         return cast(T, self._value)
@@ -78,16 +79,6 @@ class RefreshingValue(Generic[T]):
         except RuntimeError:  # no thread to be had: the next use tries again
             self._refreshing = False
             log.warning("Could not start a background refresh; keeping the cached value")
-
-    def _load_first(self, asked_at: float) -> None:
-        if self._failed is not None and self._failed[0] >= asked_at:  # it failed while this request waited
-            raise replace(self._failed[1])  # a copy of its own: no request's frames kept alive by the held one
-        try:
-            self._load_and_store()
-        except Problem as problem:
-            self._failed = (self._clock(), replace(problem))
-            raise
-        self._failed = None
 
     def reloaded(self, older_than: float) -> T:
         """The value, loaded again now if it is older than `older_than` seconds and no reload was tried in that

@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -24,6 +24,7 @@ from shared import outbound
 from shared.deadline import Deadline
 from shared.errors import Problem, problem_from_genesys
 from shared.logs import get_logger
+from shared.waiting import FailureForWaiters
 
 log = get_logger(__name__)
 
@@ -140,7 +141,8 @@ class GenesysClient:
         self._clock = clock
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
-        self._token_failure: tuple[float, Problem] | None = None  # the last fetch that failed: when, and how
+        # Only a refusal for good is handed on: a timeout may be the fetching request's own short time's
+        self._token_failure = FailureForWaiters(clock, handed_on=lambda problem: not problem.entry.retryable)
 
     # ---- transport -------------------------------------------------------------------------------
 
@@ -221,7 +223,7 @@ class GenesysClient:
         again. A failure that may pass (a timeout within the fetching request's own, maybe shorter, time) is not
         handed on.
         """
-        asked_at = self._clock()
+        asked_at = self._clock()  # the clock the failure for waiters keeps too
         cached = self._token
         if (
             stale is None
@@ -230,18 +232,10 @@ class GenesysClient:
         ):
             return cached.value  # fresh; or being renewed by another request, and still good till then
         with self._token_lock:
-            failed = self._token_failure
-            if failed is not None and failed[0] >= asked_at and not failed[1].entry.retryable:
-                raise replace(failed[1])  # its own copy: a caller may add to it (a hint)
             if stale is not None and self._token is not None and stale == self._token.value:
                 self._token = None
             if self._token is None or self._clock() >= self._token.renew_at:
-                try:
-                    value, lifetime = self._request_token(deadline)
-                except Problem as problem:
-                    self._token_failure = (self._clock(), replace(problem))
-                    raise
-                self._token_failure = None
+                value, lifetime = self._token_failure.attempt(asked_at, lambda: self._request_token(deadline))
                 issued_at = self._clock()
                 margin = min(TOKEN_SAFETY_MARGIN_SECONDS, lifetime / 10)
                 self._token = _Token(value, issued_at + lifetime - margin, issued_at + lifetime)

@@ -12,15 +12,15 @@ import contextlib
 import functools
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared import outbound
 from shared.errors import Problem
 from shared.identity import BOUNDED_RETRIES, managed_identity_credential
 from shared.logs import get_logger
+from shared.waiting import FailureForWaiters
 
 if TYPE_CHECKING:
     import requests
@@ -137,31 +137,23 @@ class StorageAccount:
 
 
 class MadeOnce(Generic[T]):
-    """What `make` makes, made on first use under a lock. Requests that waited while making it failed get that
-    failure (a copy of their own) at once: each tried again in turn, for up to its retries' time (about 15 s in a
-    storage outage), the sixteenth minutes on. A request after the failure tries again."""
+    """What `make` makes, made on first use under a lock; requests that waited while making it failed get that
+    failure at once (`FailureForWaiters`: each tried again in turn, about 15 s apiece in a storage outage)."""
 
     def __init__(self, make: Callable[[], T]) -> None:
         self._make = make
         self._made: T | None = None
-        self._failed: tuple[float, Problem] | None = None  # the last try that failed: when, and how
+        self._failure = FailureForWaiters()
         self._lock = threading.Lock()
 
     def get(self) -> T:
         made = self._made
         if made is not None:
             return made
-        asked_at = time.monotonic()
+        asked_at = self._failure.asked()
         with self._lock:
-            if self._made is not None:
-                return self._made
-            if self._failed is not None and self._failed[0] >= asked_at:
-                raise replace(self._failed[1])
-            try:
-                self._made = self._make()
-            except Problem as problem:
-                self._failed = (time.monotonic(), replace(problem))
-                raise
+            if self._made is None:
+                self._made = self._failure.attempt(asked_at, self._make)
             return self._made
 
     def forget(self) -> None:

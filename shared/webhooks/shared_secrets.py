@@ -67,7 +67,7 @@ class SharedSecrets:
         except Problem as problem:
             # Only an outage is gone past: a secret disabled or made unreadable (403), or blanked, is revoked.
             if problem.code != "key_vault_unavailable":
-                self._refused = problem.with_traceback(None)
+                self._refused = replace(problem)  # a copy: the one raised keeps this request's frames
                 raise
             if not self._have_secrets:
                 raise
