@@ -241,15 +241,17 @@ def _service_error_code(error: Exception | None) -> str | None:
 
 
 def _table_gone(error: Exception) -> bool:
-    """A 404 that says the table itself is missing (deleted), not an entity of it."""
-    return getattr(error, "status_code", None) == 404 and _service_error_code(error) == "TableNotFound"
+    """The table itself is missing (404 TableNotFound) or still being deleted (409 TableBeingDeleted, which the
+    service answers every operation on it for about 40 s after a delete), not an entity of it."""
+    status, code = getattr(error, "status_code", None), _service_error_code(error)
+    return (status, code) in ((404, "TableNotFound"), (409, "TableBeingDeleted"))
 
 
 def is_lost_race(error: Exception) -> bool:
-    """Someone else wrote first (409, 412) or the entity is gone (404): not an outage."""
+    """Someone else wrote first (409, 412) or the entity is gone (404): not an outage, nor a table gone."""
     from azure.core.exceptions import HttpResponseError
 
-    return isinstance(error, HttpResponseError) and error.status_code in (404, 409, 412)
+    return isinstance(error, HttpResponseError) and error.status_code in (404, 409, 412) and not _table_gone(error)
 
 
 class RetryLater(Exception):

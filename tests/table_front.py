@@ -7,8 +7,8 @@ deletes; `failing_reads`: only reads; `failing_write_when`: the writes whose bod
 counts the requests refused. `lost_insert_answers` lets inserts
 reach Azurite and answers them 503, as a gateway that lost the answer does (each once `lost_answer_gate` is set,
 if given; only those whose body `lost_answers_only_for` holds true, if given). `update_delay` holds every entity
-update (not an insert) that long before relaying it: a slow storage write. `being_deleted` answers a table
-creation 409 `TableBeingDeleted`, as the service does for about 40 s after a table was deleted; `forbidden`
+update (not an insert) that long before relaying it: a slow storage write. `being_deleted` answers every request
+409 `TableBeingDeleted`, as the service does for about 40 s after a table was deleted; `forbidden`
 answers everything 403, as to an identity without a data role.
 """
 
@@ -105,8 +105,9 @@ class _Relay(RelayHandler):
                 read_request_body(self)
             answer(self, 403, [("Content-Type", "application/json"), ("x-ms-error-code", code)], body)
             return
-        if server.being_deleted and self.command == "POST" and self.path.endswith("Tables"):
-            read_request_body(self)
+        if server.being_deleted:  # the table's creation and every operation on its entities
+            if not entity_write:
+                read_request_body(self)
             body = b'{"odata.error":{"code":"TableBeingDeleted","message":{"value":"The table is being deleted."}}}'
             answer(self, 409, [("Content-Type", "application/json"), ("x-ms-error-code", "TableBeingDeleted")], body)
             return

@@ -394,6 +394,25 @@ def test_a_table_being_deleted_is_an_outage_and_the_call_goes_through_once_it_ca
     assert len(stack.creates()) == 1
 
 
+def test_a_table_being_deleted_under_a_running_app_is_an_outage_not_a_lost_race(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """While a deleted table is being removed the service answers operations on its entities 409
+    TableBeingDeleted too: the claim's insert read it as "claimed by another request" and the do-not-call lookup
+    raised it (500); it is an outage, and the call is placed once the table can be made again."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front))
+        assert stack.post("/api/calls", {"to": "+12125550100"}).status_code == 201  # the tables are made
+        front.being_deleted = True
+        refused = stack.post("/api/calls", CALL, headers=keyed("entity-being-deleted"))
+        front.being_deleted = False
+        placed = stack.post("/api/calls", CALL, headers=keyed("entity-being-deleted"))
+
+    assert (refused.status_code, refused.json()["code"]) == (503, "idempotency_store_unavailable"), refused.text
+    assert placed.status_code == 201, placed.text
+    assert len(stack.creates()) == 2
+
+
 def test_an_idempotency_table_deleted_under_a_running_app_is_an_outage_then_made_again(stack: Stack) -> None:
     """The claim's insert meets the missing table (the SDK raises it without the service's error code)."""
     assert stack.post("/api/calls", {"to": "+12125550100"}).status_code == 201
