@@ -138,9 +138,17 @@ class Job:
             raise UntrustedMessage("body is not a call request object")
         if key is not None and not _is_valid_key(key):
             raise UntrustedMessage("idempotencyKey is not a valid Idempotency-Key")
-        if not isinstance(accepted_at, (int, float)) or isinstance(accepted_at, bool):
+        if not isinstance(accepted_at, (int, float)) or isinstance(accepted_at, bool) or not _is_time(accepted_at):
             raise UntrustedMessage("acceptedAt is not a time")
         return cls(request_id, body, key, float(accepted_at))
+
+
+def _is_time(value: float) -> bool:
+    """A finite number of seconds a float holds (an integer of 400 digits does not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _is_valid_key(key: object) -> bool:

@@ -8,6 +8,7 @@ delivers the job again once its lease ends, after the keyless duplicate window a
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import uuid
@@ -113,8 +114,11 @@ def poisoned(stack: Stack) -> int:
         json.dumps({"requestId": "not-a-uuid", "body": {"to": "+12125550199"}, "idempotencyKey": None}),
         json.dumps({"requestId": str(uuid.uuid4()), "body": {"to": "+12125550199"}, "idempotencyKey": None}),
         json.dumps({"requestId": str(uuid.uuid4()), "body": "x", "idempotencyKey": None, "extra": 1}),
+        # a time no float holds (float() raised OverflowError, and the poison handler failed on every lease)
+        json.dumps({"requestId": str(uuid.uuid4()), "body": {}, "idempotencyKey": None, "acceptedAt": 10**400}),
+        json.dumps({"requestId": str(uuid.uuid4()), "body": {}, "idempotencyKey": None, "acceptedAt": math.inf}),
     ],
-    ids=["not-json", "not-an-object", "bad-request-id", "never-accepted", "wrong-shape"],
+    ids=["not-json", "not-an-object", "bad-request-id", "never-accepted", "wrong-shape", "huge-time", "infinite-time"],
 )
 def test_a_message_the_app_did_not_write_dials_nothing_and_ends_in_the_poison_queue(
     stack: Stack, message: str, caplog: pytest.LogCaptureFixture
