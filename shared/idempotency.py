@@ -219,7 +219,8 @@ class Claim:
             return
         if self.record.state not in MAY_HAVE_SENT:
             data = {**(self.record.data or {}), **note} if note else self.record.data
-            updated = self._store.replace(replace(self.record, state=SENT, data=data))
+            written = replace(self.record, state=SENT, data=data)
+            updated = self._store.replace(written) or self._landed_unheard(written)
             if updated is None:
                 raise Problem(
                     "request_in_progress",
@@ -228,6 +229,12 @@ class Claim:
                 )
             self.record = updated
         self.sent = True
+
+    def _landed_unheard(self, written: Record) -> Record | None:
+        """Our write, when it landed and only its answer was lost: the SDK's resend then met its own write (412).
+        What this attempt wrote (its owner, its moment, its delivery's data) no other attempt writes."""
+        current = self._store.read(written.key)
+        return current if current is not None and replace(current, etag=written.etag) == written else None
 
 
 @dataclass

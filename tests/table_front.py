@@ -6,7 +6,8 @@ refused by closing the connection before it reaches Azurite, as a storage outage
 deletes; `failing_reads`: only reads; `failing_write_when`: the writes whose body it holds true). `refused`
 counts the requests refused. `lost_insert_answers` lets inserts
 reach Azurite and answers them 503, as a gateway that lost the answer does (each once `lost_answer_gate` is set,
-if given; only those whose body `lost_answers_only_for` holds true, if given). `update_delay` holds every entity
+if given; only those whose body `lost_answers_only_for` holds true, if given); `lost_update_answers` does the
+same to entity updates (PUT, MERGE), under the same filter. `update_delay` holds every entity
 update (not an insert) that long before relaying it: a slow storage write. `being_deleted` answers every request
 409 `TableBeingDeleted`, as the service does for about 40 s after a table was deleted; `forbidden`
 answers everything 403, as to an identity without a data role.
@@ -40,7 +41,8 @@ class TableFront(ThreadingHTTPServer):
         self.refused = 0
         self.lost_insert_answers = 0  # this many inserts reach Azurite and are answered 503 instead of its answer
         self.lost_answer_gate: threading.Event | None = None
-        self.lost_answers_only_for: Callable[[bytes], bool] | None = None  # the inserts whose body it holds true
+        self.lost_answers_only_for: Callable[[bytes], bool] | None = None  # the writes whose body it holds true
+        self.lost_update_answers = 0  # likewise for entity updates: written, answered 503
         self.update_delay = 0.0
         self.being_deleted = False
         self.forbidden = False
@@ -115,13 +117,12 @@ class _Relay(RelayHandler):
             time.sleep(server.update_delay)
         relayed = forward(self, "127.0.0.1", self.server.table_port, self.path, body)
         only_for = server.lost_answers_only_for
-        if (
-            self.command == "POST"
-            and entity_write
-            and server.lost_insert_answers > 0
-            and (only_for is None or only_for(body or b""))
-        ):
-            server.lost_insert_answers -= 1  # written, but the client hears a 503: azure-core sends it again
+        chosen = entity_write and (only_for is None or only_for(body or b""))
+        if chosen and self.command in ("PUT", "MERGE") and server.lost_update_answers > 0:
+            server.lost_update_answers -= 1  # written, but the client hears a 503: azure-core sends it again
+            relayed = (503, [("Content-Type", "application/json")], b'{"odata.error":{"code":"ServerBusy"}}')
+        if chosen and self.command == "POST" and server.lost_insert_answers > 0:
+            server.lost_insert_answers -= 1  # likewise
             if server.lost_answer_gate is not None:
                 server.lost_answer_gate.wait(WAIT_SECONDS)
             relayed = (503, [("Content-Type", "application/json")], b'{"odata.error":{"code":"ServerBusy"}}')

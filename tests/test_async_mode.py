@@ -239,6 +239,23 @@ def test_a_job_whose_message_landed_though_its_send_failed_dials_nothing(
     assert stack.creates() == []
 
 
+def test_a_job_whose_sent_mark_landed_unheard_places_its_call(stack: Stack, configure, azurite: Azurite) -> None:
+    """The write marking the job "sent" (right before the create) landed and its answer was lost; the SDK's resend
+    met its own write (412). The worker read that as another delivery's and sent nothing, and the job was left
+    "sent": its caller was told the call may have been placed, for a call that never was, and no retry came."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front), ASYNC_RETRY_AFTER_SECONDS="1")
+        front.lost_answers_only_for = lambda body: b'"async:' in body and b'"State": "sent"' in body
+        front.lost_update_answers = 1
+
+        accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+        final, _ = follow(stack, accepted)
+
+        assert front.lost_update_answers == 0, "the mark's answer was not lost"
+    assert final.status_code == 201, final.text
+    assert len(stack.creates()) == 1
+
+
 def test_a_job_that_could_not_be_withdrawn_is_answered_202(stack: Stack, configure, azurite: Azurite) -> None:
     """The send failed, and so did the delete that withdraws the job (queue and tables share one account, and fail
     together): a copy of the message that landed will run it, so the caller gets its id, not a 503 saying nothing
