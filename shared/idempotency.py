@@ -137,6 +137,14 @@ class Store(Protocol):
         """Up to `limit` records in `state` that were due before `before`: work whose message never came."""
 
 
+def landed_unheard(store: Store, written: Record) -> Record | None:
+    """`written` as stored, when the write landed and only its answer was lost (the SDK's resend then met it: 409
+    on an insert, 412 on a conditional update); None when what is stored is another's. What an attempt writes
+    (its owner, its moment, its data) no other attempt writes."""
+    current = store.read(written.key)
+    return current if current is not None and replace(current, etag=written.etag) == written else None
+
+
 class MemoryStore:
     """One process only: for local runs without storage. Each instance would dial on its own."""
 
@@ -220,7 +228,7 @@ class Claim:
         if self.record.state not in MAY_HAVE_SENT:
             data = {**(self.record.data or {}), **note} if note else self.record.data
             written = replace(self.record, state=SENT, data=data)
-            updated = self._store.replace(written) or self._landed_unheard(written)
+            updated = self._store.replace(written) or landed_unheard(self._store, written)
             if updated is None:
                 raise Problem(
                     "request_in_progress",
@@ -229,12 +237,6 @@ class Claim:
                 )
             self.record = updated
         self.sent = True
-
-    def _landed_unheard(self, written: Record) -> Record | None:
-        """Our write, when it landed and only its answer was lost: the SDK's resend then met its own write (412).
-        What this attempt wrote (its owner, its moment, its delivery's data) no other attempt writes."""
-        current = self._store.read(written.key)
-        return current if current is not None and replace(current, etag=written.etag) == written else None
 
 
 @dataclass

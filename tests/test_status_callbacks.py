@@ -15,11 +15,13 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
 from shared.status_callbacks.subscriptions import MAX_SUBSCRIPTIONS
 from shared.status_callbacks.watcher import FINISHED, WatchSettings, record_key
 from tests.conftest import Receiver, Stack, app_store, eventually
+from tests.table_front import table_front, through_front
 
 SECRET = "whsec_" + base64.b64encode(b"status-callback-test-key-32bytes").decode()
 CALL = {"to": "+12125550199"}
@@ -75,6 +77,27 @@ def test_each_requested_event_is_delivered_once_with_a_valid_signature(scripted:
     reads = len(scripted.genesys.requests("get_call"))
     assert reads <= WatchSettings(frozenset(), False, 1, 1, 7200).max_polls()
     print(f"benchmark: {reads - 1} Genesys conversation reads for a 3 s call polled every 1 s")
+
+
+def test_a_watch_whose_record_landed_unheard_still_starts_at_once(
+    scripted: Stack, receiver: Receiver, azurite: Azurite, configure: Callable[..., None]
+) -> None:
+    """The watch record's insert landed and its answer was lost (the SDK's resend met it, 409): that was read as
+    "watched already" and no first step was queued, so the events waited for the stalled-watch timer (5 to 15
+    minutes), after the call had long ended."""
+    events = ["ringing", "connected", "ended"]
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front), **FAST)
+        front.lost_answers_only_for = lambda body: b'"callbacks:' in body
+        front.lost_insert_answers = 1
+        placed = scripted.post(
+            "/api/calls", {**CALL, "statusCallbackUrl": receiver.url, "statusCallbackEvents": events}
+        )
+        assert placed.status_code == 201, placed.text
+        assert front.lost_insert_answers == 0, "the watch record's answer was not lost"
+
+        eventually(lambda: settled(placed.json()["conversationId"]), "the watch to settle")
+    assert [event["type"] for event in receiver.events()] == [f"call.{name}" for name in events]
 
 
 def test_a_failed_call_sends_the_catalog_failure_by_default(scripted: Stack, receiver: Receiver) -> None:

@@ -37,7 +37,7 @@ from shared.call_status import describe
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
-from shared.idempotency import PURGE_SCHEDULE, Record, Store
+from shared.idempotency import PURGE_SCHEDULE, Record, Store, landed_unheard
 from shared.ids import is_uuid
 from shared.logs import get_logger, log_fields
 from shared.status_callbacks.delivery import (
@@ -242,8 +242,8 @@ class StatusWatcher:
             delay = self._delay(data["nextPollAt"], now)
             key = record_key(conversation_id)
             record = Record(key, "", WATCHING, request_id, now, expires_at, data=data, due_at=now + delay)
-            if self._store.create(record) is None:
-                return
+            if self._store.create(record) is None and landed_unheard(self._store, record) is None:
+                return  # watched already: a replay of the request
             # The record goes first and stays if the message is refused: the caller has its answer and will not
             # retry, so only the timer can start the watch then (`resume_stalled`), once the step is overdue.
             self._queue.send(first.message(), delay)
