@@ -1,59 +1,135 @@
 """Import an existing do-not-call list (CSV) into the function's list in Table Storage.
 
-    python scripts/import_do_not_call.py numbers.csv [--region US]
+    python scripts/import_do_not_call.py numbers.csv --region US [--table donotcall]
+
+`--region` is the app's `DEFAULT_PHONE_REGION`, the country national numbers on the list are read in: required,
+because a national number read in another country is another number (`55 1234 5678` is Mexico City read in MX
+and a New Jersey number read in US), which the import would list while the real one stayed callable. `--table`
+is the app's `DO_NOT_CALL_TABLE` (default: that variable here, else `donotcall`).
 
 The first column is the number in any common format (a first line of under 5 digits is a header), an optional
-second column a reason. Storage comes from the same settings as the app: `AzureWebJobsStorage` (a connection string), or
+second column a reason (at most 256 characters; a longer one is cut). The file is UTF-8 (Excel: "CSV UTF-8").
+Storage comes from the same settings as the app: `AzureWebJobsStorage` (a connection string), or
 `AzureWebJobsStorage__accountName` (or both `__tableServiceUri` and `__queueServiceUri`) with your own Entra
-identity (`az login`), and `DO_NOT_CALL_TABLE` (default `donotcall`). Unreadable lines are
-reported by line number, never by content, and make the exit status 1: the numbers on them are not listed, so they
-can still be called. Numbers are written in transactions of 100.
+identity (`az login`). Unreadable lines are reported by line number, never by content, and make the exit
+status 1: the numbers on them are not listed, so they can still be called. Numbers are written in transactions
+of 100; a number listed already keeps the date it was listed. Running the import again is safe.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.config import storage_account  # after the path of the app's modules
 from shared.errors import Problem
-from shared.phone import normalize
-from shared.policy.do_not_call import Listing, TableDoNotCallList
+from shared.phone import is_known_region, normalize
+from shared.policy.do_not_call import MAX_REASON_LENGTH, TRANSACTION_SIZE, Listing, TableDoNotCallList
 
 MIN_NUMBER_DIGITS = 5  # an unreadable first line with fewer is a header ("Number (E.164)", "phone1")
 
 
-def read_listings(path: Path, region: str) -> tuple[dict[str, Listing], list[int]]:
-    """Each number once (the last reason wins), and the numbers of the lines that could not be read."""
-    listings: dict[str, Listing] = {}
-    unreadable: list[int] = []
-    now = time.time()
-    with path.open(newline="", encoding="utf-8-sig") as source:
-        for line, row in enumerate(csv.reader(source), start=1):
-            if not row or not row[0].strip():
+class UnreadableFile(Exception):
+    """The file as a whole cannot be read as a CSV list: nothing is imported."""
+
+
+@dataclass
+class ListFile:
+    """What a CSV list holds: each number once (the last reason wins) with the line it was first on, and the
+    lines that could not be read or whose reason was cut."""
+
+    reasons: dict[str, str | None] = field(default_factory=dict)
+    first_line: dict[str, int] = field(default_factory=dict)
+    unreadable: list[int] = field(default_factory=list)
+    reasons_cut: list[int] = field(default_factory=list)
+
+    def add(self, number: str, reason: str | None, line: int) -> None:
+        self.reasons[number] = reason
+        self.first_line.setdefault(number, line)
+
+
+def _text(path: Path) -> str:
+    """The file as text; UTF-8 only (with or without a byte-order mark), else the line where it stops being so."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise UnreadableFile(
+            f"line {line} is not UTF-8: save the list as CSV UTF-8 (Excel: Save As, 'CSV UTF-8'); nothing was imported"
+        ) from None
+
+
+def read_list(path: Path, region: str) -> ListFile:
+    """Read every row; a row is skipped only when all its cells are blank."""
+    read = ListFile()
+    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    ended = 0  # the file line the previous record ended on: a quoted reason may span lines
+    try:
+        for row in reader:
+            line, ended = ended + 1, reader.line_num
+            if not any(cell.strip() for cell in row):
                 continue
             try:
                 number = normalize(row[0], region, field="number", allow_premium_rate=True).e164
             except Problem:
                 if line > 1 or sum(c.isdigit() for c in row[0]) >= MIN_NUMBER_DIGITS:  # else a header: Number (E.164)
-                    unreadable.append(line)
+                    read.unreadable.append(line)
                 continue
             reason = row[1].strip() if len(row) > 1 and row[1].strip() else None
-            listings[number] = Listing(number, now, reason)
-    return listings, unreadable
+            if reason is not None and len(reason) > MAX_REASON_LENGTH:
+                reason = reason[:MAX_REASON_LENGTH]
+                read.reasons_cut.append(line)
+            read.add(number, reason, line)
+    except csv.Error as error:
+        raise UnreadableFile(f"line {reader.line_num} is not CSV ({error}); nothing was imported") from None
+    return read
+
+
+def write_list(table: TableDoNotCallList, read: ListFile) -> tuple[int, Problem | None, list[int]]:
+    """Write every number, keeping the date of one listed already; stops at the first transaction storage
+    refuses. How many were written, the refusal, and the lines of the numbers not written."""
+    try:
+        listed_at = table.listed_at()
+    except Problem as refusal:
+        return 0, refusal, sorted(read.first_line.values())
+    now = time.time()
+    listings = [Listing(number, listed_at.get(number, now), reason) for number, reason in read.reasons.items()]
+    written = 0
+    for start in range(0, len(listings), TRANSACTION_SIZE):
+        try:
+            table.add_transaction(listings[start : start + TRANSACTION_SIZE])
+        except Problem as refusal:
+            return written, refusal, sorted(read.first_line[listing.number] for listing in listings[start:])
+        written += len(listings[start : start + TRANSACTION_SIZE])
+    return written, None, []
+
+
+def _lines(lines: list[int]) -> str:
+    shown = ", ".join(map(str, lines[:20]))
+    return f"line {shown}" + (f" and {len(lines) - 20} more" if len(lines) > 20 else "")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv", type=Path, help="the list: number[,reason] per line")
-    parser.add_argument("--region", default=os.environ.get("DEFAULT_PHONE_REGION", "US"), help="for national numbers")
+    parser.add_argument("csv", type=Path, help="the list: number[,reason] per line, UTF-8")
+    parser.add_argument("--region", required=True, help="the app's DEFAULT_PHONE_REGION: for national numbers")
+    parser.add_argument("--table", default=os.environ.get("DO_NOT_CALL_TABLE") or "donotcall", help="the app's table")
     args = parser.parse_args(argv)
+    region = args.region.upper()
+    if not is_known_region(region):
+        print(
+            "--region must be an ISO country code such as US or GB (the app's DEFAULT_PHONE_REGION).", file=sys.stderr
+        )
+        return 2
     try:
         storage = storage_account(os.environ)
     except Problem as problem:  # a setting present but unusable: say which, as the app would
@@ -66,19 +142,32 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    listings, unreadable = read_listings(args.csv, args.region.upper())
-    table = TableDoNotCallList(storage.table(os.environ.get("DO_NOT_CALL_TABLE") or "donotcall"))
-    written = table.add_many(listings.values())
-    print(f"imported {written} numbers")
-    if unreadable:
+    try:
+        read = read_list(args.csv, region)
+    except (OSError, UnreadableFile) as unreadable:
+        print(f"{args.csv}: {unreadable}", file=sys.stderr)
+        return 2
+    table = TableDoNotCallList(storage.table(args.table))
+    written, refusal, unwritten = write_list(table, read)
+    print(f"imported {written} numbers into table {args.table!r} (national numbers read in {region})")
+    if read.reasons_cut:
+        print(f"reasons cut to {MAX_REASON_LENGTH} characters: {_lines(read.reasons_cut)}")
+    failed = False
+    if refusal is not None:
         print(
-            f"NOT listed: {len(unreadable)} unreadable lines (line {', line '.join(map(str, unreadable))}); the "
-            "numbers on them can still be called: write each as one number, without an extension or words, and "
-            "import them again",
+            f"NOT listed: {len(unwritten)} numbers ({_lines(unwritten)}): storage failed ({refusal.detail}); "
+            "they can still be called: import the list again (numbers listed already stay listed)",
             file=sys.stderr,
         )
-        return 1
-    return 0
+        failed = True
+    if read.unreadable:
+        print(
+            f"NOT listed: {len(read.unreadable)} unreadable lines ({_lines(read.unreadable)}); the numbers on them "
+            "can still be called: write each as one number, without an extension or words, and import them again",
+            file=sys.stderr,
+        )
+        failed = True
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -314,14 +314,20 @@ def test_a_listing_with_a_field_it_does_not_take_is_refused(
     assert dnc(stack, "GET", "+12079460958").json()["listed"] is False
 
 
-def import_listing(listing: Path) -> subprocess.CompletedProcess[str]:
-    """scripts/import_do_not_call.py on `listing`, national numbers read in US, against the test's storage."""
+def import_listing(listing: Path, *arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    """scripts/import_do_not_call.py on `listing` (national numbers read in US unless `arguments` say otherwise),
+    against the test's storage and table unless `environment` says otherwise."""
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "import_do_not_call.py"), str(listing), "--region", "US"],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "import_do_not_call.py"),
+            str(listing),
+            *(arguments or ("--region", "US")),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
-        env=dict(os.environ),
+        env={**os.environ, **environment},
         check=False,
     )
 
@@ -335,7 +341,9 @@ def test_a_csv_list_is_imported_in_bulk(stack: Stack, tmp_path: Path) -> None:
     imported = import_listing(listing)
 
     assert imported.returncode == 1, imported.stderr  # a line not listed fails the run: its number can be called
-    assert "imported 2 numbers" in imported.stdout
+    assert f"imported 2 numbers into table {os.environ['DO_NOT_CALL_TABLE']!r} (national numbers read in US)" in (
+        imported.stdout
+    )
     assert "NOT listed: 1 unreadable lines (line 4)" in imported.stderr  # named by line, not by its content
     assert "not-a-number" not in imported.stdout + imported.stderr
     assert stack.post("/api/calls", {"to": NY_NUMBER}).json()["code"] == "do_not_call"
@@ -355,6 +363,123 @@ def test_an_unreadable_first_line_with_digits_is_no_header(stack: Stack, tmp_pat
     assert "(line 1)" in imported.stderr
 
 
+def test_the_import_reads_national_numbers_in_the_region_it_is_given(stack: Stack, configure, tmp_path: Path) -> None:
+    """The region came from the operator's shell (or US), not the app: for an app reading numbers in MX, Mexico
+    City's 55 1234 5678 was listed as the New Jersey +1 551 234 5678, and the Mexican number stayed callable.
+    It is required now, and checked."""
+    configure(DEFAULT_PHONE_REGION="MX", ALLOWED_COUNTRIES=None)
+    listing = tmp_path / "dnc.csv"
+    listing.write_text("55 1234 5678\n")
+
+    missing = import_listing(listing, "--table", os.environ["DO_NOT_CALL_TABLE"])
+    unknown = import_listing(listing, "--region", "UK")
+    imported = import_listing(listing, "--region", "mx")
+
+    assert missing.returncode == 2 and "--region" in missing.stderr
+    assert unknown.returncode == 2 and "ISO country code" in unknown.stderr
+    assert imported.returncode == 0, imported.stderr
+    assert "(national numbers read in MX)" in imported.stdout
+    assert dnc(stack, "GET", "+525512345678").json()["listed"] is True
+    assert dnc(stack, "GET", "+15512345678").json()["listed"] is False
+    assert stack.post("/api/calls", {"to": "55 1234 5678"}).json()["code"] == "do_not_call"
+
+
+def test_the_import_writes_into_the_table_it_is_told(stack: Stack, tmp_path: Path) -> None:
+    """`--table` over DO_NOT_CALL_TABLE: the operator's shell may not hold the app's table name."""
+    listing = tmp_path / "dnc.csv"
+    listing.write_text("+12125550199\n")
+
+    imported = import_listing(
+        listing, "--region", "US", "--table", os.environ["DO_NOT_CALL_TABLE"], DO_NOT_CALL_TABLE="elsewhere"
+    )
+
+    assert imported.returncode == 0, imported.stderr
+    assert stack.post("/api/calls", {"to": NY_NUMBER}).json()["code"] == "do_not_call"
+
+
+def test_rows_the_import_cannot_take_whole_are_listed_or_named_by_their_line(stack: Stack, tmp_path: Path) -> None:
+    """A reason longer than a table property holds failed its whole transaction and ended the import with a
+    traceback; a row with its first cell empty was skipped unreported; a reason spanning lines shifted every
+    later line number."""
+    listing = tmp_path / "dnc.csv"
+    listing.write_text(
+        "number,reason\n"
+        f"+12125550101,{'x' * 40_000}\n"  # line 2: listed, its reason cut
+        '+12125550102,"asked\non the phone"\n'  # lines 3-4
+        ",+12125550103\n"  # line 5: the number in the wrong column
+        "\n"
+        "+12125550104 x12,front desk\n"  # line 7
+    )
+
+    imported = import_listing(listing)
+
+    assert imported.returncode == 1, imported.stderr
+    assert "imported 2 numbers" in imported.stdout
+    assert "reasons cut to 256 characters: line 2" in imported.stdout
+    assert "NOT listed: 2 unreadable lines (line 5, 7)" in imported.stderr
+    assert "Traceback" not in imported.stderr
+    assert dnc(stack, "GET", "+12125550101").json()["reason"] == "x" * 256
+    assert dnc(stack, "GET", "+12125550102").json()["reason"] == "asked\non the phone"
+
+
+def test_a_list_that_is_not_utf8_is_refused_whole(stack: Stack, tmp_path: Path) -> None:
+    """Excel's default CSV in many locales is cp1252: it ended in a UnicodeDecodeError traceback."""
+    listing = tmp_path / "dnc.csv"
+    listing.write_bytes("+12125550199,opted out\n+12125550198,pr\u00e9f\u00e8re pas\n".encode("cp1252"))
+
+    refused = import_listing(listing)
+
+    assert refused.returncode == 2
+    assert "line 2 is not UTF-8" in refused.stderr and "CSV UTF-8" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert dnc(stack, "GET", NY_NUMBER).json()["listed"] is False  # nothing of it was imported
+
+
+def test_an_import_that_storage_stops_names_what_it_did_not_list_and_a_rerun_finishes_it(
+    stack: Stack, configure, azurite: Azurite, tmp_path: Path
+) -> None:
+    """A transaction storage refused ended the import with a traceback, saying neither what was written nor what
+    was not."""
+    listing = tmp_path / "dnc.csv"
+    numbers = [f"+1212555{n:04d}" for n in range(250)]
+    listing.write_text("".join(f"{number}\n" for number in numbers))
+    with table_front(azurite.ports["Table"]) as front:
+        front.failing_write_when = lambda body: b"+12125550150" in body  # the second transaction of three
+        stopped = import_listing(listing, AzureWebJobsStorage=through_front(azurite, front))
+
+    assert stopped.returncode == 1, stopped.stderr
+    assert "imported 100 numbers" in stopped.stdout
+    assert "NOT listed: 150 numbers (line 101, 102," in stopped.stderr and "and 130 more" in stopped.stderr
+    assert "import the list again" in stopped.stderr
+    assert dnc(stack, "GET", numbers[99]).json()["listed"] is True
+    assert dnc(stack, "GET", numbers[100]).json()["listed"] is False
+
+    rerun = import_listing(listing)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert all(dnc(stack, "GET", number).json()["listed"] for number in (numbers[100], numbers[249]))
+
+
+def test_a_number_imported_again_keeps_the_date_it_was_listed(stack: Stack, tmp_path: Path) -> None:
+    """Importing over a list (the way to replace one) set every listing's date to the import's: the date a person
+    asked not to be called was lost."""
+    assert dnc(stack, "PUT", NY_NUMBER, json={"reason": "asked by phone"}).status_code == 200
+    table = StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table(os.environ["DO_NOT_CALL_TABLE"])
+    (entity,) = table.query_entities("Number eq @n", parameters={"n": NY_NUMBER})
+    entity["AddedAt"] = 1_700_000_000.0  # listed in November 2023
+    table.update_entity(entity)
+    listing = tmp_path / "dnc.csv"
+    listing.write_text(f"{NY_NUMBER}\n+12125550198\n")
+
+    imported = import_listing(listing)
+
+    assert imported.returncode == 0, imported.stderr
+    kept = dnc(stack, "GET", NY_NUMBER).json()
+    assert (kept["addedAt"], kept["reason"]) == ("2023-11-14T22:13:20Z", "asked by phone")  # a row without a reason
+    added = datetime.strptime(dnc(stack, "GET", "+12125550198").json()["addedAt"], "%Y-%m-%dT%H:%M:%SZ")
+    assert abs(added.replace(tzinfo=timezone.utc).timestamp() - time.time()) < 120  # a new one: now
+
+
 @pytest.mark.parametrize(
     ("storage", "says"),
     [
@@ -371,7 +496,7 @@ def test_the_import_without_usable_storage_says_which_setting_and_touches_nothin
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AzureWebJobsStorage")}
 
     refused = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "import_do_not_call.py"), str(listing)],
+        [sys.executable, str(ROOT / "scripts" / "import_do_not_call.py"), str(listing), "--region", "US"],
         capture_output=True,
         text=True,
         timeout=60,

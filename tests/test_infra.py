@@ -503,7 +503,7 @@ def fake_azd(tmp_path: Path) -> dict[str, str]:
         "#!/bin/sh\ncat <<'V'\n"
         'AZURE_ENV_NAME="dev"\nAZURE_RESOURCE_GROUP="rg-dev"\nSERVICE_API_NAME="func-api-abc123"\n'
         'SERVICE_API_HOST="func-api-abc123.azurewebsites.net"\nAZURE_KEY_VAULT_NAME="kv-abc123"\n'
-        'AZURE_STORAGE_ACCOUNT_NAME="stabc123"\n'
+        'AZURE_STORAGE_ACCOUNT_NAME="stabc123"\nDEFAULT_PHONE_REGION="GB"\n'
         'GENESYS_CLIENT_SECRET="s3cr3t-$(touch pwned)-`touch pwned`"\nV\n'
     )
     (tmp_path / "azd").chmod(0o755)
@@ -525,6 +525,7 @@ def test_postprovision_hook_prints_urls_key_command_and_connector_export(tmp_pat
     assert "az functionapp keys list -g rg-dev -n func-api-abc123" in out
     assert "scripts/export-connector.sh --host func-api-abc123.azurewebsites.net" in out
     assert "AzureWebJobsStorage__accountName=stabc123 .venv/bin/python scripts/import_do_not_call.py" in out
+    assert "import_do_not_call.py <list.csv> --region GB" in out  # the app's DEFAULT_PHONE_REGION
     assert "s3cr3t" not in out
     assert not (tmp_path / "pwned").exists(), "the hook evaluated a value"
 

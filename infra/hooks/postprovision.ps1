@@ -15,6 +15,8 @@ $hostName = $values['SERVICE_API_HOST']
 $vault = $values['AZURE_KEY_VAULT_NAME']
 $storage = $values['AZURE_STORAGE_ACCOUNT_NAME']
 $envName = $values['AZURE_ENV_NAME']
+$region = $values['DEFAULT_PHONE_REGION']
+if (-not $region) { $region = 'US' }  # main.parameters.json's default
 if (-not $hostName -and $app) { $hostName = "$app.azurewebsites.net" }
 
 Write-Host @"
@@ -34,7 +36,7 @@ Genesys outbound-call function: provisioned (azd deploy, or the rest of azd up, 
   Secrets          Key Vault ${vault}: genesys-client-secret (and webhook-secret when set);
                    rotate with az keyvault secret set --vault-name $vault --name genesys-client-secret --file <file>
 
-  Do-not-call list `$env:AzureWebJobsStorage__accountName='$storage'; .venv\Scripts\python scripts/import_do_not_call.py <list.csv>
+  Do-not-call list `$env:AzureWebJobsStorage__accountName='$storage'; .venv\Scripts\python scripts/import_do_not_call.py <list.csv> --region $region
                    (signed in with az login; with VNET_ENABLED=true from inside the virtual network;
                    one number: PUT /api/do-not-call/{number} with the master key)
 

@@ -14,6 +14,8 @@ host=$(value SERVICE_API_HOST)
 vault=$(value AZURE_KEY_VAULT_NAME)
 storage=$(value AZURE_STORAGE_ACCOUNT_NAME)
 env_name=$(value AZURE_ENV_NAME)
+region=$(value DEFAULT_PHONE_REGION)
+region=${region:-US}  # main.parameters.json's default
 if [ -z "$host" ] && [ -n "$app" ]; then
     host="$app.azurewebsites.net"
 fi
@@ -35,7 +37,7 @@ Genesys outbound-call function: provisioned (azd deploy, or the rest of azd up, 
   Secrets          Key Vault $vault: genesys-client-secret (and webhook-secret when set);
                    rotate with az keyvault secret set --vault-name $vault --name genesys-client-secret --file <file>
 
-  Do-not-call list AzureWebJobsStorage__accountName=$storage .venv/bin/python scripts/import_do_not_call.py <list.csv>
+  Do-not-call list AzureWebJobsStorage__accountName=$storage .venv/bin/python scripts/import_do_not_call.py <list.csv> --region $region
                    (signed in with az login; with VNET_ENABLED=true from inside the virtual network;
                    one number: PUT /api/do-not-call/{number} with the master key)
 

@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 MAX_REASON_LENGTH = 256
+TRANSACTION_SIZE = 100  # Table Storage's most operations in one transaction
 _PARTITION = "dnc"
 
 
@@ -42,9 +43,6 @@ class DoNotCallList(Protocol):
     def get(self, number: str) -> Listing | None: ...
 
     def add(self, listing: Listing) -> None: ...
-
-    def add_many(self, listings: Iterable[Listing]) -> int:
-        """Add (or overwrite) many; how many were written."""
 
     def remove(self, number: str) -> bool:
         """True when the number was listed."""
@@ -71,13 +69,6 @@ class MemoryDoNotCallList:
     def add(self, listing: Listing) -> None:
         with self._lock:
             self._listings[listing.number] = listing
-
-    def add_many(self, listings: Iterable[Listing]) -> int:
-        count = 0
-        for listing in listings:
-            self.add(listing)
-            count += 1
-        return count
 
     def remove(self, number: str) -> bool:
         with self._lock:
@@ -123,20 +114,21 @@ class TableDoNotCallList:
 
         self._call(lambda: self._table.upsert_entity(self._entity(listing), mode=UpdateMode.REPLACE))
 
-    def add_many(self, listings: Iterable[Listing]) -> int:
-        """In transactions of 100 (one partition): a list of 100,000 numbers is 1,000 requests."""
-        batch: list[tuple[str, dict[str, Any]]] = []
-        written = 0
-        for listing in listings:
-            batch.append(("upsert", self._entity(listing)))
-            if len(batch) == 100:
-                written += self._submit(batch)
-                batch = []
-        return written + (self._submit(batch) if batch else 0)
+    def add_transaction(self, listings: Sequence[Listing]) -> None:
+        """Add (or overwrite) up to `TRANSACTION_SIZE` listings in one transaction (one partition): all or none.
+        A list of 100,000 numbers is 1,000 requests."""
+        operations = [("upsert", self._entity(listing)) for listing in listings]
+        self._call(lambda: self._table.submit_transaction(operations))
 
-    def _submit(self, batch: list[tuple[str, dict[str, Any]]]) -> int:
-        self._call(lambda: self._table.submit_transaction(batch))
-        return len(batch)
+    def listed_at(self) -> dict[str, float]:
+        """Every listed number and when it was listed: an import keeps the date of a number listed already."""
+        query = f"PartitionKey eq '{_PARTITION}'"
+        return self._call(
+            lambda: {
+                entity["Number"]: float(entity["AddedAt"])
+                for entity in self._table.query_entities(query, select=["Number", "AddedAt"])
+            }
+        )
 
     def remove(self, number: str) -> bool:
         from azure.core.exceptions import ResourceNotFoundError
