@@ -665,6 +665,10 @@ def _event_results() -> dict[str, Any]:
     }
 
 
+def _event_status() -> dict[str, Any]:
+    return _field("integer", "Event Status", "The status /api/calls would answer, where this route answers another.")
+
+
 def _events_problem() -> dict[str, Any]:
     return {
         "type": "object",
@@ -672,11 +676,19 @@ def _events_problem() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             **_problem_properties(),
-            "eventStatus": _field(
-                "integer", "Event Status", "The status /api/calls would answer, where the event route answers another."
-            ),
+            "eventStatus": _event_status(),
             "results": _event_results()["properties"]["results"],
         },
+    }
+
+
+def _sns_problem() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "A Problem; one that can succeed later answers 503 (SNS drops a message answered 4xx), "
+        "with the status /api/calls would answer as eventStatus.",
+        "additionalProperties": False,
+        "properties": {**_problem_properties(), "eventStatus": _event_status()},
     }
 
 
@@ -868,6 +880,7 @@ def definitions() -> dict[str, Any]:
         "Problem": _problem(),
         "EventResults": _event_results(),
         "EventsProblem": _events_problem(),
+        "SnsProblem": _sns_problem(),
         "SnsMessage": _sns_message_schema(),
         "SnsAcknowledged": _sns_acknowledged(),
         "PubSubPush": _pubsub_push_schema(),
@@ -1134,6 +1147,12 @@ def _sns_message() -> dict[str, Any]:
         "internal",
         enum=list(SIGNED_FIELDS),
     )
+    problems = _problems("ReceiveSnsMessage", replays=True)
+    problems["503"] = {
+        **problems["503"],
+        "description": problems["503"]["description"][:-1] + "; or a 4xx that can succeed later (eventStatus).",
+        "schema": _ref("SnsProblem"),
+    }
     return _operation(
         "ReceiveSnsMessage",
         "Receive an AWS SNS message",
@@ -1146,7 +1165,7 @@ def _sns_message() -> dict[str, Any]:
         {
             "200": _response("A subscription confirmed, or an unsubscription acknowledged.", "SnsAcknowledged"),
             "201": _response("Genesys Cloud accepted the call.", "CallCreated", "Location", "Idempotent-Replayed"),
-            **_problems("ReceiveSnsMessage", replays=True),
+            **problems,
         },
         tag="Webhooks",
     )

@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 import function_app
 from emulators.genesys import Fault
@@ -27,6 +28,7 @@ from shared.services import services
 from shared.webhooks.sns import CERTIFICATE_CACHE_SIZE, SIGNED_FIELDS, SnsVerifier, is_sns_host
 from tests.conftest import Stack
 from tests.loopback_https import LoopbackHttps, loopback_https
+from tests.test_openapi import served_schema
 from tests.test_webhooks import CALL
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:calls"
@@ -152,6 +154,10 @@ def test_a_refusal_that_can_pass_answers_503_so_sns_delivers_again(sns: Sns, cap
 
     assert limited.status_code == 503, limited.text
     assert (limited.json()["code"], limited.json()["eventStatus"]) == ("genesys_rate_limited", 429)
+    # as the served document says (its 503 was a Problem, which has no eventStatus)
+    served_schema(sns.stack).find_operation_by_id("ReceiveSnsMessage").Case().validate_response(
+        limited, checks=[response_schema_conformance]
+    )
     assert redelivered.status_code == 201, redelivered.text
     assert len(sns.stack.genesys.org.conversations) == 1
     assert never.status_code == 400, never.text
