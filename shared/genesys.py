@@ -8,6 +8,7 @@ failed before the request was sent): a second POST after a 5xx or a read timeout
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import random
 import re
@@ -105,6 +106,23 @@ def _retry_after(response: requests.Response) -> int | None:
     return min(max(1, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
+def _without_credentials(body: Any, authorization: str | None) -> Any:
+    """A refusal's body without the credentials its request carried (the token; the client secret, alone or as
+    Basic): its text goes into problems and the readiness answer, and a proxy or gateway may echo the request."""
+    if not isinstance(body, dict) or not authorization:
+        return body
+    scheme, _, credential = authorization.partition(" ")
+    withheld = {credential}
+    if scheme.lower() == "basic":
+        with contextlib.suppress(ValueError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+            withheld.add(base64.b64decode(credential, validate=True).decode().partition(":")[2])
+    for value in sorted(withheld - {""}, key=len, reverse=True):  # the longest first: one may hold another
+        body = {
+            name: text.replace(value, "[withheld]") if isinstance(text, str) else text for name, text in body.items()
+        }
+    return body
+
+
 def _refusal(answer: _Answer, *, creating_call: bool) -> Problem:
     """Genesys's refusal as our problem; a 429 carries Genesys's own Retry-After where it sent one."""
     problem = problem_from_genesys(answer.status, answer.body, answer.correlation_id, creating_call=creating_call)
@@ -190,6 +208,8 @@ class GenesysClient:
             body: Any = response.json()
         except ValueError:
             body = None
+        if not 200 <= response.status_code < 300:
+            body = _without_credentials(body, str(kwargs.get("headers", {}).get("Authorization", "")))
         return _Answer(response.status_code, body, correlation_id, _retry_after(response))
 
     def _read(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:

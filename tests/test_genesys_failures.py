@@ -3,6 +3,7 @@ unless Genesys provably did not act."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,30 @@ def test_malformed_participant_address_lists_the_real_causes(stack: Stack) -> No
     assert problem["upstream"]["message"] == "Malformed participant address"
     for cause in ("E.164", "caller ID", "user token", "outbound route"):
         assert cause in problem["hint"]
+
+
+def test_credentials_an_answer_echoes_never_reach_the_caller_or_readiness(stack: Stack) -> None:
+    """A proxy or gateway before Genesys may echo the request it refused: its text went into the problem's detail
+    and upstream message, and into the readiness answer, with the client secret or the token in it."""
+    assert stack.post("/api/calls", OTHER_CALL).status_code == 201
+    token = stack.genesys.requests("create_call")[-1].headers["Authorization"].split(" ", 1)[1]
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    echo = f"refused: Authorization: Bearer {token}"
+    stack.genesys.inject("create_call", Fault(status=400, code="bad.request", message=echo))
+    refused_call = stack.post("/api/calls", CALL)
+    stack.genesys.revoke_tokens()
+    said = f"refused: Authorization: Basic {basic} (client_secret={CLIENT_SECRET})"
+    stack.genesys.inject(
+        "token", *[Fault(status=400, json_body={"error": "invalid_request", "error_description": said})] * 4
+    )
+    not_ready = stack.get("/api/health/ready")
+
+    assert refused_call.status_code == 422, refused_call.text
+    assert refused_call.json()["upstream"]["message"] == "refused: Authorization: Bearer [withheld]"
+    assert not_ready.status_code == 503, not_ready.text
+    for answer in (refused_call.text, not_ready.text):
+        assert token not in answer and basic not in answer and CLIENT_SECRET not in answer
+    assert "Basic [withheld] (client_secret=[withheld])" in not_ready.text
 
 
 def test_station_less_user_is_genesys_no_station_from_the_emulated_org(stack: Stack) -> None:
