@@ -106,7 +106,7 @@ def _retry_after(response: requests.Response) -> int | None:
     return min(max(1, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
-def _without_credentials(body: Any, authorization: str | None) -> Any:
+def _without_credentials(body: Any, authorization: str) -> Any:
     """A refusal's body without the credentials its request carried (the token; the client secret, alone or as
     Basic): its text goes into problems and the readiness answer, and a proxy or gateway may echo the request."""
     if not isinstance(body, dict) or not authorization:
