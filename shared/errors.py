@@ -83,6 +83,13 @@ CATALOG: dict[str, CatalogEntry] = {
         False,
         "Send an https:// statusCallbackUrl (or notificationUrl) on a host listed in STATUS_CALLBACK_ALLOWED_HOSTS.",
     ),
+    "too_many_subscriptions": CatalogEntry(
+        409,
+        "Too many subscriptions",
+        False,
+        "Turn off or delete flows that no longer use 'When a call ends': each holds one of the 50 subscriptions "
+        "(a deleted flow's is removed when its URL answers 404 or 410 at the next ended call).",
+    ),
     "caller_id_required": CatalogEntry(
         422,
         "No caller ID available",

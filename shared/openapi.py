@@ -113,6 +113,7 @@ PROBLEM_CODES: dict[str, tuple[str, ...]] = {
         "payload_too_large",
         "validation_failed",
         "callback_url_not_allowed",
+        "too_many_subscriptions",
         "idempotency_store_unavailable",
         "internal_error",
     ),

@@ -359,6 +359,10 @@ def test_a_failed_call_reaches_every_subscription_and_its_callback_once(scripted
     for flow in range(MAX_SUBSCRIPTIONS):
         subscribed = scripted.post("/api/subscriptions", {"notificationUrl": f"{receiver.url}?flow={flow}"})
         assert subscribed.status_code == 201, subscribed.text
+    one_too_many = scripted.post("/api/subscriptions", {"notificationUrl": f"{receiver.url}?flow=more"})
+    # not the URL's fault, as validation_failed naming notificationUrl told the flow's author
+    assert (one_too_many.status_code, one_too_many.json()["code"]) == (409, "too_many_subscriptions")
+    assert "field" not in one_too_many.json()
     callback = f"{receiver.url}?state={'x' * 1500}"
 
     placed = scripted.post(
@@ -399,6 +403,22 @@ def test_the_trigger_subscribes_and_unsubscribes(scripted: Stack, receiver: Rece
     again = scripted.post("/api/calls", {"to": "+12125550198"})
     assert not settled(again.json()["conversationId"])
     assert watch_record(again.json()["conversationId"]) is None  # nobody listens: not even watched
+
+
+def test_a_subscription_whose_flow_is_gone_is_removed(scripted: Stack, receiver: Receiver) -> None:
+    """A deleted flow's URL answers 404 (Power Automate's DELETE never came: a rotated key refused it, storage was
+    down): its subscription was kept forever, posted every ended call, and held one of the 50 places."""
+    subscribed = scripted.post("/api/subscriptions", {"notificationUrl": receiver.url})
+    assert subscribed.status_code == 201, subscribed.text
+    receiver.answers.append(404)
+
+    first = scripted.post("/api/calls", CALL)
+    eventually(lambda: settled(first.json()["conversationId"]), "the watch to settle")
+    again = scripted.post("/api/calls", {"to": "+12125550198"})
+
+    assert len(receiver.received) == 1
+    assert scripted.session.delete(subscribed.headers["Location"], timeout=30).json()["deleted"] is False
+    assert watch_record(again.json()["conversationId"]) is None  # nobody listens any more: not even watched
 
 
 POWER_AUTOMATE_URLS = [

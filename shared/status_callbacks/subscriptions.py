@@ -163,11 +163,7 @@ class Subscriptions:
             )
         self.check(url.strip())
         if len(self._rows.all()) >= MAX_SUBSCRIPTIONS:
-            raise Problem(
-                "validation_failed",
-                f"There are already {MAX_SUBSCRIPTIONS} subscriptions; delete unused flows' triggers first.",
-                field=NOTIFICATION_FIELD,
-            )
+            raise Problem("too_many_subscriptions", f"There are already {MAX_SUBSCRIPTIONS} subscriptions.")
         subscription = Subscription(str(uuid.uuid4()), url.strip(), self._clock())
         self._rows.insert(subscription)
         self._changed()

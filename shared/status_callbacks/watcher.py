@@ -60,6 +60,7 @@ QUEUE_NAME = "call-status"
 RECORD_PREFIX = "callbacks:"
 WATCHING, FINISHED = "watching", "finished"
 CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are "sub:<id>"
+GONE_STATUSES = frozenset({"404", "410"})  # a subscription's URL answering these has no flow behind it any more
 MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
 POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
 # A step whose message became visible this long ago and has not run was lost: the queue's own retries (host.json:
@@ -417,6 +418,16 @@ class StatusWatcher:
             return None, False
         return subscription.url, False  # Power Automate's URL is itself signed (SAS)
 
+    def _drop_subscription(self, subscription_id: str, status: str) -> None:
+        """A subscription whose URL answers that it is gone: its flow was deleted, or its trigger made anew, and
+        Power Automate's DELETE never came (refused by a rotated key, or met a storage outage). Kept, it would be
+        posted every ended call and hold one of the MAX_SUBSCRIPTIONS places for good."""
+        log.warning("Subscription %s answered %s: its flow is gone; removing it", subscription_id, status)
+        try:
+            self._subscriptions.unsubscribe(subscription_id)
+        except Problem:  # storage: the next ended call tries again
+            log.warning("Could not remove subscription %s now", subscription_id)
+
     def _deliver_due(self, data: dict[str, Any], now: float) -> None:
         started = time.monotonic()
         for entry in data["deliveries"]:
@@ -437,6 +448,8 @@ class StatusWatcher:
                 outcome_state, detail = PENDING, problem.code
             if outcome_state == PENDING and entry["attempts"] >= MAX_ATTEMPTS:
                 outcome_state = UNDELIVERABLE
+            if entry["target"] != CALLBACK and detail in GONE_STATUSES:
+                self._drop_subscription(entry["target"].removeprefix("sub:"), detail)
             entry["status"] = outcome_state
             entry["nextAt"] = now + self._settings.retry_seconds * 2 ** (entry["attempts"] - 1)
             level = log.info if outcome_state == DELIVERED else log.warning
