@@ -4,7 +4,8 @@ Semantics follow Stripe and the IETF Idempotency-Key draft. The first request wi
 an atomic insert (first writer wins) before anything is dialed; the same key and body later replays the
 stored answer; a different body is `idempotency_key_reused`; a repeat while the first still runs waits
 for its answer. The claim is written "sending": a call costs two Table writes, the claim and the answer.
-A failure that provably sent nothing releases the claim; an owner that died without answering leaves a claim
+A failure that provably sent nothing releases the claim (in the background when storage fails then: `LateReleases`);
+an owner that died without answering leaves a claim
 that answers "outcome unknown", never a second dial (it cannot tell whether the create went out).
 Without a key, identical requests inside `DUPLICATE_WINDOW_SECONDS` share one derived key: the window
 decides only whether a new request is the same as an old one. A claim that may have reached Genesys is
@@ -58,6 +59,7 @@ KEYLESS_UNKNOWN_OUTCOME_SECONDS = 15 * 60.0
 PURGE_MAX_RECORDS = 1000  # per run: a timer run stays short however much expired
 PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes, up to 144,000 records a day
 KEYLESS_PREFIX = "auto:"
+LATE_RELEASE_SECONDS = 1.0  # how often a claim storage would not let go of is tried again
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,50 @@ class Claim:
         self.sent = True
 
 
+class LateReleases:
+    """Claims that sent nothing and that storage would not let go of when their request failed (a blip that failed
+    a write before the send fails the release after it too): tried again in the background, each until its owner
+    would turn stale. Left "sending", a claim answers its retries 409 and then "outcome unknown" (for days, with a
+    key) of a call that was never placed; released, a retry places it. The delete is conditional: a claim written
+    since is left alone."""
+
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._clock = clock
+        self._pending: dict[str, tuple[Record, float]] = {}  # key -> (the claim as written, give up at)
+        self._lock = threading.Lock()
+        self._running = False
+
+    def add(self, claim: Record, until: float) -> None:
+        with self._lock:
+            self._pending[claim.key] = (claim, until)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="late-claim-releases", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(LATE_RELEASE_SECONDS)
+            with self._lock:
+                pending = list(self._pending.values())
+            for claim, until in pending:
+                try:
+                    if self._clock() < until:
+                        self._store.delete(claim)
+                        log.info("Took back the claim of request %s, which sent nothing", claim.owner)
+                    else:
+                        log.warning("Could not take back the claim of request %s, which sent nothing", claim.owner)
+                except Problem:
+                    continue  # storage still fails: the next round tries again
+                with self._lock:
+                    if self._pending.get(claim.key, (None,))[0] is claim:
+                        del self._pending[claim.key]
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+
+
 @dataclass
 class Idempotency:
     store: Store
@@ -247,6 +293,10 @@ class Idempotency:
     retention_seconds: float = 24 * 3600.0
     duplicate_window_seconds: float = 60.0
     clock: Callable[[], float] = time.time
+    late_releases: LateReleases = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.late_releases = LateReleases(self.store, self.clock)
 
     def run(
         self,
@@ -368,17 +418,26 @@ class Idempotency:
             if claim.sent and problem.outcome_unknown:
                 self._finish(claim, Reply.of_problem(problem, request_id), outcome_unknown=True)
             else:
-                self.store.delete(claim.record)  # nothing was dialed: a retry may try again
+                self._release(claim.record)  # nothing was dialed: a retry may try again
             raise
         except Exception:
             if claim.sent:  # we cannot tell whether the call exists: never let a retry dial again
                 unknown = Problem("internal_error", "The call may have been placed.", outcome_unknown=True)
                 self._finish(claim, Reply.of_problem(unknown, request_id), outcome_unknown=True)
             else:
-                self.store.delete(claim.record)
+                self._release(claim.record)
             raise
         self._finish(claim, reply)
         return reply
+
+    def _release(self, claim: Record) -> None:
+        """Take back a claim that sent nothing; when storage fails now, in the background (`LateReleases`). The
+        request's own failure is what its caller is told."""
+        try:
+            self.store.delete(claim)
+        except Problem:
+            log.warning("Could not take back the claim of request %s now; trying again meanwhile", claim.owner)
+            self.late_releases.add(claim, claim.claimed_at + self.stale_seconds)
 
     def purge(self) -> int:
         """Delete records that expired a retention ago (Table Storage keeps rows forever otherwise); how many went.

@@ -16,7 +16,7 @@ from emulators.genesys import Fault
 from shared.calls import CallRequest
 from shared.idempotency import SENDING, Idempotency, Record, Reply, TableStore
 from shared.services import services
-from tests.conftest import Stack, app_store, backdate
+from tests.conftest import Stack, app_store, backdate, wait_for
 from tests.table_front import table_front, through_front
 
 CALL = {"to": "+12125550199"}
@@ -390,6 +390,37 @@ def test_a_create_is_not_sent_when_counting_it_used_up_the_deadline(stack: Stack
     assert "was not sent" in late.json()["detail"]
     assert retried.status_code == 201, retried.text
     assert len(stack.creates()) == 2  # the warm-up and the retry
+
+
+@pytest.mark.parametrize("key", [None, "blip"], ids=["keyless", "keyed"])
+def test_a_claim_storage_would_not_take_back_is_released_when_it_answers_again(
+    stack: Stack, configure, azurite: Azurite, key: str | None
+) -> None:
+    """A storage blip failed the cap's count right before the send, and then the release of the claim: nothing was
+    sent and the caller was told so, but the claim stayed "sending", and every retry was answered 409 and then
+    "outcome unknown" (for 8 days with a key) for a call that was never placed."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(
+            AzureWebJobsStorage=through_front(azurite, front),
+            CALLS_PER_NUMBER_LIMIT="5",
+            CALLER_ID_SOURCE="settings",
+            ALLOWED_CALLER_IDS="+13175550100",
+            IDEMPOTENCY_WAIT_SECONDS="1",
+        )
+        headers = keyed(key) if key else {}
+
+        def storage_blip() -> None:  # from the token's fetch, after the claim, until the answer
+            front.failing_writes = True
+
+        stack.genesys.inject("token", Fault(status=None, before_answer=storage_blip))
+        failed = stack.post("/api/calls", CALL, headers=headers)
+        front.failing_writes = False
+
+        assert (failed.status_code, failed.json()["code"]) == (503, "idempotency_store_unavailable"), failed.text
+        # Retries meanwhile wait a second and answer 409; once the claim is taken back, one places the call.
+        placed = wait_for(lambda: stack.post("/api/calls", CALL, headers=headers).status_code == 201, 15)
+    assert placed, "the claim was never taken back"
+    assert len(stack.creates()) == 1
 
 
 def test_a_table_being_deleted_is_an_outage_and_the_call_goes_through_once_it_can_be_made(
