@@ -221,7 +221,7 @@ class CallPlan:
     scheduled_time: str | None = None
     scheduled_by_calling_hours: bool = False  # a callback asked for now, moved to the callee's calling hours
     status_callback: StatusCallback | None = None
-    caller_id_chosen: bool = False  # the caller ID is the settings' or the queue's (no `from`, or `from` naming it)
+    caller_id_chosen: bool = False  # no `from` was sent: the caller ID came from the settings or the queue
 
     @property
     def fingerprint(self) -> str:
@@ -230,8 +230,7 @@ class CallPlan:
         What the function chose rather than the caller asked is left out. A time the calling hours chose
         depends on when the request came, and a retry that comes once the hours have opened is still the same
         callback. A caller ID chosen for a request without `from` is the queue's, read from Genesys and cached
-        per instance: a retry on an instance that read it after it changed is still the same call; and one sent
-        with `from` naming the number the function would choose is the same call as one without.
+        per instance: a retry on an instance that read it after it changed is still the same call.
         """
         chosen = {"callbackScheduledTime"} if self.scheduled_by_calling_hours else set()
         if self.caller_id_chosen:
@@ -374,7 +373,7 @@ class CallService:
         user_id = request.user_id or self._settings.call_user_id
         if user_id is None:
             raise _invalid("userId", "No 'userId' was sent and GENESYS_CALL_USER_ID is not set.")
-        caller_id, chosen = self._caller_id(request, region)
+        caller_id = self._caller_ids.choose(request.from_, request.queue_id, region)
         body: dict[str, Any] = {"phoneNumber": to.e164, "callerId": caller_id}
         if request.queue_id:
             body["callFromQueueId"] = request.queue_id
@@ -388,17 +387,8 @@ class CallService:
             request.queue_id,
             body,
             status_callback=request.status_callback,
-            caller_id_chosen=chosen,
+            caller_id_chosen=request.from_ is None,
         )
-
-    def _caller_id(self, request: CallRequest, region: str) -> tuple[str, bool]:
-        """The caller ID, and whether it counts as the function's choice (left out of the fingerprint, see
-        CallPlan): without `from`; or with `from` naming DEFAULT_CALLER_ID where no queue could choose another, the
-        same call as one without it. A queue's own number is not compared: it is read from Genesys, and whether
-        two requests are one call must not hang on a read that may fail."""
-        caller_id = self._caller_ids.choose(request.from_, request.queue_id, region)
-        chosen = request.from_ is None or (request.queue_id is None and caller_id == self._settings.default_caller_id)
-        return caller_id, chosen
 
     def _check_signing(self, callback: StatusCallback | None) -> None:
         """A call asking for callbacks must be able to sign them (without a secret every event would fail), checked
@@ -433,7 +423,7 @@ class CallService:
         """A `CreateCallbackCommand` (reference/genesys-cloud-api.md) for the same number and caller ID;
         `schedule_at` moves a callback requested outside the callee's calling hours to their start."""
         assert request.queue_id is not None  # CallRequest.from_json requires it for callbacks
-        caller_id, chosen = self._caller_id(request, region)
+        caller_id = self._caller_ids.choose(request.from_, request.queue_id, region)
         body: dict[str, Any] = {
             "routingData": {"queueId": request.queue_id},
             "callbackNumbers": [to.e164],
@@ -455,7 +445,7 @@ class CallService:
             "callback",
             scheduled_time,
             schedule_at is not None,
-            caller_id_chosen=chosen,
+            caller_id_chosen=request.from_ is None,
         )
 
     def status(self, conversation_id: str) -> dict[str, Any]:

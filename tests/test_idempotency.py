@@ -68,21 +68,6 @@ def test_identical_requests_without_key_inside_the_window_are_one(stack: Stack) 
     assert len(stack.creates()) == 1
 
 
-@pytest.mark.parametrize("key", [None, "same-call"], ids=["keyless", "keyed"])
-def test_a_from_naming_the_default_caller_id_is_the_same_call_as_none(stack: Stack, key: str | None) -> None:
-    """The caller ID the function chose was left out of what makes two requests one call, and one the request
-    named was not: the same create sent with and without `from` was dialed twice (with a key: 422
-    idempotency_key_reused)."""
-    headers = keyed(key) if key else {}
-
-    first = stack.post("/api/calls", CALL, headers=headers)
-    again = stack.post("/api/calls", {**CALL, "from": "(317) 555-0100"}, headers=headers)  # DEFAULT_CALLER_ID
-
-    assert (first.status_code, again.status_code) == (201, 201), again.text
-    assert again.headers["Idempotent-Replayed"] == "true"
-    assert len(stack.creates()) == 1
-
-
 def test_window_zero_turns_duplicate_protection_off(stack: Stack, configure) -> None:
     configure(DUPLICATE_WINDOW_SECONDS="0")
 
