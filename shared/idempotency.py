@@ -59,7 +59,8 @@ KEYLESS_UNKNOWN_OUTCOME_SECONDS = 15 * 60.0
 PURGE_MAX_RECORDS = 1000  # per run: a timer run stays short however much expired
 PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes, up to 144,000 records a day
 KEYLESS_PREFIX = "auto:"
-LATE_RELEASE_SECONDS = 1.0  # how often a claim storage would not let go of is tried again
+LATE_RELEASE_FIRST_WAIT = 1.0  # a claim storage would not let go of is tried again after this, then ever later
+LATE_RELEASE_MAX_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -243,46 +244,70 @@ class Claim:
 
 class LateReleases:
     """Claims that sent nothing and that storage would not let go of when their request failed (a blip that failed
-    a write before the send fails the release after it too): tried again in the background, each until its owner
-    would turn stale. Left "sending", a claim answers its retries 409 and then "outcome unknown" (for days, with a
-    key) of a call that was never placed; released, a retry places it. The delete is conditional: a claim written
-    since is left alone."""
+    a write before the send fails the release after it too): tried again in the background, each until the longest
+    a keyless client retries (`KEYLESS_UNKNOWN_OUTCOME_SECONDS`) past its stale limit. Left "sending", a claim
+    answers its retries 409 and then "outcome unknown" (for days, with a key) of a call never placed; let go, a
+    retry places it. Letting go later is as safe as at once: nothing was sent, and the delete is conditional, so
+    a claim written since (a later delivery of the same job took it) is left alone."""
 
-    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float], first_wait: float = LATE_RELEASE_FIRST_WAIT) -> None:
         self._store = store
         self._clock = clock
+        self._first_wait = first_wait
         self._pending: dict[str, tuple[Record, float]] = {}  # key -> (the claim as written, give up at)
         self._lock = threading.Lock()
         self._running = False
+        self._closed = threading.Event()
+        self.idle = threading.Event()  # set while nothing is pending or being tried
+        self.idle.set()
 
     def add(self, claim: Record, until: float) -> None:
         with self._lock:
+            if self._closed.is_set():
+                return
             self._pending[claim.key] = (claim, until)
+            self.idle.clear()
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._run, name="late-claim-releases", daemon=True).start()
 
+    def close(self) -> None:
+        """Stop trying (the services are built anew: their store may be another)."""
+        self._closed.set()
+
     def _run(self) -> None:
-        while True:
-            time.sleep(LATE_RELEASE_SECONDS)
-            with self._lock:
-                pending = list(self._pending.values())
-            for claim, until in pending:
-                try:
-                    if self._clock() < until:
-                        self._store.delete(claim)
-                        log.info("Took back the claim of request %s, which sent nothing", claim.owner)
-                    else:
-                        log.warning("Could not take back the claim of request %s, which sent nothing", claim.owner)
-                except Problem:
-                    continue  # storage still fails: the next round tries again
+        wait = self._first_wait
+        try:
+            while not self._closed.wait(wait):
+                wait = self._first_wait if self._round() else min(2 * wait, LATE_RELEASE_MAX_WAIT)
                 with self._lock:
-                    if self._pending.get(claim.key, (None,))[0] is claim:
-                        del self._pending[claim.key]
+                    if not self._pending:
+                        return
+        finally:
             with self._lock:
-                if not self._pending:
-                    self._running = False
-                    return
+                self._running = False
+                self.idle.set()
+
+    def _round(self) -> bool:
+        """One try of each pending claim; whether storage took any (else the next round waits longer)."""
+        with self._lock:
+            pending = list(self._pending.values())
+        took = False
+        for claim, until in pending:
+            if self._clock() >= until:
+                log.warning("Gave up letting go of the claim of request %s, which sent nothing", claim.owner)
+            else:
+                try:
+                    self._store.delete(claim)
+                except Exception as error:  # noqa: BLE001 - whatever failed, the next round tries again
+                    log.debug("Claim of request %s still held: %s", claim.owner, type(error).__name__)
+                    continue
+                took = True
+                log.info("Let go of the claim of request %s, which sent nothing, unless written since", claim.owner)
+            with self._lock:
+                if self._pending.get(claim.key, (None,))[0] is claim:
+                    del self._pending[claim.key]
+        return took
 
 
 @dataclass
@@ -293,7 +318,7 @@ class Idempotency:
     retention_seconds: float = 24 * 3600.0
     duplicate_window_seconds: float = 60.0
     clock: Callable[[], float] = time.time
-    late_releases: LateReleases = field(init=False)
+    late_releases: LateReleases = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.late_releases = LateReleases(self.store, self.clock)
@@ -436,8 +461,8 @@ class Idempotency:
         try:
             self.store.delete(claim)
         except Problem:
-            log.warning("Could not take back the claim of request %s now; trying again meanwhile", claim.owner)
-            self.late_releases.add(claim, claim.claimed_at + self.stale_seconds)
+            log.warning("Could not let go of the claim of request %s now; trying again meanwhile", claim.owner)
+            self.late_releases.add(claim, claim.claimed_at + self.stale_seconds + KEYLESS_UNKNOWN_OUTCOME_SECONDS)
 
     def purge(self) -> int:
         """Delete records that expired a retention ago (Table Storage keeps rows forever otherwise); how many went.

@@ -79,6 +79,8 @@ def services() -> Services:
 def forget_services() -> None:
     """Build anew on the next request, as after a restart (tests change settings this way)."""
     with _BUILDING:
+        if _build.cache_info().currsize:
+            _build().idempotency.late_releases.close()
         _build.cache_clear()
 
 

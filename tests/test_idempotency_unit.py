@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shared.errors import Problem
@@ -12,6 +14,7 @@ from shared.idempotency import (
     SENDING,
     Idempotency,
     JobAttempt,
+    LateReleases,
     MemoryStore,
     Record,
     Reply,
@@ -224,3 +227,83 @@ def test_a_job_never_resumes_a_claim_that_holds_an_answer() -> None:
     reply, replayed = guard.run("k", "fp", placed(dials, "second"), request_id="job-1", job=delivery(2))
 
     assert (reply.body, replayed, dials) == ({"conversationId": "c-1"}, True, ["first"])
+
+
+# ---- claims let go of later (LateReleases) --------------------------------------------------------------------
+
+WAIT = 5.0  # bound on each wait for the background thread; it retries every 10 ms here
+
+
+class StoreThatRefusesDeletes(MemoryStore):
+    """Refuses the first `refusals` deletes, as storage during a blip; then deletes as the memory store does."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.tries = 0
+
+    def delete(self, record: Record) -> None:
+        self.tries += 1
+        if self.tries <= self.refusals:
+            raise Problem("idempotency_store_unavailable", "store went away")
+        super().delete(record)
+
+
+def sending_claim(store: MemoryStore, key: str = "key:k") -> Record:
+    claim = store.create(Record(key, "fp", SENDING, "r-1", START, START + 60))
+    assert claim is not None
+    return claim
+
+
+def late_releases(store: MemoryStore, clock: Clock) -> LateReleases:
+    return LateReleases(store, clock, first_wait=0.01)
+
+
+def test_a_claim_storage_refused_to_let_go_of_is_let_go_once_it_answers() -> None:
+    store, clock = StoreThatRefusesDeletes(refusals=3), Clock(START)
+    releases = late_releases(store, clock)
+    first, second = sending_claim(store, "key:a"), sending_claim(store, "key:b")
+
+    releases.add(first, START + 60)
+    releases.add(second, START + 60)  # while the thread runs: tried too
+
+    assert releases.idle.wait(WAIT)
+    assert (store.read("key:a"), store.read("key:b")) == (None, None)
+
+
+def test_a_claim_written_since_is_left_alone() -> None:
+    store, clock = StoreThatRefusesDeletes(refusals=1), Clock(START)
+    releases = late_releases(store, clock)
+    claim = sending_claim(store)
+    taken = store.replace(replace(claim, owner="job-1"))  # a later delivery of the job took it meanwhile
+
+    releases.add(claim, START + 60)
+
+    assert releases.idle.wait(WAIT)
+    assert store.read("key:k") == taken
+
+
+def test_a_claim_is_given_up_once_its_time_is_past() -> None:
+    store, clock = StoreThatRefusesDeletes(refusals=10**9), Clock(START)
+    releases = late_releases(store, clock)
+    claim = sending_claim(store)
+    releases.add(claim, START + 60)
+    assert not releases.idle.wait(0.1)  # still trying
+
+    clock.now = START + 61
+
+    assert releases.idle.wait(WAIT)
+    assert store.read("key:k") == claim
+
+
+def test_closed_it_stops_trying() -> None:
+    store = StoreThatRefusesDeletes(refusals=10**9)
+    releases = late_releases(store, Clock(START))
+    releases.add(sending_claim(store), START + 60)
+
+    releases.close()
+
+    assert releases.idle.wait(WAIT)
+    tries = store.tries
+    releases.add(sending_claim(store, "key:later"), START + 60)  # closed: not tried
+    assert releases.idle.is_set() and store.tries == tries
