@@ -88,7 +88,7 @@ CATALOG: dict[str, CatalogEntry] = {
         "Too many subscriptions",
         False,
         "Turn off or delete flows that no longer use 'When a call ends': each holds one of the 50 subscriptions "
-        "(a deleted flow's is removed when its URL answers 404 or 410 at the next ended call).",
+        "(a deleted flow's is removed once its URL has answered ended calls 404 or 410 for a day).",
     ),
     "caller_id_required": CatalogEntry(
         422,

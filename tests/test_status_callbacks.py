@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -18,8 +19,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
-from shared.status_callbacks.subscriptions import MAX_SUBSCRIPTIONS
+from shared.status_callbacks.subscriptions import GONE_FOR_SECONDS, MAX_SUBSCRIPTIONS
 from shared.status_callbacks.watcher import FINISHED, WatchSettings, record_key
+from shared.storage import StorageAccount
 from tests.conftest import Receiver, Stack, app_store, eventually
 from tests.table_front import table_front, through_front
 
@@ -405,18 +407,33 @@ def test_the_trigger_subscribes_and_unsubscribes(scripted: Stack, receiver: Rece
     assert watch_record(again.json()["conversationId"]) is None  # nobody listens: not even watched
 
 
-def test_a_subscription_whose_flow_is_gone_is_removed(scripted: Stack, receiver: Receiver) -> None:
+def test_a_subscription_whose_url_answers_gone_for_a_day_is_removed(scripted: Stack, receiver: Receiver) -> None:
     """A deleted flow's URL answers 404 (Power Automate's DELETE never came: a rotated key refused it, storage was
-    down): its subscription was kept forever, posted every ended call, and held one of the 50 places."""
+    down): its subscription was kept forever, posted every ended call, and held one of the 50 places. One "gone"
+    may be a receiver mid-deploy: it is removed only when its URL still answers so a day later."""
     subscribed = scripted.post("/api/subscriptions", {"notificationUrl": receiver.url})
     assert subscribed.status_code == 201, subscribed.text
-    receiver.answers.append(404)
+    row = ("subscription", subscribed.json()["id"])
+    table = StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table(os.environ["IDEMPOTENCY_TABLE"])
 
-    first = scripted.post("/api/calls", CALL)
-    eventually(lambda: settled(first.json()["conversationId"]), "the watch to settle")
+    def ended_call_answered(status: int) -> None:
+        receiver.answers.append(status)
+        placed = scripted.post("/api/calls", {"to": f"+1212555{len(receiver.received):04d}"})
+        eventually(lambda: settled(placed.json()["conversationId"]), "the watch to settle")
+
+    ended_call_answered(404)
+    first_gone = table.get_entity(*row)["GoneSince"]
+    ended_call_answered(200)  # a receiver back from its deploy
+    assert "GoneSince" not in table.get_entity(*row)
+    ended_call_answered(410)
+    entity = table.get_entity(*row)
+    assert entity["GoneSince"] >= first_gone
+    entity["GoneSince"] -= GONE_FOR_SECONDS  # as if that answer came a day ago
+    table.update_entity(entity)
+    ended_call_answered(404)
     again = scripted.post("/api/calls", {"to": "+12125550198"})
 
-    assert len(receiver.received) == 1
+    assert len(receiver.received) == 4
     assert scripted.session.delete(subscribed.headers["Location"], timeout=30).json()["deleted"] is False
     assert watch_record(again.json()["conversationId"]) is None  # nobody listens any more: not even watched
 

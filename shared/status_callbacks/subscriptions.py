@@ -3,17 +3,19 @@
 Power Automate calls `POST /api/subscriptions` with its callback URL when a flow with the trigger is saved
 or turned on, keeps the `Location` of the 201 answer, and sends `DELETE` there when the flow is deleted or
 turned off. The rows live in the idempotency table under their own partition and carry no expiry, so the
-purge timer never removes them: a subscription lasts exactly as long as the flow.
+purge timer never removes them: a subscription lasts as long as the flow, or, when the flow's DELETE never came,
+until its URL has answered ended calls "gone" (404, 410) for a day.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import Problem
@@ -38,6 +40,8 @@ CACHE_SECONDS = 60.0
 # 5 s rather than a minute (a flow author's first test call would otherwise go unwatched, and unheard of).
 NO_SUBSCRIPTION_CACHE_SECONDS = 5.0
 FAILED_QUERY_PAUSE_SECONDS = 5.0  # the storage outage problem's Retry-After
+# A URL that answers "gone" this long is no flow's any more: one such answer may be a receiver mid-deploy.
+GONE_FOR_SECONDS = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Subscription:
     id: str
     url: str
     created_at: float
+    gone_since: float | None = None  # when its URL first answered an ended call 404 or 410, since its last 2xx
 
     def to_json(self) -> dict[str, Any]:
         """What the API shows: never the URL, which is a signed SAS URL (a credential)."""
@@ -53,6 +58,7 @@ class Subscription:
 
 class SubscriptionRows(Protocol):
     def insert(self, subscription: Subscription) -> None: ...
+    def update(self, subscription: Subscription) -> None: ...
     def get(self, subscription_id: str) -> Subscription | None: ...
     def delete(self, subscription_id: str) -> bool: ...
     def all(self) -> list[Subscription]: ...
@@ -68,6 +74,11 @@ class MemorySubscriptionRows:
     def insert(self, subscription: Subscription) -> None:
         with self._lock:
             self._rows[subscription.id] = subscription
+
+    def update(self, subscription: Subscription) -> None:
+        with self._lock:
+            if subscription.id in self._rows:
+                self._rows[subscription.id] = subscription
 
     def get(self, subscription_id: str) -> Subscription | None:
         return self._rows.get(subscription_id)
@@ -88,8 +99,15 @@ class TableSubscriptionRows:
         self._table = ManagedTable(table, "The subscription store")
 
     def insert(self, subscription: Subscription) -> None:
-        entity = {"PartitionKey": PARTITION, "RowKey": subscription.id, "Url": subscription.url}
-        self._table.call(lambda: self._table.client.create_entity({**entity, "CreatedAt": subscription.created_at}))
+        self._table.call(lambda: self._table.client.create_entity(_entity(subscription)))
+
+    def update(self, subscription: Subscription) -> None:
+        """Rewrite the row; nothing when it was deleted meanwhile."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        with contextlib.suppress(ResourceNotFoundError):
+            self._table.call(lambda: self._table.client.update_entity(_entity(subscription), mode=UpdateMode.REPLACE))
 
     def get(self, subscription_id: str) -> Subscription | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -120,8 +138,26 @@ class TableSubscriptionRows:
         return list(self._table.call(query))
 
 
+def _entity(subscription: Subscription) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": PARTITION,
+        "RowKey": subscription.id,
+        "Url": subscription.url,
+        "CreatedAt": subscription.created_at,
+    }
+    if subscription.gone_since is not None:
+        entity["GoneSince"] = subscription.gone_since
+    return entity
+
+
 def _row(entity: Any) -> Subscription:
-    return Subscription(str(entity["RowKey"]), str(entity["Url"]), float(entity.get("CreatedAt") or 0))
+    gone_since = entity.get("GoneSince")
+    return Subscription(
+        str(entity["RowKey"]),
+        str(entity["Url"]),
+        float(entity.get("CreatedAt") or 0),
+        float(gone_since) if gone_since is not None else None,
+    )
 
 
 class Subscriptions:
@@ -179,6 +215,20 @@ class Subscriptions:
 
     def get(self, subscription_id: str) -> Subscription | None:
         return self._rows.get(subscription_id)
+
+    def answered(self, subscription: Subscription, gone: bool) -> None:
+        """What its URL answered an ended call: "gone" (404, 410) a day after it first did, and never anything else
+        between, removes it (its flow was deleted, or its trigger made anew, and Power Automate's DELETE never
+        came: refused by a rotated key, or it met a storage outage). Only changes are written."""
+        if not gone:
+            if subscription.gone_since is not None:
+                self._rows.update(replace(subscription, gone_since=None))
+            return
+        if subscription.gone_since is None:
+            self._rows.update(replace(subscription, gone_since=self._clock()))
+        elif self._clock() - subscription.gone_since >= GONE_FOR_SECONDS:
+            log.warning("Subscription %s has answered 'gone' for a day: its flow is gone; removing it", subscription.id)
+            self.unsubscribe(subscription.id)
 
     def all(self) -> list[Subscription]:
         return self._rows.all()

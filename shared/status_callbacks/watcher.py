@@ -49,7 +49,7 @@ from shared.status_callbacks.delivery import (
     event_document,
     iso_now,
 )
-from shared.status_callbacks.subscriptions import Subscriptions
+from shared.status_callbacks.subscriptions import Subscription, Subscriptions
 from shared.status_callbacks.targets import TERMINAL, StatusCallback, check_url
 from shared.storage import MAX_QUEUE_DELAY_SECONDS, QueueSender, RetryLater
 
@@ -60,7 +60,7 @@ QUEUE_NAME = "call-status"
 RECORD_PREFIX = "callbacks:"
 WATCHING, FINISHED = "watching", "finished"
 CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are "sub:<id>"
-GONE_STATUSES = frozenset({"404", "410"})  # a subscription's URL answering these has no flow behind it any more
+GONE_STATUSES = frozenset({"404", "410"})  # a subscription's URL answering these may have no flow behind it
 MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
 POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
 # A step whose message became visible this long ago and has not run was lost: the queue's own retries (host.json:
@@ -398,8 +398,8 @@ class StatusWatcher:
                     {"target": target, "name": name, "status": PENDING, "attempts": 0, "nextAt": now}
                 )
 
-    def _target(self, data: dict[str, Any], target: str) -> tuple[str | None, bool]:
-        """Where an entry goes now and whether it is signed; None when it may no longer go anywhere."""
+    def _target(self, data: dict[str, Any], target: str) -> tuple[str | None, Subscription | None]:
+        """Where an entry goes now (None: nowhere any more), and the subscription it goes to, if one."""
         if target == CALLBACK:
             url = data["callback"]["url"]
             try:  # the allow-list may have changed since the request
@@ -407,26 +407,24 @@ class StatusWatcher:
                     url, self._settings.allowed_hosts, allow_insecure_loopback=self._settings.allow_insecure_loopback
                 )
             except Problem:
-                return None, True
-            return url, True
+                return None, None
+            return url, None
         subscription = self._subscriptions.get(target.removeprefix("sub:"))
         if subscription is None:
-            return None, False
+            return None, None
         try:  # stored before today's rules: checked again, as a callback URL is
             self._subscriptions.check(subscription.url)
         except Problem:
-            return None, False
-        return subscription.url, False  # Power Automate's URL is itself signed (SAS)
+            return None, None
+        return subscription.url, subscription
 
-    def _drop_subscription(self, subscription_id: str, status: str) -> None:
-        """A subscription whose URL answers that it is gone: its flow was deleted, or its trigger made anew, and
-        Power Automate's DELETE never came (refused by a rotated key, or met a storage outage). Kept, it would be
-        posted every ended call and hold one of the MAX_SUBSCRIPTIONS places for good."""
-        log.warning("Subscription %s answered %s: its flow is gone; removing it", subscription_id, status)
+    def _note_answer(self, subscription: Subscription, *, gone: bool) -> None:
+        """Kept, a subscription whose flow is gone would be posted every ended call and hold one of the
+        MAX_SUBSCRIPTIONS places for good (`Subscriptions.answered`)."""
         try:
-            self._subscriptions.unsubscribe(subscription_id)
-        except Problem:  # storage: the next ended call tries again
-            log.warning("Could not remove subscription %s now", subscription_id)
+            self._subscriptions.answered(subscription, gone)
+        except Problem:  # storage: the next ended call notes it again
+            log.warning("Could not note subscription %s's answer now", subscription.id)
 
     def _deliver_due(self, data: dict[str, Any], now: float) -> None:
         started = time.monotonic()
@@ -435,21 +433,21 @@ class StatusWatcher:
                 continue
             if time.monotonic() - started > STEP_BUDGET_SECONDS:  # slow receivers: the rest waits for the next step
                 break
-            url, signed = self._target(data, entry["target"])
+            url, subscription = self._target(data, entry["target"])
             entry["attempts"] += 1
             if url is None:
                 entry["status"] = UNDELIVERABLE
                 log.warning("Event %s of %s has no allowed target any more", entry["name"], data["conversationId"])
                 continue
-            try:
-                outcome = self._poster.post(url, data["events"][entry["name"]], signed=signed)
+            try:  # a subscription's (Power Automate's) URL is itself signed (SAS): no signature headers
+                outcome = self._poster.post(url, data["events"][entry["name"]], signed=subscription is None)
                 outcome_state, detail = outcome.state, outcome.detail
             except Problem as problem:  # no webhook secret to sign with: may be fixed before the next try
                 outcome_state, detail = PENDING, problem.code
             if outcome_state == PENDING and entry["attempts"] >= MAX_ATTEMPTS:
                 outcome_state = UNDELIVERABLE
-            if entry["target"] != CALLBACK and detail in GONE_STATUSES:
-                self._drop_subscription(entry["target"].removeprefix("sub:"), detail)
+            if subscription is not None and (outcome_state == DELIVERED or detail in GONE_STATUSES):
+                self._note_answer(subscription, gone=outcome_state != DELIVERED)
             entry["status"] = outcome_state
             entry["nextAt"] = now + self._settings.retry_seconds * 2 ** (entry["attempts"] - 1)
             level = log.info if outcome_state == DELIVERED else log.warning
