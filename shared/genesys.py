@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import math
 import random
 import re
@@ -106,21 +107,29 @@ def _retry_after(response: requests.Response) -> int | None:
     return min(max(1, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
+_FREE_TEXT = ("message", "error_description")  # what a problem quotes of an answer; codes are read as sent
+
+
 def _without_credentials(body: Any, authorization: str) -> Any:
-    """A refusal's body without the credentials its request carried (the token; the client secret, alone or as
-    Basic): its text goes into problems and the readiness answer, and a proxy or gateway may echo the request."""
-    if not isinstance(body, dict) or not authorization:
+    """The answer without the credentials its request carried (the token; the client secret, alone or as Basic) in
+    its free text, which goes into problems and the readiness answer: a proxy or gateway may echo the request. The
+    codes (`code`, OAuth's `error`) are left as sent: `invalid_client` asks for the secret to be read again."""
+    if not isinstance(body, dict) or not authorization or not any(name in body for name in _FREE_TEXT):
         return body
     scheme, _, credential = authorization.partition(" ")
     withheld = {credential}
     if scheme.lower() == "basic":
         with contextlib.suppress(ValueError):  # binascii.Error and UnicodeDecodeError are ValueErrors
             withheld.add(base64.b64decode(credential, validate=True).decode().partition(":")[2])
-    for value in sorted(withheld - {""}, key=len, reverse=True):  # the longest first: one may hold another
-        body = {
-            name: text.replace(value, "[withheld]") if isinstance(text, str) else text for name, text in body.items()
-        }
-    return body
+    cleaned = dict(body)
+    for name in _FREE_TEXT:
+        if body.get(name) is None:
+            continue
+        text = body[name] if isinstance(body[name], str) else json.dumps(body[name])  # an echo written as an object
+        for value in sorted(withheld - {""}, key=len, reverse=True):  # the longest first: one may hold another
+            text = text.replace(value, "[withheld]")
+        cleaned[name] = text
+    return cleaned
 
 
 def _refusal(answer: _Answer, *, creating_call: bool) -> Problem:
@@ -208,8 +217,7 @@ class GenesysClient:
             body: Any = response.json()
         except ValueError:
             body = None
-        if not 200 <= response.status_code < 300:
-            body = _without_credentials(body, str(kwargs.get("headers", {}).get("Authorization", "")))
+        body = _without_credentials(body, str(kwargs.get("headers", {}).get("Authorization", "")))
         return _Answer(response.status_code, body, correlation_id, _retry_after(response))
 
     def _read(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> _Answer:

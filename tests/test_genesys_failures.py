@@ -93,17 +93,20 @@ def test_credentials_an_answer_echoes_never_reach_the_caller_or_readiness(stack:
     refused_call = stack.post("/api/calls", CALL)
     stack.genesys.revoke_tokens()
     said = f"refused: Authorization: Basic {basic} (client_secret={CLIENT_SECRET})"
-    stack.genesys.inject(
-        "token", *[Fault(status=400, json_body={"error": "invalid_request", "error_description": said})] * 4
-    )
+    refusal = {"error": "invalid_request", "error_description": said}
+    stack.genesys.inject("token", Fault(status=400, json_body=refusal))  # one token request per readiness check
     not_ready = stack.get("/api/health/ready")
+    # a 200 that is no token (a captive proxy), its echo written as an object
+    stack.genesys.inject("token", Fault(status=200, json_body={"message": {"echo": said}}))
+    proxied = stack.get("/api/health/ready")
 
     assert refused_call.status_code == 422, refused_call.text
     assert refused_call.json()["upstream"]["message"] == "refused: Authorization: Bearer [withheld]"
-    assert not_ready.status_code == 503, not_ready.text
-    for answer in (refused_call.text, not_ready.text):
+    assert (not_ready.status_code, proxied.status_code) == (503, 503), proxied.text
+    for answer in (refused_call.text, not_ready.text, proxied.text):
         assert token not in answer and basic not in answer and CLIENT_SECRET not in answer
     assert "Basic [withheld] (client_secret=[withheld])" in not_ready.text
+    assert "invalid_request" in not_ready.text  # the OAuth code is read as sent
 
 
 def test_station_less_user_is_genesys_no_station_from_the_emulated_org(stack: Stack) -> None:
