@@ -1,11 +1,13 @@
 """Import an existing do-not-call list (CSV) into the function's list in Table Storage.
 
-    python scripts/import_do_not_call.py numbers.csv --region US [--table donotcall]
+    python scripts/import_do_not_call.py numbers.csv --region US [--table donotcall] [--create-table]
 
 `--region` is the app's `DEFAULT_PHONE_REGION`, the country national numbers on the list are read in: required,
 because a national number read in another country is another number (`55 1234 5678` is Mexico City read in MX
 and a New Jersey number read in US), which the import would list while the real one stayed callable. `--table`
-is the app's `DO_NOT_CALL_TABLE` (default: that variable here, else `donotcall`).
+is the app's `DO_NOT_CALL_TABLE` (default: that variable here, else `donotcall`). It must exist (the app makes it
+on its first call or readiness check): a name mistyped would fill a table the app never reads. `--create-table`
+makes it, for an import before the app's first call.
 
 The first column is the number in any common format (a first line of under 5 digits is a header), an optional
 second column a reason (at most 256 characters; a longer one is cut). The file is UTF-8 (Excel: "CSV UTF-8").
@@ -26,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,6 +36,10 @@ from shared.config import storage_account  # after the path of the app's modules
 from shared.errors import Problem
 from shared.phone import is_known_region, normalize
 from shared.policy.do_not_call import MAX_REASON_LENGTH, TRANSACTION_SIZE, Listing, TableDoNotCallList
+from shared.storage import is_table_gone
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
 
 MIN_NUMBER_DIGITS = 5  # an unreadable first line with fewer is a header ("Number (E.164)", "phone1")
 
@@ -113,16 +120,30 @@ def write_list(table: TableDoNotCallList, read: ListFile) -> tuple[int, Problem 
     return written, None, []
 
 
+def table_exists(client: TableClient) -> bool:
+    """Whether the table is there; a storage failure is raised (AzureError)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        client.get_entity("dnc", "import-probe")
+    except ResourceNotFoundError as missing:
+        return not is_table_gone(missing)
+    return True
+
+
 def _lines(lines: list[int]) -> str:
     shown = ", ".join(map(str, lines[:20]))
     return f"line {shown}" + (f" and {len(lines) - 20} more" if len(lines) > 20 else "")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from azure.core.exceptions import AzureError
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path, help="the list: number[,reason] per line, UTF-8")
     parser.add_argument("--region", required=True, help="the app's DEFAULT_PHONE_REGION: for national numbers")
     parser.add_argument("--table", default=os.environ.get("DO_NOT_CALL_TABLE") or "donotcall", help="the app's table")
+    parser.add_argument("--create-table", action="store_true", help="make the table when it is not there")
     args = parser.parse_args(argv)
     region = args.region.upper()
     if not is_known_region(region):
@@ -147,16 +168,29 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, UnreadableFile) as unreadable:
         print(f"{args.csv}: {unreadable}", file=sys.stderr)
         return 2
-    table = TableDoNotCallList(storage.table(args.table))
-    written, refusal, unwritten = write_list(table, read)
+    client = storage.table(args.table)
+    try:
+        exists = table_exists(client)
+    except AzureError as error:
+        print(f"Table Storage could not be read ({type(error).__name__}); nothing was imported.", file=sys.stderr)
+        return 2
+    if not exists and not args.create_table:
+        print(
+            f"There is no table {args.table!r}: give the app's DO_NOT_CALL_TABLE with --table (the app makes its "
+            "table on its first call or readiness check), or --create-table to make this one; nothing was imported.",
+            file=sys.stderr,
+        )
+        return 2
+    written, refusal, unwritten = write_list(TableDoNotCallList(client), read)
     print(f"imported {written} numbers into table {args.table!r} (national numbers read in {region})")
     if read.reasons_cut:
         print(f"reasons cut to {MAX_REASON_LENGTH} characters: {_lines(read.reasons_cut)}")
     failed = False
     if refusal is not None:
         print(
-            f"NOT listed: {len(unwritten)} numbers ({_lines(unwritten)}): storage failed ({refusal.detail}); "
-            "they can still be called: import the list again (numbers listed already stay listed)",
+            f"NOT listed: {len(unwritten)} numbers ({_lines(unwritten)}): Table Storage failed ({refusal.code}"
+            f"{'; ' + refusal.hint if refusal.hint else ''}); they can still be called: import the list again "
+            "(numbers listed already stay listed)",
             file=sys.stderr,
         )
         failed = True

@@ -179,7 +179,7 @@ class ManagedTable:
             self._table.get()
             return operation()
         except (AzureError, json.JSONDecodeError) as error:  # the latter: an identity endpoint's HTML error page
-            if _table_gone(error):
+            if is_table_gone(error):
                 # Deleted under a running instance: its entities' 404s say nothing about them (a do-not-call
                 # lookup would read "not listed"). An outage now; the next call makes the table again.
                 self._table.forget()
@@ -240,7 +240,7 @@ def _service_error_code(error: Exception | None) -> str | None:
     return None if code is None else str(code)
 
 
-def _table_gone(error: Exception) -> bool:
+def is_table_gone(error: Exception) -> bool:
     """The table itself is missing (404 TableNotFound) or still being deleted (409 TableBeingDeleted, which the
     service answers every operation on it for about 40 s after a delete), not an entity of it."""
     status, code = getattr(error, "status_code", None), _service_error_code(error)
@@ -251,7 +251,7 @@ def is_lost_race(error: Exception) -> bool:
     """Someone else wrote first (409, 412) or the entity is gone (404): not an outage, nor a table gone."""
     from azure.core.exceptions import HttpResponseError
 
-    return isinstance(error, HttpResponseError) and error.status_code in (404, 409, 412) and not _table_gone(error)
+    return isinstance(error, HttpResponseError) and error.status_code in (404, 409, 412) and not is_table_gone(error)
 
 
 class RetryLater(Exception):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -314,9 +315,13 @@ def test_a_listing_with_a_field_it_does_not_take_is_refused(
     assert dnc(stack, "GET", "+12079460958").json()["listed"] is False
 
 
-def import_listing(listing: Path, *arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
+def import_listing(
+    stack: Stack, listing: Path, *arguments: str, **environment: str
+) -> subprocess.CompletedProcess[str]:
     """scripts/import_do_not_call.py on `listing` (national numbers read in US unless `arguments` say otherwise),
-    against the test's storage and table unless `environment` says otherwise."""
+    against the test's storage and table unless `environment` says otherwise, once the app has made its table (as
+    a deployed app has, by its first call or readiness check)."""
+    assert dnc(stack, "GET", "+12125550100").status_code == 200
     return subprocess.run(
         [
             sys.executable,
@@ -338,7 +343,7 @@ def test_a_csv_list_is_imported_in_bulk(stack: Stack, tmp_path: Path) -> None:
         "Number (E.164),reason\n(212) 555-0199,opted out\n+44 20 7946 0958,\nnot-a-number,\n212-555-0199,dup\n"
     )
 
-    imported = import_listing(listing)
+    imported = import_listing(stack, listing)
 
     assert imported.returncode == 1, imported.stderr  # a line not listed fails the run: its number can be called
     assert f"imported 2 numbers into table {os.environ['DO_NOT_CALL_TABLE']!r} (national numbers read in US)" in (
@@ -356,7 +361,7 @@ def test_an_unreadable_first_line_with_digits_is_no_header(stack: Stack, tmp_pat
     listing = tmp_path / "dnc.csv"
     listing.write_text("(212) 555-0100 x12,front desk\n(212) 555-0199,opted out\n")
 
-    imported = import_listing(listing)
+    imported = import_listing(stack, listing)
 
     assert imported.returncode == 1, imported.stderr
     assert "imported 1 numbers" in imported.stdout
@@ -371,9 +376,9 @@ def test_the_import_reads_national_numbers_in_the_region_it_is_given(stack: Stac
     listing = tmp_path / "dnc.csv"
     listing.write_text("55 1234 5678\n")
 
-    missing = import_listing(listing, "--table", os.environ["DO_NOT_CALL_TABLE"])
-    unknown = import_listing(listing, "--region", "UK")
-    imported = import_listing(listing, "--region", "mx")
+    missing = import_listing(stack, listing, "--table", os.environ["DO_NOT_CALL_TABLE"])
+    unknown = import_listing(stack, listing, "--region", "UK")
+    imported = import_listing(stack, listing, "--region", "mx")
 
     assert missing.returncode == 2 and "--region" in missing.stderr
     assert unknown.returncode == 2 and "ISO country code" in unknown.stderr
@@ -384,17 +389,22 @@ def test_the_import_reads_national_numbers_in_the_region_it_is_given(stack: Stac
     assert stack.post("/api/calls", {"to": "55 1234 5678"}).json()["code"] == "do_not_call"
 
 
-def test_the_import_writes_into_the_table_it_is_told(stack: Stack, tmp_path: Path) -> None:
-    """`--table` over DO_NOT_CALL_TABLE: the operator's shell may not hold the app's table name."""
+def test_the_import_writes_into_the_table_it_is_told_and_only_one_that_is_there(stack: Stack, tmp_path: Path) -> None:
+    """`--table` over DO_NOT_CALL_TABLE: the operator's shell may not hold the app's table name. A name mistyped
+    made and filled a table the app never reads, and the import said it had listed every number."""
     listing = tmp_path / "dnc.csv"
     listing.write_text("+12125550199\n")
+    table = os.environ["DO_NOT_CALL_TABLE"]
+    mistyped = f"x{uuid.uuid4().hex}"
 
-    imported = import_listing(
-        listing, "--region", "US", "--table", os.environ["DO_NOT_CALL_TABLE"], DO_NOT_CALL_TABLE="elsewhere"
-    )
+    refused = import_listing(stack, listing, "--region", "US", "--table", mistyped)
+    imported = import_listing(stack, listing, "--region", "US", "--table", table, DO_NOT_CALL_TABLE="elsewhere")
+    created = import_listing(stack, listing, "--region", "US", "--table", mistyped, "--create-table")
 
+    assert refused.returncode == 2 and f"There is no table {mistyped!r}" in refused.stderr
     assert imported.returncode == 0, imported.stderr
     assert stack.post("/api/calls", {"to": NY_NUMBER}).json()["code"] == "do_not_call"
+    assert created.returncode == 0 and f"into table {mistyped!r}" in created.stdout
 
 
 def test_rows_the_import_cannot_take_whole_are_listed_or_named_by_their_line(stack: Stack, tmp_path: Path) -> None:
@@ -411,7 +421,7 @@ def test_rows_the_import_cannot_take_whole_are_listed_or_named_by_their_line(sta
         "+12125550104 x12,front desk\n"  # line 7
     )
 
-    imported = import_listing(listing)
+    imported = import_listing(stack, listing)
 
     assert imported.returncode == 1, imported.stderr
     assert "imported 2 numbers" in imported.stdout
@@ -427,7 +437,7 @@ def test_a_list_that_is_not_utf8_is_refused_whole(stack: Stack, tmp_path: Path) 
     listing = tmp_path / "dnc.csv"
     listing.write_bytes("+12125550199,opted out\n+12125550198,pr\u00e9f\u00e8re pas\n".encode("cp1252"))
 
-    refused = import_listing(listing)
+    refused = import_listing(stack, listing)
 
     assert refused.returncode == 2
     assert "line 2 is not UTF-8" in refused.stderr and "CSV UTF-8" in refused.stderr
@@ -445,7 +455,7 @@ def test_an_import_that_storage_stops_names_what_it_did_not_list_and_a_rerun_fin
     listing.write_text("".join(f"{number}\n" for number in numbers))
     with table_front(azurite.ports["Table"]) as front:
         front.failing_write_when = lambda body: b"+12125550150" in body  # the second transaction of three
-        stopped = import_listing(listing, AzureWebJobsStorage=through_front(azurite, front))
+        stopped = import_listing(stack, listing, AzureWebJobsStorage=through_front(azurite, front))
 
     assert stopped.returncode == 1, stopped.stderr
     assert "imported 100 numbers" in stopped.stdout
@@ -454,7 +464,7 @@ def test_an_import_that_storage_stops_names_what_it_did_not_list_and_a_rerun_fin
     assert dnc(stack, "GET", numbers[99]).json()["listed"] is True
     assert dnc(stack, "GET", numbers[100]).json()["listed"] is False
 
-    rerun = import_listing(listing)
+    rerun = import_listing(stack, listing)
 
     assert rerun.returncode == 0, rerun.stderr
     assert all(dnc(stack, "GET", number).json()["listed"] for number in (numbers[100], numbers[249]))
@@ -471,7 +481,7 @@ def test_a_number_imported_again_keeps_the_date_it_was_listed(stack: Stack, tmp_
     listing = tmp_path / "dnc.csv"
     listing.write_text(f"{NY_NUMBER}\n+12125550198\n")
 
-    imported = import_listing(listing)
+    imported = import_listing(stack, listing)
 
     assert imported.returncode == 0, imported.stderr
     kept = dnc(stack, "GET", NY_NUMBER).json()
