@@ -115,8 +115,8 @@ class TableDoNotCallList:
         self._call(lambda: self._table.upsert_entity(self._entity(listing), mode=UpdateMode.REPLACE))
 
     def add_transaction(self, listings: Sequence[Listing]) -> None:
-        """Add (or overwrite) up to `TRANSACTION_SIZE` listings in one transaction (one partition): all or none.
-        A list of 100,000 numbers is 1,000 requests."""
+        """Add or merge up to `TRANSACTION_SIZE` listings in one transaction (one partition): all or none. A merge
+        keeps a stored reason the listing has none for. A list of 100,000 numbers is 1,000 requests."""
         operations = [("upsert", self._entity(listing)) for listing in listings]
         self._call(lambda: self._table.submit_transaction(operations))
 
