@@ -298,7 +298,9 @@ class LateReleases:
                 log.warning("Gave up letting go of the claim of request %s, which sent nothing", claim.owner)
             else:
                 try:
-                    self._store.delete(claim)
+                    held = landed_unheard(self._store, claim)  # None: gone, or written since (left alone)
+                    if held is not None:
+                        self._store.delete(held)
                 except Exception as error:  # noqa: BLE001 - whatever failed, the next round tries again
                     log.debug("Claim of request %s still held: %s", claim.owner, type(error).__name__)
                     continue
@@ -423,11 +425,12 @@ class Idempotency:
             return write(mine)
         except Problem:
             try:
-                landed = self.store.read(mine.key)
-                if landed is not None and _is_written_by(landed, mine):
+                landed = landed_unheard(self.store, mine)
+                if landed is not None:
                     self.store.delete(landed)
             except Problem:
-                log.warning("Could not take back the claim of request %s after a storage failure", mine.owner)
+                log.warning("Could not take back the claim of request %s now; trying again meanwhile", mine.owner)
+                self.late_releases.add(mine, self._give_up_at(mine))
             raise
 
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
@@ -462,7 +465,11 @@ class Idempotency:
             self.store.delete(claim)
         except Problem:
             log.warning("Could not let go of the claim of request %s now; trying again meanwhile", claim.owner)
-            self.late_releases.add(claim, claim.claimed_at + self.stale_seconds + KEYLESS_UNKNOWN_OUTCOME_SECONDS)
+            self.late_releases.add(claim, self._give_up_at(claim))
+
+    def _give_up_at(self, claim: Record) -> float:
+        """The longest a keyless client retries, past the claim's stale limit: a claim let go of later helps none."""
+        return claim.claimed_at + self.stale_seconds + KEYLESS_UNKNOWN_OUTCOME_SECONDS
 
     def purge(self) -> int:
         """Delete records that expired a retention ago (Table Storage keeps rows forever otherwise); how many went.

@@ -307,3 +307,36 @@ def test_closed_it_stops_trying() -> None:
     tries = store.tries
     releases.add(sending_claim(store, "key:later"), START + 60)  # closed: not tried
     assert releases.idle.is_set() and store.tries == tries
+
+
+class StoreThatLosesTheClaimsAnswer(MemoryStore):
+    """The claim's insert lands and its answer is lost; the reads that would find it fail for a while."""
+
+    def __init__(self, failed_reads: int) -> None:
+        super().__init__()
+        self.failed_reads = failed_reads
+
+    def create(self, record: Record) -> Record | None:
+        super().create(record)
+        raise Problem("idempotency_store_unavailable", "the answer was lost")
+
+    def read(self, key: str) -> Record | None:
+        if self.failed_reads > 0:
+            self.failed_reads -= 1
+            raise Problem("idempotency_store_unavailable", "store went away")
+        return super().read(key)
+
+
+def test_a_landed_claim_that_could_not_be_taken_back_at_once_is_taken_back_later() -> None:
+    """The insert landed unheard and the read that would take it back failed too: the request answered "nothing
+    was dialed, retry", and the claim stayed "sending", answering that retry "outcome unknown"."""
+    store = StoreThatLosesTheClaimsAnswer(failed_reads=2)
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0)
+    dials: list[str] = []
+
+    with pytest.raises(Problem) as failed:
+        guard.run("k", "fp", placed(dials, "first"), request_id="r-1")
+
+    assert failed.value.code == "idempotency_store_unavailable" and dials == []
+    assert guard.late_releases.idle.wait(WAIT)
+    assert MemoryStore.read(store, "key:k") is None
