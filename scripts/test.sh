@@ -7,5 +7,9 @@ scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/checkov -d infra --framework bicep --skip-download --quiet --compact
+if [[ -x .venv/bin/checkov ]]; then
+    .venv/bin/checkov -d infra --framework bicep --skip-download --quiet --compact
+else
+    echo "checkov skipped: not installed on Python 3.10 (requirements-dev.txt says why); infra/ is checked on 3.11+"
+fi
 exec .venv/bin/python -m pytest "$@"
