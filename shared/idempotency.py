@@ -256,7 +256,7 @@ class LateReleases:
         self._first_wait = first_wait
         self._pending: dict[str, tuple[Record, float]] = {}  # key -> (the claim as written, give up at)
         self._lock = threading.Lock()
-        self._running = False
+        self._thread: threading.Thread | None = None  # the one trying, while any is pending
         self._closed = threading.Event()
         self.idle = threading.Event()  # set while nothing is pending or being tried
         self.idle.set()
@@ -267,9 +267,9 @@ class LateReleases:
                 return
             self._pending[claim.key] = (claim, until)
             self.idle.clear()
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="late-claim-releases", daemon=True).start()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="late-claim-releases", daemon=True)
+                self._thread.start()
 
     def close(self) -> None:
         """Stop trying (the services are built anew: their store may be another)."""
@@ -281,12 +281,17 @@ class LateReleases:
             while not self._closed.wait(wait):
                 wait = self._first_wait if self._round() else min(2 * wait, LATE_RELEASE_MAX_WAIT)
                 with self._lock:
-                    if not self._pending:
+                    if not self._pending:  # decided under the lock: a claim added after starts a new thread
+                        self._stopped()
                         return
         finally:
             with self._lock:
-                self._running = False
-                self.idle.set()
+                if self._thread is threading.current_thread():  # closed, or an error got out
+                    self._stopped()
+
+    def _stopped(self) -> None:
+        self._thread = None
+        self.idle.set()
 
     def _round(self) -> bool:
         """One try of each pending claim; whether storage took any (else the next round waits longer)."""
