@@ -148,6 +148,14 @@ def landed_unheard(store: Store, written: Record) -> Record | None:
     return current if current is not None and replace(current, etag=written.etag) == written else None
 
 
+def _read_back(store: Store, written: Record) -> Record | None:
+    """`landed_unheard`, or None when storage cannot say either."""
+    try:
+        return landed_unheard(store, written)
+    except Problem:
+        return None
+
+
 class MemoryStore:
     """One process only: for local runs without storage. Each instance would dial on its own."""
 
@@ -231,7 +239,12 @@ class Claim:
         if self.record.state not in MAY_HAVE_SENT:
             data = {**(self.record.data or {}), **note} if note else self.record.data
             written = replace(self.record, state=SENT, data=data)
-            updated = self._store.replace(written) or landed_unheard(self._store, written)
+            try:
+                updated = self._store.replace(written) or landed_unheard(self._store, written)
+            except Problem:  # every try's answer lost: the write may have landed all the same
+                updated = _read_back(self._store, written)
+                if updated is None:
+                    raise
             if updated is None:
                 raise Problem(
                     "request_in_progress",

@@ -239,14 +239,18 @@ def test_a_job_whose_message_landed_though_its_send_failed_dials_nothing(
     assert stack.creates() == []
 
 
-def test_a_job_whose_sent_mark_landed_unheard_places_its_call(stack: Stack, configure, azurite: Azurite) -> None:
+@pytest.mark.parametrize("lost", [1, 3], ids=["first-answer-lost", "every-answer-lost"])
+def test_a_job_whose_sent_mark_landed_unheard_places_its_call(
+    stack: Stack, configure, azurite: Azurite, lost: int
+) -> None:
     """The write marking the job "sent" (right before the create) landed and its answer was lost; the SDK's resend
-    met its own write (412). The worker read that as another delivery's and sent nothing, and the job was left
-    "sent": its caller was told the call may have been placed, for a call that never was, and no retry came."""
+    met its own write (412), or every try's answer was lost too. The worker read that as another delivery's, or as
+    a failure, and sent nothing, and the job was left "sent": its caller was told the call may have been placed,
+    for a call that never was, and no retry came."""
     with table_front(azurite.ports["Table"]) as front:
         configure(AzureWebJobsStorage=through_front(azurite, front), ASYNC_RETRY_AFTER_SECONDS="1")
         front.lost_answers_only_for = lambda body: b'"async:' in body and b'"State": "sent"' in body
-        front.lost_update_answers = 1
+        front.lost_update_answers = lost  # the SDK tries 3 times
 
         accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
         final, _ = follow(stack, accepted)
