@@ -22,6 +22,7 @@ log = get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_EVENTS_BYTES = 256 * 1024  # an Event Grid or CloudEvents batch
+MAX_JSON_DEPTH = 64  # arrays and objects inside each other: no request of any sender needs a tenth of it
 CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")  # also cloudevents(-batch)+json
 
@@ -166,11 +167,11 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise Problem("invalid_json", "The body is not valid JSON: it is not UTF-8.") from None
     except RecursionError:
-        raise Problem("invalid_json", "The body is not valid JSON: it is nested too deeply.") from None
+        raise _too_deep() from None
     except ValueError as error:  # JSONDecodeError, a repeated name, or an integer past Python's digit limit
         detail = error.args[0] if isinstance(error, json.JSONDecodeError | DuplicateName) else "a number is too long"
         raise Problem("invalid_json", f"The body is not valid JSON: {detail}.") from None
-    path = _unpaired_surrogate(value, "")
+    path = _unpaired_surrogate(value)
     if path is not None:
         raise Problem(
             "validation_failed",
@@ -178,6 +179,12 @@ def parse_json(body: bytes) -> Any:
             field=path or None,
         )
     return value
+
+
+def _too_deep() -> Problem:
+    return Problem(
+        "invalid_json", f"The body is not valid JSON: it is nested too deeply (over {MAX_JSON_DEPTH} levels)."
+    )
 
 
 class DuplicateName(ValueError):
@@ -197,23 +204,32 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
-def _unpaired_surrogate(value: Any, path: str) -> str | None:
-    """The path (names ASCII-escaped) of the first string or name that UTF-8 cannot encode, else None."""
-    if isinstance(value, str):
-        return None if value.isascii() or _encodable(value) else path
-    items: list[tuple[str, Any]] = []
-    if isinstance(value, dict):
-        for name, item in value.items():
-            named = path + ("." if path else "") + json.dumps(name)[1:-1]
-            if not _encodable(name):
-                return named
-            items.append((named, item))
-    elif isinstance(value, list):
-        items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
-    for named, item in items:
-        found = _unpaired_surrogate(item, named)
-        if found is not None:
-            return found
+def _unpaired_surrogate(value: Any) -> str | None:
+    """The path (names ASCII-escaped) of the first string or name that UTF-8 cannot encode, else None; a document
+    nested deeper than MAX_JSON_DEPTH is refused. Walked with a stack of its own: how deep `json.loads` goes before
+    it raises RecursionError depends on the Python version (3.13 parses 8,000 levels, which a recursive walk could
+    not follow: a 500)."""
+    pending: list[tuple[str, Any, int]] = [("", value, 0)]
+    while pending:
+        path, item, depth = pending.pop()
+        if isinstance(item, str):
+            if not (item.isascii() or _encodable(item)):
+                return path
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth == MAX_JSON_DEPTH:
+            raise _too_deep()
+        children: list[tuple[str, Any, int]] = []
+        if isinstance(item, dict):
+            for name, child in item.items():
+                named = path + ("." if path else "") + json.dumps(name)[1:-1]
+                if not _encodable(name):
+                    return named
+                children.append((named, child, depth + 1))
+        else:
+            children = [(f"{path}[{index}]", child, depth + 1) for index, child in enumerate(item)]
+        pending.extend(reversed(children))  # the first child is looked at first, as the document reads
     return None
 
 

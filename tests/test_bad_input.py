@@ -21,8 +21,11 @@ def post_raw(stack: Stack, body: bytes, content_type: str | None = "application/
         (b'{"to": ' + b"9" * 5000 + b"}", "a number is too long"),
         (b"\xff\xfe\x00garbage", "it is not UTF-8"),
         (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        # deep enough for a walk of the document to hit the recursion limit where json.loads does not (3.13)
+        (b'{"to": "+12125550199", "attributes": ' + b"[" * 1500 + b"]" * 1500 + b"}", "nested too deeply"),
+        (b'{"to": "+12125550199", "attributes": ' + b"[" * 70 + b"]" * 70 + b"}", "over 64 levels"),
     ],
-    ids=["repeated-name", "repeated-nested-name", "huge-integer", "not-utf8", "deep"],
+    ids=["repeated-name", "repeated-nested-name", "huge-integer", "not-utf8", "deep", "deep-inside", "past-the-cap"],
 )
 def test_invalid_json_says_what_is_wrong(stack: Stack, body: bytes, says: str) -> None:
     """A repeated name is refused, not read last-wins: a proxy or signer that reads the first would check one
