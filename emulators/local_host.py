@@ -492,14 +492,31 @@ class LocalFunctionHost:
                     return
                 body = self.rfile.read(length) if length else b""
                 if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                    # The host hands the worker a body only with a Content-Length (ToRpcHttp): its chunks are not
-                    # read here, so this answer ends the connection rather than leave them for the next request.
+                    # The host hands the worker a body only with a Content-Length (ToRpcHttp): the chunks are read
+                    # and dropped (answered and closed on unread ones, the connection was reset under a client
+                    # still sending them: EPIPE), and this answer ends the connection.
+                    self._drop_chunks()
                     self.close_connection = True
                 headers = header_values(self.headers.items())
                 status, response_headers, response_body = host.dispatch_on_worker(
                     self.command, self.path, headers, body
                 )
                 self._answer(status, response_headers, response_body)
+
+            def _drop_chunks(self) -> None:
+                """Read a chunked body to its last chunk, up to MAX_DRAINED_BYTES; stop at anything malformed."""
+                dropped = 0
+                while dropped <= MAX_DRAINED_BYTES:
+                    try:
+                        size = int(self.rfile.readline(1024).split(b";", 1)[0], 16)
+                    except ValueError:
+                        return
+                    if size == 0:  # the last chunk, then trailers up to an empty line
+                        while self.rfile.readline(1024).strip():
+                            pass
+                        return
+                    self.rfile.read(size + 2)  # the chunk and its CRLF
+                    dropped += size
 
             def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
