@@ -112,11 +112,12 @@ def write_list(table: TableDoNotCallList, read: ListFile) -> tuple[int, Problem 
     listings = [Listing(number, listed_at.get(number, now), reason) for number, reason in read.reasons.items()]
     written = 0
     for start in range(0, len(listings), TRANSACTION_SIZE):
+        transaction = listings[start : start + TRANSACTION_SIZE]
         try:
-            table.add_transaction(listings[start : start + TRANSACTION_SIZE])
+            table.add_transaction(transaction)
         except Problem as refusal:
             return written, refusal, sorted(read.first_line[listing.number] for listing in listings[start:])
-        written += len(listings[start : start + TRANSACTION_SIZE])
+        written += len(transaction)
     return written, None, []
 
 
