@@ -51,6 +51,10 @@ MIN_RETENTION_SECONDS = 24 * 3600.0
 MAX_CALL_DEADLINE_SECONDS = 100.0  # Power Automate gives up at 120 s; the store's requests need the rest
 MIN_TIMEOUT_SECONDS = 0.1  # requests and azure-core refuse a zero timeout with a ValueError, an internal_error
 MAX_RETRY_AFTER_SECONDS = 3600.0
+# What the Functions host reads to tell it runs in Azure (azure-functions-host, EnvironmentExtensions): App Service
+# plans set WEBSITE_INSTANCE_ID; Linux Consumption and Flex Consumption, the template's plan, leave it out and set
+# CONTAINER_NAME (and, on Flex, WEBSITE_SKU=FlexConsumption).
+AZURE_HOST_VARIABLES = ("WEBSITE_INSTANCE_ID", "CONTAINER_NAME", "WEBSITE_SKU")
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*")
@@ -94,7 +98,7 @@ class Settings:
     pubsub_audience: str | None  # the `aud` Pub/Sub push tokens must carry
     pubsub_service_accounts: frozenset[str]  # lowercase: the service accounts whose pushes are trusted
     storage: StorageAccount | None  # AzureWebJobsStorage: idempotency records, asynchronous jobs
-    in_azure: bool  # WEBSITE_INSTANCE_ID is set: the platform runs (and replaces) several instances
+    in_azure: bool  # a hosting plan's variable is set (AZURE_HOST_VARIABLES): it runs and replaces several instances
     idempotency_table: str
     duplicate_window_seconds: float
     idempotency_retention_seconds: float
@@ -500,7 +504,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         managed_identity=bool(_text(env, "IDENTITY_ENDPOINT") and _text(env, "IDENTITY_HEADER")),
         azure_client_id=_text(env, "AZURE_CLIENT_ID"),
         storage=storage_account(env),
-        in_azure=bool(_text(env, "WEBSITE_INSTANCE_ID")),
+        in_azure=any(_text(env, name) for name in AZURE_HOST_VARIABLES),
         idempotency_table=_table_name(env, "IDEMPOTENCY_TABLE", "callidempotency"),
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
         idempotency_retention_seconds=_seconds(

@@ -260,8 +260,21 @@ def test_push_senders_are_configured_or_skipped_and_half_a_pubsub_setting_fails(
     assert topic not in response.text and account not in response.text and "example.net" not in response.text
 
 
-def test_in_azure_duplicate_protection_in_memory_is_not_ready(stack: Stack, configure) -> None:
-    configure(AzureWebJobsStorage=None, WEBSITE_INSTANCE_ID="a1b2c3")
+@pytest.mark.parametrize(
+    "platform",
+    [
+        {"WEBSITE_INSTANCE_ID": "a1b2c3"},  # App Service: Dedicated, Premium, Windows Consumption
+        # Flex Consumption as the Functions host's own tests describe it once specialized: no WEBSITE_INSTANCE_ID
+        {"WEBSITE_SKU": "FlexConsumption", "CONTAINER_NAME": "c1", "LEGION_SERVICE_HOST": "1"},
+        {"CONTAINER_NAME": "c1"},  # Linux Consumption
+    ],
+    ids=["app-service", "flex-consumption", "linux-consumption"],
+)
+def test_in_azure_duplicate_protection_in_memory_is_not_ready(
+    stack: Stack, configure, platform: dict[str, str]
+) -> None:
+    """Every plan runs several instances; the template's plan, Flex Consumption, sets no WEBSITE_INSTANCE_ID."""
+    configure(AzureWebJobsStorage=None, **platform)
 
     response = stack.get("/api/health/ready")
 
