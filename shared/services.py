@@ -150,7 +150,7 @@ def _build() -> Services:
             webhook_secrets,
             require_timestamp=settings.webhook_require_timestamp,
         ),
-        SnsVerifier(settings.sns_topic_arns, max_age_seconds=settings.idempotency_retention_seconds),
+        SnsVerifier(settings.sns_topic_arns, retention_seconds=settings.idempotency_retention_seconds),
         PubSubVerifier(settings.pubsub_audience, settings.pubsub_service_accounts, GoogleKeys()),
     )
     async_requests = AsyncRequests(

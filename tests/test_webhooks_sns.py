@@ -25,7 +25,13 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 import function_app
 from emulators.genesys import Fault
 from shared.services import services
-from shared.webhooks.sns import CERTIFICATE_CACHE_SIZE, SIGNED_FIELDS, SnsVerifier, is_sns_host
+from shared.webhooks.sns import (
+    CERTIFICATE_CACHE_SIZE,
+    FUTURE_TOLERANCE_SECONDS,
+    SIGNED_FIELDS,
+    SnsVerifier,
+    is_sns_host,
+)
 from tests.conftest import Stack
 from tests.loopback_https import LoopbackHttps, loopback_https
 from tests.test_openapi import served_schema
@@ -114,7 +120,7 @@ def sns(stack: Stack, configure: Callable[..., None], tmp_path: Any, monkeypatch
         server.routes["/"] = b"<ConfirmSubscriptionResponse/>"
         verifier = SnsVerifier(
             frozenset({TOPIC}),
-            max_age_seconds=RETENTION,
+            retention_seconds=RETENTION,
             allowed_host=lambda netloc: netloc == server.netloc,
             verify=server.ca_bundle,
         )
@@ -233,6 +239,13 @@ FORGERIES: list[tuple[str, Callable[[Sns], tuple[dict[str, Any], str | None]], s
     ("type-header-mismatch", lambda s: (sign(s.message()), "SubscriptionConfirmation"), "x-amz-sns-message-type"),
     ("type-not-a-string", lambda s: ({**sign(s.message()), "Type": [None, None]}, "Notification"), "Type"),
     ("no-signature", lambda s: ({k: v for k, v in sign(s.message()).items() if k != "Signature"}, None), "Signature"),
+    # b64decode raises a plain ValueError for text that is not ASCII: it answered 500
+    ("signature-not-ascii", lambda s: ({**sign(s.message()), "Signature": "\u00e9" * 8}, None), "Signature"),
+    (  # its first delivery may have come when the Timestamp was 300 s ahead: its record may be purged already
+        "older-than-its-record-is-sure-to-last",
+        lambda s: (sign(s.message(Timestamp=_stamp(-(RETENTION - FUTURE_TOLERANCE_SECONDS) - 5))), None),
+        "Timestamp",
+    ),
 ]
 
 
@@ -258,6 +271,32 @@ def test_a_certificate_host_that_fails_for_now_gets_a_503_so_sns_delivers_again(
     assert int(first.headers["Retry-After"]) > 0
     assert again.status_code == 201, again.text
     assert len(sns.stack.creates()) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "served_at", "wrapped"),
+    [
+        ("/?Action=ListTopics", "/", True),
+        (CERT_PATH + "?Action=ListTopics", CERT_PATH, False),
+        ("/certificate", "/certificate", False),
+        (CERT_PATH, CERT_PATH, True),
+    ],
+    ids=["api-call", "pem-with-query", "not-a-pem-file", "certificate-inside-other-text"],
+)
+def test_a_certificate_is_taken_only_from_a_pem_file(sns: Sns, path: str, served_at: str, wrapped: bool) -> None:
+    """An SNS host's answer to an API call holding a certificate among other text is no signing certificate."""
+    pem = certificate(KEY)
+    sns.server.routes[served_at] = b"<Error><Message>" + pem + b"</Message></Error>" if wrapped else pem
+
+    refused(sns.post(sign(sns.message(SigningCertURL=sns.server.base_url + path))), "SigningCertURL")
+    assert sns.stack.genesys.requests() == []
+
+
+def test_a_pem_file_holding_more_than_one_certificate_is_refused(sns: Sns) -> None:
+    sns.server.routes[CERT_PATH] = certificate(KEY) + certificate(FOREIGN_KEY)
+
+    refused(sns.post(sign(sns.message())), "SigningCertURL")
+    assert sns.stack.genesys.requests() == []
 
 
 def test_a_certificate_aws_will_not_give_is_refused(sns: Sns) -> None:
@@ -302,7 +341,7 @@ def test_the_certificate_host_check(netloc: str, allowed: bool) -> None:
 def test_the_certificate_cache_is_bounded(sns: Sns) -> None:
     verifier = SnsVerifier(
         frozenset({TOPIC}),
-        max_age_seconds=RETENTION,
+        retention_seconds=RETENTION,
         allowed_host=lambda netloc: netloc == sns.server.netloc,
         verify=sns.server.ca_bundle,
     )

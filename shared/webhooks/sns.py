@@ -3,9 +3,10 @@
 Every message is verified before anything in it is acted on: its `TopicArn` must be one of `SNS_TOPIC_ARNS`,
 its `Signature` (`SignatureVersion` 1: SHA1withRSA, 2: SHA256withRSA) must verify over AWS's canonical string
 of the message's fields with the certificate at `SigningCertURL`, which must be `https://sns.<region>.
-amazonaws.com/...` (or China's `.amazonaws.com.cn`), and its signed `Timestamp` must not be older than the
-idempotency retention (a replay past it could not be told from a new message) nor in the future. Certificates
-are cached by URL (AWS publishes a new URL for a new certificate), a bounded number of them.
+amazonaws.com/<name>.pem` (or China's `.amazonaws.com.cn`), and its signed `Timestamp` must not be in the future
+nor older than the record of the message's first delivery is sure to be kept (a replay past it could not be told
+from a new message). Certificates are cached by URL (AWS publishes a new URL for a new certificate), a bounded
+number of them.
 
 - `SubscriptionConfirmation`: confirmed by visiting `SubscribeURL` (checked like `SigningCertURL`).
 - `Notification`: `Message` holds our call request as JSON; `MessageId` (kept by SNS across retries) is the
@@ -16,7 +17,6 @@ are cached by URL (AWS publishes a new URL for a new certificate), a bounded num
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 import threading
 import time
@@ -51,8 +51,14 @@ SNS_HOST = re.compile(r"^sns\.[a-z]{2}(-[a-z]+)+-\d{1,2}\.amazonaws\.com(\.cn)?(
 FUTURE_TOLERANCE_SECONDS = 300
 CERTIFICATE_CACHE_SIZE = 16
 MAX_CERTIFICATE_BYTES = 64 * 1024
+PEM_BEGIN, PEM_END = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
 MAX_SNS_BYTES = 64 * 1024  # the envelope around a call request of at most 16 KiB, JSON-escaped
 TIMEOUT = (3.05, 5.0)
+
+
+def _is_one_pem_certificate(content: bytes) -> bool:
+    text = content.strip()
+    return text.startswith(PEM_BEGIN) and text.endswith(PEM_END) and text.count(PEM_BEGIN) == 1
 
 
 def is_sns_host(netloc: str) -> bool:
@@ -87,13 +93,15 @@ class SnsVerifier:
         self,
         topic_arns: frozenset[str],
         *,
-        max_age_seconds: float,
+        retention_seconds: float,
         allowed_host: Callable[[str], bool] = is_sns_host,
         verify: bool | str = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._topic_arns = topic_arns
-        self._max_age_seconds = max_age_seconds
+        # A record is kept `retention_seconds` from its first delivery, which may have come when the Timestamp was
+        # up to FUTURE_TOLERANCE_SECONDS ahead of this clock: past this age the record may be gone.
+        self._max_age_seconds = retention_seconds - FUTURE_TOLERANCE_SECONDS
         self._allowed_host = allowed_host
         self._verify = verify
         self._clock = clock
@@ -126,7 +134,7 @@ class SnsVerifier:
             raise refused("SignatureVersion", "SignatureVersion must be 1 (SHA1withRSA) or 2 (SHA256withRSA).")
         try:
             signature = base64.b64decode(str(document.get("Signature") or ""), validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, and a plain ValueError for text that is not ASCII
             signature = b""
         if not signature:
             raise refused("Signature", "Signature must be base64.")
@@ -162,9 +170,18 @@ class SnsVerifier:
             raise refused(field, f"{field} must be https://sns.<region>.amazonaws.com/... (or .amazonaws.com.cn).")
         return str(url)
 
+    def _checked_certificate_url(self, url: object) -> str:
+        """A certificate is a `.pem` file on an SNS host, as AWS names them: not the answer of an API call (a query)
+        that happens to hold a certificate among other text."""
+        checked = self._checked_url(url, "SigningCertURL")
+        parts = urlsplit(checked)
+        if not parts.path.endswith(".pem") or parts.query or parts.fragment:
+            raise refused("SigningCertURL", "SigningCertURL must name a .pem file, with no query.")
+        return checked
+
     def _public_key(self, url: object) -> rsa.RSAPublicKey:
         """The certificate's RSA key, fetched once per URL; at most `CERTIFICATE_CACHE_SIZE` are kept."""
-        checked = self._checked_url(url, "SigningCertURL")
+        checked = self._checked_certificate_url(url)
         with self._lock:
             if checked in self._keys:
                 self._keys.move_to_end(checked)
@@ -189,6 +206,8 @@ class SnsVerifier:
         if response.status_code == 429 or response.status_code >= 500:
             raise keys_unavailable(f"The SNS signing certificate host answered {response.status_code}.")
         if response.status_code != 200 or len(response.content) > MAX_CERTIFICATE_BYTES:
+            raise unusable
+        if not _is_one_pem_certificate(response.content):  # the parser finds one inside any other text too
             raise unusable
         try:
             key = x509.load_pem_x509_certificate(response.content).public_key()
