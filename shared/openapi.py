@@ -605,7 +605,7 @@ def _problem_properties() -> dict[str, Any]:
         "nextAllowedAt": _field(
             "string",
             "Next Allowed At",
-            "outside_calling_hours: the next moment (RFC 3339, UTC) the call is allowed; null when never.",
+            "outside_calling_hours: the next moment (RFC 3339, UTC) the call is allowed; null when not in 3 days.",
             nullable=True,
         ),
         "timeZones": _field(

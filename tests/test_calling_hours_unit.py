@@ -6,13 +6,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import pytest
+from phonenumbers import timezone as phonenumbers_timezone
 
 from shared.errors import Problem
 from shared.phone import PhoneNumber
 from shared.policy import RECHECK_AFTER_SECONDS, CallPolicy
 from shared.policy.calling_hours import CallingHours, next_allowed, parse_window, time_zones
 from shared.policy.do_not_call import MemoryDoNotCallList
+from shared.policy.missed_time_zones import RINGS_IN, zone_libphonenumber_misses
 
 NEW_YORK = ZoneInfo("America/New_York")
 NY_NUMBER = "+12125550199"
@@ -100,7 +103,7 @@ def test_a_number_whose_zones_never_share_the_window_is_told_which_setting_helps
     answer = never.to_json("r")
 
     assert answer["nextAllowedAt"] is None
-    assert "never holds in all 42 of its time zones" in answer["detail"]
+    assert "does not hold in all 42 of its time zones at once in the next 3 days" in answer["detail"]
     assert answer["hint"].startswith("Set CALLING_HOURS_BY_COUNTRY=US=")
     later = refusal(NINE_TO_FIVE, NY_NUMBER, at(2, 18, 0)).to_json("r")  # a number that can wait keeps its hint
     assert later["nextAllowedAt"] is not None and later["hint"].startswith("Call again at 'nextAllowedAt'")
@@ -179,6 +182,50 @@ def test_a_missing_own_zone_is_added_whatever_the_numbers_type() -> None:
         hours.check("+212592401234", "MA", datetime(2026, 1, 15, 20, 30, tzinfo=ZoneInfo("Atlantic/Canary")))
     with pytest.raises(Problem):
         hours.check("+213983123456", "DZ", datetime(2026, 7, 15, 8, 30, tzinfo=ZoneInfo("Europe/Paris")))
+
+
+DEFAULT_HOURS = CallingHours(parse_window("08:00-21:00"), {})
+# (number, its country, where it rings, a local moment outside 08:00-21:00 there but inside libphonenumber's zone)
+RINGING_ELSEWHERE = [
+    ("+526144151234", "MX", "America/Chihuahua", datetime(2026, 1, 15, 21, 30)),  # Chihuahua city
+    ("+78452271234", "RU", "Europe/Saratov", datetime(2026, 1, 15, 21, 30)),
+    ("+18676671234", "CA", "America/Whitehorse", datetime(2026, 1, 15, 21, 30)),
+    ("+12507851234", "CA", "America/Dawson_Creek", datetime(2026, 7, 15, 7, 30)),  # Fort St. John
+    ("+12507741234", "CA", "America/Fort_Nelson", datetime(2026, 7, 15, 7, 30)),
+    ("+12504281234", "CA", "America/Creston", datetime(2026, 7, 15, 7, 30)),
+    ("+13068251234", "CA", "America/Edmonton", datetime(2026, 1, 15, 7, 30)),  # Lloydminster
+    ("+18075971234", "CA", "America/Atikokan", datetime(2026, 7, 15, 7, 30)),
+    ("+56612211234", "CL", "America/Punta_Arenas", datetime(2026, 7, 15, 21, 30)),
+    ("+56672211234", "CL", "America/Punta_Arenas", datetime(2026, 7, 15, 21, 30)),  # Coyhaique
+    ("+559135221234", "BR", "America/Belem", datetime(2026, 1, 15, 21, 30)),  # Para, outside Belem
+    ("+559332211234", "BR", "America/Santarem", datetime(2026, 1, 15, 21, 30)),
+    ("+559432211234", "BR", "America/Belem", datetime(2026, 1, 15, 21, 30)),  # Maraba
+    ("+559734121234", "BR", "America/Eirunepe", datetime(2026, 1, 15, 7, 30)),
+]
+
+
+@pytest.mark.parametrize(
+    ("number", "region", "rings_in", "local"), RINGING_ELSEWHERE, ids=[case[0] for case in RINGING_ELSEWHERE]
+)
+def test_a_number_libphonenumber_files_under_other_hours_is_refused_outside_them_where_it_rings(
+    number: str, region: str, rings_in: str, local: datetime
+) -> None:
+    """libphonenumber's own zone for it is inside the window at that moment: with it alone the call was placed."""
+    moment = local.replace(tzinfo=ZoneInfo(rings_in))
+    libphonenumbers_zones = phonenumbers_timezone.time_zones_for_number(phonenumbers.parse(number))
+    assert rings_in not in libphonenumbers_zones  # else the entry in RINGS_IN is no longer needed
+    assert all(DEFAULT_HOURS.window_for(region).contains(moment.astimezone(ZoneInfo(z))) for z in libphonenumbers_zones)
+
+    with pytest.raises(Problem) as refused:
+        DEFAULT_HOURS.check(number, region, moment)
+
+    assert refused.value.code == "outside_calling_hours"
+    assert rings_in in time_zones(number, region)
+
+
+def test_every_prefix_of_numbers_ringing_elsewhere_is_tested() -> None:
+    assert {zone_libphonenumber_misses(case[0]) for case in RINGING_ELSEWHERE} == set(RINGS_IN.values())
+    assert all(phonenumbers.is_valid_number(phonenumbers.parse(case[0])) for case in RINGING_ELSEWHERE)
 
 
 def test_a_callback_scheduled_a_moment_ago_is_checked_at_now_when_genesys_runs_it() -> None:

@@ -22,10 +22,11 @@ from phonenumbers import timezone as number_time_zones
 from phonenumbers.tzdata import TIMEZONE_DATA  # libphonenumber's zones by prefix; a calling code's own: its list
 
 from shared.errors import Problem
+from shared.policy.missed_time_zones import zone_libphonenumber_misses
 
 OFF = "off"
 _WINDOW = re.compile(r"^(?P<start>\d{2}):(?P<start_m>\d{2})-(?P<end>\d{2}):(?P<end_m>\d{2})$")
-_SEARCH_DAYS = 3  # the next allowed moment is within this many days, or never (zones that never overlap)
+_SEARCH_DAYS = 3  # the next allowed moment is looked for this many days ahead (zones whose windows do not meet)
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,14 @@ def _offsets(name: str) -> tuple[timedelta, timedelta]:
 
 def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
     """libphonenumber's candidate zones for a number, mended where they miss where it rings; empty when it
-    knows none.
+    knows none. An area it files under a zone of other hours also gets its own (`missed_time_zones`)."""
+    zones = _libphonenumber_zones(e164, region)
+    missed = zone_libphonenumber_misses(e164)
+    return (*zones, missed) if zones and missed and missed not in zones else zones
 
-    Two mends, for a number of a known country:
+
+def _libphonenumber_zones(e164: str, region: str | None) -> tuple[str, ...]:
+    """libphonenumber's zones for a number, with two mends for a number of a known country:
     - libphonenumber gives a number it cannot place within its calling code every zone of the code. For a fixed
       line or mobile of a country that shares the code but is not its main one (Jamaica, not the US, on +1)
       only the country's own zones are kept (else the code's other countries' zones go). Any other list is kept
@@ -179,18 +185,23 @@ class CallingHours:
             return
         allowed_at = next_allowed(window, zones, moment)
         shown = ", ".join(zones[:3]) + (f" and {len(zones) - 3} more" if len(zones) > 3 else "")
-        never = allowed_at is None  # the zones' windows never meet: waiting does not help, a setting does
+        never = allowed_at is None  # the zones' windows do not meet: waiting days does not help, a setting does
         raise Problem(
             "outside_calling_hours",
             f"It is outside the calling hours {window} for the callee ({shown})"
-            + (f", and {window} never holds in all {len(zones)} of its time zones at once." if never else "."),
+            + (
+                f", and {window} does not hold in all {len(zones)} of its time zones at once in the next "
+                f"{_SEARCH_DAYS} days (their offsets may change with daylight saving time)."
+                if never
+                else "."
+            ),
             field=field,
             hint=_never_hint(region) if never else None,
             extensions={"nextAllowedAt": rfc3339(allowed_at) if allowed_at else None, "timeZones": list(zones)},
         )
 
     def next_allowed_at(self, e164: str, region: str | None, moment: datetime) -> datetime | None:
-        """`moment` itself when allowed, else the next moment a call becomes allowed (None: never)."""
+        """`moment` itself when allowed, else the next moment a call becomes allowed (None: not in _SEARCH_DAYS)."""
         window = self.window_for(region)
         if window is None:
             return moment
