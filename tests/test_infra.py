@@ -226,6 +226,8 @@ def test_azure_yaml_deploys_this_folder_as_a_python_function() -> None:
     manifest = yaml.safe_load((ROOT / "azure.yaml").read_text())
     assert list(manifest["services"]) == ["api"]
     assert manifest["services"]["api"] == {"project": ".", "language": "python", "host": "function"}
+    assert manifest["requiredVersions"] == {"azd": ">= 1.18.0"}  # the first azd that packs by .funcignore
+    assert "local.settings.json" in (ROOT / ".funcignore").read_text().splitlines()
     assert body(parse(MAIN)["modules"]["api"])["params"].get("runtimeVersion") == "3.11"
     hook = manifest["hooks"]["postprovision"]
     assert hook["posix"]["shell"] == "sh" and hook["windows"]["shell"] == "pwsh"
