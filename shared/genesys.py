@@ -16,6 +16,7 @@ import re
 import ssl
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -196,11 +197,9 @@ class GenesysClient:
             )
         except requests.ConnectTimeout as error:
             raise _NotSent(type(error).__name__) from None
-        except requests.ConnectionError as error:  # SSLError and ProxyError among them
+        except (requests.ConnectionError, requests.Timeout) as error:  # SSLError and ProxyError among them
             if _failed_before_sending(error):
                 raise _NotSent(type(error).__name__) from None
-            raise _SentAndLost(type(error).__name__) from None
-        except requests.Timeout as error:
             raise _SentAndLost(type(error).__name__) from None
         except Exception as error:  # noqa: BLE001 - an answer broken off or malformed: sent
             raise _SentAndLost(type(error).__name__) from None
@@ -461,14 +460,15 @@ def _segment(value: str) -> str:
     return requests.utils.quote(value, safe="")
 
 
-def _failed_before_sending(error: requests.ConnectionError) -> bool:
+def _failed_before_sending(error: requests.RequestException) -> bool:
     """Whether no byte of the request can have left: no connection was made (refused, DNS; to Genesys or to
-    the proxy), or TLS refused the server's certificate during the handshake.
+    the proxy), the proxy refused the tunnel (its CONNECT answered other than 200: the request goes only through
+    an open tunnel), or the TLS handshake failed or stalled (the request is sent only once it is done).
 
     Any other failure may come after the request went out: a TLS error in the answer (a corrupt record from a
-    failing TLS-inspecting firewall), or a proxy that drops the connection after relaying the request (requests
-    reports that as "Unable to connect to proxy" too). A create must then count as sent: sending it again could
-    ring the callee twice.
+    failing TLS-inspecting firewall), a read timeout, or a proxy that drops the connection after relaying the
+    request (requests reports that as "Unable to connect to proxy" too). A create must then count as sent:
+    sending it again could ring the callee twice.
     """
     from urllib3.exceptions import NameResolutionError, NewConnectionError
 
@@ -476,7 +476,22 @@ def _failed_before_sending(error: requests.ConnectionError) -> bool:
     reason = getattr(reason, "original_error", reason)  # a ProxyError names what it met
     if isinstance(reason, (NewConnectionError, NameResolutionError)):
         return True
-    return any(isinstance(cause, ssl.SSLCertVerificationError) for cause in _causes(reason))
+    if isinstance(reason, OSError) and str(reason).startswith(_TUNNEL_REFUSED):
+        return True
+    return any(
+        isinstance(cause, ssl.SSLCertVerificationError) or _raised_in_handshake(cause) for cause in _causes(reason)
+    )
+
+
+# http.client's words when a proxy answers CONNECT with anything but 200 (HTTPConnection._tunnel)
+_TUNNEL_REFUSED = "Tunnel connection failed"
+
+
+def _raised_in_handshake(error: object) -> bool:
+    """Whether `error` came out of the TLS handshake of a new connection (urllib3 reports a handshake that times
+    out as a read timeout): a reused connection has done its handshake, so this is never the answer's read."""
+    trace = error.__traceback__ if isinstance(error, BaseException) else None
+    return any(frame.f_code.co_name == "do_handshake" for frame, _ in traceback.walk_tb(trace))
 
 
 def _causes(error: object) -> Iterator[object]:

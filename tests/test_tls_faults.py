@@ -1,4 +1,5 @@
-"""TLS that fails after a create went out must count as "may have been placed", never as "not sent".
+"""TLS that fails after a create went out must count as "may have been placed", never as "not sent"; a
+connection that never opened (a handshake that stalls, a proxy that refuses the tunnel) sent nothing.
 
 A TLS front on 127.0.0.1 (certificate from the Key Vault emulator's CA, which the stack's REQUESTS_CA_BUNDLE
 trusts) relays the Genesys API to the emulator. For a create it relays the request, so Genesys has the call,
@@ -8,9 +9,11 @@ after sending. Treated as a handshake failure it was sent again, and rang the ca
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -85,3 +88,98 @@ def test_a_tls_failure_after_the_create_went_out_is_never_sent_again(
     assert retry.json()["code"] == "genesys_timeout"  # the stored answer, not a second try
     assert tls_front.corrupted == 1
     assert len(stack.creates()) == 1, "a create that reached Genesys was sent again"
+
+
+class SilentListener:
+    """Accepts connections on 127.0.0.1, keeps what each sends first, and answers with `reply` (nothing: the
+    client waits) before closing; a stalled TLS edge, or a proxy refusing every CONNECT."""
+
+    def __init__(self, reply: bytes | None = None) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.reply = reply
+        self.received: list[bytes] = []
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.socket.getsockname()[1])
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):  # the socket closes when the test ends
+            while True:
+                connection, _ = self.socket.accept()
+                self.received.append(connection.recv(65536))
+                if self.reply is None:
+                    self.held.append(connection)
+                else:
+                    connection.sendall(self.reply)
+                    connection.close()
+
+    def close(self) -> None:
+        for connection in [*self.held, self.socket]:
+            connection.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Callable[..., SilentListener]]:
+    started: list[SilentListener] = []
+
+    def start(reply: bytes | None = None) -> SilentListener:
+        started.append(SilentListener(reply))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.close()
+
+
+def _place_later(stack: Stack, configure: Callable[..., None], call: dict[str, str], key: str) -> None:
+    """With Genesys reachable again, the same request places the call: nothing was stored as "may have been
+    placed" (a replay of that would leave the callee never called)."""
+    configure()
+    placed = stack.post("/api/calls", call, headers={"Idempotency-Key": key})
+    assert placed.status_code == 201, placed.text
+    assert len(stack.creates()) == 1
+
+
+def test_an_edge_whose_tls_handshake_stalls_sent_nothing_and_the_call_is_placed_on_a_retry(
+    stack: Stack, configure: Callable[..., None], listener: Callable[..., SilentListener]
+) -> None:
+    """urllib3 reports a handshake that times out as a read timeout: it was taken for a create sent and lost."""
+    edge = listener()
+    configure(
+        GENESYS_API_BASE_URL=f"https://127.0.0.1:{edge.port}",
+        GENESYS_CONNECT_TIMEOUT_SECONDS="0.3",
+        GENESYS_READ_TIMEOUT_SECONDS="0.3",
+    )
+    call = {"to": "+12125550199"}
+
+    stalled = stack.post("/api/calls", call, headers={"Idempotency-Key": "handshake-1"})
+
+    TALLY.fault_scenarios += 1
+    assert stalled.status_code == 503, stalled.text
+    assert stalled.json()["code"] == "genesys_unavailable" and "outcomeUnknown" not in stalled.json()
+    assert edge.received and all(first[:1] == b"\x16" for first in edge.received)  # TLS handshakes, no HTTP
+    _place_later(stack, configure, call, "handshake-1")
+
+
+def test_a_proxy_that_refuses_the_tunnel_sent_nothing_and_the_call_is_placed_on_a_retry(
+    stack: Stack, configure: Callable[..., None], listener: Callable[..., SilentListener]
+) -> None:
+    """The create goes only through an open tunnel: a CONNECT answered 407 was taken for a create sent and lost."""
+    proxy = listener(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+    configure(  # the emulators on 127.0.0.1 are reached direct; only Genesys goes through the proxy
+        GENESYS_API_BASE_URL="https://genesys.invalid",
+        HTTPS_PROXY=f"http://127.0.0.1:{proxy.port}",
+        NO_PROXY="127.0.0.1",
+    )
+    call = {"to": "+12125550199"}
+
+    refused = stack.post("/api/calls", call, headers={"Idempotency-Key": "tunnel-1"})
+
+    TALLY.fault_scenarios += 1
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "genesys_unavailable" and "outcomeUnknown" not in refused.json()
+    assert proxy.received and all(first.startswith(b"CONNECT genesys.invalid:443 ") for first in proxy.received)
+    _place_later(stack, configure, call, "tunnel-1")
