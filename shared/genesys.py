@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -61,6 +61,7 @@ MAX_RATE_LIMITED_RESENDS = 3
 CREATE_ANSWER_SECONDS = 5.0  # the most time a create must have left to be sent (see GenesysClient._answer_time)
 READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
+RENEWAL_RETRY_SECONDS = 5.0  # after a failed renewal, requests go on with the old token this long before the next try
 LISTING_PAGE_SIZE = 100
 CORRELATION_HEADER = "ININ-Correlation-Id"
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -262,11 +263,29 @@ class GenesysClient:
             if stale is not None and self._token is not None and stale == self._token.value:
                 self._token = None
             if self._token is None or self._clock() >= self._token.renew_at:
-                value, lifetime = self._token_failure.attempt(asked_at, lambda: self._request_token(deadline))
+                try:
+                    value, lifetime = self._token_failure.attempt(asked_at, lambda: self._request_token(deadline))
+                except Problem as problem:
+                    return self._still_good(problem)
                 issued_at = self._clock()
                 margin = min(TOKEN_SAFETY_MARGIN_SECONDS, lifetime / 10)
                 self._token = _Token(value, issued_at + lifetime - margin, issued_at + lifetime)
             return self._token.value
+
+    def _still_good(self, renewal_failure: Problem) -> str:
+        """The token whose renewal failed, while it has not expired: Genesys still takes it, so the failure (a login
+        host down for a minute, a secret rotated and revoked) fails no request before it must. Renewal is tried
+        again RENEWAL_RETRY_SECONDS later, not by every request meanwhile. Raises the failure when there is none."""
+        renewing, now = self._token, self._clock()
+        if renewing is None or now >= renewing.expires_at:
+            raise renewal_failure
+        log.warning(
+            "Renewing the Genesys token failed (%s); the current one is good for %.0f s more",
+            renewal_failure.code,
+            renewing.expires_at - now,
+        )
+        self._token = replace(renewing, renew_at=min(renewing.expires_at, now + RENEWAL_RETRY_SECONDS))
+        return renewing.value
 
     def _request_token(self, deadline: Deadline) -> tuple[str, float]:
         for refresh_secret in (False, True):

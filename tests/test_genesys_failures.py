@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from emulators.genesys import NO_STATION_USER_ID, Fault
+from emulators.genesys import DEMO_USER_ID, NO_STATION_USER_ID, Fault
 from emulators.stack import CLIENT_ID, CLIENT_SECRET
 from shared.deadline import Deadline
 from shared.errors import Problem
-from shared.genesys import GenesysClient
+from shared.genesys import RENEWAL_RETRY_SECONDS, GenesysClient
 from tests.conftest import Clock, Stack, wait_for
 
 CALL = {"to": "+12125550199"}
@@ -313,6 +313,37 @@ def test_a_token_being_renewed_is_still_used_by_other_requests_until_it_expires(
 
     assert during == first and waited < 1.0, waited
     assert client.token(Deadline(10)) != first  # renewed
+
+
+def test_a_failed_renewal_fails_no_request_while_the_token_it_renews_is_good(stack: Stack) -> None:
+    """Renewal starts a minute before expiry: a login host failing then failed every request that tried it, though
+    Genesys still took the token. They go on with it, and the next renewal comes a few seconds later."""
+    clock = Clock(now=1000.0)
+    client = GenesysClient(
+        api_base_url=stack.genesys.base_url,
+        login_base_url=stack.genesys.base_url,
+        client_id=CLIENT_ID,
+        client_secret=lambda refresh: CLIENT_SECRET,
+        clock=clock,
+    )
+    first = client.token(Deadline(10))  # valid for the emulator's day; renewed from a minute before its end
+    clock.now += 86_400 - 30
+    stack.genesys.inject("token", Fault(status=500))  # not retried: one try
+
+    created = client.create_call(
+        DEMO_USER_ID, {"phoneNumber": "+12125550199", "callerId": "+13175550100"}, Deadline(10)
+    )
+    meanwhile = client.token(Deadline(10))  # within RENEWAL_RETRY_SECONDS: no second try at the login host
+    clock.now += RENEWAL_RETRY_SECONDS
+
+    assert created.conversation_id and meanwhile == first
+    assert len(stack.genesys.requests("token")) == 2
+    assert client.token(Deadline(10)) != first  # renewed on the next try
+    clock.now += 86_400  # past the renewed token's end too, the login host failing: nothing to go on with
+    stack.genesys.inject("token", Fault(status=500))
+    with pytest.raises(Problem) as failed:
+        client.token(Deadline(10))
+    assert failed.value.code == "genesys_unavailable"
 
 
 def test_a_token_fetch_that_ran_out_of_its_own_time_is_not_handed_to_a_request_with_more(stack: Stack) -> None:
