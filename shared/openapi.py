@@ -227,6 +227,11 @@ def _understood_number() -> dict[str, Any]:
                 "The kind of number, as libphonenumber classifies it.",
                 enum=sorted({*TYPE_NAMES.values(), "unknown"}),
             ),
+            "other": _field(
+                "string",
+                "Other Reading",
+                "invalid_phone_number, reason ambiguous: the other valid number the text reads as (E.164).",
+            ),
         },
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import phonenumbers
@@ -37,6 +38,8 @@ _LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
 # Brazil's '(0xx11) ...' at the start of a number: a carrier code goes there (masked digits elsewhere are refused)
 _CARRIER_PLACEHOLDER = re.compile(r"^([\s(]*0)xx(?=\s*\d)", re.IGNORECASE)
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
+# A spreadsheet's number cell as text: digits, then decimals ('4930123456.0'), which libphonenumber reads as digits
+_DECIMAL = re.compile(r"^\s*'?\+?\d{5,}\.\d{1,2}\s*$")
 _SPACE = re.compile(r"\s")  # every Unicode space (U+202F, U+2009 in French formatting) reads as a plain one
 # libphonenumber's region for a number of no country: "ZZ" unknown, "001" a non-geographic network (+800, +882)
 NO_COUNTRY = ("ZZ", "001")
@@ -62,6 +65,11 @@ REASON_TEXT = {
     "extension": "has an extension; extensions are not supported (the call would reach the main line)",
     "several_numbers": "has words or a second number inside it ('or', '/ 0...'), which would be joined into one "
     "number: send one number, without an extension",
+    "ambiguous": "reads as two different valid numbers ('understood' shows both): a country code without its '+', "
+    "or an international prefix that countries dial differently (009 is one in Korea and Colombia, 00 in Europe); "
+    "write it with '+' and its country code",
+    "decimal": "is written as a decimal number, as a spreadsheet writes a number cell ('4930123456.0'), whose "
+    "decimals would be dialed as digits; send it as text",
     "letters": "has letters that would be read as keypad digits, which only North American (+1) numbers such as "
     "1-800-FLOWERS are; remove words such as 'Fax' or 'home'",
 }
@@ -105,6 +113,7 @@ class _Reading(NamedTuple):
     number: phonenumbers.PhoneNumber
     number_type: int  # libphonenumber's PhoneNumberType; UNKNOWN when valid nowhere
     region: str  # the region it was read as dialed from
+    other: str | None = None  # another valid number the same text reads as (E.164): refused, not guessed
 
 
 def _parse(text: str, region: str) -> _Reading:
@@ -123,9 +132,11 @@ def _parse(text: str, region: str) -> _Reading:
     """
     number = phonenumbers.parse(text, region)
     number_type = phonenumbers.number_type(number)
-    if number_type != PhoneNumberType.UNKNOWN or text.strip().startswith("+"):
+    if text.strip().startswith("+"):
         return _Reading(number, number_type, region)
     digits = phonenumbers.normalize_digits_only(text)  # Arabic-Indic and full-width digits too
+    if number_type != PhoneNumberType.UNKNOWN:
+        return _Reading(number, number_type, region, _read_with_plus(digits, number, region))
     for prefix, idd_region in _IDD_REGIONS:
         if not digits.startswith(prefix) or _national_reading_wins(prefix, digits, region):
             continue
@@ -135,8 +146,53 @@ def _parse(text: str, region: str) -> _Reading:
             continue
         candidate_type = phonenumbers.number_type(candidate)
         if candidate_type != PhoneNumberType.UNKNOWN:
-            return _Reading(candidate, candidate_type, idd_region)
+            return _Reading(candidate, candidate_type, idd_region, _read_after_a_longer_prefix(digits, candidate))
     return _Reading(number, PhoneNumberType.UNKNOWN, region)
+
+
+def _e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _valid_other(text: str, reading: phonenumbers.PhoneNumber) -> str | None:
+    """`text` read as an international number (`+...`), when that is valid and not `reading`."""
+    try:
+        other = phonenumbers.parse(text)
+    except NumberParseException:
+        return None
+    return _e164(other) if phonenumbers.is_valid_number(other) and _e164(other) != _e164(reading) else None
+
+
+def _read_with_plus(digits: str, national: phonenumbers.PhoneNumber, region: str) -> str | None:
+    """Another number the digits make when they start with the region's own country code, its `+` lost (a
+    spreadsheet drops it): in DE `4917612345678` is a valid Leer landline and, with its `+`, a mobile. Where the
+    two readings agree (`12125550199` in the US) there is nothing to choose."""
+    code = str(phonenumbers.country_code_for_region(region))
+    return _valid_other("+" + digits, national) if digits.startswith(code) else None
+
+
+@lru_cache(maxsize=1)
+def _international_prefixes() -> tuple[re.Pattern[str], ...]:
+    """Every region's international call prefix, as libphonenumber's metadata writes it (`00`, `011`, and the
+    carrier ones of KR, CO, TH, SG, ...: `00(?:[125689]|...)`); loaded once, on the first number that needs it."""
+    found = set()
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is not None and metadata.international_prefix:
+            found.add(metadata.international_prefix)
+    return tuple(re.compile(pattern) for pattern in sorted(found))
+
+
+def _read_after_a_longer_prefix(digits: str, abroad: phonenumbers.PhoneNumber) -> str | None:
+    """Another number the digits make after a longer international prefix than `00`, one a country dials:
+    `009 1 212 555 0199` is New York dialed from Seoul or Bogota, and, read after `00`, India."""
+    for prefix in _international_prefixes():
+        match = prefix.match(digits)
+        if match is not None and len(match.group()) > len("00"):
+            other = _valid_other("+" + digits[match.end() :], abroad)
+            if other is not None:
+                return other
+    return None
 
 
 def _national_reading_wins(prefix: str, digits: str, region: str) -> bool:
@@ -219,6 +275,11 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     except NumberParseException as error:
         raise _invalid(_PARSE_REASONS.get(error.error_type, "not_a_number"), text, field) from None
     number, number_type = reading.number, reading.number_type
+    if reading.other is not None:
+        read = _e164(number)
+        raise _invalid("ambiguous", text, field, {"e164": read, "region": region_of(read), "other": reading.other})
+    if _DECIMAL.match(text):
+        raise _invalid("decimal", text, field)
     # CreateCallRequest has no extension: dialing the rest would ring the switchboard
     if number.extension or _PAUSE.search(text):
         raise _invalid("extension", text, field)

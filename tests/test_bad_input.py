@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.http import MAX_BODY_BYTES
+from shared.phone import region_of
 from tests.conftest import Stack
 
 
@@ -259,6 +260,49 @@ def test_a_doubled_trunk_zero_is_refused_not_read_as_an_international_prefix(
     assert stack.creates() == []
 
 
+def written_in(zero: str, text: str) -> str:
+    """`text` with its ASCII digits written in the script whose zero is `zero`."""
+    return "".join(chr(ord(zero) + int(c)) if c.isdigit() else c for c in text)
+
+
+@pytest.mark.parametrize(
+    ("to", "region", "read", "other"),
+    [
+        # Read after 00 as Germany dials, each rang another country; after the carrier prefix that Korea, Colombia,
+        # Singapore or Thailand dial (009, 002, 008, 001) it is another number
+        ("009 1 212 555 0199", "US", "+912125550199", "+12125550199"),
+        ("002 1 268 460 1234", "US", "+212684601234", "+12684601234"),
+        ("008 1 800 212 3456", "US", "+818002123456", "+18002123456"),
+        ("001 32 3 234 56 78", "US", "+13232345678", "+3232345678"),  # Los Angeles, or Antwerp
+        (written_in("\u0660", "009 1 212 555 0199"), "US", "+912125550199", "+12125550199"),  # Arabic-Indic
+        # A spreadsheet dropped the +: a Leer landline as written, a mobile with its +
+        ("4917612345678", "DE", "+494917612345678", "+4917612345678"),
+    ],
+)
+def test_a_text_that_reads_as_two_valid_numbers_is_refused_not_guessed(
+    stack: Stack, to: str, region: str, read: str, other: str
+) -> None:
+    response = stack.post("/api/calls", {"to": to, "region": region})
+
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert (problem["code"], problem["reason"]) == ("invalid_phone_number", "ambiguous")
+    assert problem["understood"] == {"e164": read, "region": region_of(read), "other": other}
+    assert stack.creates() == []
+
+
+@pytest.mark.parametrize(("to", "region"), [("+4930123456.0", "DE"), ("0612345678.0", "IT"), ("'4930123456.0", "DE")])
+def test_a_spreadsheets_decimal_number_is_refused_not_dialed_with_its_decimals(
+    stack: Stack, to: str, region: str
+) -> None:
+    """libphonenumber reads a number cell's text ('4930123456.0') with its decimals as digits: +49 30 1234560."""
+    response = stack.post("/api/calls", {"to": to, "region": region})
+
+    assert response.status_code == 400, response.text
+    assert (response.json()["code"], response.json()["reason"]) == ("invalid_phone_number", "decimal")
+    assert stack.creates() == []
+
+
 @pytest.mark.parametrize(
     ("to", "region", "e164"),
     [("00 44 20 7946 0958", "US", "+442079460958"), ("0044 20 7946 0958", "AU", "+442079460958")],
@@ -270,11 +314,6 @@ def test_00_is_read_as_an_international_prefix_where_no_national_number_is_meant
 
     assert response.status_code == 200, response.text
     assert response.json()["to"] == e164
-
-
-def written_in(zero: str, text: str) -> str:
-    """`text` with its ASCII digits written in the script whose zero is `zero`."""
-    return "".join(chr(ord(zero) + int(c)) if c.isdigit() else c for c in text)
 
 
 @pytest.mark.parametrize("zero", ["\u0660", "\uff10"], ids=["arabic-indic", "full-width"])

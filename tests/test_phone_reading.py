@@ -53,7 +53,13 @@ def test_a_number_is_accepted_exactly_when_libphonenumber_calls_it_valid(text: s
     except Problem as refusal:
         reason = (refusal.extensions or {}).get("reason")
         if parsed is not None and phonenumbers.is_valid_number(parsed):
-            assert reason == "emergency_number"  # the only refusal of a valid number read as written
+            # The only refusals of a valid number read as written: an emergency number, and a text that is another
+            # valid number too (its country code without a +, in a region of the same code)
+            assert reason in ("emergency_number", "ambiguous")
+            if reason == "ambiguous":
+                readings = refusal.extensions["understood"]
+                assert readings["other"] != readings["e164"]
+                assert phonenumbers.is_valid_number(phonenumbers.parse(readings["other"]))
         return
     number = phonenumbers.parse(reading.e164)
     assert phonenumbers.is_valid_number(number)
