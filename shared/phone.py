@@ -7,6 +7,7 @@ number the way a person wrote it, say exactly what we understood, and hand Genes
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -215,10 +216,17 @@ def _number_part(text: str) -> str:
     return text.split(";", 1)[0] if text.strip().lower().startswith("tel:") else text
 
 
+def _plain(text: str) -> str:
+    """Full-width forms as ASCII (NFKC: a full-width slash or plus) and every script's digits as ASCII ones, for
+    the checks that look at separators and prefixes: libphonenumber reads them all alike."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in folded)
+
+
 def _joins_numbers(text: str, vanity: bool) -> bool:
     """Whether the text holds more than one number, or one and words inside it (see `_LETTER_BETWEEN_DIGITS`;
     a `vanity` number has words inside), a tel: URI's parameters aside."""
-    number_part = _CARRIER_PLACEHOLDER.sub(r"\1", _number_part(text))
+    number_part = _CARRIER_PLACEHOLDER.sub(r"\1", _plain(_number_part(text)))
     return bool(_SECOND_PREFIX.search(number_part) or (not vanity and _LETTER_BETWEEN_DIGITS.search(number_part)))
 
 

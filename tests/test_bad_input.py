@@ -332,6 +332,9 @@ def test_an_international_prefix_is_read_in_any_script_of_digits(stack: Stack, z
         ("030 1234 od. 5678", "DE"),
         ("+39 02 1234567 o 8", "IT"),
         ("089 1234 / 089 5678", "DE"),  # rang +49 89 1234089 5678
+        ("089 1234 \uff0f 089 5678", "DE"),  # a full-width slash: rang +49 89 12340895678
+        ("089 1234 / \uff1089 5678", "DE"),  # a full-width zero after it, likewise
+        (written_in("\u0660", "089 1234 / 089 5678"), "DE"),  # Arabic-Indic digits, likewise
         ("212-555-0199/x123", "US"),  # rang the main line: '/x' is no extension to libphonenumber
         ("1 212 and 0199", "US"),  # rang +1 212 263 0199, 'and' read as keypad digits (a vanity number)
         ("+49 89 12 0xx45 678", "DE"),  # masked digits are no carrier placeholder
