@@ -334,7 +334,9 @@ def _caller_id(text: str, setting: str, region: str) -> str:
         return phone.normalize(text, region).e164
     except Problem as error:
         reason = str(error.extensions.get("reason", "not a dialable number")).replace("_", " ")
-        raise _config_error(setting, f"holds a value that is not a valid phone number ({reason})") from None
+        raise _config_error(
+            setting, f"holds a value that is not a valid phone number ({reason}): write each as + and its country code"
+        ) from None
 
 
 def _user_id(env: Mapping[str, str]) -> str | None:

@@ -39,6 +39,9 @@ _LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
 # Brazil's '(0xx11) ...' at the start of a number: a carrier code goes there (masked digits elsewhere are refused)
 _CARRIER_PLACEHOLDER = re.compile(r"^([\s(]*0)xx(?=\s*\d)", re.IGNORECASE)
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
+_FIRST_DIGITS = re.compile(r"\d+")
+_PLUS_SIGNS = ("+", "\uff0b")  # libphonenumber's: a full-width plus is a plus
+_MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 # A spreadsheet's number cell as text: digits, then decimals ('4930123456.0'), which libphonenumber reads as digits
 _DECIMAL = re.compile(r"^\s*'?\+?\d{5,}\.\d{1,2}\s*$")
 _SPACE = re.compile(r"\s")  # every Unicode space (U+202F, U+2009 in French formatting) reads as a plain one
@@ -67,8 +70,8 @@ REASON_TEXT = {
     "several_numbers": "has words or a second number inside it ('or', '/ 0...'), which would be joined into one "
     "number: send one number, without an extension",
     "ambiguous": "reads as two different valid numbers ('understood' shows both): a country code without its '+', "
-    "or an international prefix that countries dial differently (009 is one in Korea and Colombia, 00 in Europe); "
-    "write it with '+' and its country code",
+    "or a first group that is an international prefix in some countries (009 in Korea and Colombia) after which "
+    "the rest is another number; write it with '+' and its country code",
     "decimal": "is written as a decimal number, as a spreadsheet writes a number cell ('4930123456.0'), whose "
     "decimals would be dialed as digits; send it as text",
     "letters": "has letters that would be read as keypad digits, which only North American (+1) numbers such as "
@@ -136,7 +139,7 @@ def _parse(text: str, region: str) -> _Reading:
     """
     number = phonenumbers.parse(text, region)
     number_type = phonenumbers.number_type(number)
-    if text.strip().startswith("+"):
+    if text.lstrip().startswith(_PLUS_SIGNS):
         return _Reading(number, number_type, region)
     digits = phonenumbers.normalize_digits_only(text)  # Arabic-Indic and full-width digits too
     if number_type != PhoneNumberType.UNKNOWN:
@@ -150,7 +153,7 @@ def _parse(text: str, region: str) -> _Reading:
             continue
         candidate_type = phonenumbers.number_type(candidate)
         if candidate_type != PhoneNumberType.UNKNOWN:
-            return _Reading(candidate, candidate_type, idd_region, _read_after_a_longer_prefix(digits, candidate))
+            return _Reading(candidate, candidate_type, idd_region, _read_after_a_longer_prefix(text, digits, candidate))
     return _Reading(number, PhoneNumberType.UNKNOWN, region)
 
 
@@ -168,11 +171,15 @@ def _valid_other(text: str, reading: phonenumbers.PhoneNumber) -> str | None:
 
 
 def _read_with_plus(digits: str, national: phonenumbers.PhoneNumber, region: str) -> str | None:
-    """Another number the digits make when they start with the region's own country code, its `+` lost (a
-    spreadsheet drops it): in DE `4917612345678` is a valid Leer landline and, with its `+`, a mobile. Where the
-    two readings agree (`12125550199` in the US) there is nothing to choose."""
+    """A mobile the digits make when they start with the region's own country code, its `+` lost (a spreadsheet
+    drops it), while as written they are no mobile: in DE `4917612345678` is a Leer landline, and with its `+` a
+    mobile. Digits that are a mobile as written stand (`390 123 4567` in IT, a 3 Italia mobile), and so do two
+    readings that agree (`12125550199` in the US)."""
     code = str(phonenumbers.country_code_for_region(region))
-    return _valid_other("+" + digits, national) if digits.startswith(code) else None
+    if not digits.startswith(code) or phonenumbers.number_type(national) in _MOBILE_TYPES:
+        return None
+    other = _valid_other("+" + digits, national)
+    return other if other is not None and phonenumbers.number_type(phonenumbers.parse(other)) in _MOBILE_TYPES else None
 
 
 @lru_cache(maxsize=1)
@@ -187,12 +194,15 @@ def _international_prefixes() -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(pattern) for pattern in sorted(found))
 
 
-def _read_after_a_longer_prefix(digits: str, abroad: phonenumbers.PhoneNumber) -> str | None:
-    """Another number the digits make after a longer international prefix than `00`, one a country dials:
-    `009 1 212 555 0199` is New York dialed from Seoul or Bogota, and, read after `00`, India."""
+def _read_after_a_longer_prefix(text: str, digits: str, abroad: phonenumbers.PhoneNumber) -> str | None:
+    """Another number the digits make after a longer international prefix than `00`, one a country dials, when
+    the text sets that prefix apart as its first group: `009 1 212 555 0199` is New York dialed from Seoul or
+    Bogota, and, read after `00`, India. A first group of `00` and a country code (`0033 6 12 34 56 78`) is
+    Europe's way: Thailand's `003` would read it as Hungary, but no one writes it so."""
+    first_group = _FIRST_DIGITS.search(_plain(text))
     for prefix in _international_prefixes():
         match = prefix.match(digits)
-        if match is not None and len(match.group()) > len("00"):
+        if match is not None and len(match.group()) > len("00") and first_group and first_group[0] == match[0]:
             other = _valid_other("+" + digits[match.end() :], abroad)
             if other is not None:
                 return other
@@ -286,10 +296,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     except NumberParseException as error:
         raise _invalid(_PARSE_REASONS.get(error.error_type, "not_a_number"), text, field) from None
     number, number_type = reading.number, reading.number_type
-    if reading.other is not None:
-        read = _e164(number)
-        raise _invalid("ambiguous", text, field, {"e164": read, "region": region_of(read), "other": reading.other})
-    if _DECIMAL.match(text):
+    if _DECIMAL.match(_plain(text)):
         raise _invalid("decimal", text, field)
     # CreateCallRequest has no extension: dialing the rest would ring the switchboard
     if number.extension or _PAUSE.search(text):
@@ -298,6 +305,9 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     vanity = letters and _vanity_number(text, reading)  # 1-888-2-GO-2-SEE: words inside
     if _joins_numbers(text, vanity):
         raise _invalid("several_numbers", text, field)
+    if reading.other is not None:
+        read = _e164(number)
+        raise _invalid("ambiguous", text, field, {"e164": read, "region": region_of(read), "other": reading.other})
 
     # A number valid nowhere has no region of its own; its country code still names one for the checks.
     number_region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(

@@ -291,7 +291,29 @@ def test_a_text_that_reads_as_two_valid_numbers_is_refused_not_guessed(
     assert stack.creates() == []
 
 
-@pytest.mark.parametrize(("to", "region"), [("+4930123456.0", "DE"), ("0612345678.0", "IT"), ("'4930123456.0", "DE")])
+@pytest.mark.parametrize(
+    ("to", "region", "e164"),
+    [
+        # 00 and a country code as Europe groups them: Thailand's 003 would read Hungary, but no one writes it so
+        ("0033 6 12 34 56 78", "US", "+33612345678"),
+        ("0049 176 12345678", "US", "+4917612345678"),
+        ("00491761234567", "US", "+491761234567"),  # no grouping: read after 00, as before
+        # digits starting with the region's code that are a mobile as written: a 3 Italia mobile, a Cuban one
+        ("390 123 4567", "IT", "+393901234567"),
+        ("5349 7658", "CU", "+5353497658"),
+    ],
+)
+def test_a_text_whose_other_reading_no_one_means_is_read(stack: Stack, to: str, region: str, e164: str) -> None:
+    response = stack.post("/api/calls/validate", {"to": to, "region": region})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["to"] == e164
+
+
+@pytest.mark.parametrize(
+    ("to", "region"),
+    [("+4930123456.0", "DE"), ("0612345678.0", "IT"), ("'4930123456.0", "DE"), ("\uff0b4930123456.0", "DE")],
+)
 def test_a_spreadsheets_decimal_number_is_refused_not_dialed_with_its_decimals(
     stack: Stack, to: str, region: str
 ) -> None:
