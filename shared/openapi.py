@@ -32,6 +32,7 @@ from shared.http import CLIENT_REQUEST_ID, MAX_BODY_BYTES, MAX_EVENTS_BYTES
 from shared.idempotency import MAX_KEY_LENGTH
 from shared.ids import UUID
 from shared.phone import REASON_TEXT, TYPE_NAMES
+from shared.policy.calling_hours import SEARCH_DAYS
 from shared.readiness import NOT_READY_RETRY_AFTER_SECONDS
 from shared.status_callbacks.delivery import DELIVERED, UNDELIVERABLE
 from shared.status_callbacks.delivery import PENDING as DELIVERY_PENDING
@@ -610,7 +611,8 @@ def _problem_properties() -> dict[str, Any]:
         "nextAllowedAt": _field(
             "string",
             "Next Allowed At",
-            "outside_calling_hours: the next moment (RFC 3339, UTC) the call is allowed; null when not in 3 days.",
+            "outside_calling_hours: the next moment (RFC 3339, UTC) the call is allowed; "
+            f"null when not in {SEARCH_DAYS} days.",
             nullable=True,
         ),
         "timeZones": _field(

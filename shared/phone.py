@@ -131,8 +131,8 @@ def _parse(text: str, region: str) -> _Reading:
       is Sydney with a zero doubled, not the Faroe Islands). Few national numbers start `00` (JP and KR toll-free
       ones), and those are valid as written, so never read again.
     - A reading that the same digits contradict carries the other number (`other`), and is refused: `00` read as
-      Europe dials it against the longer prefixes other countries dial (`009`), and a national reading of digits
-      that start with the region's country code against the same digits with a `+`.
+      Europe dials it against a longer prefix other countries dial that the text sets apart (`009 1 ...`),
+      and digits starting with the region's country code that are a mobile only with a `+`.
 
     libphonenumber's `number_type` is its validity check already, so each reading is classified once (it is
     most of a call's own CPU time).

@@ -26,7 +26,7 @@ from shared.policy.missed_time_zones import zone_libphonenumber_misses
 
 OFF = "off"
 _WINDOW = re.compile(r"^(?P<start>\d{2}):(?P<start_m>\d{2})-(?P<end>\d{2}):(?P<end_m>\d{2})$")
-_SEARCH_DAYS = 3  # the next allowed moment is looked for this many days ahead (zones whose windows do not meet)
+SEARCH_DAYS = 3  # the next allowed moment is looked for this many days ahead (zones whose windows do not meet)
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class CallingHours:
             f"It is outside the calling hours {window} for the callee ({shown})"
             + (
                 f", and {window} does not hold in all {len(zones)} of its time zones at once in the next "
-                f"{_SEARCH_DAYS} days (their offsets may change with daylight saving time)."
+                f"{SEARCH_DAYS} days (their offsets may change with daylight saving time)."
                 if never
                 else "."
             ),
@@ -201,7 +201,7 @@ class CallingHours:
         )
 
     def next_allowed_at(self, e164: str, region: str | None, moment: datetime) -> datetime | None:
-        """`moment` itself when allowed, else the next moment a call becomes allowed (None: not in _SEARCH_DAYS)."""
+        """`moment` itself when allowed, else the next moment a call becomes allowed (None: not in SEARCH_DAYS)."""
         window = self.window_for(region)
         if window is None:
             return moment
@@ -210,7 +210,7 @@ class CallingHours:
 
 
 def _never_hint(region: str | None) -> str:
-    """What lets a number be called whose zones' windows never meet: a setting, not waiting."""
+    """What lets a number be called whose zones' windows do not meet in the coming days: a setting, not waiting."""
     if region:
         return (
             f"Set CALLING_HOURS_BY_COUNTRY={region}=<a window that holds in all of its time zones> (or "
@@ -231,7 +231,7 @@ def next_allowed(window: Window, zones: tuple[str, ...], moment: datetime) -> da
     for name in zones:
         zone = _zone(name)
         local_day = moment.astimezone(zone).date()
-        for days in range(_SEARCH_DAYS + 1):
+        for days in range(SEARCH_DAYS + 1):
             start = datetime.combine(local_day + timedelta(days=days), window.start, tzinfo=zone)
             if start >= moment:
                 candidates.append(start.astimezone(timezone.utc))

@@ -6,8 +6,10 @@ Saratov to UTC+4 in 2016, Magallanes and Aysen to UTC-3), and areas it puts with
 north-east British Columbia with Alberta). With only its zone, such a number was called up to an hour outside
 the calling hours. Each prefix here adds the zone where the number rings: a call must fit the window in every
 zone of a number, so an added zone can only narrow when it is called, never widen it. Found by comparing
-libphonenumber's geocoder (the place of each prefix) with its zone; `tests/test_calling_hours_unit.py` checks
-that libphonenumber still gives each prefix other hours, so an entry it has since fixed is noticed.
+libphonenumber's geocoder (the place of each prefix) with its zone; five exchanges it names only by their province
+or territory (250-261, 263, 719 and 784, 867-334) are given their neighbours' zone, which at worst narrows
+their window. `tests/test_calling_hours_unit.py` checks, for every prefix, that libphonenumber still gives it
+other hours, so an entry it has since fixed is noticed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ RINGS_IN: dict[str, str] = {
     # Ciudad Juarez (656), which keep US daylight saving time, have zones of their own there already.
     **{
         f"52{area}": "America/Chihuahua"
-        for area in (614, 621, 625, 627, 628, 629, 635, 636, 639, 648, 649, 652, 657, 659)
+        for area in (614, 621, 625, 627, 628, 629, 635, 636, 639, 648, 652, 657, 659)  # 649: Mexico City's hours
     },
     # Canada (libphonenumber: Vancouver or Edmonton, Regina, Toronto)
     **{f"1867{exchange}": "America/Whitehorse" for exchange in (334, 393, 456, 536, 633, 667, 668, 993)},  # Yukon
