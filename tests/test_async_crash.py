@@ -47,18 +47,20 @@ def storage_dies_at(stack: Stack, disk_azurite: Azurite, route: str) -> tuple[re
     """Accept a job whose storage stops inside the Genesys emulator's `route` handler (the request is answered),
     restart the storage once the delivery has failed, and follow the job: (accepted, final)."""
     storage_down = threading.Event()
+    deliveries = stack.host.queues.deliveries
+    ended_before: list[int] = []  # deliveries ended when the storage stopped: a failure before is another test's
 
     def stop_storage() -> None:
+        ended_before.append(len(deliveries))
         disk_azurite.stop()
         storage_down.set()
 
     stack.genesys.inject(route, Fault(status=None, before_answer=stop_storage))
-    deliveries_before = len(stack.host.queues.deliveries)
 
     accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
     assert accepted.status_code == 202, accepted.text
     assert storage_down.wait(20), f"the queued job never reached {route}"
-    assert wait_for(lambda: ("place_queued_call", False) in stack.host.queues.deliveries[deliveries_before:], 30)
+    assert wait_for(lambda: ("place_queued_call", False) in deliveries[ended_before[0] :], 30)
     disk_azurite.restart()
 
     final, _ = follow(stack, stack.get(accepted.headers["Location"]))
