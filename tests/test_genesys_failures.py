@@ -288,17 +288,22 @@ def test_requests_waiting_behind_a_refused_token_get_its_refusal_instead_of_aski
     assert stack.creates() == []
 
 
-def test_a_token_being_renewed_is_still_used_by_other_requests_until_it_expires(stack: Stack) -> None:
-    """Renewal starts a margin before expiry, under the token lock: every API call, creates included, waited for
-    a slow login though the token it held still worked."""
-    clock = Clock(now=1000.0)
-    client = GenesysClient(
+def clocked_client(stack: Stack, clock: Clock) -> GenesysClient:
+    """A client of the stack's Genesys whose token lifetime runs on `clock`."""
+    return GenesysClient(
         api_base_url=stack.genesys.base_url,
         login_base_url=stack.genesys.base_url,
         client_id=CLIENT_ID,
         client_secret=lambda refresh: CLIENT_SECRET,
         clock=clock,
     )
+
+
+def test_a_token_being_renewed_is_still_used_by_other_requests_until_it_expires(stack: Stack) -> None:
+    """Renewal starts a margin before expiry, under the token lock: every API call, creates included, waited for
+    a slow login though the token it held still worked."""
+    clock = Clock(now=1000.0)
+    client = clocked_client(stack, clock)
     first = client.token(Deadline(10))  # valid for the emulator's day; renewed from a minute before its end
     clock.now += 86_400 - 30
     stack.genesys.inject("token", Fault(then_succeed=True, delay=2.0))
@@ -319,13 +324,7 @@ def test_a_failed_renewal_fails_no_request_while_the_token_it_renews_is_good(sta
     """Renewal starts a minute before expiry: a login host failing then failed every request that tried it, though
     Genesys still took the token. They go on with it, and the next renewal comes a few seconds later."""
     clock = Clock(now=1000.0)
-    client = GenesysClient(
-        api_base_url=stack.genesys.base_url,
-        login_base_url=stack.genesys.base_url,
-        client_id=CLIENT_ID,
-        client_secret=lambda refresh: CLIENT_SECRET,
-        clock=clock,
-    )
+    client = clocked_client(stack, clock)
     first = client.token(Deadline(10))  # valid for the emulator's day; renewed from a minute before its end
     clock.now += 86_400 - 30
     stack.genesys.inject("token", Fault(status=500))  # not retried: one try

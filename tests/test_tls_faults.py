@@ -134,9 +134,16 @@ def listener() -> Iterator[Callable[..., SilentListener]]:
         each.close()
 
 
-def _place_later(stack: Stack, configure: Callable[..., None], call: dict[str, str], key: str) -> None:
-    """With Genesys reachable again, the same request places the call: nothing was stored as "may have been
-    placed" (a replay of that would leave the callee never called)."""
+def _sent_nothing_then_placed(stack: Stack, configure: Callable[..., None], key: str) -> None:
+    """The create failed before a byte of it could leave: 503, nothing stored as "may have been placed" (a replay
+    of that would leave the callee never called), and with Genesys reachable again the same request places it."""
+    call = {"to": "+12125550199"}
+
+    failed = stack.post("/api/calls", call, headers={"Idempotency-Key": key})
+
+    TALLY.fault_scenarios += 1
+    assert failed.status_code == 503, failed.text
+    assert failed.json()["code"] == "genesys_unavailable" and "outcomeUnknown" not in failed.json()
     configure()
     placed = stack.post("/api/calls", call, headers={"Idempotency-Key": key})
     assert placed.status_code == 201, placed.text
@@ -153,15 +160,10 @@ def test_an_edge_whose_tls_handshake_stalls_sent_nothing_and_the_call_is_placed_
         GENESYS_CONNECT_TIMEOUT_SECONDS="0.3",
         GENESYS_READ_TIMEOUT_SECONDS="0.3",
     )
-    call = {"to": "+12125550199"}
 
-    stalled = stack.post("/api/calls", call, headers={"Idempotency-Key": "handshake-1"})
+    _sent_nothing_then_placed(stack, configure, "handshake-1")
 
-    TALLY.fault_scenarios += 1
-    assert stalled.status_code == 503, stalled.text
-    assert stalled.json()["code"] == "genesys_unavailable" and "outcomeUnknown" not in stalled.json()
     assert edge.received and all(first[:1] == b"\x16" for first in edge.received)  # TLS handshakes, no HTTP
-    _place_later(stack, configure, call, "handshake-1")
 
 
 def test_a_proxy_that_refuses_the_tunnel_sent_nothing_and_the_call_is_placed_on_a_retry(
@@ -174,12 +176,7 @@ def test_a_proxy_that_refuses_the_tunnel_sent_nothing_and_the_call_is_placed_on_
         HTTPS_PROXY=f"http://127.0.0.1:{proxy.port}",
         NO_PROXY="127.0.0.1",
     )
-    call = {"to": "+12125550199"}
 
-    refused = stack.post("/api/calls", call, headers={"Idempotency-Key": "tunnel-1"})
+    _sent_nothing_then_placed(stack, configure, "tunnel-1")
 
-    TALLY.fault_scenarios += 1
-    assert refused.status_code == 503, refused.text
-    assert refused.json()["code"] == "genesys_unavailable" and "outcomeUnknown" not in refused.json()
     assert proxy.received and all(first.startswith(b"CONNECT genesys.invalid:443 ") for first in proxy.received)
-    _place_later(stack, configure, call, "tunnel-1")
