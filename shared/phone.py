@@ -161,13 +161,13 @@ def _e164(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _valid_other(text: str, reading: phonenumbers.PhoneNumber) -> str | None:
+def _valid_other(text: str, reading: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber | None:
     """`text` read as an international number (`+...`), when that is valid and not `reading`."""
     try:
         other = phonenumbers.parse(text)
     except NumberParseException:
         return None
-    return _e164(other) if phonenumbers.is_valid_number(other) and _e164(other) != _e164(reading) else None
+    return other if phonenumbers.is_valid_number(other) and _e164(other) != _e164(reading) else None
 
 
 def _read_with_plus(digits: str, national: phonenumbers.PhoneNumber, region: str) -> str | None:
@@ -179,7 +179,7 @@ def _read_with_plus(digits: str, national: phonenumbers.PhoneNumber, region: str
     if not digits.startswith(code) or phonenumbers.number_type(national) in _MOBILE_TYPES:
         return None
     other = _valid_other("+" + digits, national)
-    return other if other is not None and phonenumbers.number_type(phonenumbers.parse(other)) in _MOBILE_TYPES else None
+    return _e164(other) if other is not None and phonenumbers.number_type(other) in _MOBILE_TYPES else None
 
 
 @lru_cache(maxsize=1)
@@ -205,7 +205,7 @@ def _read_after_a_longer_prefix(text: str, digits: str, abroad: phonenumbers.Pho
         if match is not None and len(match.group()) > len("00") and first_group and first_group[0] == match[0]:
             other = _valid_other("+" + digits[match.end() :], abroad)
             if other is not None:
-                return other
+                return _e164(other)
     return None
 
 
@@ -233,10 +233,10 @@ def _plain(text: str) -> str:
     return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in folded)
 
 
-def _joins_numbers(text: str, vanity: bool) -> bool:
-    """Whether the text holds more than one number, or one and words inside it (see `_LETTER_BETWEEN_DIGITS`;
-    a `vanity` number has words inside), a tel: URI's parameters aside."""
-    number_part = _CARRIER_PLACEHOLDER.sub(r"\1", _plain(_number_part(text)))
+def _joins_numbers(plain_number: str, vanity: bool) -> bool:
+    """Whether the number's text (`_plain`, a tel: URI's parameters aside) holds more than one number, or one and
+    words inside it (see `_LETTER_BETWEEN_DIGITS`; a `vanity` number has words inside)."""
+    number_part = _CARRIER_PLACEHOLDER.sub(r"\1", plain_number)
     return bool(_SECOND_PREFIX.search(number_part) or (not vanity and _LETTER_BETWEEN_DIGITS.search(number_part)))
 
 
@@ -296,14 +296,15 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     except NumberParseException as error:
         raise _invalid(_PARSE_REASONS.get(error.error_type, "not_a_number"), text, field) from None
     number, number_type = reading.number, reading.number_type
-    if _DECIMAL.match(_plain(text)):
+    plain_number = _plain(_number_part(text))  # folded once for the checks of its characters below
+    if _DECIMAL.match(plain_number):
         raise _invalid("decimal", text, field)
     # CreateCallRequest has no extension: dialing the rest would ring the switchboard
     if number.extension or _PAUSE.search(text):
         raise _invalid("extension", text, field)
     letters = _letters_read_as_digits(text)
     vanity = letters and _vanity_number(text, reading)  # 1-888-2-GO-2-SEE: words inside
-    if _joins_numbers(text, vanity):
+    if _joins_numbers(plain_number, vanity):
         raise _invalid("several_numbers", text, field)
     if reading.other is not None:
         read = _e164(number)
@@ -313,7 +314,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
     number_region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
         number.country_code or 0
     )
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = _e164(number)
     shown_region = None if number_region in NO_COUNTRY else number_region
     understood: dict[str, Any] = {"e164": e164, "region": shown_region}
     if letters and not vanity:
@@ -351,5 +352,5 @@ def readings(text: str, regions: Iterable[str]) -> set[str]:
         except NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):
-            found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+            found.add(_e164(number))
     return found
