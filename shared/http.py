@@ -162,6 +162,8 @@ def parse_json(body: bytes) -> Any:
     JSON may escape a lone UTF-16 surrogate (`"\\ud800"`), which no UTF-8 encoder accepts: refused here, by
     path, so it never reaches a log line, a fingerprint or an answer.
     """
+    if _nested_past_the_cap(body):
+        raise _too_deep()
     try:
         value = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_names)
     except UnicodeDecodeError:
@@ -179,6 +181,26 @@ def parse_json(body: bytes) -> Any:
             field=path or None,
         )
     return value
+
+
+_STRING_LITERAL = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
+_NOT_A_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def _nested_past_the_cap(body: bytes) -> bool:
+    """Whether arrays and objects nest past MAX_JSON_DEPTH, told before `json.loads`, which recurses once per level:
+    parsing thousands of levels runs the thread to the interpreter's recursion limit, where anything else it does
+    then (a finalizer's warning, a log line) fails too. A body with few brackets (any call request) is counted
+    only; otherwise its strings go, then its innermost pairs, one level a pass."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    brackets = _STRING_LITERAL.sub(b"", body).translate(None, _NOT_A_BRACKET)
+    for _ in range(MAX_JSON_DEPTH):
+        brackets, removed = _INNERMOST_PAIR.subn(b"", brackets)
+        if not removed:  # none left, or unclosed ones: as deep as the openings that stand
+            return brackets.count(b"[") + brackets.count(b"{") > MAX_JSON_DEPTH
+    return bool(brackets)
 
 
 def _too_deep() -> Problem:
