@@ -168,8 +168,6 @@ def parse_json(body: bytes) -> Any:
         value = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_names)
     except UnicodeDecodeError:
         raise Problem("invalid_json", "The body is not valid JSON: it is not UTF-8.") from None
-    except RecursionError:
-        raise _too_deep() from None
     except ValueError as error:  # JSONDecodeError, a repeated name, or an integer past Python's digit limit
         detail = error.args[0] if isinstance(error, json.JSONDecodeError | DuplicateName) else "a number is too long"
         raise Problem("invalid_json", f"The body is not valid JSON: {detail}.") from None
@@ -227,30 +225,25 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _unpaired_surrogate(value: Any) -> str | None:
-    """The path (names ASCII-escaped) of the first string or name that UTF-8 cannot encode, else None; a document
-    nested deeper than MAX_JSON_DEPTH is refused. Walked with a stack of its own: how deep `json.loads` goes before
-    it raises RecursionError depends on the Python version (3.13 parses 8,000 levels, which a recursive walk could
-    not follow: a 500)."""
-    pending: list[tuple[str, Any, int]] = [("", value, 0)]
+    """The path (names ASCII-escaped) of the first string or name that UTF-8 cannot encode, else None."""
+    pending: list[tuple[str, Any]] = [("", value)]
     while pending:
-        path, item, depth = pending.pop()
+        path, item = pending.pop()
         if isinstance(item, str):
             if not (item.isascii() or _encodable(item)):
                 return path
             continue
         if not isinstance(item, (dict, list)):
             continue
-        if depth == MAX_JSON_DEPTH:
-            raise _too_deep()
-        children: list[tuple[str, Any, int]] = []
+        children: list[tuple[str, Any]] = []
         if isinstance(item, dict):
             for name, child in item.items():
                 named = path + ("." if path else "") + json.dumps(name)[1:-1]
                 if not _encodable(name):
                     return named
-                children.append((named, child, depth + 1))
+                children.append((named, child))
         else:
-            children = [(f"{path}[{index}]", child, depth + 1) for index, child in enumerate(item)]
+            children = [(f"{path}[{index}]", child) for index, child in enumerate(item)]
         pending.extend(reversed(children))  # the first child is looked at first, as the document reads
     return None
 

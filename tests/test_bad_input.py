@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.http import MAX_BODY_BYTES
+from shared.http import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from shared.phone import region_of
 from tests.conftest import Stack
 
@@ -35,6 +35,26 @@ def test_invalid_json_says_what_is_wrong(stack: Stack, body: bytes, says: str) -
 
     assert (response.status_code, response.json()["code"]) == (400, "invalid_json")
     assert says in response.json()["detail"]
+    assert stack.genesys.requests() == []
+
+
+def nested(levels: int, inside: bytes = b"") -> bytes:
+    """A call request whose attributes hold arrays nested so that the body has `levels` levels in all."""
+    arrays = levels - 1  # the body's own object is the first level
+    return b'{"to": "+12125550199", "attributes": ' + b"[" * arrays + inside + b"]" * arrays + b"}"
+
+
+def test_the_depth_cap_counts_levels_not_brackets(stack: Stack) -> None:
+    """The cap is told from the bytes before parsing: brackets inside strings and side by side are no levels."""
+    at_the_cap = post_raw(stack, nested(MAX_JSON_DEPTH))
+    past_it = post_raw(stack, nested(MAX_JSON_DEPTH + 1))
+    string = b'"[[[[' + b"{[" * 100 + rb'\\"'  # ending with an escaped backslash
+    in_strings = post_raw(stack, nested(MAX_JSON_DEPTH, string))
+    side_by_side = post_raw(stack, nested(2, b"[]," * 200 + b"{}"))
+
+    assert past_it.json()["code"] == "invalid_json"
+    for parsed in (at_the_cap, in_strings, side_by_side):  # read as JSON; attributes must be an object
+        assert (parsed.status_code, parsed.json()["code"]) == (400, "validation_failed"), parsed.text
     assert stack.genesys.requests() == []
 
 
