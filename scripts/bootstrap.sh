@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Prepare a fresh checkout: a virtual environment with the runtime and development dependencies,
-# and Azurite from npm.
+# and Azurite from npm; with --checkov (scripts/test.sh), checkov in a venv of its own as well.
 # Idempotent and quick when nothing changed. Needs Python 3.10+ (PYTHON=python3.12 to choose one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-recent_enough() {  # a Python 3.10 or newer at "$1"
-  "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null
+at_least() {  # at_least PYTHON MINOR: a Python 3.MINOR or newer at PYTHON
+  "$1" -c "import sys; sys.exit(0 if sys.version_info >= (3, $2) else 1)" 2>/dev/null
 }
 
 if [ -n "${PYTHON:-}" ]; then
@@ -16,36 +16,52 @@ else
 fi
 python=""
 for candidate in $candidates; do
-  if command -v "$candidate" >/dev/null && recent_enough "$candidate"; then
+  if command -v "$candidate" >/dev/null && at_least "$candidate" 10; then
     python=$candidate
     break
   fi
 done
 [ -n "$python" ] || { echo "Python 3.10 or newer is required (tried: $candidates; set PYTHON=...)" >&2; exit 1; }
 
-# A .venv left half-made (venv without ensurepip: Debian's python3-venv missing) or too old is made again.
-if [ -e .venv ] && ! { recent_enough .venv/bin/python && .venv/bin/python -m pip --version >/dev/null 2>&1; }; then
-  echo "bootstrap: .venv has no pip or an older Python; making it again"
-  rm -rf .venv
-fi
-if [ ! -x .venv/bin/python ]; then
-  echo "bootstrap: creating .venv with $("$python" --version)"
-  "$python" -m venv .venv || {
-    rm -rf .venv
-    echo "bootstrap: '$python -m venv' failed (on Debian or Ubuntu: apt install python3-venv)" >&2
-    exit 1
-  }
-fi
+venv() {  # venv DIR PYTHON: a virtual environment with pip at DIR, made again when left half-made or too old
+  if [ -e "$1" ] && ! { at_least "$1/bin/python" 10 && "$1/bin/python" -m pip --version >/dev/null 2>&1; }; then
+    # venv without ensurepip (Debian's python3-venv missing) leaves one without pip
+    echo "bootstrap: $1 has no pip or an older Python; making it again"
+    rm -rf "$1"
+  fi
+  if [ ! -x "$1/bin/python" ]; then
+    echo "bootstrap: creating $1 with $("$2" --version)"
+    "$2" -m venv "$1" || {
+      rm -rf "$1"
+      echo "bootstrap: '$2 -m venv' failed (on Debian or Ubuntu: apt install python3-venv)" >&2
+      exit 1
+    }
+  fi
+}
 sha256() {  # GNU coreutils, or macOS's shasum
   if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi
 }
-stamp=.venv/.requirements.sha256
-wanted=$(cat requirements.txt requirements-dev.txt | sha256 | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  # The first run takes a minute or two: pip's own progress shows what it is doing.
-  echo "bootstrap: installing requirements-dev.txt into .venv"
-  .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt
-  echo "$wanted" > "$stamp"
+install() {  # install DIR FILE [MORE...]: pip install -r FILE into the venv DIR unless these files were installed
+  local dir=$1 requirements=$2 stamp=$1/.requirements.sha256 wanted
+  shift
+  wanted=$(cat "$@" | sha256 | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    # The first run takes a minute or two: pip's own progress shows what it is doing.
+    echo "bootstrap: installing $requirements into $dir"
+    "$dir/bin/python" -m pip install --disable-pip-version-check --progress-bar on -r "$requirements"
+    echo "$wanted" > "$stamp"
+  fi
+}
+
+venv .venv "$python"
+install .venv requirements-dev.txt requirements.txt
+if [ "${1:-}" = --checkov ]; then
+  if at_least .venv/bin/python 11; then
+    venv .venv/checkov .venv/bin/python
+    install .venv/checkov requirements-checkov.txt
+  else
+    echo "bootstrap: checkov not installed on $(.venv/bin/python --version) (requirements-checkov.txt says why)"
+  fi
 fi
 
 # Azurite (Table Storage and queues for idempotency and async mode), pinned in package-lock.json.

@@ -3,13 +3,13 @@
 # Extra arguments go to pytest (for example: scripts/test.sh -k caller_ids).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --checkov
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-if [[ -x .venv/bin/checkov ]]; then
-    .venv/bin/checkov -d infra --framework bicep --skip-download --quiet --compact
+if [[ -x .venv/checkov/bin/checkov ]]; then
+    .venv/checkov/bin/checkov -d infra --framework bicep --skip-download --quiet --compact
 else
-    echo "checkov skipped: not installed on Python 3.10 (requirements-dev.txt says why); infra/ is checked on 3.11+"
+    echo "checkov skipped: not installed on Python 3.10 (requirements-checkov.txt says why); infra/ is checked on 3.11+"
 fi
 exec .venv/bin/python -m pytest "$@"
