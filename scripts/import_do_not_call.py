@@ -10,7 +10,8 @@ on its first call or readiness check): a name mistyped would fill a table the ap
 makes it, for an import before the app's first call.
 
 The first column is the number in any common format (a first line of under 5 digits is a header), an optional
-second column a reason (at most 256 characters; a longer one is cut). The file is UTF-8 (Excel: "CSV UTF-8").
+second column a reason (at most 256 characters; a longer one is cut; a quoted one may span lines, and a file with
+a quote left open is refused whole). The file is UTF-8 (Excel: "CSV UTF-8").
 Storage comes from the same settings as the app: `AzureWebJobsStorage` (a connection string), or
 `AzureWebJobsStorage__accountName` (or both `__tableServiceUri` and `__queueServiceUri`) with your own Entra
 identity (`az login`). Unreadable lines are reported by line number, never by content, and make the exit
@@ -76,9 +77,14 @@ def _text(path: Path) -> str:
 
 
 def read_list(path: Path, region: str) -> ListFile:
-    """Read every row; a row is skipped only when all its cells are blank."""
+    """Read every row; a row is skipped only when all its cells are blank.
+
+    Quotes are read strictly: a reason whose quote is never closed (or closed mid-cell) would take every later
+    line into it, and their numbers would go unlisted while the import said nothing. Such a file is refused
+    whole; a quoted reason that closes cleanly but holds lines that start with a number is an unreadable row.
+    """
     read = ListFile()
-    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    reader = csv.reader(io.StringIO(_text(path), newline=""), strict=True)
     ended = 0  # the file line the previous record ended on: a quoted reason may span lines
     try:
         for row in reader:
@@ -92,13 +98,30 @@ def read_list(path: Path, region: str) -> ListFile:
                     read.unreadable.append(line)
                 continue
             reason = row[1].strip() if len(row) > 1 and row[1].strip() else None
+            if reason is not None and _holds_rows(reason, region):
+                read.unreadable.extend(range(line, ended + 1))
+                continue
             if reason is not None and len(reason) > MAX_REASON_LENGTH:
                 reason = reason[:MAX_REASON_LENGTH]
                 read.reasons_cut.append(line)
             read.add(number, reason, line)
     except csv.Error as error:
-        raise UnreadableFile(f"line {reader.line_num} is not CSV ({error}); nothing was imported") from None
+        lines = f"line {ended + 1}" + (f" (to {reader.line_num})" if reader.line_num > ended + 1 else "")
+        raise UnreadableFile(
+            f"{lines} is not CSV ({error}): a quote in a cell must close the cell; nothing was imported"
+        ) from None
     return read
+
+
+def _holds_rows(reason: str, region: str) -> bool:
+    """Whether a reason spanning lines has a later line that starts with a number: rows a stray quote took in."""
+    for later in reason.splitlines()[1:]:
+        try:
+            normalize(later.split(",", 1)[0], region, field="number", allow_premium_rate=True)
+        except Problem:
+            continue
+        return True
+    return False
 
 
 def write_list(table: TableDoNotCallList, read: ListFile) -> tuple[int, Problem | None, list[int]]:
@@ -154,10 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         storage = storage_account(os.environ)
+        client = storage.table(args.table) if storage is not None else None  # no request yet
     except Problem as problem:  # a setting present but unusable: say which, as the app would
         print(f"{problem.detail} {problem.hint or ''}".strip(), file=sys.stderr)
         return 2
-    if storage is None:
+    if client is None:
         print(
             "Set AzureWebJobsStorage__accountName=<storage account> (signed in with az login, with Storage Table "
             "Data Contributor on it), or AzureWebJobsStorage to a connection string, first.",
@@ -169,7 +193,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, UnreadableFile) as unreadable:
         print(f"{args.csv}: {unreadable}", file=sys.stderr)
         return 2
-    client = storage.table(args.table)
     try:
         exists = table_exists(client)
     except AzureError as error:

@@ -432,6 +432,38 @@ def test_rows_the_import_cannot_take_whole_are_listed_or_named_by_their_line(sta
     assert dnc(stack, "GET", "+12125550102").json()["reason"] == "asked\non the phone"
 
 
+def test_a_quote_left_open_refuses_the_list_whole(stack: Stack, tmp_path: Path) -> None:
+    """A reason's quote never closed took every later line into that reason: their numbers went unlisted, the
+    import said it had listed the list, and the numbers were stored in full as the first one's reason."""
+    listing = tmp_path / "dnc.csv"
+    listing.write_text(
+        'number,reason\n+12125550101,web form\n+12125550102,"said stop calling\n+12125550103,\n+12125550104,email\n'
+    )
+
+    refused = import_listing(stack, listing)
+
+    assert refused.returncode == 2, refused.stdout
+    assert "line 3 (to 5) is not CSV" in refused.stderr and "nothing was imported" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert dnc(stack, "GET", "+12125550101").json()["listed"] is False  # nothing of it was imported
+
+
+def test_rows_a_stray_quote_took_into_a_reason_are_named_not_swallowed(stack: Stack, tmp_path: Path) -> None:
+    """A quote that closes at the end of a later line is valid CSV: the lines between are one reason."""
+    listing = tmp_path / "dnc.csv"
+    listing.write_text(
+        '+12125550101,"said stop\n+12125550102,web form\n+12125550103,asked"\n'  # lines 1-3: one record
+        '+12125550104,"asked\non the phone"\n'  # lines 4-5: a reason of two lines, no number in it
+    )
+
+    imported = import_listing(stack, listing)
+
+    assert imported.returncode == 1, imported.stderr
+    assert "imported 1 numbers" in imported.stdout
+    assert "NOT listed: 3 unreadable lines (line 1, 2, 3)" in imported.stderr
+    assert [dnc(stack, "GET", f"+1212555010{n}").json()["listed"] for n in (1, 2, 3, 4)] == [False, False, False, True]
+
+
 def test_a_list_that_is_not_utf8_is_refused_whole(stack: Stack, tmp_path: Path) -> None:
     """Excel's default CSV in many locales is cp1252: it ended in a UnicodeDecodeError traceback."""
     listing = tmp_path / "dnc.csv"
@@ -495,8 +527,10 @@ def test_a_number_imported_again_keeps_the_date_it_was_listed(stack: Stack, tmp_
     [
         ({}, "AzureWebJobsStorage__accountName"),
         ({"AzureWebJobsStorage__tableServiceUri": "https://st.table.core.windows.net"}, "__queueServiceUri"),
+        # the SDK refuses it when the client is made: that was a traceback and exit status 1 ("not all listed")
+        ({"AzureWebJobsStorage": "AccountName=x;garbage"}, "is not a storage connection string"),
     ],
-    ids=["none", "table-uri-only"],
+    ids=["none", "table-uri-only", "unreadable-connection-string"],
 )
 def test_the_import_without_usable_storage_says_which_setting_and_touches_nothing(
     tmp_path: Path, storage: dict[str, str], says: str
