@@ -102,6 +102,27 @@ def test_a_watch_whose_record_landed_unheard_still_starts_at_once(
     assert [event["type"] for event in receiver.events()] == [f"call.{name}" for name in events]
 
 
+def test_a_watch_whose_record_insert_was_refused_once_is_written_again(
+    scripted: Stack, receiver: Receiver, azurite: Azurite, configure: Callable[..., None]
+) -> None:
+    """One dropped connection on the watch record's insert (the SDK does not resend an insert whose connection
+    dropped) lost every event of the call: the caller had its 201, and with no record the timer had nothing to
+    resume."""
+    events = ["ringing", "connected", "ended"]
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front), **FAST)
+        front.failing_write_when = lambda body: b'"callbacks:' in body
+        front.on_refusal = lambda: setattr(front, "failing_write_when", None)  # storage is back after one
+        placed = scripted.post(
+            "/api/calls", {**CALL, "statusCallbackUrl": receiver.url, "statusCallbackEvents": events}
+        )
+        assert placed.status_code == 201, placed.text
+        assert front.refused == 1, "the watch record's insert was not refused"
+
+        eventually(lambda: settled(placed.json()["conversationId"]), "the watch to settle")
+    assert [event["type"] for event in receiver.events()] == [f"call.{name}" for name in events]
+
+
 def test_a_failed_call_sends_the_catalog_failure_by_default(scripted: Stack, receiver: Receiver) -> None:
     placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": receiver.url})
     conversation_id = placed.json()["conversationId"]

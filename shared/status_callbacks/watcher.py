@@ -53,6 +53,7 @@ from shared.status_callbacks.subscriptions import Subscription, Subscriptions
 from shared.status_callbacks.targets import TERMINAL, StatusCallback, check_url
 from shared.storage import MAX_QUEUE_DELAY_SECONDS, QueueSender, RetryLater
 
+INSERT_PAUSES_SECONDS = (0.5, 2.0)  # a watch record refused is tried again after these: the caller waits for it
 STEP_BUDGET_SECONDS = 20.0  # one step's deliveries, so a slow receiver cannot hold a worker thread for long
 log = get_logger(__name__)
 
@@ -243,7 +244,7 @@ class StatusWatcher:
             delay = self._delay(data["nextPollAt"], now)
             key = record_key(conversation_id)
             record = Record(key, "", WATCHING, request_id, now, expires_at, data=data, due_at=now + delay)
-            if self._store.create(record) is None and landed_unheard(self._store, record) is None:
+            if not self._insert(record):
                 return  # watched already: a replay of the request
             # The record goes first and stays if the message is refused: the caller has its answer and will not
             # retry, so only the timer can start the watch then (`resume_stalled`), once the step is overdue.
@@ -251,6 +252,20 @@ class StatusWatcher:
             log.info("Watching conversation %s for status events", conversation_id)
         except Exception as error:  # noqa: BLE001 - the call is placed; its callbacks wait for the timer, or are lost
             log.error("Could not start watching conversation %s: %s", conversation_id, type(error).__name__)
+
+    def _insert(self, record: Record) -> bool:
+        """Write a new watch record: True once written (by this request, its answer perhaps lost), False when a
+        replay of the request wrote it. Tried again after a storage failure: the SDK does not resend an insert
+        whose connection dropped, and without the record no timer can start the watch."""
+        for pause in INSERT_PAUSES_SECONDS:
+            try:
+                return self._insert_once(record)
+            except Problem:
+                time.sleep(pause)
+        return self._insert_once(record)
+
+    def _insert_once(self, record: Record) -> bool:
+        return self._store.create(record) is not None or landed_unheard(self._store, record) is not None
 
     def deliveries(self, conversation_id: str) -> list[dict[str, Any]] | None:
         """The request's own callback deliveries so far, or None when it asked for none."""
