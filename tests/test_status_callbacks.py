@@ -428,6 +428,24 @@ def test_the_trigger_subscribes_and_unsubscribes(scripted: Stack, receiver: Rece
     assert watch_record(again.json()["conversationId"]) is None  # nobody listens: not even watched
 
 
+def test_a_url_subscribed_twice_gets_each_ended_call_once(scripted: Stack, receiver: Receiver) -> None:
+    """A flow turned off and on again whose DELETE was lost has its URL subscribed twice: it ran twice per call,
+    for good (both rows answer 2xx, so neither is ever cleaned up)."""
+    first = scripted.post("/api/subscriptions", {"notificationUrl": receiver.url})
+    second = scripted.post("/api/subscriptions", {"notificationUrl": receiver.url})
+    assert first.json()["id"] != second.json()["id"]
+
+    placed = scripted.post("/api/calls", CALL)
+    conversation_id = placed.json()["conversationId"]
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    assert [event["type"] for event in receiver.events()] == ["call.ended"]
+
+    scripted.session.delete(second.headers["Location"], timeout=30)  # the flow's own row goes: the other stays
+    again = scripted.post("/api/calls", {"to": "+12125550198"})
+    eventually(lambda: settled(again.json()["conversationId"]), "the second watch to settle")
+    assert [event["conversationId"] for event in receiver.events()] == [conversation_id, again.json()["conversationId"]]
+
+
 def test_a_subscription_whose_url_answers_gone_for_a_day_is_removed(scripted: Stack, receiver: Receiver) -> None:
     """A deleted flow's URL answers 404 (Power Automate's DELETE never came: a rotated key refused it, storage was
     down): its subscription was kept forever, posted every ended call, and held one of the 50 places. One "gone"

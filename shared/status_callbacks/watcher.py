@@ -172,6 +172,15 @@ def reached(described: dict[str, Any], now_iso: str) -> list[tuple[str, str]]:
     return []
 
 
+def _one_per_url(subscriptions: list[Subscription]) -> list[Subscription]:
+    """The latest subscription of each URL. A flow turned off whose DELETE was lost, then on again, subscribes its
+    URL twice; posting to both would run the flow twice per call."""
+    latest: dict[str, Subscription] = {}
+    for subscription in sorted(subscriptions, key=lambda subscription: subscription.created_at):
+        latest[subscription.url] = subscription
+    return list(latest.values())
+
+
 def _failure(described: dict[str, Any]) -> dict[str, Any] | None:
     failure = described.get("failure")
     if not failure:
@@ -400,7 +409,7 @@ class StatusWatcher:
         if data["callback"]:
             targets.append((CALLBACK, tuple(data["callback"]["events"])))
         if described["status"] in TERMINAL:  # flows subscribed to "When a call ends"
-            targets += [(f"sub:{s.id}", tuple(TERMINAL)) for s in self._subscriptions.all()]
+            targets += [(f"sub:{s.id}", tuple(TERMINAL)) for s in _one_per_url(self._subscriptions.all())]
         known = {(entry["target"], entry["name"]) for entry in data["deliveries"]}
         for name, occurred_at in reached(described, iso_now(lambda: now)):
             failure = _failure(described) if name == "failed" else None
