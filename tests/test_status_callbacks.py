@@ -147,6 +147,23 @@ def test_an_event_is_redelivered_with_the_same_id_after_a_500(scripted: Stack, r
     assert status["statusCallbacks"] == [{"event": "failed", "status": "delivered", "attempts": 2}]
 
 
+@pytest.mark.parametrize(
+    "interim",
+    [b"HTTP/1.1 102 Processing\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"],
+    ids=["102", "103"],
+)
+def test_an_interim_answer_is_no_refusal(scripted: Stack, receiver: Receiver, interim: bytes) -> None:
+    """Python's http.client passes over only 100 Continue: a 102 or 103 before the receiver's 200 was read as its
+    answer, and the event was marked undeliverable after one attempt."""
+    receiver.answers = [interim + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"]
+    placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": receiver.url})
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    status = scripted.get(f"/api/calls/{conversation_id}").json()
+    assert status["statusCallbacks"] == [{"event": "failed", "status": "delivered", "attempts": 2}]
+
+
 def test_a_receiver_that_keeps_failing_is_recorded_undeliverable(scripted: Stack, receiver: Receiver) -> None:
     receiver.answers = [503] * 10
     placed = scripted.post("/api/calls", {"to": UNREACHABLE, "statusCallbackUrl": receiver.url})

@@ -109,6 +109,6 @@ class Poster:
         response.close()
         if 200 <= status < 300:
             return Outcome(DELIVERED, str(status))
-        if status >= 500 or status in _RETRYABLE_STATUSES:
-            return Outcome(PENDING, str(status))
+        if status < 200 or status >= 500 or status in _RETRYABLE_STATUSES:  # < 200: http.client reads a 102 or
+            return Outcome(PENDING, str(status))  # 103 before the answer as the answer (it skips only 100)
         return Outcome(UNDELIVERABLE, str(status))
