@@ -21,6 +21,7 @@ from shared.errors import Problem
 from shared.genesys import GenesysClient
 from shared.idempotency import Idempotency, JobAttempt, Reply, fingerprint
 from shared.ids import is_uuid
+from shared.instants import parse_instant
 from shared.logs import get_logger
 from shared.policy import CallPolicy
 from shared.status_callbacks import StatusCallback, StatusWatcher
@@ -120,10 +121,7 @@ def _scheduled_time(body: dict[str, Any]) -> str | None:
     text = _text(body, "scheduledTime", 64)
     if text is None:
         return None
-    try:  # Python 3.10's fromisoformat does not read a trailing "Z"
-        moment: datetime | None = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
-    except ValueError:
-        moment = None
+    moment = parse_instant(text)
     if moment is None or moment.tzinfo is None:
         raise _invalid("scheduledTime", "'scheduledTime' must be ISO-8601 with a time zone, e.g. 2026-12-01T15:30:00Z.")
     ahead = moment - datetime.now(timezone.utc)  # aware arithmetic: no overflow near year 9999

@@ -57,6 +57,23 @@ def test_scheduled_time_in_another_zone_is_sent_in_utc(stack: Stack) -> None:
     assert sent["callerId"] == "+13175550100"  # the queue has no caller ID: the default
 
 
+@pytest.mark.parametrize("fraction", [".1234567", ".5", ".123456789", ",25"], ids=["7", "1", "9", "comma"])
+def test_scheduled_time_is_read_with_any_fraction_on_every_python(stack: Stack, fraction: str) -> None:
+    """Power Automate's utcNow() writes 7 digits: Python 3.10's fromisoformat read only 3 or 6, so the same request
+    was refused on 3.10 and taken on 3.11."""
+    when = (datetime.now(timezone.utc) + timedelta(hours=2)).replace(microsecond=0)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+    response = stack.post(
+        "/api/calls", {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "scheduledTime": text}
+    )
+
+    assert response.status_code == 201, response.text
+    assert stack.genesys.requests("callback")[0].json["callbackScheduledTime"] == when.strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z"
+    )
+
+
 def test_callback_is_idempotent(stack: Stack) -> None:
     body = {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID}
 

@@ -23,7 +23,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from shared.errors import Problem
 from shared.http import parse_json
+from shared.instants import parse_instant
 from shared.webhooks.signed import SignedCall, delivery_key, keys_unavailable, refused
 
 MESSAGE_TYPE_HEADER = "x-amz-sns-message-type"
@@ -218,10 +218,7 @@ class SnsVerifier:
         return key
 
     def _check_timestamp(self, stamp: str) -> None:
-        try:
-            sent = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            sent = None
+        sent = parse_instant(stamp)
         if sent is None or sent.tzinfo is None:
             raise refused("Timestamp", "Timestamp is not an ISO-8601 time in UTC.")
         age = self._clock() - sent.timestamp()
