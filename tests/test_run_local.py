@@ -19,9 +19,16 @@ START_SECONDS = 120  # Azurite, the emulators and the whole demo
 STOP_SECONDS = 30
 
 
-def stack_process(*args: str, stderr: int = subprocess.PIPE) -> subprocess.Popen[str]:
+def stack_process(
+    *args: str, stderr: int = subprocess.PIPE, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "emulators.stack", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True
+        [sys.executable, "-m", "emulators.stack", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=env,
     )
 
 
@@ -66,6 +73,21 @@ def test_a_busy_port_is_one_clear_line_and_a_non_zero_exit(busy_port: int) -> No
     assert process.returncode == 1
     assert f"error: port {busy_port} is already in use" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.timeout(START_SECONDS + STOP_SECONDS)
+def test_the_demo_runs_on_a_machine_whose_proxy_cannot_reach_loopback() -> None:
+    """A corporate machine's HTTP_PROXY without 127.0.0.1 in NO_PROXY carried the demo's requests and the app's own
+    to the emulators: a ProxyError traceback and exit status 1."""
+    dead_proxy = "http://127.0.0.1:9"  # discard: nothing listens
+    machine = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
+    environment = {**machine, "HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy, "NO_PROXY": "localhost"}
+
+    process = stack_process("--port", "0", "--exit-after-demo", env=environment)
+    stdout, stderr = process.communicate(timeout=START_SECONDS)
+
+    assert process.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    assert "Demo succeeded." in stdout
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
