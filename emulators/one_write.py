@@ -5,7 +5,8 @@ by default; `wbufsize = -1` still splits an answer larger than its 8 KiB buffer)
 algorithm holds the body's small segment until the headers' segment is acknowledged, and the client delays
 that acknowledgement by about 40 ms: every answer stalls, and a benchmark measures the stall, not the code.
 `OneWriteHandler` holds the whole answer and sends it at the flush `handle_one_request` already does after
-each request (and `finish` does after an early error): one write, whatever its size.
+each request (and `finish` does after an early error): one write, whatever its size. An interim `100 Continue`
+is the one answer that leaves on its own, before the body it asks for.
 """
 
 from __future__ import annotations
@@ -44,3 +45,9 @@ class OneWriteHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()  # wbufsize 0: the unbuffered writer it makes holds no buffer to lose
         self.wfile = AnswerBuffer(self.connection)
+
+    def handle_expect_100(self) -> bool:
+        """The interim 100 Continue leaves at once: the client sends the body, which the answer needs, after it."""
+        continuing = super().handle_expect_100()
+        self.wfile.flush()
+        return continuing
