@@ -247,8 +247,10 @@ def region_domain(region: str) -> str:
     )
 
 
-def _url(name: str, url: str, schemes: tuple[str, ...]) -> str:
-    """An absolute URL with one of `schemes`, a host, a valid port if any and no user-info (credentials)."""
+def _url(name: str, url: str, schemes: tuple[str, ...], *, origin_only: bool = False) -> str:
+    """An absolute URL with one of `schemes`, a host, a valid port if any and no user-info (credentials);
+    `origin_only`: nothing after the host and port, for a service the app adds its own paths to (a secret's own
+    URL given as KEY_VAULT_URL asked the vault for .../secrets/x/secrets/x, read as "no such secret")."""
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError unless a number from 0 to 65535
@@ -266,19 +268,25 @@ def _url(name: str, url: str, schemes: tuple[str, ...]) -> str:
         raise _config_error(name, "has a host name with characters no host name holds")
     if port == 0:
         raise _config_error(name, "has port 0; use a port from 1 to 65535")
+    if origin_only and (parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#"))):
+        raise _config_error(
+            name, f"must be the service's address alone ({parts.scheme}://{parts.hostname}): no path, query or fragment"
+        )
     return url
 
 
-def _optional_url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+def _optional_url(
+    env: Mapping[str, str], name: str, schemes: tuple[str, ...], *, origin_only: bool = False
+) -> str | None:
     url = _text(env, name)
-    return None if url is None else _url(name, url, schemes)
+    return None if url is None else _url(name, url, schemes, origin_only=origin_only)
 
 
 def _base_url(env: Mapping[str, str], name: str, default: str | None, allow_http: bool) -> str:
     url = _text(env, name, default)
     if url is None:
         raise _config_error("GENESYS_REGION", "is required (or set GENESYS_API_BASE_URL and GENESYS_LOGIN_BASE_URL)")
-    _url(name, url, ("http", "https"))
+    _url(name, url, ("http", "https"), origin_only=True)
     parts = urlsplit(url)
     if parts.scheme == "http" and not allow_http:
         raise _config_error(name, "uses http://; set GENESYS_ALLOW_INSECURE_HTTP=true for a local emulator only")
@@ -316,7 +324,7 @@ def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStora
         table_uri=table_uri.rstrip("/"),
         queue_uri=queue_uri.rstrip("/"),
         managed_identity=credential == "managedidentity",
-        client_id=_text(env, f"{connection}__clientId"),
+        client_id=_client_id(env, f"{connection}__clientId"),
         setting=connection,
     )
 
@@ -337,6 +345,15 @@ def _caller_id(text: str, setting: str, region: str) -> str:
         raise _config_error(
             setting, f"holds a value that is not a valid phone number ({reason}): write each as + and its country code"
         ) from None
+
+
+def _client_id(env: Mapping[str, str], name: str) -> str | None:
+    """A user-assigned identity's client id: another value made every token request fail, read as the vault or
+    storage being down (a retryable 503) rather than as this setting."""
+    client_id = _text(env, name)
+    if client_id is not None and not is_uuid(client_id):
+        raise _config_error(name, "must be the client id (a UUID) of a user-assigned identity attached to the app")
+    return client_id
 
 
 def _user_id(env: Mapping[str, str]) -> str | None:
@@ -434,7 +451,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     client_id = _text(env, "GENESYS_CLIENT_ID")
     if client_id is None:
         raise _config_error("GENESYS_CLIENT_ID", "is required")
-    key_vault_url = _optional_url(env, "KEY_VAULT_URL", ("https",))
+    key_vault_url = _optional_url(env, "KEY_VAULT_URL", ("https",), origin_only=True)
     client_secret = _secret(env, "GENESYS_CLIENT_SECRET")
     if key_vault_url is None and client_secret is None:
         raise _config_error("KEY_VAULT_URL", "or GENESYS_CLIENT_SECRET is required")
@@ -504,7 +521,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "STATUS_CALLBACK_SECRET_NAME", None, vault=key_vault_url is not None
         ),
         managed_identity=bool(_text(env, "IDENTITY_ENDPOINT") and _text(env, "IDENTITY_HEADER")),
-        azure_client_id=_text(env, "AZURE_CLIENT_ID"),
+        azure_client_id=_client_id(env, "AZURE_CLIENT_ID"),
         storage=storage_account(env),
         in_azure=any(_text(env, name) for name in AZURE_HOST_VARIABLES),
         idempotency_table=_table_name(env, "IDEMPOTENCY_TABLE", "callidempotency"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import load_settings
+from shared.config import load_settings, storage_account
 from shared.errors import Problem
 from tests.conftest import Stack
 
@@ -78,6 +78,13 @@ def test_defaults() -> None:
         ({"CALLS_PER_NUMBER_LIMIT": "1001"}, "CALLS_PER_NUMBER_LIMIT"),
         ({"IDEMPOTENCY_WAIT_SECONDS": "600"}, "IDEMPOTENCY_WAIT_SECONDS"),  # past Power Automate's 120 s
         ({"KEY_VAULT_READ_TIMEOUT_SECONDS": "1e9"}, "KEY_VAULT_READ_TIMEOUT_SECONDS"),
+        # A path: the portal's copy of a secret's own URL read as "no such secret"; /api/v2 doubled in every
+        # request read as "no such user"; a token 404 pointed at the user or queue id.
+        ({"KEY_VAULT_URL": "https://kv-example.vault.azure.net/secrets/genesys-client-secret"}, "KEY_VAULT_URL"),
+        ({"GENESYS_API_BASE_URL": "https://api.mypurecloud.com/api/v2"}, "GENESYS_API_BASE_URL"),
+        ({"GENESYS_LOGIN_BASE_URL": "https://login.mypurecloud.com/?x=1"}, "GENESYS_LOGIN_BASE_URL"),
+        # an identity not attached (or no client id at all) failed every token request as a vault outage
+        ({"AZURE_CLIENT_ID": "my identity"}, "AZURE_CLIENT_ID"),
     ],
 )
 def test_bad_setting_is_named(overrides: dict[str, str], setting: str) -> None:
@@ -86,6 +93,22 @@ def test_bad_setting_is_named(overrides: dict[str, str], setting: str) -> None:
 
     assert raised.value.code == "configuration_error"
     assert setting in raised.value.detail
+
+
+def test_a_storage_identitys_client_id_is_a_uuid() -> None:
+    identity_based = {
+        "AzureWebJobsStorage__accountName": "stexample",
+        "AzureWebJobsStorage__credential": "managedidentity",
+    }
+
+    with pytest.raises(Problem) as raised:
+        storage_account({**identity_based, "AzureWebJobsStorage__clientId": "id-func-api"})
+    account = storage_account(
+        {**identity_based, "AzureWebJobsStorage__clientId": "5f1e4c3a-9b1d-4c8e-a1f2-0c9d8e7b6a51"}
+    )
+
+    assert "AzureWebJobsStorage__clientId" in raised.value.detail
+    assert account is not None and account.client_id == "5f1e4c3a-9b1d-4c8e-a1f2-0c9d8e7b6a51"
 
 
 def test_configuration_error_reaches_the_caller_as_a_problem_without_secrets(stack: Stack, configure) -> None:
