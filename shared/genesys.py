@@ -62,6 +62,9 @@ CREATE_ANSWER_SECONDS = 5.0  # the most time a create must have left to be sent 
 READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
 RENEWAL_RETRY_SECONDS = 5.0  # after a failed renewal, requests go on with the old token this long before the next try
+# A client secret Genesys refused (invalid_client) is not sent again, nor Key Vault read again for it, sooner: a wrong
+# secret in the vault cost every request a vault read and two refused logins.
+REFUSED_SECRET_SECONDS = 10.0
 LISTING_PAGE_SIZE = 100
 CORRELATION_HEADER = "ININ-Correlation-Id"
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -86,6 +89,13 @@ class _Token:
     value: str  # as sent in Authorization: "bearer <token>"
     renew_at: float  # a safety margin before it expires: renewed from here
     expires_at: float
+
+
+@dataclass(frozen=True)
+class _RefusedSecret:
+    secret: str
+    answer: _Answer  # Genesys's refusal, handed to the requests that come until `until`
+    until: float
 
 
 class _SentAndLost(Exception):
@@ -134,6 +144,10 @@ def _without_credentials(body: Any, authorization: str) -> Any:
     return cleaned
 
 
+def _is_invalid_client(answer: _Answer) -> bool:
+    return isinstance(answer.body, dict) and answer.body.get("error") == "invalid_client"
+
+
 def _refusal(answer: _Answer, *, creating_call: bool) -> Problem:
     """Genesys's refusal as our problem; a 429 carries Genesys's own Retry-After where it sent one."""
     problem = problem_from_genesys(answer.status, answer.body, answer.correlation_id, creating_call=creating_call)
@@ -172,6 +186,7 @@ class GenesysClient:
         self._token_lock = threading.Lock()
         # Only a refusal for good is handed on: a timeout may be the fetching request's own short time's
         self._token_failure = FailureForWaiters(clock, handed_on=lambda problem: not problem.entry.retryable)
+        self._refused_secret: _RefusedSecret | None = None
 
     # ---- transport -------------------------------------------------------------------------------
 
@@ -288,24 +303,37 @@ class GenesysClient:
         return renewing.value
 
     def _request_token(self, deadline: Deadline) -> tuple[str, float]:
-        for refresh_secret in (False, True):
-            secret = self._client_secret(refresh_secret)
-            basic = base64.b64encode(f"{self._client_id}:{secret}".encode()).decode()
-            answer = self._read(
-                "POST",
-                f"{self._login}/oauth/token",
-                deadline,
-                headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
-                data={"grant_type": "client_credentials"},
-            )
-            body = answer.body if isinstance(answer.body, dict) else {}
-            if answer.status == 200 and body.get("access_token"):
-                token_type = str(body.get("token_type") or "bearer")
-                return f"{token_type} {body['access_token']}", float(body.get("expires_in") or 3600)
-            if body.get("error") != "invalid_client" or refresh_secret:
-                break
+        """A token for the client secret; refused `invalid_client`, the secret is read again once (it may have
+        rotated) and sent again if it changed. A secret refused less than REFUSED_SECRET_SECONDS ago is not sent:
+        its refusal is the answer (a secret put right in the vault is read within that time)."""
+        secret = self._client_secret(False)
+        refused = self._refused_secret
+        if refused is not None and refused.secret == secret and self._clock() < refused.until:
+            raise _refusal(refused.answer, creating_call=False)
+        answer = self._token_request(secret, deadline)
+        if _is_invalid_client(answer):
             log.warning("Genesys refused the cached client secret; re-reading it once (it may have rotated)")
+            fresh = self._client_secret(True)
+            if fresh != secret:
+                secret, answer = fresh, self._token_request(fresh, deadline)
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if answer.status == 200 and body.get("access_token"):
+            self._refused_secret = None
+            token_type = str(body.get("token_type") or "bearer")
+            return f"{token_type} {body['access_token']}", float(body.get("expires_in") or 3600)
+        if _is_invalid_client(answer):
+            self._refused_secret = _RefusedSecret(secret, answer, self._clock() + REFUSED_SECRET_SECONDS)
         raise _refusal(answer, creating_call=False)
+
+    def _token_request(self, secret: str, deadline: Deadline) -> _Answer:
+        basic = base64.b64encode(f"{self._client_id}:{secret}".encode()).decode()
+        return self._read(
+            "POST",
+            f"{self._login}/oauth/token",
+            deadline,
+            headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+            data={"grant_type": "client_credentials"},
+        )
 
     # ---- API -------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from emulators.genesys import DEMO_USER_ID, NO_STATION_USER_ID, Fault
 from emulators.stack import CLIENT_ID, CLIENT_SECRET
 from shared.deadline import Deadline
 from shared.errors import Problem
-from shared.genesys import RENEWAL_RETRY_SECONDS, GenesysClient
+from shared.genesys import REFUSED_SECRET_SECONDS, RENEWAL_RETRY_SECONDS, GenesysClient
 from tests.conftest import Clock, Stack, wait_for
 
 CALL = {"to": "+12125550199"}
@@ -266,6 +266,49 @@ def test_wrong_client_secret_is_genesys_auth_failed_after_one_reread(stack: Stac
     assert stack.vault.secret_reads("genesys-client-secret") == 2
     assert stack.creates() == []
     assert "a-secret-the-vault-does-not-hold" not in response.text
+
+
+def test_a_refused_secret_costs_no_vault_read_or_login_per_request(stack: Stack) -> None:
+    """A wrong secret in the vault (rotated in Genesys, not in the vault): every request read the vault again and
+    sent two refused logins, one after another, however fast they came."""
+    stack.genesys.client_secret = "a-secret-the-vault-does-not-hold"
+
+    answers = [stack.post("/api/calls", {"to": f"+1212555010{n}"}) for n in range(5)]
+
+    assert {a.json()["code"] for a in answers} == {"genesys_auth_failed"}
+    assert len(stack.genesys.requests("token")) == 1  # the re-read gave the same secret: not sent again
+    assert stack.vault.secret_reads("genesys-client-secret") == 2  # the first read and the one re-read
+
+
+def test_a_secret_put_right_in_the_vault_is_read_once_the_refusal_has_lapsed(stack: Stack) -> None:
+    clock = Clock(now=1000.0)
+    vault = {"value": "a-secret-genesys-refuses", "cached": "a-secret-genesys-refuses", "reads": 0}
+
+    def read_secret(refresh: bool) -> str:  # as KeyVaultSecrets: the cached value, read again when asked
+        if refresh:
+            vault["cached"], vault["reads"] = vault["value"], vault["reads"] + 1
+        return vault["cached"]
+
+    client = GenesysClient(
+        api_base_url=stack.genesys.base_url,
+        login_base_url=stack.genesys.base_url,
+        client_id=CLIENT_ID,
+        client_secret=read_secret,
+        clock=clock,
+    )
+    for _ in range(2):
+        with pytest.raises(Problem) as refused:
+            client.token(Deadline(10))
+        assert refused.value.code == "genesys_auth_failed"
+    vault["value"] = CLIENT_SECRET  # the operator puts the right one in the vault
+    clock.now += REFUSED_SECRET_SECONDS - 1
+    with pytest.raises(Problem):
+        client.token(Deadline(10))  # not yet: the remembered refusal, nothing sent
+    assert (len(stack.genesys.requests("token")), vault["reads"]) == (1, 1)
+
+    clock.now += 1
+    assert client.token(Deadline(10))  # the cached secret refused once more, the vault read, the right one sent
+    assert (len(stack.genesys.requests("token")), vault["reads"]) == (3, 2)
 
 
 def test_requests_waiting_behind_a_refused_token_get_its_refusal_instead_of_asking_again(
