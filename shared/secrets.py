@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Protocol
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 MISSING_SECRET_RECHECK_SECONDS = 10.0
+# How azure-identity reports the identity endpoint's 400 (App Service: "Unable to load the proper Managed Identity"
+# for a client id the app has no identity with). Another wording is read as an outage, as before.
+_IDENTITY_REFUSED = re.compile(r"Token request error: .*\b400\b")
 CONNECT_TIMEOUT_SECONDS = 3  # Key Vault's, and its token's (the read timeout is KEY_VAULT_READ_TIMEOUT_SECONDS)
 
 
@@ -140,6 +144,14 @@ class KeyVaultSecrets:
         except ResourceNotFoundError:
             return None
         except (CredentialUnavailableError, json.JSONDecodeError) as error:
+            if _IDENTITY_REFUSED.search(str(error)):
+                raise Problem(  # as docs/errors.md files a wrong AZURE_CLIENT_ID: not an outage, not retried
+                    "key_vault_forbidden",
+                    "The managed identity endpoint refused a token (400): the app has no identity with the client id "
+                    "asked for.",
+                    hint="Set AZURE_CLIENT_ID to the client id of a user-assigned identity attached to the function "
+                    "app, or remove it to use the system-assigned identity.",
+                ) from None
             # The identity endpoint answered, but with a failure (a 5xx, or an HTML error page): for now.
             log.warning("Managed identity token unavailable: %s", type(error).__name__)
             raise Problem("key_vault_unavailable", "No managed identity token for Key Vault.", retry_after=5) from None

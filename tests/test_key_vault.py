@@ -128,6 +128,22 @@ def test_an_identity_endpoint_that_fails_for_now_is_key_vault_unavailable(
     assert stack.genesys.requests() == []
 
 
+def test_an_identity_the_app_does_not_have_is_key_vault_forbidden_naming_azure_client_id(
+    stack: Stack, configure
+) -> None:
+    """AZURE_CLIENT_ID naming an identity not attached to the app: App Service's endpoint answers 400, which was
+    a retryable 503 key_vault_unavailable telling the operator to check the vault."""
+    body = b'{"statusCode": 400, "message": "Unable to load the proper Managed Identity.", "correlationId": "c"}'
+    with answering_identity_endpoint(400, "application/json", body) as endpoint:
+        configure(**endpoint, AZURE_CLIENT_ID="11111111-2222-3333-4444-555555555555")
+        response = stack.post("/api/calls", CALL)
+
+    problem = response.json()
+    assert (response.status_code, problem["code"]) == (500, "key_vault_forbidden"), response.text
+    assert "AZURE_CLIENT_ID" in problem["hint"] and problem["retryable"] is False
+    assert stack.genesys.requests() == []
+
+
 def test_one_vault_hiccup_is_retried_by_the_sdk(stack: Stack) -> None:
     stack.vault.inject(VaultFault(status=500))
 
