@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,10 +21,12 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
+from shared.status_callbacks.delivery import ATTEMPT_SECONDS, PENDING, Poster, event_document
 from shared.status_callbacks.subscriptions import GONE_FOR_SECONDS, MAX_SUBSCRIPTIONS
 from shared.status_callbacks.watcher import FINISHED, WatchSettings, record_key
 from shared.storage import StorageAccount
 from tests.conftest import Receiver, Stack, app_store, eventually
+from tests.loopback_relay import serving
 from tests.table_front import table_front, through_front
 
 SECRET = "whsec_" + base64.b64encode(b"status-callback-test-key-32bytes").decode()
@@ -162,6 +166,41 @@ def test_an_interim_answer_is_no_refusal(scripted: Stack, receiver: Receiver, in
     eventually(lambda: settled(conversation_id), "the watch to settle")
     status = scripted.get(f"/api/calls/{conversation_id}").json()
     assert status["statusCallbacks"] == [{"event": "failed", "status": "delivered", "attempts": 2}]
+
+
+def test_an_attempt_at_a_receiver_that_trickles_its_answer_ends_at_its_bound() -> None:
+    """Timeouts bound each read, not their sum: a receiver sending a header line every second held the attempt,
+    and the worker's thread, as long as it liked; past 5 minutes the timer took the step for lost and ran it
+    again, posting the event again."""
+    stop = threading.Event()
+
+    class Trickling(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(1):  # a header line a second: no read ever waits 5 s
+                try:
+                    self.wfile.write(b"X-Still: here\r\n")
+                except OSError:
+                    return  # the attempt was cut
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickling)
+    server.daemon_threads = True
+    poster = Poster(lambda: SECRET)
+    event = event_document("c" * 36, "r" * 36, "ended", "2026-11-30T00:00:00Z", None)
+    try:
+        with serving(server):
+            started = time.monotonic()
+            outcome = poster.post(f"http://127.0.0.1:{server.server_address[1]}/hook", event)
+            took = time.monotonic() - started
+    finally:
+        stop.set()
+
+    assert outcome.state == PENDING, outcome  # tried again later
+    assert ATTEMPT_SECONDS <= took < ATTEMPT_SECONDS + 5, took
 
 
 def test_a_receiver_that_keeps_failing_is_recorded_undeliverable(scripted: Stack, receiver: Receiver) -> None:
