@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import ahocorasick
 import pytest
 import requests
 
@@ -186,8 +187,17 @@ class LogAudit(logging.Handler):
                     self.numbers.update({number, number[1:]})
 
     def leaks(self) -> list[str]:
-        text = "\n".join(self.lines)
-        return [s[:6] + "..." for s in self.secrets | self.numbers if s and s in text]
+        """The needles found in any line, by one pass over the lines for all of them (Aho-Corasick): a search of
+        the whole run's text per needle took about 50 s at the end of a full run."""
+        needles = ahocorasick.Automaton()
+        for needle in self.secrets | self.numbers:
+            if needle:
+                needles.add_word(needle, needle)
+        if not len(needles):
+            return []
+        needles.make_automaton()
+        found = {needle for line in self.lines for _, needle in needles.iter(line)}
+        return [s[:6] + "..." for s in found]
 
 
 @pytest.fixture(scope="session")
