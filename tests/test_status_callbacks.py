@@ -27,7 +27,7 @@ from shared.status_callbacks.watcher import FINISHED, WatchSettings, record_key
 from shared.storage import StorageAccount
 from tests.conftest import Receiver, Stack, app_store, eventually
 from tests.loopback_relay import serving
-from tests.table_front import table_front, through_front
+from tests.table_front import TableFront, table_front, through_front
 
 SECRET = "whsec_" + base64.b64encode(b"status-callback-test-key-32bytes").decode()
 CALL = {"to": "+12125550199"}
@@ -85,43 +85,44 @@ def test_each_requested_event_is_delivered_once_with_a_valid_signature(scripted:
     print(f"benchmark: {reads - 1} Genesys conversation reads for a 3 s call polled every 1 s")
 
 
-def test_a_watch_whose_record_landed_unheard_still_starts_at_once(
-    scripted: Stack, receiver: Receiver, azurite: Azurite, configure: Callable[..., None]
+def _is_watch_record(body: bytes) -> bool:
+    return b'"callbacks:' in body
+
+
+def lose_the_answer(front: TableFront) -> Callable[[], bool]:
+    """The insert lands and its answer is lost: the SDK's resend meets it (409)."""
+    front.lost_answers_only_for = _is_watch_record
+    front.lost_insert_answers = 1
+    return lambda: front.lost_insert_answers == 0
+
+
+def refuse_once(front: TableFront) -> Callable[[], bool]:
+    """One dropped connection: the SDK does not resend an insert whose connection dropped."""
+    front.failing_write_when = _is_watch_record
+    front.on_refusal = lambda: setattr(front, "failing_write_when", None)  # storage is back after one
+    return lambda: front.refused == 1
+
+
+@pytest.mark.parametrize("fault", [lose_the_answer, refuse_once], ids=["answer-lost", "refused-once"])
+def test_a_watch_whose_record_insert_met_a_fault_still_starts_at_once(
+    scripted: Stack,
+    receiver: Receiver,
+    azurite: Azurite,
+    configure: Callable[..., None],
+    fault: Callable[[TableFront], Callable[[], bool]],
 ) -> None:
-    """The watch record's insert landed and its answer was lost (the SDK's resend met it, 409): that was read as
-    "watched already" and no first step was queued, so the events waited for the stalled-watch timer (5 to 15
-    minutes), after the call had long ended."""
+    """An answer lost was read as "watched already" and no first step was queued (the events waited 5 to 15
+    minutes for the stalled-watch timer); a refused insert lost every event of the call (the caller had its 201,
+    and with no record the timer had nothing to resume)."""
     events = ["ringing", "connected", "ended"]
     with table_front(azurite.ports["Table"]) as front:
         configure(AzureWebJobsStorage=through_front(azurite, front), **FAST)
-        front.lost_answers_only_for = lambda body: b'"callbacks:' in body
-        front.lost_insert_answers = 1
+        happened = fault(front)
         placed = scripted.post(
             "/api/calls", {**CALL, "statusCallbackUrl": receiver.url, "statusCallbackEvents": events}
         )
         assert placed.status_code == 201, placed.text
-        assert front.lost_insert_answers == 0, "the watch record's answer was not lost"
-
-        eventually(lambda: settled(placed.json()["conversationId"]), "the watch to settle")
-    assert [event["type"] for event in receiver.events()] == [f"call.{name}" for name in events]
-
-
-def test_a_watch_whose_record_insert_was_refused_once_is_written_again(
-    scripted: Stack, receiver: Receiver, azurite: Azurite, configure: Callable[..., None]
-) -> None:
-    """One dropped connection on the watch record's insert (the SDK does not resend an insert whose connection
-    dropped) lost every event of the call: the caller had its 201, and with no record the timer had nothing to
-    resume."""
-    events = ["ringing", "connected", "ended"]
-    with table_front(azurite.ports["Table"]) as front:
-        configure(AzureWebJobsStorage=through_front(azurite, front), **FAST)
-        front.failing_write_when = lambda body: b'"callbacks:' in body
-        front.on_refusal = lambda: setattr(front, "failing_write_when", None)  # storage is back after one
-        placed = scripted.post(
-            "/api/calls", {**CALL, "statusCallbackUrl": receiver.url, "statusCallbackEvents": events}
-        )
-        assert placed.status_code == 201, placed.text
-        assert front.refused == 1, "the watch record's insert was not refused"
+        assert happened(), "the fault did not meet the watch record's insert"
 
         eventually(lambda: settled(placed.json()["conversationId"]), "the watch to settle")
     assert [event["type"] for event in receiver.events()] == [f"call.{name}" for name in events]
