@@ -268,9 +268,9 @@ def _url(name: str, url: str, schemes: tuple[str, ...], *, origin_only: bool = F
         raise _config_error(name, "has a host name with characters no host name holds")
     if port == 0:
         raise _config_error(name, "has port 0; use a port from 1 to 65535")
-    if origin_only and (parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#"))):
+    if origin_only and (parts.path.strip("/") or parts.query or parts.fragment or url.endswith(("?", "#"))):
         raise _config_error(
-            name, f"must be the service's address alone ({parts.scheme}://{parts.hostname}): no path, query or fragment"
+            name, f"must be the service's address alone ({parts.scheme}://{parts.netloc}): no path, query or fragment"
         )
     return url
 

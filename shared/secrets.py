@@ -25,7 +25,7 @@ log = get_logger(__name__)
 MISSING_SECRET_RECHECK_SECONDS = 10.0
 # How azure-identity reports the identity endpoint's 400 (App Service: "Unable to load the proper Managed Identity"
 # for a client id the app has no identity with). Another wording is read as an outage, as before.
-_IDENTITY_REFUSED = re.compile(r"Token request error: .*\b400\b")
+_IDENTITY_REFUSED = re.compile(r"Token request error: \(\w+\) 400,")  # "(invalid_scope) 400, Unable to ..."
 CONNECT_TIMEOUT_SECONDS = 3  # Key Vault's, and its token's (the read timeout is KEY_VAULT_READ_TIMEOUT_SECONDS)
 
 

@@ -95,6 +95,15 @@ def test_bad_setting_is_named(overrides: dict[str, str], setting: str) -> None:
     assert setting in raised.value.detail
 
 
+def test_a_url_with_a_path_is_told_its_address_alone_port_and_all() -> None:
+    with pytest.raises(Problem) as raised:
+        load_settings(
+            {**MINIMAL, "GENESYS_ALLOW_INSECURE_HTTP": "true", "GENESYS_API_BASE_URL": "http://[::1]:8080/api/v2"}
+        )
+
+    assert "(http://[::1]:8080)" in raised.value.detail
+
+
 def test_a_storage_identitys_client_id_is_a_uuid() -> None:
     identity_based = {
         "AzureWebJobsStorage__accountName": "stexample",

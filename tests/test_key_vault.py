@@ -109,8 +109,12 @@ def test_an_identity_endpoint_that_died_is_key_vault_unavailable_not_forbidden(s
 
 @pytest.mark.parametrize(
     ("status", "content_type", "body"),
-    [(503, "application/json", b'{"error": "busy"}'), (502, "text/html", b"<html>Bad Gateway</html>")],
-    ids=["json-503", "html-502"],
+    [
+        (503, "application/json", b'{"error": "busy"}'),
+        (502, "text/html", b"<html>Bad Gateway</html>"),
+        (503, "application/json", b'{"error": "busy", "message": "retry in 400 ms"}'),  # no identity refused (400)
+    ],
+    ids=["json-503", "html-502", "503-saying-400"],
 )
 def test_an_identity_endpoint_that_fails_for_now_is_key_vault_unavailable(
     stack: Stack, configure, status: int, content_type: str, body: bytes
