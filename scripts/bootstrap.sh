@@ -41,7 +41,7 @@ venv() {  # venv DIR PYTHON: a virtual environment with pip at DIR, made again w
 sha256() {  # GNU coreutils, or macOS's shasum
   if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi
 }
-install() {  # install DIR FILE [MORE...]: pip install -r FILE into the venv DIR unless these files were installed
+pip_install() {  # pip_install DIR FILE [MORE...]: pip install -r FILE into the venv DIR unless these files were installed
   local dir=$1 requirements=$2 stamp=$1/.requirements.sha256 wanted
   shift
   wanted=$(cat "$@" | sha256 | cut -d' ' -f1)
@@ -54,11 +54,11 @@ install() {  # install DIR FILE [MORE...]: pip install -r FILE into the venv DIR
 }
 
 venv .venv "$python"
-install .venv requirements-dev.txt requirements.txt
+pip_install .venv requirements-dev.txt requirements.txt
 if [ "${1:-}" = --checkov ]; then
   if at_least .venv/bin/python 11; then
     venv .venv/checkov .venv/bin/python
-    install .venv/checkov requirements-checkov.txt
+    pip_install .venv/checkov requirements-checkov.txt
   else
     echo "bootstrap: checkov not installed on $(.venv/bin/python --version) (requirements-checkov.txt says why)"
   fi

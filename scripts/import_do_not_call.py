@@ -81,7 +81,9 @@ def read_list(path: Path, region: str) -> ListFile:
 
     Quotes are read strictly: a reason whose quote is never closed (or closed mid-cell) would take every later
     line into it, and their numbers would go unlisted while the import said nothing. Such a file is refused
-    whole; a quoted reason that closes cleanly but holds lines that start with a number is an unreadable row.
+    whole. A quoted reason that closes cleanly but holds lines that start with a number took rows in, or names
+    another number: the row's own number is listed with the reason's first line, and the later lines are named
+    as unreadable.
     """
     read = ListFile()
     reader = csv.reader(io.StringIO(_text(path), newline=""), strict=True)
@@ -98,9 +100,9 @@ def read_list(path: Path, region: str) -> ListFile:
                     read.unreadable.append(line)
                 continue
             reason = row[1].strip() if len(row) > 1 and row[1].strip() else None
-            if reason is not None and _holds_rows(reason, region):
-                read.unreadable.extend(range(line, ended + 1))
-                continue
+            if reason is not None and _holds_rows(reason, region):  # the row's own number is listed all the same
+                read.unreadable.extend(range(line + 1, ended + 1))
+                reason = reason.splitlines()[0].strip() or None
             if reason is not None and len(reason) > MAX_REASON_LENGTH:
                 reason = reason[:MAX_REASON_LENGTH]
                 read.reasons_cut.append(line)

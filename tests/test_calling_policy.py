@@ -449,7 +449,8 @@ def test_a_quote_left_open_refuses_the_list_whole(stack: Stack, tmp_path: Path) 
 
 
 def test_rows_a_stray_quote_took_into_a_reason_are_named_not_swallowed(stack: Stack, tmp_path: Path) -> None:
-    """A quote that closes at the end of a later line is valid CSV: the lines between are one reason."""
+    """A quote that closes at the end of a later line is valid CSV: the lines between are one reason. The row's
+    own number is listed; the numbers it took in are named by their lines."""
     listing = tmp_path / "dnc.csv"
     listing.write_text(
         '+12125550101,"said stop\n+12125550102,web form\n+12125550103,asked"\n'  # lines 1-3: one record
@@ -459,9 +460,10 @@ def test_rows_a_stray_quote_took_into_a_reason_are_named_not_swallowed(stack: St
     imported = import_listing(stack, listing)
 
     assert imported.returncode == 1, imported.stderr
-    assert "imported 1 numbers" in imported.stdout
-    assert "NOT listed: 3 unreadable lines (line 1, 2, 3)" in imported.stderr
-    assert [dnc(stack, "GET", f"+1212555010{n}").json()["listed"] for n in (1, 2, 3, 4)] == [False, False, False, True]
+    assert "imported 2 numbers" in imported.stdout
+    assert "NOT listed: 2 unreadable lines (line 2, 3)" in imported.stderr
+    assert [dnc(stack, "GET", f"+1212555010{n}").json()["listed"] for n in (1, 2, 3, 4)] == [True, False, False, True]
+    assert dnc(stack, "GET", "+12125550101").json()["reason"] == "said stop"  # not the numbers it took in
 
 
 def test_a_list_that_is_not_utf8_is_refused_whole(stack: Stack, tmp_path: Path) -> None:

@@ -163,8 +163,8 @@ def test_an_interim_100_continue_leaves_before_the_body_is_sent(stack: Stack) ->
         client.sendall(body)
         client.settimeout(HTTP_TIMEOUT)
         final = b""
-        while b"\r\n\r\n" not in final:
-            final += client.recv(4096)
+        while b"\r\n\r\n" not in final and (received := client.recv(4096)):
+            final += received
 
     assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim
     assert final.startswith(b"HTTP/1.1 200 "), final
