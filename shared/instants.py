@@ -1,8 +1,10 @@
-"""ISO-8601 instants as senders write them, read alike on every supported Python.
+"""ISO-8601 instants in the forms senders write, read alike on Python 3.10 and later.
 
 Python 3.10's `datetime.fromisoformat` reads only what `isoformat()` writes: no trailing `Z`, and a fraction of
 exactly 3 or 6 digits. Power Automate's `utcNow()` writes 7 (`2026-12-20T15:30:00.1234567Z`), and 3.11 reads any
-number, so the same request was refused on 3.10 and taken on 3.11.
+number, so the same request was refused on 3.10 and taken on 3.11. Those two differences are evened out here;
+forms only 3.11 reads (the basic format `20261220T153000Z`, week dates, an offset without its colon) are still
+refused on 3.10.
 """
 
 from __future__ import annotations
