@@ -62,8 +62,8 @@ CREATE_ANSWER_SECONDS = 5.0  # the most time a create must have left to be sent 
 READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
 RENEWAL_RETRY_SECONDS = 5.0  # after a failed renewal, requests go on with the old token this long before the next try
-# A client secret Genesys refused (invalid_client) is not sent again, nor Key Vault read again for it, sooner: a wrong
-# secret in the vault cost every request a vault read and two refused logins.
+# A client secret Genesys refused (invalid_client) twice, around a re-read, is not sent again, nor Key Vault read again
+# for it, sooner: a wrong secret in the vault cost every request a vault read and two refused logins.
 REFUSED_SECRET_SECONDS = 10.0
 LISTING_PAGE_SIZE = 100
 CORRELATION_HEADER = "ININ-Correlation-Id"
@@ -304,7 +304,7 @@ class GenesysClient:
 
     def _request_token(self, deadline: Deadline) -> tuple[str, float]:
         """A token for the client secret; refused `invalid_client`, the secret is read again once (it may have
-        rotated) and sent again if it changed. A secret refused less than REFUSED_SECRET_SECONDS ago is not sent:
+        rotated) and sent once more. A secret refused both times less than REFUSED_SECRET_SECONDS ago is not sent:
         its refusal is the answer (a secret put right in the vault is read within that time)."""
         secret = self._client_secret(False)
         refused = self._refused_secret
@@ -313,9 +313,8 @@ class GenesysClient:
         answer = self._token_request(secret, deadline)
         if _is_invalid_client(answer):
             log.warning("Genesys refused the cached client secret; re-reading it once (it may have rotated)")
-            fresh = self._client_secret(True)
-            if fresh != secret:
-                secret, answer = fresh, self._token_request(fresh, deadline)
+            secret = self._client_secret(True)  # the same value too: Genesys may have refused it for a moment
+            answer = self._token_request(secret, deadline)
         body = answer.body if isinstance(answer.body, dict) else {}
         if answer.status == 200 and body.get("access_token"):
             self._refused_secret = None
