@@ -94,7 +94,7 @@ def read_list(path: Path, region: str) -> ListFile:
             if not any(cell.strip() for cell in row):
                 continue
             try:
-                number = normalize(row[0], region, field="number", allow_premium_rate=True).e164
+                number = _listed_number(row[0], region)
             except Problem:
                 if line > 1 or sum(c.isdigit() for c in row[0]) >= MIN_NUMBER_DIGITS:  # else a header: Number (E.164)
                     read.unreadable.append(line)
@@ -115,11 +115,16 @@ def read_list(path: Path, region: str) -> ListFile:
     return read
 
 
+def _listed_number(cell: str, region: str) -> str:
+    """A first column's number as listed (E.164); premium-rate numbers too. Raises the Problem saying why not."""
+    return normalize(cell, region, field="number", allow_premium_rate=True).e164
+
+
 def _holds_rows(reason: str, region: str) -> bool:
     """Whether a reason spanning lines has a later line that starts with a number: rows a stray quote took in."""
     for later in reason.splitlines()[1:]:
         try:
-            normalize(later.split(",", 1)[0], region, field="number", allow_premium_rate=True)
+            _listed_number(later.split(",", 1)[0], region)
         except Problem:
             continue
         return True

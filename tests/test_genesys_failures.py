@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -289,13 +290,7 @@ def test_a_secret_put_right_in_the_vault_is_read_once_the_refusal_has_lapsed(sta
             vault["cached"], vault["reads"] = vault["value"], vault["reads"] + 1
         return vault["cached"]
 
-    client = GenesysClient(
-        api_base_url=stack.genesys.base_url,
-        login_base_url=stack.genesys.base_url,
-        client_id=CLIENT_ID,
-        client_secret=read_secret,
-        clock=clock,
-    )
+    client = clocked_client(stack, clock, read_secret)
     for _ in range(2):
         with pytest.raises(Problem) as refused:
             client.token(Deadline(10))
@@ -331,13 +326,15 @@ def test_requests_waiting_behind_a_refused_token_get_its_refusal_instead_of_aski
     assert stack.creates() == []
 
 
-def clocked_client(stack: Stack, clock: Clock) -> GenesysClient:
+def clocked_client(
+    stack: Stack, clock: Clock, client_secret: Callable[[bool], str] = lambda refresh: CLIENT_SECRET
+) -> GenesysClient:
     """A client of the stack's Genesys whose token lifetime runs on `clock`."""
     return GenesysClient(
         api_base_url=stack.genesys.base_url,
         login_base_url=stack.genesys.base_url,
         client_id=CLIENT_ID,
-        client_secret=lambda refresh: CLIENT_SECRET,
+        client_secret=client_secret,
         clock=clock,
     )
 

@@ -117,12 +117,11 @@ class BoundedPoster:
                 allow_redirects=False,  # a redirect could lead anywhere: only the validated URL is called
                 stream=True,  # the status line is the answer: the body is never downloaded
             )
-            attempt.finish()
-            response.close()
         finally:
-            attempt.finish()
+            attempt.finish()  # before the connection goes back to the pool
             limit.cancel()
             _Attempt.current.attempt = None
+        response.close()
         if attempt.was_cut:  # http.client takes a shut socket for the end of the headers
             raise AttemptCut(f"no whole answer in {ATTEMPT_SECONDS:.0f} s")
         return response.status_code
