@@ -10,6 +10,8 @@ infra/ from scripts/test.sh. What only a real `azd up` can show is listed in doc
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import json
 import os
 import re
@@ -69,6 +71,12 @@ OUTPUT_SAMPLES = {
 
 
 def parse(path: Path) -> dict[str, Any]:
+    """The parsed template, a copy of its own for each caller (parsing main.bicep takes about a second)."""
+    return copy.deepcopy(_parsed(path.resolve()))
+
+
+@functools.cache
+def _parsed(path: Path) -> dict[str, Any]:
     template: dict[str, Any] = dict(BicepParser().parse(file_path=path))
     for section in ("parameters", "variables", "resources", "modules", "outputs"):
         template.setdefault(section, {})  # pycep leaves out empty sections
