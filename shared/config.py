@@ -157,9 +157,10 @@ def _raw(env: Mapping[str, str], name: str, *, secret: bool = False) -> str | No
     if value.strip().lower().startswith(UNRESOLVED_REFERENCE):
         raise _config_error(
             name,
-            "holds a Key Vault reference (@Microsoft.KeyVault(...)) that was not resolved: in Azure the app's identity "
-            "needs Key Vault Secrets User on that vault and the reference must name an existing secret (the app's "
-            "Environment variables page says why it failed); locally, references are never resolved: set the value",
+            "holds a Key Vault reference (@Microsoft.KeyVault(...)) that was not resolved: in Azure the identity the "
+            "site's keyVaultReferenceIdentity names (the template sets the app's own) needs Key Vault Secrets User on "
+            "that vault and the reference must name an existing secret (the app's Environment variables page says "
+            "why it failed); locally, references are never resolved: set the value",
         )
     return value
 

@@ -479,6 +479,9 @@ def test_flex_consumption_scale_settings() -> None:
     assert {"type": "max_value", "argument": threads} in concurrency["decorators"]
     deployment = site["functionAppConfig"]["deployment"]["storage"]["authentication"]
     assert deployment == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
+    # The site has no system-assigned identity, which @Microsoft.KeyVault(...) references use unless told otherwise:
+    # without this every reference (README: GENESYS_CLIENT_SECRET may be one) stays unresolved text.
+    assert site["keyVaultAccessIdentityResourceId"] == "identityId"
     # Flex Consumption takes 1 to 1000 (Microsoft's event-driven scaling page; older copies said 40).
     limits = main["parameters"]["maximumInstanceCount"]["decorators"]
     assert {"type": "min_value", "argument": 1} in limits

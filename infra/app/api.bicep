@@ -65,6 +65,9 @@ module api 'br/public:avm/res/web/site:0.15.1' = {
         identityId
       ]
     }
+    // @Microsoft.KeyVault(...) references resolve with the system-assigned identity unless told otherwise, and this
+    // site has none: without this line every reference would stay unresolved text (configuration_error).
+    keyVaultAccessIdentityResourceId: identityId
     functionAppConfig: {
       deployment: {
         storage: {
