@@ -155,6 +155,25 @@ class Tally:
 TALLY = Tally()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker (scripts/test.sh runs two): hand this worker's counts to the controller."""
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["tally"] = {**dataclasses.asdict(TALLY), "hostile_answers": dict(TALLY.hostile_answers)}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the pytest-xdist controller: add a finished worker's counts to the run's."""
+    counts = getattr(node, "workeroutput", {}).get("tally")
+    if counts is not None:
+        TALLY.hostile_inputs += counts["hostile_inputs"]
+        TALLY.hostile_5xx += counts["hostile_5xx"]
+        TALLY.fault_scenarios += counts["fault_scenarios"]
+        TALLY.duplicate_creates += counts["duplicate_creates"]
+        TALLY.hostile_answers.update(counts["hostile_answers"])
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if TALLY.hostile_inputs or TALLY.fault_scenarios:
         terminalreporter.write_line(
