@@ -393,7 +393,7 @@ class Idempotency:
             takeover = replace(mine, etag=current.etag)
             if job is not None and _left_by_earlier_delivery(current, job, request_id):
                 log.warning("An earlier delivery of job %s left its claim before sending; resuming it", request_id)
-                taken = self._write_claim(self.store.replace, takeover)
+                taken = self._take_over(takeover)
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id, job), False
                 continue
@@ -402,7 +402,7 @@ class Idempotency:
                 # A claim that may still send or may have sent expires only long after (its lifetime): until then
                 # it answers "outcome unknown" below, never a re-dial (a stalled owner past its deadline does not
                 # send; see GenesysClient).
-                taken = self._write_claim(self.store.replace, takeover)
+                taken = self._take_over(takeover)
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id, job), False
                 continue
@@ -452,6 +452,12 @@ class Idempotency:
                 log.warning("Could not take back the claim of request %s now; trying again meanwhile", mine.owner)
                 self.late_releases.add(mine, self._give_up_at(mine))
             raise
+
+    def _take_over(self, takeover: Record) -> Record | None:
+        """Replace the record `takeover` names by its etag with our claim; None when another wrote it first. A
+        replace that landed and whose answer was lost (the SDK's resend met 412) is ours: looping on, this
+        request would take its own claim for another's and wait on it."""
+        return self._write_claim(self.store.replace, takeover) or landed_unheard(self.store, takeover)
 
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
         """Where a request's claim lives: its key's, or without one the fingerprint's (None: no window)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -334,6 +335,31 @@ def test_a_claim_whose_insert_answer_was_lost_is_still_its_own(azurite: Azurite)
     assert (reply.status, replayed) == (201, False)
     assert dials == ["call"]
     assert front.lost_insert_answers == 0  # the fault did happen
+
+
+def test_a_takeover_whose_answer_was_lost_is_still_its_own(azurite: Azurite) -> None:
+    """A key past its retention is free, and a new request takes its record over with a conditional replace. The
+    replace reached the table and its answer was lost; azure-core sent it again and met 412. The request waited on
+    its own claim (409), and its retries were answered "outcome unknown" for days, of a call never placed."""
+    now, ticks = [1_000_000.0], itertools.count()  # a clock that moves on, as time.time does between two reads
+    with table_front(azurite.ports["Table"]) as front:
+        store = TableStore(front.storage().table(f"t{uuid.uuid4().hex}"))
+        guard = Idempotency(store, wait_seconds=1.0, clock=lambda: now[0] + next(ticks) / 1000)
+        dials: list[str] = []
+
+        def dial(mark_sent: Any) -> Reply:
+            mark_sent()
+            dials.append("call")
+            return Reply(201, {"conversationId": f"c-{len(dials)}"}, {})
+
+        guard.run("taken-over", "fp", dial, request_id="r-1")
+        now[0] += guard.retention_seconds + 1
+        front.lost_update_answers = 1
+        reply, replayed = guard.run("taken-over", "fp", dial, request_id="r-2")
+
+        assert front.lost_update_answers == 0  # the fault did happen
+    assert (reply.status, reply.body, replayed) == (201, {"conversationId": "c-2"}, False)
+    assert dials == ["call", "call"]
 
 
 def test_a_claim_whose_insert_landed_unheard_is_taken_back_so_the_retry_dials(
