@@ -33,6 +33,7 @@ from shared.idempotency import (
     Store,
     check_key,
     fingerprint,
+    landed_unheard,
     outcome_never_recorded,
 )
 from shared.ids import is_uuid
@@ -320,7 +321,7 @@ class AsyncRequests:
             if claim.sent:  # the call may exist: record that instead of letting a redelivery try again
                 self._complete(claim.record, self._sent_answer(claim.record))
                 return
-            self._release(claim.record)
+            self._release(claim)
             raise
         self._settle(message, job, claim, (reply, replayed), delivery, dequeue_count)
 
@@ -336,13 +337,13 @@ class AsyncRequests:
         if retryable and claim.sent and not reply.outcome_unknown and delivery < MAX_DEQUEUE_COUNT:
             wait = self._retry_wait(job, claim.record, reply)
             if wait is not None:
-                self._release(claim.record, due_in=wait)
+                self._release(claim, due_in=wait)
                 assert self._queue is not None  # a message came from the queue, so there is one
                 self._queue.send(message, wait)
                 log.info("Asynchronous request %s sent nothing (%s); again in %d s", job.request_id, reply.status, wait)
                 return
         if retryable and not claim.sent and dequeue_count < MAX_DEQUEUE_COUNT:
-            self._release(claim.record)
+            self._release(claim)
             raise RetryLater(f"{reply.status} {reply.body.get('code')}, try {dequeue_count} of {MAX_DEQUEUE_COUNT}")
         if replayed:
             reply = replace(reply, headers={**reply.headers, "Idempotent-Replayed": "true"})
@@ -407,9 +408,15 @@ class AsyncRequests:
         """Seconds until the record's claim turns stale (its holder presumed dead); negative once it has."""
         return record.claimed_at + self._stale - self._clock()
 
-    def _release(self, record: Record, due_in: float = 0) -> None:
-        """Back to pending: nothing was sent, so the next delivery may try again (its message in `due_in` s)."""
-        self._store.replace(replace(record, state=PENDING, due_at=self._clock() + due_in if due_in else None))
+    def _release(self, claim: Claim, due_in: float = 0) -> None:
+        """Back to pending: nothing was sent, so the next delivery may try again (its message in `due_in` s). A
+        "sent" mark storage could not confirm may have landed all the same: then it is the record to put back,
+        or every later delivery would take the job for sent and answer "outcome unknown" of a call never placed."""
+        due_at = self._clock() + due_in if due_in else None
+        if self._store.replace(replace(claim.record, state=PENDING, due_at=due_at)) is None and claim.unconfirmed:
+            landed = landed_unheard(self._store, claim.unconfirmed)
+            if landed is not None:
+                self._store.replace(replace(landed, state=PENDING, due_at=due_at))
 
     def _complete(self, record: Record, reply: Reply) -> None:
         if self._store.replace(replace(record, state=DONE, reply=reply)) is None:

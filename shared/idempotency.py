@@ -231,6 +231,7 @@ class Claim:
         self._store = store
         self.record = record
         self.sent = False
+        self.unconfirmed: Record | None = None  # the "sent" mark, when storage could not say whether it landed
 
     def mark_sent(self, note: dict[str, Any] | None = None) -> None:
         """`note` joins the record's data in the same write."""
@@ -244,6 +245,7 @@ class Claim:
             except Problem:  # every try's answer lost: the write may have landed all the same
                 updated = _read_back(self._store, written)
                 if updated is None:
+                    self.unconfirmed = written
                     raise
             else:  # None: the write met another's, or its own whose answer was lost (the SDK's resend met it)
                 updated = updated or landed_unheard(self._store, written)

@@ -260,6 +260,43 @@ def test_a_job_whose_sent_mark_landed_unheard_places_its_call(
     assert len(stack.creates()) == 1
 
 
+def test_a_job_whose_sent_mark_landed_unheard_and_unread_places_its_call(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """As above with every answer lost, and the read-back after them failed too: the worker could not tell its
+    mark landed, sent nothing and put the job back to pending with the etag it had before the mark, which the
+    mark had changed. The job stayed "sent", and its caller was told the call may have been placed."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(  # a claim stale after 2 s: unfixed, the job ends "outcome unknown" within the polls
+            AzureWebJobsStorage=through_front(azurite, front),
+            ASYNC_RETRY_AFTER_SECONDS="1",
+            IDEMPOTENCY_WAIT_SECONDS="1",
+            IDEMPOTENCY_STALE_SECONDS="2",
+        )
+        marks = 0
+
+        def the_mark(body: bytes) -> bool:
+            nonlocal marks
+            if b'"async:' not in body or b'"State": "sent"' not in body:
+                return False
+            marks += 1
+            front.failing_reads = marks == 3  # the SDK's last try: its read-back finds storage gone
+            return True
+
+        def on_refusal() -> None:
+            front.failing_reads = front.refused < 3  # storage is back after the read-back's three tries
+
+        front.lost_answers_only_for, front.on_refusal = the_mark, on_refusal
+        front.lost_update_answers = 3
+
+        accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+        final, _ = follow(stack, accepted)
+
+        assert (front.lost_update_answers, front.refused) == (0, 3), "the mark and its read-back did not fail"
+    assert final.status_code == 201, final.text
+    assert len(stack.creates()) == 1
+
+
 def test_a_job_that_could_not_be_withdrawn_is_answered_202(stack: Stack, configure, azurite: Azurite) -> None:
     """The send failed, and so did the delete that withdraws the job (queue and tables share one account, and fail
     together): a copy of the message that landed will run it, so the caller gets its id, not a 503 saying nothing
