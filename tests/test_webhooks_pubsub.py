@@ -192,6 +192,32 @@ def test_keys_google_does_not_give_for_now_are_503_and_a_failed_refresh_keeps_th
     assert len(pubsub.stack.creates()) == 2
 
 
+@pytest.mark.parametrize(
+    "document",
+    [b'{"keys": 5}', b'{"keys": [{"kty": "RSA", "kid": "k-1", "n": 5, "e": "AQAB"}]}', b"[1, 2]"],
+    ids=["keys-not-a-list", "key-with-a-number-for-n", "not-an-object"],
+)
+def test_a_malformed_key_document_is_a_failed_fetch_and_the_next_one_is_made(
+    pubsub: PubSub, monkeypatch: pytest.MonkeyPatch, document: bytes
+) -> None:
+    """A key document of the wrong shape raised out of the fetch, which then never marked itself ended: no later
+    push fetched again, each waited 10 s for it and was refused 401, until the app restarted."""
+    good = pubsub.server.routes[JWKS_PATH]
+    pubsub.server.routes[JWKS_PATH] = document
+    unusable = pubsub.post(push(), token())
+    assert unusable.status_code == 503, unusable.text
+    assert unusable.json()["code"] == "signing_keys_unavailable"
+
+    pubsub.server.routes[JWKS_PATH] = good
+    monkeypatch.setattr(pubsub_module, "KEY_REFETCH_SECONDS", 0.0)  # the minute between fetches has passed
+    started = time.monotonic()
+    placed = pubsub.post(push(), token())
+
+    assert placed.status_code == 201, placed.text
+    assert time.monotonic() - started < 5
+    assert len(pubsub.server.hits(JWKS_PATH)) == 2
+
+
 def test_without_the_settings_no_push_is_trusted(stack: Stack, configure: Callable[..., None]) -> None:
     configure(PUBSUB_AUDIENCE=AUDIENCE)  # no PUBSUB_SERVICE_ACCOUNTS
     response = stack.session.post(

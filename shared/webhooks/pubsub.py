@@ -89,17 +89,19 @@ class GoogleKeys:
             return self._keys.get(kid)
 
     def _fetch_into_cache(self, started: float, done: threading.Event) -> None:
+        """Fetch, and whatever happens mark the fetch ended: one left in flight would stop every later one."""
+        keys: dict[str, Any] | None = None
         try:
-            keys: dict[str, Any] | None = self._fetch()
+            keys = self._fetch()
         except Problem:
-            keys = None
             log.warning("Google's token-signing keys could not be fetched; keeping %d", len(self._keys))
-        with self._lock:
-            if keys is not None:
-                self._keys, self._fetched_at = keys, started
-            self._last_fetch_failed = keys is None
-            self._fetching = None
-        done.set()
+        finally:
+            with self._lock:
+                if keys is not None:
+                    self._keys, self._fetched_at = keys, started
+                self._last_fetch_failed = keys is None
+                self._fetching = None
+            done.set()
 
     def _fetch(self) -> dict[str, Any]:
         unusable = keys_unavailable(KEYS_NOT_FETCHED)
@@ -110,7 +112,8 @@ class GoogleKeys:
         except (requests.RequestException, ValueError):
             raise unusable from None
         keys: dict[str, Any] = {}
-        for item in document.get("keys", []) if isinstance(document, dict) else []:
+        listed = document.get("keys") if isinstance(document, dict) else None
+        for item in listed if isinstance(listed, list) else []:
             if isinstance(item, dict) and item.get("kty") == "RSA" and isinstance(item.get("kid"), str):
                 try:
                     keys[item["kid"]] = jwt.PyJWK(item, algorithm="RS256").key

@@ -1,7 +1,8 @@
 """The statuses each push sender acts on, and `/api/calls`'s answer put in them.
 
-A sender reads only the status: Event Grid dead-letters 400 and 413 at once and retries 408, 429, 5xx and other
-4xx for up to a day; AWS SNS retries only server-side failures (5xx, timeouts) and drops the message on any 4xx.
+A sender reads only the status: Event Grid dead-letters 400, 401, 403 and 413 at once (drops them without a
+dead-letter destination) and retries 408, 429, 5xx and other 4xx for up to a day; AWS SNS retries only
+server-side failures (5xx, timeouts) and drops the message on any 4xx.
 The body keeps what `/api/calls` would say, its status as `eventStatus`.
 """
 
