@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,17 +118,15 @@ def _attributes(body: dict[str, Any]) -> dict[str, str]:
 
 
 def _scheduled_time(body: dict[str, Any]) -> str | None:
-    """An ISO-8601 instant with a time zone, in the future, as Genesys's UTC form."""
+    """An ISO-8601 instant with a time zone, at most MAX_SCHEDULE_DAYS ahead, as Genesys's UTC form (whether it is
+    in the past depends on when the request was received: see `CallService`)."""
     text = _text(body, "scheduledTime", 64)
     if text is None:
         return None
     moment = parse_instant(text)
     if moment is None or moment.tzinfo is None:
         raise _invalid("scheduledTime", "'scheduledTime' must be ISO-8601 with a time zone, e.g. 2026-12-01T15:30:00Z.")
-    ahead = moment - datetime.now(timezone.utc)  # aware arithmetic: no overflow near year 9999
-    if ahead < -timedelta(seconds=CLOCK_SKEW_SECONDS):
-        raise _invalid("scheduledTime", "'scheduledTime' is in the past.")
-    if ahead > timedelta(days=MAX_SCHEDULE_DAYS):
+    if moment - datetime.now(timezone.utc) > timedelta(days=MAX_SCHEDULE_DAYS):  # aware: no overflow near 9999
         raise _invalid("scheduledTime", f"'scheduledTime' is more than {MAX_SCHEDULE_DAYS} days ahead.")
     return _genesys_time(moment)
 
@@ -274,7 +273,7 @@ class CallService:
     def plan(self, request: CallRequest) -> CallPlan:
         """Decide everything about the call, or raise the problem dialing would meet; sends no create."""
         to, region = self._understood(request)
-        plan = self._build(request, to, region, self._check_policy(request, to))
+        plan = self._build(request, to, region, self._check_policy(request, to, self._policy.clock()))
         self._check_signing(plan.status_callback)
         return plan
 
@@ -290,14 +289,14 @@ class CallService:
         when the calling policy would refuse it now (the cap it filled, hours since closed): a sender told
         "refused" would retry until the stored answer expired, and then dial again."""
         checked_at = self._policy.clock()  # before the checks: a send that long after them checks again
+        received_at = job.accepted_at if job is not None else checked_at
         to, region = self._understood(request)
-        schedule_at, seen = self._checked(request, to, region, idempotency_key)
+        schedule_at, seen = self._checked(request, to, region, idempotency_key, received_at)
         if seen is not None:
             # Through the claim: its answer replays, an attempt in flight is waited for, one that may have sent
             # answers "outcome unknown"; and if the claim turns out free, the policy answers again.
-            return self._place_once(
-                seen, idempotency_key, request_id, checked_at, job=job, recheck=lambda: self._recheck(request, to)
-            )
+            recheck = functools.partial(self._recheck, request, to, received_at)
+            return self._place_once(seen, idempotency_key, request_id, checked_at, job=job, recheck=recheck)
         plan = self._build(request, to, region, schedule_at)
         return self._place_once(plan, idempotency_key, request_id, checked_at, job=job)
 
@@ -305,7 +304,7 @@ class CallService:
         """What an asynchronous request must pass before it is queued: `plan`, except that a policy refusal
         yields when this very request was seen before (its job will replay that answer)."""
         to, region = self._understood(request)
-        _, seen = self._checked(request, to, region, idempotency_key)
+        _, seen = self._checked(request, to, region, idempotency_key, self._policy.clock())
         if seen is None:
             plan = self._build(request, to, region, None)  # the caller ID: seen, it was built already
             if plan.status_callback is not None and not self._idempotency.recorded(idempotency_key, plan.fingerprint):
@@ -320,29 +319,38 @@ class CallService:
             self._check_callback(request.status_callback)
         return to, region
 
-    def _check_policy(self, request: CallRequest, to: phone.PhoneNumber) -> datetime | None:
-        """The calling policy; for a callback asked for now outside the hours, when to schedule it."""
+    def _check_policy(self, request: CallRequest, to: phone.PhoneNumber, received_at: float) -> datetime | None:
+        """The calling policy; for a callback asked for now outside the hours, when to schedule it. A
+        `scheduledTime` is in the past when it was already past as the request was received (`received_at`): a
+        queued job is judged by when it was accepted, and a retry of one placed already replays (see `_checked`)."""
         scheduled = _instant(request.scheduled_time) if request.scheduled_time else None
+        if scheduled is not None and scheduled.timestamp() < received_at - CLOCK_SKEW_SECONDS:
+            raise _invalid("scheduledTime", "'scheduledTime' is in the past.")
         return self._policy.check(to, callback=request.mode == "callback", scheduled=scheduled)
 
     def _checked(
-        self, request: CallRequest, to: phone.PhoneNumber, region: str, idempotency_key: str | None
+        self,
+        request: CallRequest,
+        to: phone.PhoneNumber,
+        region: str,
+        idempotency_key: str | None,
+        received_at: float,
     ) -> tuple[datetime | None, CallPlan | None]:
         """The policy's word: when to schedule a callback it moved (None: now), or, when it refuses a request the
         store holds a record of, the plan that request was placed with; any other refusal is raised."""
         try:
-            return self._check_policy(request, to), None
+            return self._check_policy(request, to, received_at), None
         except Problem as refusal:
             seen = self._seen_as(request, to, region, idempotency_key, refusal)
             if seen is None:
                 raise
             return None, seen
 
-    def _recheck(self, request: CallRequest, to: phone.PhoneNumber) -> None:
+    def _recheck(self, request: CallRequest, to: phone.PhoneNumber, received_at: float) -> None:
         """A refused request whose earlier attempt ended without a call: the policy's answer now (the one before
         the wait may be out of date: that attempt's count was taken back), and if it now allows the call, a
         prompt retry through the usual way."""
-        self._check_policy(request, to)
+        self._check_policy(request, to, received_at)
         raise Problem(
             "request_in_progress",
             "An earlier attempt of this request ended without placing the call; send it again.",

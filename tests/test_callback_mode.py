@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from emulators.genesys import DEMO_QUEUE_ID, NO_CLI_QUEUE_ID
+from shared.calls import CLOCK_SKEW_SECONDS
+from shared.idempotency import JobAttempt
+from shared.services import services
 from tests.conftest import Stack
 
 
@@ -82,6 +86,38 @@ def test_callback_is_idempotent(stack: Stack) -> None:
 
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(stack.genesys.requests("callback")) == 1
+
+
+def test_a_callback_whose_time_passed_since_it_was_placed_is_replayed_not_refused(stack: Stack) -> None:
+    """`scheduledTime` in the past was refused before the key was looked up: a retry of a callback created just
+    before its time (Power Automate retries a timeout) was told 400, a final "invalid", of a callback that exists."""
+    when = datetime.now(timezone.utc) - timedelta(seconds=CLOCK_SKEW_SECONDS - 3)  # just inside the allowance
+    body = {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "scheduledTime": when.isoformat()}
+    placed = stack.post("/api/calls", body, headers={"Idempotency-Key": "callback-at-its-time"})
+    past_the_allowance = when + timedelta(seconds=CLOCK_SKEW_SECONDS + 1)
+    time.sleep(max(0.0, (past_the_allowance - datetime.now(timezone.utc)).total_seconds()))
+
+    again = stack.post("/api/calls", body, headers={"Idempotency-Key": "callback-at-its-time"})
+    fresh = stack.post("/api/calls", body, headers={"Idempotency-Key": "a-new-request"})
+
+    assert placed.status_code == 201, placed.text
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true"), again.text
+    assert again.json()["conversationId"] == placed.json()["conversationId"]
+    assert (fresh.status_code, fresh.json()["field"]) == (400, "scheduledTime")  # new: still in the past
+    assert len(stack.genesys.requests("callback")) == 1
+
+
+def test_a_queued_callback_whose_time_passed_while_it_waited_is_placed(stack: Stack) -> None:
+    """A job accepted before its `scheduledTime` and run after it (a backlog, a cold start, a redelivery) was
+    refused 400 at run time: accepted with a 202, it ended "invalid" and no callback was made."""
+    when = datetime.now(timezone.utc) - timedelta(seconds=CLOCK_SKEW_SECONDS + 35)
+    body = {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "scheduledTime": when.isoformat()}
+    accepted_at = (when - timedelta(seconds=5)).timestamp()  # the time was still ahead when the job was accepted
+
+    reply, _ = services().calls.answer(body, None, "job-1", job=JobAttempt(accepted_at, lambda call_key: None, 1))
+
+    assert reply.status == 201, reply.body
     assert len(stack.genesys.requests("callback")) == 1
 
 
