@@ -15,7 +15,7 @@ from shared.phone import PhoneNumber
 from shared.policy import RECHECK_AFTER_SECONDS, CallPolicy
 from shared.policy.calling_hours import CallingHours, next_allowed, parse_window, time_zones
 from shared.policy.do_not_call import MemoryDoNotCallList
-from shared.policy.missed_time_zones import RINGS_IN, zone_libphonenumber_misses
+from shared.policy.missed_time_zones import MOBILES_RING_ANYWHERE_IN, RINGS_IN, zones_libphonenumber_misses
 
 NEW_YORK = ZoneInfo("America/New_York")
 NY_NUMBER = "+12125550199"
@@ -201,6 +201,12 @@ RINGING_ELSEWHERE = [
     ("+559332211234", "BR", "America/Santarem", datetime(2026, 1, 15, 21, 30)),
     ("+559432211234", "BR", "America/Belem", datetime(2026, 1, 15, 21, 30)),  # Maraba
     ("+559734121234", "BR", "America/Eirunepe", datetime(2026, 1, 15, 7, 30)),
+    ("+528688123456", "MX", "America/Matamoros", datetime(2026, 7, 15, 21, 30)),  # US daylight saving time
+    ("+528978123456", "MX", "America/Matamoros", datetime(2026, 7, 15, 21, 30)),  # Miguel Aleman
+    ("+6281234567890", "ID", "Asia/Jayapura", datetime(2026, 7, 15, 22, 30)),  # a mobile: anywhere in Indonesia
+    ("+6281234567890", "ID", "Asia/Makassar", datetime(2026, 7, 15, 21, 30)),
+    ("+56961234567", "CL", "Pacific/Easter", datetime(2026, 7, 15, 6, 30)),  # a mobile: anywhere in Chile
+    ("+67571234567", "PG", "Pacific/Bougainville", datetime(2026, 7, 15, 21, 30)),
 ]
 
 
@@ -245,9 +251,23 @@ def test_every_prefix_of_numbers_ringing_elsewhere_is_still_given_other_hours_by
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     given = phonenumbers_timezone.time_zones_for_number(number)
 
-    assert zone_libphonenumber_misses(e164) == RINGS_IN[prefix]
+    assert zones_libphonenumber_misses(e164) == (RINGS_IN[prefix],)
     assert _hours(RINGS_IN[prefix]) not in {_hours(zone) for zone in given}, given
     assert RINGS_IN[prefix] in time_zones(e164, phonenumbers.region_code_for_number(number))
+
+
+@pytest.mark.parametrize("prefix", sorted(MOBILES_RING_ANYWHERE_IN))
+def test_every_mobile_range_listed_is_still_given_one_zone_by_libphonenumber(prefix: str) -> None:
+    """When libphonenumber gives such mobiles their country's zones, their entry can go."""
+    number = _a_valid_number(prefix)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    region = phonenumbers.region_code_for_number(number)
+
+    kinds = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)  # Chile's 9
+    assert phonenumbers.number_type(number) in kinds
+    assert len(phonenumbers_timezone.time_zones_for_number(number)) == 1
+    assert set(time_zones(e164, region)) == set(MOBILES_RING_ANYWHERE_IN[prefix])
+    assert len({_hours(zone) for zone in MOBILES_RING_ANYWHERE_IN[prefix]}) > 1  # of other hours, or not needed
 
 
 def test_a_callback_scheduled_a_moment_ago_is_checked_at_now_when_genesys_runs_it() -> None:

@@ -22,7 +22,7 @@ from phonenumbers import timezone as number_time_zones
 from phonenumbers.tzdata import TIMEZONE_DATA  # libphonenumber's zones by prefix; a calling code's own: its list
 
 from shared.errors import Problem
-from shared.policy.missed_time_zones import zone_libphonenumber_misses
+from shared.policy.missed_time_zones import zones_libphonenumber_misses
 
 OFF = "off"
 _WINDOW = re.compile(r"^(?P<start>\d{2}):(?P<start_m>\d{2})-(?P<end>\d{2}):(?P<end_m>\d{2})$")
@@ -99,8 +99,7 @@ def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
     """libphonenumber's candidate zones for a number, mended where they miss where it rings; empty when it
     knows none. An area it files under a zone of other hours also gets its own (`missed_time_zones`)."""
     zones = _libphonenumber_zones(e164, region)
-    missed = zone_libphonenumber_misses(e164)
-    return (*zones, missed) if zones and missed and missed not in zones else zones
+    return (*zones, *(zone for zone in zones_libphonenumber_misses(e164) if zone not in zones)) if zones else zones
 
 
 def _libphonenumber_zones(e164: str, region: str | None) -> tuple[str, ...]:

@@ -22,6 +22,10 @@ RINGS_IN: dict[str, str] = {
         f"52{area}": "America/Chihuahua"
         for area in (614, 621, 625, 627, 628, 629, 635, 636, 639, 648, 652, 657, 659)  # 649: Mexico City's hours
     },
+    # Mexico: border towns of Tamaulipas, Nuevo Leon and Coahuila on US daylight saving time since 2022
+    # (libphonenumber: Mexico City, UTC-6 all year): Matamoros (868), Miguel Aleman, Mier and Guerrero (897),
+    # Camargo and Diaz Ordaz (891); Anahuac's 873 and Nava's 862 also serve inland towns, where both must hold.
+    **{f"52{area}": "America/Matamoros" for area in (862, 868, 873, 891, 897)},
     # Canada (libphonenumber: Vancouver or Edmonton, Regina, Toronto)
     **{f"1867{exchange}": "America/Whitehorse" for exchange in (334, 393, 456, 536, 633, 667, 668, 993)},  # Yukon
     **{f"1250{exchange}": "America/Dawson_Creek" for exchange in (242, 261, 262, 263, 719, 782, 784, 785, 787, 788)},
@@ -41,14 +45,25 @@ RINGS_IN: dict[str, str] = {
     "5594": "America/Belem",
     "5597": "America/Eirunepe",
 }
-_LONGEST_PREFIX = max(map(len, RINGS_IN))
+# Mobiles of no place, which ring anywhere in their country, that libphonenumber gives its capital's zone alone
+# (its catch-all prefix) though the country keeps several hours: E.164 digits -> every zone of the country.
+MOBILES_RING_ANYWHERE_IN: dict[str, tuple[str, ...]] = {
+    "628": ("Asia/Jakarta", "Asia/Pontianak", "Asia/Makassar", "Asia/Jayapura"),  # Indonesia, 08xx
+    "569": ("America/Santiago", "America/Punta_Arenas", "Pacific/Easter"),  # Chile, 9 xxxx xxxx
+    "6757": ("Pacific/Port_Moresby", "Pacific/Bougainville"),  # Papua New Guinea, 7xxx xxxx
+}
+_LONGEST_PREFIX = max(map(len, [*RINGS_IN, *MOBILES_RING_ANYWHERE_IN]))
 
 
-def zone_libphonenumber_misses(e164: str) -> str | None:
-    """The zone a number rings in that libphonenumber does not give it, if it is one of those listed."""
+def zones_libphonenumber_misses(e164: str) -> tuple[str, ...]:
+    """The zones a number may ring in that libphonenumber does not give it, if its prefix is one of those listed
+    (the longest listed prefix wins); empty otherwise."""
     digits = e164.removeprefix("+")
     for length in range(min(len(digits), _LONGEST_PREFIX), 0, -1):
         zone = RINGS_IN.get(digits[:length])
         if zone is not None:
-            return zone
-    return None
+            return (zone,)
+        zones = MOBILES_RING_ANYWHERE_IN.get(digits[:length])
+        if zones is not None:
+            return zones
+    return ()
