@@ -53,20 +53,43 @@ pip_install() {  # pip_install DIR FILE [MORE...]: pip install -r FILE into the 
   fi
 }
 
+in_background() {  # in_background NAME COMMAND...: run it beside the main install, its output kept for a failure
+  "${@:2}" > ".venv/$1.log" 2>&1 &
+  jobs_started+=("$!:$1")
+}
+finish_background() {  # wait for each job in_background started; a failed one shows its output and fails bootstrap
+  local job failed=0
+  for job in ${jobs_started[@]+"${jobs_started[@]}"}; do  # (bash 3.2, macOS: an empty array is unset under -u)
+    if wait "${job%%:*}"; then
+      echo "bootstrap: ${job#*:} done"
+    else
+      echo "bootstrap: ${job#*:} failed:" >&2
+      cat ".venv/${job#*:}.log" >&2
+      failed=1
+    fi
+  done
+  return "$failed"
+}
+checkov_venv() {
+  venv .venv/checkov .venv/bin/python
+  pip_install .venv/checkov requirements-checkov.txt
+}
+
 venv .venv "$python"
-pip_install .venv requirements-dev.txt requirements.txt
+jobs_started=()
+# checkov and Azurite install beside the main venv's packages: each install is mostly one process waiting on one core
 if [ "${1:-}" = --checkov ]; then
   if at_least .venv/bin/python 11; then
-    venv .venv/checkov .venv/bin/python
-    pip_install .venv/checkov requirements-checkov.txt
+    in_background checkov-install checkov_venv
   else
     echo "bootstrap: checkov not installed on $(.venv/bin/python --version) (requirements-checkov.txt says why)"
   fi
 fi
-
 # Azurite (Table Storage and queues for idempotency and async mode), pinned in package-lock.json.
 if [ ! -x node_modules/.bin/azurite ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   command -v npm >/dev/null || { echo "Node 20 with npm is required for Azurite" >&2; exit 1; }
   echo "bootstrap: installing Azurite (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  in_background azurite-install npm ci --no-audit --no-fund --loglevel=error
 fi
+pip_install .venv requirements-dev.txt requirements.txt
+finish_background
