@@ -40,6 +40,7 @@ from shared.status_callbacks.subscriptions import NOTIFICATION_FIELD
 from shared.status_callbacks.targets import DEFAULT_EVENTS, EVENTS, EVENTS_FIELD, MAX_URL_LENGTH, URL_FIELD
 from shared.webhooks import event_status, sns_status
 from shared.webhooks.hmac_signatures import RAW_SIGNATURE, SIGNATURE_TOLERANCE_SECONDS, TIMESTAMPED_SIGNATURE
+from shared.webhooks.signed import DELIVERY_SCHEMES
 from shared.webhooks.sns import MESSAGE_TYPE_HEADER, SIGNED_FIELDS, SUBSCRIBE, UNSUBSCRIBE
 from shared.webhooks.standard_webhooks import (
     ID_HEADER,
@@ -116,9 +117,10 @@ PROBLEM_CODES: dict[str, tuple[str, ...]] = {
         "callback_url_not_allowed",
         "too_many_subscriptions",
         "idempotency_store_unavailable",
+        "configuration_error",
         "internal_error",
     ),
-    "DeleteSubscription": ("idempotency_store_unavailable", "internal_error"),
+    "DeleteSubscription": ("idempotency_store_unavailable", "configuration_error", "internal_error"),
 }
 _WAIT_STATUSES = (409, 429, 503, 504)  # problems that can carry Retry-After (always on 429 and 503)
 
@@ -164,7 +166,8 @@ IDEMPOTENCY_KEY_PARAMETER = _header(
     "Idempotency-Key",
     "Idempotency Key",
     f"1-{MAX_KEY_LENGTH} printable ASCII characters naming this call: the same key with the same call answers "
-    "the first answer again and never dials twice. In a flow, use the run id: @{workflow()['run']['name']}.",
+    "the first answer again and never dials twice. In a flow, use the run id: @{workflow()['run']['name']}. "
+    f"Not starting with {', '.join(f'{scheme}:' for scheme in DELIVERY_SCHEMES)} (signed deliveries' keys).",
     "advanced",
     minLength=1,
     maxLength=MAX_KEY_LENGTH,
@@ -1073,11 +1076,11 @@ def _get_call_request() -> dict[str, Any]:
         "advanced",
         [_path("requestId", "Request ID", "The requestId of the 202 answer (the end of its Location).", minLength=1)],
         {
-            "201": _response("The call was placed.", "CallCreated", "Location"),
+            "201": _response("The call was placed.", "CallCreated", "Location", "Idempotent-Replayed"),
             "202": _response(
                 "Still pending: poll again after Retry-After seconds.", "Pending", "Location", "Retry-After"
             ),
-            **_problems("GetCallRequest"),
+            **_problems("GetCallRequest", replays=True),
         },
         tag="Calls",
     )

@@ -421,6 +421,8 @@ def test_rarer_answers_match_the_document(queue_worker: Stack, configure: Any) -
         response = send(stack, sent)
         assert response.status_code == status, response.text
         sent.validate_response(response, checks=CHECKS if status < 500 else CHECKS[1:])
+        if status >= 400 and "code" in response.json():  # a problem: its code is among those the document lists
+            assert response.json()["code"] in PROBLEM_CODES[operation_id], response.text
         return response.json()
 
     tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -453,5 +455,21 @@ def test_rarer_answers_match_the_document(queue_worker: Stack, configure: Any) -
     assert response.status_code == 201, response.text
     sent.validate_response(response, checks=CHECKS)
 
+    # An asynchronous request sent twice: the second's poll answers the first's call, flagged as a replay
+    async_call = {"body": CALL, "headers": {"Prefer": "respond-async", "Idempotency-Key": "async-replayed"}}
+    for _ in range(2):
+        request_id = answer("PlaceCall", 202, **async_call)["requestId"]
+        deadline = time.monotonic() + FOLLOW_SECONDS
+        while (polled := stack.get(f"/api/calls/requests/{request_id}")).status_code == 202:
+            assert time.monotonic() < deadline, "the request never finished"
+            time.sleep(0.2)
+    assert answer("GetCallRequest", 201, path_parameters={"requestId": request_id})["to"] == CALL["to"]
+    assert polled.headers["Idempotent-Replayed"] == "true"
+    declared = schema.find_operation_by_id("GetCallRequest").definition.raw["responses"]["201"]["headers"]
+    assert "Idempotent-Replayed" in declared
+
     configure(GENESYS_CLIENT_ID=None)
     assert answer("GetReadiness", 503)["status"] == "not_ready"
+    assert answer("WhenCallEnds", 500, body={"notificationUrl": "https://example.com/hook"})["code"] == (
+        "configuration_error"
+    )
