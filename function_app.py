@@ -21,7 +21,7 @@ from shared.http import (
 )
 from shared.idempotency import PURGE_SCHEDULE
 from shared.logs import quiet_sdk_loggers
-from shared.openapi import served_at as openapi_served_at
+from shared.openapi import document as openapi_document
 from shared.readiness import report as readiness_report
 from shared.services import services
 from shared.status_callbacks import QUEUE_NAME as STATUS_QUEUE_NAME
@@ -208,4 +208,4 @@ def readiness(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 def openapi(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
-    return json_response(200, openapi_served_at(public_url(req, "")), request_id)
+    return json_response(200, openapi_document(), request_id)

@@ -1420,7 +1420,7 @@ def paths() -> dict[str, Any]:
     }
 
 
-def document(host: str | None = DEFAULT_HOST, scheme: str = "https") -> dict[str, Any]:
+def document(host: str | None = DEFAULT_HOST) -> dict[str, Any]:
     """The whole Swagger 2.0 document; `host=None` leaves `host` out (clients then use the serving host)."""
     spec: dict[str, Any] = {
         "swagger": "2.0",
@@ -1433,7 +1433,7 @@ def document(host: str | None = DEFAULT_HOST, scheme: str = "https") -> dict[str
             "failure with a stable code and a hint.",
         },
         "basePath": "/api",
-        "schemes": [scheme],
+        "schemes": ["https"],
         "consumes": [JSON],
         "produces": [JSON, PROBLEM_JSON],
         "securityDefinitions": {
@@ -1463,13 +1463,6 @@ def document(host: str | None = DEFAULT_HOST, scheme: str = "https") -> dict[str
     if host:
         spec["host"] = host
     return spec
-
-
-def served_at(origin: str) -> dict[str, Any]:
-    """The document as served at `origin` (`https://<app>.azurewebsites.net`): a client made from it, or Power
-    Automate's import from its URL, calls the host and scheme it was read from."""
-    scheme, _, host = origin.partition("://")
-    return document(host, scheme)
 
 
 def swagger_json(host: str | None = DEFAULT_HOST) -> str:
