@@ -118,16 +118,20 @@ def _attributes(body: dict[str, Any]) -> dict[str, str]:
 
 
 def _scheduled_time(body: dict[str, Any]) -> str | None:
-    """An ISO-8601 instant with a time zone, at most MAX_SCHEDULE_DAYS ahead, as Genesys's UTC form (whether it is
-    in the past depends on when the request was received: see `CallService`)."""
+    """An ISO-8601 instant with a time zone, at most MAX_SCHEDULE_DAYS ahead, as Genesys's UTC form. Whether it is
+    in the past depends on when the request was received (`CallService._check_policy`); one a year past or more is
+    refused here, before a conversion that cannot hold the first years of the calendar."""
     text = _text(body, "scheduledTime", 64)
     if text is None:
         return None
     moment = parse_instant(text)
     if moment is None or moment.tzinfo is None:
         raise _invalid("scheduledTime", "'scheduledTime' must be ISO-8601 with a time zone, e.g. 2026-12-01T15:30:00Z.")
-    if moment - datetime.now(timezone.utc) > timedelta(days=MAX_SCHEDULE_DAYS):  # aware: no overflow near 9999
+    ahead = moment - datetime.now(timezone.utc)  # aware arithmetic: no overflow near year 1 or 9999
+    if ahead > timedelta(days=MAX_SCHEDULE_DAYS):
         raise _invalid("scheduledTime", f"'scheduledTime' is more than {MAX_SCHEDULE_DAYS} days ahead.")
+    if ahead < -timedelta(days=MAX_SCHEDULE_DAYS):
+        raise _invalid("scheduledTime", "'scheduledTime' is in the past.")
     return _genesys_time(moment)
 
 

@@ -177,6 +177,13 @@ def test_genesys_callback_errors_map_to_the_catalog(stack: Stack) -> None:
             )
             for when in ("9999-12-31T23:59:59-01:00", "9999-12-31T03:00:00Z")
         ),
+        *(  # at the start of the calendar: refused as in the past, not a date overflow or a 3-digit year (500)
+            (
+                {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "scheduledTime": when},
+                "scheduledTime",
+            )
+            for when in ("0001-01-01T00:00:00+01:00", "0999-03-04T10:00:00Z")
+        ),
         ({"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "uuiData": "x"}, "uuiData"),
         ({"to": "+12125550199", "scheduledTime": "2030-01-01T10:00:00Z"}, "scheduledTime"),
     ],
