@@ -57,6 +57,16 @@ in_background() {  # in_background NAME COMMAND...: run it beside the main insta
   "${@:2}" > ".venv/$1.log" 2>&1 &
   jobs_started+=("$!:$1")
 }
+stop_background() {  # a failure or Ctrl-C ends the jobs too: a re-run's npm ci would empty node_modules under one
+  local job signal
+  for signal in TERM KILL; do  # npm ci outlives a TERM for seconds, still writing node_modules
+    for job in ${jobs_started[@]+"${jobs_started[@]}"}; do
+      pkill "-$signal" -P "${job%%:*}" 2>/dev/null || true  # a function's own children (pip under checkov_venv)
+      kill "-$signal" "${job%%:*}" 2>/dev/null || true
+    done
+    [ "$signal" = KILL ] || sleep 1
+  done
+}
 finish_background() {  # wait for each job in_background started; a failed one shows its output and fails bootstrap
   local job failed=0
   for job in ${jobs_started[@]+"${jobs_started[@]}"}; do  # (bash 3.2, macOS: an empty array is unset under -u)
@@ -77,6 +87,8 @@ checkov_venv() {
 
 venv .venv "$python"
 jobs_started=()
+trap stop_background EXIT
+trap 'exit 130' INT TERM  # through the EXIT trap
 # checkov and Azurite install beside the main venv's packages: each install is mostly one process waiting on one core
 if [ "${1:-}" = --checkov ]; then
   if at_least .venv/bin/python 11; then
@@ -93,3 +105,4 @@ if [ ! -x node_modules/.bin/azurite ] || [ package-lock.json -nt node_modules/.p
 fi
 pip_install .venv requirements-dev.txt requirements.txt
 finish_background
+trap - EXIT INT TERM
