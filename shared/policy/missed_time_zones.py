@@ -56,8 +56,8 @@ _LONGEST_PREFIX = max(map(len, [*RINGS_IN, *MOBILES_RING_ANYWHERE_IN]))
 
 
 def zones_libphonenumber_misses(e164: str) -> tuple[str, ...]:
-    """The zones a number may ring in that libphonenumber does not give it, if its prefix is one of those listed
-    (the longest listed prefix wins); empty otherwise."""
+    """Where a number may ring, beyond libphonenumber's zones, if its prefix is one of those listed (the longest
+    listed prefix wins); empty otherwise. A mobile's entry is its country's every zone, the capital's included."""
     digits = e164.removeprefix("+")
     for length in range(min(len(digits), _LONGEST_PREFIX), 0, -1):
         zone = RINGS_IN.get(digits[:length])
