@@ -458,8 +458,16 @@ class Idempotency:
     def _take_over(self, takeover: Record) -> Record | None:
         """Replace the record `takeover` names by its etag with our claim; None when another wrote it first. A
         replace that landed and whose answer was lost (the SDK's resend met 412) is ours: looping on, this
-        request would take its own claim for another's and wait on it."""
-        return self._write_claim(self.store.replace, takeover) or landed_unheard(self.store, takeover)
+        request would take its own claim for another's and wait on it. When storage cannot say, the request
+        fails having sent nothing, and its claim, if it landed, is let go of later (see `_write_claim`)."""
+        taken = self._write_claim(self.store.replace, takeover)
+        if taken is not None:
+            return taken
+        try:
+            return landed_unheard(self.store, takeover)
+        except Problem:
+            self.late_releases.add(takeover, self._give_up_at(takeover))
+            raise
 
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
         """Where a request's claim lives: its key's, or without one the fingerprint's (None: no window)."""

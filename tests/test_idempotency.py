@@ -15,6 +15,7 @@ from emulators.azure import VaultFault
 from emulators.azurite import Azurite
 from emulators.genesys import Fault
 from shared.calls import CallRequest
+from shared.errors import Problem
 from shared.idempotency import SENDING, Idempotency, Record, Reply, TableStore
 from shared.services import services
 from tests.conftest import Stack, app_store, backdate, wait_for
@@ -360,6 +361,44 @@ def test_a_takeover_whose_answer_was_lost_is_still_its_own(azurite: Azurite) -> 
         assert front.lost_update_answers == 0  # the fault did happen
     assert (reply.status, reply.body, replayed) == (201, {"conversationId": "c-2"}, False)
     assert dials == ["call", "call"]
+
+
+def test_a_takeover_landed_unheard_and_unread_is_taken_back_later_so_the_retry_dials(azurite: Azurite) -> None:
+    """As above, and the read that would have found the takeover failed too: the request answered 503 "nothing
+    was dialed, retry", and its claim stayed "sending", answering that retry 409 and then "outcome unknown"."""
+    now, ticks = [1_000_000.0], itertools.count()
+    with table_front(azurite.ports["Table"]) as front:
+        store = TableStore(front.storage().table(f"t{uuid.uuid4().hex}"))
+        guard = Idempotency(store, wait_seconds=1.0, clock=lambda: now[0] + next(ticks) / 1000)
+        dials: list[str] = []
+
+        def dial(mark_sent: Any) -> Reply:
+            mark_sent()
+            dials.append("call")
+            return Reply(201, {"conversationId": f"c-{len(dials)}"}, {})
+
+        writes = itertools.count()
+
+        def the_takeover(body: bytes) -> bool:  # r-2's second write: its insert met r-1's record, then this
+            if b'"Owner": "r-2"' not in body or next(writes) != 1:
+                return False
+            front.failing_reads = True  # its read-back finds storage gone
+            return True
+
+        def on_refusal() -> None:
+            front.failing_reads = front.refused < 3  # storage is back after the read-back's three tries
+
+        guard.run("taken-over", "fp", dial, request_id="r-1")
+        now[0] += guard.retention_seconds + 1
+        front.lost_answers_only_for, front.on_refusal, front.lost_update_answers = the_takeover, on_refusal, 1
+        with pytest.raises(Problem) as failed:
+            guard.run("taken-over", "fp", dial, request_id="r-2")
+        assert guard.late_releases.idle.wait(10)
+        retried, _ = guard.run("taken-over", "fp", dial, request_id="r-3")
+
+        assert (front.lost_update_answers, front.refused) == (0, 3), "the takeover and its read-back did not fail"
+    assert failed.value.code == "idempotency_store_unavailable"
+    assert (retried.status, dials) == (201, ["call", "call"])
 
 
 def test_a_claim_whose_insert_landed_unheard_is_taken_back_so_the_retry_dials(
