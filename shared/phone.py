@@ -39,6 +39,9 @@ _LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
 # Brazil's '(0xx11) ...' at the start of a number: a carrier code goes there (masked digits elsewhere are refused)
 _CARRIER_PLACEHOLDER = re.compile(r"^([\s(]*0)xx(?=\s*\d)", re.IGNORECASE)
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
+# Digits in brackets after the number ('0171 1234567 (1)', a note): only a leading group can be part of a number
+# ('(030) ...', '+49 (0) 30 ...'), and where lengths vary libphonenumber joins a trailing one into a longer number
+_TRAILING_BRACKETED_DIGITS = re.compile(r"\d[^\d(\[]*[(\[]\s*\d+\s*[)\]]\W*$")
 _FIRST_DIGITS = re.compile(r"\d+")
 _PLUS_SIGNS = ("+", "\uff0b")  # libphonenumber's: a full-width plus is a plus
 _MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
@@ -143,7 +146,8 @@ def _parse(text: str, region: str) -> _Reading:
         return _Reading(number, number_type, region)
     digits = phonenumbers.normalize_digits_only(text)  # Arabic-Indic and full-width digits too
     if number_type != PhoneNumberType.UNKNOWN:
-        return _Reading(number, number_type, region, _read_with_plus(digits, number, region))
+        other = _read_with_plus(digits, number, region) or _read_after_plain_00(text, digits, number, region)
+        return _Reading(number, number_type, region, other)
     for prefix, idd_region in _IDD_REGIONS:
         if not digits.startswith(prefix) or _national_reading_wins(prefix, digits, region):
             continue
@@ -171,15 +175,22 @@ def _valid_other(text: str, reading: phonenumbers.PhoneNumber) -> phonenumbers.P
 
 
 def _read_with_plus(digits: str, national: phonenumbers.PhoneNumber, region: str) -> str | None:
-    """A mobile the digits make when they start with the region's own country code, its `+` lost (a spreadsheet
-    drops it), while as written they are no mobile: in DE `4917612345678` is a Leer landline, and with its `+` a
-    mobile. Digits that are a mobile as written stand (`390 123 4567` in IT, a 3 Italia mobile), and so do two
+    """Another valid number the digits make when they start with the region's own country code, its `+` lost (a
+    spreadsheet drops it), while as written they are no mobile. It counts when it is a mobile (in DE
+    `4917612345678` is a Leer landline, and with its `+` a mobile), and whatever its type where national numbers
+    start with a trunk prefix the digits lack (in ID `6222 4234567` is Bandung with its `+`; in SE `46 8 555 123`
+    Stockholm). Digits that are a mobile as written stand (`390 123 4567` in IT, a 3 Italia mobile), and so do two
     readings that agree (`12125550199` in the US)."""
     code = str(phonenumbers.country_code_for_region(region))
     if not digits.startswith(code) or phonenumbers.number_type(national) in _MOBILE_TYPES:
         return None
     other = _valid_other("+" + digits, national)
-    return _e164(other) if other is not None and phonenumbers.number_type(other) in _MOBILE_TYPES else None
+    if other is None:
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    trunk = metadata.national_prefix if metadata is not None else None
+    lacks_trunk = bool(trunk) and not digits.startswith(trunk or "")
+    return _e164(other) if lacks_trunk or phonenumbers.number_type(other) in _MOBILE_TYPES else None
 
 
 @lru_cache(maxsize=1)
@@ -207,6 +218,23 @@ def _read_after_a_longer_prefix(text: str, digits: str, abroad: phonenumbers.Pho
             if other is not None:
                 return _e164(other)
     return None
+
+
+def _read_after_plain_00(text: str, digits: str, reading: phonenumbers.PhoneNumber, region: str) -> str | None:
+    """Another number the digits make after `00`, Europe's international prefix, when the region's own is `00` and
+    a digit more, which libphonenumber dialed: `0044 121 234 5678` is Birmingham as Europe writes it, and
+    Lausanne dialed after Singapore's `004`; `0081 90 ...` a Japanese mobile, or Memphis after Korea's `008`."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if not digits.startswith("00") or metadata is None or not metadata.international_prefix:
+        return None
+    own = re.match(metadata.international_prefix, digits)
+    if own is None or len(own.group()) <= len("00"):
+        return None
+    try:
+        other = phonenumbers.parse(text, "DE")  # Germany dials 00 alone
+    except NumberParseException:
+        return None
+    return _e164(other) if phonenumbers.is_valid_number(other) and _e164(other) != _e164(reading) else None
 
 
 def _national_reading_wins(prefix: str, digits: str, region: str) -> bool:
@@ -237,7 +265,11 @@ def _joins_numbers(plain_number: str, vanity: bool) -> bool:
     """Whether the number's text (`_plain`, a tel: URI's parameters aside) holds more than one number, or one and
     words inside it (see `_LETTER_BETWEEN_DIGITS`; a `vanity` number has words inside)."""
     number_part = _CARRIER_PLACEHOLDER.sub(r"\1", plain_number)
-    return bool(_SECOND_PREFIX.search(number_part) or (not vanity and _LETTER_BETWEEN_DIGITS.search(number_part)))
+    return bool(
+        _SECOND_PREFIX.search(number_part)
+        or _TRAILING_BRACKETED_DIGITS.search(number_part)
+        or (not vanity and _LETTER_BETWEEN_DIGITS.search(number_part))
+    )
 
 
 def _letters_read_as_digits(text: str) -> bool:

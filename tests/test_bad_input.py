@@ -297,6 +297,13 @@ def written_in(zero: str, text: str) -> str:
         (written_in("\u0660", "009 1 212 555 0199"), "US", "+912125550199", "+12125550199"),  # Arabic-Indic
         # A spreadsheet dropped the +: a Leer landline as written, a mobile with its +
         ("4917612345678", "DE", "+494917612345678", "+4917612345678"),
+        # ... or a landline with its + where national numbers start with a trunk 0: Bandung, Stockholm
+        ("6222 4234567", "ID", "+6262224234567", "+62224234567"),
+        ("46 8 555 123", "SE", "+46468555123", "+468555123"),
+        # 00 and a country code, Europe's way, where the region's own international prefix is 00 and a digit
+        # more: dialed after 004 in Singapore it rang Lausanne, not Birmingham; after 008 in Korea, Memphis
+        ("0044 121 234 5678", "SG", "+41212345678", "+441212345678"),
+        ("0081 90-1234-5678", "KR", "+19012345678", "+819012345678"),
     ],
 )
 def test_a_text_that_reads_as_two_valid_numbers_is_refused_not_guessed(
@@ -380,6 +387,8 @@ def test_an_international_prefix_is_read_in_any_script_of_digits(stack: Stack, z
         ("212-555-0199/x123", "US"),  # rang the main line: '/x' is no extension to libphonenumber
         ("1 212 and 0199", "US"),  # rang +1 212 263 0199, 'and' read as keypad digits (a vanity number)
         ("+49 89 12 0xx45 678", "DE"),  # masked digits are no carrier placeholder
+        ("0171 1234567 (1)", "DE"),  # a note after the number: rang +49 171 12345671, valid where lengths vary
+        ("030 123456 [2]", "DE"),
     ],
 )
 def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, to: str, region: str) -> None:
