@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -338,23 +339,30 @@ def test_a_claim_whose_insert_answer_was_lost_is_still_its_own(azurite: Azurite)
     assert front.lost_insert_answers == 0  # the fault did happen
 
 
+def a_key_past_its_retention(front: Any, key: str) -> tuple[Idempotency, Callable[[Any], Reply], list[str]]:
+    """A guard on a table behind `front`, whose clock moves on as time.time does between two reads, after a call
+    placed under `key` (request r-1) and a retention passed: the key is free. Also its dial and the dials made."""
+    now, ticks = [1_000_000.0], itertools.count()
+    store = TableStore(front.storage().table(f"t{uuid.uuid4().hex}"))
+    guard = Idempotency(store, wait_seconds=1.0, clock=lambda: now[0] + next(ticks) / 1000)
+    dials: list[str] = []
+
+    def dial(mark_sent: Any) -> Reply:
+        mark_sent()
+        dials.append("call")
+        return Reply(201, {"conversationId": f"c-{len(dials)}"}, {})
+
+    guard.run(key, "fp", dial, request_id="r-1")
+    now[0] += guard.retention_seconds + 1
+    return guard, dial, dials
+
+
 def test_a_takeover_whose_answer_was_lost_is_still_its_own(azurite: Azurite) -> None:
     """A key past its retention is free, and a new request takes its record over with a conditional replace. The
     replace reached the table and its answer was lost; azure-core sent it again and met 412. The request waited on
     its own claim (409), and its retries were answered "outcome unknown" for days, of a call never placed."""
-    now, ticks = [1_000_000.0], itertools.count()  # a clock that moves on, as time.time does between two reads
     with table_front(azurite.ports["Table"]) as front:
-        store = TableStore(front.storage().table(f"t{uuid.uuid4().hex}"))
-        guard = Idempotency(store, wait_seconds=1.0, clock=lambda: now[0] + next(ticks) / 1000)
-        dials: list[str] = []
-
-        def dial(mark_sent: Any) -> Reply:
-            mark_sent()
-            dials.append("call")
-            return Reply(201, {"conversationId": f"c-{len(dials)}"}, {})
-
-        guard.run("taken-over", "fp", dial, request_id="r-1")
-        now[0] += guard.retention_seconds + 1
+        guard, dial, dials = a_key_past_its_retention(front, "taken-over")
         front.lost_update_answers = 1
         reply, replayed = guard.run("taken-over", "fp", dial, request_id="r-2")
 
@@ -366,17 +374,8 @@ def test_a_takeover_whose_answer_was_lost_is_still_its_own(azurite: Azurite) -> 
 def test_a_takeover_landed_unheard_and_unread_is_taken_back_later_so_the_retry_dials(azurite: Azurite) -> None:
     """As above, and the read that would have found the takeover failed too: the request answered 503 "nothing
     was dialed, retry", and its claim stayed "sending", answering that retry 409 and then "outcome unknown"."""
-    now, ticks = [1_000_000.0], itertools.count()
     with table_front(azurite.ports["Table"]) as front:
-        store = TableStore(front.storage().table(f"t{uuid.uuid4().hex}"))
-        guard = Idempotency(store, wait_seconds=1.0, clock=lambda: now[0] + next(ticks) / 1000)
-        dials: list[str] = []
-
-        def dial(mark_sent: Any) -> Reply:
-            mark_sent()
-            dials.append("call")
-            return Reply(201, {"conversationId": f"c-{len(dials)}"}, {})
-
+        guard, dial, dials = a_key_past_its_retention(front, "taken-over")
         writes = itertools.count()
 
         def the_takeover(body: bytes) -> bool:  # r-2's second write: its insert met r-1's record, then this
@@ -388,8 +387,6 @@ def test_a_takeover_landed_unheard_and_unread_is_taken_back_later_so_the_retry_d
         def on_refusal() -> None:
             front.failing_reads = front.refused < 3  # storage is back after the read-back's three tries
 
-        guard.run("taken-over", "fp", dial, request_id="r-1")
-        now[0] += guard.retention_seconds + 1
         front.lost_answers_only_for, front.on_refusal, front.lost_update_answers = the_takeover, on_refusal, 1
         with pytest.raises(Problem) as failed:
             guard.run("taken-over", "fp", dial, request_id="r-2")
