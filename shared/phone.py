@@ -142,6 +142,9 @@ def _parse(text: str, region: str) -> _Reading:
     """
     number = phonenumbers.parse(text, region)
     number_type = phonenumbers.number_type(number)
+    mexican = _without_mexicos_old_prefix(number) if number_type == PhoneNumberType.UNKNOWN else None
+    if mexican is not None:
+        return _Reading(mexican, phonenumbers.number_type(mexican), region)
     if text.lstrip().startswith(_PLUS_SIGNS):
         return _Reading(number, number_type, region)
     digits = phonenumbers.normalize_digits_only(text)  # Arabic-Indic and full-width digits too
@@ -159,6 +162,21 @@ def _parse(text: str, region: str) -> _Reading:
         if candidate_type != PhoneNumberType.UNKNOWN:
             return _Reading(candidate, candidate_type, idd_region, _read_after_a_longer_prefix(text, digits, candidate))
     return _Reading(number, PhoneNumberType.UNKNOWN, region)
+
+
+def _without_mexicos_old_prefix(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber | None:
+    """A Mexican number written with a prefix its 2019 plan dropped, as the ten digits after it: the mobile `1`
+    after +52 (`+52 1 55 1234 5678`; WhatsApp ids still carry it), the national `044` and `045` (mobiles) and `01`
+    (long distance). libphonenumber reads them as too long; no valid number has those digits with the prefix."""
+    if number.country_code != 52:
+        return None
+    national = str(number.national_number)  # its leading 0 read as a trunk prefix: 044 is 44 here, 01 is 1
+    for old in ("1", "44", "45"):
+        if national.startswith(old) and len(national) == len(old) + 10:
+            ten_digits = phonenumbers.parse("+52" + national[len(old) :])
+            if phonenumbers.is_valid_number(ten_digits):
+                return ten_digits
+    return None
 
 
 def _e164(number: phonenumbers.PhoneNumber) -> str:

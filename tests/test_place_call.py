@@ -40,6 +40,13 @@ SPELLINGS = [
     ({"to": "011 15-2345-6789 (m)", "region": "AR"}, "+5491123456789"),  # a national form libphonenumber rewrites
     ({"to": "1-800-GOT-JUNK"}, "+18004685865"),
     ({"to": "00 1 800 FLOWERS", "region": "GB"}, "+18003569377"),  # a vanity number dialed out of GB
+    # Mexico's prefixes of before its 2019 plan, ten digits after them: the mobile 1 (WhatsApp ids still carry it),
+    # 044 and 045 (mobiles), 01 (long distance)
+    ({"to": "+52 1 55 1234 5678"}, "+525512345678"),
+    ({"to": "5215512345678", "region": "MX"}, "+525512345678"),
+    ({"to": "044 55 1234 5678", "region": "MX"}, "+525512345678"),
+    ({"to": "045 33 1234 5678", "region": "MX"}, "+523312345678"),
+    ({"to": "01 81 1234 5678", "region": "MX"}, "+528112345678"),
 ]
 
 
