@@ -24,7 +24,8 @@ RINGS_IN: dict[str, str] = {
     },
     # Mexico: border towns of Tamaulipas, Nuevo Leon and Coahuila on US daylight saving time since 2022
     # (libphonenumber: Mexico City, UTC-6 all year): Matamoros (868), Miguel Aleman, Mier and Guerrero (897),
-    # Camargo and Diaz Ordaz (891); Anahuac's 873 and Nava's 862 also serve inland towns, where both must hold.
+    # Camargo and Diaz Ordaz (891); 873 (Nuevo Leon) and 862 (Coahuila) may serve border towns (Anahuac, Nava) and
+    # inland ones: we could not tell which, and both zones holding only narrows the window.
     **{f"52{area}": "America/Matamoros" for area in (862, 868, 873, 891, 897)},
     # Canada (libphonenumber: Vancouver or Edmonton, Regina, Toronto)
     **{f"1867{exchange}": "America/Whitehorse" for exchange in (334, 393, 456, 536, 633, 667, 668, 993)},  # Yukon
