@@ -41,7 +41,7 @@ _CARRIER_PLACEHOLDER = re.compile(r"^([\s(]*0)xx(?=\s*\d)", re.IGNORECASE)
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
 # Digits in brackets after the number ('0171 1234567 (1)', a note): only a leading group can be part of a number
 # ('(030) ...', '+49 (0) 30 ...'), and where lengths vary libphonenumber joins a trailing one into a longer number
-_TRAILING_BRACKETED_DIGITS = re.compile(r"\d[^\d(\[]*[(\[]\s*\d+\s*[)\]]\W*$")
+_TRAILING_BRACKETED_DIGITS = re.compile(r"\d[^\d(\[]*[(\[][^)\]]*\d[^)\]]*[)\]]\W*$")  # '(24h)' too
 _FIRST_DIGITS = re.compile(r"\d+")
 _PLUS_SIGNS = ("+", "\uff0b")  # libphonenumber's: a full-width plus is a plus
 _MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
@@ -142,12 +142,12 @@ def _parse(text: str, region: str) -> _Reading:
     """
     number = phonenumbers.parse(text, region)
     number_type = phonenumbers.number_type(number)
-    mexican = _without_mexicos_old_prefix(number) if number_type == PhoneNumberType.UNKNOWN else None
+    digits = phonenumbers.normalize_digits_only(text)  # Arabic-Indic and full-width digits too
+    mexican = _without_mexicos_old_prefix(number, digits) if number_type == PhoneNumberType.UNKNOWN else None
     if mexican is not None:
         return _Reading(mexican, phonenumbers.number_type(mexican), region)
     if text.lstrip().startswith(_PLUS_SIGNS):
         return _Reading(number, number_type, region)
-    digits = phonenumbers.normalize_digits_only(text)  # Arabic-Indic and full-width digits too
     if number_type != PhoneNumberType.UNKNOWN:
         other = _read_with_plus(digits, number, region) or _read_after_plain_00(text, digits, number, region)
         return _Reading(number, number_type, region, other)
@@ -164,19 +164,19 @@ def _parse(text: str, region: str) -> _Reading:
     return _Reading(number, PhoneNumberType.UNKNOWN, region)
 
 
-def _without_mexicos_old_prefix(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber | None:
+def _without_mexicos_old_prefix(number: phonenumbers.PhoneNumber, digits: str) -> phonenumbers.PhoneNumber | None:
     """A Mexican number written with a prefix its 2019 plan dropped, as the ten digits after it: the mobile `1`
-    after +52 (`+52 1 55 1234 5678`; WhatsApp ids still carry it), the national `044` and `045` (mobiles) and `01`
-    (long distance). libphonenumber reads them as too long; no valid number has those digits with the prefix."""
-    if number.country_code != 52:
+    after the country code (`+52 1 55 1234 5678`; WhatsApp ids still carry it), the national `044` and `045`
+    (mobiles) and `01` (long distance). libphonenumber reads them as too long; no valid number has those digits
+    with the prefix. A bare `1` never dialed within Mexico: `1-800-123-4567` written there is no Mexican number."""
+    national = str(number.national_number)
+    if number.country_code != 52 or len(national) not in (11, 12):
         return None
-    national = str(number.national_number)  # its leading 0 read as a trunk prefix: 044 is 44 here, 01 is 1
-    for old in ("1", "44", "45"):
-        if national.startswith(old) and len(national) == len(old) + 10:
-            ten_digits = phonenumbers.parse("+52" + national[len(old) :])
-            if phonenumbers.is_valid_number(ten_digits):
-                return ten_digits
-    return None
+    ten_digits = national[-10:]
+    if not any(digits.endswith(written + ten_digits) for written in ("521", "044", "045", "01")):
+        return None  # the digits as written, `digits`: libphonenumber's national number lost a leading 0
+    mexican = phonenumbers.parse("+52" + ten_digits)
+    return mexican if phonenumbers.is_valid_number(mexican) else None
 
 
 def _e164(number: phonenumbers.PhoneNumber) -> str:
@@ -248,6 +248,9 @@ def _read_after_plain_00(text: str, digits: str, reading: phonenumbers.PhoneNumb
     own = re.match(metadata.international_prefix, digits)
     if own is None or len(own.group()) <= len("00"):
         return None
+    groups = _FIRST_DIGITS.findall(_plain(text))
+    if groups[:2] == [own.group(), str(reading.country_code)]:
+        return None  # the region's own prefix set apart, then the country code: `009 1 212 555 0199` in Nigeria
     try:
         other = phonenumbers.parse(text, "DE")  # Germany dials 00 alone
     except NumberParseException:

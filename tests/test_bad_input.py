@@ -337,6 +337,16 @@ def test_a_text_whose_other_reading_no_one_means_is_read(stack: Stack, to: str, 
     assert response.json()["to"] == e164
 
 
+@pytest.mark.parametrize("to", ["1-800-123-4567", "1 (415) 555-0132"])
+def test_a_north_american_number_written_in_mexico_is_not_read_as_a_mexican_one(stack: Stack, to: str) -> None:
+    """Mexico's old prefixes are read away (+52 1, 044, 045, 01), but a bare 1 never dialed within Mexico: taken for
+    the old mobile 1, a US number written 1-xxx-xxx-xxxx rang +52 and its ten digits."""
+    response = stack.post("/api/calls/validate", {"to": to, "region": "MX"})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_phone_number"
+
+
 @pytest.mark.parametrize(
     ("to", "region"),
     [("+4930123456.0", "DE"), ("0612345678.0", "IT"), ("'4930123456.0", "DE"), ("\uff0b4930123456.0", "DE")],
@@ -389,6 +399,7 @@ def test_an_international_prefix_is_read_in_any_script_of_digits(stack: Stack, z
         ("+49 89 12 0xx45 678", "DE"),  # masked digits are no carrier placeholder
         ("0171 1234567 (1)", "DE"),  # a note after the number: rang +49 171 12345671, valid where lengths vary
         ("030 123456 [2]", "DE"),
+        ("030 1234567 (24h)", "DE"),  # rang +49 30 123456724: the letter dropped, the digits joined
     ],
 )
 def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, to: str, region: str) -> None:

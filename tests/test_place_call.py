@@ -47,6 +47,9 @@ SPELLINGS = [
     ({"to": "044 55 1234 5678", "region": "MX"}, "+525512345678"),
     ({"to": "045 33 1234 5678", "region": "MX"}, "+523312345678"),
     ({"to": "01 81 1234 5678", "region": "MX"}, "+528112345678"),
+    # the region's own international prefix set apart, then the country code: read through it, as written
+    ({"to": "009 1 212 555 0199", "region": "NG"}, "+12125550199"),
+    ({"to": "001 82 2 1234 5678", "region": "KR"}, "+82212345678"),
 ]
 
 
