@@ -145,6 +145,19 @@ class Tally:
     duplicate_creates: int = 0
     hostile_answers: Counter[str] = dataclasses.field(default_factory=Counter)
 
+    def as_plain_data(self) -> dict[str, Any]:
+        """The counts as pytest-xdist carries them from a worker (plain dicts: a Counter does not cross)."""
+        return {**dataclasses.asdict(self), "hostile_answers": dict(self.hostile_answers)}
+
+    def add(self, counts: dict[str, Any]) -> None:
+        """Add another worker's counts (`as_plain_data`), field by field."""
+        for count in dataclasses.fields(self):
+            mine = getattr(self, count.name)
+            if isinstance(mine, Counter):
+                mine.update(counts[count.name])
+            else:
+                setattr(self, count.name, mine + counts[count.name])
+
     def hostile(self, response: requests.Response) -> None:
         self.hostile_inputs += 1
         self.hostile_5xx += response.status_code >= 500
@@ -159,7 +172,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """On a pytest-xdist worker (scripts/test.sh runs two): hand this worker's counts to the controller."""
     worker_output = getattr(session.config, "workeroutput", None)
     if worker_output is not None:
-        worker_output["tally"] = {**dataclasses.asdict(TALLY), "hostile_answers": dict(TALLY.hostile_answers)}
+        worker_output["tally"] = TALLY.as_plain_data()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -167,11 +180,7 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     """On the pytest-xdist controller: add a finished worker's counts to the run's."""
     counts = getattr(node, "workeroutput", {}).get("tally")
     if counts is not None:
-        TALLY.hostile_inputs += counts["hostile_inputs"]
-        TALLY.hostile_5xx += counts["hostile_5xx"]
-        TALLY.fault_scenarios += counts["fault_scenarios"]
-        TALLY.duplicate_creates += counts["duplicate_creates"]
-        TALLY.hostile_answers.update(counts["hostile_answers"])
+        TALLY.add(counts)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
