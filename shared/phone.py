@@ -207,7 +207,7 @@ def _read_with_plus(digits: str, national: phonenumbers.PhoneNumber, region: str
         return None
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     trunk = metadata.national_prefix if metadata is not None else None
-    lacks_trunk = bool(trunk) and not digits.startswith(trunk or "")
+    lacks_trunk = not (trunk is None or digits.startswith(trunk))  # "" (no trunk prefix) starts every text
     return _e164(other) if lacks_trunk or phonenumbers.number_type(other) in _MOBILE_TYPES else None
 
 
