@@ -38,7 +38,7 @@ CLIENT_ID = "emulator-client-id"
 CLIENT_SECRET = "emulator-client-secret"  # the emulated org's secret; it lives only in the emulated vault
 
 
-REQUEST_BODY_SIZE_LIMIT = "262144"  # as the template sets it: tests/test_infra.py ties them
+REQUEST_BODY_SIZE_LIMIT = str(4 * 1024 * 1024)  # as the template sets it: tests/test_infra.py ties them
 
 
 def settings_for(

@@ -45,9 +45,10 @@ var platformSettings = {
   // Sync handlers run on this pool; the worker's default is min(32, cores + 4), 6 threads on 2 cores. A request
   // waiting up to IDEMPOTENCY_WAIT_SECONDS for a same-key claim holds a thread (docs/deploy.md "Scale settings").
   PYTHON_THREADPOOL_THREAD_COUNT: '32'
-  // The host reads a whole body (100 MB by default) before any function sees it, anonymous routes too; no route of
-  // this app takes more than an Event Grid batch's 256 KiB (MAX_EVENTS_BYTES). Larger: the host's bare 413.
-  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '262144'
+  // The host reads a whole body (100 MB by default) before any function sees it, anonymous routes too, and answers
+  // one over this limit 500, which senders retry (azure-functions-host#10519). 4 MiB is above what Event Grid (1 MB)
+  // and SNS (256 KB) send, so their oversized deliveries reach the routes' own 413, which senders do not retry.
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '4194304'
 }
 
 module api 'br/public:avm/res/web/site:0.15.1' = {
