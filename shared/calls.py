@@ -345,7 +345,7 @@ class CallService:
         try:
             return self._check_policy(request, to, received_at), None
         except Problem as refusal:
-            seen = self._seen_as(request, to, region, idempotency_key, refusal)
+            seen = self._seen_as(request, to, region, idempotency_key, refusal, received_at)
             if seen is None:
                 raise
             return None, seen
@@ -362,15 +362,22 @@ class CallService:
         )
 
     def _seen_as(
-        self, request: CallRequest, to: phone.PhoneNumber, region: str, idempotency_key: str | None, refusal: Problem
+        self,
+        request: CallRequest,
+        to: phone.PhoneNumber,
+        region: str,
+        idempotency_key: str | None,
+        refusal: Problem,
+        received_at: float,
     ) -> CallPlan | None:
-        """The plan this very request was placed with, when the store holds a record of it; None when the
-        policy's refusal (a 4xx) is the answer. A storage outage (5xx) is not looked past: it would be met again."""
+        """The plan this very request was placed with, when the store holds a record of it as of `received_at` (as
+        the claim will find it); None when the policy's refusal (a 4xx) is the answer. A storage outage (5xx) is
+        not looked past: it would be met again."""
         if refusal.status >= 500:
             return None
         try:
             plan = self._build(request, to, region, None)  # as placed: see CallPlan.fingerprint
-            return plan if self._idempotency.recorded(idempotency_key, plan.fingerprint) else None
+            return plan if self._idempotency.recorded(idempotency_key, plan.fingerprint, received_at) else None
         except Problem:  # the caller ID, the key or the store: the refusal stands
             return None
 

@@ -83,6 +83,7 @@ class Reply:
 
 Action = Callable[[Callable[[], None]], Reply]  # gets `mark_sent`; returns the answer to store
 JOB_DELIVERY = "jobDelivery"  # in a claim's data: which delivery of a queued job wrote it (HTTP requests never do)
+JOB_ACCEPTED_AT = "jobAcceptedAt"  # in a claim's data: when the queued job that wrote it was accepted
 
 
 @dataclass(frozen=True)
@@ -381,7 +382,7 @@ class Idempotency:
                 request_id,
                 now,
                 now + lifetime,
-                data={JOB_DELIVERY: job.delivery} if job else None,
+                data={JOB_DELIVERY: job.delivery, JOB_ACCEPTED_AT: job.accepted_at} if job else None,
             )
             claimed = self._write_claim(self.store.create, mine)
             if claimed is not None:
@@ -399,7 +400,7 @@ class Idempotency:
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id, job), False
                 continue
-            if _expired(current, arrived):
+            if self._is_free_for(current, arrived):
                 # Past the window an identical keyless request is a new one and a key past its retention is free.
                 # A claim that may still send or may have sent expires only long after (its lifetime): until then
                 # it answers "outcome unknown" below, never a re-dial (a stalled owner past its deadline does not
@@ -428,14 +429,31 @@ class Idempotency:
                 )
             time.sleep(POLL_SECONDS)
 
-    def recorded(self, key: str | None, request_fingerprint: str) -> bool:
-        """Whether the store holds a live record of this request (read only): `run` would replay it, wait for
-        it or answer "outcome unknown" (an answer past its window or retention is free, as `run` finds it)."""
+    def recorded(self, key: str | None, request_fingerprint: str, arrived: float | None = None) -> bool:
+        """Whether the store holds a live record of this request, arrived at `arrived` (default: now; a queued
+        job: when it was accepted), read only: `run` would replay it, wait for it or answer "outcome unknown" (an
+        answer past its window or retention is free, as `run` finds it)."""
         store_key = self._store_key(key, request_fingerprint)
         current = self.store.read(store_key) if store_key is not None else None
         if current is None or current.fingerprint != request_fingerprint:
             return False
-        return not _expired(current, self.clock())
+        return not self._is_free_for(current, self.clock() if arrived is None else arrived)
+
+    def _is_free_for(self, current: Record, arrived: float) -> bool:
+        """Whether a request that arrived at `arrived` takes `current` over rather than being answered by it: past
+        its expiry, or, without a key, a known answer to an identical request that is not its duplicate once both
+        are judged by when they arrived. A queued job's claim is written when it runs, long after its request
+        arrived: its window is moved back by that wait, and an identical request that arrived a window or more after
+        another is not the other's duplicate even when it was answered first. An outcome-unknown answer (a 5xx)
+        keeps its whole time: a client told "it may have been placed" retries after it was told."""
+        if _expired(current, arrived):
+            return True
+        known = current.state == DONE and current.reply is not None and current.reply.status < 500
+        if not (known and current.key.startswith(KEYLESS_PREFIX)):
+            return False
+        arrival = _arrived_at(current)
+        window_end = current.expires_at - (current.claimed_at - arrival)
+        return window_end <= arrived or arrival - arrived >= self.duplicate_window_seconds
 
     def _write_claim(self, write: Callable[[Record], Record | None], mine: Record) -> Record | None:
         """Write our claim; when storage fails, take it back if the write landed unheard and the store answers.
@@ -565,6 +583,12 @@ def _left_by_earlier_delivery(record: Record, job: JobAttempt, request_id: str) 
     if record.owner != request_id or not isinstance(written_by, int):
         return False  # another request's claim, or one no queued job wrote
     return record.state == SENDING and written_by < job.delivery
+
+
+def _arrived_at(record: Record) -> float:
+    """When the request a record answers arrived: its queued job's acceptance, else its claim."""
+    accepted = (record.data or {}).get(JOB_ACCEPTED_AT)
+    return float(accepted) if isinstance(accepted, (int, float)) else record.claimed_at
 
 
 def _expired(record: Record, at: float) -> bool:

@@ -31,7 +31,7 @@ from shared.services import services
 from shared.storage import StorageAccount
 from tests.conftest import Stack, app_store, backdate, wait_for
 from tests.table_front import table_front, through_front
-from tests.test_async_mode import ASYNC, follow
+from tests.test_async_mode import ASYNC, follow, queue_listener_away
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_YORK, LONDON = ZoneInfo("America/New_York"), ZoneInfo("Europe/London")
@@ -779,6 +779,25 @@ def test_an_asynchronous_retry_of_a_placed_call_is_accepted_and_replays_it(stack
     assert final.status_code == 201, final.text
     assert final.json()["conversationId"] == first.json()["conversationId"]
     assert (other.status_code, other.json()["code"]) == (429, "call_limit_reached")
+    assert len(stack.creates()) == 1
+
+
+def test_a_keyless_duplicate_queued_inside_the_window_replays_the_call_when_it_runs_after_it(
+    stack: Stack, configure
+) -> None:
+    """Accepted inside the first call's window and run after it, the job is that call's duplicate, as the claim
+    finds it: the cap that call filled must not answer it 429, which a flow would take for "not called"."""
+    configure(CALLS_PER_NUMBER_LIMIT="1", ASYNC_RETRY_AFTER_SECONDS="1", DUPLICATE_WINDOW_SECONDS="1")
+    first = stack.post("/api/calls", {"to": NY_NUMBER})
+    with queue_listener_away(stack):
+        accepted = stack.post("/api/calls", {"to": NY_NUMBER}, headers=ASYNC)
+        time.sleep(1.2)  # the first call's window is over when the job runs
+
+    final, _ = follow(stack, accepted)
+
+    assert first.status_code == 201, first.text
+    assert (final.status_code, final.headers.get("Idempotent-Replayed")) == (201, "true"), final.text
+    assert final.json()["conversationId"] == first.json()["conversationId"]
     assert len(stack.creates()) == 1
 
 
