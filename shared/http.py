@@ -181,7 +181,9 @@ def parse_json(body: bytes) -> Any:
     return value
 
 
-_STRING_LITERAL = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A string runs to its closing quote, or, unclosed, to the end: required to close, a match tried from every quote
+# of `[[...["\"\"\"...` would scan to the end each time (a 256 KiB delivery took minutes of CPU).
+_STRING_LITERAL = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
 _INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
 _NOT_A_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.http import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from shared.http import MAX_BODY_BYTES, MAX_EVENTS_BYTES, MAX_JSON_DEPTH
 from shared.phone import region_of
 from tests.conftest import Stack
 
@@ -55,6 +55,19 @@ def test_the_depth_cap_counts_levels_not_brackets(stack: Stack) -> None:
     assert past_it.json()["code"] == "invalid_json"
     for parsed in (at_the_cap, in_strings, side_by_side):  # read as JSON; attributes must be an object
         assert (parsed.status_code, parsed.json()["code"]) == (400, "validation_failed"), parsed.text
+    assert stack.genesys.requests() == []
+
+
+def test_an_unclosed_string_full_of_escaped_quotes_is_refused_at_once(stack: Stack) -> None:
+    """Past the bracket count, the depth check drops strings first: an unclosed one was scanned to the end from
+    every quote in it, and a 256 KiB event delivery of them held a thread's CPU for minutes (16 KiB: seconds)."""
+    opened = b"[" * (MAX_JSON_DEPTH + 1) + b'"'
+    body = opened + b'\\"' * ((MAX_EVENTS_BYTES - len(opened)) // 2)
+    events = stack.host.base_url + "/api/events/calls"
+
+    response = stack.session.post(events, data=body, headers={"Content-Type": "application/json"}, timeout=20)
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_json"), response.text
     assert stack.genesys.requests() == []
 
 
