@@ -105,7 +105,7 @@ class Sns:
             headers={
                 "Content-Type": "text/plain; charset=UTF-8",
                 "x-amz-sns-message-type": message_type or message["Type"],
-                "x-amz-sns-message-id": message["MessageId"],
+                "x-amz-sns-message-id": message["MessageId"].partition("\n")[0],  # a header is one line
                 "x-amz-sns-topic-arn": message["TopicArn"],
             },
             timeout=30,
@@ -209,6 +209,12 @@ def _stamp(seconds_from_now: float) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def subject_moved_into_the_message_id(signed: dict[str, Any]) -> dict[str, Any]:
+    """`MessageId\n<id>\nSubject\n<subject>\n` reads the same with the Subject inside a MessageId of three lines."""
+    moved = {name: value for name, value in signed.items() if name != "Subject"}
+    return {**moved, "MessageId": f"{signed['MessageId']}\nSubject\n{signed['Subject']}"}
+
+
 FORGERIES: list[tuple[str, Callable[[Sns], tuple[dict[str, Any], str | None]], str]] = [
     ("wrong-key", lambda s: (sign(s.message(), FOREIGN_KEY), None), "Signature"),
     (
@@ -234,6 +240,11 @@ FORGERIES: list[tuple[str, Callable[[Sns], tuple[dict[str, Any], str | None]], s
         "certificate-over-http",
         lambda s: (sign(s.message(SigningCertURL=f"http://{s.server.netloc}{CERT_PATH}")), None),
         "SigningCertURL",
+    ),
+    (  # the same signed string with a new MessageId: a replay under another identity, which dialed again
+        "subject-moved-into-the-message-id",
+        lambda s: (subject_moved_into_the_message_id(sign(s.message(Subject="Reminder"))), None),
+        "MessageId",
     ),
     ("other-topic", lambda s: (sign(s.message(TopicArn=OTHER_TOPIC)), None), "TopicArn"),
     ("unknown-version", lambda s: (sign(s.message(version="2")) | {"SignatureVersion": "3"}, None), "SignatureVersion"),

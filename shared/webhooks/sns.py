@@ -126,6 +126,8 @@ class SnsVerifier:
                 continue
             if not isinstance(value, str) or not value:
                 raise refused(name, f"The SNS message has no {name}.")
+            if name != "Message" and "\n" in value:  # else a field could take in the next (or Subject) unsigned
+                raise refused(name, f"The SNS message's {name} must be one line.")
             fields[name] = value
         if fields["TopicArn"] not in self._topic_arns:
             raise refused("TopicArn", "The topic is not one of SNS_TOPIC_ARNS.")
