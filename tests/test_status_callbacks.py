@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -171,10 +173,9 @@ def test_an_interim_answer_is_no_refusal(scripted: Stack, receiver: Receiver, in
     assert len(receiver.received) == 1
 
 
-def test_an_attempt_at_a_receiver_that_trickles_its_answer_ends_at_its_bound() -> None:
-    """Timeouts bound each read, not their sum: a receiver sending a header line every second held the attempt,
-    and the worker's thread, as long as it liked; past 5 minutes the timer took the step for lost and ran it
-    again, posting the event again."""
+@contextmanager
+def trickling_receiver() -> Iterator[int]:
+    """A receiver that answers a header line a second and never ends its answer; yields its port."""
     stop = threading.Event()
 
     class Trickling(BaseHTTPRequestHandler):
@@ -192,17 +193,55 @@ def test_an_attempt_at_a_receiver_that_trickles_its_answer_ends_at_its_bound() -
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Trickling)
     server.daemon_threads = True
-    poster = Poster(lambda: SECRET)
-    event = event_document("c" * 36, "r" * 36, "ended", "2026-11-30T00:00:00Z", None)
     try:
         with serving(server):
-            started = time.monotonic()
-            outcome = poster.post(f"http://127.0.0.1:{server.server_address[1]}/hook", event)
-            took = time.monotonic() - started
+            yield server.server_address[1]
     finally:
         stop.set()
 
-    assert outcome.state == PENDING, outcome  # tried again later
+
+def bounded_attempt(url: str) -> tuple[str, float]:
+    """One delivery attempt on a thread of its own, waited for twice its limit: its outcome's state, and how long
+    it took."""
+    poster = Poster(lambda: SECRET)
+    event = event_document("c" * 36, "r" * 36, "ended", "2026-11-30T00:00:00Z", None)
+    outcomes: list[Any] = []
+    started = time.monotonic()
+    attempt = threading.Thread(target=lambda: outcomes.append(poster.post(url, event)), daemon=True)
+    attempt.start()
+    attempt.join(2 * ATTEMPT_SECONDS)
+    took = time.monotonic() - started
+    assert outcomes, f"the attempt still ran after {took:.0f} s"
+    return outcomes[0].state, took
+
+
+def test_an_attempt_at_a_receiver_that_trickles_its_answer_ends_at_its_bound() -> None:
+    """Timeouts bound each read, not their sum: a receiver sending a header line every second held the attempt,
+    and the worker's thread, as long as it liked; past 5 minutes the timer took the step for lost and ran it
+    again, posting the event again."""
+    with trickling_receiver() as port:
+        state, took = bounded_attempt(f"http://127.0.0.1:{port}/hook")
+
+    assert state == PENDING  # tried again later
+    assert ATTEMPT_SECONDS <= took < ATTEMPT_SECONDS + 5, took
+
+
+def test_an_attempt_whose_name_lookup_outlasts_its_bound_is_cut_as_it_connects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cut came while there was no socket yet, and nothing bounded the attempt after it: a receiver whose name
+    took long to look up, and that then trickled its answer, held it as long as it liked."""
+    look_up = socket.getaddrinfo
+
+    def slow_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-lookup.test":  # the resolver's own slowness: nothing on loopback answers a lookup late
+            time.sleep(ATTEMPT_SECONDS + 0.5)
+            host = "127.0.0.1"
+        return look_up(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
+    with trickling_receiver() as port:
+        state, took = bounded_attempt(f"http://slow-lookup.test:{port}/hook")
+
+    assert state == PENDING
     assert ATTEMPT_SECONDS <= took < ATTEMPT_SECONDS + 5, took
 
 

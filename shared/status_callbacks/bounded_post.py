@@ -2,8 +2,10 @@
 
 Timeouts bound each read, not their sum: a receiver sending a byte every few seconds would hold the attempt, and
 the worker's thread, as long as it liked (and past 5 minutes its step is taken for lost and run again). The
-attempt's connection is shut after ATTEMPT_SECONDS; the connection names itself to the attempt as it sends, since
-urllib3 hands out pooled connections deep inside `requests`.
+attempt's socket is shut after ATTEMPT_SECONDS, through a duplicate of it taken as soon as it is connected (before
+TLS, which hands the socket to another object), since urllib3 makes and pools connections deep inside `requests`.
+An attempt whose time runs out while it is still connecting (a slow name lookup, addresses that do not answer)
+is cut as soon as its socket exists: what cannot be cut is the lookup and the connect timeout per address.
 
 http.client passes over only `100 Continue`: a `102 Processing` or `103 Early Hints` before the receiver's 200 was
 read as its answer. Every interim answer but `101 Switching Protocols` is passed over here.
@@ -31,33 +33,44 @@ class AttemptCut(Exception):
 
 
 class _Attempt:
-    current = threading.local()  # the attempt this thread is making, for its connection to name itself to
+    current = threading.local()  # the attempt this thread is making, for its connection to hand its socket to
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._connection: HTTPConnection | None = None
+        self._handle: socket.socket | None = None  # a duplicate of the connection's socket: shut, so is the socket
         self._finished = False
         self.was_cut = False
 
-    def name(self, connection: HTTPConnection) -> None:
+    def watch(self, sock: socket.socket | None) -> None:
+        """The attempt's socket, once connected (or as a pooled connection brings it); shut at once when the
+        attempt's time is already over."""
         with self._lock:
-            self._connection = connection
+            if sock is None or self._handle is not None or self._finished:
+                return
+            self._handle = socket.fromfd(sock.fileno(), sock.family, sock.type)
+            if self.was_cut:
+                self._shut()
 
     def cut(self) -> None:
-        """Shut the connection's socket, so its blocked read returns at once. Nothing once the answer is in, or
-        while no socket exists yet (a slow name lookup: the connect timeout follows it)."""
+        """The attempt's time is over: shut its socket, so a blocked read returns at once, or, still connecting,
+        the socket it gets. Nothing once the answer is in."""
         with self._lock:
-            sock = self._connection.sock if self._connection is not None else None
-            if self._finished or sock is None:
+            if self._finished:
                 return
-            with contextlib.suppress(OSError):  # closed meanwhile
-                sock.shutdown(socket.SHUT_RDWR)
             self.was_cut = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):  # closed meanwhile
+                self._handle.shutdown(socket.SHUT_RDWR)
 
     def finish(self) -> None:
         """The answer is in: from here on the connection may serve another attempt, and is never cut."""
         with self._lock:
             self._finished = True
+            if self._handle is not None:
+                self._handle.close()  # the duplicate only
 
 
 class _FinalResponse(http.client.HTTPResponse):
@@ -70,26 +83,36 @@ class _FinalResponse(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # the interim answer's headers; the final answer follows
 
 
-class _NamedHTTPConnection(HTTPConnection):
+def _watched(sock: socket.socket | None) -> None:
+    attempt = getattr(_Attempt.current, "attempt", None)
+    if attempt is not None:
+        attempt.watch(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
     response_class = _FinalResponse
 
+    def _new_conn(self) -> socket.socket:
+        """The connected socket, before TLS: the attempt watches it from here."""
+        sock = super()._new_conn()
+        _watched(sock)
+        return sock
+
     def request(self, *args: Any, **kwargs: Any) -> None:
-        attempt = getattr(_Attempt.current, "attempt", None)
-        if attempt is not None:
-            attempt.name(self)
+        _watched(self.sock)  # a pooled connection's (a new one is connected here, for plain HTTP)
         super().request(*args, **kwargs)
 
 
-class _NamedHTTPSConnection(_NamedHTTPConnection, HTTPSConnection):
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
     pass
 
 
-class _NamedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _NamedHTTPConnection
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
 
 
-class _NamedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _NamedHTTPSConnection
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 class BoundedPoster:
@@ -98,7 +121,7 @@ class BoundedPoster:
     def __init__(self) -> None:
         self._session = NoRedirectSession()
         adapter = HTTPAdapter()
-        adapter.poolmanager.pool_classes_by_scheme = {"http": _NamedHTTPPool, "https": _NamedHTTPSPool}
+        adapter.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
@@ -117,6 +140,10 @@ class BoundedPoster:
                 allow_redirects=False,  # a redirect could lead anywhere: only the validated URL is called
                 stream=True,  # the status line is the answer: the body is never downloaded
             )
+        except Exception:
+            if attempt.was_cut:  # the shut socket broke the handshake or the request
+                raise AttemptCut(f"no whole answer in {ATTEMPT_SECONDS:.0f} s") from None
+            raise
         finally:
             attempt.finish()  # before the connection goes back to the pool
             limit.cancel()
