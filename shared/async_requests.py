@@ -34,6 +34,7 @@ from shared.idempotency import (
     check_key,
     fingerprint,
     landed_unheard,
+    let_go_of_job_claim,
     outcome_never_recorded,
 )
 from shared.ids import is_uuid
@@ -300,7 +301,7 @@ class AsyncRequests:
             return
         if self._outlived(job, record):
             log.warning("Asynchronous request %s outlived its retention on the queue", job.request_id)
-            self._complete(record, self._unrecorded_answer(record, expired_unsent()))
+            self._end_unanswered(job, record, expired_unsent())
             return
         if record.state == SENT:
             log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
@@ -308,7 +309,7 @@ class AsyncRequests:
             return
         delivery = int((record.data or {}).get(DELIVERY, 0)) + 1  # numbered by this conditional write
         if delivery > MAX_DELIVERIES:  # its worker died on every one (a crash, a timeout): it sent nothing
-            self._complete(record, Reply.of_problem(never_sent(MAX_DELIVERIES), job.request_id))
+            self._end_unanswered(job, record, never_sent(MAX_DELIVERIES))
             return
         taken = self._store.replace(replace(record, state=CLAIMED, claimed_at=self._clock(), data={DELIVERY: delivery}))
         if taken is None:
@@ -352,7 +353,7 @@ class AsyncRequests:
     def fail(self, message: str) -> None:
         """A poison message: the caller polling for it gets a failure that says whether a call was sent."""
         try:
-            _, record = self._trusted(message)
+            job, record = self._trusted(message)
         except UntrustedMessage as untrusted:
             log.error("Dropped a poison message this app did not write for a pending job: %s", untrusted)
             return
@@ -361,7 +362,19 @@ class AsyncRequests:
         if record.state in (CLAIMED, SENT) and self._stale_in(record) >= 0:
             self._check_back(message, record)  # its holder may still answer; else a later look settles it
             return
-        self._complete(record, self._unrecorded_answer(record, never_sent(MAX_DEQUEUE_COUNT)))
+        self._end_unanswered(job, record, never_sent(MAX_DEQUEUE_COUNT))
+
+    def _end_unanswered(self, job: Job, record: Record, unsent: Problem) -> None:
+        """End a job that no delivery answered: a sent one as `_sent_answer` says, else with `unsent`, and then the
+        claim a dead delivery left under its key is let go of (a keyless claim lives under the call's fingerprint,
+        which the job does not know: it expires KEYLESS_UNKNOWN_OUTCOME_SECONDS past its stale limit)."""
+        self._complete(record, self._unrecorded_answer(record, unsent))
+        if record.state == SENT or job.idempotency_key is None:
+            return
+        try:
+            let_go_of_job_claim(self._store, job.idempotency_key, job.request_id)
+        except Problem:  # the job's answer stands; its key answers "outcome unknown" until the claim expires
+            log.warning("Could not let go of the claim asynchronous request %s left", job.request_id)
 
     def _unrecorded_answer(self, record: Record, unsent: Problem) -> Reply:
         """The answer of a job ending without one of its own: a sent job's (`_sent_answer`), else `unsent`."""

@@ -149,6 +149,23 @@ def landed_unheard(store: Store, written: Record) -> Record | None:
     return current if current is not None and replace(current, etag=written.etag) == written else None
 
 
+def let_go_of_job_claim(store: Store, key: str, request_id: str) -> None:
+    """Delete the claim a delivery of queued job `request_id` left "sending" under `key`, once the job has ended
+    having sent nothing (that delivery died after writing it, before the job's record said sent): left, it would
+    answer the key's retries "it may have been placed" for days of a call never placed. The job's record is done
+    by then, so no delivery of it can mark it sent and dial; the delete is conditional on what was read."""
+    claim = store.read(keyed_store_key(key))
+    written_by = (claim.data or {}).get(JOB_DELIVERY) if claim is not None else None
+    if claim is not None and claim.state == SENDING and claim.owner == request_id and isinstance(written_by, int):
+        store.delete(claim)
+        log.info("Let go of the claim request %s left before sending; its key is free", request_id)
+
+
+def keyed_store_key(key: str) -> str:
+    """Where the claim of a request with an `Idempotency-Key` lives."""
+    return "key:" + check_key(key)
+
+
 def _read_back(store: Store, written: Record) -> Record | None:
     """`landed_unheard`, or None when storage cannot say either."""
     try:
@@ -490,7 +507,7 @@ class Idempotency:
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
         """Where a request's claim lives: its key's, or without one the fingerprint's (None: no window)."""
         if key is not None:
-            return "key:" + check_key(key)
+            return keyed_store_key(key)
         return KEYLESS_PREFIX + request_fingerprint if self.duplicate_window_seconds > 0 else None
 
     def _execute(self, claim: Claim, action: Action, request_id: str, job: JobAttempt | None) -> Reply:

@@ -14,7 +14,7 @@ import pytest
 
 from shared.async_requests import DELIVERY, MAX_DELIVERIES, ORPHANED_AFTER_SECONDS, AsyncRequests, record_key
 from shared.errors import Problem
-from shared.idempotency import CLAIMED, DONE, SENT, JobAttempt, MemoryStore, Record, Reply
+from shared.idempotency import CLAIMED, DONE, JOB_DELIVERY, SENDING, SENT, JobAttempt, MemoryStore, Record, Reply
 from tests.conftest import Clock
 
 STALE_SECONDS = 60.0
@@ -157,6 +157,32 @@ def test_a_job_whose_worker_dies_on_every_delivery_ends_with_no_call_sent() -> N
     assert record is not None and record.state == DONE and record.reply is not None
     assert (record.reply.status, record.reply.body["code"]) == (500, "internal_error")
     assert "no call was sent" in record.reply.body["detail"]
+
+
+@pytest.mark.parametrize("end", ["every-delivery-died", "poison-message"])
+def test_a_keyed_job_that_ends_having_sent_nothing_frees_its_key(end: str) -> None:
+    """Its last delivery died after writing the call's claim and before the job's record said sent: the job ended
+    "no call was sent", and its key answered "it may have been placed" for 8 days, a retry placing nothing."""
+    jobs, store, _, clock, message, request_id = accepted_job("flow-run-7")
+    record = store.read(record_key(request_id))
+    assert record is not None
+    store.replace(replace(record, state=CLAIMED, claimed_at=clock.now, data={DELIVERY: MAX_DELIVERIES}))
+    claim = Record("key:flow-run-7", "fp", SENDING, request_id, clock.now, clock.now + 86_400)
+    store.create(replace(claim, data={JOB_DELIVERY: MAX_DELIVERIES}))
+    store.create(replace(claim, key="key:another-job", owner="another-request"))  # not this job's: left alone
+    clock.now += STALE_SECONDS + WAIT_SECONDS + 1
+    placements: list[str] = []
+
+    if end == "poison-message":
+        jobs.fail(message)
+    else:
+        jobs.process(message, 1, placed(placements))
+
+    record = store.read(record_key(request_id))
+    assert record is not None and record.reply is not None and "no call was sent" in record.reply.body["detail"]
+    assert store.read("key:flow-run-7") is None
+    assert store.read("key:another-job") is not None
+    assert placements == []
 
 
 def test_a_copy_arriving_while_the_job_waits_behind_its_key_leaves_the_job_to_its_holder() -> None:
