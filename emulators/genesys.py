@@ -487,14 +487,18 @@ class GenesysEmulator:
         disconnect_type: str | None = None,
         error_info: dict | None = None,
     ) -> None:
-        """Force the state of a conversation's customer (destination) participant, overriding the script."""
+        """Force the state of a conversation's customer (destination) participant, overriding the script. A call
+        forced connected keeps that moment as its `connectedTime` in the states forced after it."""
         with self._lock:
             conversation = self.org.conversations[conversation_id]
+            now = _now_iso()
+            earlier = conversation["forced"] or {}
             conversation["forced"] = {
                 "state": state,
                 "disconnectType": disconnect_type,
                 "errorInfo": error_info,
-                "at": _now_iso(),
+                "at": now,
+                "connectedAt": now if state == "connected" else earlier.get("connectedAt"),
             }
 
     # ---- request handling (called on server threads) -----------------------------------------------
@@ -778,7 +782,7 @@ class GenesysEmulator:
                 "state": state,
                 "disconnectType": forced["disconnectType"],
                 "errorInfo": forced["errorInfo"],
-                "connectedTime": forced["at"] if state == "connected" else None,
+                "connectedTime": forced["connectedAt"],
                 "endTime": forced["at"] if state in ("disconnected", "terminated") else None,
             }
         elapsed = time.monotonic() - record["createdAt"]

@@ -63,8 +63,9 @@ def describe(conversation: dict[str, Any]) -> dict[str, Any]:
     state = str(customer.get("state") or "").lower()
     disconnect_type = customer.get("disconnectType")
     error_info = customer.get("errorInfo") or None
-    if state in _ENDED:
-        status = "failed" if error_info or disconnect_type in _FAILED_DISCONNECTS else "ended"
+    if state in _ENDED:  # a call that was answered ended, however it was cut: a flow retrying "failed" rings again
+        never_answered = not customer.get("connectedTime")
+        status = "failed" if never_answered and (error_info or disconnect_type in _FAILED_DISCONNECTS) else "ended"
     elif state in _CONNECTED:
         status = "connected"
     elif state in _RINGING:

@@ -49,6 +49,19 @@ def test_genesys_states_map_to_our_statuses(
     assert stack.get(f"/api/calls/{conversation_id}").json()["status"] == expected
 
 
+def test_an_answered_call_cut_by_a_failure_ended_and_did_not_fail(stack: Stack) -> None:
+    """A failed call is one that never reached the person: a flow that calls again on "failed" would ring someone
+    who had answered. How it was cut is in disconnectType."""
+    conversation_id = place(stack, "+12125550199")
+    stack.genesys.set_call_state(conversation_id, "connected")
+    stack.genesys.set_call_state(conversation_id, "disconnected", disconnect_type="transport.failure")
+
+    status = stack.get(f"/api/calls/{conversation_id}").json()
+
+    assert (status["status"], status["disconnectType"]) == ("ended", "transport.failure")
+    assert status["connectedTime"] and "failure" not in status
+
+
 def test_unreachable_number_is_failed_with_the_catalog_code(stack: Stack) -> None:
     conversation_id = place(stack, "+12125550100")  # unreachable in the emulated org
     stack.genesys.set_call_state(
