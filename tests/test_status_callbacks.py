@@ -26,7 +26,7 @@ from shared.idempotency import Record
 from shared.status_callbacks.bounded_post import ATTEMPT_SECONDS
 from shared.status_callbacks.delivery import PENDING, Poster, event_document
 from shared.status_callbacks.subscriptions import GONE_FOR_SECONDS, MAX_SUBSCRIPTIONS
-from shared.status_callbacks.watcher import FINISHED, WatchSettings, record_key
+from shared.status_callbacks.watcher import FINISHED, MAX_REFUSED_READS, WatchSettings, record_key
 from shared.storage import StorageAccount
 from tests.conftest import Receiver, Stack, app_store, eventually
 from tests.loopback_relay import serving
@@ -453,6 +453,23 @@ def test_a_429_on_the_status_read_waits_its_retry_after(scripted: Stack, receive
     assert time.monotonic() - limited_at[0] >= 4.5  # Retry-After: 5, not the 1 s poll interval
     eventually(lambda: settled(conversation_id), "the watch to settle")
     assert [event["type"] for event in receiver.events()] == ["call.ended"]
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, "missing.permissions"), (404, "not.found")])
+def test_a_watch_whose_reads_genesys_keeps_refusing_stops_and_says_so(
+    scripted: Stack, receiver: Receiver, caplog: pytest.LogCaptureFixture, status: int, code: str
+) -> None:
+    """A role without the read permission (or a conversation Genesys does not show this org) was polled for the
+    watch's 2 hours, 123 refused reads of the rate limit the calls share, and the watch ended with no word."""
+    scripted.genesys.inject("get_call", *[Fault(status=status, code=code)] * (MAX_REFUSED_READS + 3))
+    placed = scripted.post("/api/calls", {**CALL, "statusCallbackUrl": receiver.url})
+    conversation_id = placed.json()["conversationId"]
+
+    eventually(lambda: settled(conversation_id), "the watch to stop")
+
+    assert len(scripted.genesys.requests("get_call")) == MAX_REFUSED_READS
+    assert f"Stopped watching conversation {conversation_id}: Genesys refused {MAX_REFUSED_READS} reads" in caplog.text
+    assert receiver.received == []
 
 
 def test_a_retry_after_beyond_the_queues_limit_waits_as_long_as_a_queue_message_can(

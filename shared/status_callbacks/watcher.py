@@ -64,6 +64,11 @@ CALLBACK = "callback"  # the request's own statusCallbackUrl; subscriptions are 
 GONE_STATUSES = frozenset({"404", "410"})  # a subscription's URL answering these may have no flow behind it
 MIN_DELAY_SECONDS = 1  # never sooner: the record write of this step lands first
 POLL_DEADLINE_SECONDS = 4.0  # a 429 asking a longer wait is re-queued with its Retry-After, not slept on
+# Reads Genesys refuses in a row (403: the role lacks the permission; 404: no such conversation for this org)
+# before the watch stops: at 5, 15, 35, 75 and 135 s, past a new conversation's first moments. Polled on, each
+# watch would cost 123 refused reads of the rate limit the calls share.
+MAX_REFUSED_READS = 5
+_REFUSED_READS = frozenset({"genesys_permission_denied", "genesys_not_found"})
 # A step whose message became visible this long ago and has not run was lost: the queue's own retries (host.json:
 # 5 tries 2 s apart) are over well before. A backlog longer than this resumes live watches: harmless (the old
 # messages find their steps taken), but each is logged as stalled.
@@ -391,16 +396,30 @@ class StatusWatcher:
         except Problem as problem:
             if problem.code == "genesys_rate_limited":
                 wait = max(wait, float(problem.retry_after or 0))
-            log.warning("Reading conversation %s failed (%s); next read in %.0f s", conversation_id, problem.code, wait)
+            refused = data.get("refusedReads", 0) + 1 if problem.code in _REFUSED_READS else 0
+            data["refusedReads"] = refused
             data["nextPollAt"] = now + wait
-            data["watching"] = not too_old
+            data["watching"] = not too_old and refused < MAX_REFUSED_READS
+            if data["watching"]:
+                log.warning(
+                    "Reading conversation %s failed (%s); next read in %.0f s", conversation_id, problem.code, wait
+                )
+            else:
+                log.error(
+                    "Stopped watching conversation %s: %s; its status events will not be sent",
+                    conversation_id,
+                    f"Genesys refused {refused} reads in a row ({problem.code})"
+                    if refused
+                    else "its maximum age passed",
+                )
             return
+        data["refusedReads"] = 0
         data["status"] = described["status"]
         self._record_events(data, described, now)
         if described["status"] in TERMINAL or too_old:
             data["watching"] = False
             if too_old and described["status"] not in TERMINAL:
-                log.warning("Stopped watching conversation %s after the maximum age", conversation_id)
+                log.error("Stopped watching conversation %s: its maximum age passed before it ended", conversation_id)
         data["nextPollAt"] = now + wait
 
     def _record_events(self, data: dict[str, Any], described: dict[str, Any], now: float) -> None:
