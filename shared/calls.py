@@ -295,7 +295,7 @@ class CallService:
         checked_at = self._policy.clock()  # before the checks: a send that long after them checks again
         received_at = job.accepted_at if job is not None else checked_at
         to, region = self._understood(request)
-        schedule_at, seen = self._checked(request, to, region, idempotency_key, received_at)
+        schedule_at, seen = self._checked(request, to, region, idempotency_key, received_at, queued=job is not None)
         if seen is not None:
             # Through the claim: its answer replays, an attempt in flight is waited for, one that may have sent
             # answers "outcome unknown"; and if the claim turns out free, the policy answers again.
@@ -339,13 +339,16 @@ class CallService:
         region: str,
         idempotency_key: str | None,
         received_at: float,
+        *,
+        queued: bool = False,
     ) -> tuple[datetime | None, CallPlan | None]:
         """The policy's word: when to schedule a callback it moved (None: now), or, when it refuses a request the
-        store holds a record of, the plan that request was placed with; any other refusal is raised."""
+        store holds a record of, the plan that request was placed with; any other refusal is raised. A queued job
+        (`queued`) was received when it was accepted."""
         try:
             return self._check_policy(request, to, received_at), None
         except Problem as refusal:
-            seen = self._seen_as(request, to, region, idempotency_key, refusal, received_at)
+            seen = self._seen_as(request, to, region, idempotency_key, refusal, received_at if queued else None)
             if seen is None:
                 raise
             return None, seen
@@ -368,16 +371,16 @@ class CallService:
         region: str,
         idempotency_key: str | None,
         refusal: Problem,
-        received_at: float,
+        queued_at: float | None,
     ) -> CallPlan | None:
-        """The plan this very request was placed with, when the store holds a record of it as of `received_at` (as
-        the claim will find it); None when the policy's refusal (a 4xx) is the answer. A storage outage (5xx) is
-        not looked past: it would be met again."""
+        """The plan this very request was placed with, when the store holds a record of it as the claim will find
+        it (a queued job's as of its acceptance, `queued_at`); None when the policy's refusal (a 4xx) is the
+        answer. A storage outage (5xx) is not looked past: it would be met again."""
         if refusal.status >= 500:
             return None
         try:
             plan = self._build(request, to, region, None)  # as placed: see CallPlan.fingerprint
-            return plan if self._idempotency.recorded(idempotency_key, plan.fingerprint, received_at) else None
+            return plan if self._idempotency.recorded(idempotency_key, plan.fingerprint, queued_at) else None
         except Problem:  # the caller ID, the key or the store: the refusal stands
             return None
 

@@ -417,7 +417,12 @@ class Idempotency:
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id, job), False
                 continue
-            if self._is_free_for(current, arrived):
+            if job is not None and self._is_another_request(current, arrived):
+                # A live answer of a request that is not this job's duplicate: it stays, for its own retries, and the
+                # job's claim goes beside it (the job's record guards its redeliveries).
+                store_key = f"{self._store_key(key, request_fingerprint)}:{request_id}"
+                continue
+            if _expired(current, arrived):
                 # Past the window an identical keyless request is a new one and a key past its retention is free.
                 # A claim that may still send or may have sent expires only long after (its lifetime): until then
                 # it answers "outcome unknown" below, never a re-dial (a stalled owner past its deadline does not
@@ -446,31 +451,31 @@ class Idempotency:
                 )
             time.sleep(POLL_SECONDS)
 
-    def recorded(self, key: str | None, request_fingerprint: str, arrived: float | None = None) -> bool:
-        """Whether the store holds a live record of this request, arrived at `arrived` (default: now; a queued
-        job: when it was accepted), read only: `run` would replay it, wait for it or answer "outcome unknown" (an
-        answer past its window or retention is free, as `run` finds it)."""
+    def recorded(self, key: str | None, request_fingerprint: str, queued_at: float | None = None) -> bool:
+        """Whether the store holds a live record of this request (read only): `run` would replay it, wait for it
+        or answer "outcome unknown" (an answer past its window or retention is free, as `run` finds it). A queued
+        job (`queued_at`: when it was accepted) is judged as `run` judges it."""
         store_key = self._store_key(key, request_fingerprint)
         current = self.store.read(store_key) if store_key is not None else None
         if current is None or current.fingerprint != request_fingerprint:
             return False
-        return not self._is_free_for(current, self.clock() if arrived is None else arrived)
+        if queued_at is None:
+            return not _expired(current, self.clock())
+        return not (_expired(current, queued_at) or self._is_another_request(current, queued_at))
 
-    def _is_free_for(self, current: Record, arrived: float) -> bool:
-        """Whether a request that arrived at `arrived` takes `current` over rather than being answered by it: past
-        its expiry, or, without a key, a known answer to an identical request that is not its duplicate once both
-        are judged by when they arrived. A queued job's claim is written when it runs, long after its request
-        arrived: its window is moved back by that wait, and an identical request that arrived a window or more after
-        another is not the other's duplicate even when it was answered first. An outcome-unknown answer (a 5xx)
-        keeps its whole time: a client told "it may have been placed" retries after it was told."""
-        if _expired(current, arrived):
+    def _is_another_request(self, current: Record, arrived: float) -> bool:
+        """Whether a live keyless record answers another request than a queued job that arrived at `arrived`, each
+        judged by when it arrived (a job's claim is written only when it runs): one that arrived a window or more
+        after the job, or a known answer whose window, moved back by how long its own job waited, ended before the
+        job arrived. Any other (an answer that may have been placed, a claim in flight, a record of a release that
+        did not keep a job's acceptance) is the job's duplicate, as the window alone says."""
+        arrival = _arrived_at(current)
+        if arrival is None or not current.key.startswith(KEYLESS_PREFIX):
+            return False
+        if arrival - arrived >= self.duplicate_window_seconds:
             return True
         known = current.state == DONE and current.reply is not None and current.reply.status < 500
-        if not (known and current.key.startswith(KEYLESS_PREFIX)):
-            return False
-        arrival = _arrived_at(current)
-        window_end = current.expires_at - (current.claimed_at - arrival)
-        return window_end <= arrived or arrival - arrived >= self.duplicate_window_seconds
+        return known and current.expires_at - (current.claimed_at - arrival) <= arrived
 
     def _write_claim(self, write: Callable[[Record], Record | None], mine: Record) -> Record | None:
         """Write our claim; when storage fails, take it back if the write landed unheard and the store answers.
@@ -602,10 +607,14 @@ def _left_by_earlier_delivery(record: Record, job: JobAttempt, request_id: str) 
     return record.state == SENDING and written_by < job.delivery
 
 
-def _arrived_at(record: Record) -> float:
-    """When the request a record answers arrived: its queued job's acceptance, else its claim."""
-    accepted = (record.data or {}).get(JOB_ACCEPTED_AT)
-    return float(accepted) if isinstance(accepted, (int, float)) else record.claimed_at
+def _arrived_at(record: Record) -> float | None:
+    """When the request a record answers arrived: its queued job's acceptance, else its claim; None for a job's
+    claim written by a release that did not keep the acceptance (its claim is when it ran)."""
+    data = record.data or {}
+    accepted = data.get(JOB_ACCEPTED_AT)
+    if isinstance(accepted, (int, float)):
+        return float(accepted)
+    return None if JOB_DELIVERY in data else record.claimed_at
 
 
 def _expired(record: Record, at: float) -> bool:
