@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
+from shared.services import services
 from shared.status_callbacks.bounded_post import ATTEMPT_SECONDS
 from shared.status_callbacks.delivery import PENDING, Poster, event_document
 from shared.status_callbacks.subscriptions import GONE_FOR_SECONDS, MAX_SUBSCRIPTIONS
@@ -512,6 +514,22 @@ def test_a_failed_call_reaches_every_subscription_and_its_callback_once(scripted
     events = receiver.events()
     assert len(events) == MAX_SUBSCRIPTIONS + 1  # once each: the callback and every subscription
     assert {(event["type"], event["requestId"]) for event in events} == {("call.failed", "r" * 64)}
+
+
+def test_concurrent_subscriptions_never_pass_the_cap(scripted: Stack, receiver: Receiver) -> None:
+    """Each request counted before inserting, so requests at once all passed the count: past some 230 rows every
+    watch record would outgrow its one Table property, and every step fail and post its events again."""
+    for flow in range(MAX_SUBSCRIPTIONS - 5):
+        assert scripted.post("/api/subscriptions", {"notificationUrl": f"{receiver.url}?flow={flow}"}).ok
+    urls = [f"{receiver.url}?flow=late-{n}" for n in range(20)]
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda url: scripted.post("/api/subscriptions", {"notificationUrl": url}), urls))
+
+    created = [a for a in answers if a.status_code == 201]
+    refused = [a for a in answers if a.status_code != 201]
+    assert len(services().subscriptions.all()) == MAX_SUBSCRIPTIONS - 5 + len(created) <= MAX_SUBSCRIPTIONS
+    assert {(a.status_code, a.json()["code"]) for a in refused} == {(409, "too_many_subscriptions")}
 
 
 def test_the_number_of_reads_per_call_is_bounded() -> None:
