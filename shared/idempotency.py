@@ -83,7 +83,6 @@ class Reply:
 
 Action = Callable[[Callable[[], None]], Reply]  # gets `mark_sent`; returns the answer to store
 JOB_DELIVERY = "jobDelivery"  # in a claim's data: which delivery of a queued job wrote it (HTTP requests never do)
-JOB_ACCEPTED_AT = "jobAcceptedAt"  # in a claim's data: when the queued job that wrote it was accepted
 
 
 @dataclass(frozen=True)
@@ -399,7 +398,7 @@ class Idempotency:
                 request_id,
                 now,
                 now + lifetime,
-                data={JOB_DELIVERY: job.delivery, JOB_ACCEPTED_AT: job.accepted_at} if job else None,
+                data={JOB_DELIVERY: job.delivery} if job else None,
             )
             claimed = self._write_claim(self.store.create, mine)
             if claimed is not None:
@@ -416,11 +415,6 @@ class Idempotency:
                 taken = self._take_over(takeover)
                 if taken is not None:
                     return self._execute(Claim(self.store, taken), action, request_id, job), False
-                continue
-            if job is not None and self._is_another_request(current, arrived):
-                # A live answer of a request that is not this job's duplicate: it stays, for its own retries, and the
-                # job's claim goes beside it (the job's record guards its redeliveries).
-                store_key = f"{self._store_key(key, request_fingerprint)}:{request_id}"
                 continue
             if _expired(current, arrived):
                 # Past the window an identical keyless request is a new one and a key past its retention is free.
@@ -454,28 +448,12 @@ class Idempotency:
     def recorded(self, key: str | None, request_fingerprint: str, queued_at: float | None = None) -> bool:
         """Whether the store holds a live record of this request (read only): `run` would replay it, wait for it
         or answer "outcome unknown" (an answer past its window or retention is free, as `run` finds it). A queued
-        job (`queued_at`: when it was accepted) is judged as `run` judges it."""
+        job is judged, as `run` judges it, by when it was accepted (`queued_at`)."""
         store_key = self._store_key(key, request_fingerprint)
         current = self.store.read(store_key) if store_key is not None else None
         if current is None or current.fingerprint != request_fingerprint:
             return False
-        if queued_at is None:
-            return not _expired(current, self.clock())
-        return not (_expired(current, queued_at) or self._is_another_request(current, queued_at))
-
-    def _is_another_request(self, current: Record, arrived: float) -> bool:
-        """Whether a live keyless record answers another request than a queued job that arrived at `arrived`, each
-        judged by when it arrived (a job's claim is written only when it runs): one that arrived a window or more
-        after the job, or a known answer whose window, moved back by how long its own job waited, ended before the
-        job arrived. Any other (an answer that may have been placed, a claim in flight, a record of a release that
-        did not keep a job's acceptance) is the job's duplicate, as the window alone says."""
-        arrival = _arrived_at(current)
-        if arrival is None or not current.key.startswith(KEYLESS_PREFIX):
-            return False
-        if arrival - arrived >= self.duplicate_window_seconds:
-            return True
-        known = current.state == DONE and current.reply is not None and current.reply.status < 500
-        return known and current.expires_at - (current.claimed_at - arrival) <= arrived
+        return not _expired(current, self.clock() if queued_at is None else queued_at)
 
     def _write_claim(self, write: Callable[[Record], Record | None], mine: Record) -> Record | None:
         """Write our claim; when storage fails, take it back if the write landed unheard and the store answers.
@@ -605,16 +583,6 @@ def _left_by_earlier_delivery(record: Record, job: JobAttempt, request_id: str) 
     if record.owner != request_id or not isinstance(written_by, int):
         return False  # another request's claim, or one no queued job wrote
     return record.state == SENDING and written_by < job.delivery
-
-
-def _arrived_at(record: Record) -> float | None:
-    """When the request a record answers arrived: its queued job's acceptance, else its claim; None for a job's
-    claim written by a release that did not keep the acceptance (its claim is when it ran)."""
-    data = record.data or {}
-    accepted = data.get(JOB_ACCEPTED_AT)
-    if isinstance(accepted, (int, float)):
-        return float(accepted)
-    return None if JOB_DELIVERY in data else record.claimed_at
 
 
 def _expired(record: Record, at: float) -> bool:

@@ -342,23 +342,22 @@ def test_a_landed_claim_that_could_not_be_taken_back_at_once_is_taken_back_later
     assert MemoryStore.read(store, "key:k") is None
 
 
-# Keyless requests with a queued job among them, each judged by when it arrived (a job: when it was accepted), with a
-# 60 s window. A step is (at, name, accepted_at): a sync request when accepted_at is None, else a job's run.
+# Keyless requests with a queued job among them, a job judged by when it was accepted, with a 60 s window. A step is
+# (at, name, accepted_at): a request over HTTP when accepted_at is None, else a job's run.
 ARRIVALS = {
-    # a job run late and a call made 100 s after it was accepted: two requests; the call's retry still replays it
-    "call-a-window-after-the-job": ([(100, "R", None), (105, "J", 0), (110, "R-retry", None)], ["R", "J"]),
     # a sync call inside the window of a late job's answer replays it, and so does the job's duplicate run after
     "late-job-then-its-duplicates": ([(105, "J1", 0), (110, "R", None), (111, "J2", 30)], ["J1"]),
     # two jobs accepted 30 s apart, the later one run first: one call
     "duplicate-jobs-run-in-reverse": ([(100, "J2", 30), (101, "J1", 0)], ["J2"]),
-    # two jobs accepted a window apart and run late, in either order: two calls
-    "jobs-a-window-apart": ([(600, "J1", 0), (610, "J2", 300)], ["J1", "J2"]),
-    "jobs-a-window-apart-reversed": ([(600, "J2", 300), (610, "J1", 0)], ["J2", "J1"]),
+    # a job run late finds the live answer of an identical request that arrived after it, even a window after, and
+    # replays it: once for both, never twice (a job's claim is written only when it runs)
+    "call-a-window-after-the-job": ([(100, "R", None), (105, "J", 0), (110, "R-retry", None)], ["R"]),
+    "jobs-a-window-apart": ([(600, "J1", 0), (610, "J2", 300)], ["J1"]),
 }
 
 
 @pytest.mark.parametrize(("steps", "dialed"), ARRIVALS.values(), ids=ARRIVALS.keys())
-def test_keyless_requests_and_queued_jobs_are_one_only_when_they_arrived_a_window_apart_or_less(
+def test_keyless_requests_and_queued_jobs_inside_a_window_are_one(
     steps: list[tuple[float, str, float | None]], dialed: list[str]
 ) -> None:
     clock = Clock()
@@ -370,40 +369,3 @@ def test_keyless_requests_and_queued_jobs_are_one_only_when_they_arrived_a_windo
         guard.run(None, "fp", placed(dials, name), request_id=name, job=job)
 
     assert dials == dialed
-
-
-def test_a_job_that_is_another_request_leaves_the_live_answer_it_met_to_that_requests_retries() -> None:
-    """Had the job taken the call's record over and then failed before sending, the call's retry inside its window
-    would find nothing and dial again."""
-    clock, store = Clock(100.0), MemoryStore()
-    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, clock=clock)
-    dials: list[str] = []
-    guard.run(None, "fp", placed(dials, "R"), request_id="R")
-
-    def refused_before_sending(mark_sent) -> Reply:
-        raise Problem("genesys_rate_limited", "Genesys Cloud answered 429.", retry_after=30)
-
-    clock.now = 105
-    with pytest.raises(Problem):
-        guard.run(None, "fp", refused_before_sending, request_id="J", job=JobAttempt(0.0, lambda call_key: None, 1))
-    clock.now = 110
-    reply, replayed = guard.run(None, "fp", placed(dials, "R-retry"), request_id="R-retry")
-
-    assert (reply.body["conversationId"], replayed, dials) == ("c-1", True, ["R"])
-
-
-def test_a_job_claim_of_a_release_that_kept_no_acceptance_is_judged_by_the_window_alone() -> None:
-    """Its claim time is when it ran, not when it arrived: a duplicate accepted inside its window must replay it."""
-    clock, store = Clock(105.0), MemoryStore()
-    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, clock=clock)
-    dials: list[str] = []
-    guard.run(None, "fp", placed(dials, "J1"), request_id="J1", job=JobAttempt(0.0, lambda call_key: None, 1))
-    written = store.read(KEYLESS_PREFIX + "fp")
-    assert written is not None and written.data is not None
-    store.replace(replace(written, data={"jobDelivery": 1}))  # as the previous release wrote a job's claim
-    clock.now = 110
-
-    replayed = guard.run(None, "fp", placed(dials, "J2"), request_id="J2", job=JobAttempt(30.0, lambda c: None, 1))
-
-    assert (replayed[1], dials) == (True, ["J1"])
-    assert guard.recorded(None, "fp", queued_at=30.0)
