@@ -21,7 +21,7 @@ from shared.logs import get_logger, log_fields
 log = get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
-MAX_EVENTS_BYTES = 256 * 1024  # an Event Grid or CloudEvents batch
+MAX_EVENTS_BYTES = 1024 * 1024  # an Event Grid or CloudEvents batch: Event Grid's largest is 1 MB (1024 KB)
 MAX_JSON_DEPTH = 64  # arrays and objects inside each other: no request of any sender needs a tenth of it
 CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")  # also cloudevents(-batch)+json

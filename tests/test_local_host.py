@@ -206,11 +206,11 @@ def test_an_unhandled_exception_is_a_500_with_no_body_and_the_host_keeps_serving
 
 def test_a_body_over_the_hosts_size_limit_is_a_bare_500_and_one_under_it_reaches_the_routes_413(stack: Any) -> None:
     """As the deployment: over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (4 MiB in the template) the host answers 500 with
-    no body before any function runs; an event delivery under it but over its route's 256 KiB reaches the route,
+    no body before any function runs; an event delivery under it but over its route's 1 MiB reaches the route,
     whose problem senders do not retry."""
     events, json_type = stack.host.base_url + "/api/events/calls", {"Content-Type": "application/json"}
     over = stack.session.post(events, data=b"[" + b" " * 4 * 1024 * 1024 + b"]", headers=json_type, timeout=30)
-    under = stack.session.post(events, data=b"[" + b" " * 300 * 1024 + b"]", headers=json_type, timeout=30)
+    under = stack.session.post(events, data=b"[" + b" " * 1100 * 1024 + b"]", headers=json_type, timeout=30)
 
     assert (over.status_code, over.content) == (500, b"")
     assert under.status_code == 413, under.text

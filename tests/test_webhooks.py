@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from emulators.genesys import NO_STATION_USER_ID, Fault
+from shared.http import MAX_EVENTS_BYTES
 from tests.conftest import Stack
 
 SECRET = "whsec-test-current"
@@ -274,6 +275,51 @@ def test_cloudevents_binary_mode(stack: Stack) -> None:
 
     assert response.status_code == 201, response.text
     assert len(stack.creates()) == 1
+
+
+def test_a_binary_cloudevent_is_the_same_event_as_its_structured_form(stack: Stack) -> None:
+    """Binary mode carries attributes percent-encoded (HTTP binding 3.1.3.2): read as sent, `order%2042` was another
+    event than `order 42`, and the same event sent both ways placed two calls."""
+    structured = {"specversion": "1.0", "id": "order 42", "source": "/crm/é", "type": "acme.call", "data": CALL}
+    binary = {"ce-specversion": "1.0", "ce-id": "order%2042", "ce-source": "/crm/%C3%A9", "ce-type": "acme.call"}
+
+    first = post_events(stack, structured, "application/cloudevents+json")
+    again = post_events(stack, CALL, **binary)
+
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(stack.creates()) == 1
+
+
+def test_a_validation_event_beside_other_events_answers_for_none_of_them(stack: Stack) -> None:
+    """Event Grid sends its handshake alone: beside a call it answered the handshake, and the call was dropped."""
+    validation = {
+        "id": "2d1781af-3a4c-4d7c-bd0c-e34b19da4e67",
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+        "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"},
+    }
+
+    response = post_events(stack, [event_grid(CALL), validation])
+
+    assert "validationResponse" not in response.json()
+    assert [result["status"] for result in response.json()["results"]] == [201, 400]
+    assert len(stack.creates()) == 1
+
+
+def test_an_event_grid_batch_of_its_largest_size_is_placed(stack: Stack) -> None:
+    """Event Grid batches up to 1 MB (preferredBatchSizeInKilobytes 1024): one over the route's old 256 KiB was
+    answered 413 and dead-lettered, every call in it unplaced."""
+    attributes = {f"note{n}": "x" * 1000 for n in range(13)}
+    events = [event_grid({"to": f"+1212555{n:04d}", "attributes": attributes}) for n in range(30)]
+    body = json.dumps(events).encode()
+    assert 256 * 1024 < len(body) < MAX_EVENTS_BYTES
+
+    response = stack.session.post(
+        stack.host.base_url + "/api/events/calls", data=body, headers={"Content-Type": "application/json"}, timeout=60
+    )
+
+    assert response.status_code == 200, response.text[:500]
+    assert len(stack.creates()) == 30
 
 
 def test_cloudevents_batch_mode(stack: Stack) -> None:

@@ -47,7 +47,7 @@ var platformSettings = {
   PYTHON_THREADPOOL_THREAD_COUNT: '32'
   // The host reads a whole body (100 MB by default) before any function sees it, anonymous routes too, and answers
   // one over this limit 500, which senders retry (azure-functions-host#10519). 4 MiB is above what Event Grid (1 MB)
-  // and SNS (256 KB) send, so their oversized deliveries reach the routes' own 413, which senders do not retry.
+  // and SNS (256 KB) send, so their deliveries reach the routes' own limits (at most 1 MiB), whose 413 is not retried.
   FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '4194304'
 }
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from shared.errors import Problem
 from shared.http import media_type_of, parse_json
@@ -82,7 +83,7 @@ def read_delivery(headers: Mapping[str, str], body: bytes, max_events: int) -> D
     if is_binary_cloudevent(headers):
         if headers["ce-specversion"] != "1.0":
             raise Problem("validation_failed", "Only CloudEvents specversion 1.0 is supported.", field="ce-specversion")
-        event_id, source = headers.get("ce-id"), headers.get("ce-source")
+        event_id, source = _header_attribute(headers, "ce-id"), _header_attribute(headers, "ce-source")
         if not event_id or not source:
             raise Problem("validation_failed", "A binary CloudEvent needs ce-id and ce-source.", field="ce-id")
         return Delivery(None, [Event(delivery_key("ce", source, event_id), event_id, parse_json(body))])
@@ -99,13 +100,26 @@ def read_delivery(headers: Mapping[str, str], body: bytes, max_events: int) -> D
 
     if not isinstance(document, list) or not document:
         raise Problem("validation_failed", "An Event Grid delivery is a non-empty JSON array of events.")
-    for item in document:
-        if isinstance(item, dict) and item.get("eventType") == VALIDATION_EVENT:
-            code = _object(item.get("data"), "validation event's data").get("validationCode")
-            if not isinstance(code, str) or not code:
-                raise Problem("validation_failed", "The validation event has no validationCode.")
-            return Delivery(code, [])
+    handshake = document[0]
+    if len(document) == 1 and isinstance(handshake, dict) and handshake.get("eventType") == VALIDATION_EVENT:
+        # Event Grid sends it alone; beside other events it would answer for them, and they would be dropped
+        code = _object(handshake.get("data"), "validation event's data").get("validationCode")
+        if not isinstance(code, str) or not code:
+            raise Problem("validation_failed", "The validation event has no validationCode.")
+        return Delivery(code, [])
     return Delivery(None, _each(items, _event_grid_event))
+
+
+def _header_attribute(headers: Mapping[str, str], name: str) -> str | None:
+    """A binary CloudEvent's attribute as its header carries it, percent-encoded (HTTP binding 3.1.3.2): `order 42`
+    arrives as `order%2042`, and must be the same event as a structured one whose id is `order 42`."""
+    value = headers.get(name)
+    if not value:
+        return None
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise Problem("validation_failed", f"{name} is not percent-encoded UTF-8.", field=name) from None
 
 
 def _each(items: list[Any], read: Callable[[Any], Event]) -> list[Event]:
