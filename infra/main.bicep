@@ -123,6 +123,26 @@ param webhookSecret string = ''
 @description('WEBHOOK_REQUIRE_TIMESTAMP: accept only timestamped webhook signatures.')
 param webhookRequireTimestamp bool = false
 
+// ---- Calling policy (docs/compliance.md): parameters, so `azd provision` keeps them (it rewrites every app setting) ----
+
+@description('CALLING_HOURS: HH:MM-HH:MM in the callee\'s local time, or off. Empty: the app\'s default, 08:00-21:00.')
+param callingHours string = ''
+
+@description('CALLING_HOURS_BY_COUNTRY: per-country windows, such as US=08:00-21:00;GB=09:00-20:00;FR=off.')
+param callingHoursByCountry string = ''
+
+@description('ALLOWED_COUNTRIES: comma-separated ISO countries calls may go to. Empty: any.')
+param allowedCountries string = ''
+
+@description('CALLS_PER_NUMBER_LIMIT: most calls to one number per window (1 to 1000). Empty: no cap.')
+param callsPerNumberLimit string = ''
+
+@description('CALLS_PER_NUMBER_WINDOW_HOURS: the cap\'s window in hours. Empty: 24.')
+param callsPerNumberWindowHours string = ''
+
+@description('DO_NOT_CALL_TABLE: the do-not-call list\'s table. Empty: donotcall.')
+param doNotCallTable string = ''
+
 // ---- Scale (docs/deploy.md "Scale settings") ----
 
 @description('Flex Consumption instance memory. 2048 MB: the app is I/O-bound (Genesys, Key Vault, Table Storage).')
@@ -217,6 +237,12 @@ module api './app/api.bicep' = {
       CALLER_ID_SOURCE: callerIdSource
       DEFAULT_PHONE_REGION: defaultPhoneRegion
       WEBHOOK_REQUIRE_TIMESTAMP: webhookRequireTimestamp ? 'true' : 'false'
+      CALLING_HOURS: callingHours
+      CALLING_HOURS_BY_COUNTRY: callingHoursByCountry
+      ALLOWED_COUNTRIES: allowedCountries
+      CALLS_PER_NUMBER_LIMIT: callsPerNumberLimit
+      CALLS_PER_NUMBER_WINDOW_HOURS: callsPerNumberWindowHours
+      DO_NOT_CALL_TABLE: doNotCallTable
     }
     virtualNetworkSubnetId: vnetEnabled ? serviceVirtualNetwork.outputs.appSubnetID : ''
   }

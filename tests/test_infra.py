@@ -287,6 +287,27 @@ def test_parameters_file_covers_every_parameter_without_a_default() -> None:
 # ---- the template and the code agree on settings ----
 
 
+POLICY_SETTINGS = (
+    "CALLING_HOURS",
+    "CALLING_HOURS_BY_COUNTRY",
+    "ALLOWED_COUNTRIES",
+    "CALLS_PER_NUMBER_LIMIT",
+    "CALLS_PER_NUMBER_WINDOW_HOURS",
+    "DO_NOT_CALL_TABLE",
+)
+
+
+def test_the_calling_policy_comes_from_the_azd_environment_so_a_provision_keeps_it() -> None:
+    """`azd provision` writes every app setting anew: a policy set by hand in the portal was reset to the defaults
+    (any country, any hour of 08:00-21:00, no cap) by the next provision."""
+    settings, declared = app_settings(), parse(MAIN)["parameters"]
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    for name in POLICY_SETTINGS:
+        parameter = settings.get(name)
+        assert isinstance(parameter, str) and parameter in declared, name
+        assert declared[parameter]["default"] == "" and azd[parameter]["value"] == "${" + name + "}", name
+
+
 def test_every_setting_the_app_reads_is_set_by_the_template_or_documented_as_optional() -> None:
     read = names_config_reads()
     assert {"GENESYS_REGION", "GENESYS_CLIENT_ID", "KEY_VAULT_URL", "ALLOWED_CALLER_IDS"} <= read, read
