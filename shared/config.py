@@ -48,6 +48,7 @@ MAX_WINDOW_HOURS = 24 * 366
 # Event Grid redelivers a whole batch for up to 24 h when one of its events failed; each event already placed
 # must still find its answer then, or it dials again. Shorter retention is refused, not taken.
 MIN_RETENTION_SECONDS = 24 * 3600.0
+DEFAULT_DO_NOT_CALL_TABLE = "donotcall"
 MAX_CALL_DEADLINE_SECONDS = 100.0  # Power Automate gives up at 120 s; the store's requests need the rest
 MIN_TIMEOUT_SECONDS = 0.1  # requests and azure-core refuse a zero timeout with a ValueError, an internal_error
 MAX_RETRY_AFTER_SECONDS = 3600.0
@@ -87,6 +88,7 @@ class Settings:
     read_timeout_seconds: float
     webhook_secret_name: str
     webhook_secret_name_set: bool  # WEBHOOK_SECRET_NAME given: the webhook route is meant to be in use
+    do_not_call_table_named: bool  # DO_NOT_CALL_TABLE names a table other than the default: it must exist
     webhook_secrets: tuple[str, ...]  # from settings: current, then previous during a rotation
     # Status callbacks' own signing secret (a value, or a Key Vault secret's name); neither: the webhook secret
     status_callback_secret: str | None
@@ -541,7 +543,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_events_per_delivery=_positive_int(env, "MAX_EVENTS_PER_DELIVERY", 50),
         allowed_countries=_countries(env),
         calling_hours=_calling_hours(env),
-        do_not_call_table=_table_name(env, "DO_NOT_CALL_TABLE", "donotcall"),
+        do_not_call_table=_table_name(env, "DO_NOT_CALL_TABLE", DEFAULT_DO_NOT_CALL_TABLE),
+        do_not_call_table_named=(_text(env, "DO_NOT_CALL_TABLE") or DEFAULT_DO_NOT_CALL_TABLE)
+        != DEFAULT_DO_NOT_CALL_TABLE,
         calls_per_number_limit=_cap(env),
         calls_per_number_window_seconds=3600 * _hours(env, "CALLS_PER_NUMBER_WINDOW_HOURS", 24.0),
         status_callback_allowed_hosts=_hosts(env, "STATUS_CALLBACK_ALLOWED_HOSTS"),

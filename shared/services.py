@@ -242,7 +242,7 @@ def _watch_settings(settings: Settings) -> WatchSettings:
 
 def _call_policy(settings: Settings, store: Store) -> CallPolicy:
     do_not_call: DoNotCallList = (
-        TableDoNotCallList(settings.storage.table(settings.do_not_call_table))
+        TableDoNotCallList(settings.storage.table(settings.do_not_call_table), settings.do_not_call_table_named)
         if settings.storage
         else MemoryDoNotCallList()
     )

@@ -164,15 +164,20 @@ class MadeOnce(Generic[T]):
 class ManagedTable:
     """A Table client that creates its table on first use and answers an outage as a 503 problem.
 
-    A lost race (409 exists, 404 gone, 412 changed) is re-raised for the caller to read as such.
+    A lost race (409 exists, 404 gone, 412 changed) is re-raised for the caller to read as such. With `missing`, the
+    table is not created but must exist: its absence raises `missing()` (a table named by a setting, which a typo
+    would otherwise make anew, empty).
     """
 
-    def __init__(self, client: TableClient, what: str) -> None:
+    def __init__(self, client: TableClient, what: str, missing: Callable[[], Problem] | None = None) -> None:
         self.client = client
         self._what = what  # "The idempotency store", for the outage's problem
-        self._table = MadeOnce(self._create_table)
+        self._missing = missing
+        self._table = MadeOnce(self._create_table if missing is None else self._find_table)
 
-    def call(self, operation: Callable[[], Any]) -> Any:
+    def call(self, operation: Callable[[], Any], *, remake_if_gone: bool = False) -> Any:
+        """`operation` on the table; with `remake_if_gone`, a write, a table deleted meanwhile is made again (or, with
+        `missing`, looked for again) and the write tried once more."""
         from azure.core.exceptions import AzureError
 
         try:
@@ -183,10 +188,25 @@ class ManagedTable:
                 # Deleted under a running instance: its entities' 404s say nothing about them (a do-not-call
                 # lookup would read "not listed"). An outage now; the next call makes the table again.
                 self._table.forget()
+                if remake_if_gone:
+                    return self.call(operation)
             elif isinstance(error, AzureError) and is_lost_race(error):
                 raise
             log.warning("%s unreachable: %s", self._what, type(error).__name__)
             raise _unreachable(self._what, error) from None
+
+    def _find_table(self) -> bool:
+        from azure.core.exceptions import AzureError
+
+        assert self._missing is not None
+        try:
+            next(iter(self.client.query_entities("PartitionKey eq ''", results_per_page=1)), None)
+        except (AzureError, json.JSONDecodeError) as error:
+            if is_table_gone(error):
+                raise self._missing() from None
+            log.warning("%s could not be read: %s", self._what, type(error).__name__)
+            raise _unreachable(self._what, error) from None
+        return True
 
     def _create_table(self) -> bool:
         from azure.core.exceptions import AzureError, ResourceExistsError

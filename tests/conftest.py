@@ -33,6 +33,7 @@ from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
 from shared.async_requests import QUEUE_NAME
 from shared.idempotency import Store
 from shared.services import forget_services, services
+from shared.storage import StorageAccount
 from tests.loopback_relay import serving
 
 HTTP_TIMEOUT = 30
@@ -302,6 +303,10 @@ def configure(emulators: tuple[Any, ...], azurite: Azurite, monkeypatch: pytest.
         "IDEMPOTENCY_TABLE": f"t{uuid.uuid4().hex}",
         "DO_NOT_CALL_TABLE": f"d{uuid.uuid4().hex}",
     }
+    # A table a setting names must exist (a mistyped name refuses every call): made as an operator makes theirs
+    StorageAccount(connection_string=environment["AzureWebJobsStorage"]).table(
+        environment["DO_NOT_CALL_TABLE"]
+    ).create_table()
 
     def apply(**settings: str | None) -> None:
         for name in SETTING_NAMES:

@@ -71,7 +71,7 @@ def storage_dies_at(stack: Stack, disk_azurite: Azurite, route: str) -> tuple[re
 def test_keyless_job_whose_outcome_was_lost_is_never_dialed_again(
     stack: Stack, configure, disk_azurite: Azurite, short_lease: None
 ) -> None:
-    configure(AzureWebJobsStorage=disk_azurite.connection_string, **SHORT)
+    configure(AzureWebJobsStorage=disk_azurite.connection_string, DO_NOT_CALL_TABLE=None, **SHORT)
 
     accepted, final = storage_dies_at(stack, disk_azurite, "create_call")
 
@@ -89,7 +89,9 @@ def test_a_job_whose_storage_died_before_the_create_is_placed_once_it_is_back(
     """The storage dies while the job fetches its Genesys token: the claim it wrote just before can be neither
     marked nor released. The job's own record never reached "sent", so nothing was: once the storage is back the
     next delivery takes that claim over and places the call, once, instead of answering "outcome unknown"."""
-    configure(AzureWebJobsStorage=disk_azurite.connection_string, **SHORT, **NO_GENESYS_BEFORE_DIALING)
+    configure(
+        AzureWebJobsStorage=disk_azurite.connection_string, DO_NOT_CALL_TABLE=None, **SHORT, **NO_GENESYS_BEFORE_DIALING
+    )
 
     accepted, final = storage_dies_at(stack, disk_azurite, "token")
 

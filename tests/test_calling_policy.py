@@ -22,6 +22,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from requests import Response
 
 from emulators.azurite import Azurite
@@ -213,24 +214,44 @@ def test_do_not_call_list_is_managed_and_enforced(stack: Stack, numbers_in_clien
     assert len(stack.creates()) == 1
 
 
-def test_a_do_not_call_table_deleted_under_a_running_app_is_an_outage_never_an_empty_list(
-    stack: Stack, numbers_in_client_urls: None
+@pytest.mark.parametrize("named", [True, False], ids=["named-table", "default-table"])
+def test_a_do_not_call_table_deleted_under_a_running_app_is_never_an_empty_list(
+    stack: Stack, configure, numbers_in_client_urls: None, named: bool
 ) -> None:
     """Its lookups' 404s read as "not listed": every listed number was called until a restart. The call meeting
-    the deleted table is refused as an outage; the next use makes the table again, where the list is imported."""
+    the deleted table is refused: a table a setting names must exist; the default one is an outage, made again by
+    the next use. Listing a number makes either again."""
+    if not named:
+        configure(DO_NOT_CALL_TABLE=None)
     assert dnc(stack, "PUT", NY_NUMBER).status_code == 200
     StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table(
-        os.environ["DO_NOT_CALL_TABLE"]
+        os.environ.get("DO_NOT_CALL_TABLE", "donotcall")
     ).delete_table()
 
     refused = stack.post("/api/calls", {"to": NY_NUMBER})
     listed_again = dnc(stack, "PUT", NY_NUMBER)
     refused_again = stack.post("/api/calls", {"to": NY_NUMBER})
 
-    assert (refused.status_code, refused.json()["code"]) == (503, "idempotency_store_unavailable"), refused.text
+    expected = (500, "configuration_error") if named else (503, "idempotency_store_unavailable")
+    assert (refused.status_code, refused.json()["code"]) == expected, refused.text
     assert listed_again.status_code == 200, listed_again.text
     assert refused_again.json()["code"] == "do_not_call"
     assert stack.creates() == []
+
+
+def test_a_do_not_call_table_name_that_names_no_table_refuses_every_call(stack: Stack, configure) -> None:
+    """A mistyped DO_NOT_CALL_TABLE made a new, empty table on the first lookup, and every listed number was called."""
+    configure(DO_NOT_CALL_TABLE="donotcal1")
+
+    refused = stack.post("/api/calls", {"to": NY_NUMBER})
+    ready = stack.get("/api/health/ready")
+
+    assert (refused.status_code, refused.json()["code"]) == (500, "configuration_error"), refused.text
+    assert "'donotcal1'" in refused.json()["detail"] and "DO_NOT_CALL_TABLE" in refused.json()["detail"]
+    assert ready.status_code == 503
+    assert stack.creates() == []
+    with pytest.raises(ResourceNotFoundError):  # not made by the lookups
+        StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table("donotcal1").get_entity("a", "b")
 
 
 def listing(stack: Stack, number: str) -> tuple[list[int], Callable[[], None]]:

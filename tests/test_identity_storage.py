@@ -34,7 +34,12 @@ def oauth_azurite(emulators: tuple[Any, ...], tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture
 def identity_stack(stack: Stack, configure, oauth_azurite: Azurite) -> Stack:
-    configure(AzureWebJobsStorage=None, ASYNC_RETRY_AFTER_SECONDS="1", **oauth_azurite.identity_settings(CLIENT_ID))
+    configure(
+        AzureWebJobsStorage=None,
+        DO_NOT_CALL_TABLE=None,
+        ASYNC_RETRY_AFTER_SECONDS="1",
+        **oauth_azurite.identity_settings(CLIENT_ID),
+    )
     return stack
 
 
@@ -84,6 +89,7 @@ def test_asynchronous_mode_queues_and_places_the_call(identity_stack: Stack) -> 
 def test_unreachable_identity_storage_answers_503_and_dials_nothing(identity_stack: Stack, configure) -> None:
     configure(
         AzureWebJobsStorage=None,
+        DO_NOT_CALL_TABLE=None,
         AzureWebJobsStorage__credential="managedidentity",
         AzureWebJobsStorage__clientId=CLIENT_ID,
         AzureWebJobsStorage__tableServiceUri="https://127.0.0.1:9/devstoreaccount1",
@@ -103,7 +109,12 @@ def test_an_identity_endpoint_that_died_answers_503_in_seconds_and_dials_nothing
     """No token for storage (the platform's identity endpoint is gone for a moment): the claim cannot be written,
     so nothing is dialed, and the answer comes at once, not after azure-identity's own retries."""
     dead = ManagedIdentityEmulator().start()
-    configure(AzureWebJobsStorage=None, **oauth_azurite.identity_settings(CLIENT_ID), **dead.environment())
+    configure(
+        AzureWebJobsStorage=None,
+        DO_NOT_CALL_TABLE=None,
+        **oauth_azurite.identity_settings(CLIENT_ID),
+        **dead.environment(),
+    )
     dead.stop()
     started = time.monotonic()
 
@@ -119,7 +130,9 @@ def test_an_identity_endpoint_answering_an_error_page_is_503_not_an_internal_err
 ) -> None:
     """azure-identity trips over an HTML 502 from the identity endpoint (JSONDecodeError): still an outage."""
     with answering_identity_endpoint(502, "text/html", b"<html>Bad Gateway</html>") as endpoint:
-        configure(AzureWebJobsStorage=None, **oauth_azurite.identity_settings(CLIENT_ID), **endpoint)
+        configure(
+            AzureWebJobsStorage=None, DO_NOT_CALL_TABLE=None, **oauth_azurite.identity_settings(CLIENT_ID), **endpoint
+        )
         response = identity_stack.post("/api/calls", {"to": "+12125550194"}, headers={"Idempotency-Key": "html"})
 
     assert (response.status_code, response.json()["code"]) == (503, "idempotency_store_unavailable")

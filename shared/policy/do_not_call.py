@@ -48,6 +48,18 @@ class DoNotCallList(Protocol):
         """True when the number was listed."""
 
 
+def _named_table_missing(name: str) -> Callable[[], Problem]:
+    def problem() -> Problem:
+        return Problem(
+            "configuration_error",
+            f"Setting DO_NOT_CALL_TABLE names the table {name!r}, which does not exist in AzureWebJobsStorage: no call "
+            "is placed without the do-not-call list. Correct the name, or create the table by listing a number "
+            "(PUT /api/do-not-call/{number}) or importing the list (scripts/import_do_not_call.py --create-table).",
+        )
+
+    return problem
+
+
 def check_do_not_call(number: str, listed: DoNotCallList, field: str = "to") -> None:
     """Nothing when the number is not listed; else `do_not_call`."""
     if listed.get(number) is not None:
@@ -76,10 +88,20 @@ class MemoryDoNotCallList:
 
 
 class TableDoNotCallList:
-    """One entity per number in `DO_NOT_CALL_TABLE`, shared by every instance."""
+    """One entity per number in `DO_NOT_CALL_TABLE`, shared by every instance.
 
-    def __init__(self, table: TableClient) -> None:
+    `named`: the table is one a setting names, not the default. Then a lookup never makes it: a table that does not
+    exist refuses every call (a mistyped name would otherwise be a new, empty list, and every listed number would be
+    called). Listing a number (the admin route, the import) makes it.
+    """
+
+    def __init__(self, table: TableClient, named: bool = False) -> None:
         self._managed = ManagedTable(table, "The do-not-call list")
+        self._lookups = (
+            ManagedTable(table, "The do-not-call list", _named_table_missing(table.table_name))
+            if named
+            else self._managed
+        )
         self._table = table
 
     @staticmethod
@@ -89,11 +111,15 @@ class TableDoNotCallList:
     def _call(self, operation: Callable[[], Any]) -> Any:
         return self._managed.call(operation)
 
+    def _write(self, operation: Callable[[], Any]) -> Any:
+        """A change to the list, made in the table made again when it was deleted meanwhile (as its first one is)."""
+        return self._managed.call(operation, remake_if_gone=True)
+
     def get(self, number: str) -> Listing | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            entity = self._call(lambda: self._table.get_entity(_PARTITION, self._row(number)))
+            entity = self._lookups.call(lambda: self._table.get_entity(_PARTITION, self._row(number)))
         except ResourceNotFoundError:
             return None
         return Listing(entity["Number"], float(entity["AddedAt"]), entity.get("Reason"))
@@ -112,13 +138,13 @@ class TableDoNotCallList:
     def add(self, listing: Listing) -> None:
         from azure.data.tables import UpdateMode
 
-        self._call(lambda: self._table.upsert_entity(self._entity(listing), mode=UpdateMode.REPLACE))
+        self._write(lambda: self._table.upsert_entity(self._entity(listing), mode=UpdateMode.REPLACE))
 
     def add_transaction(self, listings: Sequence[Listing]) -> None:
         """Add or merge up to `TRANSACTION_SIZE` listings in one transaction (one partition): all or none. A merge
         keeps a stored reason the listing has none for. A list of 100,000 numbers is 1,000 requests."""
         operations = [("upsert", self._entity(listing)) for listing in listings]
-        self._call(lambda: self._table.submit_transaction(operations))
+        self._write(lambda: self._table.submit_transaction(operations))
 
     def listed_at(self) -> dict[str, float]:
         """Every listed number and when it was listed: an import keeps the date of a number listed already."""
@@ -136,7 +162,7 @@ class TableDoNotCallList:
         if self.get(number) is None:
             return False
         with contextlib.suppress(ResourceNotFoundError):
-            self._call(lambda: self._table.delete_entity(_PARTITION, self._row(number)))
+            self._write(lambda: self._table.delete_entity(_PARTITION, self._row(number)))
         return True
 
 
