@@ -10,7 +10,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from shared import phone
@@ -71,7 +71,7 @@ class Settings:
     client_id: str
     key_vault_url: str | None
     client_secret_name: str
-    client_secret: str | None
+    client_secret: str | None = field(repr=False)  # secrets never in a repr: a log line or a traceback's locals
     key_vault_verify_challenge_resource: bool
     key_vault_read_timeout_seconds: float
     call_user_id: str | None
@@ -89,9 +89,9 @@ class Settings:
     webhook_secret_name: str
     webhook_secret_name_set: bool  # WEBHOOK_SECRET_NAME given: the webhook route is meant to be in use
     do_not_call_table_named: bool  # DO_NOT_CALL_TABLE names a table other than the default: it must exist
-    webhook_secrets: tuple[str, ...]  # from settings: current, then previous during a rotation
+    webhook_secrets: tuple[str, ...] = field(repr=False)  # from settings: current, then previous during a rotation
     # Status callbacks' own signing secret (a value, or a Key Vault secret's name); neither: the webhook secret
-    status_callback_secret: str | None
+    status_callback_secret: str | None = field(repr=False)
     status_callback_secret_name: str | None
     # IDENTITY_ENDPOINT and IDENTITY_HEADER set: the platform (App Service, Functions) offers a managed identity
     managed_identity: bool

@@ -13,7 +13,7 @@ import functools
 import json
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared import outbound
@@ -61,7 +61,7 @@ def _connection_options() -> tuple[dict[str, Any], requests.Session]:
 class StorageAccount:
     """Where the app's tables and queues live, and how it authenticates there."""
 
-    connection_string: str | None = None
+    connection_string: str | None = field(default=None, repr=False)  # may hold an account key: never in a repr
     table_uri: str | None = None
     queue_uri: str | None = None
     managed_identity: bool = False  # `__credential=managedidentity`; otherwise DefaultAzureCredential

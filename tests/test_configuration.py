@@ -438,3 +438,20 @@ def test_a_secret_name_left_over_without_a_vault_is_read_by_nothing_and_refused_
     settings = load_settings({**MINIMAL, "GENESYS_CLIENT_SECRET_NAME": "genesys_client_secret"})
 
     assert settings.client_secret == "s"
+
+
+def test_the_settings_repr_holds_no_secret() -> None:
+    """Nothing logs the settings today; a repr in a log line or a traceback's locals must still not carry them."""
+    secrets = {
+        "GENESYS_CLIENT_SECRET": "client-secret-value",
+        "WEBHOOK_SECRET": "webhook-secret-value",
+        "STATUS_CALLBACK_SECRET": "callback-secret-value",
+    }
+    key = "YWNjb3VudC1rZXktdmFsdWU="
+    storage = f"DefaultEndpointsProtocol=http;AccountName=a;AccountKey={key};TableEndpoint=http://127.0.0.1:1/a;"
+    settings = load_settings({**MINIMAL, **secrets, "AzureWebJobsStorage": storage})
+
+    shown = repr(settings)
+
+    assert settings.client_secret == "client-secret-value" and settings.storage is not None
+    assert not [value for value in [*secrets.values(), key] if value in shown]
