@@ -56,7 +56,6 @@ MAX_RETRY_AFTER_SECONDS = 3600.0
 # plans set WEBSITE_INSTANCE_ID; Linux Consumption and Flex Consumption, the template's plan, leave it out and set
 # CONTAINER_NAME (and, on Flex, WEBSITE_SKU=FlexConsumption).
 AZURE_HOST_VARIABLES = ("WEBSITE_INSTANCE_ID", "CONTAINER_NAME", "WEBSITE_SKU")
-APP_SERVICE_VARIABLES = ("WEBSITE_INSTANCE_ID", "WEBSITE_SKU")  # set by App Service and Functions plans only
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*")
@@ -449,13 +448,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise `configuration_error` naming the first bad one."""
     env = os.environ if env is None else env
     allow_http = _flag(env, "GENESYS_ALLOW_INSECURE_HTTP", False)
-    verify_vault = _flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True)
-    # App Service's own variables, not CONTAINER_NAME alone, which container runtimes on a developer's machine set too
-    if any(_text(env, name) for name in APP_SERVICE_VARIABLES) and (allow_http or not verify_vault):
-        # Emulator settings: in Azure they would let status callbacks reach services on the instance's loopback,
-        # or hand the vault token to a host that only claims to be a vault
-        name = "GENESYS_ALLOW_INSECURE_HTTP" if allow_http else "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE"
-        raise _config_error(name, "is for local emulators only: remove it from the function app's settings")
     region = _text(env, "GENESYS_REGION")
     domain = region_domain(region) if region else None
 
@@ -493,7 +485,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
         or "",
         client_secret=client_secret,
-        key_vault_verify_challenge_resource=verify_vault,
+        key_vault_verify_challenge_resource=_flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
         # At most 30: the SDK tries 3 times, and a call or a readiness probe waits for all of them
         key_vault_read_timeout_seconds=_seconds(
             env, "KEY_VAULT_READ_TIMEOUT_SECONDS", 5.0, minimum=MIN_TIMEOUT_SECONDS, maximum=30

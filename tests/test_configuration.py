@@ -455,20 +455,3 @@ def test_the_settings_repr_holds_no_secret() -> None:
 
     assert settings.client_secret == "client-secret-value" and settings.storage is not None
     assert not [value for value in [*secrets.values(), key] if value in shown]
-
-
-@pytest.mark.parametrize(
-    ("emulator_setting", "value"),
-    [("GENESYS_ALLOW_INSECURE_HTTP", "true"), ("KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", "false")],
-)
-def test_an_emulator_setting_is_refused_in_azure(emulator_setting: str, value: str) -> None:
-    """GENESYS_ALLOW_INSECURE_HTTP also lets status callbacks go to any loopback port (services of the instance),
-    and a vault whose challenge is not checked may be any https host that asks for the vault token."""
-    in_azure = {"WEBSITE_SKU": "FlexConsumption", "CONTAINER_NAME": "c1"}
-    load_settings({**MINIMAL, emulator_setting: value, "CONTAINER_NAME": "a-dev-container"})  # locally: allowed
-
-    with pytest.raises(Problem) as raised:
-        load_settings({**MINIMAL, **VAULT, **in_azure, emulator_setting: value})
-
-    assert raised.value.code == "configuration_error"
-    assert emulator_setting in raised.value.detail and "local emulators only" in raised.value.detail
