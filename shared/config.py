@@ -56,6 +56,7 @@ MAX_RETRY_AFTER_SECONDS = 3600.0
 # plans set WEBSITE_INSTANCE_ID; Linux Consumption and Flex Consumption, the template's plan, leave it out and set
 # CONTAINER_NAME (and, on Flex, WEBSITE_SKU=FlexConsumption).
 AZURE_HOST_VARIABLES = ("WEBSITE_INSTANCE_ID", "CONTAINER_NAME", "WEBSITE_SKU")
+APP_SERVICE_VARIABLES = ("WEBSITE_INSTANCE_ID", "WEBSITE_SKU")  # App Service's own: dev containers set CONTAINER_NAME
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*")
@@ -115,7 +116,8 @@ class Settings:
     calls_per_number_limit: int | None  # None: no cap
     calls_per_number_window_seconds: float
     status_callback_allowed_hosts: frozenset[str]  # lowercase; empty: statusCallbackUrl is refused
-    allow_insecure_http: bool  # GENESYS_ALLOW_INSECURE_HTTP: also plain-HTTP callbacks to loopback (emulators)
+    allow_insecure_http: bool  # GENESYS_ALLOW_INSECURE_HTTP: plain-HTTP Genesys and vault emulators
+    allow_loopback_callbacks: bool  # and plain-HTTP callbacks to loopback, never where App Service runs the app
     status_poll_seconds: float
     status_poll_max_seconds: float
     status_watch_max_seconds: float
@@ -550,6 +552,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         calls_per_number_window_seconds=3600 * _hours(env, "CALLS_PER_NUMBER_WINDOW_HOURS", 24.0),
         status_callback_allowed_hosts=_hosts(env, "STATUS_CALLBACK_ALLOWED_HOSTS"),
         allow_insecure_http=allow_http,
+        # In Azure a loopback callback would be a signed POST to a service of the instance itself
+        allow_loopback_callbacks=allow_http and not any(_text(env, name) for name in APP_SERVICE_VARIABLES),
         status_poll_seconds=_seconds(env, "STATUS_POLL_SECONDS", 5.0, minimum=1),
         status_poll_max_seconds=_seconds(env, "STATUS_POLL_MAX_SECONDS", 60.0, minimum=1),
         status_watch_max_seconds=_seconds(env, "STATUS_WATCH_MAX_SECONDS", 7200.0, minimum=1),

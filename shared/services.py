@@ -121,7 +121,7 @@ def _build() -> Services:
         if settings.storage
         else MemorySubscriptionRows(),
         settings.status_callback_allowed_hosts,
-        allow_insecure_loopback=settings.allow_insecure_http,
+        allow_insecure_loopback=settings.allow_loopback_callbacks,
     )
     status_queue, request_queue = (
         (QueueSender(settings.storage, STATUS_QUEUE), QueueSender(settings.storage, REQUEST_QUEUE))
@@ -231,7 +231,7 @@ def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -
 def _watch_settings(settings: Settings) -> WatchSettings:
     return WatchSettings(
         allowed_hosts=settings.status_callback_allowed_hosts,
-        allow_insecure_loopback=settings.allow_insecure_http,
+        allow_insecure_loopback=settings.allow_loopback_callbacks,
         poll_seconds=settings.status_poll_seconds,
         max_poll_interval_seconds=settings.status_poll_max_seconds,
         max_age_seconds=settings.status_watch_max_seconds,

@@ -202,7 +202,7 @@ class ManagedTable:
         try:
             next(iter(self.client.query_entities("PartitionKey eq ''", results_per_page=1)), None)
         except (AzureError, json.JSONDecodeError) as error:
-            if is_table_gone(error):
+            if is_table_gone(error) and getattr(error, "status_code", None) == 404:  # not 409: still being deleted
                 raise self._missing() from None
             log.warning("%s could not be read: %s", self._what, type(error).__name__)
             raise _unreachable(self._what, error) from None

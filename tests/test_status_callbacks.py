@@ -532,6 +532,19 @@ def test_concurrent_subscriptions_never_pass_the_cap(scripted: Stack, receiver: 
     assert {(a.status_code, a.json()["code"]) for a in refused} == {(409, "too_many_subscriptions")}
 
 
+def test_where_app_service_runs_the_app_no_callback_goes_to_its_loopback(
+    scripted: Stack, receiver: Receiver, configure: Callable[..., None]
+) -> None:
+    """GENESYS_ALLOW_INSECURE_HTTP, an emulator setting, let callbacks go to any plain-HTTP loopback port: left on in
+    Azure, a signed POST of the caller's choosing to a service of the instance itself."""
+    configure(**FAST, WEBSITE_SKU="FlexConsumption")
+
+    refused = scripted.post("/api/calls", {**CALL, "statusCallbackUrl": receiver.url})
+
+    assert (refused.status_code, refused.json()["code"]) == (422, "callback_url_not_allowed"), refused.text
+    assert scripted.creates() == []
+
+
 def test_the_number_of_reads_per_call_is_bounded() -> None:
     defaults = WatchSettings(frozenset(), False)
 

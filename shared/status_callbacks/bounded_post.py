@@ -17,7 +17,6 @@ import contextlib
 import http.client
 import socket
 import threading
-from typing import Any
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -41,11 +40,10 @@ class _Attempt:
         self._finished = False
         self.was_cut = False
 
-    def watch(self, sock: socket.socket | None) -> None:
-        """The attempt's socket, once connected (or as a pooled connection brings it); shut at once when the
-        attempt's time is already over."""
+    def watch(self, sock: socket.socket) -> None:
+        """The attempt's socket, once connected; shut at once when the attempt's time is already over."""
         with self._lock:
-            if sock is None or self._handle is not None or self._finished:
+            if self._handle is not None or self._finished:
                 return
             self._handle = socket.fromfd(sock.fileno(), sock.family, sock.type)
             if self.was_cut:
@@ -83,7 +81,7 @@ class _FinalResponse(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # the interim answer's headers; the final answer follows
 
 
-def _watched(sock: socket.socket | None) -> None:
+def _watched(sock: socket.socket) -> None:
     attempt = getattr(_Attempt.current, "attempt", None)
     if attempt is not None:
         attempt.watch(sock)
@@ -93,14 +91,11 @@ class _WatchedHTTPConnection(HTTPConnection):
     response_class = _FinalResponse
 
     def _new_conn(self) -> socket.socket:
-        """The connected socket, before TLS: the attempt watches it from here."""
+        """The connected socket, before TLS: the attempt watches it from here. Every attempt connects anew: closing
+        an answer that was not read (`post`) closes its connection, so the pool never hands a live one out again."""
         sock = super()._new_conn()
         _watched(sock)
         return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watched(self.sock)  # a pooled connection's (a new one is connected here, for plain HTTP)
-        super().request(*args, **kwargs)
 
 
 class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
