@@ -5,9 +5,9 @@
 `--region` is the app's `DEFAULT_PHONE_REGION`, the country national numbers on the list are read in: required,
 because a national number read in another country is another number (`55 1234 5678` is Mexico City read in MX
 and a New Jersey number read in US), which the import would list while the real one stayed callable. `--table`
-is the app's `DO_NOT_CALL_TABLE` (default: that variable here, else `donotcall`). It must exist (the app makes it
-on its first call or readiness check): a name mistyped would fill a table the app never reads. `--create-table`
-makes it, for an import before the app's first call.
+is the app's `DO_NOT_CALL_TABLE` (default: that variable here, else `donotcall`). It must exist (the app makes the
+default one on its first call or readiness check, and never another): a name mistyped would fill a table the app
+never reads. `--create-table` makes it: the default before the app's first call, or the table a setting names.
 
 The first column is the number in any common format (a first line of under 5 digits is a header), an optional
 second column a reason (at most 256 characters; a longer one is cut; a quoted one may span lines, and a file with
@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not exists and not args.create_table:
         print(
-            f"There is no table {args.table!r}: give the app's DO_NOT_CALL_TABLE with --table (the app makes its "
-            "table on its first call or readiness check), or --create-table to make this one; nothing was imported.",
+            f"There is no table {args.table!r}: give the app's DO_NOT_CALL_TABLE with --table (the app makes only the "
+            "default table, donotcall, on its first call), or --create-table to make this one; nothing was imported.",
             file=sys.stderr,
         )
         return 2

@@ -214,39 +214,56 @@ def test_do_not_call_list_is_managed_and_enforced(stack: Stack, numbers_in_clien
     assert len(stack.creates()) == 1
 
 
-@pytest.mark.parametrize("named", [True, False], ids=["named-table", "default-table"])
-def test_a_do_not_call_table_deleted_under_a_running_app_is_never_an_empty_list(
-    stack: Stack, configure, numbers_in_client_urls: None, named: bool
+def test_a_do_not_call_table_deleted_under_a_running_app_is_an_outage_never_an_empty_list(
+    stack: Stack, configure, numbers_in_client_urls: None
 ) -> None:
     """Its lookups' 404s read as "not listed": every listed number was called until a restart. The call meeting
-    the deleted table is refused: a table a setting names must exist; the default one is an outage, made again by
-    the next use. Listing a number makes either again."""
-    if not named:
-        configure(DO_NOT_CALL_TABLE=None)
+    the deleted table is refused as an outage; the next use makes the default table again, where the list is
+    imported."""
+    configure(DO_NOT_CALL_TABLE=None)
     assert dnc(stack, "PUT", NY_NUMBER).status_code == 200
-    StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table(
-        os.environ.get("DO_NOT_CALL_TABLE", "donotcall")
-    ).delete_table()
+    StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table("donotcall").delete_table()
 
     refused = stack.post("/api/calls", {"to": NY_NUMBER})
     listed_again = dnc(stack, "PUT", NY_NUMBER)
     refused_again = stack.post("/api/calls", {"to": NY_NUMBER})
 
-    expected = (500, "configuration_error") if named else (503, "idempotency_store_unavailable")
-    assert (refused.status_code, refused.json()["code"]) == expected, refused.text
+    assert (refused.status_code, refused.json()["code"]) == (503, "idempotency_store_unavailable"), refused.text
     assert listed_again.status_code == 200, listed_again.text
     assert refused_again.json()["code"] == "do_not_call"
     assert stack.creates() == []
 
 
-def test_a_do_not_call_table_name_that_names_no_table_refuses_every_call(stack: Stack, configure) -> None:
+def test_a_named_do_not_call_table_deleted_under_a_running_app_is_never_made_again_by_it(
+    stack: Stack, numbers_in_client_urls: None
+) -> None:
+    """Made again by a listing, it held that number alone, and every other number of the list was called."""
+    assert dnc(stack, "PUT", NY_NUMBER).status_code == 200
+    StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table(
+        os.environ["DO_NOT_CALL_TABLE"]
+    ).delete_table()
+
+    stack.post("/api/calls", {"to": NY_NUMBER})  # meets the table gone: an outage, then looked for again
+    listing = dnc(stack, "PUT", "+12125550142")
+    refused = stack.post("/api/calls", {"to": NY_NUMBER})
+
+    assert (listing.status_code, listing.json()["code"]) == (500, "configuration_error"), listing.text
+    assert (refused.status_code, refused.json()["code"]) == (500, "configuration_error"), refused.text
+    assert stack.creates() == []
+
+
+def test_a_do_not_call_table_name_that_names_no_table_refuses_every_call(
+    stack: Stack, configure, numbers_in_client_urls: None
+) -> None:
     """A mistyped DO_NOT_CALL_TABLE made a new, empty table on the first lookup, and every listed number was called."""
     configure(DO_NOT_CALL_TABLE="donotcal1")
 
     refused = stack.post("/api/calls", {"to": NY_NUMBER})
+    listing = dnc(stack, "PUT", "+12125550142")  # an opt-out flow: it would make the table, holding that alone
     ready = stack.get("/api/health/ready")
 
     assert (refused.status_code, refused.json()["code"]) == (500, "configuration_error"), refused.text
+    assert (listing.status_code, listing.json()["code"]) == (500, "configuration_error"), listing.text
     assert "'donotcal1'" in refused.json()["detail"] and "DO_NOT_CALL_TABLE" in refused.json()["detail"]
     assert ready.status_code == 503
     assert stack.creates() == []

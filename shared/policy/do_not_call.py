@@ -53,8 +53,8 @@ def _named_table_missing(name: str) -> Callable[[], Problem]:
         return Problem(
             "configuration_error",
             f"Setting DO_NOT_CALL_TABLE names the table {name!r}, which does not exist in AzureWebJobsStorage: no call "
-            "is placed without the do-not-call list. Correct the name, or create the table by listing a number "
-            "(PUT /api/do-not-call/{number}) or importing the list (scripts/import_do_not_call.py --create-table).",
+            "is placed and no number listed without the do-not-call list. Correct the name, or import the list into "
+            "it (scripts/import_do_not_call.py --create-table).",
         )
 
     return problem
@@ -90,18 +90,15 @@ class MemoryDoNotCallList:
 class TableDoNotCallList:
     """One entity per number in `DO_NOT_CALL_TABLE`, shared by every instance.
 
-    `named`: the table is one a setting names, not the default. Then a lookup never makes it: a table that does not
-    exist refuses every call (a mistyped name would otherwise be a new, empty list, and every listed number would be
-    called). Listing a number (the admin route, the import) makes it.
+    `named`: the table is one a setting names, not the default. Then the app never makes it, for a lookup or for a
+    listing: a table that does not exist refuses every call and every change (a mistyped name would otherwise be a
+    new list, empty or holding the one number listed since, and every number of the real list would be called).
+    The import makes it, when asked to (`--create-table`).
     """
 
     def __init__(self, table: TableClient, named: bool = False) -> None:
-        self._managed = ManagedTable(table, "The do-not-call list")
-        self._lookups = (
-            ManagedTable(table, "The do-not-call list", _named_table_missing(table.table_name))
-            if named
-            else self._managed
-        )
+        missing = _named_table_missing(table.table_name) if named else None
+        self._managed = ManagedTable(table, "The do-not-call list", missing)
         self._table = table
 
     @staticmethod
@@ -112,14 +109,15 @@ class TableDoNotCallList:
         return self._managed.call(operation)
 
     def _write(self, operation: Callable[[], Any]) -> Any:
-        """A change to the list, made in the table made again when it was deleted meanwhile (as its first one is)."""
+        """A change to the list, made in the table made again when it was deleted meanwhile (as its first one is; a
+        named table is only looked for again)."""
         return self._managed.call(operation, remake_if_gone=True)
 
     def get(self, number: str) -> Listing | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            entity = self._lookups.call(lambda: self._table.get_entity(_PARTITION, self._row(number)))
+            entity = self._call(lambda: self._table.get_entity(_PARTITION, self._row(number)))
         except ResourceNotFoundError:
             return None
         return Listing(entity["Number"], float(entity["AddedAt"]), entity.get("Reason"))
