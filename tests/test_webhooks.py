@@ -343,8 +343,13 @@ def test_cloudevents_batch_mode(stack: Stack) -> None:
         ({"specversion": "0.3", "id": "a", "source": "b", "data": CALL}, "application/cloudevents+json", {}),
         (CALL, "application/json", {"ce-specversion": "1.0"}),
         ([event_grid("not an object")], "application/json", {}),
+        (CALL, "application/json", {"ce-specversion": "1.0", "ce-id": "x" * 257, "ce-source": "/crm"}),
+        (CALL, "application/json", {"ce-specversion": "1.0", "ce-id": "order%ff", "ce-source": "/crm"}),
     ],
-    ids=["object", "empty", "no-id", "old-spec", "binary-no-id", "data-not-object"],
+    ids=[
+        *("object", "empty", "no-id", "old-spec", "binary-no-id", "data-not-object"),
+        *("binary-id-long", "binary-id-not-utf8"),
+    ],
 )
 def test_malformed_deliveries_are_4xx_and_dial_nothing(stack: Stack, body, content_type, headers) -> None:
     response = post_events(stack, body, content_type, **headers)

@@ -117,9 +117,12 @@ def _header_attribute(headers: Mapping[str, str], name: str) -> str | None:
     if not value:
         return None
     try:
-        return unquote(value, errors="strict")
+        decoded = unquote(value, errors="strict")
     except UnicodeDecodeError:
         raise Problem("validation_failed", f"{name} is not percent-encoded UTF-8.", field=name) from None
+    if len(decoded) > 256:  # as a structured event's (`_text_of`)
+        raise Problem("validation_failed", f"{name} is longer than 256 characters.", field=name)
+    return decoded
 
 
 def _each(items: list[Any], read: Callable[[Any], Event]) -> list[Event]:
