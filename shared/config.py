@@ -89,7 +89,6 @@ class Settings:
     read_timeout_seconds: float
     webhook_secret_name: str
     webhook_secret_name_set: bool  # WEBHOOK_SECRET_NAME given: the webhook route is meant to be in use
-    do_not_call_table_named: bool  # DO_NOT_CALL_TABLE names a table other than the default: it must exist
     webhook_secrets: tuple[str, ...] = field(repr=False)  # from settings: current, then previous during a rotation
     # Status callbacks' own signing secret (a value, or a Key Vault secret's name); neither: the webhook secret
     status_callback_secret: str | None = field(repr=False)
@@ -122,6 +121,11 @@ class Settings:
     status_poll_max_seconds: float
     status_watch_max_seconds: float
     status_callback_retry_seconds: float
+
+    @property
+    def do_not_call_table_named(self) -> bool:
+        """DO_NOT_CALL_TABLE names a table other than the default: it must exist (the app never makes it)."""
+        return self.do_not_call_table != DEFAULT_DO_NOT_CALL_TABLE
 
     @property
     def uses_genesys_caller_ids(self) -> bool:
@@ -546,8 +550,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allowed_countries=_countries(env),
         calling_hours=_calling_hours(env),
         do_not_call_table=_table_name(env, "DO_NOT_CALL_TABLE", DEFAULT_DO_NOT_CALL_TABLE),
-        do_not_call_table_named=(_text(env, "DO_NOT_CALL_TABLE") or DEFAULT_DO_NOT_CALL_TABLE)
-        != DEFAULT_DO_NOT_CALL_TABLE,
         calls_per_number_limit=_cap(env),
         calls_per_number_window_seconds=3600 * _hours(env, "CALLS_PER_NUMBER_WINDOW_HOURS", 24.0),
         status_callback_allowed_hosts=_hosts(env, "STATUS_CALLBACK_ALLOWED_HOSTS"),

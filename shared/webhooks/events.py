@@ -22,6 +22,7 @@ from shared.webhooks.signed import delivery_key
 
 BATCH_BUDGET_SECONDS = 20.0  # under Event Grid's 30 s wait for an answer
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
+MAX_ATTRIBUTE_LENGTH = 256  # an event's id and a CloudEvent's source, structured or binary
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _object(value: Any, what: str) -> dict[str, Any]:
 
 def _text_of(event: dict[str, Any], name: str, what: str) -> str:
     value = event.get(name)
-    if not isinstance(value, str) or not value or len(value) > 256:
+    if not isinstance(value, str) or not value or len(value) > MAX_ATTRIBUTE_LENGTH:
         raise Problem("validation_failed", f"The {what} has no usable '{name}'.", field=name)
     return value
 
@@ -120,8 +121,8 @@ def _header_attribute(headers: Mapping[str, str], name: str) -> str | None:
         decoded = unquote(value, errors="strict")
     except UnicodeDecodeError:
         raise Problem("validation_failed", f"{name} is not percent-encoded UTF-8.", field=name) from None
-    if len(decoded) > 256:  # as a structured event's (`_text_of`)
-        raise Problem("validation_failed", f"{name} is longer than 256 characters.", field=name)
+    if len(decoded) > MAX_ATTRIBUTE_LENGTH:
+        raise Problem("validation_failed", f"{name} is longer than {MAX_ATTRIBUTE_LENGTH} characters.", field=name)
     return decoded
 
 
