@@ -76,6 +76,13 @@ def backdate(store_key: str, seconds: float) -> None:
     assert store.replace(older) is not None
 
 
+def app_table(name: str) -> Any:
+    """A table of the storage the app is configured with (the test's own DO_NOT_CALL_TABLE, say)."""
+    storage = services().settings.storage
+    assert storage is not None, "no AzureWebJobsStorage configured"
+    return storage.table(name)
+
+
 def app_queue() -> Any:
     """The app's own request queue (asynchronous jobs), through the storage it is configured with."""
     storage = services().settings.storage

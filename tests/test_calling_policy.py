@@ -29,8 +29,7 @@ from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
 from shared.services import services
-from shared.storage import StorageAccount
-from tests.conftest import Stack, app_store, backdate, wait_for
+from tests.conftest import Stack, app_store, app_table, backdate, wait_for
 from tests.table_front import table_front, through_front
 from tests.test_async_mode import ASYNC, follow, queue_listener_away
 
@@ -222,7 +221,7 @@ def test_a_do_not_call_table_deleted_under_a_running_app_is_an_outage_never_an_e
     imported."""
     configure(DO_NOT_CALL_TABLE=None)
     assert dnc(stack, "PUT", NY_NUMBER).status_code == 200
-    StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table("donotcall").delete_table()
+    app_table("donotcall").delete_table()
 
     refused = stack.post("/api/calls", {"to": NY_NUMBER})
     listed_again = dnc(stack, "PUT", NY_NUMBER)
@@ -239,9 +238,7 @@ def test_a_named_do_not_call_table_deleted_under_a_running_app_is_never_made_aga
 ) -> None:
     """Made again by a listing, it held that number alone, and every other number of the list was called."""
     assert dnc(stack, "PUT", NY_NUMBER).status_code == 200
-    StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table(
-        os.environ["DO_NOT_CALL_TABLE"]
-    ).delete_table()
+    app_table(os.environ["DO_NOT_CALL_TABLE"]).delete_table()
 
     stack.post("/api/calls", {"to": NY_NUMBER})  # meets the table gone: an outage, then looked for again
     listing = dnc(stack, "PUT", "+12125550142")
@@ -268,7 +265,7 @@ def test_a_do_not_call_table_name_that_names_no_table_refuses_every_call(
     assert ready.status_code == 503
     assert stack.creates() == []
     with pytest.raises(ResourceNotFoundError):  # not made by the lookups
-        StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table("donotcal1").get_entity("a", "b")
+        app_table("donotcal1").get_entity("a", "b")
 
 
 def listing(stack: Stack, number: str) -> tuple[list[int], Callable[[], None]]:
@@ -546,7 +543,7 @@ def test_a_number_imported_again_keeps_the_date_it_was_listed(stack: Stack, tmp_
     """Importing over a list (the way to replace one) set every listing's date to the import's: the date a person
     asked not to be called was lost."""
     assert dnc(stack, "PUT", NY_NUMBER, json={"reason": "asked by phone"}).status_code == 200
-    table = StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table(os.environ["DO_NOT_CALL_TABLE"])
+    table = app_table(os.environ["DO_NOT_CALL_TABLE"])
     (entity,) = table.query_entities("Number eq @n", parameters={"n": NY_NUMBER})
     entity["AddedAt"] = 1_700_000_000.0  # listed in November 2023
     table.update_entity(entity)

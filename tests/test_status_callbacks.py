@@ -29,8 +29,7 @@ from shared.status_callbacks.bounded_post import ATTEMPT_SECONDS
 from shared.status_callbacks.delivery import PENDING, Poster, event_document
 from shared.status_callbacks.subscriptions import GONE_FOR_SECONDS, MAX_SUBSCRIPTIONS
 from shared.status_callbacks.watcher import FINISHED, MAX_REFUSED_READS, WatchSettings, record_key
-from shared.storage import StorageAccount
-from tests.conftest import Receiver, Stack, app_store, eventually
+from tests.conftest import Receiver, Stack, app_store, app_table, eventually
 from tests.loopback_relay import serving
 from tests.table_front import TableFront, table_front, through_front
 
@@ -599,7 +598,7 @@ def test_a_subscription_whose_url_answers_gone_for_a_day_is_removed(scripted: St
     subscribed = scripted.post("/api/subscriptions", {"notificationUrl": receiver.url})
     assert subscribed.status_code == 201, subscribed.text
     row = ("subscription", subscribed.json()["id"])
-    table = StorageAccount(connection_string=os.environ["AzureWebJobsStorage"]).table(os.environ["IDEMPOTENCY_TABLE"])
+    table = app_table(os.environ["IDEMPOTENCY_TABLE"])
 
     def ended_call_answered(status: int) -> None:
         receiver.answers.append(status)
