@@ -29,9 +29,20 @@ _FAILURE_WORDS = (
 OUTCOME_CODES = frozenset([code for _, code in _FAILURE_WORDS] + ["call_failed"])
 
 
+def _participants(conversation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The participants that are objects, as Genesys documents them; anything else in the list is skipped."""
+    participants = conversation.get("participants")
+    return [p for p in participants if isinstance(p, dict)] if isinstance(participants, list) else []
+
+
+def _text(participant: dict[str, Any], field: str) -> str | None:
+    """A field Genesys documents as a string; any other value is read as absent."""
+    value = participant.get(field)
+    return value if isinstance(value, str) and value else None
+
+
 def _customer(conversation: dict[str, Any]) -> dict[str, Any] | None:
-    participants = conversation.get("participants") or []
-    return next((p for p in participants if p.get("purpose") in _CUSTOMER_PURPOSES), None)
+    return next((p for p in _participants(conversation) if p.get("purpose") in _CUSTOMER_PURPOSES), None)
 
 
 def placed_for(conversation: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -39,7 +50,7 @@ def placed_for(conversation: dict[str, Any]) -> tuple[set[str], set[str]]:
     purpose `agent` (a queue's) or `user` (a user's own call)."""
     users: set[str] = set()
     queues: set[str] = set()
-    for participant in conversation.get("participants") or []:
+    for participant in _participants(conversation):
         if participant.get("purpose") not in _PLACING_PURPOSES:
             continue
         for found, field in ((users, "user"), (queues, "queue")):
@@ -60,9 +71,9 @@ def failure_code(error_info: dict[str, Any] | None, disconnect_type: str | None)
 def describe(conversation: dict[str, Any]) -> dict[str, Any]:
     """Our status document for one Genesys CallConversation."""
     customer = _customer(conversation) or {}
-    state = str(customer.get("state") or "").lower()
-    disconnect_type = customer.get("disconnectType")
-    error_info = customer.get("errorInfo") or None
+    state = (_text(customer, "state") or "").lower()
+    disconnect_type = _text(customer, "disconnectType")
+    error_info = customer.get("errorInfo") if isinstance(customer.get("errorInfo"), dict) else None
     if state in _ENDED:  # a call that was answered ended, however it was cut: a flow retrying "failed" rings again
         never_answered = not customer.get("connectedTime")
         status = "failed" if never_answered and (error_info or disconnect_type in _FAILED_DISCONNECTS) else "ended"
@@ -76,12 +87,12 @@ def describe(conversation: dict[str, Any]) -> dict[str, Any]:
     document: dict[str, Any] = {
         "conversationId": conversation.get("id"),
         "status": status,
-        "to": _number(customer.get("address") or customer.get("dnis")),
-        "from": _number(customer.get("ani")),
-        "genesysState": customer.get("state"),
+        "to": _number(_text(customer, "address") or _text(customer, "dnis")),
+        "from": _number(_text(customer, "ani")),
+        "genesysState": _text(customer, "state"),
         "disconnectType": disconnect_type,
-        "connectedTime": customer.get("connectedTime"),
-        "endTime": customer.get("endTime"),
+        "connectedTime": _text(customer, "connectedTime"),
+        "endTime": _text(customer, "endTime"),
     }
     if status == "failed":
         code = failure_code(error_info, disconnect_type)
@@ -91,13 +102,11 @@ def describe(conversation: dict[str, Any]) -> dict[str, Any]:
             "title": entry.title,
             "hint": entry.hint,
             "retryable": entry.retryable,
-            "upstream": {"code": (error_info or {}).get("code"), "message": (error_info or {}).get("message")},
+            "upstream": {"code": _text(error_info or {}, "code"), "message": _text(error_info or {}, "message")},
         }
     return document
 
 
-def _number(address: Any) -> str | None:
+def _number(address: str | None) -> str | None:
     """`tel:+12125550199` -> `+12125550199`."""
-    if not isinstance(address, str) or not address:
-        return None
-    return address.removeprefix("tel:").split(";")[0]
+    return address.removeprefix("tel:").split(";")[0] if address else None

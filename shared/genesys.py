@@ -61,6 +61,9 @@ MAX_RATE_LIMITED_RESENDS = 3
 CREATE_ANSWER_SECONDS = 5.0  # the most time a create must have left to be sent (see GenesysClient._answer_time)
 READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
+# A token lives 5 minutes to 48 hours (set per OAuth client); a lifetime outside that, or no number, is not believed
+DEFAULT_TOKEN_LIFETIME_SECONDS = 3600.0
+MAX_TOKEN_LIFETIME_SECONDS = 48 * 3600.0
 RENEWAL_RETRY_SECONDS = 5.0  # after a failed renewal, requests go on with the old token this long before the next try
 # A client secret Genesys refused (invalid_client) twice, around a re-read, is not sent again, nor Key Vault read again
 # for it, sooner: a wrong secret in the vault cost every request a vault read and two refused logins.
@@ -154,6 +157,17 @@ def _refusal(answer: _Answer, *, creating_call: bool) -> Problem:
     if answer.status == 429 and answer.retry_after is not None:
         problem.retry_after = answer.retry_after
     return problem
+
+
+def _token_lifetime(expires_in: Any) -> float:
+    """The token's lifetime in seconds as its answer gives it, within what Genesys can issue; the default where it
+    gives none that can be true (a word, a negative or an endless number)."""
+    believable = isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool)
+    return (
+        float(expires_in)
+        if believable and 0 < expires_in <= MAX_TOKEN_LIFETIME_SECONDS
+        else DEFAULT_TOKEN_LIFETIME_SECONDS
+    )
 
 
 def _backoff(attempt: int) -> float:
@@ -316,10 +330,10 @@ class GenesysClient:
             secret = self._client_secret(True)  # the same value too: Genesys may have refused it for a moment
             answer = self._token_request(secret, deadline)
         body = answer.body if isinstance(answer.body, dict) else {}
-        if answer.status == 200 and body.get("access_token"):
+        if answer.status == 200 and isinstance(body.get("access_token"), str) and body["access_token"]:
             self._refused_secret = None
-            token_type = str(body.get("token_type") or "bearer")
-            return f"{token_type} {body['access_token']}", float(body.get("expires_in") or 3600)
+            token_type = body.get("token_type") if isinstance(body.get("token_type"), str) else None
+            return f"{token_type or 'bearer'} {body['access_token']}", _token_lifetime(body.get("expires_in"))
         if _is_invalid_client(answer):
             self._refused_secret = _RefusedSecret(secret, answer, self._clock() + REFUSED_SECRET_SECONDS)
         raise _refusal(answer, creating_call=False)
@@ -362,11 +376,12 @@ class GenesysClient:
             if answer.status != 401 or refreshed:
                 break
             token = self.token(deadline, stale=token)
-        if not 200 <= answer.status < 300 or answer.body is None:  # a redirect is no answer either
+        # Every answer of the API is a JSON object; a redirect is no answer either
+        if not 200 <= answer.status < 300 or not isinstance(answer.body, dict):
             if 200 <= answer.status < 300:
                 raise Problem(
                     "genesys_unavailable",
-                    f"Genesys Cloud answered {answer.status} without a JSON body.",
+                    f"Genesys Cloud answered {answer.status} without a JSON object.",
                     outcome_unknown=creating_call,
                 )
             raise _refusal(answer, creating_call=creating_call)

@@ -529,3 +529,45 @@ def test_connection_refused_is_unavailable_and_nothing_created(stack: Stack, con
     assert response.status_code == 503
     assert response.json()["code"] == "genesys_unavailable"
     assert stack.creates() == []
+
+
+@pytest.mark.parametrize(
+    ("token_answer", "status", "calls"),
+    [
+        # a token with a lifetime that is no number: used (Genesys refuses this one, and a new one is asked for)
+        ({"access_token": "not-a-token", "expires_in": "soon"}, 201, 1),
+        ({"access_token": 12345, "expires_in": 3600}, 503, 0),  # no token at all: Genesys's failure, for now
+    ],
+    ids=["lifetime-a-word", "token-a-number"],
+)
+def test_a_token_answer_genesys_does_not_document_is_no_500(
+    stack: Stack, configure, token_answer: dict, status: int, calls: int
+) -> None:
+    """A token answer whose lifetime was no number made every call a 500."""
+    configure()  # a restart: no token cached
+    stack.genesys.inject("token", Fault(status=200, json_body=token_answer))
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == status, response.text
+    assert len(stack.genesys.org.conversations) == calls
+
+
+def test_a_conversation_genesys_does_not_document_is_no_500(stack: Stack) -> None:
+    """A status read of an answer in another shape (a list, a participant that is no object, an errorInfo that is
+    text) was a 500: a body that is no conversation is Genesys's failure, the rest is read as far as it goes."""
+    response = stack.post("/api/calls", CALL)
+    assert response.status_code == 201, response.text
+    conversation_id = response.json()["conversationId"]
+    stack.genesys.set_call_state(conversation_id, "disconnected", error_info="tel:+12125550199 unreachable")
+    text_error_info = stack.get(f"/api/calls/{conversation_id}")
+    stack.genesys.inject("get_call", Fault(status=200, raw_body=b'["not", "a", "conversation"]'))
+    a_list = stack.get(f"/api/calls/{conversation_id}")
+    odd_participants = {"id": conversation_id, "participants": ["agent", None, {"purpose": "customer", "state": 7}]}
+    stack.genesys.inject("get_call", Fault(status=200, json_body=odd_participants))
+    no_agent = stack.get(f"/api/calls/{conversation_id}")
+
+    assert text_error_info.status_code == 200, text_error_info.text
+    assert text_error_info.json()["status"] == "ended"  # an error it cannot read is no failure it can name
+    assert (a_list.status_code, a_list.json()["code"]) == (503, "genesys_unavailable"), a_list.text
+    assert (no_agent.status_code, no_agent.json()["code"]) == (403, "user_not_allowed"), no_agent.text

@@ -302,6 +302,24 @@ def test_a_vault_whose_challenge_names_another_host_is_a_configuration_error_in_
     assert stack.creates() == []
 
 
+@pytest.mark.parametrize("platform", ["WEBSITE_INSTANCE_ID", "WEBSITE_SKU"])
+def test_where_app_service_runs_the_app_the_vault_challenge_is_verified_whatever_the_setting_says(
+    stack: Stack, configure, platform: str
+) -> None:
+    """An emulator setting left on in Azure: unverified, a vault URL's host could name another resource in its
+    challenge (Azure Resource Manager) and be sent the managed identity's token for it."""
+    configure(KEY_VAULT_VERIFY_CHALLENGE_RESOURCE="false", **{platform: "a1b2c3"})
+
+    response = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert response.status_code == 503, response.text
+    vault = checks(response)["key_vault"]
+    assert (vault["status"], vault["code"]) == ("failed", "configuration_error")
+    assert call.json()["code"] == "configuration_error"
+    assert stack.creates() == []
+
+
 def test_what_a_failed_vault_blocks_is_not_checked_again(stack: Stack) -> None:
     """Each check that needs the vault waited out its timeouts again: with a hanging vault the probe took 90 s."""
     stack.vault.inject(*[VaultFault(status=503)] * 30)
