@@ -15,7 +15,13 @@ from shared.phone import PhoneNumber
 from shared.policy import RECHECK_AFTER_SECONDS, CallPolicy
 from shared.policy.calling_hours import CallingHours, next_allowed, parse_window, time_zones
 from shared.policy.do_not_call import MemoryDoNotCallList
-from shared.policy.missed_time_zones import MOBILES_RING_ANYWHERE_IN, RINGS_IN, zones_libphonenumber_misses
+from shared.policy.missed_time_zones import (
+    MOBILES_RING_ANYWHERE_IN,
+    NANP_OVERLAYS,
+    RINGS_IN,
+    zones_libphonenumber_misses,
+    zones_of_north_american_area,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 NY_NUMBER = "+12125550199"
@@ -207,6 +213,19 @@ RINGING_ELSEWHERE = [
     ("+6281234567890", "ID", "Asia/Makassar", datetime(2026, 7, 15, 21, 30)),
     ("+56961234567", "CL", "Pacific/Easter", datetime(2026, 7, 15, 6, 30)),  # a mobile: anywhere in Chile
     ("+67571234567", "PG", "Pacific/Bougainville", datetime(2026, 7, 15, 21, 30)),
+    # North American area codes that span clocks: any zone of the code, and of the codes an overlay overlays
+    (
+        "+18679751234",
+        "CA",
+        "America/Toronto",
+        datetime(2026, 7, 15, 23, 30),
+    ),  # Iqaluit's clock; unplaced: Fort Nelson's
+    ("+18506811234", "US", "America/New_York", datetime(2026, 7, 15, 21, 30)),  # Tallahassee, filed under Chicago
+    ("+14742001234", "CA", "America/Regina", datetime(2026, 7, 15, 7, 10)),  # Saskatchewan's overlay: Winnipeg
+    ("+14482001234", "US", "America/Chicago", datetime(2026, 7, 15, 7, 10)),  # Pensacola's overlay: New York
+    ("+14582001234", "US", "America/Denver", datetime(2026, 7, 15, 21, 30)),  # Ontario, on Oregon's overlay
+    ("+17782001234", "CA", "America/Edmonton", datetime(2026, 1, 15, 21, 30)),  # Cranbrook, British Columbia's
+    ("+14322831234", "US", "America/Denver", datetime(2026, 7, 15, 7, 10)),  # Van Horn
 ]
 
 
@@ -268,6 +287,21 @@ def test_every_mobile_range_listed_is_still_given_one_zone_by_libphonenumber(pre
     assert len(phonenumbers_timezone.time_zones_for_number(number)) == 1
     assert set(time_zones(e164, region)) == set(MOBILES_RING_ANYWHERE_IN[prefix])
     assert len({_hours(zone) for zone in MOBILES_RING_ANYWHERE_IN[prefix]}) > 1  # of other hours, or not needed
+
+
+@pytest.mark.parametrize("overlay", sorted(NANP_OVERLAYS))
+def test_every_overlay_listed_is_still_given_fewer_hours_by_libphonenumber_than_the_codes_it_overlays(
+    overlay: str,
+) -> None:
+    """When libphonenumber gives an overlay every clock of the codes it overlays, its entry can go."""
+    number = _a_valid_number("1" + overlay)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    overlaid = {zone for code in NANP_OVERLAYS[overlay] for zone in zones_of_north_american_area(f"+1{code}2345678")}
+
+    given = {_hours(zone) for zone in phonenumbers_timezone.time_zones_for_number(number)}
+
+    assert {_hours(zone) for zone in overlaid} - given
+    assert overlaid <= set(time_zones(e164, phonenumbers.region_code_for_number(number)))
 
 
 def test_a_callback_scheduled_a_moment_ago_is_checked_at_now_when_genesys_runs_it() -> None:

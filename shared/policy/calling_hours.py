@@ -22,7 +22,7 @@ from phonenumbers import timezone as number_time_zones
 from phonenumbers.tzdata import TIMEZONE_DATA  # libphonenumber's zones by prefix; a calling code's own: its list
 
 from shared.errors import Problem
-from shared.policy.missed_time_zones import zones_libphonenumber_misses
+from shared.policy.missed_time_zones import zones_libphonenumber_misses, zones_of_north_american_area
 
 OFF = "off"
 _WINDOW = re.compile(r"^(?P<start>\d{2}):(?P<start_m>\d{2})-(?P<end>\d{2}):(?P<end_m>\d{2})$")
@@ -97,9 +97,13 @@ def _offsets(name: str) -> tuple[timedelta, timedelta]:
 
 def time_zones(e164: str, region: str | None) -> tuple[str, ...]:
     """libphonenumber's candidate zones for a number, mended where they miss where it rings; empty when it
-    knows none. An area it files under a zone of other hours also gets its own (`missed_time_zones`)."""
+    knows none. An area it files under a zone of other hours also gets its own, and a North American number every
+    zone of its area code (`missed_time_zones`)."""
     zones = _libphonenumber_zones(e164, region)
-    return (*zones, *(zone for zone in zones_libphonenumber_misses(e164) if zone not in zones)) if zones else zones
+    if not zones:
+        return zones
+    missed = (*zones_libphonenumber_misses(e164), *sorted(zones_of_north_american_area(e164)))
+    return (*zones, *(zone for zone in dict.fromkeys(missed) if zone not in zones))
 
 
 def _libphonenumber_zones(e164: str, region: str | None) -> tuple[str, ...]:

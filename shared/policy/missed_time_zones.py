@@ -9,10 +9,15 @@ zone of a number, so an added zone can only narrow when it is called, never wide
 libphonenumber's geocoder (the place of each prefix) with its zone; five exchanges it names only by their province
 or territory (250-261, 263, 719 and 784, 867-334) are given their neighbours' zone, which at worst narrows
 their window. `tests/test_calling_hours_unit.py` checks, for every prefix, that libphonenumber still gives it
-other hours, so an entry it has since fixed is noticed.
+other hours, so an entry it has since fixed is noticed. A North American number also gets every zone of its area
+code (`zones_of_north_american_area`): libphonenumber places those by exchange, and not all of them.
 """
 
 from __future__ import annotations
+
+from functools import cache
+
+from phonenumbers.tzdata import TIMEZONE_DATA  # libphonenumber's zones by prefix
 
 # E.164 digits (country code first) -> the tz database zone where numbers starting with them ring
 RINGS_IN: dict[str, str] = {
@@ -34,6 +39,7 @@ RINGS_IN: dict[str, str] = {
     "1250428": "America/Creston",
     "1306825": "America/Edmonton",  # Lloydminster keeps Alberta's time on the Saskatchewan side too
     "1807597": "America/Atikokan",  # Eastern Standard Time all year
+    "1432283": "America/Denver",  # Van Horn, Texas (libphonenumber: Chicago), which may keep Mountain time
     # Russia: Saratov oblast, UTC+4 since 2016 (libphonenumber: Moscow)
     "7845": "Europe/Saratov",
     # Chile: Magallanes (61) and Aysen (67), UTC-3 all year (libphonenumber: Santiago, UTC-4 in winter)
@@ -53,7 +59,22 @@ MOBILES_RING_ANYWHERE_IN: dict[str, tuple[str, ...]] = {
     "569": ("America/Santiago", "America/Punta_Arenas", "Pacific/Easter"),  # Chile, 9 xxxx xxxx
     "6757": ("Pacific/Port_Moresby", "Pacific/Bougainville"),  # Papua New Guinea, 7xxx xxxx
 }
+# North American overlays of area codes that span several clocks, by the codes they overlay: libphonenumber gives an
+# overlay one zone (Saskatchewan's 474 Winnipeg's, which keeps summer time), though its numbers ring anywhere the
+# codes it overlays cover.
+NANP_OVERLAYS: dict[str, tuple[str, ...]] = {
+    **{overlay: ("250", "604") for overlay in ("236", "257", "672", "778")},  # British Columbia
+    "364": ("270",),  # western Kentucky
+    "367": ("418",),  # eastern Quebec
+    "448": ("850",),  # Florida panhandle
+    "458": ("541",),  # Oregon
+    "474": ("306",),  # Saskatchewan
+    "581": ("418",),
+    "639": ("306",),
+    "930": ("812",),  # southern Indiana
+}
 _LONGEST_PREFIX = max(map(len, [*RINGS_IN, *MOBILES_RING_ANYWHERE_IN]))
+_UNKNOWN_ZONE = "Etc/Unknown"
 
 
 def zones_libphonenumber_misses(e164: str) -> tuple[str, ...]:
@@ -68,3 +89,28 @@ def zones_libphonenumber_misses(e164: str) -> tuple[str, ...]:
         if zones is not None:
             return zones
     return ()
+
+
+def zones_of_north_american_area(e164: str) -> frozenset[str]:
+    """Every zone of a North American number's area code (and of the codes an overlay overlays): libphonenumber's
+    for any prefix of it, and ours above; empty for other numbers.
+
+    libphonenumber places North American numbers by exchange, and gives an exchange it cannot place its area
+    code's main zone: an unplaced number of Nunavut rang on Fort Nelson's clock, three hours behind Iqaluit's, and
+    one of Tallahassee, misplaced, on Chicago's. A number of an area code that spans clocks may ring on any of
+    them, so it is called only while the window is open in all of them.
+    """
+    if not e164.startswith("+1") or len(e164) < 5:
+        return frozenset()
+    area = e164[2:5]
+    by_area = _zones_by_north_american_area()
+    return frozenset().union(*(by_area.get(code, frozenset()) for code in (area, *NANP_OVERLAYS.get(area, ()))))
+
+
+@cache
+def _zones_by_north_american_area() -> dict[str, frozenset[str]]:
+    by_area: dict[str, set[str]] = {}
+    for prefix, zones in [*TIMEZONE_DATA.items(), *((prefix, (zone,)) for prefix, zone in RINGS_IN.items())]:
+        if prefix.startswith("1") and len(prefix) >= 4:
+            by_area.setdefault(prefix[1:4], set()).update(zone for zone in zones if zone != _UNKNOWN_ZONE)
+    return {area: frozenset(zones) for area, zones in by_area.items()}
