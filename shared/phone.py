@@ -39,14 +39,18 @@ _LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
 # Brazil's '(0xx11) ...' at the start of a number: a carrier code goes there (masked digits elsewhere are refused)
 _CARRIER_PLACEHOLDER = re.compile(r"^([\s(]*0)xx(?=\s*\d)", re.IGNORECASE)
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
+# ... or a second number's own last digits after a slash ('0171 1234567 / 8'), which libphonenumber joins on
+_ALTERNATIVE_ENDING = re.compile(r"\d\s*/\s*\d{1,3}\W*$")
 # Digits in brackets after the number ('0171 1234567 (1)', a note): only a leading group can be part of a number
 # ('(030) ...', '+49 (0) 30 ...'), and where lengths vary libphonenumber joins a trailing one into a longer number
 _TRAILING_BRACKETED_DIGITS = re.compile(r"\d[^\d(\[]*[(\[][^)\]]*\d[^)\]]*[)\]]\W*$")  # '(24h)' too
 _FIRST_DIGITS = re.compile(r"\d+")
 _PLUS_SIGNS = ("+", "\uff0b")  # libphonenumber's: a full-width plus is a plus
 _MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
-# A spreadsheet's number cell as text: digits, then decimals ('4930123456.0'), which libphonenumber reads as digits
-_DECIMAL = re.compile(r"^\s*'?\+?\d{5,}\.\d{1,2}\s*$")
+# A spreadsheet's number cell as text: digits, then decimals ('4930123456.0', '030 123456.0', in a CSV's quotes),
+# which libphonenumber reads as digits: the text's only dot, after five digits and before its last one to three.
+# Dots that group a number are several ('01.23.45.67.89') or come after fewer digits ('212.555.0199').
+_DECIMAL = re.compile(r"^[^.]*\d{5}\.\d{1,3}\W*$")
 _SPACE = re.compile(r"\s")  # every Unicode space (U+202F, U+2009 in French formatting) reads as a plain one
 # libphonenumber's region for a number of no country: "ZZ" unknown, "001" a non-geographic network (+800, +882)
 NO_COUNTRY = ("ZZ", "001")
@@ -134,7 +138,8 @@ def _parse(text: str, region: str) -> _Reading:
       is Sydney with a zero doubled, not the Faroe Islands). Few national numbers start `00` (JP and KR toll-free
       ones), and those are valid as written, so never read again.
     - A reading that the same digits contradict carries the other number (`other`), and is refused: `00` read as
-      Europe dials it against a longer prefix other countries dial that the text sets apart (`009 1 ...`),
+      Europe dials it against a longer prefix other countries dial that the text sets apart (`009 1 ...`), or
+      against a national number starting `00` (`0066 81 234 5678` in JP: a toll-free number, or a Thai mobile),
       and digits starting with the region's country code that are a mobile only with a `+`.
 
     libphonenumber's `number_type` is its validity check already, so each reading is classified once (it is
@@ -241,16 +246,19 @@ def _read_after_a_longer_prefix(text: str, digits: str, abroad: phonenumbers.Pho
 def _read_after_plain_00(text: str, digits: str, reading: phonenumbers.PhoneNumber, region: str) -> str | None:
     """Another number the digits make after `00`, Europe's international prefix, when the region's own is `00` and
     a digit more, which libphonenumber dialed: `0044 121 234 5678` is Birmingham as Europe writes it, and
-    Lausanne dialed after Singapore's `004`; `0081 90 ...` a Japanese mobile, or Memphis after Korea's `008`."""
+    Lausanne dialed after Singapore's `004`; `0081 90 ...` a Japanese mobile, or Memphis after Korea's `008`.
+    Likewise when the region's own prefix is no `00` at all and the digits are a national number starting `00`
+    (Japan's and Korea's toll-free numbers): `0066 81 234 5678` in JP is a toll-free number or a Thai mobile."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     if not digits.startswith("00") or metadata is None or not metadata.international_prefix:
         return None
     own = re.match(metadata.international_prefix, digits)
-    if own is None or len(own.group()) <= len("00"):
-        return None
-    groups = _FIRST_DIGITS.findall(_plain(text))
-    if groups[:2] == [own.group(), str(reading.country_code)]:
-        return None  # the region's own prefix set apart, then the country code: `009 1 212 555 0199` in Nigeria
+    if own is not None:  # else a national number that starts `00`: Japan's toll-free `0066`, or Thailand after `00`
+        if len(own.group()) <= len("00"):
+            return None
+        groups = _FIRST_DIGITS.findall(_plain(text))
+        if groups[:2] == [own.group(), str(reading.country_code)]:
+            return None  # the region's own prefix set apart, then the country code: `009 1 212 555 0199` in Nigeria
     try:
         other = phonenumbers.parse(text, "DE")  # Germany dials 00 alone
     except NumberParseException:
@@ -288,6 +296,7 @@ def _joins_numbers(plain_number: str, vanity: bool) -> bool:
     number_part = _CARRIER_PLACEHOLDER.sub(r"\1", plain_number)
     return bool(
         _SECOND_PREFIX.search(number_part)
+        or _ALTERNATIVE_ENDING.search(number_part)
         or _TRAILING_BRACKETED_DIGITS.search(number_part)
         or (not vanity and _LETTER_BETWEEN_DIGITS.search(number_part))
     )

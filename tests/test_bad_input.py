@@ -317,6 +317,9 @@ def written_in(zero: str, text: str) -> str:
         # more: dialed after 004 in Singapore it rang Lausanne, not Birmingham; after 008 in Korea, Memphis
         ("0044 121 234 5678", "SG", "+41212345678", "+441212345678"),
         ("0081 90-1234-5678", "KR", "+19012345678", "+819012345678"),
+        # ... or where national numbers start 00 (Japan's toll-free 0066 and 0037): a Thai or an Estonian mobile
+        ("0066 81 234 5678", "JP", "+810066812345678", "+66812345678"),
+        ("00372 5123 4567", "JP", "+810037251234567", "+37251234567"),
     ],
 )
 def test_a_text_that_reads_as_two_valid_numbers_is_refused_not_guessed(
@@ -362,7 +365,16 @@ def test_a_north_american_number_written_in_mexico_is_not_read_as_a_mexican_one(
 
 @pytest.mark.parametrize(
     ("to", "region"),
-    [("+4930123456.0", "DE"), ("0612345678.0", "IT"), ("'4930123456.0", "DE"), ("\uff0b4930123456.0", "DE")],
+    [
+        ("+4930123456.0", "DE"),
+        ("0612345678.0", "IT"),
+        ("'4930123456.0", "DE"),
+        ("\uff0b4930123456.0", "DE"),
+        ('"4930123456.0"', "DE"),  # a CSV cell's quotes kept: rang +49 30 1234560
+        ("+49 30 123456.0", "DE"),  # the number grouped, then its decimal
+        ("030 123456.0", "DE"),
+        ("4930123456.000", "DE"),  # rang +49 30 123456000
+    ],
 )
 def test_a_spreadsheets_decimal_number_is_refused_not_dialed_with_its_decimals(
     stack: Stack, to: str, region: str
@@ -413,6 +425,8 @@ def test_an_international_prefix_is_read_in_any_script_of_digits(stack: Stack, z
         ("0171 1234567 (1)", "DE"),  # a note after the number: rang +49 171 12345671, valid where lengths vary
         ("030 123456 [2]", "DE"),
         ("030 1234567 (24h)", "DE"),  # rang +49 30 123456724: the letter dropped, the digits joined
+        ("0171 1234567 / 8", "DE"),  # a second number's own last digit: rang +49 171 12345678
+        ("01 234567 / 89", "AT"),  # rang +43 1 23456789
     ],
 )
 def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, to: str, region: str) -> None:
