@@ -34,8 +34,10 @@ class RefreshingValue(Generic[T]):
 
     Requests keep using the previous value while one refresh runs, so a slow Genesys never stalls them. The
     requests that waited behind a first load that failed get its failure at once, rather than each trying again,
-    one after another, for up to a deadline each; a request that comes after it tries again. Of two loads that
-    overlap, the one started last is kept.
+    one after another, for up to a deadline each; so do those that come within RETRY_AFTER_FAILED_REFRESH_SECONDS
+    (or the ttl) after it, and a request after that tries again: a role without the DID pools' permission had
+    every call and every readiness probe page through the whole DID list again. Of two loads that overlap, the one
+    started last is kept.
     """
 
     def __init__(self, load: Callable[[], T], ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -45,7 +47,7 @@ class RefreshingValue(Generic[T]):
         self._value: T | None = None
         self._loaded_at: float | None = None  # None until the first load: the value itself may be None
         self._started_at = float("-inf")  # when the load of the value kept was started
-        self._first_load = FailureForWaiters(clock)
+        self._first_load = FailureForWaiters(clock, hold_seconds=min(ttl, RETRY_AFTER_FAILED_REFRESH_SECONDS))
         self._lock = threading.Lock()  # held by a first load, and briefly to decide on a reload
         self._storing = threading.Lock()
         self._refreshing = False

@@ -136,6 +136,9 @@ def _without_credentials(body: Any, authorization: str) -> Any:
     if scheme.lower() == "basic":
         with contextlib.suppress(ValueError):  # binascii.Error and UnicodeDecodeError are ValueErrors
             withheld.add(base64.b64decode(credential, validate=True).decode().partition(":")[2])
+    # ... and as JSON writes them (an echo written as an object, or quoted in a message): quotes and backslashes
+    # escaped, other characters as they are or as \u escapes
+    withheld |= {json.dumps(value, ensure_ascii=ascii)[1:-1] for value in withheld for ascii in (True, False)}
     cleaned = dict(body)
     for name in _FREE_TEXT:
         if body.get(name) is None:

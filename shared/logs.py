@@ -17,7 +17,7 @@ _fields: ContextVar[dict[str, str]] = ContextVar("log_fields", default={})  # no
 
 def _printable(value: str) -> str:
     """Caller-supplied values must not forge log lines."""
-    return "".join(c if c.isprintable() else "?" for c in value)
+    return value if value.isprintable() else "".join(c if c.isprintable() else "?" for c in value)
 
 
 @contextlib.contextmanager
@@ -35,6 +35,8 @@ class _WithFields(logging.LoggerAdapter):
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if not self.isEnabledFor(level):
             return
+        # A text argument may come from a caller (a route value arrives percent-decoded, line breaks and all)
+        args = tuple(_printable(arg) if isinstance(arg, str) else arg for arg in args)
         fields = _fields.get()
         if fields:
             suffix = " | " + " ".join(f"{name}={value}" for name, value in fields.items())

@@ -111,12 +111,16 @@ def region_of(e164: str) -> str | None:
     return None if region is None or region in NO_COUNTRY else region
 
 
+MASK_SHOWN_DIGITS = 7  # a country code and an area: `+1212555****`
+
+
 def mask(text: str) -> str:
-    """Hide the last four digits (`+1212555****`), for logs; short inputs are hidden whole."""
+    """Hide the last four digits (`+1212555****`), for logs; short inputs are hidden whole. At most the first
+    MASK_SHOWN_DIGITS are shown: a text that was not read as one number (an extension, two numbers) holds more."""
     digits = _DIGITS.findall(text)
     if len(digits) <= 4:
         return "*" * len(digits)
-    head = "".join(digits[:-4])
+    head = "".join(digits[: min(len(digits) - 4, MASK_SHOWN_DIGITS)])
     return ("+" if text.strip().startswith("+") else "") + head + "****"
 
 

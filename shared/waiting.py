@@ -3,7 +3,7 @@
 Some work is done once, under a lock, for every request that needs it: a cache's first load, a Genesys token, a
 table's creation. When it fails, the requests that waited on the lock meanwhile would each try again in turn,
 for up to their own time (a cold start in an outage: the sixteenth request minutes on). They get a copy of that
-failure at once instead; a request that asks after it tries again.
+failure at once instead; a request that asks after it tries again, or after a hold.
 """
 
 from __future__ import annotations
@@ -23,14 +23,20 @@ class FailureForWaiters:
 
     `handed_on` chooses the failures handed on: a token fetch's timeout within the fetching request's own short
     time is not the waiters'. Each gets a copy of its own: a caller may add to it (a hint), and none keeps another
-    request's frames alive.
+    request's frames alive. With `hold_seconds`, requests that ask that long after the failure get it too: work
+    that fails for good (a permission the role lacks) is not done again by every request.
     """
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, handed_on: Callable[[Problem], bool] = lambda _: True
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        handed_on: Callable[[Problem], bool] = lambda _: True,
+        *,
+        hold_seconds: float = 0.0,
     ) -> None:
         self._clock = clock
         self._handed_on = handed_on
+        self._hold_seconds = hold_seconds
         self._failed: tuple[float, Problem] | None = None
 
     def asked(self) -> float:
@@ -40,7 +46,7 @@ class FailureForWaiters:
     def attempt(self, asked_at: float, work: Callable[[], T]) -> T:
         """`work`, under the caller's lock; raises the failure that ended since `asked_at` instead, if one did."""
         failed = self._failed
-        if failed is not None and failed[0] >= asked_at:
+        if failed is not None and (failed[0] >= asked_at or self._clock() - failed[0] < self._hold_seconds):
             raise replace(failed[1])
         try:
             done = work()

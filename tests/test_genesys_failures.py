@@ -4,6 +4,7 @@ unless Genesys provably did not act."""
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -571,3 +572,22 @@ def test_a_conversation_genesys_does_not_document_is_no_500(stack: Stack) -> Non
     assert text_error_info.json()["status"] == "ended"  # an error it cannot read is no failure it can name
     assert (a_list.status_code, a_list.json()["code"]) == (503, "genesys_unavailable"), a_list.text
     assert (no_agent.status_code, no_agent.json()["code"]) == (403, "user_not_allowed"), no_agent.text
+
+
+def test_a_client_secret_an_answer_echoes_in_an_object_is_withheld_however_json_escapes_it(
+    stack: Stack, configure
+) -> None:
+    """An echo written as an object was serialized with its non-ASCII characters and quotes escaped, so the secret
+    no longer matched and went into the problem: `emulator-cl\\u00efent-secret`."""
+    secret = 'cl\u00efent-"secret"\\x'
+    configure(KEY_VAULT_URL=None, GENESYS_CLIENT_SECRET=secret)
+    echo = {"error": "invalid_request", "error_description": {"received": {"client_secret": secret}}}
+    stack.genesys.inject("token", *[Fault(status=400, json_body=echo)] * 2)
+
+    response = stack.post("/api/calls", CALL)
+
+    assert response.status_code == 502, response.text
+    shown = json.dumps(response.json(), ensure_ascii=False)
+    for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]):
+        assert form not in response.text and form not in shown
+    assert "[withheld]" in shown

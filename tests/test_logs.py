@@ -56,3 +56,35 @@ def test_the_app_keeps_the_azure_sdk_at_warning() -> None:
     )
 
     assert int(level.stdout.strip()) == logging.WARNING
+
+
+def test_a_value_from_the_request_cannot_forge_a_log_line(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """A route value arrives percent-decoded: a subscription id holding a line break wrote a second, forged line."""
+    caplog.set_level(logging.INFO, logger="shared")
+
+    response = stack.session.delete(
+        stack.host.base_url + "/api/subscriptions/x%0AERROR%20shared.calls:%20forged%0D", timeout=30
+    )
+
+    assert response.status_code == 200, response.text
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("shared")]
+    assert any("was not there" in line for line in ours)
+    assert not [line for line in ours if "\n" in line or "\r" in line]
+
+
+def test_a_number_that_could_not_be_read_is_masked_as_much_as_one_that_could(
+    stack: Stack, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mask hid the last four digits of the whole text: a queue's caller ID with an extension, refused for it,
+    was logged with every digit of the number."""
+    from emulators.genesys import DEMO_QUEUE_ID
+
+    caplog.set_level(logging.INFO, logger="shared")
+    monkeypatch.setattr(stack.genesys.org.queues[DEMO_QUEUE_ID], "calling_party_number", "+1 317 555 0105 ext 4321")
+
+    response = stack.post("/api/calls/validate", {"to": "+12125550199", "queueId": DEMO_QUEUE_ID})
+
+    assert response.status_code == 200, response.text
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("shared")]
+    assert any("outbound caller ID +1317555****" in line for line in ours), "\n".join(ours)
+    assert not [line for line in ours if "13175550105" in line]

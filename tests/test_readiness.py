@@ -320,6 +320,23 @@ def test_where_app_service_runs_the_app_the_vault_challenge_is_verified_whatever
     assert stack.creates() == []
 
 
+def test_a_failed_first_load_from_genesys_is_not_asked_again_by_every_probe(stack: Stack, configure) -> None:
+    """A role without the DID pools' permission failed the caller-ID check, and every probe and every call paged
+    through the whole DID list again, on the rate limit the calls share. The failure is held a while instead."""
+    configure()  # a restart: nothing loaded
+    stack.genesys.inject("didpools", *[Fault(status=403, code="missing.any.permissions")] * 10)
+
+    probes = [stack.get("/api/health/ready") for _ in range(3)]
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    for probe in probes:
+        assert probe.status_code == 503, probe.text
+        assert checks(probe)["caller_ids"]["code"] == "genesys_permission_denied"
+    assert call.json()["code"] == "genesys_permission_denied"
+    assert len(stack.genesys.requests("didpools")) == 1
+    assert stack.creates() == []
+
+
 def test_what_a_failed_vault_blocks_is_not_checked_again(stack: Stack) -> None:
     """Each check that needs the vault waited out its timeouts again: with a hanging vault the probe took 90 s."""
     stack.vault.inject(*[VaultFault(status=503)] * 30)
