@@ -151,12 +151,17 @@ def _mode(body: dict[str, Any]) -> str:
     if mode == "callback":
         if not _genesys_id(body, "queueId"):  # parsed as the request reads it: blank is absent
             raise _invalid("queueId", "A callback needs the 'queueId' of the queue whose agents will call back.")
-        given = [field for field in _CALL_ONLY_FIELDS if body.get(field) is not None]
+        given = [field for field in _CALL_ONLY_FIELDS if _given(body.get(field))]
         if given:
             raise _invalid(given[0], f"'{given[0]}' does not apply to callbacks.")
-    elif body.get("scheduledTime") is not None:
+    elif _given(body.get("scheduledTime")):
         raise _invalid("scheduledTime", '\'scheduledTime\' applies only to "mode": "callback".')
     return mode
+
+
+def _given(value: Any) -> bool:
+    """Whether a field was given a value: null and blank text are absent, as a flow's empty column sends them."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def _is_allowed(genesys_id: str, allowed: frozenset[str] | None) -> bool:

@@ -196,3 +196,22 @@ def test_invalid_callback_requests(stack: Stack, body: dict, field: str) -> None
         assert answer.status_code == 400, answer.text
         assert answer.json()["field"] == field
     assert stack.genesys.requests("callback") == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"to": "+12125550199", "scheduledTime": ""},
+        {"to": "+12125550199", "scheduledTime": "  "},
+        {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "userId": "", "uuiData": " "},
+        {"to": "+12125550199", "statusCallbackUrl": ""},
+        {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "statusCallbackUrl": " "},
+    ],
+    ids=["call-blank-time", "call-spaces-time", "callback-blank-call-fields", "call-blank-url", "callback-blank-url"],
+)
+def test_a_blank_field_that_does_not_apply_is_absent_as_every_blank_field_is(stack: Stack, body: dict) -> None:
+    """A flow whose column is empty sends "": blank is absent everywhere else, but a call refused a blank
+    `scheduledTime` ("applies only to callbacks") or `statusCallbackUrl`, and a callback a blank `userId`."""
+    response = stack.post("/api/calls/validate", body)
+
+    assert response.status_code == 200, response.text

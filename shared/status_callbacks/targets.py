@@ -47,11 +47,11 @@ class StatusCallback:
     def from_json(cls, body: dict[str, Any]) -> StatusCallback | None:
         """The callback fields of a call request, shape only (the host check needs the settings)."""
         url, events = body.get(URL_FIELD), body.get(EVENTS_FIELD)
-        if url is None:
+        if url is None or (isinstance(url, str) and not url.strip()):  # blank is absent, as for every field
             if events is not None:
                 raise _invalid(EVENTS_FIELD, f"'{EVENTS_FIELD}' needs a '{URL_FIELD}' to send them to.")
             return None
-        if not isinstance(url, str) or not url.strip():
+        if not isinstance(url, str):
             raise _invalid(URL_FIELD, f"'{URL_FIELD}' must be an https:// URL.")
         if len(url) > MAX_URL_LENGTH or any(ord(c) <= 32 or ord(c) == 127 for c in url.strip()):
             raise _invalid(URL_FIELD, f"'{URL_FIELD}' must be a URL of at most {MAX_URL_LENGTH} characters.")
