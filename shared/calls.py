@@ -100,7 +100,7 @@ def check_genesys_id(value: str, field: str) -> str:
 
 def _attributes(body: dict[str, Any]) -> dict[str, str]:
     value = body.get("attributes")
-    if value is None:
+    if not _given(value):
         return {}
     if not isinstance(value, dict):
         raise _invalid("attributes", "'attributes' must be an object of string values.")

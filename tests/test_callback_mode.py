@@ -206,8 +206,16 @@ def test_invalid_callback_requests(stack: Stack, body: dict, field: str) -> None
         {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "userId": "", "uuiData": " "},
         {"to": "+12125550199", "statusCallbackUrl": ""},
         {"mode": "callback", "to": "+12125550199", "queueId": DEMO_QUEUE_ID, "statusCallbackUrl": " "},
+        {"to": "+12125550199", "attributes": "", "statusCallbackEvents": ""},
     ],
-    ids=["call-blank-time", "call-spaces-time", "callback-blank-call-fields", "call-blank-url", "callback-blank-url"],
+    ids=[
+        "call-blank-time",
+        "call-spaces-time",
+        "callback-blank-call-fields",
+        "call-blank-url",
+        "callback-blank-url",
+        "call-blank-attributes-and-events",
+    ],
 )
 def test_a_blank_field_that_does_not_apply_is_absent_as_every_blank_field_is(stack: Stack, body: dict) -> None:
     """A flow whose column is empty sends "": blank is absent everywhere else, but a call refused a blank

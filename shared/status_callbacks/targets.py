@@ -46,8 +46,8 @@ class StatusCallback:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> StatusCallback | None:
         """The callback fields of a call request, shape only (the host check needs the settings)."""
-        url, events = body.get(URL_FIELD), body.get(EVENTS_FIELD)
-        if url is None or (isinstance(url, str) and not url.strip()):  # blank is absent, as for every field
+        url, events = (None if _blank(body.get(name)) else body.get(name) for name in (URL_FIELD, EVENTS_FIELD))
+        if url is None:
             if events is not None:
                 raise _invalid(EVENTS_FIELD, f"'{EVENTS_FIELD}' needs a '{URL_FIELD}' to send them to.")
             return None
@@ -56,6 +56,11 @@ class StatusCallback:
         if len(url) > MAX_URL_LENGTH or any(ord(c) <= 32 or ord(c) == 127 for c in url.strip()):
             raise _invalid(URL_FIELD, f"'{URL_FIELD}' must be a URL of at most {MAX_URL_LENGTH} characters.")
         return cls(url.strip(), read_events(events))
+
+
+def _blank(value: Any) -> bool:
+    """Blank text is absent, as for every field of a call request (a flow's empty column sends "")."""
+    return isinstance(value, str) and not value.strip()
 
 
 def read_events(value: Any) -> tuple[str, ...]:
