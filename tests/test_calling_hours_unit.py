@@ -341,3 +341,27 @@ def test_a_send_that_comes_after_the_window_closed_is_refused_though_the_check_c
     checked = datetime(2026, 1, 15, 20, 59, 59, 500_000, tzinfo=new_york).timestamp()
     clock[0] = checked + RECHECK_AFTER_SECONDS / 2
     policy.recheck(to, checked, scheduled=None)  # 21:00:00.5, but within the allowance of a check at 20:59:59.5
+
+
+def test_the_hours_are_those_of_the_tz_data_the_app_ships_not_the_hosts(tmp_path) -> None:
+    """ZoneInfo reads the host's tz database first: an image's older release gave the offsets, while the zones
+    of each country came from the tzdata package (a country that changed its clocks since, Mexico in 2022, was
+    called by the old ones). Here the host's New York keeps Tokyo's clock."""
+    import zoneinfo
+    from importlib import resources
+
+    host = tmp_path / "zoneinfo"
+    (host / "America").mkdir(parents=True)
+    (host / "America" / "New_York").write_bytes(
+        resources.files("tzdata.zoneinfo").joinpath("Asia", "Tokyo").read_bytes()
+    )
+    zoneinfo.reset_tzpath(to=[str(host)])
+    ZoneInfo.clear_cache()
+    try:
+        assert ZoneInfo("America/New_York").utcoffset(datetime(2026, 7, 15)) == timedelta(hours=9)  # the host's
+        noon_in_new_york = datetime(2026, 7, 15, 16, 0, tzinfo=timezone.utc)  # 01:00 the next day in Tokyo
+
+        DEFAULT_HOURS.check("+12125550199", "US", noon_in_new_york)  # not refused
+    finally:
+        zoneinfo.reset_tzpath()
+        ZoneInfo.clear_cache()

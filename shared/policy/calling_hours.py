@@ -62,9 +62,17 @@ def parse_window(text: str) -> Window | None:
     return Window(start, end)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)  # every zone: their names come from libphonenumber's data and the tz database's
 def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
+    """The zone as the tzdata package has it, the release whose zone.tab gives each country's zones (below):
+    `ZoneInfo(name)` reads the host's tz database first, which an image may ship years older than ours (a country
+    that changed its clocks since, as Mexico did in 2022, would be called by its old ones). The host's only where
+    the package lacks the zone."""
+    try:
+        with resources.files("tzdata.zoneinfo").joinpath(*name.split("/")).open("rb") as data:
+            return ZoneInfo.from_file(data, key=name)
+    except (OSError, ValueError):  # not in the package: ZoneInfo's own lookup, and its errors
+        return ZoneInfo(name)
 
 
 # Numbers of one country: libphonenumber gives a mobile of a country that shares its calling code (Jamaica on +1,
