@@ -34,10 +34,10 @@ class RefreshingValue(Generic[T]):
 
     Requests keep using the previous value while one refresh runs, so a slow Genesys never stalls them. The
     requests that waited behind a first load that failed get its failure at once, rather than each trying again,
-    one after another, for up to a deadline each; so do those that come within RETRY_AFTER_FAILED_REFRESH_SECONDS
-    (or the ttl) after it, and a request after that tries again: a role without the DID pools' permission had
-    every call and every readiness probe page through the whole DID list again. Of two loads that overlap, the one
-    started last is kept.
+    one after another, for up to a deadline each. A request after it tries again, unless it failed for good (not
+    retryable): then those within RETRY_AFTER_FAILED_REFRESH_SECONDS (or the ttl) get it too, as a role without the
+    DID pools' permission had every call and every readiness probe page through the whole DID list again. Of two
+    loads that overlap, the one started last is kept.
     """
 
     def __init__(self, load: Callable[[], T], ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -47,7 +47,8 @@ class RefreshingValue(Generic[T]):
         self._value: T | None = None
         self._loaded_at: float | None = None  # None until the first load: the value itself may be None
         self._started_at = float("-inf")  # when the load of the value kept was started
-        self._first_load = FailureForWaiters(clock, hold_seconds=min(ttl, RETRY_AFTER_FAILED_REFRESH_SECONDS))
+        self._retry_after_failure = min(ttl, RETRY_AFTER_FAILED_REFRESH_SECONDS)
+        self._first_load = FailureForWaiters(clock, hold_seconds=self._retry_after_failure)
         self._lock = threading.Lock()  # held by a first load, and briefly to decide on a reload
         self._storing = threading.Lock()
         self._refreshing = False
@@ -69,8 +70,11 @@ class RefreshingValue(Generic[T]):
         """Older than the ttl, and no refresh failed in the last RETRY_AFTER_FAILED_REFRESH_SECONDS (or the ttl):
         a Genesys answering 429 at once had every request start another refresh, 40 in 2 s."""
         now, loaded_at = self._clock(), cast(float, self._loaded_at)
-        retry_after = min(self._ttl, RETRY_AFTER_FAILED_REFRESH_SECONDS)
-        return now - loaded_at > self._ttl and now - self._refresh_failed_at > retry_after and not self._refreshing
+        return (
+            now - loaded_at > self._ttl
+            and now - self._refresh_failed_at > self._retry_after_failure
+            and not self._refreshing
+        )
 
     def _start_refresh(self) -> None:
         with self._storing:

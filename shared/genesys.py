@@ -201,8 +201,12 @@ class GenesysClient:
         self._clock = clock
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
-        # Only a refusal for good is handed on: a timeout may be the fetching request's own short time's
-        self._token_failure = FailureForWaiters(clock, handed_on=lambda problem: not problem.entry.retryable)
+        # A Genesys timeout or connection failure may be the fetching request's own (its time may be shorter), and is
+        # not handed on; any other failure is every waiter's: a refusal, a rate limit, a Key Vault that failed (each
+        # waiter read the vault again in turn, the sixth of six on a cold start 31 s on)
+        self._token_failure = FailureForWaiters(
+            clock, handed_on=lambda problem: problem.code not in ("genesys_timeout", "genesys_unavailable")
+        )
         self._refused_secret: _RefusedSecret | None = None
 
     # ---- transport -------------------------------------------------------------------------------

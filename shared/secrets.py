@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from shared.errors import Problem
 from shared.identity import BOUNDED_RETRIES, managed_identity_credential
 from shared.logs import get_logger
+from shared.waiting import FailureForWaiters
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
@@ -78,7 +79,8 @@ class KeyVaultSecrets:
         self._cache: dict[str, str | None] = {}  # None: the vault has no such secret
         self._read_at: dict[str, float] = {}
         self._lock = threading.Lock()  # guards the client and the per-name locks
-        self._reading: dict[str, threading.Lock] = {}  # one read in flight per secret
+        # One read in flight per secret, and its failure for the requests that waited on it
+        self._reading: dict[str, tuple[threading.Lock, FailureForWaiters]] = {}
 
     def _secret_client(self) -> SecretClient:
         # Imported here: the Azure SDK costs cold-start time that local-secret deployments never need.
@@ -122,10 +124,11 @@ class KeyVaultSecrets:
         if not refresh and name in self._cache:
             return self._cache[name]
         with self._lock:
-            reading = self._reading.setdefault(name, threading.Lock())
+            reading, failure = self._reading.setdefault(name, (threading.Lock(), FailureForWaiters()))
+        asked_at = failure.asked()
         with reading:  # one read of a secret in flight: a cold start under load costs one Key Vault request
             if refresh or name not in self._cache:
-                self._cache[name] = self._read(name)
+                self._cache[name] = failure.attempt(asked_at, lambda: self._read(name))
                 self._read_at[name] = time.monotonic()
             return self._cache[name]
 

@@ -23,8 +23,9 @@ class FailureForWaiters:
 
     `handed_on` chooses the failures handed on: a token fetch's timeout within the fetching request's own short
     time is not the waiters'. Each gets a copy of its own: a caller may add to it (a hint), and none keeps another
-    request's frames alive. With `hold_seconds`, requests that ask that long after the failure get it too: work
-    that fails for good (a permission the role lacks) is not done again by every request.
+    request's frames alive. With `hold_seconds`, requests that ask that long after a failure that is not retryable
+    get it too: work that fails for good (a permission the role lacks) is not done again by every request, while
+    one that may pass (a Genesys 503 at a cold start) is tried again by the next.
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class FailureForWaiters:
     def attempt(self, asked_at: float, work: Callable[[], T]) -> T:
         """`work`, under the caller's lock; raises the failure that ended since `asked_at` instead, if one did."""
         failed = self._failed
-        if failed is not None and (failed[0] >= asked_at or self._clock() - failed[0] < self._hold_seconds):
+        if failed is not None and (failed[0] >= asked_at or self._held(*failed)):
             raise replace(failed[1])
         try:
             done = work()
@@ -55,3 +56,6 @@ class FailureForWaiters:
             raise
         self._failed = None
         return done
+
+    def _held(self, failed_at: float, problem: Problem) -> bool:
+        return not problem.entry.retryable and self._clock() - failed_at < self._hold_seconds

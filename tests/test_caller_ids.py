@@ -8,14 +8,7 @@ from typing import cast
 import pytest
 
 from emulators.genesys import Fault
-from shared.caller_ids import (
-    MISS_RELOAD_SECONDS,
-    QUEUE_CACHE_SIZE,
-    RETRY_AFTER_FAILED_REFRESH_SECONDS,
-    AllowedCallerIds,
-    CallerIds,
-    RefreshingValue,
-)
+from shared.caller_ids import MISS_RELOAD_SECONDS, QUEUE_CACHE_SIZE, AllowedCallerIds, CallerIds, RefreshingValue
 from shared.config import load_settings
 from shared.deadline import Deadline
 from shared.errors import Problem
@@ -303,8 +296,8 @@ def test_queue_caller_id_cache_stays_bounded_whatever_is_asked() -> None:
 
 def test_requests_that_waited_behind_a_failed_first_load_get_its_failure_and_later_ones_load_again() -> None:
     """Requests queued behind a first DID load that failed (Genesys hanging at a cold start) each loaded again in
-    turn, the k-th waiting k deadlines, past Power Automate's 120 s. Now they get its failure at once, and so do
-    requests during the hold after it."""
+    turn, the k-th waiting k deadlines, past Power Automate's 120 s. Now they get its failure at once. It may pass:
+    the next request tries again (a failure for good is held a while: tests/test_readiness.py)."""
     clock = Clock(now=100.0)
     loading, fail_now = threading.Event(), threading.Event()
     loads: list[float] = []
@@ -341,12 +334,7 @@ def test_requests_that_waited_behind_a_failed_first_load_get_its_failure_and_lat
     assert len(answers) == 4 and loads == [100.0]
     assert len({id(answer) for answer in answers.values()}) == 4  # each its own copy: none holds another's frames
 
-    clock.now += RETRY_AFTER_FAILED_REFRESH_SECONDS - 1  # within the hold: the failure again, nothing loaded
-    with pytest.raises(Problem) as held:
-        dids.get()
-    assert held.value.code == "genesys_timeout" and len(loads) == 1
-
-    clock.now += 1  # a request after the hold tries again
+    clock.now += 1  # a request after the failure tries again
     assert dids.get() == frozenset({"+13175550100"})
     assert len(loads) == 2
 

@@ -188,3 +188,28 @@ def test_a_cached_secret_is_answered_while_another_is_read_slowly(stack: Stack) 
 
     assert cached == CLIENT_SECRET
     assert waited < 1.0, waited
+
+
+def test_requests_waiting_on_a_failed_vault_read_get_its_failure_not_a_read_each(stack: Stack, configure) -> None:
+    """On a cold instance with Key Vault hanging up, the requests queued behind the Genesys token's lock each read
+    the vault again in turn (its failure may pass, so it was not handed on): the sixth of six answered after 31 s,
+    past CALL_DEADLINE_SECONDS, after 18 vault requests. A vault's failure is no request's own: they all get it."""
+    # a cold instance, nothing read yet; caller IDs from the settings (the default): no DID list loaded first
+    configure(CALLER_ID_SOURCE="settings", ALLOWED_CALLER_IDS="+13175550100")
+    stack.vault.inject(*[VaultFault(status=None, delay=0.5, drop=True)] * 30)
+    together = threading.Barrier(6)
+    answers: list = []
+
+    def call(index: int) -> None:
+        together.wait(10)
+        answers.append(stack.post("/api/calls", {"to": f"+1212555030{index}"}))
+
+    callers = [threading.Thread(target=call, args=(index,)) for index in range(6)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(60)
+
+    assert len(answers) == 6
+    assert {(a.status_code, a.json()["code"]) for a in answers} == {(503, "key_vault_unavailable")}
+    assert 30 - stack.vault.pending_faults() <= 3  # one read: the SDK's three attempts
