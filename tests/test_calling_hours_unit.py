@@ -3,6 +3,7 @@ goes through the HTTP routes with windows chosen relative to now)."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -226,6 +227,8 @@ RINGING_ELSEWHERE = [
     ("+14582001234", "US", "America/Denver", datetime(2026, 7, 15, 21, 30)),  # Ontario, on Oregon's overlay
     ("+17782001234", "CA", "America/Edmonton", datetime(2026, 1, 15, 21, 30)),  # Cranbrook, British Columbia's
     ("+14322831234", "US", "America/Denver", datetime(2026, 7, 15, 7, 10)),  # Van Horn
+    ("+12705551234", "US", "America/Chicago", datetime(2026, 7, 15, 7, 10)),  # unplaced: New York's clock
+    ("+19075811234", "US", "America/Anchorage", datetime(2026, 7, 15, 22, 30)),  # Unalaska, filed under Honolulu
 ]
 
 
@@ -289,6 +292,23 @@ def test_every_mobile_range_listed_is_still_given_one_zone_by_libphonenumber(pre
     assert len({_hours(zone) for zone in MOBILES_RING_ANYWHERE_IN[prefix]}) > 1  # of other hours, or not needed
 
 
+@pytest.mark.parametrize(
+    ("number", "region", "local"),
+    [
+        ("+13065221234", "CA", datetime(2026, 1, 15, 8, 30, tzinfo=ZoneInfo("America/Regina"))),  # Lloydminster's
+        ("+14326831234", "US", datetime(2026, 7, 15, 8, 30, tzinfo=ZoneInfo("America/Chicago"))),  # Van Horn's
+        ("+19072771234", "US", datetime(2026, 7, 15, 8, 30, tzinfo=ZoneInfo("America/Anchorage"))),  # Unalaska's
+    ],
+    ids=["regina", "midland", "anchorage"],
+)
+def test_an_exchange_corrected_for_its_own_town_does_not_narrow_its_area(
+    number: str, region: str, local: datetime
+) -> None:
+    """One exchange's correction (Lloydminster on Alberta's clock, Van Horn on Mountain time, Unalaska filed under
+    Honolulu) narrowed the hours of its whole area code: Regina, Midland and Anchorage were refused at 08:30."""
+    DEFAULT_HOURS.check(number, region, local)  # not refused
+
+
 @pytest.mark.parametrize("overlay", sorted(NANP_OVERLAYS))
 def test_every_overlay_listed_is_still_given_fewer_hours_by_libphonenumber_than_the_codes_it_overlays(
     overlay: str,
@@ -296,7 +316,7 @@ def test_every_overlay_listed_is_still_given_fewer_hours_by_libphonenumber_than_
     """When libphonenumber gives an overlay every clock of the codes it overlays, its entry can go."""
     number = _a_valid_number("1" + overlay)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    overlaid = {zone for code in NANP_OVERLAYS[overlay] for zone in zones_of_north_american_area(f"+1{code}2345678")}
+    overlaid = zones_of_north_american_area(e164)
 
     given = {_hours(zone) for zone in phonenumbers_timezone.time_zones_for_number(number)}
 
@@ -346,22 +366,31 @@ def test_a_send_that_comes_after_the_window_closed_is_refused_though_the_check_c
 def test_the_hours_are_those_of_the_tz_data_the_app_ships_not_the_hosts(tmp_path) -> None:
     """ZoneInfo reads the host's tz database first: an image's older release gave the offsets, while the zones
     of each country came from the tzdata package (a country that changed its clocks since, Mexico in 2022, was
-    called by the old ones). Here the host's New York keeps Tokyo's clock."""
-    import zoneinfo
+    called by the old ones). Here the host's New York keeps Tokyo's clock; a fresh process, so no cache helps."""
+    import subprocess
+    import sys
     from importlib import resources
+    from pathlib import Path
 
     host = tmp_path / "zoneinfo"
     (host / "America").mkdir(parents=True)
-    (host / "America" / "New_York").write_bytes(
-        resources.files("tzdata.zoneinfo").joinpath("Asia", "Tokyo").read_bytes()
+    tokyo = resources.files("tzdata.zoneinfo").joinpath("Asia", "Tokyo").read_bytes()
+    (host / "America" / "New_York").write_bytes(tokyo)
+    probe = (
+        "from datetime import datetime, timezone; from zoneinfo import ZoneInfo;"
+        "from shared.policy.calling_hours import CallingHours, parse_window;"
+        "assert ZoneInfo('America/New_York').utcoffset(datetime(2026, 7, 15)).total_seconds() == 9 * 3600;"
+        "CallingHours(parse_window('08:00-21:00'), {}).check("
+        "'+12125550199', 'US', datetime(2026, 7, 15, 16, 0, tzinfo=timezone.utc))"  # noon in New York, 01:00 in Tokyo
     )
-    zoneinfo.reset_tzpath(to=[str(host)])
-    ZoneInfo.clear_cache()
-    try:
-        assert ZoneInfo("America/New_York").utcoffset(datetime(2026, 7, 15)) == timedelta(hours=9)  # the host's
-        noon_in_new_york = datetime(2026, 7, 15, 16, 0, tzinfo=timezone.utc)  # 01:00 the next day in Tokyo
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONTZPATH": str(host)},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
-        DEFAULT_HOURS.check("+12125550199", "US", noon_in_new_york)  # not refused
-    finally:
-        zoneinfo.reset_tzpath()
-        ZoneInfo.clear_cache()
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -9,14 +9,15 @@ zone of a number, so an added zone can only narrow when it is called, never wide
 libphonenumber's geocoder (the place of each prefix) with its zone; five exchanges it names only by their province
 or territory (250-261, 263, 719 and 784, 867-334) are given their neighbours' zone, which at worst narrows
 their window. `tests/test_calling_hours_unit.py` checks, for every prefix, that libphonenumber still gives it
-other hours, so an entry it has since fixed is noticed. A North American number also gets every zone of its area
-code (`zones_of_north_american_area`): libphonenumber places those by exchange, and not all of them.
+other hours, so an entry it has since fixed is noticed. A North American number libphonenumber cannot place, or of
+an overlay, also gets every zone of its area code (`zones_of_north_american_area`).
 """
 
 from __future__ import annotations
 
 from functools import cache
 
+from phonenumbers.timezone import UNKNOWN_TIMEZONE
 from phonenumbers.tzdata import TIMEZONE_DATA  # libphonenumber's zones by prefix
 
 # E.164 digits (country code first) -> the tz database zone where numbers starting with them ring
@@ -39,6 +40,12 @@ RINGS_IN: dict[str, str] = {
     "1250428": "America/Creston",
     "1306825": "America/Edmonton",  # Lloydminster keeps Alberta's time on the Saskatchewan side too
     "1807597": "America/Atikokan",  # Eastern Standard Time all year
+    # United States: exchanges libphonenumber files with their neighbours' (Chicago, Honolulu), where the geocoder
+    # names a town on other hours: Tallahassee and Port St. Joe, Terre Haute and Vevay, Unalaska
+    **{f"1850{exchange}": "America/New_York" for exchange in (227, 229, 431, 681)},
+    "1812478": "America/Indiana/Indianapolis",
+    "1812427": "America/Indiana/Vevay",
+    "1907581": "America/Anchorage",
     "1432283": "America/Denver",  # Van Horn, Texas (libphonenumber: Chicago), which may keep Mountain time
     # Russia: Saratov oblast, UTC+4 since 2016 (libphonenumber: Moscow)
     "7845": "Europe/Saratov",
@@ -70,11 +77,10 @@ NANP_OVERLAYS: dict[str, tuple[str, ...]] = {
     "458": ("541",),  # Oregon
     "474": ("306",),  # Saskatchewan
     "581": ("418",),
-    "639": ("306",),
     "930": ("812",),  # southern Indiana
 }
 _LONGEST_PREFIX = max(map(len, [*RINGS_IN, *MOBILES_RING_ANYWHERE_IN]))
-_UNKNOWN_ZONE = "Etc/Unknown"
+_AREA_CODE_PREFIX = len("1NXX")  # libphonenumber's prefix of a North American area code: its main zone
 
 
 def zones_libphonenumber_misses(e164: str) -> tuple[str, ...]:
@@ -92,25 +98,33 @@ def zones_libphonenumber_misses(e164: str) -> tuple[str, ...]:
 
 
 def zones_of_north_american_area(e164: str) -> frozenset[str]:
-    """Every zone of a North American number's area code (and of the codes an overlay overlays): libphonenumber's
-    for any prefix of it, and ours above; empty for other numbers.
+    """Every zone of a North American number's area code, for a number libphonenumber cannot place (and of the codes
+    it overlays, for an overlay's); empty for other numbers.
 
-    libphonenumber places North American numbers by exchange, and gives an exchange it cannot place its area
-    code's main zone: an unplaced number of Nunavut rang on Fort Nelson's clock, three hours behind Iqaluit's, and
-    one of Tallahassee, misplaced, on Chicago's. A number of an area code that spans clocks may ring on any of
-    them, so it is called only while the window is open in all of them.
+    libphonenumber places North American numbers by exchange, and gives an exchange it cannot place (most of them,
+    in the area codes that span clocks) its area code's main zone: an unplaced number of Nunavut rang on Fort
+    Nelson's clock, three hours behind Iqaluit's, and one of western Kentucky on New York's. Such a number may ring
+    on any clock of its area, so it is called only while the window is open on all of them. An area's clocks are
+    those libphonenumber gives any of its exchanges, but for the exchanges RINGS_IN corrects: Unalaska, filed under
+    Honolulu, is no clock of Alaska's.
     """
     if not e164.startswith("+1") or len(e164) < 5:
         return frozenset()
-    area = e164[2:5]
+    area, digits = e164[2:5], e164[1:]
+    if area in NANP_OVERLAYS:
+        codes: tuple[str, ...] = (area, *NANP_OVERLAYS[area])
+    elif any(digits[:length] in TIMEZONE_DATA for length in range(_AREA_CODE_PREFIX + 1, len(digits) + 1)):
+        return frozenset()  # placed by its exchange (and corrected by RINGS_IN where that is wrong)
+    else:
+        codes = (area,)
     by_area = _zones_by_north_american_area()
-    return frozenset().union(*(by_area.get(code, frozenset()) for code in (area, *NANP_OVERLAYS.get(area, ()))))
+    return frozenset().union(*(by_area.get(code, frozenset()) for code in codes))
 
 
 @cache
 def _zones_by_north_american_area() -> dict[str, frozenset[str]]:
     by_area: dict[str, set[str]] = {}
-    for prefix, zones in [*TIMEZONE_DATA.items(), *((prefix, (zone,)) for prefix, zone in RINGS_IN.items())]:
-        if prefix.startswith("1") and len(prefix) >= 4:
-            by_area.setdefault(prefix[1:4], set()).update(zone for zone in zones if zone != _UNKNOWN_ZONE)
+    for prefix, zones in TIMEZONE_DATA.items():
+        if prefix.startswith("1") and len(prefix) >= _AREA_CODE_PREFIX and prefix not in RINGS_IN:
+            by_area.setdefault(prefix[1:4], set()).update(zone for zone in zones if zone != UNKNOWN_TIMEZONE)
     return {area: frozenset(zones) for area, zones in by_area.items()}
