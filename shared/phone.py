@@ -39,8 +39,10 @@ _LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
 # Brazil's '(0xx11) ...' at the start of a number: a carrier code goes there (masked digits elsewhere are refused)
 _CARRIER_PLACEHOLDER = re.compile(r"^([\s(]*0)xx(?=\s*\d)", re.IGNORECASE)
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
-# ... or a second number's own last digits after a slash ('0171 1234567 / 8'), which libphonenumber joins on
-_ALTERNATIVE_ENDING = re.compile(r"\d\s*/\s*\d{1,3}\W*$")
+# ... or a second number's own last digits after the text's only slash ('0171 1234567 / 8'), which libphonenumber
+# joins on: when what comes before the slash is a valid number alone (a slash after an area code, '0800/501', or
+# before a number's last group, '02 123/456', separates groups of one number)
+_ALTERNATIVE_ENDING = re.compile(r"^([^/]*\d[^/]*)/\s*\d{1,3}\W*$")
 # Digits in brackets after the number ('0171 1234567 (1)', a note): only a leading group can be part of a number
 # ('(030) ...', '+49 (0) 30 ...'), and where lengths vary libphonenumber joins a trailing one into a longer number
 _TRAILING_BRACKETED_DIGITS = re.compile(r"\d[^\d(\[]*[(\[][^)\]]*\d[^)\]]*[)\]]\W*$")  # '(24h)' too
@@ -78,7 +80,7 @@ REASON_TEXT = {
     "number: send one number, without an extension",
     "ambiguous": "reads as two different valid numbers ('understood' shows both): a country code without its '+', "
     "or a first group that is an international prefix in some countries (009 in Korea and Colombia) after which "
-    "the rest is another number; write it with '+' and its country code",
+    "the rest is another number; send the one you mean as 'understood' writes it (its e164 or other)",
     "decimal": "is written as a decimal number, as a spreadsheet writes a number cell ('4930123456.0'), whose "
     "decimals would be dialed as digits; send it as text",
     "letters": "has letters that would be read as keypad digits, which only North American (+1) numbers such as "
@@ -252,22 +254,28 @@ def _read_after_plain_00(text: str, digits: str, reading: phonenumbers.PhoneNumb
     a digit more, which libphonenumber dialed: `0044 121 234 5678` is Birmingham as Europe writes it, and
     Lausanne dialed after Singapore's `004`; `0081 90 ...` a Japanese mobile, or Memphis after Korea's `008`.
     Likewise when the region's own prefix is no `00` at all and the digits are a national number starting `00`
-    (Japan's and Korea's toll-free numbers): `0066 81 234 5678` in JP is a toll-free number or a Thai mobile."""
+    (Japan's and Korea's toll-free numbers), when the text sets `00` and the other number's country code apart:
+    `0066 81 234 5678` in JP is a toll-free number or a Thai mobile, while Korea's toll-free `00798-8521-2032`,
+    grouped as Korea groups it, is no Russian mobile."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     if not digits.startswith("00") or metadata is None or not metadata.international_prefix:
         return None
     own = re.match(metadata.international_prefix, digits)
-    if own is not None:  # else a national number that starts `00`: Japan's toll-free `0066`, or Thailand after `00`
+    groups = _FIRST_DIGITS.findall(_plain(text))
+    if own is not None:
         if len(own.group()) <= len("00"):
             return None
-        groups = _FIRST_DIGITS.findall(_plain(text))
         if groups[:2] == [own.group(), str(reading.country_code)]:
             return None  # the region's own prefix set apart, then the country code: `009 1 212 555 0199` in Nigeria
     try:
         other = phonenumbers.parse(text, "DE")  # Germany dials 00 alone
     except NumberParseException:
         return None
-    return _e164(other) if phonenumbers.is_valid_number(other) and _e164(other) != _e164(reading) else None
+    if not phonenumbers.is_valid_number(other) or _e164(other) == _e164(reading):
+        return None
+    code = str(other.country_code)
+    written_abroad = groups[:1] == ["00" + code] or groups[:2] == ["00", code]
+    return _e164(other) if own is not None or written_abroad else None
 
 
 def _national_reading_wins(prefix: str, digits: str, region: str) -> bool:
@@ -300,10 +308,21 @@ def _joins_numbers(plain_number: str, vanity: bool) -> bool:
     number_part = _CARRIER_PLACEHOLDER.sub(r"\1", plain_number)
     return bool(
         _SECOND_PREFIX.search(number_part)
-        or _ALTERNATIVE_ENDING.search(number_part)
         or _TRAILING_BRACKETED_DIGITS.search(number_part)
         or (not vanity and _LETTER_BETWEEN_DIGITS.search(number_part))
     )
+
+
+def _ends_with_another_ending(plain_number: str, region: str) -> bool:
+    """Whether one to three digits after the text's only slash follow a number that is valid without them: the
+    last digits of a second number (`0171 1234567 / 8`), not the last group of this one (`02 123/456`)."""
+    ending = _ALTERNATIVE_ENDING.match(plain_number)
+    if ending is None:
+        return False
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(ending.group(1), region))
+    except NumberParseException:
+        return False
 
 
 def _letters_read_as_digits(text: str) -> bool:
@@ -370,7 +389,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
         raise _invalid("extension", text, field)
     letters = _letters_read_as_digits(text)
     vanity = letters and _vanity_number(text, reading)  # 1-888-2-GO-2-SEE: words inside
-    if _joins_numbers(plain_number, vanity):
+    if _joins_numbers(plain_number, vanity) or _ends_with_another_ending(plain_number, reading.region):
         raise _invalid("several_numbers", text, field)
     if reading.other is not None:
         read = _e164(number)

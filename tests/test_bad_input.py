@@ -447,6 +447,10 @@ def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, t
         ("(0xx 11) 3333-4444", "BR", "+551133334444"),
         ("1-800-AND-MORE", "US", "+18002636673"),  # a joining word inside a vanity number's hyphens
         ("1-888-2-GO-2-SEE", "US", "+18882462733"),  # a vanity number with words between its digits
+        ("0800/501", "MO", "+8530800501"),  # a slash after the area code, a short number after it
+        ("+41/21/234/56/78", "CH", "+41212345678"),  # a slash between every group
+        ("01.23.45.67.89", "FR", "+33123456789"),  # dots between groups: no decimal
+        ("212.555.0199", "US", "+12125550199"),
     ],
 )
 def test_what_looks_like_two_numbers_but_is_one_is_read(stack: Stack, to: str, region: str, e164: str) -> None:
