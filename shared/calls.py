@@ -20,6 +20,7 @@ from shared.config import Settings
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
+from shared.http import is_given
 from shared.idempotency import Idempotency, JobAttempt, Reply, fingerprint
 from shared.ids import is_uuid
 from shared.instants import parse_instant
@@ -100,7 +101,7 @@ def check_genesys_id(value: str, field: str) -> str:
 
 def _attributes(body: dict[str, Any]) -> dict[str, str]:
     value = body.get("attributes")
-    if not _given(value):
+    if not is_given(value):
         return {}
     if not isinstance(value, dict):
         raise _invalid("attributes", "'attributes' must be an object of string values.")
@@ -151,17 +152,12 @@ def _mode(body: dict[str, Any]) -> str:
     if mode == "callback":
         if not _genesys_id(body, "queueId"):  # parsed as the request reads it: blank is absent
             raise _invalid("queueId", "A callback needs the 'queueId' of the queue whose agents will call back.")
-        given = [field for field in _CALL_ONLY_FIELDS if _given(body.get(field))]
+        given = [field for field in _CALL_ONLY_FIELDS if is_given(body.get(field))]
         if given:
             raise _invalid(given[0], f"'{given[0]}' does not apply to callbacks.")
-    elif _given(body.get("scheduledTime")):
+    elif is_given(body.get("scheduledTime")):
         raise _invalid("scheduledTime", '\'scheduledTime\' applies only to "mode": "callback".')
     return mode
-
-
-def _given(value: Any) -> bool:
-    """Whether a field was given a value: null and blank text are absent, as a flow's empty column sends them."""
-    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def _is_allowed(genesys_id: str, allowed: frozenset[str] | None) -> bool:

@@ -258,6 +258,11 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def is_given(value: Any) -> bool:
+    """Whether a request field holds a value: null and blank text are absent, as a flow's empty column sends ""."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
 def read_json_object(req: func.HttpRequest, body: bytes | None = None) -> dict[str, Any]:
     """The body (or `body`, already read) as a JSON object, or the problem that says what is wrong with it."""
     value = parse_json(read_body(req) if body is None else body)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from shared.errors import Problem
+from shared.http import is_given
 from shared.outbound import is_loopback
 
 EVENTS = ("ringing", "connected", "ended", "failed")
@@ -46,7 +47,7 @@ class StatusCallback:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> StatusCallback | None:
         """The callback fields of a call request, shape only (the host check needs the settings)."""
-        url, events = (None if _blank(body.get(name)) else body.get(name) for name in (URL_FIELD, EVENTS_FIELD))
+        url, events = (body.get(name) if is_given(body.get(name)) else None for name in (URL_FIELD, EVENTS_FIELD))
         if url is None:
             if events is not None:
                 raise _invalid(EVENTS_FIELD, f"'{EVENTS_FIELD}' needs a '{URL_FIELD}' to send them to.")
@@ -56,11 +57,6 @@ class StatusCallback:
         if len(url) > MAX_URL_LENGTH or any(ord(c) <= 32 or ord(c) == 127 for c in url.strip()):
             raise _invalid(URL_FIELD, f"'{URL_FIELD}' must be a URL of at most {MAX_URL_LENGTH} characters.")
         return cls(url.strip(), read_events(events))
-
-
-def _blank(value: Any) -> bool:
-    """Blank text is absent, as for every field of a call request (a flow's empty column sends "")."""
-    return isinstance(value, str) and not value.strip()
 
 
 def read_events(value: Any) -> tuple[str, ...]:
