@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import datetime as dt
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -175,6 +176,28 @@ def test_a_notification_with_a_subject_and_the_certificate_fetched_once(sns: Sns
 
     assert [a.status_code for a in answers] == [201, 201, 201], answers[0].text
     assert len(sns.stack.creates()) == 3
+    assert len(sns.server.hits(CERT_PATH)) == 1
+
+
+def test_deliveries_at_once_on_a_cold_instance_fetch_the_certificate_once(sns: Sns) -> None:
+    """The cache was looked at, then the certificate fetched outside the lock: eight deliveries at once fetched it
+    eight times from AWS, each up to its timeout."""
+    sns.server.delays[CERT_PATH] = [0.5]  # the first fetch is slow: the others arrive while it runs
+    messages = [sign(sns.message(Subject=f"call {n}")) for n in range(8)]
+    together = threading.Barrier(len(messages))
+    answers: list = []
+
+    def deliver(message: dict[str, Any]) -> None:
+        together.wait(10)
+        answers.append(sns.post(message))
+
+    senders = [threading.Thread(target=deliver, args=(message,)) for message in messages]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(30)
+
+    assert [a.status_code for a in answers] == [201] * len(messages)
     assert len(sns.server.hits(CERT_PATH)) == 1
 
 

@@ -108,6 +108,7 @@ class SnsVerifier:
         self._session = requests.Session()
         self._keys: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
         self._lock = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}  # one fetch in flight per certificate URL
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> SnsMessage:
         """The verified message, or `invalid_signature` naming the header or field that failed."""
@@ -182,18 +183,26 @@ class SnsVerifier:
         return checked
 
     def _public_key(self, url: object) -> rsa.RSAPublicKey:
-        """The certificate's RSA key, fetched once per URL; at most `CERTIFICATE_CACHE_SIZE` are kept."""
+        """The certificate's RSA key, fetched once per URL (deliveries at once wait for the one fetch in flight, not
+        one fetch each from AWS); at most `CERTIFICATE_CACHE_SIZE` are kept."""
         checked = self._checked_certificate_url(url)
         with self._lock:
-            if checked in self._keys:
-                self._keys.move_to_end(checked)
-                return self._keys[checked]
-        key = self._fetch_key(checked)
-        with self._lock:
-            self._keys[checked] = key
-            while len(self._keys) > CERTIFICATE_CACHE_SIZE:
-                self._keys.popitem(last=False)
-        return key
+            fetching = self._fetching.setdefault(checked, threading.Lock())
+        with fetching:
+            with self._lock:
+                if checked in self._keys:
+                    self._keys.move_to_end(checked)
+                    return self._keys[checked]
+            try:
+                key = self._fetch_key(checked)
+                with self._lock:
+                    self._keys[checked] = key
+                    while len(self._keys) > CERTIFICATE_CACHE_SIZE:
+                        self._keys.popitem(last=False)
+                return key
+            finally:
+                with self._lock:
+                    self._fetching.pop(checked, None)  # cached or failed: its lock is kept no longer than the fetch
 
     def _fetch_key(self, url: str) -> rsa.RSAPublicKey:
         """A failure that may pass (no answer, 429, 5xx) is 503: SNS retries only server-side failures, and a
