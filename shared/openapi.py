@@ -203,6 +203,8 @@ def _path(name: str, summary: str, description: str, **more: Any) -> dict[str, A
         "x-ms-summary": summary,
         "description": description,
         "x-ms-visibility": "important",
+        # The value is encoded once, as when it is absent; the Swagger Validator asks that it be said
+        "x-ms-url-encoding": "single",
         **more,
     }
 
