@@ -394,3 +394,12 @@ def test_the_hours_are_those_of_the_tz_data_the_app_ships_not_the_hosts(tmp_path
     )
 
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_window_starting_in_the_hour_clocks_go_back_opens_at_its_second_pass_too() -> None:
+    """01:30 comes twice on the night clocks go back: at 01:15 on the second pass (after the first 01:30), the
+    window opened 15 minutes later, not the next night."""
+    window = parse_window("01:30-21:00")
+    second_pass = datetime(2026, 11, 1, 6, 15, tzinfo=timezone.utc)  # 01:15 EST in New York, clocks went back at 06:00
+
+    assert next_allowed(window, ("America/New_York",), second_pass) == datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc)

@@ -8,6 +8,7 @@ hours are off for its country or altogether.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -236,14 +237,14 @@ def next_allowed(window: Window, zones: tuple[str, ...], moment: datetime) -> da
     """The first moment at or after `moment` inside `window` in every zone.
 
     The allowed moments are an intersection of intervals, so the first one is `moment` itself or the start
-    of some zone's window: try those in order.
+    of some zone's window: try those in order. A start in the hour clocks go back comes twice (`fold`).
     """
     candidates = [moment]
     for name in zones:
         zone = _zone(name)
         local_day = moment.astimezone(zone).date()
-        for days in range(SEARCH_DAYS + 1):
-            start = datetime.combine(local_day + timedelta(days=days), window.start, tzinfo=zone)
+        for days, fold in itertools.product(range(SEARCH_DAYS + 1), (0, 1)):
+            start = datetime.combine(local_day + timedelta(days=days), window.start, tzinfo=zone).replace(fold=fold)
             if start >= moment:
                 candidates.append(start.astimezone(timezone.utc))
     for candidate in sorted(candidates):
