@@ -201,6 +201,31 @@ def test_deliveries_at_once_on_a_cold_instance_fetch_the_certificate_once(sns: S
     assert len(sns.server.hits(CERT_PATH)) == 1
 
 
+def test_deliveries_waiting_on_a_failed_certificate_fetch_get_its_failure_not_a_fetch_each(sns: Sns) -> None:
+    """A fetch that failed was not handed to the deliveries waiting on it: each fetched again in turn, each up to
+    the fetch's timeout (about 8 s), the last of eight about a minute on. Four at once: fewer than the local host's
+    worker threads (six on two cores), so that all four wait on the one fetch."""
+    sns.server.delays[CERT_PATH] = [0.5]
+    sns.server.failures[CERT_PATH] = [503] * 4
+    messages = [sign(sns.message(Subject=f"call {n}")) for n in range(4)]
+    together = threading.Barrier(len(messages))
+    answers: list = []
+
+    def deliver(message: dict[str, Any]) -> None:
+        together.wait(10)
+        answers.append(sns.post(message))
+
+    senders = [threading.Thread(target=deliver, args=(message,)) for message in messages]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(30)
+
+    assert [a.status_code for a in answers] == [503] * len(messages)  # SNS delivers each again
+    assert len(sns.server.hits(CERT_PATH)) == 1
+    assert sns.stack.creates() == []
+
+
 def test_the_subscription_handshake_confirms_an_allowed_topic(sns: Sns) -> None:
     confirmation = sign(sns.message("SubscriptionConfirmation"))
 

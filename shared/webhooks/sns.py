@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from shared.errors import Problem
 from shared.http import parse_json
 from shared.instants import parse_instant
+from shared.waiting import FailureForWaiters
 from shared.webhooks.signed import SignedCall, delivery_key, keys_unavailable, refused
 
 MESSAGE_TYPE_HEADER = "x-amz-sns-message-type"
@@ -108,7 +109,8 @@ class SnsVerifier:
         self._session = requests.Session()
         self._keys: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
         self._lock = threading.Lock()
-        self._fetching: dict[str, threading.Lock] = {}  # one fetch in flight per certificate URL
+        # One fetch in flight per certificate URL, and its failure for the deliveries that waited on it
+        self._fetching: dict[str, tuple[threading.Lock, FailureForWaiters]] = {}
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> SnsMessage:
         """The verified message, or `invalid_signature` naming the header or field that failed."""
@@ -187,22 +189,27 @@ class SnsVerifier:
         one fetch each from AWS); at most `CERTIFICATE_CACHE_SIZE` are kept."""
         checked = self._checked_certificate_url(url)
         with self._lock:
-            fetching = self._fetching.setdefault(checked, threading.Lock())
-        with fetching:
-            with self._lock:
-                if checked in self._keys:
-                    self._keys.move_to_end(checked)
-                    return self._keys[checked]
+            if checked in self._keys:
+                self._keys.move_to_end(checked)
+                return self._keys[checked]
+            fetch = self._fetching.setdefault(checked, (threading.Lock(), FailureForWaiters()))
+        in_flight, failure = fetch
+        asked_at = failure.asked()
+        with in_flight:
             try:
-                key = self._fetch_key(checked)
+                with self._lock:
+                    if checked in self._keys:  # fetched while this delivery waited
+                        return self._keys[checked]
+                key = failure.attempt(asked_at, lambda: self._fetch_key(checked))
                 with self._lock:
                     self._keys[checked] = key
                     while len(self._keys) > CERTIFICATE_CACHE_SIZE:
                         self._keys.popitem(last=False)
                 return key
             finally:
-                with self._lock:
-                    self._fetching.pop(checked, None)  # cached or failed: its lock is kept no longer than the fetch
+                with self._lock:  # cached or failed: kept no longer than its fetch (URLs are the sender's to choose)
+                    if self._fetching.get(checked) is fetch:
+                        del self._fetching[checked]
 
     def _fetch_key(self, url: str) -> rsa.RSAPublicKey:
         """A failure that may pass (no answer, 429, 5xx) is 503: SNS retries only server-side failures, and a
