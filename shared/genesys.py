@@ -64,6 +64,7 @@ TOKEN_SAFETY_MARGIN_SECONDS = 60.0
 # A token lives 5 minutes to 48 hours (set per OAuth client); a lifetime outside that, or no number, is not believed
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600.0
 MAX_TOKEN_LIFETIME_SECONDS = 48 * 3600.0
+_OWN_TIME_FAILURES = frozenset({"genesys_timeout", "genesys_unavailable", "genesys_rate_limited"})
 RENEWAL_RETRY_SECONDS = 5.0  # after a failed renewal, requests go on with the old token this long before the next try
 # A client secret Genesys refused (invalid_client) twice, around a re-read, is not sent again, nor Key Vault read again
 # for it, sooner: a wrong secret in the vault cost every request a vault read and two refused logins.
@@ -201,12 +202,10 @@ class GenesysClient:
         self._clock = clock
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
-        # A Genesys timeout or connection failure may be the fetching request's own (its time may be shorter), and is
-        # not handed on; any other failure is every waiter's: a refusal, a rate limit, a Key Vault that failed (each
-        # waiter read the vault again in turn, the sixth of six on a cold start 31 s on)
-        self._token_failure = FailureForWaiters(
-            clock, handed_on=lambda problem: problem.code not in ("genesys_timeout", "genesys_unavailable")
-        )
+        # What the fetching request's own time may have shaped (a Genesys timeout or connection, a rate limit it could
+        # not wait out) is not handed on; any other failure is every waiter's: a refusal, a Key Vault that failed
+        # (each waiter read the vault again in turn, the sixth of six on a cold start 31 s on)
+        self._token_failure = FailureForWaiters(clock, handed_on=lambda problem: problem.code not in _OWN_TIME_FAILURES)
         self._refused_secret: _RefusedSecret | None = None
 
     # ---- transport -------------------------------------------------------------------------------

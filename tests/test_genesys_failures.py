@@ -386,9 +386,20 @@ def test_a_failed_renewal_fails_no_request_while_the_token_it_renews_is_good(sta
     assert failed.value.code == "genesys_unavailable"
 
 
-def test_a_token_fetch_that_ran_out_of_its_own_time_is_not_handed_to_a_request_with_more(stack: Stack) -> None:
-    """Only a refusal for good is handed to the requests that waited: a fetch for a caller with 1 s left (a status
-    poll) timed out, and the create waiting behind it with 30 s got the same timeout instead of a token."""
+@pytest.mark.parametrize(
+    ("fault", "short_failure"),
+    [
+        (Fault(then_succeed=True, delay=2.0), "genesys_timeout"),
+        (Fault(status=429, retry_after=2, delay=0.5), "genesys_rate_limited"),  # a wait it had no time for
+    ],
+    ids=["timeout", "rate-limited"],
+)
+def test_a_token_fetch_that_ran_out_of_its_own_time_is_not_handed_to_a_request_with_more(
+    stack: Stack, fault: Fault, short_failure: str
+) -> None:
+    """What the fetching request's own time shaped is not handed to the requests that waited: a fetch for a caller
+    with 1 s left (a status poll) timed out, or met a 429 whose Retry-After it could not wait, and the create
+    waiting behind it with 30 s got the same failure instead of a token."""
     client = GenesysClient(
         api_base_url=stack.genesys.base_url,
         login_base_url=stack.genesys.base_url,
@@ -396,7 +407,7 @@ def test_a_token_fetch_that_ran_out_of_its_own_time_is_not_handed_to_a_request_w
         client_secret=lambda refresh: CLIENT_SECRET,
         read_timeout=10.0,
     )
-    stack.genesys.inject("token", Fault(then_succeed=True, delay=2.0))
+    stack.genesys.inject("token", fault)
     answers: dict[str, object] = {}
 
     def fetch(name: str, seconds: float) -> None:
@@ -411,7 +422,7 @@ def test_a_token_fetch_that_ran_out_of_its_own_time_is_not_handed_to_a_request_w
     fetch("long", 30.0)
     short.join(10)
 
-    assert answers["short"] == "genesys_timeout"
+    assert answers["short"] == short_failure
     assert isinstance(answers["long"], str) and answers["long"].lower().startswith("bearer ")
 
 
