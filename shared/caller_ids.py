@@ -25,6 +25,9 @@ from shared.waiting import FailureForWaiters
 log = get_logger(__name__)
 T = TypeVar("T")
 RETRY_AFTER_FAILED_REFRESH_SECONDS = 30.0  # a background refresh that failed is not tried again sooner
+# A first load Genesys refused for good is not asked again by every request for that long either. Only its own
+# refusals: a refused client secret or a missing one (through the token) is tried again sooner, once put right.
+HELD_REFUSALS = frozenset({"genesys_permission_denied", "genesys_not_found"})
 MISS_RELOAD_SECONDS = 30.0  # a caller ID the org's cached list lacks reloads the list when older than this
 QUEUE_CACHE_SIZE = 256  # queues whose caller ID stays cached; ALLOWED_QUEUE_IDS=* lets callers name any number
 
@@ -34,10 +37,10 @@ class RefreshingValue(Generic[T]):
 
     Requests keep using the previous value while one refresh runs, so a slow Genesys never stalls them. The
     requests that waited behind a first load that failed get its failure at once, rather than each trying again,
-    one after another, for up to a deadline each. A request after it tries again, unless it failed for good (not
-    retryable): then those within RETRY_AFTER_FAILED_REFRESH_SECONDS (or the ttl) get it too, as a role without the
-    DID pools' permission had every call and every readiness probe page through the whole DID list again. Of two
-    loads that overlap, the one started last is kept.
+    one after another, for up to a deadline each. A request after it tries again, unless Genesys refused the load
+    for good (HELD_REFUSALS): then those within RETRY_AFTER_FAILED_REFRESH_SECONDS (or the ttl) get it too, as a
+    role without the DID pools' permission had every call and every readiness probe page through the whole DID
+    list again. Of two loads that overlap, the one started last is kept.
     """
 
     def __init__(self, load: Callable[[], T], ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -48,7 +51,9 @@ class RefreshingValue(Generic[T]):
         self._loaded_at: float | None = None  # None until the first load: the value itself may be None
         self._started_at = float("-inf")  # when the load of the value kept was started
         self._retry_after_failure = min(ttl, RETRY_AFTER_FAILED_REFRESH_SECONDS)
-        self._first_load = FailureForWaiters(clock, hold_seconds=self._retry_after_failure)
+        self._first_load = FailureForWaiters(
+            clock, held=lambda problem: problem.code in HELD_REFUSALS, hold_seconds=self._retry_after_failure
+        )
         self._lock = threading.Lock()  # held by a first load, and briefly to decide on a reload
         self._storing = threading.Lock()
         self._refreshing = False

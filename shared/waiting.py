@@ -23,9 +23,9 @@ class FailureForWaiters:
 
     `handed_on` chooses the failures handed on: a token fetch's timeout within the fetching request's own short
     time is not the waiters'. Each gets a copy of its own: a caller may add to it (a hint), and none keeps another
-    request's frames alive. With `hold_seconds`, requests that ask that long after a failure that is not retryable
-    get it too: work that fails for good (a permission the role lacks) is not done again by every request, while
-    one that may pass (a Genesys 503 at a cold start) is tried again by the next.
+    request's frames alive. A failure `held` is given, for `hold_seconds` after it, to the requests that ask then
+    too: work refused for good (a permission the role lacks) is not done again by every request, while a failure
+    that may pass (a Genesys 503 at a cold start) is tried again by the next.
     """
 
     def __init__(
@@ -33,10 +33,12 @@ class FailureForWaiters:
         clock: Callable[[], float] = time.monotonic,
         handed_on: Callable[[Problem], bool] = lambda _: True,
         *,
+        held: Callable[[Problem], bool] = lambda _: False,
         hold_seconds: float = 0.0,
     ) -> None:
         self._clock = clock
         self._handed_on = handed_on
+        self._held_failure = held
         self._hold_seconds = hold_seconds
         self._failed: tuple[float, Problem] | None = None
 
@@ -58,4 +60,4 @@ class FailureForWaiters:
         return done
 
     def _held(self, failed_at: float, problem: Problem) -> bool:
-        return not problem.entry.retryable and self._clock() - failed_at < self._hold_seconds
+        return self._held_failure(problem) and self._clock() - failed_at < self._hold_seconds

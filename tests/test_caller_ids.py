@@ -347,3 +347,33 @@ def test_a_did_pool_holds_the_numbers_of_its_length_between_its_first_and_last()
     assert "+493012341" not in berlin  # between the two as text, but a shorter number: not in the range
     assert "+4930123500" not in berlin and "+49301234000" not in berlin
     assert len(berlin) == 101
+
+
+@pytest.mark.parametrize(
+    ("refusal", "held"),
+    [("genesys_permission_denied", True), ("genesys_not_found", True), ("genesys_auth_failed", False)],
+)
+def test_a_first_load_genesys_refused_for_good_is_held_and_a_refused_secret_is_not(refusal: str, held: bool) -> None:
+    """A load refused for good was asked again by every call and probe. But a refused client secret reaches the
+    load through the token, and is tried again once put right (REFUSED_SECRET_SECONDS): held, calls failed 20 s on."""
+    clock = Clock(now=100.0)
+    loads: list[float] = []
+
+    def load() -> frozenset[str]:
+        loads.append(clock.now)
+        if len(loads) == 1:
+            raise Problem(refusal, "Refused.")
+        return frozenset({"+13175550100"})
+
+    dids = RefreshingValue(load, 300.0, clock=clock)
+    with pytest.raises(Problem):
+        dids.get()
+    clock.now += 5
+
+    if held:
+        with pytest.raises(Problem) as again:
+            dids.get()
+        assert again.value.code == refusal and len(loads) == 1
+        clock.now += 30
+    assert dids.get() == frozenset({"+13175550100"})
+    assert len(loads) == 2

@@ -213,3 +213,28 @@ def test_requests_waiting_on_a_failed_vault_read_get_its_failure_not_a_read_each
     assert len(answers) == 6
     assert {(a.status_code, a.json()["code"]) for a in answers} == {(503, "key_vault_unavailable")}
     assert 30 - stack.vault.pending_faults() <= 3  # one read: the SDK's three attempts
+
+
+def test_re_reads_of_a_secret_asked_at_once_are_one_read(stack: Stack) -> None:
+    """A missing secret is looked for again by every request once MISSING_SECRET_RECHECK_SECONDS have passed: each
+    read the vault in turn, the sixth of six after six reads."""
+    stack.vault.set_secret("reread-secret", "a value")  # a name no setting reads
+    vault = services().secrets
+    assert vault.get_optional("reread-secret") == "a value"
+    before = stack.vault.secret_reads("reread-secret")
+    stack.vault.inject(VaultFault(status=None, delay=0.5))  # the first re-read is slow: the others ask meanwhile
+    together = threading.Barrier(6)
+    values: list = []
+
+    def reread() -> None:
+        together.wait(10)
+        values.append(vault.get_optional("reread-secret", refresh=True))
+
+    readers = [threading.Thread(target=reread) for _ in range(6)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(30)
+
+    assert values == ["a value"] * 6
+    assert stack.vault.secret_reads("reread-secret") - before == 1
