@@ -39,10 +39,10 @@ _LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
 # Brazil's '(0xx11) ...' at the start of a number: a carrier code goes there (masked digits elsewhere are refused)
 _CARRIER_PLACEHOLDER = re.compile(r"^([\s(]*0)xx(?=\s*\d)", re.IGNORECASE)
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
-# ... or a second number's own last digits after the text's only slash ('0171 1234567 / 8'), which libphonenumber
-# joins on: when what comes before the slash is a valid number alone (a slash after an area code, '0800/501', or
-# before a number's last group, '02 123/456', separates groups of one number)
-_ALTERNATIVE_ENDING = re.compile(r"^([^/]*\d[^/]*)/\s*\d{1,3}\W*$")
+# ... or a second number's own last digits after its last slash ('0171 1234567 / 8', '0171/1234567/8'), which
+# libphonenumber joins on: when what comes before that slash is a valid number alone (a slash after an area code,
+# '030 123/4567', or between every group, '+41/21/234/56/78', separates groups of one number)
+_ALTERNATIVE_ENDING = re.compile(r"^(.*\d.*)/\s*\d{1,3}\W*$")
 # Digits in brackets after the number ('0171 1234567 (1)', a note): only a leading group can be part of a number
 # ('(030) ...', '+49 (0) 30 ...'), and where lengths vary libphonenumber joins a trailing one into a longer number
 _TRAILING_BRACKETED_DIGITS = re.compile(r"\d[^\d(\[]*[(\[][^)\]]*\d[^)\]]*[)\]]\W*$")  # '(24h)' too
@@ -254,9 +254,9 @@ def _read_after_plain_00(text: str, digits: str, reading: phonenumbers.PhoneNumb
     a digit more, which libphonenumber dialed: `0044 121 234 5678` is Birmingham as Europe writes it, and
     Lausanne dialed after Singapore's `004`; `0081 90 ...` a Japanese mobile, or Memphis after Korea's `008`.
     Likewise when the region's own prefix is no `00` at all and the digits are a national number starting `00`
-    (Japan's and Korea's toll-free numbers), when the text sets `00` and the other number's country code apart:
-    `0066 81 234 5678` in JP is a toll-free number or a Thai mobile, while Korea's toll-free `00798-8521-2032`,
-    grouped as Korea groups it, is no Russian mobile."""
+    (Japan's and Korea's toll-free numbers), when the text sets `00` and the other number's country code apart
+    and is not grouped as the country writes the number: `0066 81 234 5678` in JP is a toll-free number or a Thai
+    mobile, while `0066-8233-02522` and Korea's `00798-8521-2032`, grouped as they write them, are toll-free."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     if not digits.startswith("00") or metadata is None or not metadata.international_prefix:
         return None
@@ -275,7 +275,11 @@ def _read_after_plain_00(text: str, digits: str, reading: phonenumbers.PhoneNumb
         return None
     code = str(other.country_code)
     written_abroad = groups[:1] == ["00" + code] or groups[:2] == ["00", code]
-    return _e164(other) if own is not None or written_abroad else None
+    # ... unless grouped as the country writes its own number (`0066-8233-02522`, Japan's toll-free)
+    written_at_home = groups == _FIRST_DIGITS.findall(
+        phonenumbers.format_number(reading, phonenumbers.PhoneNumberFormat.NATIONAL)
+    )
+    return _e164(other) if own is not None or (written_abroad and not written_at_home) else None
 
 
 def _national_reading_wins(prefix: str, digits: str, region: str) -> bool:
@@ -314,8 +318,8 @@ def _joins_numbers(plain_number: str, vanity: bool) -> bool:
 
 
 def _ends_with_another_ending(plain_number: str, region: str) -> bool:
-    """Whether one to three digits after the text's only slash follow a number that is valid without them: the
-    last digits of a second number (`0171 1234567 / 8`), not the last group of this one (`02 123/456`)."""
+    """Whether one to three digits after the text's last slash follow a number that is valid without them: the
+    last digits of a second number (`0171 1234567 / 8`), not the last group of this one (`030 123/4567`)."""
     ending = _ALTERNATIVE_ENDING.match(plain_number)
     if ending is None:
         return False

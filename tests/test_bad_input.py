@@ -427,6 +427,7 @@ def test_an_international_prefix_is_read_in_any_script_of_digits(stack: Stack, z
         ("030 1234567 (24h)", "DE"),  # rang +49 30 123456724: the letter dropped, the digits joined
         ("0171 1234567 / 8", "DE"),  # a second number's own last digit: rang +49 171 12345678
         ("01 234567 / 89", "AT"),  # rang +43 1 23456789
+        ("0171/1234567/8", "DE"),  # slashes between the groups, and before the second number's last digit
     ],
 )
 def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, to: str, region: str) -> None:
@@ -448,6 +449,8 @@ def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, t
         ("1-800-AND-MORE", "US", "+18002636673"),  # a joining word inside a vanity number's hyphens
         ("1-888-2-GO-2-SEE", "US", "+18882462733"),  # a vanity number with words between its digits
         ("0800/501", "MO", "+8530800501"),  # a slash after the area code, a short number after it
+        ("030 123/4567", "DE", "+49301234567"),
+        ("0066-8233-02522", "JP", "+810066823302522"),  # toll-free, grouped as Japan writes it: no Thai number
         ("+41/21/234/56/78", "CH", "+41212345678"),  # a slash between every group
         ("01.23.45.67.89", "FR", "+33123456789"),  # dots between groups: no decimal
         ("212.555.0199", "US", "+12125550199"),
