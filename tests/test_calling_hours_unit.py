@@ -229,6 +229,7 @@ RINGING_ELSEWHERE = [
     ("+14322831234", "US", "America/Denver", datetime(2026, 7, 15, 7, 10)),  # Van Horn
     ("+12705551234", "US", "America/Chicago", datetime(2026, 7, 15, 7, 10)),  # unplaced: New York's clock
     ("+19075811234", "US", "America/Anchorage", datetime(2026, 7, 15, 22, 30)),  # Unalaska, filed under Honolulu
+    ("+13342911234", "US", "America/New_York", datetime(2026, 7, 15, 21, 30)),  # Phenix City, on Columbus's clock
 ]
 
 

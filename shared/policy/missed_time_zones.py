@@ -47,6 +47,8 @@ RINGS_IN: dict[str, str] = {
     "1812427": "America/Indiana/Vevay",
     "1907581": "America/Anchorage",
     "1432283": "America/Denver",  # Van Horn, Texas (libphonenumber: Chicago), which may keep Mountain time
+    # Phenix City, Lanett and Valley, Alabama, which keep Columbus, Georgia's Eastern time (libphonenumber: Chicago)
+    **{f"1334{exchange}": "America/New_York" for exchange in (291, 297, 298, 448, 480, 576, 644, 756, 768)},
     # Russia: Saratov oblast, UTC+4 since 2016 (libphonenumber: Moscow)
     "7845": "Europe/Saratov",
     # Chile: Magallanes (61) and Aysen (67), UTC-3 all year (libphonenumber: Santiago, UTC-4 in winter)
