@@ -39,10 +39,11 @@ _LETTER_BETWEEN_DIGITS = re.compile(r"\d[^\d]*[^\W\d_][^\d]*\d")
 # Brazil's '(0xx11) ...' at the start of a number: a carrier code goes there (masked digits elsewhere are refused)
 _CARRIER_PLACEHOLDER = re.compile(r"^([\s(]*0)xx(?=\s*\d)", re.IGNORECASE)
 _SECOND_PREFIX = re.compile(r"\d\s*[/,;]\s*[+0]")
-# ... or a second number's own last digits after its last slash ('0171 1234567 / 8', '0171/1234567/8'), which
-# libphonenumber joins on: when what comes before that slash is a valid number alone (a slash after an area code,
-# '030 123/4567', or between every group, '+41/21/234/56/78', separates groups of one number)
-_ALTERNATIVE_ENDING = re.compile(r"^(.*\d.*)/\s*\d{1,3}\W*$")
+# ... or a second number's own last digits after a slash ('0171 1234567 / 8'), which libphonenumber joins on: when
+# what comes before the slash is a valid number alone, and the slash is the text's only one or follows a group of
+# five digits or more ('0171/1234567/8'). A slash after an area code ('030 123/4567') or between every short group
+# ('030/123/456', '+43/1/234/56/78') separates groups of one number, where lengths vary too.
+_ALTERNATIVE_ENDING = re.compile(r"^(.*\d{5}\D*|[^/]*\d[^/]*)/\s*\d{1,3}\W*$")
 # Digits in brackets after the number ('0171 1234567 (1)', a note): only a leading group can be part of a number
 # ('(030) ...', '+49 (0) 30 ...'), and where lengths vary libphonenumber joins a trailing one into a longer number
 _TRAILING_BRACKETED_DIGITS = re.compile(r"\d[^\d(\[]*[(\[][^)\]]*\d[^)\]]*[)\]]\W*$")  # '(24h)' too

@@ -127,12 +127,13 @@ class KeyVaultSecrets:
             reading, failure = self._reading.setdefault(name, (threading.Lock(), FailureForWaiters()))
         asked_at = failure.asked()
         with reading:  # one read of a secret in flight: a cold start under load costs one Key Vault request
-            # A read that ended after this request asked is as fresh as one of its own: re-reads asked at once (a
-            # missing secret looked for again by every request) are one read, not one each in turn
+            # A read that began after this request asked is as fresh as one of its own: re-reads asked at once (a
+            # missing secret looked for again by every request) are one or two reads, not one each in turn
             read_since = self._read_at.get(name, -math.inf) >= asked_at
             if name not in self._cache or (refresh and not read_since):
+                started = failure.asked()
                 self._cache[name] = failure.attempt(asked_at, lambda: self._read(name))
-                self._read_at[name] = time.monotonic()
+                self._read_at[name] = started
             return self._cache[name]
 
     def _read(self, name: str) -> str | None:

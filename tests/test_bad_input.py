@@ -450,6 +450,8 @@ def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, t
         ("1-888-2-GO-2-SEE", "US", "+18882462733"),  # a vanity number with words between its digits
         ("0800/501", "MO", "+8530800501"),  # a slash after the area code, a short number after it
         ("030 123/4567", "DE", "+49301234567"),
+        ("030/123/456", "DE", "+4930123456"),  # a slash between every short group, where lengths vary
+        ("+43/1/234/56/78", "AT", "+4312345678"),
         ("0066-8233-02522", "JP", "+810066823302522"),  # toll-free, grouped as Japan writes it: no Thai number
         ("+41/21/234/56/78", "CH", "+41212345678"),  # a slash between every group
         ("01.23.45.67.89", "FR", "+33123456789"),  # dots between groups: no decimal

@@ -237,4 +237,5 @@ def test_re_reads_of_a_secret_asked_at_once_are_one_read(stack: Stack) -> None:
         reader.join(30)
 
     assert values == ["a value"] * 6
-    assert stack.vault.secret_reads("reread-secret") - before == 1
+    # one read, and a second for those that asked after it began (its value may predate their asking)
+    assert stack.vault.secret_reads("reread-secret") - before <= 2
