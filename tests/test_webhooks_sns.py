@@ -179,13 +179,10 @@ def test_a_notification_with_a_subject_and_the_certificate_fetched_once(sns: Sns
     assert len(sns.server.hits(CERT_PATH)) == 1
 
 
-def test_deliveries_at_once_on_a_cold_instance_fetch_the_certificate_once(sns: Sns) -> None:
-    """The cache was looked at, then the certificate fetched outside the lock: eight deliveries at once fetched it
-    eight times from AWS, each up to its timeout."""
-    sns.server.delays[CERT_PATH] = [0.5]  # the first fetch is slow: the others arrive while it runs
-    messages = [sign(sns.message(Subject=f"call {n}")) for n in range(8)]
+def deliver_at_once(sns: Sns, messages: list[dict[str, Any]]) -> list[Any]:
+    """Post the messages from threads released together; their answers, in the order they came."""
     together = threading.Barrier(len(messages))
-    answers: list = []
+    answers: list[Any] = []
 
     def deliver(message: dict[str, Any]) -> None:
         together.wait(10)
@@ -196,8 +193,16 @@ def test_deliveries_at_once_on_a_cold_instance_fetch_the_certificate_once(sns: S
         sender.start()
     for sender in senders:
         sender.join(30)
+    return answers
 
-    assert [a.status_code for a in answers] == [201] * len(messages)
+
+def test_deliveries_at_once_on_a_cold_instance_fetch_the_certificate_once(sns: Sns) -> None:
+    """The cache was looked at, then the certificate fetched outside the lock: eight deliveries at once fetched it
+    eight times from AWS, each up to its timeout."""
+    sns.server.delays[CERT_PATH] = [0.5]  # the first fetch is slow: the others arrive while it runs
+    answers = deliver_at_once(sns, [sign(sns.message(Subject=f"call {n}")) for n in range(8)])
+
+    assert [a.status_code for a in answers] == [201] * 8
     assert len(sns.server.hits(CERT_PATH)) == 1
 
 
@@ -207,21 +212,9 @@ def test_deliveries_waiting_on_a_failed_certificate_fetch_get_its_failure_not_a_
     worker threads (six on two cores), so that all four wait on the one fetch."""
     sns.server.delays[CERT_PATH] = [0.5]
     sns.server.failures[CERT_PATH] = [503] * 4
-    messages = [sign(sns.message(Subject=f"call {n}")) for n in range(4)]
-    together = threading.Barrier(len(messages))
-    answers: list = []
+    answers = deliver_at_once(sns, [sign(sns.message(Subject=f"call {n}")) for n in range(4)])
 
-    def deliver(message: dict[str, Any]) -> None:
-        together.wait(10)
-        answers.append(sns.post(message))
-
-    senders = [threading.Thread(target=deliver, args=(message,)) for message in messages]
-    for sender in senders:
-        sender.start()
-    for sender in senders:
-        sender.join(30)
-
-    assert [a.status_code for a in answers] == [503] * len(messages)  # SNS delivers each again
+    assert [a.status_code for a in answers] == [503] * 4  # SNS delivers each again
     assert len(sns.server.hits(CERT_PATH)) == 1
     assert sns.stack.creates() == []
 
