@@ -35,9 +35,9 @@ def _participants(conversation: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in participants if isinstance(p, dict)] if isinstance(participants, list) else []
 
 
-def _text(participant: dict[str, Any], field: str) -> str | None:
+def _text(fields: dict[str, Any], name: str) -> str | None:
     """A field Genesys documents as a string; any other value is read as absent."""
-    value = participant.get(field)
+    value = fields.get(name)
     return value if isinstance(value, str) and value else None
 
 
@@ -73,9 +73,10 @@ def describe(conversation: dict[str, Any]) -> dict[str, Any]:
     customer = _customer(conversation) or {}
     state = (_text(customer, "state") or "").lower()
     disconnect_type = _text(customer, "disconnectType")
-    error_info = customer.get("errorInfo") if isinstance(customer.get("errorInfo"), dict) else None
+    error_info = customer.get("errorInfo")
+    error_info = error_info if isinstance(error_info, dict) else None
     if state in _ENDED:  # a call that was answered ended, however it was cut: a flow retrying "failed" rings again
-        never_answered = not customer.get("connectedTime")
+        never_answered = _text(customer, "connectedTime") is None
         status = "failed" if never_answered and (error_info or disconnect_type in _FAILED_DISCONNECTS) else "ended"
     elif state in _CONNECTED:
         status = "connected"

@@ -61,10 +61,15 @@ MAX_RATE_LIMITED_RESENDS = 3
 CREATE_ANSWER_SECONDS = 5.0  # the most time a create must have left to be sent (see GenesysClient._answer_time)
 READ_ATTEMPTS = 3
 TOKEN_SAFETY_MARGIN_SECONDS = 60.0
-# A token lives 5 minutes to 48 hours (set per OAuth client); a lifetime outside that, or no number, is not believed
+# A token lives at most 48 hours (5 minutes to 48 hours, set per OAuth client); a longer lifetime, or no number, is
+# not believed
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600.0
 MAX_TOKEN_LIFETIME_SECONDS = 48 * 3600.0
-_OWN_TIME_FAILURES = frozenset({"genesys_timeout", "genesys_unavailable", "genesys_rate_limited"})
+# Token failures not handed to the requests that waited on its fetch: what the fetching request's own time may have
+# shaped (a Genesys timeout or connection, a 5xx it stopped retrying, a 429 it could not wait out). Any other is
+# every waiter's: a refusal, a Key Vault that failed (each waiter read the vault again in turn, the sixth of six on a
+# cold start 31 s on).
+_NOT_HANDED_ON = frozenset({"genesys_timeout", "genesys_unavailable", "genesys_rate_limited"})
 RENEWAL_RETRY_SECONDS = 5.0  # after a failed renewal, requests go on with the old token this long before the next try
 # A client secret Genesys refused (invalid_client) twice, around a re-read, is not sent again, nor Key Vault read again
 # for it, sooner: a wrong secret in the vault cost every request a vault read and two refused logins.
@@ -139,7 +144,7 @@ def _without_credentials(body: Any, authorization: str) -> Any:
             withheld.add(base64.b64decode(credential, validate=True).decode().partition(":")[2])
     # ... and as JSON writes them (an echo written as an object, or quoted in a message): quotes and backslashes
     # escaped, other characters as they are or as \u escapes
-    withheld |= {json.dumps(value, ensure_ascii=ascii)[1:-1] for value in withheld for ascii in (True, False)}
+    withheld |= {json.dumps(value, ensure_ascii=escaped)[1:-1] for value in withheld for escaped in (True, False)}
     cleaned = dict(body)
     for name in _FREE_TEXT:
         if body.get(name) is None:
@@ -202,10 +207,7 @@ class GenesysClient:
         self._clock = clock
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
-        # What the fetching request's own time may have shaped (a Genesys timeout or connection, a rate limit it could
-        # not wait out) is not handed on; any other failure is every waiter's: a refusal, a Key Vault that failed
-        # (each waiter read the vault again in turn, the sixth of six on a cold start 31 s on)
-        self._token_failure = FailureForWaiters(clock, handed_on=lambda problem: problem.code not in _OWN_TIME_FAILURES)
+        self._token_failure = FailureForWaiters(clock, handed_on=lambda problem: problem.code not in _NOT_HANDED_ON)
         self._refused_secret: _RefusedSecret | None = None
 
     # ---- transport -------------------------------------------------------------------------------
@@ -336,10 +338,11 @@ class GenesysClient:
             secret = self._client_secret(True)  # the same value too: Genesys may have refused it for a moment
             answer = self._token_request(secret, deadline)
         body = answer.body if isinstance(answer.body, dict) else {}
-        if answer.status == 200 and isinstance(body.get("access_token"), str) and body["access_token"]:
+        access_token, token_type = body.get("access_token"), body.get("token_type")
+        if answer.status == 200 and isinstance(access_token, str) and access_token:
             self._refused_secret = None
-            token_type = body.get("token_type") if isinstance(body.get("token_type"), str) else None
-            return f"{token_type or 'bearer'} {body['access_token']}", _token_lifetime(body.get("expires_in"))
+            scheme = token_type if isinstance(token_type, str) and token_type else "bearer"
+            return f"{scheme} {access_token}", _token_lifetime(body.get("expires_in"))
         if _is_invalid_client(answer):
             self._refused_secret = _RefusedSecret(secret, answer, self._clock() + REFUSED_SECRET_SECONDS)
         raise _refusal(answer, creating_call=False)

@@ -131,7 +131,7 @@ class KeyVaultSecrets:
             # missing secret looked for again by every request) are one or two reads, not one each in turn
             read_since = self._read_at.get(name, -math.inf) >= asked_at
             if name not in self._cache or (refresh and not read_since):
-                started = failure.asked()
+                started = time.monotonic()  # the clock of `failure.asked()`
                 self._cache[name] = failure.attempt(asked_at, lambda: self._read(name))
                 self._read_at[name] = started
             return self._cache[name]

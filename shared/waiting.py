@@ -38,7 +38,7 @@ class FailureForWaiters:
     ) -> None:
         self._clock = clock
         self._handed_on = handed_on
-        self._held_failure = held
+        self._is_held = held
         self._hold_seconds = hold_seconds
         self._failed: tuple[float, Problem] | None = None
 
@@ -49,7 +49,7 @@ class FailureForWaiters:
     def attempt(self, asked_at: float, work: Callable[[], T]) -> T:
         """`work`, under the caller's lock; raises the failure that ended since `asked_at` instead, if one did."""
         failed = self._failed
-        if failed is not None and (failed[0] >= asked_at or self._held(*failed)):
+        if failed is not None and (failed[0] >= asked_at or self._still_held(*failed)):
             raise replace(failed[1])
         try:
             done = work()
@@ -59,5 +59,5 @@ class FailureForWaiters:
         self._failed = None
         return done
 
-    def _held(self, failed_at: float, problem: Problem) -> bool:
-        return self._held_failure(problem) and self._clock() - failed_at < self._hold_seconds
+    def _still_held(self, failed_at: float, problem: Problem) -> bool:
+        return self._is_held(problem) and self._clock() - failed_at < self._hold_seconds

@@ -354,8 +354,9 @@ def test_a_did_pool_holds_the_numbers_of_its_length_between_its_first_and_last()
     [("genesys_permission_denied", True), ("genesys_not_found", True), ("genesys_auth_failed", False)],
 )
 def test_a_first_load_genesys_refused_for_good_is_held_and_a_refused_secret_is_not(refusal: str, held: bool) -> None:
-    """A load refused for good was asked again by every call and probe. But a refused client secret reaches the
-    load through the token, and is tried again once put right (REFUSED_SECRET_SECONDS): held, calls failed 20 s on."""
+    """A load refused for good was asked again by every call and probe. A refused client secret is not held here:
+    the token's own REFUSED_SECRET_SECONDS already limits it, and holding it as well kept calls failing 20 s after
+    the secret was put right."""
     clock = Clock(now=100.0)
     loads: list[float] = []
 

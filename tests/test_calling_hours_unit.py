@@ -4,7 +4,11 @@ goes through the HTTP routes with windows chosen relative to now)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -215,12 +219,7 @@ RINGING_ELSEWHERE = [
     ("+56961234567", "CL", "Pacific/Easter", datetime(2026, 7, 15, 6, 30)),  # a mobile: anywhere in Chile
     ("+67571234567", "PG", "Pacific/Bougainville", datetime(2026, 7, 15, 21, 30)),
     # North American area codes that span clocks: any zone of the code, and of the codes an overlay overlays
-    (
-        "+18679751234",
-        "CA",
-        "America/Toronto",
-        datetime(2026, 7, 15, 23, 30),
-    ),  # Iqaluit's clock; unplaced: Fort Nelson's
+    ("+18679751234", "CA", "America/Toronto", datetime(2026, 7, 15, 23, 30)),  # Iqaluit; unplaced: Fort Nelson's
     ("+18506811234", "US", "America/New_York", datetime(2026, 7, 15, 21, 30)),  # Tallahassee, filed under Chicago
     ("+14742001234", "CA", "America/Regina", datetime(2026, 7, 15, 7, 10)),  # Saskatchewan's overlay: Winnipeg
     ("+14482001234", "US", "America/Chicago", datetime(2026, 7, 15, 7, 10)),  # Pensacola's overlay: New York
@@ -364,15 +363,10 @@ def test_a_send_that_comes_after_the_window_closed_is_refused_though_the_check_c
     policy.recheck(to, checked, scheduled=None)  # 21:00:00.5, but within the allowance of a check at 20:59:59.5
 
 
-def test_the_hours_are_those_of_the_tz_data_the_app_ships_not_the_hosts(tmp_path) -> None:
+def test_the_hours_are_those_of_the_tz_data_the_app_ships_not_the_hosts(tmp_path: Path) -> None:
     """ZoneInfo reads the host's tz database first: an image's older release gave the offsets, while the zones
     of each country came from the tzdata package (a country that changed its clocks since, Mexico in 2022, was
     called by the old ones). Here the host's New York keeps Tokyo's clock; a fresh process, so no cache helps."""
-    import subprocess
-    import sys
-    from importlib import resources
-    from pathlib import Path
-
     host = tmp_path / "zoneinfo"
     (host / "America").mkdir(parents=True)
     tokyo = resources.files("tzdata.zoneinfo").joinpath("Asia", "Tokyo").read_bytes()

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from emulators.genesys import DEMO_QUEUE_ID
 from tests.conftest import LogAudit, Stack
 
 
@@ -77,8 +78,6 @@ def test_a_number_that_could_not_be_read_is_masked_as_much_as_one_that_could(
 ) -> None:
     """The mask hid the last four digits of the whole text: a queue's caller ID with an extension, refused for it,
     was logged with every digit of the number."""
-    from emulators.genesys import DEMO_QUEUE_ID
-
     caplog.set_level(logging.INFO, logger="shared")
     monkeypatch.setattr(stack.genesys.org.queues[DEMO_QUEUE_ID], "calling_party_number", "+1 317 555 0105 ext 4321")
 

@@ -47,7 +47,8 @@ class StatusCallback:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> StatusCallback | None:
         """The callback fields of a call request, shape only (the host check needs the settings)."""
-        url, events = (body.get(name) if is_given(body.get(name)) else None for name in (URL_FIELD, EVENTS_FIELD))
+        url, events = body.get(URL_FIELD), body.get(EVENTS_FIELD)
+        url, events = (url if is_given(url) else None), (events if is_given(events) else None)
         if url is None:
             if events is not None:
                 raise _invalid(EVENTS_FIELD, f"'{EVENTS_FIELD}' needs a '{URL_FIELD}' to send them to.")
