@@ -274,13 +274,16 @@ def _read_after_plain_00(text: str, digits: str, reading: phonenumbers.PhoneNumb
         return None
     if not phonenumbers.is_valid_number(other) or _e164(other) == _e164(reading):
         return None
+    if own is not None:
+        return _e164(other)
+    # A national number starting `00`: set apart as `00` and the other number's country code, unless grouped as its
+    # own country writes it (`0066-8233-02522`, Japan's toll-free)
     code = str(other.country_code)
     written_abroad = groups[:1] == ["00" + code] or groups[:2] == ["00", code]
-    # ... unless grouped as the country writes its own number (`0066-8233-02522`, Japan's toll-free)
     written_at_home = groups == _FIRST_DIGITS.findall(
         phonenumbers.format_number(reading, phonenumbers.PhoneNumberFormat.NATIONAL)
     )
-    return _e164(other) if own is not None or (written_abroad and not written_at_home) else None
+    return _e164(other) if written_abroad and not written_at_home else None
 
 
 def _national_reading_wins(prefix: str, digits: str, region: str) -> bool:
@@ -307,14 +310,15 @@ def _plain(text: str) -> str:
     return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in folded)
 
 
-def _joins_numbers(plain_number: str, vanity: bool) -> bool:
+def _joins_numbers(plain_number: str, vanity: bool, region: str) -> bool:
     """Whether the number's text (`_plain`, a tel: URI's parameters aside) holds more than one number, or one and
-    words inside it (see `_LETTER_BETWEEN_DIGITS`; a `vanity` number has words inside)."""
+    words inside it (see `_LETTER_BETWEEN_DIGITS`; a `vanity` number has words inside), read in `region`."""
     number_part = _CARRIER_PLACEHOLDER.sub(r"\1", plain_number)
     return bool(
         _SECOND_PREFIX.search(number_part)
         or _TRAILING_BRACKETED_DIGITS.search(number_part)
         or (not vanity and _LETTER_BETWEEN_DIGITS.search(number_part))
+        or _ends_with_another_ending(plain_number, region)
     )
 
 
@@ -394,7 +398,7 @@ def normalize(text: str, region: str, *, field: str = "to", allow_premium_rate: 
         raise _invalid("extension", text, field)
     letters = _letters_read_as_digits(text)
     vanity = letters and _vanity_number(text, reading)  # 1-888-2-GO-2-SEE: words inside
-    if _joins_numbers(plain_number, vanity) or _ends_with_another_ending(plain_number, reading.region):
+    if _joins_numbers(plain_number, vanity, reading.region):
         raise _invalid("several_numbers", text, field)
     if reading.other is not None:
         read = _e164(number)
