@@ -9,9 +9,10 @@ is the app's `DO_NOT_CALL_TABLE` (default: that variable here, else `donotcall`)
 default one on its first call or readiness check, and never another): a name mistyped would fill a table the app
 never reads. `--create-table` makes it: the default before the app's first call, or the table a setting names.
 
-The first column is the number in any common format (a first line of under 5 digits is a header), an optional
-second column a reason (at most 256 characters; a longer one is cut; a quoted one may span lines, and a file with
-a quote left open is refused whole). The file is UTF-8 (Excel: "CSV UTF-8").
+The first column is the number in any common format (a first line of under 5 digits is a header), the rest of
+the row an optional reason (at most 256 characters; a longer one is cut; a quoted one may span lines, and a file
+with a quote left open is refused whole). A row whose later cells hold a number too (a second phone column) is
+named: only its first number is listed. The file is UTF-8 (Excel: "CSV UTF-8").
 Storage comes from the same settings as the app: `AzureWebJobsStorage` (a connection string), or
 `AzureWebJobsStorage__accountName` (or both `__tableServiceUri` and `__queueServiceUri`) with your own Entra
 identity (`az login`). Unreadable lines are reported by line number, never by content, and make the exit
@@ -57,6 +58,7 @@ class ListFile:
     reasons: dict[str, str | None] = field(default_factory=dict)
     first_line: dict[str, int] = field(default_factory=dict)
     unreadable: list[int] = field(default_factory=list)
+    more_numbers: list[int] = field(default_factory=list)  # a row's later cells held a number: not listed
     reasons_cut: list[int] = field(default_factory=list)
 
     def add(self, number: str, reason: str | None, line: int) -> None:
@@ -99,7 +101,9 @@ def read_list(path: Path, region: str) -> ListFile:
                 if line > 1 or sum(c.isdigit() for c in row[0]) >= MIN_NUMBER_DIGITS:  # else a header: Number (E.164)
                     read.unreadable.append(line)
                 continue
-            reason = row[1].strip() if len(row) > 1 and row[1].strip() else None
+            if any(_reads_as_number(cell, region) for cell in row[1:]):  # a second phone column (home, mobile)
+                read.more_numbers.append(line)
+            reason = ",".join(row[1:]).strip() or None  # a reason's unquoted comma split it into cells
             if reason is not None and _holds_rows(reason, region):  # the row's own number is listed all the same
                 read.unreadable.extend(range(line + 1, ended + 1))
                 reason = reason.splitlines()[0].strip() or None
@@ -120,15 +124,17 @@ def _listed_number(cell: str, region: str) -> str:
     return normalize(cell, region, field="number", allow_premium_rate=True).e164
 
 
+def _reads_as_number(text: str, region: str) -> bool:
+    try:
+        _listed_number(text, region)
+    except Problem:
+        return False
+    return True
+
+
 def _holds_rows(reason: str, region: str) -> bool:
     """Whether a reason spanning lines has a later line that starts with a number: rows a stray quote took in."""
-    for later in reason.splitlines()[1:]:
-        try:
-            _listed_number(later.split(",", 1)[0], region)
-        except Problem:
-            continue
-        return True
-    return False
+    return any(_reads_as_number(later.split(",", 1)[0], region) for later in reason.splitlines()[1:])
 
 
 def write_list(table: TableDoNotCallList, read: ListFile) -> tuple[int, Problem | None, list[int]]:
@@ -222,6 +228,14 @@ def main(argv: list[str] | None = None) -> int:
             f"NOT listed: {len(unwritten)} numbers ({_lines(unwritten)}): Table Storage failed ({refusal.code}"
             f"{'; ' + refusal.hint if refusal.hint else ''}); they can still be called: import the list again "
             "(numbers listed already stay listed)",
+            file=sys.stderr,
+        )
+        failed = True
+    if read.more_numbers:
+        print(
+            f"NOT listed: the numbers after the first cell of {len(read.more_numbers)} lines "
+            f"({_lines(read.more_numbers)}); they can still be called: a row lists its first cell's number only (the "
+            "second cell is a reason): put each number on a line of its own and import them again",
             file=sys.stderr,
         )
         failed = True

@@ -467,6 +467,26 @@ def test_rows_the_import_cannot_take_whole_are_listed_or_named_by_their_line(sta
     assert dnc(stack, "GET", "+12125550102").json()["reason"] == "asked\non the phone"
 
 
+def test_a_number_in_a_later_column_is_named_not_dropped(stack: Stack, tmp_path: Path) -> None:
+    """A list exported with two phone columns (home, mobile) was imported with exit status 0: the second column
+    was read as the first number's reason, a third cell was dropped, and half the numbers stayed callable."""
+    listing = tmp_path / "dnc.csv"
+    listing.write_text(
+        "+1 212 555 0101,+1 212 555 0102\n"  # line 1: a second number where the reason goes
+        "+1 212 555 0103,asked 2026-11-01,+1 212 555 0104\n"  # line 2: a third cell
+        "+1 212 555 0105,asked by phone, on 2026-11-01\n"  # line 3: a reason with a comma, not quoted
+    )
+
+    imported = import_listing(stack, listing)
+
+    assert imported.returncode == 1, imported.stdout
+    assert "imported 3 numbers" in imported.stdout
+    assert "NOT listed: the numbers after the first cell of 2 lines (line 1, 2)" in imported.stderr
+    listed = [dnc(stack, "GET", f"+1212555010{n}").json()["listed"] for n in (1, 2, 3, 4, 5)]
+    assert listed == [True, False, True, False, True]
+    assert dnc(stack, "GET", "+12125550105").json()["reason"] == "asked by phone, on 2026-11-01"
+
+
 def test_a_quote_left_open_refuses_the_list_whole(stack: Stack, tmp_path: Path) -> None:
     """A reason's quote never closed took every later line into that reason: their numbers went unlisted, the
     import said it had listed the list, and the numbers were stored in full as the first one's reason."""
