@@ -359,6 +359,9 @@ class Idempotency:
     retention_seconds: float = 24 * 3600.0
     duplicate_window_seconds: float = 60.0
     clock: Callable[[], float] = time.time
+    # Keys (their prefixes) whose known answers are kept as long as unknown ones: a sender's redeliveries that
+    # nothing else refuses come for longer than the retention
+    long_kept_keys: tuple[str, ...] = ()
     late_releases: LateReleases = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -541,7 +544,8 @@ class Idempotency:
 
         A keyless answer's window runs from the answer; an outcome-unknown one is kept at least
         `KEYLESS_UNKNOWN_OUTCOME_SECONDS`, so a client's late retries replay it rather than dial. A keyed claim
-        lives `UNKNOWN_OUTCOME_RETENTION_SECONDS` unless a known answer shortens it to the retention.
+        lives `UNKNOWN_OUTCOME_RETENTION_SECONDS` unless a known answer shortens it to the retention (but for
+        `long_kept_keys`).
         """
         expires_at = claim.record.expires_at
         if claim.record.key.startswith(KEYLESS_PREFIX):
@@ -549,8 +553,8 @@ class Idempotency:
             expires_at = answered + self.duplicate_window_seconds
             if outcome_unknown:
                 expires_at = max(expires_at, claim.record.expires_at, answered + KEYLESS_UNKNOWN_OUTCOME_SECONDS)
-        elif not outcome_unknown:  # a known answer is replayed for the retention, then the key is free again
-            expires_at = claim.record.claimed_at + self.retention_seconds
+        elif not outcome_unknown and not self._kept_long(claim.record.key):
+            expires_at = claim.record.claimed_at + self.retention_seconds  # replayed for the retention, then free
         done = replace(claim.record, state=DONE, reply=reply, expires_at=expires_at)
         try:
             recorded = self.store.replace(done) is not None
@@ -558,6 +562,9 @@ class Idempotency:
             recorded = False
         if not recorded:
             log.error("Could not record the outcome of request %s for replay", claim.record.owner)
+
+    def _kept_long(self, store_key: str) -> bool:
+        return any(store_key.startswith(keyed_store_key(prefix)) for prefix in self.long_kept_keys)
 
 
 def _marking(job: JobAttempt | None, call_key: str | None, mark_claim: Callable[[], None]) -> Callable[[], None]:

@@ -36,6 +36,7 @@ from shared.status_callbacks import (
 )
 from shared.storage import QueueSender
 from shared.webhooks import GoogleKeys, PubSubVerifier, Senders, SignatureVerifier, SnsVerifier
+from shared.webhooks.hmac_signatures import DELIVERY_KEY_PREFIX as HMAC_DELIVERY_KEY_PREFIX
 from shared.webhooks.shared_secrets import SharedSecrets
 
 log = get_logger(__name__)
@@ -114,6 +115,7 @@ def _build() -> Services:
         stale_seconds=settings.stale_claim_seconds,
         retention_seconds=settings.idempotency_retention_seconds,
         duplicate_window_seconds=settings.duplicate_window_seconds,
+        long_kept_keys=(HMAC_DELIVERY_KEY_PREFIX,),
     )
     policy = _call_policy(settings, store)
     subscriptions = Subscriptions(

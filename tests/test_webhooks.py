@@ -13,7 +13,7 @@ import pytest
 
 from emulators.genesys import NO_STATION_USER_ID, Fault
 from shared.http import MAX_EVENTS_BYTES
-from tests.conftest import Stack
+from tests.conftest import Stack, backdate
 
 SECRET = "whsec-test-current"
 PREVIOUS = "whsec-test-previous"
@@ -122,6 +122,22 @@ def test_replayed_signed_request_dials_nothing(signed: Stack, sign) -> None:
 
     assert (first.status_code, replay.status_code) == (201, 201)
     assert replay.headers["Idempotent-Replayed"] == "true"
+    assert len(signed.creates()) == 1
+
+
+def test_an_untimed_delivery_redelivered_days_later_dials_nothing(signed: Stack) -> None:
+    """GitHub's Redeliver sends a delivery of the past 3 days again (GitHub Enterprise Server: 7), with the same
+    signed bytes and no timestamp to refuse it by. Its answer was kept for the 24 h retention, so a redelivery on
+    the second day placed the call again."""
+    body = json.dumps(CALL).encode()
+    headers = raw_signature(body)
+
+    first = post_webhook(signed, body, headers)
+    backdate("key:sig:" + hashlib.sha256(body).hexdigest(), 7 * 24 * 3600)  # a week passes
+    redelivered = post_webhook(signed, body, headers)
+
+    assert (first.status_code, redelivered.status_code) == (201, 201), redelivered.text
+    assert redelivered.headers["Idempotent-Replayed"] == "true"
     assert len(signed.creates()) == 1
 
 
