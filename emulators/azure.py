@@ -274,7 +274,7 @@ class ManagedIdentityEmulator(_Emulator):
         return {"IDENTITY_ENDPOINT": self.endpoint, "IDENTITY_HEADER": self.header_secret}
 
     def requests(self) -> list[dict]:
-        """Every token request: {"resource", "client_id", "api_version"}."""
+        """Every token request: {"resource", "client_id", "mi_res_id", "api_version"}."""
         with self._lock:
             return [dict(entry) for entry in self._log]
 
@@ -303,6 +303,7 @@ class ManagedIdentityEmulator(_Emulator):
                 {
                     "resource": query.get("resource"),
                     "client_id": client_id,
+                    "mi_res_id": query.get("mi_res_id"),  # a user-assigned identity named by its resource id
                     "api_version": query.get("api-version"),
                 }
             )

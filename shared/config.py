@@ -57,6 +57,26 @@ MAX_RETRY_AFTER_SECONDS = 3600.0
 # CONTAINER_NAME (and, on Flex, WEBSITE_SKU=FlexConsumption).
 AZURE_HOST_VARIABLES = ("WEBSITE_INSTANCE_ID", "CONTAINER_NAME", "WEBSITE_SKU")
 APP_SERVICE_VARIABLES = ("WEBSITE_INSTANCE_ID", "WEBSITE_SKU")  # App Service's own: dev containers set CONTAINER_NAME
+# An identity-based connection's properties (`<connection>__<property>`) that the Functions host reads, in any case
+# of their names: the app reads the same ones, so that its tables are the ones the host's triggers use.
+STORAGE_PROPERTIES = (
+    "accountName",
+    "tableServiceUri",
+    "queueServiceUri",
+    "blobServiceUri",  # the host's own; the app uses no blobs
+    "credential",
+    "clientId",
+    "managedIdentityResourceId",
+    "tenantId",
+    "clientSecret",
+)
+# A service principal's, which the host can connect with and the app's clients do not take: refused by name, rather
+# than connecting as another identity than the host's
+SERVICE_PRINCIPAL_PROPERTIES = ("tenantId", "clientSecret")
+IDENTITY_RESOURCE_ID = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+",
+    re.IGNORECASE,
+)
 SERVICE_ACCOUNT = re.compile(r"[^@\s,]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TOPIC_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*")
@@ -100,7 +120,6 @@ class Settings:
     pubsub_audience: str | None  # the `aud` Pub/Sub push tokens must carry
     pubsub_service_accounts: frozenset[str]  # lowercase: the service accounts whose pushes are trusted
     storage: StorageAccount | None  # AzureWebJobsStorage: idempotency records, asynchronous jobs
-    in_azure: bool  # a hosting plan's variable is set (AZURE_HOST_VARIABLES): it runs and replaces several instances
     idempotency_table: str
     duplicate_window_seconds: float
     idempotency_retention_seconds: float
@@ -309,6 +328,7 @@ def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStora
     """The storage a connection setting names, read as the Functions host reads it: the setting itself as a
     connection string, else identity-based `<connection>__tableServiceUri` and `__queueServiceUri`, or
     `<connection>__accountName` for an account in Azure's public cloud (whose service URIs it names)."""
+    env = _as_the_host_reads(env, connection)
     connection_string = _secret(env, connection, free_text=False)
     if connection_string:
         return StorageAccount(connection_string=connection_string, setting=connection)
@@ -324,18 +344,73 @@ def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStora
     if table_uri is None or queue_uri is None:
         missing = "tableServiceUri" if table_uri is None else "queueServiceUri"
         raise _config_error(f"{connection}__{missing}", "is required with identity-based storage (tables and queues)")
+    for name in (f"{connection}__{property}" for property in SERVICE_PRINCIPAL_PROPERTIES):
+        if name in env:
+            raise _config_error(
+                name,
+                "names a service principal, which the app does not connect to storage with: use the managed identity "
+                f"({connection}__credential=managedidentity), or unset for DefaultAzureCredential (az login)",
+            )
     credential = (_text(env, f"{connection}__credential") or "").lower()
     if credential not in ("", "managedidentity"):
         raise _config_error(
             f"{connection}__credential", "must be managedidentity (or unset for DefaultAzureCredential)"
         )
+    client_id = _client_id(env, f"{connection}__clientId")
+    resource_id = _identity_resource_id(env, f"{connection}__managedIdentityResourceId", credential, client_id)
     return StorageAccount(
         table_uri=table_uri.rstrip("/"),
         queue_uri=queue_uri.rstrip("/"),
         managed_identity=credential == "managedidentity",
-        client_id=_client_id(env, f"{connection}__clientId"),
+        client_id=client_id,
+        resource_id=resource_id,
         setting=connection,
     )
+
+
+def _durable_storage(env: Mapping[str, str]) -> StorageAccount | None:
+    """AzureWebJobsStorage; None (in-memory duplicate protection) only off Azure. A hosting plan's variable says
+    the app runs in Azure (AZURE_HOST_VARIABLES), where several instances run and replace each other: a claim in
+    one's memory would let another dial the same request, so no call is placed without the shared tables."""
+    storage = storage_account(env)
+    if storage is None and any(_text(env, name) for name in AZURE_HOST_VARIABLES):
+        raise _config_error(
+            "AzureWebJobsStorage",
+            "is not set in a form the app reads (a connection string; __accountName; or __tableServiceUri and "
+            "__queueServiceUri), and in Azure duplicate protection in memory would cover one instance of several",
+        )
+    return storage
+
+
+def _as_the_host_reads(env: Mapping[str, str], connection: str) -> dict[str, str]:
+    """A connection's settings under their documented names, whatever the case they were written in: the host
+    reads `AzureWebJobsStorage__TableServiceUri` for its triggers, and an app that missed it would keep its claims in
+    memory. Two spellings of one name with different values are refused: which one the host takes is not said."""
+    documented = {name.lower(): name for name in (connection, *(f"{connection}__{p}" for p in STORAGE_PROPERTIES))}
+    found: dict[str, str] = {}
+    for name, value in env.items():
+        spelled = documented.get(name.lower())
+        if spelled is None or not value:
+            continue
+        if found.setdefault(spelled, value) != value:
+            raise _config_error(spelled, "is set twice, in two spellings of its name, to different values")
+    return found
+
+
+def _identity_resource_id(env: Mapping[str, str], name: str, credential: str, client_id: str | None) -> str | None:
+    """A user-assigned identity named by its resource id, the other way the host takes besides `__clientId`."""
+    resource_id = _text(env, name)
+    if resource_id is None:
+        return None
+    if not IDENTITY_RESOURCE_ID.fullmatch(resource_id):
+        raise _config_error(
+            name,
+            "must be a user-assigned identity's resource id: /subscriptions/<id>/resourceGroups/<group>/providers/"
+            "Microsoft.ManagedIdentity/userAssignedIdentities/<name>",
+        )
+    if credential != "managedidentity" or client_id is not None:
+        raise _config_error(name, "needs __credential=managedidentity, and no __clientId (both name the identity)")
+    return resource_id
 
 
 def _list(env: Mapping[str, str], name: str, pattern: re.Pattern[str], rule: str) -> frozenset[str]:
@@ -535,8 +610,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         managed_identity=bool(_text(env, "IDENTITY_ENDPOINT") and _text(env, "IDENTITY_HEADER")),
         azure_client_id=_client_id(env, "AZURE_CLIENT_ID"),
-        storage=storage_account(env),
-        in_azure=any(_text(env, name) for name in AZURE_HOST_VARIABLES),
+        storage=_durable_storage(env),
         idempotency_table=_table_name(env, "IDEMPOTENCY_TABLE", "callidempotency"),
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
         idempotency_retention_seconds=_seconds(

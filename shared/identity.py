@@ -16,14 +16,18 @@ BOUNDED_RETRIES: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.2
 
 
 def managed_identity_credential(
-    client_id: str | None, *, connect_timeout: float, read_timeout: float
+    client_id: str | None, *, resource_id: str | None = None, connect_timeout: float, read_timeout: float
 ) -> TokenCredential:
     """The managed identity credential itself, with the timeouts of the requests it gets tokens for.
 
-    `client_id` names a user-assigned identity; None, the system-assigned one.
+    `client_id` or `resource_id` names a user-assigned identity; neither, the system-assigned one.
     """
     from azure.identity import ManagedIdentityCredential  # imported on first use: it costs cold-start time
 
     return ManagedIdentityCredential(
-        client_id=client_id, connection_timeout=connect_timeout, read_timeout=read_timeout, **BOUNDED_RETRIES
+        client_id=client_id,
+        identity_config={"resource_id": resource_id} if resource_id else None,
+        connection_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        **BOUNDED_RETRIES,
     )

@@ -201,14 +201,7 @@ def _caller_ids(app: Services) -> str:
 
 def _store(app: Services) -> str:
     storage = app.settings.storage
-    if storage is None:
-        if app.settings.in_azure:  # where instances come and go: never twice needs the shared tables
-            raise Problem(
-                "configuration_error",
-                "Duplicate protection is in memory: it covers this instance only, and Azure runs several.",
-                hint="Set AzureWebJobsStorage (a connection string, __accountName, or __tableServiceUri and "
-                "__queueServiceUri with the identity).",
-            )
+    if storage is None:  # only off Azure (see the setting)
         return "in memory: duplicate protection covers this instance only (set AzureWebJobsStorage)"
     app.idempotency_store.read("ready-probe")
     app.do_not_call.check_reachable()  # every call reads it too: a table the identity cannot read refuses them all

@@ -66,6 +66,7 @@ class StorageAccount:
     queue_uri: str | None = None
     managed_identity: bool = False  # `__credential=managedidentity`; otherwise DefaultAzureCredential
     client_id: str | None = None  # `__clientId`: the user-assigned identity to use
+    resource_id: str | None = None  # or `__managedIdentityResourceId`, with `managed_identity`
     setting: str = "AzureWebJobsStorage"  # the connection's name, for errors
 
     @property
@@ -79,10 +80,15 @@ class StorageAccount:
     def _credential(self) -> TokenCredential:
         if self.managed_identity:
             return managed_identity_credential(
-                self.client_id, connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS
+                self.client_id,
+                resource_id=self.resource_id,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
             )
         from azure.identity import DefaultAzureCredential
 
+        if self.client_id:  # as the host reads `__clientId` without `__credential`: its managed identity's
+            return DefaultAzureCredential(managed_identity_client_id=self.client_id)
         return DefaultAzureCredential()
 
     @contextlib.contextmanager

@@ -31,6 +31,7 @@ from emulators.local_host import LocalFunctionHost
 from emulators.one_write import OneWriteHandler
 from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
 from shared.async_requests import QUEUE_NAME
+from shared.config import AZURE_HOST_VARIABLES, STORAGE_PROPERTIES
 from shared.idempotency import Store
 from shared.services import forget_services, services
 from shared.storage import StorageAccount
@@ -289,7 +290,8 @@ SETTING_NAMES = (
     "DUPLICATE_WINDOW_SECONDS",
     "IDEMPOTENCY_WAIT_SECONDS",
     "KEY_VAULT_READ_TIMEOUT_SECONDS",
-    "AzureWebJobsStorage__tableServiceUri",
+    *(f"AzureWebJobsStorage__{name}" for name in STORAGE_PROPERTIES),
+    *AZURE_HOST_VARIABLES,  # a test runs as off Azure unless it says otherwise (a dev container sets CONTAINER_NAME)
     "ALLOWED_COUNTRIES",
     "CALLING_HOURS_BY_COUNTRY",
     "CALLS_PER_NUMBER_LIMIT",

@@ -17,6 +17,7 @@ import pytest
 
 from emulators.azure import ManagedIdentityEmulator
 from emulators.azurite import Azurite
+from shared.services import forget_services
 from tests.conftest import Stack, answering_identity_endpoint
 from tests.test_async_mode import ASYNC, follow
 
@@ -136,4 +137,97 @@ def test_an_identity_endpoint_answering_an_error_page_is_503_not_an_internal_err
         response = identity_stack.post("/api/calls", {"to": "+12125550194"}, headers={"Idempotency-Key": "html"})
 
     assert (response.status_code, response.json()["code"]) == (503, "idempotency_store_unavailable")
+    assert identity_stack.creates() == []
+
+
+RESOURCE_ID = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-api"
+
+
+def uris(azurite: Azurite, spelling: str = "ServiceUri") -> dict[str, str]:
+    return {f"AzureWebJobsStorage__{s.lower()}{spelling}": azurite.service_uri(s) for s in ("Queue", "Table")}
+
+
+def test_a_user_assigned_identity_named_by_its_resource_id_is_the_one_asked_for(
+    identity_stack: Stack, configure, oauth_azurite: Azurite
+) -> None:
+    """`__managedIdentityResourceId` is one of Azure's documented ways to name the identity: it was ignored, the
+    system-assigned identity was asked for instead, and every call answered 503 while the host's triggers worked."""
+    configure(
+        AzureWebJobsStorage=None,
+        DO_NOT_CALL_TABLE=None,
+        AzureWebJobsStorage__credential="managedidentity",
+        AzureWebJobsStorage__managedIdentityResourceId=RESOURCE_ID,
+        **uris(oauth_azurite),
+    )
+
+    before = len(storage_token_requests(identity_stack))
+    response = identity_stack.post("/api/calls", {"to": "+12125550193"})
+
+    assert response.status_code == 201, response.text
+    asked = storage_token_requests(identity_stack)[before:]
+    assert asked and all((r["mi_res_id"], r["client_id"]) == (RESOURCE_ID, None) for r in asked)
+
+
+def test_a_client_id_without_a_credential_setting_is_the_identity_used(
+    identity_stack: Stack, configure, oauth_azurite: Azurite
+) -> None:
+    """The host reads `__clientId` alone as the managed identity's client id (DefaultAzureCredential's): the app
+    dropped it and, with no AZURE_CLIENT_ID, asked for the system-assigned identity."""
+    configure(
+        AzureWebJobsStorage=None,
+        DO_NOT_CALL_TABLE=None,
+        AZURE_CLIENT_ID=None,
+        AzureWebJobsStorage__clientId=CLIENT_ID,
+        **uris(oauth_azurite),
+    )
+
+    before = len(storage_token_requests(identity_stack))
+    response = identity_stack.post("/api/calls", {"to": "+12125550192"})
+
+    assert response.status_code == 201, response.text
+    asked = storage_token_requests(identity_stack)[before:]
+    assert asked and all(r["client_id"] == CLIENT_ID for r in asked)
+
+
+def test_setting_names_are_read_in_any_case_as_the_host_reads_them(
+    identity_stack: Stack, configure, oauth_azurite: Azurite
+) -> None:
+    """The Functions host reads settings whatever their case: `__TableServiceUri` served its triggers, while the app
+    found no storage, kept its claims in memory, and a retry with the same key after a restart dialed again."""
+    configure(
+        AzureWebJobsStorage=None,
+        DO_NOT_CALL_TABLE=None,
+        AzureWebJobsStorage__Credential="managedidentity",
+        AzureWebJobsStorage__ClientId=CLIENT_ID,
+        **uris(oauth_azurite, "ServiceURI"),
+    )
+    key = {"Idempotency-Key": f"cased-{uuid.uuid4()}"}
+
+    first = identity_stack.post("/api/calls", {"to": "+12125550191"}, headers=key)
+    forget_services()  # a restart: a claim in memory would be gone
+    again = identity_stack.post("/api/calls", {"to": "+12125550191"}, headers=key)
+
+    assert (first.status_code, again.status_code) == (201, 201), first.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(identity_stack.creates()) == 1
+
+
+def test_a_service_principal_secret_for_storage_is_refused_by_name(
+    identity_stack: Stack, configure, oauth_azurite: Azurite
+) -> None:
+    """The host can connect with a service principal's secret; the app cannot, and asked another identity."""
+    configure(
+        AzureWebJobsStorage=None,
+        DO_NOT_CALL_TABLE=None,
+        AzureWebJobsStorage__tenantId=str(uuid.uuid4()),
+        AzureWebJobsStorage__clientId=CLIENT_ID,
+        AzureWebJobsStorage__clientSecret="sp-secret-value",
+        **uris(oauth_azurite),
+    )
+
+    response = identity_stack.post("/api/calls", {"to": "+12125550190"})
+
+    assert (response.status_code, response.json()["code"]) == (500, "configuration_error"), response.text
+    assert "AzureWebJobsStorage__tenantId names a service principal" in response.json()["detail"]
+    assert "sp-secret-value" not in response.text
     assert identity_stack.creates() == []

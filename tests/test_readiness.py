@@ -270,17 +270,24 @@ def test_push_senders_are_configured_or_skipped_and_half_a_pubsub_setting_fails(
     ],
     ids=["app-service", "flex-consumption", "linux-consumption"],
 )
-def test_in_azure_duplicate_protection_in_memory_is_not_ready(
+def test_in_azure_duplicate_protection_in_memory_is_not_ready_and_places_no_call(
     stack: Stack, configure, platform: dict[str, str]
 ) -> None:
-    """Every plan runs several instances; the template's plan, Flex Consumption, sets no WEBSITE_INSTANCE_ID."""
+    """Every plan runs several instances; the template's plan, Flex Consumption, sets no WEBSITE_INSTANCE_ID.
+    Readiness failed, but calls were placed with claims in one instance's memory: a retry with the same key on
+    another instance (or after a restart) dialed again."""
     configure(AzureWebJobsStorage=None, **platform)
 
     response = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"}, headers={"Idempotency-Key": "no-shared-store"})
 
     assert response.status_code == 503
-    assert checks(response)["idempotency_store"]["code"] == "configuration_error"
-    assert "AzureWebJobsStorage" in checks(response)["idempotency_store"]["remediation"]
+    assert checks(response)["configuration"]["code"] == "configuration_error"
+    assert (
+        "Setting AzureWebJobsStorage is not set in a form the app reads" in checks(response)["configuration"]["detail"]
+    )
+    assert (call.status_code, call.json()["code"]) == (500, "configuration_error"), call.text
+    assert stack.creates() == []
 
 
 def test_a_vault_whose_challenge_names_another_host_is_a_configuration_error_in_every_check(
