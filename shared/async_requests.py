@@ -178,9 +178,12 @@ class AsyncRequests:
         stale_seconds: float,
         wait_seconds: float,
         duplicate_window_seconds: float,
+        watch_recovered: Callable[[dict[str, Any], Reply], None] = lambda body, reply: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`stale_seconds` and `wait_seconds` are the call's own (IDEMPOTENCY_STALE_SECONDS, _WAIT_SECONDS)."""
+        """`stale_seconds` and `wait_seconds` are the call's own (IDEMPOTENCY_STALE_SECONDS, _WAIT_SECONDS).
+        `watch_recovered(body, reply)` starts the status watch of a job's call whose answer came from the call's own
+        record: the delivery that placed it ended before it could."""
         self._store = store
         self._queue = queue
         self._retention = retention_seconds
@@ -189,6 +192,7 @@ class AsyncRequests:
         # same key: the job's holder is presumed dead only after that wait and the call's own stale limit.
         self._stale = stale_seconds + wait_seconds
         self._duplicate_window = duplicate_window_seconds
+        self._watch_recovered = watch_recovered
         self._clock = clock
 
     def _pending(self, request_id: str) -> Reply:
@@ -305,7 +309,7 @@ class AsyncRequests:
             return
         if record.state == SENT:
             log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
-            self._complete(record, self._sent_answer(record))
+            self._complete_sent(job, record)
             return
         delivery = int((record.data or {}).get(DELIVERY, 0)) + 1  # numbered by this conditional write
         if delivery > MAX_DELIVERIES:  # its worker died on every one (a crash, a timeout): it sent nothing
@@ -320,7 +324,7 @@ class AsyncRequests:
             reply, replayed = answer(job.body, job.idempotency_key, job.request_id, job=attempt)
         except Exception:
             if claim.sent:  # the call may exist: record that instead of letting a redelivery try again
-                self._complete(claim.record, self._sent_answer(claim.record))
+                self._complete_sent(job, claim.record)
                 return
             self._release(claim)
             raise
@@ -368,8 +372,11 @@ class AsyncRequests:
         """End a job that no delivery answered: a sent one as `_sent_answer` says, else with `unsent`, and then the
         claim a dead delivery left under its key is let go of (a keyless claim lives under the call's fingerprint,
         which the job does not know: it expires KEYLESS_UNKNOWN_OUTCOME_SECONDS past its stale limit)."""
-        self._complete(record, self._unrecorded_answer(record, unsent))
-        if record.state == SENT or job.idempotency_key is None:
+        if record.state == SENT:
+            self._complete_sent(job, record)
+            return
+        self._complete(record, Reply.of_problem(unsent, record.owner))
+        if job.idempotency_key is None:
             return
         try:
             let_go_of_job_claim(self._store, job.idempotency_key, job.request_id)
@@ -379,6 +386,12 @@ class AsyncRequests:
     def _unrecorded_answer(self, record: Record, unsent: Problem) -> Reply:
         """The answer of a job ending without one of its own: a sent job's (`_sent_answer`), else `unsent`."""
         return self._sent_answer(record) if record.state == SENT else Reply.of_problem(unsent, record.owner)
+
+    def _complete_sent(self, job: Job, record: Record) -> None:
+        """Record a sent job's answer (`_sent_answer`), and watch its call when that is the call's own 201."""
+        reply = self._sent_answer(record)
+        self._complete(record, reply)
+        self._watch_recovered(job.body, reply)
 
     def _sent_answer(self, record: Record) -> Reply:
         """The answer of a job that sent its call and did not record it: its call's, when the call's own record

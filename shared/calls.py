@@ -562,10 +562,22 @@ class CallService:
             return Reply(201, answer, {"Location": f"/api/calls/{answer['conversationId']}"})
 
         reply, replayed = self._idempotency.run(idempotency_key, plan.fingerprint, dial, request_id=request_id, job=job)
-        if reply.status == 201 and plan.mode == "call" and self._watcher is not None:
-            # After the answer is recorded; a replay starts a watch that failed to start (it is idempotent).
-            self._watcher.start(reply.body["conversationId"], reply.body["requestId"], plan.status_callback)
+        # After the answer is recorded; a replay starts a watch that failed to start (it is idempotent).
+        self._watch(reply, plan.mode, plan.status_callback)
         return reply, replayed
+
+    def watch_recovered(self, body: dict[str, Any], reply: Reply) -> None:
+        """Watch the call of a queued job answered from its call's own record: the delivery that placed it ended
+        before its watch was written (storage failed, or the worker died), and this answer comes from no replay."""
+        try:
+            request = CallRequest.from_json(body)  # accepted once: the same fields, read again
+        except Problem:
+            return
+        self._watch(reply, request.mode, request.status_callback)
+
+    def _watch(self, reply: Reply, mode: str, callback: StatusCallback | None) -> None:
+        if reply.status == 201 and mode == "call" and self._watcher is not None:
+            self._watcher.start(reply.body["conversationId"], reply.body["requestId"], callback)
 
     def place(self, plan: CallPlan, request_id: str, before_send: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Send the one create request and describe the call that Genesys accepted."""

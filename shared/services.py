@@ -163,6 +163,7 @@ def _build() -> Services:
         stale_seconds=settings.stale_claim_seconds,
         wait_seconds=settings.idempotency_wait_seconds,
         duplicate_window_seconds=settings.duplicate_window_seconds,
+        watch_recovered=calls.watch_recovered,
     )
     call_user_state = None
     if settings.call_user_id is not None:

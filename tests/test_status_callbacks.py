@@ -32,6 +32,7 @@ from shared.status_callbacks.watcher import FINISHED, MAX_REFUSED_READS, WatchSe
 from tests.conftest import Receiver, Stack, app_store, app_table, eventually
 from tests.loopback_relay import serving
 from tests.table_front import TableFront, table_front, through_front
+from tests.test_async_mode import follow
 
 SECRET = "whsec_" + base64.b64encode(b"status-callback-test-key-32bytes").decode()
 CALL = {"to": "+12125550199"}
@@ -130,6 +131,49 @@ def test_a_watch_whose_record_insert_met_a_fault_still_starts_at_once(
 
         eventually(lambda: settled(placed.json()["conversationId"]), "the watch to settle")
     assert [event["type"] for event in receiver.events()] == [f"call.{name}" for name in events]
+
+
+def test_a_queued_call_whose_delivery_failed_after_placing_it_is_still_watched(
+    scripted: Stack, receiver: Receiver, azurite: Azurite, configure: Callable[..., None]
+) -> None:
+    """Storage refused writes right after the call's answer was recorded: the watch's record and the job's answer
+    were lost with that delivery. The next delivery found the job sent and answered from the call's record, which
+    never starts a watch: the caller polled its 201, and every event it asked for was lost."""
+    events = ["ringing", "connected", "ended"]
+    with table_front(azurite.ports["Table"]) as front:
+        configure(
+            AzureWebJobsStorage=through_front(azurite, front),
+            IDEMPOTENCY_STALE_SECONDS="1",
+            IDEMPOTENCY_WAIT_SECONDS="1",
+            ASYNC_RETRY_AFTER_SECONDS="1",
+            **FAST,
+        )
+
+        job_answers_refused = []
+
+        def refused(body: bytes) -> bool:
+            if _is_watch_record(body):
+                return True
+            if b'"Key": "async:' in body and b'"State": "done"' in body:  # the job's answer, each of its 3 tries
+                job_answers_refused.append(body)
+                if len(job_answers_refused) == 3:
+                    front.failing_write_when = None  # storage is back
+                return True
+            return False
+
+        front.failing_write_when = refused
+        accepted = scripted.post(
+            "/api/calls",
+            {**CALL, "statusCallbackUrl": receiver.url, "statusCallbackEvents": events},
+            headers={"Prefer": "respond-async"},
+        )
+        final, _ = follow(scripted, accepted)
+
+        assert front.failing_write_when is None and front.refused >= 2, "the fault did not meet both writes"
+        assert final.status_code == 201, final.text
+        eventually(lambda: settled(final.json()["conversationId"]), "the watch to settle")
+    assert [event["type"] for event in receiver.events()] == [f"call.{name}" for name in events]
+    assert len(scripted.creates()) == 1
 
 
 def test_a_failed_call_sends_the_catalog_failure_by_default(scripted: Stack, receiver: Receiver) -> None:
