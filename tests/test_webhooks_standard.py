@@ -12,8 +12,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from standardwebhooks import Webhook
 
+from shared.idempotency import keyed_store_key
+from shared.webhooks.signed import delivery_key
 from shared.webhooks.standard_webhooks import TOLERANCE_SECONDS
-from tests.conftest import Stack
+from tests.conftest import Stack, backdate
 from tests.test_webhooks import CALL, post_webhook, raw_signature, stamped_signature
 
 KEY = base64.b64encode(os.urandom(32)).decode()
@@ -64,6 +66,20 @@ def test_a_standard_webhook_places_the_call_once_per_webhook_id(whsec: Stack) ->
     assert again.headers["Idempotent-Replayed"] == retry.headers["Idempotent-Replayed"] == "true"
     assert len(whsec.creates()) == 1
     assert whsec.creates()[0].json["phoneNumber"] == "+12125550199"
+
+
+def test_a_delivery_resent_with_its_webhook_id_days_later_dials_nothing(whsec: Stack) -> None:
+    """Svix's Resend (and automatic retries, which run about 27 hours) send the same message id signed anew. Its
+    answer was kept for the 24 h retention, so a resend on the second day placed the call again."""
+    headers = standard(BODY)
+
+    first = post_webhook(whsec, BODY, headers)
+    backdate(keyed_store_key(delivery_key("swh", headers["webhook-id"])), 7 * 24 * 3600)  # a week passes
+    resent = post_webhook(whsec, BODY, standard(BODY, msg_id=headers["webhook-id"]))
+
+    assert (first.status_code, resent.status_code) == (201, 201), resent.text
+    assert resent.headers["Idempotent-Replayed"] == "true"
+    assert len(whsec.creates()) == 1
 
 
 def svix(headers: dict) -> dict:

@@ -23,9 +23,6 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 RAW_SIGNATURE = re.compile(r"^sha256=(?P<hex>[0-9a-fA-F]{64})$")
 TIMESTAMPED_SIGNATURE = re.compile(r"^t=(?P<t>\d{1,12}),v1=(?P<v1>[0-9a-fA-F]{64})$")
 RAW_HEADERS = ("X-Signature-256", "X-Hub-Signature-256")  # no timestamp: replayable once the record is purged
-# Their deliveries' keys: with no timestamp to refuse a redelivery by, its answer must outlast GitHub's Redeliver
-# (deliveries of the past 3 days; GitHub Enterprise Server: 7), not only the retention
-DELIVERY_KEY_PREFIX = "sig:"
 TIMESTAMPED_HEADER = "X-Signature"
 HEADERS = (*RAW_HEADERS, TIMESTAMPED_HEADER)
 
@@ -68,4 +65,4 @@ class HmacSignatures:
             signature, message = match["v1"].lower(), match["t"].encode() + b"." + body
         if not self._secrets.any_matches(lambda secret: hmac.compare_digest(hex_hmac(secret, message), signature)):
             raise refused(header, "The signature does not match the body.")
-        return SignedCall(DELIVERY_KEY_PREFIX + hashlib.sha256(message).hexdigest(), body)
+        return SignedCall(f"sig:{hashlib.sha256(message).hexdigest()}", body)

@@ -15,8 +15,9 @@ from shared.http import MAX_BODY_BYTES
 
 # Every verified delivery's idempotency key starts "<scheme>:" with one of these (`delivery_key`, and "sig" for
 # the HMAC schemes): no Idempotency-Key a caller sends may, or it could take a delivery's answer before it comes.
+# A delivery's answer is kept as long as an unknown outcome's (8 days), past its sender's redeliveries.
 DELIVERY_SCHEMES = ("sig", "swh", "sns", "pubsub", "eg", "ce")
-_DELIVERY_PREFIXES = tuple(f"{scheme}:" for scheme in DELIVERY_SCHEMES)
+DELIVERY_PREFIXES = tuple(f"{scheme}:" for scheme in DELIVERY_SCHEMES)
 
 
 def caller_key(header: str | None) -> str | None:
@@ -26,10 +27,10 @@ def caller_key(header: str | None) -> str | None:
     guessable delivery id (sequential Standard Webhooks ids, numeric Pub/Sub ids) with a call of their own, and
     the genuine delivery would be refused as `idempotency_key_reused` on every retry.
     """
-    if header is not None and header.startswith(_DELIVERY_PREFIXES):
+    if header is not None and header.startswith(DELIVERY_PREFIXES):
         raise Problem(
             "validation_failed",
-            f"Idempotency-Key must not start with {', '.join(map(repr, _DELIVERY_PREFIXES))}: "
+            f"Idempotency-Key must not start with {', '.join(map(repr, DELIVERY_PREFIXES))}: "
             "those name signed deliveries.",
             field="Idempotency-Key",
         )
