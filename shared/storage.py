@@ -189,7 +189,10 @@ class ManagedTable:
         try:
             self._table.get()
             return operation()
-        except (AzureError, json.JSONDecodeError) as error:  # the latter: an identity endpoint's HTML error page
+        except Exception as raised:
+            error = storage_failure(raised)
+            if error is None:
+                raise
             if is_table_gone(error):
                 # Deleted under a running instance: its entities' 404s say nothing about them (a do-not-call
                 # lookup would read "not listed"). An outage now; the next call makes the table again.
@@ -197,17 +200,19 @@ class ManagedTable:
                 if remake_if_gone:
                     return self.call(operation)
             elif isinstance(error, AzureError) and is_lost_race(error):
-                raise
+                raise error from None
             log.warning("%s unreachable: %s", self._what, type(error).__name__)
             raise _unreachable(self._what, error) from None
 
     def _find_table(self) -> bool:
-        from azure.core.exceptions import AzureError
 
         assert self._missing is not None
         try:
             next(iter(self.client.query_entities("PartitionKey eq ''", results_per_page=1)), None)
-        except (AzureError, json.JSONDecodeError) as error:
+        except Exception as raised:
+            error = storage_failure(raised)
+            if error is None:
+                raise
             if is_table_gone(error) and getattr(error, "status_code", None) == 404:  # not 409: still being deleted
                 raise self._missing() from None
             log.warning("%s could not be read: %s", self._what, type(error).__name__)
@@ -215,16 +220,33 @@ class ManagedTable:
         return True
 
     def _create_table(self) -> bool:
-        from azure.core.exceptions import AzureError, ResourceExistsError
+        from azure.core.exceptions import ResourceExistsError
 
         try:
             self.client.create_table()
         except ResourceExistsError:
             pass
-        except (AzureError, json.JSONDecodeError) as error:  # a 409 TableBeingDeleted (40 s after a delete) too
+        except Exception as raised:  # a 409 TableBeingDeleted (40 s after a delete) too
+            error = storage_failure(raised)
+            if error is None:
+                raise
             log.warning("%s could not be made: %s", self._what, type(error).__name__)
             raise _unreachable(self._what, error) from None
         return True
+
+
+def storage_failure(raised: Exception) -> Exception | None:
+    """The storage failure `raised` stands for, None when it is none: an Azure SDK error, an identity endpoint's HTML
+    error page (JSONDecodeError), or an error the Tables SDK raised while reading one (it decodes the error of an
+    answer cut off mid-body from a response it does not have: an AttributeError over the AzureError)."""
+    from azure.core.exceptions import AzureError
+
+    if isinstance(raised, AzureError | json.JSONDecodeError):
+        return raised
+    tripped_over = raised.__context__ if not raised.__suppress_context__ else None  # raised while handling it
+    if isinstance(raised, Problem) or not isinstance(tripped_over, AzureError):
+        return None
+    return tripped_over
 
 
 def _unreachable(what: str, error: Exception | None = None) -> Problem:

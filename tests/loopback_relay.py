@@ -40,15 +40,22 @@ def forward(
         upstream.close()
 
 
-def answer(handler: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-    """Answer the handler's client with what `forward` got (one write when the handler is a OneWriteHandler)."""
+def answer(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    cut_at: int | None = None,
+) -> None:
+    """Answer the handler's client with what `forward` got (one write when the handler is a OneWriteHandler); with
+    `cut_at`, only that much of the body, as a connection that breaks mid-answer."""
     handler.send_response(status)
     for name, value in headers:
         if name.lower() not in HOP_BY_HOP:
             handler.send_header(name, value)
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
-    handler.wfile.write(body)
+    handler.wfile.write(body[:cut_at])
 
 
 class RelayHandler(OneWriteHandler):

@@ -7,7 +7,9 @@ deletes; `failing_reads`: only reads; `failing_write_when`: the writes whose bod
 counts the requests refused. `lost_insert_answers` lets inserts
 reach Azurite and answers them 503, as a gateway that lost the answer does (each once `lost_answer_gate` is set,
 if given; only those whose body `lost_answers_only_for` holds true, if given); `lost_update_answers` does the
-same to entity updates (PUT, MERGE), under the same filter. `update_delay` holds every entity
+same to entity updates (PUT, MERGE), under the same filter. Under that filter too, `dropped_insert_answers` lets
+inserts reach Azurite and ends the connection with no answer, and `cut_insert_answers` ends it halfway through
+the answer's body. `update_delay` holds every entity
 update (not an insert) that long before relaying it: a slow storage write. `being_deleted` answers every request
 409 `TableBeingDeleted`, as the service does for about 40 s after a table was deleted; `forbidden`
 answers everything 403, as to an identity without a data role.
@@ -43,6 +45,8 @@ class TableFront(ThreadingHTTPServer):
         self.lost_answer_gate: threading.Event | None = None
         self.lost_answers_only_for: Callable[[bytes], bool] | None = None  # the writes whose body it holds true
         self.lost_update_answers = 0  # likewise for entity updates: written, answered 503
+        self.dropped_insert_answers = 0  # written, and the connection ends with no answer
+        self.cut_insert_answers = 0  # written, and the connection ends halfway through the answer's body
         self.update_delay = 0.0
         self.being_deleted = False
         self.forbidden = False
@@ -121,6 +125,15 @@ class _Relay(RelayHandler):
         if chosen and self.command in ("PUT", "MERGE") and server.lost_update_answers > 0:
             server.lost_update_answers -= 1  # written, but the client hears a 503: azure-core sends it again
             relayed = (503, [("Content-Type", "application/json")], b'{"odata.error":{"code":"ServerBusy"}}')
+        if chosen and self.command == "POST" and server.dropped_insert_answers > 0:
+            server.dropped_insert_answers -= 1
+            self.close_connection = True
+            return
+        if chosen and self.command == "POST" and server.cut_insert_answers > 0:
+            server.cut_insert_answers -= 1
+            answer(self, *relayed, cut_at=len(relayed[2]) // 2)
+            self.close_connection = True
+            return
         if chosen and self.command == "POST" and server.lost_insert_answers > 0:
             server.lost_insert_answers -= 1  # likewise
             if server.lost_answer_gate is not None:

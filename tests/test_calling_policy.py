@@ -672,6 +672,26 @@ def test_a_count_whose_write_answer_was_lost_is_counted_once(stack: Stack, confi
     assert len(stack.creates()) == 1
 
 
+def test_a_count_whose_insert_answer_never_came_is_its_own_and_counted_once(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """The count's insert landed and the connection ended with no answer (azure-core does not send a POST again):
+    the request answered 503 "nothing was dialed", and its retry counted the call a second time, so a number with
+    one call placed was refused at a limit of two."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front), CALLS_PER_NUMBER_LIMIT="2")
+        front.lost_answers_only_for = lambda body: b'"cap:' in body  # the number's count record, first written
+        front.dropped_insert_answers = 1
+
+        placed = stack.post("/api/calls", {"to": NY_NUMBER})
+        second = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "a-second-call"})
+
+    assert front.dropped_insert_answers == 0, "the fault did not happen"
+    assert placed.status_code == 201, placed.text
+    assert second.status_code == 201, second.text
+    assert len(stack.creates()) == 2
+
+
 @pytest.mark.parametrize("idempotency_key", ["cap-full-retry", None])
 def test_a_retry_of_a_placed_call_replays_it_when_the_cap_is_now_full(
     stack: Stack, configure, idempotency_key: str | None

@@ -419,6 +419,26 @@ def test_a_claim_whose_insert_landed_unheard_is_taken_back_so_the_retry_dials(
     assert len(stack.creates()) == 1
 
 
+def test_a_claim_whose_insert_answer_broke_off_is_taken_back_so_the_retry_dials(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """The claim's insert landed and its answer broke off mid-body: the Tables SDK, decoding the error of an answer
+    it does not have, raised an AttributeError. The request answered 500, and the claim it left "sending" answered
+    every retry "outcome unknown" (for 8 days, with a key) of a call never sent."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front), IDEMPOTENCY_WAIT_SECONDS="1")
+        front.lost_answers_only_for = lambda body: b'"State": "sending"' in body
+        front.cut_insert_answers = 1
+
+        cut = stack.post("/api/calls", CALL, headers=keyed("claim-answer-cut"))
+        retried = stack.post("/api/calls", CALL, headers=keyed("claim-answer-cut"))
+
+    assert front.cut_insert_answers == 0, "the fault did not happen"
+    assert (cut.status_code, cut.json()["code"]) == (503, "idempotency_store_unavailable"), cut.text
+    assert retried.status_code == 201, retried.text
+    assert len(stack.creates()) == 1
+
+
 def test_a_create_is_not_sent_when_counting_it_used_up_the_deadline(stack: Stack, configure, azurite: Azurite) -> None:
     """Counting the call against the cap is a storage write right before the create: written slowly, it ended past
     the request's deadline, and the create went out anyway, after the caller may have retried."""

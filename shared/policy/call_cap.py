@@ -55,10 +55,22 @@ class CallCap:
             if len(calls) >= self.limit:
                 raise self._refusal(number, calls, field)
             counted_at = self.clock()
-            if self._write(record, number, [*calls, counted_at], counted_at):
-                return counted_at
+            try:
+                if self._write(record, number, [*calls, counted_at], counted_at):
+                    return counted_at
+            except Problem:
+                if self._landed(number, counted_at):  # its answer never came (azure-core sends no insert again)
+                    return counted_at
+                raise
             _pause()
         raise Problem("request_in_progress", "Too many concurrent calls to this number; try again.", retry_after=1)
+
+    def _landed(self, number: str, counted_at: float) -> bool:
+        """Whether a count whose write failed is there all the same; False when storage cannot say either."""
+        try:
+            return counted_at in self._calls(number)[1]
+        except Problem:
+            return False
 
     def uncount(self, number: str, counted_at: float) -> None:
         """Take back the call counted at `counted_at`: it never reached Genesys, or Genesys refused it. The
