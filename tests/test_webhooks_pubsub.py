@@ -100,6 +100,7 @@ def pubsub(
 def refused(response: Any) -> str:
     assert response.status_code == 401, response.text
     assert (response.json()["code"], response.json()["field"]) == ("invalid_signature", "Authorization")
+    assert "PUBSUB_SERVICE_ACCOUNTS" in response.json()["hint"]  # not the shared secret's hint: Pub/Sub has none
     return str(response.json()["detail"])
 
 

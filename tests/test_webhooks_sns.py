@@ -134,6 +134,26 @@ def sns(stack: Stack, configure: Callable[..., None], tmp_path: Any, monkeypatch
 def refused(response: Any, field: str) -> None:
     assert response.status_code == 401, response.text
     assert (response.json()["code"], response.json()["field"]) == ("invalid_signature", field)
+    assert "SNS_TOPIC_ARNS" in response.json()["hint"]  # not the shared secret's hint: SNS signs with AWS's key
+
+
+def test_without_trusted_topics_every_message_is_refused_saying_so(
+    stack: Stack, configure: Callable[..., None]
+) -> None:
+    """It said "Type must be one of ..." of a well-formed message, never that the route was not configured."""
+    configure(SNS_TOPIC_ARNS=None)
+    message = {"Type": "Notification", "MessageId": "m-1", "TopicArn": TOPIC, "Message": "{}"}
+
+    response = stack.session.post(
+        stack.host.base_url + "/api/webhooks/sns",
+        data=json.dumps(message).encode(),
+        headers={"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"},
+        timeout=30,
+    )
+
+    refused(response, "TopicArn")
+    assert "SNS_TOPIC_ARNS is not set" in response.json()["detail"]
+    assert stack.genesys.requests() == []
 
 
 @pytest.mark.parametrize("version", ["1", "2"], ids=["SHA1withRSA", "SHA256withRSA"])

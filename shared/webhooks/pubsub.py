@@ -26,7 +26,8 @@ import requests
 from shared.errors import Problem
 from shared.http import parse_json
 from shared.logs import get_logger
-from shared.webhooks.signed import SignedCall, delivery_key, keys_unavailable, refused
+from shared.webhooks import signed
+from shared.webhooks.signed import SignedCall, delivery_key, keys_unavailable
 
 log = get_logger(__name__)
 
@@ -42,6 +43,16 @@ MAX_PUSH_BYTES = 32 * 1024  # a call request of at most 16 KiB in base64, in the
 TIMEOUT = (3.05, 5.0)
 FETCH_WAIT_SECONDS = 10.0  # a push waiting for another's fetch of the keys: the fetch's own timeouts, and more
 KEYS_NOT_FETCHED = "Google's token-signing keys could not be fetched."
+
+
+REFUSED_HINT = (
+    "Turn on the push subscription's authentication with a service account in PUBSUB_SERVICE_ACCOUNTS, and its "
+    "audience PUBSUB_AUDIENCE (as set here)."
+)
+
+
+def refused(header: str, detail: str) -> Problem:
+    return signed.refused(header, detail, REFUSED_HINT)
 
 
 class GoogleKeys:

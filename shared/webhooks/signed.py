@@ -37,9 +37,10 @@ def caller_key(header: str | None) -> str | None:
     return header
 
 
-def refused(header: str, detail: str) -> Problem:
-    """Every failed check is `401 invalid_signature` naming the header (or signed field) that failed."""
-    return Problem("invalid_signature", detail, field=header)
+def refused(header: str, detail: str, hint: str | None = None) -> Problem:
+    """Every failed check is `401 invalid_signature` naming the header (or signed field) that failed; `hint` is a
+    scheme's own (the catalog's speaks of the shared secret)."""
+    return Problem("invalid_signature", detail, field=header, hint=hint)
 
 
 def keys_unavailable(detail: str) -> Problem:

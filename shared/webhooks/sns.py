@@ -35,7 +35,8 @@ from shared.errors import Problem
 from shared.http import parse_json
 from shared.instants import parse_instant
 from shared.waiting import FailureForWaiters
-from shared.webhooks.signed import SignedCall, delivery_key, keys_unavailable, refused
+from shared.webhooks import signed
+from shared.webhooks.signed import SignedCall, delivery_key, keys_unavailable
 
 MESSAGE_TYPE_HEADER = "x-amz-sns-message-type"
 NOTIFICATION, SUBSCRIBE, UNSUBSCRIBE = "Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"
@@ -55,6 +56,16 @@ MAX_CERTIFICATE_BYTES = 64 * 1024
 PEM_BEGIN, PEM_END = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
 MAX_SNS_BYTES = 64 * 1024  # the envelope around a call request of at most 16 KiB, JSON-escaped
 TIMEOUT = (3.05, 5.0)
+
+
+REFUSED_HINT = (
+    "Subscribe this endpoint to a topic in SNS_TOPIC_ARNS and let SNS deliver its messages as sent: AWS signs each, "
+    "and a message changed on the way, or not from SNS, is refused."
+)
+
+
+def refused(field: str, detail: str) -> Problem:
+    return signed.refused(field, detail, REFUSED_HINT)
 
 
 def _is_one_pem_certificate(content: bytes) -> bool:
@@ -114,6 +125,8 @@ class SnsVerifier:
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> SnsMessage:
         """The verified message, or `invalid_signature` naming the header or field that failed."""
+        if not self._topic_arns:
+            raise refused("TopicArn", "SNS_TOPIC_ARNS is not set: no SNS message is trusted.")
         document = parse_json(body)
         if not isinstance(document, dict):
             raise refused(MESSAGE_TYPE_HEADER, "The body is not an SNS message (a JSON object).")
