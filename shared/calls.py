@@ -20,7 +20,7 @@ from shared.config import Settings
 from shared.deadline import Deadline
 from shared.errors import Problem
 from shared.genesys import GenesysClient
-from shared.http import is_given
+from shared.http import is_given, json_kind
 from shared.idempotency import Idempotency, JobAttempt, Reply, fingerprint
 from shared.ids import is_uuid
 from shared.instants import parse_instant
@@ -75,7 +75,7 @@ def _text(body: dict[str, Any], field: str, max_length: int, *, required: bool =
             raise _invalid(field, f"'{field}' is required.")
         return None
     if not isinstance(value, str):
-        raise _invalid(field, f"'{field}' must be a string, not {type(value).__name__}.")
+        raise _invalid(field, f"'{field}' must be a string, not {json_kind(value)}.")
     value = value.strip()
     if not value and required:
         raise _invalid(field, f"'{field}' must not be empty.")

@@ -157,7 +157,8 @@ def read_body(
 
 
 def parse_json(body: bytes) -> Any:
-    """UTF-8 JSON whose every string is valid Unicode, or the problem that says what is wrong with it.
+    """UTF-8 JSON whose every string is valid Unicode, or the problem that says what is wrong with it. A byte order
+    mark before it is ignored, as RFC 8259 allows (Notepad and PowerShell 5 write one).
 
     JSON may escape a lone UTF-16 surrogate (`"\\ud800"`), which no UTF-8 encoder accepts: refused here, by
     path, so it never reaches a log line, a fingerprint or an answer.
@@ -165,7 +166,7 @@ def parse_json(body: bytes) -> Any:
     if _nested_past_the_cap(body):
         raise _too_deep()
     try:
-        value = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_names)
+        value = json.loads(body.decode("utf-8-sig"), object_pairs_hook=_unique_names)
     except UnicodeDecodeError:
         raise Problem("invalid_json", "The body is not valid JSON: it is not UTF-8.") from None
     except ValueError as error:  # JSONDecodeError, a repeated name, or an integer past Python's digit limit
@@ -267,5 +268,15 @@ def read_json_object(req: func.HttpRequest, body: bytes | None = None) -> dict[s
     """The body (or `body`, already read) as a JSON object, or the problem that says what is wrong with it."""
     value = parse_json(read_body(req) if body is None else body)
     if not isinstance(value, dict):
-        raise Problem("invalid_json", f"The body must be a JSON object, not {type(value).__name__}.")
+        raise Problem("invalid_json", f"The body must be a JSON object, not {json_kind(value)}.")
     return value
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words: a problem's detail speaks to the sender, not to Python."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)

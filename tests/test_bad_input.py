@@ -25,8 +25,20 @@ def post_raw(stack: Stack, body: bytes, content_type: str | None = "application/
         # deep enough for a walk of the document to hit the recursion limit where json.loads does not (3.13)
         (b'{"to": "+12125550199", "attributes": ' + b"[" * 1500 + b"]" * 1500 + b"}", "nested too deeply"),
         (b'{"to": "+12125550199", "attributes": ' + b"[" * 70 + b"]" * 70 + b"}", "over 64 levels"),
+        (b"null", "must be a JSON object, not null"),  # it said "not NoneType"
+        (b'["+12125550199"]', "must be a JSON object, not an array"),
     ],
-    ids=["repeated-name", "repeated-nested-name", "huge-integer", "not-utf8", "deep", "deep-inside", "past-the-cap"],
+    ids=[
+        "repeated-name",
+        "repeated-nested-name",
+        "huge-integer",
+        "not-utf8",
+        "deep",
+        "deep-inside",
+        "past-the-cap",
+        "null",
+        "array",
+    ],
 )
 def test_invalid_json_says_what_is_wrong(stack: Stack, body: bytes, says: str) -> None:
     """A repeated name is refused, not read last-wins: a proxy or signer that reads the first would check one
@@ -104,6 +116,22 @@ def test_json_with_charset_and_vendor_type_is_accepted(stack: Stack) -> None:
     vendor = post_raw(stack, b'{"to": "+12125550199"}', "application/vnd.acme+json")
 
     assert (ok.status_code, vendor.status_code) == (201, 201)
+
+
+def test_a_field_of_another_json_kind_is_named_in_jsons_words(stack: Stack) -> None:
+    response = stack.post("/api/calls", {"to": 12125550199})
+
+    assert (response.status_code, response.json()["field"]) == (400, "to")
+    assert response.json()["detail"] == "'to' must be a string, not a number."  # it said "not int"
+
+
+def test_a_byte_order_mark_before_the_json_is_ignored(stack: Stack) -> None:
+    """RFC 8259 lets a parser ignore a UTF-8 byte order mark, and a file saved by Notepad or PowerShell 5 starts
+    with one: it was refused with Python's own advice, "(decode using utf-8-sig)"."""
+    response = post_raw(stack, b'\xef\xbb\xbf{"to": "+12125550199"}', "application/json")
+
+    assert response.status_code == 201, response.text
+    assert len(stack.creates()) == 1
 
 
 @pytest.mark.parametrize(
