@@ -77,8 +77,8 @@ REASON_TEXT = {
     "invalid_country_code": "has no valid country code",
     "invalid_number": "is not a valid number in its numbering plan",
     "extension": "has an extension; extensions are not supported (the call would reach the main line)",
-    "several_numbers": "has words or a second number inside it ('or', '/ 0...'), which would be joined into one "
-    "number: send one number, without an extension",
+    "several_numbers": "has words, a second number or digits in brackets after it ('or', '/ 0...', '/ 8', '(1)'), "
+    "which would be joined into one number: send one number, without an extension",
     "ambiguous": "reads as two different valid numbers ('understood' shows both): a country code without its '+', "
     "or a first group that is an international prefix in some countries (009 in Korea and Colombia) after which "
     "the rest is another number; send the one you mean as 'understood' writes it (its e164 or other)",

@@ -464,6 +464,7 @@ def test_two_numbers_in_one_text_are_refused_not_joined_into_one(stack: Stack, t
     assert response.status_code == 400, response.text
     problem = response.json()
     assert (problem["code"], problem["reason"]) == ("invalid_phone_number", "several_numbers")
+    assert "digits in brackets after it" in problem["detail"]  # the reason names what brackets hold too
     assert stack.creates() == []
 
 
