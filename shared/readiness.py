@@ -143,6 +143,11 @@ def _status_callback_secret(app: Services) -> str | Skipped:
         status_callback_secret(settings, app.secrets)
         return f"Key Vault secret {settings.status_callback_secret_name!r} readable"
     if not settings.status_callback_allowed_hosts:
+        if settings.allow_loopback_callbacks:  # a local run's, not a deployment's: not checked
+            return Skipped(
+                "status callbacks go only to plain-HTTP loopback URLs (GENESYS_ALLOW_INSECURE_HTTP, off Azure): "
+                "STATUS_CALLBACK_ALLOWED_HOSTS is not set"
+            )
         return Skipped("status callbacks are off: STATUS_CALLBACK_ALLOWED_HOSTS is not set")
     app.status_watcher.check_signing()  # every statusCallbackUrl is refused without it
     return "status callbacks are signed with the webhook secret (no STATUS_CALLBACK_SECRET(_NAME)), readable"

@@ -144,6 +144,8 @@ def test_a_check_that_needs_nothing_that_failed_still_reports(stack: Stack, conf
     assert checks(ready)["caller_ids"]["detail"] == "not checked: it needs genesys_token, which failed"
     assert checks(ready)["status_callback_secret"]["status"] == "skipped"
     assert "STATUS_CALLBACK_ALLOWED_HOSTS is not set" in checks(ready)["status_callback_secret"]["detail"]
+    # the emulated stack's GENESYS_ALLOW_INSECURE_HTTP lets callbacks go to loopback: it said "callbacks are off"
+    assert "go only to plain-HTTP loopback URLs" in checks(ready)["status_callback_secret"]["detail"]
 
 
 def test_a_default_caller_id_the_org_does_not_own_is_not_ready(stack: Stack, configure) -> None:
