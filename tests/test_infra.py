@@ -27,6 +27,7 @@ from pycep import BicepParser
 
 from emulators.stack import REQUEST_BODY_SIZE_LIMIT
 from shared import config
+from shared.async_requests import MAX_DEQUEUE_COUNT
 from shared.http import MAX_BODY_BYTES, MAX_EVENTS_BYTES
 from shared.webhooks.pubsub import MAX_PUSH_BYTES
 from shared.webhooks.sns import MAX_SNS_BYTES
@@ -606,3 +607,12 @@ def test_every_hash_line_is_a_bicep_directive() -> None:
             if stripped.startswith("#"):
                 directive = re.match(r"#(disable-next-line|disable-diagnostics|restore-diagnostics)\s", stripped)
                 assert directive, f"{path.name}:{number}: {stripped[:60]}"
+
+
+def test_the_hosts_dequeue_limit_is_the_one_asynchronous_jobs_count_on() -> None:
+    """A job goes to the poison queue on the host's maxDequeueCount-th failed try, and `AsyncRequests` retries a
+    failure that sent nothing only while tries remain: a different number in host.json would poison retryable jobs
+    early, as a failure after a generic "failed on 5 deliveries", or leave tries unused."""
+    queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+
+    assert queues["maxDequeueCount"] == MAX_DEQUEUE_COUNT
