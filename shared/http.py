@@ -126,9 +126,10 @@ def query_value(req: func.HttpRequest, name: str) -> str | None:
 
 
 def wants_async(req: func.HttpRequest) -> bool:
-    """RFC 7240 `Prefer: respond-async`: the caller would rather poll than wait."""
-    preferences = (req.headers.get("prefer") or "").lower().replace(" ", "").split(",")
-    return "respond-async" in preferences
+    """RFC 7240 `Prefer: respond-async`: the caller would rather poll than wait. A preference's name is its token
+    before any `=` value or `;` parameters (`respond-async; wait=5`)."""
+    preferences = (req.headers.get("prefer") or "").lower().split(",")
+    return any(re.split(r"[=;]", preference, maxsplit=1)[0].strip() == "respond-async" for preference in preferences)
 
 
 def read_body(

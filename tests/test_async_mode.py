@@ -39,6 +39,23 @@ def follow(stack: Stack, accepted: requests.Response) -> tuple[requests.Response
     return response, polls
 
 
+@pytest.mark.parametrize(
+    "prefer",
+    ["respond-async, wait=5", "wait=5, Respond-Async", "respond-async; wait=5", 'return=minimal, respond-async=""'],
+)
+def test_a_preference_for_asynchronous_answers_is_read_in_any_form_rfc_7240_allows(
+    stack: Stack, configure, prefer: str
+) -> None:
+    """A preference with parameters (`respond-async; wait=5`) or an empty value was answered synchronously."""
+    configure(ASYNC_RETRY_AFTER_SECONDS="1")
+
+    accepted = stack.post("/api/calls", {"to": "(212) 555-0199"}, headers={"Prefer": prefer})
+
+    assert accepted.status_code == 202, accepted.text
+    final, _ = follow(stack, accepted)
+    assert final.status_code == 201, final.text
+
+
 def test_async_request_is_accepted_then_placed_by_the_queue(stack: Stack, configure) -> None:
     configure(ASYNC_RETRY_AFTER_SECONDS="1")
 
