@@ -25,7 +25,6 @@ from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
 from emulators.azurite import Azurite
 from emulators.genesys import GenesysEmulator
 from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
-from shared.config import AZURE_HOST_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_TIMEOUT_SECONDS = 600
@@ -115,8 +114,6 @@ class EmulatedStack:
     def environment(self, *, storage: bool = True, **extra: str) -> dict[str, str]:
         """The environment of an app child: these settings, with or without Table Storage."""
         env = {**os.environ, **self.settings, **_BENCH_SETTINGS, **extra}
-        for name in AZURE_HOST_VARIABLES:  # a dev container's CONTAINER_NAME: in Azure, no store is refused
-            env.pop(name, None)
         if not storage:
             env.pop("AzureWebJobsStorage")
         return env

@@ -26,6 +26,7 @@ import argparse
 import csv
 import io
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
 MIN_NUMBER_DIGITS = 5  # an unreadable first line with fewer is a header ("Number (E.164)", "phone1")
+PHONE_CELL = re.compile(r"[+\d\s().\-/]+")
 
 
 class UnreadableFile(Exception):
@@ -101,9 +103,10 @@ def read_list(path: Path, region: str) -> ListFile:
                 if line > 1 or sum(c.isdigit() for c in row[0]) >= MIN_NUMBER_DIGITS:  # else a header: Number (E.164)
                     read.unreadable.append(line)
                 continue
-            if any(_reads_as_number(cell, region) for cell in row[1:]):  # a second phone column (home, mobile)
+            later = [(cell, _is_phone_cell(cell, region)) for cell in row[1:]]
+            if any(phone for _, phone in later):  # a second phone column (home, mobile): not listed, named
                 read.more_numbers.append(line)
-            reason = ",".join(row[1:]).strip() or None  # a reason's unquoted comma split it into cells
+            reason = _reason([cell for cell, phone in later if not phone])
             if reason is not None and _holds_rows(reason, region):  # the row's own number is listed all the same
                 read.unreadable.extend(range(line + 1, ended + 1))
                 reason = reason.splitlines()[0].strip() or None
@@ -122,6 +125,20 @@ def read_list(path: Path, region: str) -> ListFile:
 def _listed_number(cell: str, region: str) -> str:
     """A first column's number as listed (E.164); premium-rate numbers too. Raises the Problem saying why not."""
     return normalize(cell, region, field="number", allow_premium_rate=True).e164
+
+
+def _reason(cells: list[str]) -> str | None:
+    """The reason a row's cells after the number hold: cells an unquoted comma split it into are joined again, and
+    the empty cells a spreadsheet pads its rows with are left out."""
+    while cells and not cells[-1].strip():
+        cells = cells[:-1]
+    return ",".join(cells).strip() or None
+
+
+def _is_phone_cell(cell: str, region: str) -> bool:
+    """A cell holding only a phone number (digits and the signs written between them): a reason's reference
+    number ("complaint ref 2125550100") or a vanity number is words, not a second phone column."""
+    return bool(PHONE_CELL.fullmatch(cell.strip())) and _reads_as_number(cell, region)
 
 
 def _reads_as_number(text: str, region: str) -> bool:

@@ -271,7 +271,10 @@ class AsyncRequests:
         if self._clock() < due + ORPHANED_AFTER_SECONDS:
             return None
         try:
-            reply = self._unrecorded_answer(record, cancelled_unrun())
+            # A sent job's call is not watched from here: with no message, there is no body to watch it by
+            reply = (
+                self._sent_answer(record) if record.state == SENT else Reply.of_problem(cancelled_unrun(), record.owner)
+            )
             if self._store.replace(replace(record, state=DONE, reply=reply)) is None:
                 return None
         except Problem:  # storage: the poll answers "pending", as before it looked
@@ -382,10 +385,6 @@ class AsyncRequests:
             let_go_of_job_claim(self._store, job.idempotency_key, job.request_id)
         except Problem:  # the job's answer stands; its key answers "outcome unknown" until the claim expires
             log.warning("Could not let go of the claim asynchronous request %s left", job.request_id)
-
-    def _unrecorded_answer(self, record: Record, unsent: Problem) -> Reply:
-        """The answer of a job ending without one of its own: a sent job's (`_sent_answer`), else `unsent`."""
-        return self._sent_answer(record) if record.state == SENT else Reply.of_problem(unsent, record.owner)
 
     def _complete_sent(self, job: Job, record: Record) -> None:
         """Record a sent job's answer (`_sent_answer`), and watch its call when that is the call's own 201."""

@@ -67,12 +67,8 @@ STORAGE_PROPERTIES = (
     "credential",
     "clientId",
     "managedIdentityResourceId",
-    "tenantId",
-    "clientSecret",
+    "clientSecret",  # a service principal's, with tenantId and clientId: the app's clients take none (refused)
 )
-# A service principal's, which the host can connect with and the app's clients do not take: refused by name, rather
-# than connecting as another identity than the host's
-SERVICE_PRINCIPAL_PROPERTIES = ("tenantId", "clientSecret")
 IDENTITY_RESOURCE_ID = re.compile(
     r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+",
     re.IGNORECASE,
@@ -120,6 +116,7 @@ class Settings:
     pubsub_audience: str | None  # the `aud` Pub/Sub push tokens must carry
     pubsub_service_accounts: frozenset[str]  # lowercase: the service accounts whose pushes are trusted
     storage: StorageAccount | None  # AzureWebJobsStorage: idempotency records, asynchronous jobs
+    in_azure: bool  # a hosting plan's variable is set (AZURE_HOST_VARIABLES): it runs and replaces several instances
     idempotency_table: str
     duplicate_window_seconds: float
     idempotency_retention_seconds: float
@@ -344,24 +341,25 @@ def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStora
     if table_uri is None or queue_uri is None:
         missing = "tableServiceUri" if table_uri is None else "queueServiceUri"
         raise _config_error(f"{connection}__{missing}", "is required with identity-based storage (tables and queues)")
-    for name in (f"{connection}__{property}" for property in SERVICE_PRINCIPAL_PROPERTIES):
-        if name in env:
-            raise _config_error(
-                name,
-                "names a service principal, which the app does not connect to storage with: use the managed identity "
-                f"({connection}__credential=managedidentity), or unset for DefaultAzureCredential (az login)",
-            )
     credential = (_text(env, f"{connection}__credential") or "").lower()
     if credential not in ("", "managedidentity"):
         raise _config_error(
             f"{connection}__credential", "must be managedidentity (or unset for DefaultAzureCredential)"
         )
+    secret = f"{connection}__clientSecret"
+    if credential != "managedidentity" and secret in env:  # the host's service principal, with tenantId, clientId
+        raise _config_error(
+            secret,
+            "names a service principal's secret, which the app does not connect to storage with: use the managed "
+            f"identity ({connection}__credential=managedidentity), or unset for DefaultAzureCredential (az login)",
+        )
     client_id = _client_id(env, f"{connection}__clientId")
-    resource_id = _identity_resource_id(env, f"{connection}__managedIdentityResourceId", credential, client_id)
+    resource_id = _identity_resource_id(env, f"{connection}__managedIdentityResourceId", client_id)
     return StorageAccount(
         table_uri=table_uri.rstrip("/"),
         queue_uri=queue_uri.rstrip("/"),
-        managed_identity=credential == "managedidentity",
+        # A resource id names a managed identity: DefaultAzureCredential takes none in Python, so it is asked itself
+        managed_identity=credential == "managedidentity" or resource_id is not None,
         client_id=client_id,
         resource_id=resource_id,
         setting=connection,
@@ -369,11 +367,12 @@ def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStora
 
 
 def _durable_storage(env: Mapping[str, str]) -> StorageAccount | None:
-    """AzureWebJobsStorage; None (in-memory duplicate protection) only off Azure. A hosting plan's variable says
-    the app runs in Azure (AZURE_HOST_VARIABLES), where several instances run and replace each other: a claim in
-    one's memory would let another dial the same request, so no call is placed without the shared tables."""
+    """AzureWebJobsStorage; None (in-memory duplicate protection) only off App Service. Where App Service runs the
+    app (APP_SERVICE_VARIABLES: its plans and Flex Consumption), several instances run and replace each other: a
+    claim in one's memory would let another dial the same request, so no call is placed without the shared tables.
+    (Linux Consumption is told only by CONTAINER_NAME, which dev containers set too: there readiness fails.)"""
     storage = storage_account(env)
-    if storage is None and any(_text(env, name) for name in AZURE_HOST_VARIABLES):
+    if storage is None and any(_text(env, name) for name in APP_SERVICE_VARIABLES):
         raise _config_error(
             "AzureWebJobsStorage",
             "is not set in a form the app reads (a connection string; __accountName; or __tableServiceUri and "
@@ -397,7 +396,7 @@ def _as_the_host_reads(env: Mapping[str, str], connection: str) -> dict[str, str
     return found
 
 
-def _identity_resource_id(env: Mapping[str, str], name: str, credential: str, client_id: str | None) -> str | None:
+def _identity_resource_id(env: Mapping[str, str], name: str, client_id: str | None) -> str | None:
     """A user-assigned identity named by its resource id, the other way the host takes besides `__clientId`."""
     resource_id = _text(env, name)
     if resource_id is None:
@@ -408,8 +407,8 @@ def _identity_resource_id(env: Mapping[str, str], name: str, credential: str, cl
             "must be a user-assigned identity's resource id: /subscriptions/<id>/resourceGroups/<group>/providers/"
             "Microsoft.ManagedIdentity/userAssignedIdentities/<name>",
         )
-    if credential != "managedidentity" or client_id is not None:
-        raise _config_error(name, "needs __credential=managedidentity, and no __clientId (both name the identity)")
+    if client_id is not None:
+        raise _config_error(name, "is set beside __clientId: both name the identity; keep one")
     return resource_id
 
 
@@ -611,6 +610,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         managed_identity=bool(_text(env, "IDENTITY_ENDPOINT") and _text(env, "IDENTITY_HEADER")),
         azure_client_id=_client_id(env, "AZURE_CLIENT_ID"),
         storage=_durable_storage(env),
+        in_azure=any(_text(env, name) for name in AZURE_HOST_VARIABLES),
         idempotency_table=_table_name(env, "IDEMPOTENCY_TABLE", "callidempotency"),
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
         idempotency_retention_seconds=_seconds(

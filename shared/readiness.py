@@ -206,7 +206,14 @@ def _caller_ids(app: Services) -> str:
 
 def _store(app: Services) -> str:
     storage = app.settings.storage
-    if storage is None:  # only off Azure (see the setting)
+    if storage is None:  # only off App Service (see the setting)
+        if app.settings.in_azure:  # Linux Consumption, or a dev container: calls are placed, never twice only here
+            raise Problem(
+                "configuration_error",
+                "Duplicate protection is in memory: it covers this instance only, and Azure runs several.",
+                hint="Set AzureWebJobsStorage (a connection string, __accountName, or __tableServiceUri and "
+                "__queueServiceUri with the identity).",
+            )
         return "in memory: duplicate protection covers this instance only (set AzureWebJobsStorage)"
     app.idempotency_store.read("ready-probe")
     app.do_not_call.check_reachable()  # every call reads it too: a table the identity cannot read refuses them all

@@ -205,7 +205,6 @@ class ManagedTable:
             raise _unreachable(self._what, error) from None
 
     def _find_table(self) -> bool:
-
         assert self._missing is not None
         try:
             next(iter(self.client.query_entities("PartitionKey eq ''", results_per_page=1)), None)
@@ -237,16 +236,14 @@ class ManagedTable:
 
 def storage_failure(raised: Exception) -> Exception | None:
     """The storage failure `raised` stands for, None when it is none: an Azure SDK error, an identity endpoint's HTML
-    error page (JSONDecodeError), or an error the Tables SDK raised while reading one (it decodes the error of an
-    answer cut off mid-body from a response it does not have: an AttributeError over the AzureError)."""
+    error page (JSONDecodeError), or the AttributeError the Tables SDK raises while reading one (it decodes the
+    error of an answer cut off mid-body from a response it does not have). Any other error is a bug, not an outage."""
     from azure.core.exceptions import AzureError
 
     if isinstance(raised, AzureError | json.JSONDecodeError):
         return raised
     tripped_over = raised.__context__ if not raised.__suppress_context__ else None  # raised while handling it
-    if isinstance(raised, Problem) or not isinstance(tripped_over, AzureError):
-        return None
-    return tripped_over
+    return tripped_over if isinstance(raised, AttributeError) and isinstance(tripped_over, AzureError) else None
 
 
 def _unreachable(what: str, error: Exception | None = None) -> Problem:

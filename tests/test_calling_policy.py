@@ -475,16 +475,18 @@ def test_a_number_in_a_later_column_is_named_not_dropped(stack: Stack, tmp_path:
         "+1 212 555 0101,+1 212 555 0102\n"  # line 1: a second number where the reason goes
         "+1 212 555 0103,asked 2026-11-01,+1 212 555 0104\n"  # line 2: a third cell
         "+1 212 555 0105,asked by phone, on 2026-11-01\n"  # line 3: a reason with a comma, not quoted
+        "+1 212 555 0106,complaint ref 2125550100,,\n"  # line 4: a reference in words, and a spreadsheet's padding
     )
 
     imported = import_listing(stack, listing)
 
     assert imported.returncode == 1, imported.stdout
-    assert "imported 3 numbers" in imported.stdout
+    assert "imported 4 numbers" in imported.stdout
     assert "NOT listed: the numbers after the first cell of 2 lines (line 1, 2)" in imported.stderr
-    listed = [dnc(stack, "GET", f"+1212555010{n}").json()["listed"] for n in (1, 2, 3, 4, 5)]
-    assert listed == [True, False, True, False, True]
-    assert dnc(stack, "GET", "+12125550105").json()["reason"] == "asked by phone, on 2026-11-01"
+    listed = [dnc(stack, "GET", f"+1212555010{n}").json()["listed"] for n in (1, 2, 3, 4, 5, 6)]
+    assert listed == [True, False, True, False, True, True]
+    reasons = [dnc(stack, "GET", f"+1212555010{n}").json()["reason"] for n in (1, 3, 5, 6)]
+    assert reasons == [None, "asked 2026-11-01", "asked by phone, on 2026-11-01", "complaint ref 2125550100"]
 
 
 def test_a_quote_left_open_refuses_the_list_whole(stack: Stack, tmp_path: Path) -> None:

@@ -212,6 +212,27 @@ def test_setting_names_are_read_in_any_case_as_the_host_reads_them(
     assert len(identity_stack.creates()) == 1
 
 
+def test_a_resource_id_without_a_credential_setting_and_a_stray_tenant_are_read_as_the_host_reads_them(
+    identity_stack: Stack, configure, oauth_azurite: Azurite
+) -> None:
+    """The host asks the managed identity for a resource id without `__credential`, and ignores `__tenantId`
+    beside a managed identity: both were refused."""
+    configure(
+        AzureWebJobsStorage=None,
+        DO_NOT_CALL_TABLE=None,
+        AzureWebJobsStorage__managedIdentityResourceId=RESOURCE_ID,
+        AzureWebJobsStorage__tenantId=str(uuid.uuid4()),
+        **uris(oauth_azurite),
+    )
+
+    before = len(storage_token_requests(identity_stack))
+    response = identity_stack.post("/api/calls", {"to": "+12125550189"})
+
+    assert response.status_code == 201, response.text
+    asked = storage_token_requests(identity_stack)[before:]
+    assert asked and all(r["mi_res_id"] == RESOURCE_ID for r in asked)
+
+
 def test_a_service_principal_secret_for_storage_is_refused_by_name(
     identity_stack: Stack, configure, oauth_azurite: Azurite
 ) -> None:
@@ -228,6 +249,6 @@ def test_a_service_principal_secret_for_storage_is_refused_by_name(
     response = identity_stack.post("/api/calls", {"to": "+12125550190"})
 
     assert (response.status_code, response.json()["code"]) == (500, "configuration_error"), response.text
-    assert "AzureWebJobsStorage__tenantId names a service principal" in response.json()["detail"]
+    assert "AzureWebJobsStorage__clientSecret names a service principal's secret" in response.json()["detail"]
     assert "sp-secret-value" not in response.text
     assert identity_stack.creates() == []

@@ -268,11 +268,10 @@ def test_push_senders_are_configured_or_skipped_and_half_a_pubsub_setting_fails(
         {"WEBSITE_INSTANCE_ID": "a1b2c3"},  # App Service: Dedicated, Premium, Windows Consumption
         # Flex Consumption as the Functions host's own tests describe it once specialized: no WEBSITE_INSTANCE_ID
         {"WEBSITE_SKU": "FlexConsumption", "CONTAINER_NAME": "c1", "LEGION_SERVICE_HOST": "1"},
-        {"CONTAINER_NAME": "c1"},  # Linux Consumption
     ],
-    ids=["app-service", "flex-consumption", "linux-consumption"],
+    ids=["app-service", "flex-consumption"],
 )
-def test_in_azure_duplicate_protection_in_memory_is_not_ready_and_places_no_call(
+def test_where_app_service_runs_the_app_no_call_is_placed_without_shared_storage(
     stack: Stack, configure, platform: dict[str, str]
 ) -> None:
     """Every plan runs several instances; the template's plan, Flex Consumption, sets no WEBSITE_INSTANCE_ID.
@@ -290,6 +289,22 @@ def test_in_azure_duplicate_protection_in_memory_is_not_ready_and_places_no_call
     )
     assert (call.status_code, call.json()["code"]) == (500, "configuration_error"), call.text
     assert stack.creates() == []
+
+
+def test_on_linux_consumption_or_in_a_dev_container_duplicate_protection_in_memory_is_not_ready(
+    stack: Stack, configure
+) -> None:
+    """CONTAINER_NAME alone is Linux Consumption to the host, and a dev container too: readiness fails there, and a
+    developer's call is still placed."""
+    configure(AzureWebJobsStorage=None, CONTAINER_NAME="c1")
+
+    response = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert response.status_code == 503
+    assert checks(response)["idempotency_store"]["code"] == "configuration_error"
+    assert "AzureWebJobsStorage" in checks(response)["idempotency_store"]["remediation"]
+    assert call.status_code == 201, call.text
 
 
 def test_a_vault_whose_challenge_names_another_host_is_a_configuration_error_in_every_check(
