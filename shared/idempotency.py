@@ -56,7 +56,11 @@ UNKNOWN_OUTCOME_RETENTION_SECONDS = 8 * 24 * 3600.0
 # Automate's default policy retries 4 times over about two minutes, each try waiting up to our deadline), so
 # no retry of a call that may exist finds the record gone and dials again.
 KEYLESS_UNKNOWN_OUTCOME_SECONDS = 15 * 60.0
-PURGE_MAX_RECORDS = 1000  # per run: a timer run stays short however much expired
+PURGE_BATCH = 1000  # records a purge's query deletes before it is asked again
+# A run deletes batches until one is not full or this long has passed: about 16,000 records at 15 ms a delete, so
+# a busy app's tables (3 or 4 records a call with asynchronous jobs and callbacks) shrink as fast as they grow,
+# and a run still ends well before the next (every 10 minutes) and the host's function timeout
+PURGE_SECONDS = 240.0
 PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes, up to 144,000 records a day
 KEYLESS_PREFIX = "auto:"
 LATE_RELEASE_FIRST_WAIT = 1.0  # a claim storage would not let go of is tried again after this, then ever later
@@ -528,13 +532,20 @@ class Idempotency:
         """The longest a keyless client retries, past the claim's stale limit: a claim let go of later helps none."""
         return claim.claimed_at + self.stale_seconds + KEYLESS_UNKNOWN_OUTCOME_SECONDS
 
-    def purge(self) -> int:
-        """Delete records that expired a retention ago (Table Storage keeps rows forever otherwise); how many went.
+    def purge(self, batch: int = PURGE_BATCH, seconds: float = PURGE_SECONDS) -> int:
+        """Delete records that expired a retention ago (Table Storage keeps rows forever otherwise), a `batch` at a
+        time for up to `seconds`; how many went.
 
         Not as soon as they expire: a queued job is judged by when it was accepted (`JobAttempt`) and may run up
         to a retention later, and the answer of an identical request it must replay has to be there when it does.
         """
-        removed = self.store.purge_expired(self.clock() - self.retention_seconds, PURGE_MAX_RECORDS)
+        cutoff, ends = self.clock() - self.retention_seconds, time.monotonic() + seconds
+        removed = 0
+        while True:
+            deleted = self.store.purge_expired(cutoff, batch)
+            removed += deleted
+            if deleted < batch or time.monotonic() >= ends:
+                break
         log.info("Purged %d expired idempotency records", removed)
         return removed
 
