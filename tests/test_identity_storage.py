@@ -147,25 +147,35 @@ def uris(azurite: Azurite, spelling: str = "ServiceUri") -> dict[str, str]:
     return {f"AzureWebJobsStorage__{s.lower()}{spelling}": azurite.service_uri(s) for s in ("Queue", "Table")}
 
 
+def identity_asked_for_a_call(stack: Stack, configure, azurite: Azurite, to: str, **settings: str | None) -> list[dict]:
+    """Place a call with identity-based storage set by `settings` (and the service URIs): the storage token
+    requests it made, each naming the identity it asked for."""
+    configure(AzureWebJobsStorage=None, DO_NOT_CALL_TABLE=None, **settings, **uris(azurite))
+    before = len(storage_token_requests(stack))
+
+    response = stack.post("/api/calls", {"to": to})
+
+    assert response.status_code == 201, response.text
+    asked = storage_token_requests(stack)[before:]
+    assert asked, "the Table client never asked the identity for a token"
+    return asked
+
+
 def test_a_user_assigned_identity_named_by_its_resource_id_is_the_one_asked_for(
     identity_stack: Stack, configure, oauth_azurite: Azurite
 ) -> None:
     """`__managedIdentityResourceId` is one of Azure's documented ways to name the identity: it was ignored, the
     system-assigned identity was asked for instead, and every call answered 503 while the host's triggers worked."""
-    configure(
-        AzureWebJobsStorage=None,
-        DO_NOT_CALL_TABLE=None,
+    asked = identity_asked_for_a_call(
+        identity_stack,
+        configure,
+        oauth_azurite,
+        "+12125550193",
         AzureWebJobsStorage__credential="managedidentity",
         AzureWebJobsStorage__managedIdentityResourceId=RESOURCE_ID,
-        **uris(oauth_azurite),
     )
 
-    before = len(storage_token_requests(identity_stack))
-    response = identity_stack.post("/api/calls", {"to": "+12125550193"})
-
-    assert response.status_code == 201, response.text
-    asked = storage_token_requests(identity_stack)[before:]
-    assert asked and all((r["mi_res_id"], r["client_id"]) == (RESOURCE_ID, None) for r in asked)
+    assert all((r["mi_res_id"], r["client_id"]) == (RESOURCE_ID, None) for r in asked)
 
 
 def test_a_client_id_without_a_credential_setting_is_the_identity_used(
@@ -173,20 +183,16 @@ def test_a_client_id_without_a_credential_setting_is_the_identity_used(
 ) -> None:
     """The host reads `__clientId` alone as the managed identity's client id (DefaultAzureCredential's): the app
     dropped it and, with no AZURE_CLIENT_ID, asked for the system-assigned identity."""
-    configure(
-        AzureWebJobsStorage=None,
-        DO_NOT_CALL_TABLE=None,
+    asked = identity_asked_for_a_call(
+        identity_stack,
+        configure,
+        oauth_azurite,
+        "+12125550192",
         AZURE_CLIENT_ID=None,
         AzureWebJobsStorage__clientId=CLIENT_ID,
-        **uris(oauth_azurite),
     )
 
-    before = len(storage_token_requests(identity_stack))
-    response = identity_stack.post("/api/calls", {"to": "+12125550192"})
-
-    assert response.status_code == 201, response.text
-    asked = storage_token_requests(identity_stack)[before:]
-    assert asked and all(r["client_id"] == CLIENT_ID for r in asked)
+    assert all(r["client_id"] == CLIENT_ID for r in asked)
 
 
 def test_setting_names_are_read_in_any_case_as_the_host_reads_them(
@@ -217,20 +223,16 @@ def test_a_resource_id_without_a_credential_setting_and_a_stray_tenant_are_read_
 ) -> None:
     """The host asks the managed identity for a resource id without `__credential`, and ignores `__tenantId`
     beside a managed identity: both were refused."""
-    configure(
-        AzureWebJobsStorage=None,
-        DO_NOT_CALL_TABLE=None,
+    asked = identity_asked_for_a_call(
+        identity_stack,
+        configure,
+        oauth_azurite,
+        "+12125550189",
         AzureWebJobsStorage__managedIdentityResourceId=RESOURCE_ID,
         AzureWebJobsStorage__tenantId=str(uuid.uuid4()),
-        **uris(oauth_azurite),
     )
 
-    before = len(storage_token_requests(identity_stack))
-    response = identity_stack.post("/api/calls", {"to": "+12125550189"})
-
-    assert response.status_code == 201, response.text
-    asked = storage_token_requests(identity_stack)[before:]
-    assert asked and all(r["mi_res_id"] == RESOURCE_ID for r in asked)
+    assert all(r["mi_res_id"] == RESOURCE_ID for r in asked)
 
 
 def test_a_service_principal_secret_for_storage_is_refused_by_name(
