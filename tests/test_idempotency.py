@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -246,6 +249,36 @@ def test_without_storage_an_in_process_store_still_deduplicates(
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(stack.creates()) == 1
     assert "covers this instance only" in caplog.text
+
+
+def post_with_headers(stack: Stack, headers: list[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
+    """POST a call with `headers` as given, a header repeated if listed twice (requests sends each name once)."""
+    connection = http.client.HTTPConnection(urlsplit(stack.host.base_url).netloc, timeout=30)
+    try:
+        connection.putrequest("POST", "/api/calls")
+        for name, value in [("Content-Type", "application/json"), *headers]:
+            connection.putheader(name, value)
+        body = json.dumps(CALL).encode()
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def test_a_key_sent_in_two_headers_is_that_key(stack: Stack) -> None:
+    """The host joins a repeated header's values with commas: `K` sent twice reached the app as `K,K`, another key,
+    and a retry that sent it once dialed a second time."""
+    twice = post_with_headers(stack, [("Idempotency-Key", "order-4711"), ("Idempotency-Key", "order-4711")])
+    once = post_with_headers(stack, [("Idempotency-Key", "order-4711")])
+    differing = post_with_headers(stack, [("Idempotency-Key", "order-4711"), ("Idempotency-Key", "order-4712")])
+
+    assert (twice[0], once[0]) == (201, 201), twice
+    assert once[1]["conversationId"] == twice[1]["conversationId"]
+    assert (differing[0], differing[1]["field"]) == (400, "Idempotency-Key")
+    assert "more than once" in differing[1]["detail"]
+    assert len(stack.creates()) == 1
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there"])
