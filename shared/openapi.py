@@ -165,13 +165,13 @@ REQUEST_ID_PARAMETER = _header(
 IDEMPOTENCY_KEY_PARAMETER = _header(
     "Idempotency-Key",
     "Idempotency Key",
-    f"1-{MAX_KEY_LENGTH} printable ASCII characters naming this call: the same key with the same call answers "
-    "the first answer again and never dials twice. In a flow, use the run id: @{workflow()['run']['name']}. "
+    f"1-{MAX_KEY_LENGTH} printable ASCII characters but a comma, naming this call: the same key with the same call "
+    "answers the first answer again and never dials twice. In a flow, use the run id: @{workflow()['run']['name']}. "
     f"Not starting with {', '.join(f'{scheme}:' for scheme in DELIVERY_SCHEMES)} (signed deliveries' keys).",
     "advanced",
     minLength=1,
     maxLength=MAX_KEY_LENGTH,
-    pattern=f"^[ -~]{{1,{MAX_KEY_LENGTH}}}$",
+    pattern=f"^[ -+\\--~]{{1,{MAX_KEY_LENGTH}}}$",  # no comma: the host joins a repeated header with commas
 )
 PREFER_PARAMETER = _header(
     "Prefer",
