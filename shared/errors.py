@@ -329,7 +329,8 @@ class Problem(Exception):
             "detail": self.detail,
             "code": self.code,
             "hint": self.hint or (OUTCOME_UNKNOWN_HINT if self.outcome_unknown else entry.hint),
-            "retryable": entry.retryable,
+            # A call that may exist: the same key only replays this answer, and another could ring twice
+            "retryable": entry.retryable and not self.outcome_unknown,
             "requestId": request_id,
         }
         if self.field is not None:

@@ -67,7 +67,8 @@ def test_genesys_error_maps_to_catalog(
     assert upstream["status"] == status
     assert upstream["code"] == genesys_code
     assert len(upstream["correlationId"]) == 36  # the emulator's ININ-Correlation-Id, a UUID
-    assert problem["retryable"] is (our_status in (429, 503, 504))
+    # A 429 sent nothing; a 5xx (or 408) to the create leaves its outcome unknown: a retry only replays it
+    assert problem["retryable"] is (our_status == 429)
     if our_status in (429, 503):
         assert int(response.headers["Retry-After"]) >= 1
     assert len(stack.creates()) == (2 if status == 401 else 1)  # only a 401 is retried, with a new token
@@ -196,14 +197,19 @@ def test_429_longer_than_the_deadline_answers_rate_limited_without_waiting(stack
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_5xx_on_create_is_never_sent_twice(stack: Stack, status: int) -> None:
+    """Its answer said `retryable: true`, though a retry with the key only replays it (and one with another key
+    could ring the person twice): a flow branching on `retryable` looped on the stored answer."""
     stack.genesys.inject("create_call", Fault(status=status))
 
-    response = stack.post("/api/calls", CALL)
+    response = stack.post("/api/calls", CALL, headers={"Idempotency-Key": f"unknown-{status}"})
+    retried = stack.post("/api/calls", CALL, headers={"Idempotency-Key": f"unknown-{status}"})
 
     assert response.status_code == 503
     problem = response.json()
     assert problem["code"] == "genesys_unavailable"
     assert "Outcome unknown" in problem["hint"]
+    assert problem["retryable"] is False
+    assert retried.json() == problem and retried.headers["Idempotent-Replayed"] == "true"
     assert len(stack.creates()) == 1
 
 
@@ -216,6 +222,7 @@ def test_read_timeout_on_create_is_outcome_unknown_and_sent_once(stack: Stack) -
     problem = response.json()
     assert problem["code"] == "genesys_timeout"
     assert "Outcome unknown" in problem["hint"]
+    assert problem["retryable"] is False
     assert len(stack.creates()) == 1
 
 
@@ -491,6 +498,7 @@ def test_a_token_request_that_timed_out_says_nothing_was_dialed(stack: Stack) ->
 
     assert (response.status_code, response.json()["code"]) == (504, "genesys_timeout"), response.text
     assert "outcome unknown" not in response.json()["hint"].lower()
+    assert response.json()["retryable"] is True  # nothing was sent: a retry may place it
     assert stack.creates() == []
 
 
