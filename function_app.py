@@ -17,6 +17,7 @@ from shared.http import (
     read_json_object,
     refusal_for_sender,
     reply_response,
+    route_value,
     wants_async,
 )
 from shared.idempotency import PURGE_SCHEDULE
@@ -60,7 +61,7 @@ def place_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @app.route(route="calls/requests/{requestId}", methods=["GET"])
 @endpoint
 def call_request_result(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
-    reply = services().async_requests.result(req.route_params.get("requestId", ""))
+    reply = services().async_requests.result(route_value(req, "requestId"))
     return reply_response(reply, False, request_id)
 
 
@@ -92,7 +93,7 @@ def subscribe(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @app.route(route="subscriptions/{subscriptionId}", methods=["DELETE"])
 @endpoint
 def unsubscribe(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
-    subscription_id = req.route_params.get("subscriptionId", "")
+    subscription_id = route_value(req, "subscriptionId")
     deleted = services().subscriptions.unsubscribe(subscription_id)
     return json_response(200, {"id": subscription_id[:36], "deleted": deleted, "requestId": request_id}, request_id)
 
@@ -175,7 +176,7 @@ def call_events(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @endpoint
 def do_not_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     registry = services().do_not_call
-    number, region = req.route_params.get("number", ""), query_value(req, "region")
+    number, region = route_value(req, "number"), query_value(req, "region")
     if req.method == "PUT":
         listing = registry.add(number, region, read_json_object(req) if req.get_body() else {})
     elif req.method == "DELETE":
@@ -188,7 +189,7 @@ def do_not_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
 @app.route(route="calls/{conversationId}", methods=["GET"])
 @endpoint
 def call_status(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
-    status = services().calls.status(req.route_params.get("conversationId", ""))
+    status = services().calls.status(route_value(req, "conversationId"))
     return json_response(200, {**status, "requestId": request_id}, request_id)
 
 

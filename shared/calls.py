@@ -93,6 +93,13 @@ def _genesys_id(body: dict[str, Any], field: str) -> str | None:
     return value
 
 
+# The routes beside `GET /api/calls/{conversationId}` that a GET of them reaches instead
+ROUTES_BESIDE_STATUS = {
+    "validate": "a call is validated with POST /api/calls/validate",
+    "requests": "an asynchronous request is read with GET /api/calls/requests/{requestId}",
+}
+
+
 def check_genesys_id(value: str, field: str) -> str:
     if not is_uuid(value):
         raise _invalid(field, f"'{field}' must be a Genesys id (a UUID such as 5f1e4c3a-9b1d-4c8e-a1f2-0c9d8e7b6a51).")
@@ -471,6 +478,9 @@ class CallService:
 
     def status(self, conversation_id: str) -> dict[str, Any]:
         """The call's status from Genesys, mapped to initiated | ringing | connected | ended | failed."""
+        meant = ROUTES_BESIDE_STATUS.get(conversation_id.lower().rstrip("/"))
+        if meant is not None:  # the host gives a GET of these routes to this one
+            raise _invalid("conversationId", f"'{conversation_id}' is no conversation id: {meant}.")
         check_genesys_id(conversation_id, "conversationId")
         conversation = self._genesys.get_call(conversation_id, Deadline(self._settings.call_deadline_seconds))
         self._check_visible(conversation)

@@ -212,6 +212,16 @@ def test_premium_rate_is_dialed_when_allowed(stack: Stack, configure) -> None:
     assert stack.genesys.requests("create_call")[0].json["phoneNumber"] == "+19005550100"
 
 
+@pytest.mark.parametrize(("path", "says"), [("/api/calls/validate", "POST"), ("/api/calls/requests", "requestId")])
+def test_a_get_on_a_route_of_another_method_says_which_route_is_meant(stack: Stack, path: str, says: str) -> None:
+    """The host gives `GET /api/calls/validate` to the call-status route: it answered that 'conversationId' must be a
+    Genesys id."""
+    response = stack.get(path)
+
+    assert (response.status_code, response.json()["field"]) == (400, "conversationId")
+    assert says in response.json()["detail"]
+
+
 def test_unknown_route_and_method_are_404(stack: Stack) -> None:
     assert stack.get("/api/nothing-here").status_code == 404
     assert stack.session.put(stack.host.base_url + "/api/calls", json={}, timeout=30).status_code == 404

@@ -315,6 +315,20 @@ def test_a_bad_number_in_the_path_is_a_clear_400(stack: Stack) -> None:
     assert response.json()["field"] == "number"
 
 
+def test_a_slash_in_the_number_and_a_region_given_twice_are_read_or_named(
+    stack: Stack, numbers_in_client_urls: None
+) -> None:
+    """The host keeps `%2F` encoded in a route value (decoded, it would match another route): `030/12345678` was
+    refused as "not a phone number: '030%2F12345678'". A query parameter given twice reaches the app joined by a
+    comma, and was refused as no country code."""
+    listed = dnc(stack, "PUT", "030/12345678", params={"region": "DE"})
+    twice = stack.session.get(f"{stack.host.base_url}/api/do-not-call/0301234567?region=US&region=GB", timeout=30)
+
+    assert (listed.status_code, listed.json()["number"]) == (200, "+493012345678"), listed.text
+    assert (twice.status_code, twice.json()["field"]) == (400, "region")
+    assert "given more than once" in twice.json()["detail"]
+
+
 def test_a_national_number_is_read_in_the_region_named_by_any_spelling_of_region(
     stack: Stack, numbers_in_client_urls: None
 ) -> None:
