@@ -201,13 +201,11 @@ class Subscriptions:
             raise Problem(
                 "validation_failed", f"'{NOTIFICATION_FIELD}' must be an https:// URL.", field=NOTIFICATION_FIELD
             )
-        url = url.strip()
-        self.check(url)
-        if sum(row.url != url for row in self._rows.all()) >= MAX_SUBSCRIPTIONS:  # its own earlier rows go below
+        self.check(url.strip())
+        if len(self._rows.all()) >= MAX_SUBSCRIPTIONS:
             raise _too_many()
-        subscription = Subscription(str(uuid.uuid4()), url, self._clock())
+        subscription = Subscription(str(uuid.uuid4()), url.strip(), self._clock())
         self._rows.insert(subscription)
-        self._supersede(subscription)
         self._changed()
         # Counted again with it in, as concurrent requests all passed the count above: one that finds too many takes
         # itself out, so the last one kept counted every row kept (every watch record holds an entry per
@@ -218,16 +216,6 @@ class Subscriptions:
             raise _too_many()
         log.info("Subscription %s created", subscription.id)
         return subscription
-
-    def _supersede(self, subscription: Subscription) -> None:
-        """Delete the earlier subscriptions of its URL: a flow turned off whose DELETE was lost, then on again,
-        subscribes its URL again, and the earlier rows would hold places of the 50 as long as it lives. Only earlier
-        ones: two subscribing at once each keep the later, so one stays."""
-        mine = (subscription.created_at, subscription.id)
-        for row in self._rows.all():
-            if row.url == subscription.url and (row.created_at, row.id) < mine:
-                self._rows.delete(row.id)
-                log.info("Subscription %s superseded by %s (its URL subscribed again)", row.id, subscription.id)
 
     def unsubscribe(self, subscription_id: str) -> bool:
         """Remove it; False when there was none (DELETE is idempotent: Power Automate may send it twice)."""
