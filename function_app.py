@@ -10,6 +10,7 @@ from shared.errors import Problem
 from shared.http import (
     MAX_EVENTS_BYTES,
     endpoint,
+    header_value,
     json_response,
     public_url,
     query_value,
@@ -50,7 +51,7 @@ def place_call(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
     body = read_json_object(req)
     app_services = services()
     request = CallRequest.from_json(body)
-    key = caller_key(req.headers.get("Idempotency-Key"))
+    key = caller_key(header_value(req, "Idempotency-Key"))
     if wants_async(req):
         app_services.calls.admit(request, key)  # input and policy errors answer now, not when the job runs
         return reply_response(app_services.async_requests.accept(body, key), False, request_id)

@@ -266,7 +266,8 @@ CATALOG: dict[str, CatalogEntry] = {
 
 OUTCOME_UNKNOWN_HINT = (
     "Outcome unknown: Genesys may have placed the call. Check the Genesys conversation list (or the "
-    "conversation, if you have its id) before retrying, and retry only with the same Idempotency-Key."
+    "conversation, if you have its id): a retry with the same Idempotency-Key only replays this answer, and a "
+    "request with a new key places the call again, so send one only once you know no call was placed."
 )
 
 

@@ -122,7 +122,28 @@ def media_type_of(headers: Mapping[str, str]) -> str:
 def query_value(req: func.HttpRequest, name: str) -> str | None:
     """A query parameter by any spelling of its name (`?Region=GB`), as ASP.NET Core reads a query; the host hands
     the worker the names as the client spelled them, and `req.params` looks them up exactly."""
-    return next((value for key, value in req.params.items() if key.lower() == name), None)
+    return one_value(next((value for key, value in req.params.items() if key.lower() == name), None), name)
+
+
+def header_value(req: func.HttpRequest, name: str) -> str | None:
+    """A request header that holds one value."""
+    return one_value(req.headers.get(name), name)
+
+
+def one_value(joined: str | None, name: str) -> str | None:
+    """The value of a header or query parameter the host may have joined with commas from several (`ToRpcHttp`):
+    the same value given twice is that value (else `K,K` would be another idempotency key than a retry's `K`, and
+    dial again); different values, or a comma in one, are refused."""
+    if joined is None or "," not in joined:
+        return joined
+    values = {value.strip() for value in joined.split(",")}
+    if len(values) != 1:
+        raise Problem(
+            "validation_failed",
+            f"{name} was given more than once with different values, or holds a comma: give one value, without commas.",
+            field=name,
+        )
+    return values.pop()
 
 
 def route_value(req: func.HttpRequest, name: str) -> str:

@@ -61,7 +61,7 @@ PURGE_BATCH = 1000  # records a purge's query deletes before it is asked again
 # a busy app's tables (3 or 4 records a call with asynchronous jobs and callbacks) shrink as fast as they grow,
 # and a run still ends well before the next (every 10 minutes) and the host's function timeout
 PURGE_SECONDS = 240.0
-PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes, up to 144,000 records a day
+PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes
 KEYLESS_PREFIX = "auto:"
 LATE_RELEASE_FIRST_WAIT = 1.0  # a claim storage would not let go of is tried again after this, then ever later
 LATE_RELEASE_MAX_WAIT = 30.0

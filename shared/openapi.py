@@ -584,8 +584,8 @@ def _problem_properties() -> dict[str, Any]:
             "boolean",
             "Retryable",
             "Whether the same request may succeed later (after Retry-After where given): branch on this, not "
-            "on the status; a few 4xx are, such as 409 request_in_progress and 429 call_limit_reached, and a 503 "
-            "or 504 whose outcome is unknown (the call may exist) is not.",
+            "on the status; a few 4xx are, such as 409 request_in_progress and 429 call_limit_reached, and a 5xx "
+            "whose outcome is unknown (the call may exist) is not.",
         ),
         "field": _field("string", "Field", "The input field (or header) at fault."),
         "requestId": _field("string", "Request ID", "The id of this request, for support and the logs."),

@@ -323,10 +323,12 @@ def test_a_slash_in_the_number_and_a_region_given_twice_are_read_or_named(
     comma, and was refused as no country code."""
     listed = dnc(stack, "PUT", "030/12345678", params={"region": "DE"})
     twice = stack.session.get(f"{stack.host.base_url}/api/do-not-call/0301234567?region=US&region=GB", timeout=30)
+    same_twice = stack.session.get(f"{stack.host.base_url}/api/do-not-call/0301234567?region=DE&Region=DE", timeout=30)
 
     assert (listed.status_code, listed.json()["number"]) == (200, "+493012345678"), listed.text
     assert (twice.status_code, twice.json()["field"]) == (400, "region")
     assert "given more than once" in twice.json()["detail"]
+    assert (same_twice.status_code, same_twice.json()["number"]) == (200, "+49301234567")
 
 
 def test_a_national_number_is_read_in_the_region_named_by_any_spelling_of_region(

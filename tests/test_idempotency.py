@@ -277,7 +277,7 @@ def test_a_key_sent_in_two_headers_is_that_key(stack: Stack) -> None:
     assert (twice[0], once[0]) == (201, 201), twice
     assert once[1]["conversationId"] == twice[1]["conversationId"]
     assert (differing[0], differing[1]["field"]) == (400, "Idempotency-Key")
-    assert "more than once" in differing[1]["detail"]
+    assert "given more than once" in differing[1]["detail"]
     assert len(stack.creates()) == 1
 
 

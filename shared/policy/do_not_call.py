@@ -173,8 +173,6 @@ class DoNotCallRegistry:
         self._clock = clock
 
     def _number(self, text: str, region: str | None) -> str:
-        if region is not None and "," in region:  # the host joins a parameter given twice with a comma
-            raise Problem("validation_failed", "'region' was given more than once: give it once.", field="region")
         if region is not None and not is_known_region(region):
             raise Problem("validation_failed", "'region' must be an ISO country code such as US or GB.", field="region")
         return normalize(text, (region or self._default_region).upper(), field="number", allow_premium_rate=True).e164

@@ -26,20 +26,7 @@ def caller_key(header: str | None) -> str | None:
     Keys of both kinds share one namespace, so a key holder without the sender's secret could otherwise claim a
     guessable delivery id (sequential Standard Webhooks ids, numeric Pub/Sub ids) with a call of their own, and
     the genuine delivery would be refused as `idempotency_key_reused` on every retry.
-
-    The host joins a header sent more than once with commas: `K` twice is `K`, as a retry that sends it once says
-    (else `K,K` would be another key, and dial again); different values, or a comma in one, are refused.
     """
-    if header is not None and "," in header:
-        values = {value.strip() for value in header.split(",")}
-        if len(values) != 1:
-            raise Problem(
-                "validation_failed",
-                "Idempotency-Key was sent more than once with different values, or holds a comma: send one key, "
-                "without commas.",
-                field="Idempotency-Key",
-            )
-        header = values.pop()
     if header is not None and header.startswith(DELIVERY_PREFIXES):
         raise Problem(
             "validation_failed",
