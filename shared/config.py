@@ -67,7 +67,7 @@ STORAGE_PROPERTIES = (
     "credential",
     "clientId",
     "managedIdentityResourceId",
-    "clientSecret",  # a service principal's, with tenantId and clientId: the app's clients take none (refused)
+    "clientSecret",  # a service principal's, with tenantId and clientId: refused unless __credential=managedidentity
 )
 IDENTITY_RESOURCE_ID = re.compile(
     r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+",

@@ -367,8 +367,10 @@ class Idempotency:
     # nothing else refuses come for longer than the retention
     long_kept_keys: tuple[str, ...] = ()
     late_releases: LateReleases = field(init=False, repr=False, compare=False)
+    _long_kept_store_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)  # where they are stored
 
     def __post_init__(self) -> None:
+        self._long_kept_store_keys = tuple(map(keyed_store_key, self.long_kept_keys))
         self.late_releases = LateReleases(self.store, self.clock)
 
     def run(
@@ -564,7 +566,7 @@ class Idempotency:
             expires_at = answered + self.duplicate_window_seconds
             if outcome_unknown:
                 expires_at = max(expires_at, claim.record.expires_at, answered + KEYLESS_UNKNOWN_OUTCOME_SECONDS)
-        elif not outcome_unknown and not self._kept_long(claim.record.key):
+        elif not outcome_unknown and not claim.record.key.startswith(self._long_kept_store_keys):
             expires_at = claim.record.claimed_at + self.retention_seconds  # replayed for the retention, then free
         done = replace(claim.record, state=DONE, reply=reply, expires_at=expires_at)
         try:
@@ -573,9 +575,6 @@ class Idempotency:
             recorded = False
         if not recorded:
             log.error("Could not record the outcome of request %s for replay", claim.record.owner)
-
-    def _kept_long(self, store_key: str) -> bool:
-        return any(store_key.startswith(keyed_store_key(prefix)) for prefix in self.long_kept_keys)
 
 
 def _marking(job: JobAttempt | None, call_key: str | None, mark_claim: Callable[[], None]) -> Callable[[], None]:
