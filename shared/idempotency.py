@@ -4,7 +4,8 @@ Semantics follow Stripe and the IETF Idempotency-Key draft. The first request wi
 an atomic insert (first writer wins) before anything is dialed; the same key and body later replays the
 stored answer; a different body is `idempotency_key_reused`; a repeat while the first still runs waits
 for its answer. The claim is written "sending": a call costs two Table writes, the claim and the answer.
-A failure that provably sent nothing releases the claim (in the background when storage fails then: `LateReleases`);
+A failure that provably sent nothing releases the claim (in the background when storage fails then: `LateWrites`,
+which also records an answer storage refused);
 an owner that died without answering leaves a claim
 that answers "outcome unknown", never a second dial (it cannot tell whether the create went out).
 Without a key, identical requests inside `DUPLICATE_WINDOW_SECONDS` share one derived key: the window
@@ -63,8 +64,8 @@ PURGE_BATCH = 1000  # records a purge's query deletes before it is asked again
 PURGE_SECONDS = 240.0
 PURGE_SCHEDULE = "0 */10 * * * *"  # NCRONTAB: every 10 minutes
 KEYLESS_PREFIX = "auto:"
-LATE_RELEASE_FIRST_WAIT = 1.0  # a claim storage would not let go of is tried again after this, then ever later
-LATE_RELEASE_MAX_WAIT = 30.0
+LATE_WRITE_FIRST_WAIT = 1.0  # a claim's write storage refused is tried again after this, then ever later
+LATE_WRITE_MAX_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -280,33 +281,56 @@ class Claim:
         self.sent = True
 
 
-class LateReleases:
-    """Claims that sent nothing and that storage would not let go of when their request failed (a blip that failed
-    a write before the send fails the release after it too): tried again in the background, each until the longest
-    a keyless client retries (`KEYLESS_UNKNOWN_OUTCOME_SECONDS`) past its stale limit. Left "sending", a claim
-    answers its retries 409 and then "outcome unknown" (for days, with a key) of a call never placed; let go, a
-    retry places it. Letting go later is as safe as at once: nothing was sent, and the delete is conditional, so
-    a claim written since (a later delivery of the same job took it) is left alone."""
+@dataclass(frozen=True)
+class LateWrite:
+    """A write a claim needed when storage refused it: over the claim as this request last wrote it (`written`),
+    the `answer` to record, or with none the claim let go of."""
 
-    def __init__(self, store: Store, clock: Callable[[], float], first_wait: float = LATE_RELEASE_FIRST_WAIT) -> None:
+    written: Record
+    answer: Record | None
+    until: float  # given up then
+
+
+class LateWrites:
+    """What storage would not let a request write about its claim when it ended, tried again in the background,
+    each until the longest a keyless client retries (`KEYLESS_UNKNOWN_OUTCOME_SECONDS`) past its stale limit:
+
+    - the release of a claim that sent nothing (a blip that failed a write before the send fails the release
+      after it too). Left "sending", it answers its retries 409 and then "outcome unknown" (for days, with a
+      key) of a call never placed; let go, a retry places it.
+    - the answer of a placed call. Left "sending", the claim answers its retries 409 and then "outcome unknown",
+      though this instance knows the conversation id; recorded, they replay it.
+
+    Each is as safe late as at once, and conditional on the claim as written: a claim written since (a later
+    delivery of the same job took it, or the answer landed unheard) is left alone."""
+
+    def __init__(self, store: Store, clock: Callable[[], float], first_wait: float = LATE_WRITE_FIRST_WAIT) -> None:
         self._store = store
         self._clock = clock
         self._first_wait = first_wait
-        self._pending: dict[str, tuple[Record, float]] = {}  # key -> (the claim as written, give up at)
+        self._pending: dict[str, LateWrite] = {}  # by the claim's key
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None  # the one trying, while any is pending
         self._closed = threading.Event()
         self.idle = threading.Event()  # set while nothing is pending or being tried
         self.idle.set()
 
-    def add(self, claim: Record, until: float) -> None:
+    def release(self, claim: Record, until: float) -> None:
+        """Let go of `claim`, which sent nothing."""
+        self._add(LateWrite(claim, None, until))
+
+    def record(self, claim: Record, answer: Record, until: float) -> None:
+        """Write `answer` over `claim`."""
+        self._add(LateWrite(claim, answer, until))
+
+    def _add(self, write: LateWrite) -> None:
         with self._lock:
             if self._closed.is_set():
                 return
-            self._pending[claim.key] = (claim, until)
+            self._pending[write.written.key] = write
             self.idle.clear()
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="late-claim-releases", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="late-claim-writes", daemon=True)
                 self._thread.start()
 
     def close(self) -> None:
@@ -317,9 +341,9 @@ class LateReleases:
         wait = self._first_wait
         try:
             while not self._closed.wait(wait):
-                wait = self._first_wait if self._round() else min(2 * wait, LATE_RELEASE_MAX_WAIT)
+                wait = self._first_wait if self._round() else min(2 * wait, LATE_WRITE_MAX_WAIT)
                 with self._lock:
-                    if not self._pending:  # decided under the lock: a claim added after starts a new thread
+                    if not self._pending:  # decided under the lock: a write added after starts a new thread
                         self._stopped()
                         return
         finally:
@@ -332,27 +356,35 @@ class LateReleases:
         self.idle.set()
 
     def _round(self) -> bool:
-        """One try of each pending claim; whether storage took any (else the next round waits longer)."""
+        """One try of each pending write; whether storage took any (else the next round waits longer)."""
         with self._lock:
             pending = list(self._pending.values())
         took = False
-        for claim, until in pending:
-            if self._clock() >= until:
-                log.warning("Gave up letting go of the claim of request %s, which sent nothing", claim.owner)
+        for write in pending:
+            owner, what = write.written.owner, "record the answer" if write.answer else "let go of the claim"
+            if self._clock() >= write.until:
+                log.warning("Gave up trying to %s of request %s", what, owner)
             else:
                 try:
-                    held = landed_unheard(self._store, claim)  # None: gone, or written since (left alone)
-                    if held is not None:
-                        self._store.delete(held)
+                    self._write(write)
                 except Exception as error:  # noqa: BLE001 - whatever failed, the next round tries again
-                    log.debug("Claim of request %s still held: %s", claim.owner, type(error).__name__)
+                    log.debug("Could not %s of request %s yet: %s", what, owner, type(error).__name__)
                     continue
                 took = True
-                log.info("Let go of the claim of request %s, which sent nothing, unless written since", claim.owner)
+                log.info("Tried again to %s of request %s: done, unless written since", what, owner)
             with self._lock:
-                if self._pending.get(claim.key, (None,))[0] is claim:
-                    del self._pending[claim.key]
+                if self._pending.get(write.written.key) is write:
+                    del self._pending[write.written.key]
         return took
+
+    def _write(self, write: LateWrite) -> None:
+        held = landed_unheard(self._store, write.written)  # None: gone, or written since (left alone)
+        if held is None:
+            return
+        if write.answer is None:
+            self._store.delete(held)
+        else:
+            self._store.replace(replace(write.answer, etag=held.etag))
 
 
 @dataclass
@@ -366,12 +398,12 @@ class Idempotency:
     # Keys (their prefixes) whose known answers are kept as long as unknown ones: a sender's redeliveries that
     # nothing else refuses come for longer than the retention
     long_kept_keys: tuple[str, ...] = ()
-    late_releases: LateReleases = field(init=False, repr=False, compare=False)
+    late_writes: LateWrites = field(init=False, repr=False, compare=False)
     _long_kept_store_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)  # where they are stored
 
     def __post_init__(self) -> None:
         self._long_kept_store_keys = tuple(map(keyed_store_key, self.long_kept_keys))
-        self.late_releases = LateReleases(self.store, self.clock)
+        self.late_writes = LateWrites(self.store, self.clock)
 
     def run(
         self,
@@ -479,7 +511,7 @@ class Idempotency:
                     self.store.delete(landed)
             except Problem:
                 log.warning("Could not take back the claim of request %s now; trying again meanwhile", mine.owner)
-                self.late_releases.add(mine, self._give_up_at(mine))
+                self.late_writes.release(mine, self._give_up_at(mine))
             raise
 
     def _take_over(self, takeover: Record) -> Record | None:
@@ -493,7 +525,7 @@ class Idempotency:
         try:
             return landed_unheard(self.store, takeover)
         except Problem:
-            self.late_releases.add(takeover, self._give_up_at(takeover))
+            self.late_writes.release(takeover, self._give_up_at(takeover))
             raise
 
     def _store_key(self, key: str | None, request_fingerprint: str) -> str | None:
@@ -522,16 +554,16 @@ class Idempotency:
         return reply
 
     def _release(self, claim: Record) -> None:
-        """Take back a claim that sent nothing; when storage fails now, in the background (`LateReleases`). The
+        """Take back a claim that sent nothing; when storage fails now, in the background (`LateWrites`). The
         request's own failure is what its caller is told."""
         try:
             self.store.delete(claim)
         except Problem:
             log.warning("Could not let go of the claim of request %s now; trying again meanwhile", claim.owner)
-            self.late_releases.add(claim, self._give_up_at(claim))
+            self.late_writes.release(claim, self._give_up_at(claim))
 
     def _give_up_at(self, claim: Record) -> float:
-        """The longest a keyless client retries, past the claim's stale limit: a claim let go of later helps none."""
+        """The longest a keyless client retries, past the claim's stale limit: a late write helps none later."""
         return claim.claimed_at + self.stale_seconds + KEYLESS_UNKNOWN_OUTCOME_SECONDS
 
     def purge(self, batch: int = PURGE_BATCH, seconds: float = PURGE_SECONDS) -> int:
@@ -552,8 +584,9 @@ class Idempotency:
         return removed
 
     def _finish(self, claim: Claim, reply: Reply, *, outcome_unknown: bool = False) -> None:
-        """Record the answer for replays. If that fails the caller still gets the real answer; the claim
-        stays "sending", so a later retry answers "outcome unknown" instead of dialing again.
+        """Record the answer for replays. If storage refuses it, the caller still gets the real answer and the
+        answer is written again in the background (`LateWrites`); until it lands the claim stays "sending", so a
+        retry waits, then answers "outcome unknown", never dials again.
 
         A keyless answer's window runs from the answer; an outcome-unknown one is kept at least
         `KEYLESS_UNKNOWN_OUTCOME_SECONDS`, so a client's late retries replay it rather than dial. A keyed claim
@@ -570,11 +603,15 @@ class Idempotency:
             expires_at = claim.record.claimed_at + self.retention_seconds  # replayed for the retention, then free
         done = replace(claim.record, state=DONE, reply=reply, expires_at=expires_at)
         try:
-            recorded = self.store.replace(done) is not None
+            if self.store.replace(done) is not None:
+                return
         except Problem:
-            recorded = False
-        if not recorded:
-            log.error("Could not record the outcome of request %s for replay", claim.record.owner)
+            pass  # refused, or every try's answer lost: it may have landed
+        # (None: the write met a record: its own, landed unheard, or one written since; the late write tells)
+        log.warning(
+            "The outcome of request %s may not be recorded for replay; trying again meanwhile", claim.record.owner
+        )
+        self.late_writes.record(claim.record, done, self._give_up_at(claim.record))
 
 
 def _marking(job: JobAttempt | None, call_key: str | None, mark_claim: Callable[[], None]) -> Callable[[], None]:

@@ -81,7 +81,7 @@ def forget_services() -> None:
     """Build anew on the next request, as after a restart (tests change settings this way)."""
     with _BUILDING:
         if _build.cache_info().currsize:
-            _build().idempotency.late_releases.close()
+            _build().idempotency.late_writes.close()
         _build.cache_clear()
 
 

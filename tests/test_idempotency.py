@@ -423,7 +423,7 @@ def test_a_takeover_landed_unheard_and_unread_is_taken_back_later_so_the_retry_d
         front.lost_answers_only_for, front.on_refusal, front.lost_update_answers = the_takeover, on_refusal, 1
         with pytest.raises(Problem) as failed:
             guard.run("taken-over", "fp", dial, request_id="r-2")
-        assert guard.late_releases.idle.wait(10)
+        assert guard.late_writes.idle.wait(10)
         retried, _ = guard.run("taken-over", "fp", dial, request_id="r-3")
 
         assert (front.lost_update_answers, front.refused) == (0, 3), "the takeover and its read-back did not fail"
@@ -449,6 +449,29 @@ def test_a_claim_whose_insert_landed_unheard_is_taken_back_so_the_retry_dials(
     assert lost.status_code == 503, lost.text
     assert lost.json()["code"] == "idempotency_store_unavailable"
     assert retried.status_code == 201, retried.text
+    assert len(stack.creates()) == 1
+
+
+def test_an_answer_storage_refused_is_recorded_later_so_the_retry_replays_it(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """The call was placed and storage refused to record its answer (every try): the caller got its 201, and the
+    claim stayed "sending", so a retry with the same key waited, was answered 409, and past the stale limit
+    "outcome unknown" for 8 days, though the instance knew the conversation id. The answer is written again in
+    the background once storage is back, and the retry replays it."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front), IDEMPOTENCY_WAIT_SECONDS="10")
+        front.failing_write_when = lambda body: b'"State": "done"' in body
+
+        placed = stack.post("/api/calls", CALL, headers=keyed("answer-refused"))
+        front.failing_write_when = None  # storage is back
+        retried = stack.post("/api/calls", CALL, headers=keyed("answer-refused"))
+
+    assert front.refused > 0, "the answer was written"
+    assert placed.status_code == 201, placed.text
+    assert retried.status_code == 201, retried.text
+    assert retried.headers.get("Idempotent-Replayed") == "true"
+    assert retried.json()["conversationId"] == placed.json()["conversationId"]
     assert len(stack.creates()) == 1
 
 

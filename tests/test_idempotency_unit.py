@@ -14,7 +14,7 @@ from shared.idempotency import (
     SENDING,
     Idempotency,
     JobAttempt,
-    LateReleases,
+    LateWrites,
     MemoryStore,
     Record,
     Reply,
@@ -255,17 +255,17 @@ def sending_claim(store: MemoryStore, key: str = "key:k") -> Record:
     return claim
 
 
-def late_releases(store: MemoryStore, clock: Clock) -> LateReleases:
-    return LateReleases(store, clock, first_wait=0.01)
+def late_writes(store: MemoryStore, clock: Clock) -> LateWrites:
+    return LateWrites(store, clock, first_wait=0.01)
 
 
 def test_a_claim_storage_refused_to_let_go_of_is_let_go_once_it_answers() -> None:
     store, clock = StoreThatRefusesDeletes(refusals=3), Clock(START)
-    releases = late_releases(store, clock)
+    releases = late_writes(store, clock)
     first, second = sending_claim(store, "key:a"), sending_claim(store, "key:b")
 
-    releases.add(first, START + 60)
-    releases.add(second, START + 60)  # while the thread runs: tried too
+    releases.release(first, START + 60)
+    releases.release(second, START + 60)  # while the thread runs: tried too
 
     assert releases.idle.wait(WAIT)
     assert (store.read("key:a"), store.read("key:b")) == (None, None)
@@ -273,11 +273,11 @@ def test_a_claim_storage_refused_to_let_go_of_is_let_go_once_it_answers() -> Non
 
 def test_a_claim_written_since_is_left_alone() -> None:
     store, clock = StoreThatRefusesDeletes(refusals=1), Clock(START)
-    releases = late_releases(store, clock)
+    releases = late_writes(store, clock)
     claim = sending_claim(store)
     taken = store.replace(replace(claim, owner="job-1"))  # a later delivery of the job took it meanwhile
 
-    releases.add(claim, START + 60)
+    releases.release(claim, START + 60)
 
     assert releases.idle.wait(WAIT)
     assert store.read("key:k") == taken
@@ -285,9 +285,9 @@ def test_a_claim_written_since_is_left_alone() -> None:
 
 def test_a_claim_is_given_up_once_its_time_is_past() -> None:
     store, clock = StoreThatRefusesDeletes(refusals=10**9), Clock(START)
-    releases = late_releases(store, clock)
+    releases = late_writes(store, clock)
     claim = sending_claim(store)
-    releases.add(claim, START + 60)
+    releases.release(claim, START + 60)
     assert not releases.idle.wait(0.1)  # still trying
 
     clock.now = START + 61
@@ -298,15 +298,59 @@ def test_a_claim_is_given_up_once_its_time_is_past() -> None:
 
 def test_closed_it_stops_trying() -> None:
     store = StoreThatRefusesDeletes(refusals=10**9)
-    releases = late_releases(store, Clock(START))
-    releases.add(sending_claim(store), START + 60)
+    releases = late_writes(store, Clock(START))
+    releases.release(sending_claim(store), START + 60)
 
     releases.close()
 
     assert releases.idle.wait(WAIT)
     tries = store.tries
-    releases.add(sending_claim(store, "key:later"), START + 60)  # closed: not tried
+    releases.release(sending_claim(store, "key:later"), START + 60)  # closed: not tried
     assert releases.idle.is_set() and store.tries == tries
+
+
+class StoreThatRefusesAnswers(MemoryStore):
+    """Refuses the first `refusals` writes of an answer, as storage during a blip; then writes as the memory store
+    does."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    def replace(self, record: Record) -> Record | None:
+        if record.state == DONE and self.refusals > 0:
+            self.refusals -= 1
+            raise Problem("idempotency_store_unavailable", "store went away")
+        return super().replace(record)
+
+
+def test_an_answer_storage_refused_is_recorded_once_it_answers_and_replayed() -> None:
+    """The call was placed and storage refused its answer: retries waited on the claim, then answered "outcome
+    unknown", though the instance knew the conversation id."""
+    store = StoreThatRefusesAnswers(refusals=3)
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0)
+    guard.late_writes = late_writes(store, Clock(START))
+    dials: list[str] = []
+
+    reply, _ = guard.run("k", "fp", placed(dials, "first"), request_id="r-1")
+    assert guard.late_writes.idle.wait(WAIT)
+    retried, replayed = guard.run("k", "fp", placed(dials, "second"), request_id="r-2")
+
+    assert store.refusals == 0  # the fault did happen
+    assert (reply.body, retried.body) == ({"conversationId": "c-1"}, {"conversationId": "c-1"})
+    assert (replayed, dials) == (True, ["first"])
+
+
+def test_an_answer_over_a_claim_written_since_is_left_alone() -> None:
+    store, clock = MemoryStore(), Clock(START)
+    writes = late_writes(store, clock)
+    claim = sending_claim(store)
+    taken = store.replace(replace(claim, owner="job-1"))  # a later delivery of the job took it meanwhile
+
+    writes.record(claim, replace(claim, state=DONE, reply=Reply(201, {"conversationId": "c-1"}, {})), START + 60)
+
+    assert writes.idle.wait(WAIT)
+    assert store.read("key:k") == taken
 
 
 class StoreThatLosesTheClaimsAnswer(MemoryStore):
@@ -338,7 +382,7 @@ def test_a_landed_claim_that_could_not_be_taken_back_at_once_is_taken_back_later
         guard.run("k", "fp", placed(dials, "first"), request_id="r-1")
 
     assert failed.value.code == "idempotency_store_unavailable" and dials == []
-    assert guard.late_releases.idle.wait(WAIT)
+    assert guard.late_writes.idle.wait(WAIT)
     assert MemoryStore.read(store, "key:k") is None
 
 
