@@ -26,6 +26,7 @@ from shared.ids import is_uuid
 from shared.instants import parse_instant
 from shared.logs import get_logger
 from shared.policy import CallPolicy
+from shared.policy.call_cap import Count
 from shared.status_callbacks import StatusCallback, StatusWatcher
 from shared.status_callbacks.targets import EVENTS_FIELD, URL_FIELD
 
@@ -550,24 +551,24 @@ class CallService:
             if recheck is not None:  # the claim was free: nothing of this request to tell
                 recheck()
             self._check_signing(plan.status_callback)
-            counted_at: float | None = None
+            counted: Count | None = None
             marked = False
             scheduled = _instant(plan.scheduled_time) if plan.scheduled_time else None
 
             def before_each_send() -> None:
-                nonlocal counted_at, marked
+                nonlocal counted, marked
                 self._policy.recheck(plan.to, checked_at, scheduled=scheduled)
                 if marked:  # a re-send (after a 429): counted and marked already
                     return
-                counted_at = self._policy.count(plan.to)  # once per placed call: after the claim, before sending
+                counted = self._policy.count(plan.to)  # once per placed call: after the claim, before sending
                 mark_sent()  # a queued job's own record, then the call's claim
                 marked = True
 
             try:
                 answer = self.place(plan, request_id, before_send=before_each_send)
             except Problem as problem:
-                if counted_at is not None and not problem.outcome_unknown:  # not placed: nothing sent, or refused
-                    self._policy.uncount(plan.to, counted_at)
+                if counted is not None and not problem.outcome_unknown:  # not placed: nothing sent, or refused
+                    self._policy.uncount(plan.to, counted)
                 raise
             return Reply(201, answer, {"Location": f"/api/calls/{answer['conversationId']}"})
 

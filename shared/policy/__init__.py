@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from shared.phone import PhoneNumber
-from shared.policy.call_cap import CallCap
+from shared.policy.call_cap import CallCap, Count
 from shared.policy.calling_hours import CallingHours
 from shared.policy.countries import check_country
 from shared.policy.do_not_call import DoNotCallList, check_do_not_call
@@ -69,12 +69,12 @@ class CallPolicy:
         else:
             self.hours.check(to.e164, to.region, max(scheduled, now), field="scheduledTime")
 
-    def count(self, to: PhoneNumber) -> float | None:
+    def count(self, to: PhoneNumber) -> Count | None:
         """Count the call against the cap, right before it is sent; `call_limit_reached` when over it. The
-        answer (when it was counted; None without a cap) is what `uncount` takes back."""
+        answer (the count; None without a cap) is what `uncount` takes back."""
         return self.cap.count(to.e164) if self.cap is not None else None
 
-    def uncount(self, to: PhoneNumber, counted_at: float) -> None:
+    def uncount(self, to: PhoneNumber, counted: Count) -> None:
         """A counted call that never reached Genesys, or that Genesys refused: no call was attempted."""
         if self.cap is not None:
-            self.cap.uncount(to.e164, counted_at)
+            self.cap.uncount(to.e164, counted)

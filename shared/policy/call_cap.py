@@ -1,6 +1,7 @@
 """A cap of calls per number: at most `CALLS_PER_NUMBER_LIMIT` in `CALLS_PER_NUMBER_WINDOW_HOURS`.
 
-Each number has one record in the idempotency table (`cap:<E.164>`) holding the times of its counted calls.
+Each number has one record in the idempotency table (`cap:<E.164>`) holding its counted calls, each a time and a
+token of its own (two instances may count at the same clock reading).
 A call is counted with a conditional write right before it is sent (after the idempotency claim, so a replay
 is not a new call, and after every other check, so a refused request is not counted): concurrent instances
 race on the record's etag, and exactly `limit` of them win.
@@ -11,8 +12,10 @@ from __future__ import annotations
 import math
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from shared.errors import Problem
 from shared.idempotency import Record, Store
@@ -25,18 +28,32 @@ MAX_ATTEMPTS = 60  # conditional-write races; each lost race means another call 
 
 
 @dataclass(frozen=True)
+class Count:
+    """One counted call: when, and which (the token tells apart counts made at the same clock reading)."""
+
+    at: float
+    token: str
+
+    @classmethod
+    def stored(cls, entry: Any) -> Count:
+        """An entry as stored, `[at, token]`; a bare time (written before tokens) has none."""
+        return cls(float(entry[0]), str(entry[1])) if isinstance(entry, list) else cls(float(entry), "")
+
+
+@dataclass(frozen=True)
 class CallCap:
     store: Store
     limit: int
     window_seconds: float
     clock: Callable[[], float] = time.time
 
-    def _calls(self, number: str) -> tuple[Record | None, list[float]]:
+    def _calls(self, number: str) -> tuple[Record | None, list[Count]]:
         record = self.store.read("cap:" + number)
         if record is None or record.data is None:
             return record, []
         cutoff = self.clock() - self.window_seconds
-        return record, [t for t in record.data.get("calls", []) if t > cutoff]
+        counts = map(Count.stored, record.data.get("calls", []))
+        return record, [count for count in counts if count.at > cutoff]
 
     def check(self, number: str, field: str = "to") -> None:
         """Refuse now when the number is already at its cap (read only: `/api/calls/validate` uses it too)."""
@@ -44,44 +61,44 @@ class CallCap:
         if len(calls) >= self.limit:
             raise self._refusal(number, calls, field)
 
-    def count(self, number: str, field: str = "to") -> float:
-        """Count one call to `number` (the answer is when, for `uncount`), or refuse with `call_limit_reached`
-        when the cap is reached."""
-        counted_at: float | None = None
+    def count(self, number: str, field: str = "to") -> Count:
+        """Count one call to `number` (the answer is what `uncount` takes back), or refuse with
+        `call_limit_reached` when the cap is reached."""
+        mine: Count | None = None
         for _ in range(MAX_ATTEMPTS):
             record, calls = self._calls(number)
-            if counted_at in calls:  # our write landed; its answer was lost, and the SDK's resend met a conflict
-                return counted_at
+            if mine in calls:  # our write landed; its answer was lost, and the SDK's resend met a conflict
+                return mine
             if len(calls) >= self.limit:
                 raise self._refusal(number, calls, field)
-            counted_at = self.clock()
+            mine = Count(self.clock(), uuid.uuid4().hex[:12])
             try:
-                if self._write(record, number, [*calls, counted_at], counted_at):
-                    return counted_at
+                if self._write(record, number, [*calls, mine]):
+                    return mine
             except Problem:
-                if self._landed(number, counted_at):  # its answer never came (azure-core sends no insert again)
-                    return counted_at
+                if self._landed(number, mine):  # its answer never came (azure-core sends no insert again)
+                    return mine
                 raise
             _pause()
         raise Problem("request_in_progress", "Too many concurrent calls to this number; try again.", retry_after=1)
 
-    def _landed(self, number: str, counted_at: float) -> bool:
+    def _landed(self, number: str, mine: Count) -> bool:
         """Whether a count whose write failed is there all the same; False when storage cannot say either."""
         try:
-            return counted_at in self._calls(number)[1]
+            return mine in self._calls(number)[1]
         except Problem:
             return False
 
-    def uncount(self, number: str, counted_at: float) -> None:
-        """Take back the call counted at `counted_at`: it never reached Genesys, or Genesys refused it. The
-        caller's answer is that failure, so when storage fails here too the call only stays counted (logged)."""
+    def uncount(self, number: str, counted: Count) -> None:
+        """Take back the call `counted`: it never reached Genesys, or Genesys refused it. The caller's answer is
+        that failure, so when storage fails here too the call only stays counted (logged)."""
         try:
             for _ in range(MAX_ATTEMPTS):
                 record, calls = self._calls(number)  # a call already out of the window no longer counts anyway
-                if record is None or counted_at not in calls:
+                if record is None or counted not in calls:
                     return
-                calls.remove(counted_at)
-                if self.store.replace(replace(record, data={"calls": calls})) is not None:
+                calls.remove(counted)
+                if self.store.replace(replace(record, data={"calls": _stored(calls)})) is not None:
                     return
                 _pause()
             reason = "too many concurrent writes"
@@ -89,18 +106,20 @@ class CallCap:
             reason = problem.code
         log.warning("Could not take back a call to %s that was not placed (%s); it stays counted", mask(number), reason)
 
-    def _write(self, record: Record | None, number: str, calls: list[float], now: float) -> bool:
+    def _write(self, record: Record | None, number: str, calls: list[Count]) -> bool:
         """Conditional: False when another instance counted a call to this number first."""
-        expires_at = max(calls) + self.window_seconds  # then the purge timer may delete the record
+        now = calls[-1].at
+        expires_at = max(count.at for count in calls) + self.window_seconds  # then the purge timer may delete it
+        data = {"calls": _stored(calls)}
         if record is None:
-            fresh = Record("cap:" + number, "", COUNTING, "cap", now, expires_at, data={"calls": calls})
+            fresh = Record("cap:" + number, "", COUNTING, "cap", now, expires_at, data=data)
             return self.store.create(fresh) is not None
-        return self.store.replace(replace(record, expires_at=expires_at, data={"calls": calls})) is not None
+        return self.store.replace(replace(record, expires_at=expires_at, data=data)) is not None
 
-    def _refusal(self, number: str, calls: list[float], field: str) -> Problem:
+    def _refusal(self, number: str, calls: list[Count], field: str) -> Problem:
         # Under the cap again once all but limit - 1 of the calls have left the window (the limit may have been
         # lowered since they were counted).
-        frees_at = sorted(calls)[len(calls) - self.limit] + self.window_seconds
+        frees_at = sorted(count.at for count in calls)[len(calls) - self.limit] + self.window_seconds
         wait = max(1, math.ceil(frees_at - self.clock()))
         log.info("Refused a call to %s: %d calls in the window", mask(number), len(calls))
         return Problem(
@@ -111,6 +130,10 @@ class CallCap:
             retry_after=wait,
             extensions={"callsInWindow": len(calls), "limit": self.limit},
         )
+
+
+def _stored(calls: list[Count]) -> list[list[float | str]]:
+    return [[count.at, count.token] for count in calls]
 
 
 def _pause() -> None:

@@ -1,0 +1,66 @@
+"""The cap per number when two instances count at the same clock reading."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import Problem
+from shared.idempotency import MemoryStore, Record
+from shared.policy.call_cap import CallCap
+
+NUMBER = "+12125550199"
+NOW = 1_780_000_000.123456  # both instances read this clock: a float time is about 0.24 µs fine, so it happens
+
+
+class RacedStore(MemoryStore):
+    """Another instance (`racer`) counts a call to the number just before our first insert lands, which then
+    meets its record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.racer: CallCap | None = None
+
+    def create(self, record: Record) -> Record | None:
+        racer, self.racer = self.racer, None
+        if racer is not None:
+            racer.count(NUMBER)
+        return super().create(record)
+
+
+def test_a_count_another_instance_made_at_the_same_moment_is_not_taken_for_ours() -> None:
+    """The loser of the race read the winner's count, at the same time as its own, as its own write landed
+    unheard: it went on to dial, a second call to a number with a limit of one."""
+    store = RacedStore()
+    cap = CallCap(store, limit=1, window_seconds=3600, clock=lambda: NOW)
+    store.racer = CallCap(store, limit=1, window_seconds=3600, clock=lambda: NOW)
+
+    with pytest.raises(Problem) as refused:
+        cap.count(NUMBER)
+
+    assert refused.value.code == "call_limit_reached"
+    stored = store.read("cap:" + NUMBER)
+    assert stored is not None and stored.data is not None and len(stored.data["calls"]) == 1
+
+
+def test_taking_back_a_count_leaves_another_made_at_the_same_moment() -> None:
+    store = MemoryStore()
+    cap = CallCap(store, limit=2, window_seconds=3600, clock=lambda: NOW)
+    theirs, mine = cap.count(NUMBER), cap.count(NUMBER)
+
+    cap.uncount(NUMBER, mine)
+
+    stored = store.read("cap:" + NUMBER)
+    assert stored is not None and stored.data is not None
+    assert stored.data["calls"] == [[theirs.at, theirs.token]]
+
+
+def test_counts_stored_as_bare_times_still_count() -> None:
+    """Records written before counts had tokens: `[time, ...]`."""
+    store = MemoryStore()
+    store.create(Record("cap:" + NUMBER, "", "counting", "cap", NOW, NOW + 3600, data={"calls": [NOW - 10]}))
+    cap = CallCap(store, limit=1, window_seconds=3600, clock=lambda: NOW)
+
+    with pytest.raises(Problem) as refused:
+        cap.count(NUMBER)
+
+    assert refused.value.code == "call_limit_reached"
