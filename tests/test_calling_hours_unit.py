@@ -229,6 +229,11 @@ RINGING_ELSEWHERE = [
     ("+12705551234", "US", "America/Chicago", datetime(2026, 7, 15, 7, 10)),  # unplaced: New York's clock
     ("+19075811234", "US", "America/Anchorage", datetime(2026, 7, 15, 22, 30)),  # Unalaska, filed under Honolulu
     ("+13342911234", "US", "America/New_York", datetime(2026, 7, 15, 21, 30)),  # Phenix City, on Columbus's clock
+    ("+56322100100", "CL", "Pacific/Easter", datetime(2026, 7, 15, 7, 30)),  # Rapa Nui, filed under Santiago
+    ("+903922271234", "TR", "Asia/Famagusta", datetime(2026, 1, 15, 7, 10)),  # Northern Cyprus in winter
+    ("+6433071234", "NZ", "Pacific/Auckland", datetime(2026, 7, 15, 7, 20)),  # Ashburton, filed under Chatham
+    ("+6432613000", "NZ", "Pacific/Chatham", datetime(2026, 7, 15, 21, 30)),  # Waitangi, filed under Auckland
+    ("+68940920000", "PF", "Pacific/Gambier", datetime(2026, 7, 15, 21, 30)),  # Gambier, filed under Tahiti
 ]
 
 
@@ -253,7 +258,7 @@ def test_a_number_libphonenumber_files_under_other_hours_is_refused_outside_them
 
 def _a_valid_number(prefix: str) -> phonenumbers.PhoneNumber:
     """A valid number starting with `prefix` (E.164 digits), the prefix's own digits followed by some others."""
-    for length in range(len(prefix) + 4, 16):
+    for length in range(len(prefix) + 3, 16):  # Chatham: 7 digits of prefix, 3 more
         for filler in ("2345678901", "5551234567", "9876543210", "3456789012"):
             number = phonenumbers.parse("+" + prefix + filler[: length - len(prefix)])
             if phonenumbers.is_valid_number(number):

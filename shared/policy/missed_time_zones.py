@@ -60,6 +60,22 @@ RINGS_IN: dict[str, str] = {
     "5593": "America/Santarem",
     "5594": "America/Belem",
     "5597": "America/Eirunepe",
+    # Chile: Easter Island, UTC-6 in winter, two hours behind Santiago. The geocoder names all of 32 Valparaiso;
+    # Rapa Nui's landlines are 32 210 and 32 255 (the numbers its businesses and services publish)
+    "5632210": "Pacific/Easter",
+    "5632255": "Pacific/Easter",
+    # Northern Cyprus (the geocoder's name for 392), on EU time again since 2017, an hour behind Istanbul in winter
+    "9039": "Asia/Famagusta",
+    # New Zealand: the Chatham Islands, 45 minutes ahead; libphonenumber gives its Waitangi exchanges Auckland's
+    # zone, and 330 (Ashburton and Akaroa on the mainland too, the geocoder says) Chatham's alone
+    **{
+        f"643{exchange}": "Pacific/Chatham"
+        for exchange in (2613, 2719, 3950, 4238, 4246, 5513, 5667, 6509, 6627, 6688, 7460, 9085, 9757, 9854)
+    },
+    "64330": "Pacific/Auckland",
+    # French Polynesia: the geocoder's "Remote Archipelago" takes in the Gambier (UTC-9) and the Marquesas (UTC-9:30)
+    # besides Tahiti's time (UTC-10); the window fits the Marquesas whenever it fits Tahiti and the Gambier
+    "689409": "Pacific/Gambier",
 }
 # Mobiles of no place, which ring anywhere in their country, that libphonenumber gives its capital's zone alone
 # (its catch-all prefix) though the country keeps several hours: E.164 digits -> every zone of the country.
