@@ -32,6 +32,7 @@ from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
 from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, NO_CLI_QUEUE_ID, NO_STATION_USER_ID, GenesysEmulator
 from emulators.local_host import LocalFunctionHost
+from shared.config import AZURE_HOST_VARIABLES
 from shared.policy.calling_hours import parse_window, time_zones
 
 CLIENT_ID = "emulator-client-id"
@@ -72,6 +73,10 @@ def emulated_stack() -> Iterator[tuple[GenesysEmulator, KeyVaultEmulator]]:
     # the app's own to the emulators among them.
     for name in ("NO_PROXY", "no_proxy"):
         os.environ[name] = ",".join(filter(None, (os.environ.get(name), "127.0.0.1", "localhost")))
+    # The stack is off Azure: a dev container sets CONTAINER_NAME, which the app reads as Linux Consumption (and
+    # then refuses the emulators' loopback callbacks and unverified vault challenges).
+    for name in AZURE_HOST_VARIABLES:
+        os.environ.pop(name, None)
     with (
         GenesysEmulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as genesys,
         ManagedIdentityEmulator() as identity,

@@ -132,7 +132,7 @@ class Settings:
     calls_per_number_window_seconds: float
     status_callback_allowed_hosts: frozenset[str]  # lowercase; empty: statusCallbackUrl is refused
     allow_insecure_http: bool  # GENESYS_ALLOW_INSECURE_HTTP: plain-HTTP Genesys and vault emulators
-    allow_loopback_callbacks: bool  # and plain-HTTP callbacks to loopback, never where App Service runs the app
+    allow_loopback_callbacks: bool  # and plain-HTTP callbacks to loopback, never where Azure runs the app (in_azure)
     status_poll_seconds: float
     status_poll_max_seconds: float
     status_watch_max_seconds: float
@@ -553,10 +553,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     default_caller = _text(env, "DEFAULT_CALLER_ID")
 
-    # Emulator settings that App Service's own variables overrule: unverified, the vault URL's host could name
-    # another resource in its challenge (Azure Resource Manager) and be sent the identity's token for it; a loopback
-    # callback would be a signed POST to a service of the instance itself.
-    on_app_service = any(_text(env, name) for name in APP_SERVICE_VARIABLES)
+    # Emulator settings that a hosting plan's variables overrule (CONTAINER_NAME too: Linux Consumption sets only
+    # that; the local stack clears them): unverified, the vault URL's host could name another resource in its
+    # challenge (Azure Resource Manager) and be sent the identity's token for it; a loopback callback would be a
+    # signed POST to a service of the instance itself.
+    in_azure = any(_text(env, name) for name in AZURE_HOST_VARIABLES)
     call_user_id = _user_id(env)
     call_deadline = _seconds(env, "CALL_DEADLINE_SECONDS", 30.0, minimum=1, maximum=MAX_CALL_DEADLINE_SECONDS)
     return Settings(
@@ -569,7 +570,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
         or "",
         client_secret=client_secret,
-        key_vault_verify_challenge_resource=on_app_service or _flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
+        key_vault_verify_challenge_resource=in_azure or _flag(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
         # At most 30: the SDK tries 3 times, and a call or a readiness probe waits for all of them
         key_vault_read_timeout_seconds=_seconds(
             env, "KEY_VAULT_READ_TIMEOUT_SECONDS", 5.0, minimum=MIN_TIMEOUT_SECONDS, maximum=30
@@ -610,7 +611,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         managed_identity=bool(_text(env, "IDENTITY_ENDPOINT") and _text(env, "IDENTITY_HEADER")),
         azure_client_id=_client_id(env, "AZURE_CLIENT_ID"),
         storage=_durable_storage(env),
-        in_azure=any(_text(env, name) for name in AZURE_HOST_VARIABLES),
+        in_azure=in_azure,
         idempotency_table=_table_name(env, "IDEMPOTENCY_TABLE", "callidempotency"),
         duplicate_window_seconds=_seconds(env, "DUPLICATE_WINDOW_SECONDS", 60.0),
         idempotency_retention_seconds=_seconds(
@@ -632,7 +633,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         calls_per_number_window_seconds=3600 * _hours(env, "CALLS_PER_NUMBER_WINDOW_HOURS", 24.0),
         status_callback_allowed_hosts=_hosts(env, "STATUS_CALLBACK_ALLOWED_HOSTS"),
         allow_insecure_http=allow_http,
-        allow_loopback_callbacks=allow_http and not on_app_service,
+        allow_loopback_callbacks=allow_http and not in_azure,
         status_poll_seconds=_seconds(env, "STATUS_POLL_SECONDS", 5.0, minimum=1),
         status_poll_max_seconds=_seconds(env, "STATUS_POLL_MAX_SECONDS", 60.0, minimum=1),
         status_watch_max_seconds=_seconds(env, "STATUS_WATCH_MAX_SECONDS", 7200.0, minimum=1),

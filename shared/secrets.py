@@ -167,8 +167,8 @@ class KeyVaultSecrets:
                 raise Problem(
                     "configuration_error",
                     "Key Vault's authentication challenge names a resource other than KEY_VAULT_URL's host.",
-                    hint="For a local emulated vault, set KEY_VAULT_VERIFY_CHALLENGE_RESOURCE=false (where App "
-                    "Service runs the app it is not honoured); else check KEY_VAULT_URL.",
+                    hint="For a local emulated vault, set KEY_VAULT_VERIFY_CHALLENGE_RESOURCE=false (not honoured "
+                    "where WEBSITE_SKU, WEBSITE_INSTANCE_ID or CONTAINER_NAME is set); else check KEY_VAULT_URL.",
                 ) from None
             # Any other: a malformed answer (a Retry-After no date, a bare challenge): the vault's side, for now
             log.warning("Key Vault answered what could not be read: %s", type(error).__name__)

@@ -9,6 +9,7 @@ import pytest
 from emulators.azure import VaultFault
 from emulators.azurite import Azurite
 from emulators.genesys import DEMO_USER_ID, Fault
+from emulators.stack import CLIENT_SECRET
 from shared.services import services
 from tests.conftest import Stack
 from tests.table_front import table_front, through_front
@@ -295,8 +296,9 @@ def test_on_linux_consumption_or_in_a_dev_container_duplicate_protection_in_memo
     stack: Stack, configure
 ) -> None:
     """CONTAINER_NAME alone is Linux Consumption to the host, and a dev container too: readiness fails there, and a
-    developer's call is still placed."""
-    configure(AzureWebJobsStorage=None, CONTAINER_NAME="c1")
+    developer's call is still placed (with the secret in a setting: the emulated vault's challenge, which names
+    another host, is verified wherever a hosting plan's variable is set)."""
+    configure(AzureWebJobsStorage=None, CONTAINER_NAME="c1", KEY_VAULT_URL=None, GENESYS_CLIENT_SECRET=CLIENT_SECRET)
 
     response = stack.get("/api/health/ready")
     call = stack.post("/api/calls", {"to": "+12125550199"})
@@ -326,12 +328,13 @@ def test_a_vault_whose_challenge_names_another_host_is_a_configuration_error_in_
     assert stack.creates() == []
 
 
-@pytest.mark.parametrize("platform", ["WEBSITE_INSTANCE_ID", "WEBSITE_SKU"])
-def test_where_app_service_runs_the_app_the_vault_challenge_is_verified_whatever_the_setting_says(
+@pytest.mark.parametrize("platform", ["WEBSITE_INSTANCE_ID", "WEBSITE_SKU", "CONTAINER_NAME"])
+def test_where_azure_runs_the_app_the_vault_challenge_is_verified_whatever_the_setting_says(
     stack: Stack, configure, platform: str
 ) -> None:
     """An emulator setting left on in Azure: unverified, a vault URL's host could name another resource in its
-    challenge (Azure Resource Manager) and be sent the managed identity's token for it."""
+    challenge (Azure Resource Manager) and be sent the managed identity's token for it. Linux Consumption, told
+    only by CONTAINER_NAME, still left it unverified."""
     configure(KEY_VAULT_VERIFY_CHALLENGE_RESOURCE="false", **{platform: "a1b2c3"})
 
     response = stack.get("/api/health/ready")

@@ -575,12 +575,18 @@ def test_concurrent_subscriptions_never_pass_the_cap(scripted: Stack, receiver: 
     assert {(a.status_code, a.json()["code"]) for a in refused} == {(409, "too_many_subscriptions")}
 
 
-def test_where_app_service_runs_the_app_no_callback_goes_to_its_loopback(
-    scripted: Stack, receiver: Receiver, configure: Callable[..., None]
+@pytest.mark.parametrize(
+    "platform",
+    [{"WEBSITE_SKU": "FlexConsumption"}, {"WEBSITE_INSTANCE_ID": "a1b2c3"}, {"CONTAINER_NAME": "c1"}],
+    ids=["flex-consumption", "app-service", "linux-consumption"],
+)
+def test_where_azure_runs_the_app_no_callback_goes_to_its_loopback(
+    scripted: Stack, receiver: Receiver, configure: Callable[..., None], platform: dict[str, str]
 ) -> None:
     """GENESYS_ALLOW_INSECURE_HTTP, an emulator setting, let callbacks go to any plain-HTTP loopback port: left on in
-    Azure, a signed POST of the caller's choosing to a service of the instance itself."""
-    configure(**FAST, WEBSITE_SKU="FlexConsumption")
+    Azure, a signed POST of the caller's choosing to a service of the instance itself. Linux Consumption, told only
+    by CONTAINER_NAME, still let them go (a review sent one)."""
+    configure(**FAST, **platform)
 
     refused = scripted.post("/api/calls", {**CALL, "statusCallbackUrl": receiver.url})
 
