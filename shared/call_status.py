@@ -46,18 +46,23 @@ def _customer(conversation: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def placed_for(conversation: dict[str, Any]) -> tuple[set[str], set[str]]:
-    """The users and queues the call was placed for (lowercase): the `user` and `queue` of its participants of
-    purpose `agent` (a queue's) or `user` (a user's own call)."""
+    """The users and queues the call was placed for (lowercase): the `user` of its participants of purpose
+    `agent` (a queue's) or `user` (a user's own call), and the `queue` of those and of `acd` participants (a call
+    waiting in a queue: an untaken callback, a call to a queue)."""
     users: set[str] = set()
     queues: set[str] = set()
     for participant in _participants(conversation):
-        if participant.get("purpose") not in _PLACING_PURPOSES:
-            continue
-        for found, field in ((users, "user"), (queues, "queue")):
-            reference = participant.get(field)
-            if isinstance(reference, dict) and isinstance(reference.get("id"), str):
-                found.add(reference["id"].lower())
+        purpose = participant.get("purpose")
+        if purpose in _PLACING_PURPOSES:
+            _add_id(users, participant.get("user"))
+        if purpose in _PLACING_PURPOSES or purpose == "acd":
+            _add_id(queues, participant.get("queue"))
     return users, queues
+
+
+def _add_id(found: set[str], reference: Any) -> None:
+    if isinstance(reference, dict) and isinstance(reference.get("id"), str):
+        found.add(reference["id"].lower())
 
 
 def failure_code(error_info: dict[str, Any] | None, disconnect_type: str | None) -> str:

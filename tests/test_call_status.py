@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import requests
 
 from emulators.azurite import Azurite
-from emulators.genesys import DEMO_QUEUE_ID, NO_CLI_QUEUE_ID, Fault
+from emulators.genesys import DEMO_QUEUE_ID, DEMO_USER_ID, NO_CLI_QUEUE_ID, Fault
 from shared.call_status import describe
-from tests.conftest import Stack
+from tests.conftest import HTTP_TIMEOUT, Stack
 from tests.table_front import table_front, through_front
 
 
@@ -132,6 +133,30 @@ def test_status_read_is_retried_on_503(stack: Stack) -> None:
 
     assert stack.get(f"/api/calls/{conversation_id}").status_code == 200
     assert len(stack.genesys.requests("get_call")) == 2
+
+
+def test_a_call_waiting_in_a_queue_it_may_not_use_is_not_shown(stack: Stack, configure) -> None:
+    """A conversation whose queue shows only on its `acd` participant (a call to a queue, an untaken callback) was
+    shown to a key that may use no queue, numbers and all: only agent and user participants' queues were read."""
+    token = requests.post(
+        f"{stack.genesys.base_url}/oauth/token",
+        auth=(stack.genesys.client_id, stack.genesys.client_secret),
+        data={"grant_type": "client_credentials"},
+        timeout=HTTP_TIMEOUT,
+    ).json()["access_token"]
+    to_the_queue = requests.post(  # placed by another system of the org, for the default user, to the queue
+        f"{stack.genesys.base_url}/api/v2/conversations/calls/user/{DEMO_USER_ID}",
+        json={"callQueueId": DEMO_QUEUE_ID, "callerId": "+13175550100"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=HTTP_TIMEOUT,
+    )
+    assert to_the_queue.status_code in (200, 201), to_the_queue.text
+    configure(ALLOWED_USER_IDS="*", ALLOWED_QUEUE_IDS=None)
+
+    refused = stack.get(f"/api/calls/{to_the_queue.json()['id']}")
+
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "queue_not_allowed"
 
 
 def test_the_allow_lists_apply_to_reading_a_calls_status(stack: Stack, configure) -> None:
