@@ -45,6 +45,7 @@ CALLER_ID_SOURCES = ("settings", "genesys", "both")
 DEFAULT_CALLING_HOURS = "08:00-21:00"  # TCPA: no solicitation before 8 am or after 9 pm, callee's local time
 STORAGE_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
 MAX_WINDOW_HOURS = 24 * 366
+MIN_WINDOW_HOURS = 1 / 60
 # Event Grid redelivers a whole batch for up to 24 h when one of its events failed; each event already placed
 # must still find its answer then, or it dials again. Shorter retention is refused, not taken.
 MIN_RETENTION_SECONDS = 24 * 3600.0
@@ -507,8 +508,8 @@ def _hours(env: Mapping[str, str], name: str, default: float) -> float:
         hours = default if text is None else float(text)
     except ValueError:
         hours = -1.0
-    if not 0 < hours <= MAX_WINDOW_HOURS:
-        raise _config_error(name, f"must be a positive number of hours, at most {MAX_WINDOW_HOURS} (a year)")
+    if not MIN_WINDOW_HOURS <= hours <= MAX_WINDOW_HOURS:  # shorter, a cap that holds nothing back
+        raise _config_error(name, f"must be a number of hours from 1/60 (a minute) to {MAX_WINDOW_HOURS} (a year)")
     return hours
 
 

@@ -277,9 +277,10 @@ def test_counts_must_be_positive_whole_numbers(setting: str, value: str) -> None
     assert setting in raised.value.detail
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e305", "8785"])
-def test_the_cap_window_is_a_positive_number_of_hours_up_to_a_year(value: str) -> None:
-    with pytest.raises(Problem) as raised:  # 1e305 hours used to pass and make every capped call's answer a 500
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e305", "8785", "1e-9", "0.01"])
+def test_the_cap_window_is_a_number_of_hours_from_a_minute_to_a_year(value: str) -> None:
+    """1e305 hours used to pass and make every capped call's answer a 500; 1e-9 turned the cap off unsaid."""
+    with pytest.raises(Problem) as raised:
         load_settings({**MINIMAL, "CALLS_PER_NUMBER_LIMIT": "3", "CALLS_PER_NUMBER_WINDOW_HOURS": value})
 
     assert raised.value.code == "configuration_error"
