@@ -65,6 +65,16 @@ def test_next_allowed_follows_daylight_saving_time() -> None:
     assert refused.extensions["nextAllowedAt"] == "2026-03-08T13:00:00Z"  # 09:00 EDT
 
 
+def test_a_window_that_opens_in_the_skipped_hour_opens_when_the_clocks_jump() -> None:
+    """02:30 does not exist in New York on 2026-03-08: the window opens at 03:00 EDT, not an hour later (the skipped
+    start read with the standard time's offset)."""
+    hours = CallingHours(parse_window("02:30-21:00"), {})
+    refused = refusal(hours, NY_NUMBER, at(8, 1, 0))  # 01:00 EST, before the jump
+
+    assert refused.extensions["nextAllowedAt"] == "2026-03-08T07:00:00Z"  # 03:00 EDT
+    hours.check(NY_NUMBER, "US", datetime(2026, 3, 8, 7, 0, tzinfo=timezone.utc))
+
+
 def test_several_zones_must_all_be_inside() -> None:
     hours = CallingHours(parse_window("08:00-21:00"), {})
     noon_in_new_york = at(2, 12, 0)  # 07:00 in Honolulu (UTC-10)

@@ -237,7 +237,8 @@ def next_allowed(window: Window, zones: tuple[str, ...], moment: datetime) -> da
     """The first moment at or after `moment` inside `window` in every zone.
 
     The allowed moments are an intersection of intervals, so the first one is `moment` itself or the start
-    of some zone's window: try those in order. A start in the hour clocks go back comes twice (`fold`).
+    of some zone's window: try those in order. A start in the hour clocks go back comes twice (`fold`); one in the
+    hour they skip opens the window when they jump.
     """
     candidates = [moment]
     for name in zones:
@@ -245,12 +246,32 @@ def next_allowed(window: Window, zones: tuple[str, ...], moment: datetime) -> da
         local_day = moment.astimezone(zone).date()
         for days, fold in itertools.product(range(SEARCH_DAYS + 1), (0, 1)):
             start = datetime.combine(local_day + timedelta(days=days), window.start, tzinfo=zone).replace(fold=fold)
-            if start >= moment:
-                candidates.append(start.astimezone(timezone.utc))
+            opens = _clocks_jump_over(start) or start
+            if opens >= moment:
+                candidates.append(opens.astimezone(timezone.utc))
     for candidate in sorted(candidates):
         if all(window.contains(candidate.astimezone(_zone(zone))) for zone in zones):
             return candidate.astimezone(timezone.utc)
     return None
+
+
+def _clocks_jump_over(local: datetime) -> datetime | None:
+    """The moment clocks jump forward over `local`, a time of day they skip that day; None for one that exists.
+
+    A skipped time read with the offset before the jump (fold 0) is later than read with the one after (fold 1);
+    the jump is between the two, found to the second."""
+    zone = local.tzinfo
+    early, late = int(local.replace(fold=1).timestamp()), int(local.replace(fold=0).timestamp())
+    if early >= late:
+        return None
+    after = datetime.fromtimestamp(late, zone).utcoffset()
+    while late - early > 1:
+        middle = (early + late) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == after:
+            late = middle
+        else:
+            early = middle
+    return datetime.fromtimestamp(late, timezone.utc)
 
 
 def rfc3339(moment: datetime) -> str:
