@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shared.errors import Problem
@@ -51,11 +53,27 @@ def test_taking_back_a_count_leaves_another_made_at_the_same_moment() -> None:
 
     stored = store.read("cap:" + NUMBER)
     assert stored is not None and stored.data is not None
-    assert stored.data["calls"] == [[theirs.at, theirs.token]]
+    assert stored.data["counts"] == [[theirs.at, theirs.token]]
 
 
-def test_counts_stored_as_bare_times_still_count() -> None:
-    """Records written before counts had tokens: `[time, ...]`."""
+def test_the_times_are_kept_as_versions_before_tokens_read_them() -> None:
+    """During a rolling deploy an instance of the version before reads `calls` as a list of times (a list of pairs
+    there would fail its comparison, a 500), and rewrites it without `counts`: its calls still count here."""
+    store = MemoryStore()
+    cap = CallCap(store, limit=2, window_seconds=3600, clock=lambda: NOW)
+    cap.count(NUMBER)
+    stored = store.read("cap:" + NUMBER)
+    assert stored is not None and stored.data is not None and stored.data["calls"] == [NOW]
+
+    store.replace(replace(stored, data={"calls": [NOW, NOW]}))  # as that version counts a second call
+
+    with pytest.raises(Problem) as refused:
+        cap.count(NUMBER)
+    assert refused.value.code == "call_limit_reached"
+
+
+def test_counts_stored_before_tokens_still_count() -> None:
+    """Records written before counts had tokens: `calls` alone."""
     store = MemoryStore()
     store.create(Record("cap:" + NUMBER, "", "counting", "cap", NOW, NOW + 3600, data={"calls": [NOW - 10]}))
     cap = CallCap(store, limit=1, window_seconds=3600, clock=lambda: NOW)

@@ -1,7 +1,9 @@
 """A cap of calls per number: at most `CALLS_PER_NUMBER_LIMIT` in `CALLS_PER_NUMBER_WINDOW_HOURS`.
 
 Each number has one record in the idempotency table (`cap:<E.164>`) holding its counted calls, each a time and a
-token of its own (two instances may count at the same clock reading).
+token of its own (two instances may count at the same clock reading): `counts`, `[[time, token], ...]`, beside
+`calls`, the times alone, as versions before tokens read and write them (a record such a version rewrote during a
+rolling deploy has no `counts`: its calls count, with no token).
 A call is counted with a conditional write right before it is sent (after the idempotency claim, so a replay
 is not a new call, and after every other check, so a refused request is not counted): concurrent instances
 race on the record's etag, and exactly `limit` of them win.
@@ -34,11 +36,6 @@ class Count:
     at: float
     token: str
 
-    @classmethod
-    def stored(cls, entry: Any) -> Count:
-        """An entry as stored, `[at, token]`; a bare time (written before tokens) has none."""
-        return cls(float(entry[0]), str(entry[1])) if isinstance(entry, list) else cls(float(entry), "")
-
 
 @dataclass(frozen=True)
 class CallCap:
@@ -52,8 +49,7 @@ class CallCap:
         if record is None or record.data is None:
             return record, []
         cutoff = self.clock() - self.window_seconds
-        counts = map(Count.stored, record.data.get("calls", []))
-        return record, [count for count in counts if count.at > cutoff]
+        return record, [count for count in _counts(record.data) if count.at > cutoff]
 
     def check(self, number: str, field: str = "to") -> None:
         """Refuse now when the number is already at its cap (read only: `/api/calls/validate` uses it too)."""
@@ -98,7 +94,7 @@ class CallCap:
                 if record is None or counted not in calls:
                     return
                 calls.remove(counted)
-                if self.store.replace(replace(record, data={"calls": _stored(calls)})) is not None:
+                if self.store.replace(replace(record, data=_stored(calls))) is not None:
                     return
                 _pause()
             reason = "too many concurrent writes"
@@ -110,7 +106,7 @@ class CallCap:
         """Conditional: False when another instance counted a call to this number first."""
         now = calls[-1].at
         expires_at = max(count.at for count in calls) + self.window_seconds  # then the purge timer may delete it
-        data = {"calls": _stored(calls)}
+        data = _stored(calls)
         if record is None:
             fresh = Record("cap:" + number, "", COUNTING, "cap", now, expires_at, data=data)
             return self.store.create(fresh) is not None
@@ -132,8 +128,14 @@ class CallCap:
         )
 
 
-def _stored(calls: list[Count]) -> list[list[float | str]]:
-    return [[count.at, count.token] for count in calls]
+def _counts(data: dict[str, Any]) -> list[Count]:
+    if "counts" in data:
+        return [Count(float(at), str(token)) for at, token in data["counts"]]
+    return [Count(float(at), "") for at in data.get("calls", [])]
+
+
+def _stored(calls: list[Count]) -> dict[str, Any]:
+    return {"calls": [count.at for count in calls], "counts": [[count.at, count.token] for count in calls]}
 
 
 def _pause() -> None:
