@@ -289,6 +289,12 @@ class LateWrite:
     written: Record
     answer: Record | None
     until: float  # given up then
+    kept_for: float = 0.0  # a keyless answer's window runs from when it lands: kept at least this long after
+
+    @property
+    def claim(self) -> tuple[str, str, float]:
+        """Which claim it is about: what one attempt writes (its key, owner and moment) no other writes."""
+        return self.written.key, self.written.owner, self.written.claimed_at
 
 
 class LateWrites:
@@ -308,7 +314,8 @@ class LateWrites:
         self._store = store
         self._clock = clock
         self._first_wait = first_wait
-        self._pending: dict[str, LateWrite] = {}  # by the claim's key
+        # By the claim as written: a retry's release of its own claim never takes the place of an earlier answer
+        self._pending: dict[tuple[str, str, float], LateWrite] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None  # the one trying, while any is pending
         self._closed = threading.Event()
@@ -319,15 +326,15 @@ class LateWrites:
         """Let go of `claim`, which sent nothing."""
         self._add(LateWrite(claim, None, until))
 
-    def record(self, claim: Record, answer: Record, until: float) -> None:
-        """Write `answer` over `claim`."""
-        self._add(LateWrite(claim, answer, until))
+    def record(self, claim: Record, answer: Record, until: float, kept_for: float = 0.0) -> None:
+        """Write `answer` over `claim`, kept at least `kept_for` after it lands (its expiry may have passed)."""
+        self._add(LateWrite(claim, answer, until, kept_for))
 
     def _add(self, write: LateWrite) -> None:
         with self._lock:
             if self._closed.is_set():
                 return
-            self._pending[write.written.key] = write
+            self._pending[write.claim] = write
             self.idle.clear()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="late-claim-writes", daemon=True)
@@ -363,7 +370,7 @@ class LateWrites:
         for write in pending:
             owner, what = write.written.owner, "record the answer" if write.answer else "let go of the claim"
             if self._clock() >= write.until:
-                log.warning("Gave up trying to %s of request %s", what, owner)
+                log.error("Gave up trying to %s of request %s", what, owner)
             else:
                 try:
                     self._write(write)
@@ -373,8 +380,8 @@ class LateWrites:
                 took = True
                 log.info("Tried again to %s of request %s: done, unless written since", what, owner)
             with self._lock:
-                if self._pending.get(write.written.key) is write:
-                    del self._pending[write.written.key]
+                if self._pending.get(write.claim) is write:
+                    del self._pending[write.claim]
         return took
 
     def _write(self, write: LateWrite) -> None:
@@ -384,7 +391,8 @@ class LateWrites:
         if write.answer is None:
             self._store.delete(held)
         else:
-            self._store.replace(replace(write.answer, etag=held.etag))
+            expires_at = max(write.answer.expires_at, self._clock() + write.kept_for)
+            self._store.replace(replace(write.answer, expires_at=expires_at, etag=held.etag))
 
 
 @dataclass
@@ -593,12 +601,13 @@ class Idempotency:
         lives `UNKNOWN_OUTCOME_RETENTION_SECONDS` unless a known answer shortens it to the retention (but for
         `long_kept_keys`).
         """
-        expires_at = claim.record.expires_at
+        expires_at, kept_for = claim.record.expires_at, 0.0
         if claim.record.key.startswith(KEYLESS_PREFIX):
             answered = self.clock()
-            expires_at = answered + self.duplicate_window_seconds
+            expires_at, kept_for = answered + self.duplicate_window_seconds, self.duplicate_window_seconds
             if outcome_unknown:
                 expires_at = max(expires_at, claim.record.expires_at, answered + KEYLESS_UNKNOWN_OUTCOME_SECONDS)
+                kept_for = max(kept_for, KEYLESS_UNKNOWN_OUTCOME_SECONDS)
         elif not outcome_unknown and not claim.record.key.startswith(self._long_kept_store_keys):
             expires_at = claim.record.claimed_at + self.retention_seconds  # replayed for the retention, then free
         done = replace(claim.record, state=DONE, reply=reply, expires_at=expires_at)
@@ -611,7 +620,7 @@ class Idempotency:
         log.warning(
             "The outcome of request %s may not be recorded for replay; trying again meanwhile", claim.record.owner
         )
-        self.late_writes.record(claim.record, done, self._give_up_at(claim.record))
+        self.late_writes.record(claim.record, done, self._give_up_at(claim.record), kept_for)
 
 
 def _marking(job: JobAttempt | None, call_key: str | None, mark_claim: Callable[[], None]) -> Callable[[], None]:

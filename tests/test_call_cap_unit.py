@@ -8,7 +8,7 @@ import pytest
 
 from shared.errors import Problem
 from shared.idempotency import MemoryStore, Record
-from shared.policy.call_cap import CallCap
+from shared.policy.call_cap import CallCap, Count
 
 NUMBER = "+12125550199"
 NOW = 1_780_000_000.123456  # both instances read this clock: a float time is about 0.24 µs fine, so it happens
@@ -44,12 +44,14 @@ def test_a_count_another_instance_made_at_the_same_moment_is_not_taken_for_ours(
     assert stored is not None and stored.data is not None and len(stored.data["calls"]) == 1
 
 
-def test_taking_back_a_count_leaves_another_made_at_the_same_moment() -> None:
+def test_taking_back_a_count_that_never_landed_leaves_another_made_at_the_same_moment() -> None:
+    """Ours was refused (the other instance's write won the race) and the call not placed: taking it back by its
+    time alone removed the other's count, under a cap that then let one more call through."""
     store = MemoryStore()
     cap = CallCap(store, limit=2, window_seconds=3600, clock=lambda: NOW)
-    theirs, mine = cap.count(NUMBER), cap.count(NUMBER)
+    theirs = cap.count(NUMBER)
 
-    cap.uncount(NUMBER, mine)
+    cap.uncount(NUMBER, Count(NOW, "never-landed"))
 
     stored = store.read("cap:" + NUMBER)
     assert stored is not None and stored.data is not None

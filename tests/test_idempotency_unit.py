@@ -353,6 +353,75 @@ def test_an_answer_over_a_claim_written_since_is_left_alone() -> None:
     assert store.read("key:k") == taken
 
 
+class StoreThatFailsFromTheFirstAnswer(MemoryStore):
+    """Every request fails from the first answer's write until `down` is cleared: an outage that begins as a call
+    is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.began = False, False
+
+    def _check(self) -> None:
+        if self.down:
+            raise Problem("idempotency_store_unavailable", "store went away")
+
+    def create(self, record: Record) -> Record | None:
+        self._check()
+        return super().create(record)
+
+    def read(self, key: str) -> Record | None:
+        self._check()
+        return super().read(key)
+
+    def replace(self, record: Record) -> Record | None:
+        if record.state == DONE and not self.began:
+            self.down = self.began = True
+        self._check()
+        return super().replace(record)
+
+    def delete(self, record: Record) -> None:
+        self._check()
+        super().delete(record)
+
+
+def test_a_retry_refused_in_the_same_outage_does_not_drop_the_answer_to_record() -> None:
+    """The retry's claim could not be written or read back, so its release was queued too, under the same key: it
+    took the place of the first request's answer, which was never recorded, and a later retry was answered
+    "outcome unknown" (for days, with a key) of a call whose conversation id the instance had known."""
+    store, clock = StoreThatFailsFromTheFirstAnswer(), Clock(START)
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, clock=clock)
+    guard.late_writes = late_writes(store, clock)
+    dials: list[str] = []
+
+    guard.run("k", "fp", placed(dials, "first"), request_id="r-1")
+    with pytest.raises(Problem):
+        guard.run("k", "fp", placed(dials, "second"), request_id="r-2")  # the client's retry, in the outage
+    store.down = False
+    assert guard.late_writes.idle.wait(WAIT)
+    clock.now += 61  # past the stale limit: an unrecorded claim would be "outcome unknown" now
+    later, replayed = guard.run("k", "fp", placed(dials, "third"), request_id="r-3")
+
+    assert (later.body, replayed, dials) == ({"conversationId": "c-1"}, True, ["first"])
+
+
+def test_a_keyless_answer_recorded_late_is_kept_its_window_from_then() -> None:
+    """Without a key the window runs from the answer: recorded late, it was already past, and an identical request
+    that had waited on the claim through the outage, or came right after it, was a new one and dialed again."""
+    store, clock = StoreThatRefusesAnswers(refusals=10**9), Clock(START)
+    guard = Idempotency(store, wait_seconds=0.2, stale_seconds=60.0, duplicate_window_seconds=30.0, clock=clock)
+    guard.late_writes = late_writes(store, clock)
+    dials: list[str] = []
+
+    guard.run(None, "fp", placed(dials, "first"), request_id="r-1")
+    clock.now += 40
+    store.refusals = 0  # storage answers again 40 s later: the answer lands then
+    assert guard.late_writes.idle.wait(WAIT)
+    clock.now += 5
+    retried, replayed = guard.run(None, "fp", placed(dials, "second"), request_id="r-2")
+
+    assert (retried.body, replayed, dials) == ({"conversationId": "c-1"}, True, ["first"])
+
+
 class StoreThatLosesTheClaimsAnswer(MemoryStore):
     """The claim's insert lands and its answer is lost; the reads that would find it fail for a while."""
 
