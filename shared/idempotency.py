@@ -596,10 +596,10 @@ class Idempotency:
         answer is written again in the background (`LateWrites`); until it lands the claim stays "sending", so a
         retry waits, then answers "outcome unknown", never dials again.
 
-        A keyless answer's window runs from the answer; an outcome-unknown one is kept at least
-        `KEYLESS_UNKNOWN_OUTCOME_SECONDS`, so a client's late retries replay it rather than dial. A keyed claim
-        lives `UNKNOWN_OUTCOME_RETENTION_SECONDS` unless a known answer shortens it to the retention (but for
-        `long_kept_keys`).
+        A keyless answer's window runs from the answer (recorded late, from when it lands); an outcome-unknown one
+        is kept at least `KEYLESS_UNKNOWN_OUTCOME_SECONDS`, so a client's late retries replay it rather than dial.
+        A keyed claim lives `UNKNOWN_OUTCOME_RETENTION_SECONDS` unless a known answer shortens it to the retention
+        (but for `long_kept_keys`).
         """
         expires_at, kept_for = claim.record.expires_at, 0.0
         if claim.record.key.startswith(KEYLESS_PREFIX):
