@@ -356,8 +356,8 @@ class CallService:
         (`queued`) was received when it was accepted."""
         try:
             return self._check_policy(request, to, received_at), None
-        except Problem as refusal:
-            seen = self._seen_as(request, to, region, idempotency_key, refusal, received_at if queued else None)
+        except Problem:
+            seen = self._seen_as(request, to, region, idempotency_key, received_at if queued else None)
             if seen is None:
                 raise
             return None, seen
@@ -379,14 +379,13 @@ class CallService:
         to: phone.PhoneNumber,
         region: str,
         idempotency_key: str | None,
-        refusal: Problem,
         queued_at: float | None,
     ) -> CallPlan | None:
         """The plan this very request was placed with, when the store holds a record of it as the claim will find
-        it (a queued job's as of its acceptance, `queued_at`); None when the policy's refusal (a 4xx) is the
-        answer. A storage outage (5xx) is not looked past: it would be met again."""
-        if refusal.status >= 500:
-            return None
+        it (a queued job's as of its acceptance, `queued_at`); None when the policy's refusal is the answer. A
+        storage outage the policy met (the do-not-call list or the cap could not be read) is looked past too: told
+        "nothing was dialed" of a call an earlier attempt placed, a sender would send it anew. Found free, the claim
+        asks the policy again (`_recheck`), and meets the outage again if it lasts."""
         try:
             plan = self._build(request, to, region, None)  # as placed: see CallPlan.fingerprint
             return plan if self._idempotency.recorded(idempotency_key, plan.fingerprint, queued_at) else None

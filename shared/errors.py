@@ -237,7 +237,8 @@ CATALOG: dict[str, CatalogEntry] = {
         503,
         "Idempotency store unavailable",
         True,
-        "Retry later; the call was not placed.",
+        "Retry later with the same Idempotency-Key (or the same body): this attempt placed no call, and the retry "
+        "replays an earlier attempt's call if there was one.",
     ),
     "invalid_signature": CatalogEntry(
         401, "Invalid webhook signature", False, "Sign the raw body with the shared webhook secret."

@@ -3,8 +3,8 @@
 It relays every request; `hold_next_query()` holds the next query's answer until `release` is set (the query
 has run: the answer is what the table held then), and while `failing_writes` is set every entity write is
 refused by closing the connection before it reaches Azurite, as a storage outage does (`failing_deletes`: only
-deletes; `failing_reads`: only reads; `failing_write_when`: the writes whose body it holds true). `refused`
-counts the requests refused. `lost_insert_answers` lets inserts
+deletes; `failing_reads`: only reads, `failing_reads_of`: only those of one table; `failing_write_when`: the
+writes whose body it holds true). `refused` counts the requests refused. `lost_insert_answers` lets inserts
 reach Azurite and answers them 503, as a gateway that lost the answer does (each once `lost_answer_gate` is set,
 if given; only those whose body `lost_answers_only_for` holds true, if given); `lost_update_answers` does the
 same to entity updates (PUT, MERGE), under the same filter. Under that filter too, `dropped_insert_answers` lets
@@ -39,6 +39,7 @@ class TableFront(ThreadingHTTPServer):
         self.failing_writes = False
         self.failing_deletes = False
         self.failing_reads = False
+        self.failing_reads_of: str | None = None  # a table whose reads alone fail
         self.failing_write_when: Callable[[bytes], bool] | None = None
         self.refused = 0
         self.lost_insert_answers = 0  # this many inserts reach Azurite and are answered 503 instead of its answer
@@ -100,6 +101,11 @@ class _Relay(RelayHandler):
             or (entity_write and server.failing_write_when is not None and server.failing_write_when(body or b""))
             or (server.failing_deletes and self.command == "DELETE")
             or (server.failing_reads and self.command == "GET")
+            or (
+                server.failing_reads_of is not None
+                and self.command == "GET"
+                and f"/{server.failing_reads_of}(" in self.path
+            )
         ):
             server.count_refusal()
             self.close_connection = True  # no answer: the client sees the connection drop

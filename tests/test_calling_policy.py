@@ -730,6 +730,30 @@ def test_a_retry_of_a_placed_call_replays_it_when_the_cap_is_now_full(
     assert len(stack.creates()) == 1
 
 
+@pytest.mark.parametrize("idempotency_key", ["dnc-unread", None], ids=["keyed", "keyless"])
+def test_a_retry_of_a_placed_call_replays_it_while_the_do_not_call_list_cannot_be_read(
+    stack: Stack, configure, azurite: Azurite, idempotency_key: str | None
+) -> None:
+    """The call was placed; its retry (its answer was lost) met a blip on the do-not-call table, read before the
+    stored answer, and was told 503 "nothing was dialed ... the call was not placed" of a call Genesys had: a flow
+    that then sent it anew rang the person twice. The stored answer is looked up past a storage refusal too."""
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front))
+        first = stack.post("/api/calls", {"to": NY_NUMBER}, headers=headers)
+        front.failing_reads_of = services().settings.do_not_call_table
+
+        retry = stack.post("/api/calls", {"to": NY_NUMBER}, headers=headers)
+        new = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "dnc-unread-new"})
+
+    assert first.status_code == 201, first.text
+    assert front.refused > 0, "the do-not-call list was read"
+    assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (201, "true"), retry.text
+    assert retry.json()["conversationId"] == first.json()["conversationId"]
+    assert (new.status_code, new.json()["code"]) == (503, "idempotency_store_unavailable")
+    assert len(stack.creates()) == 1
+
+
 def test_a_retry_of_a_placed_call_replays_it_after_the_hours_closed(stack: Stack, configure) -> None:
     configure(CALLING_HOURS=window_including_now(NEW_YORK))
     first = stack.post("/api/calls", {"to": NY_NUMBER}, headers={"Idempotency-Key": "hours-closed"})
