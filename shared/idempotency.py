@@ -263,14 +263,13 @@ class Claim:
             data = {**(self.record.data or {}), **note} if note else self.record.data
             written = replace(self.record, state=SENT, data=data)
             try:
-                updated = self._store.replace(written)
-            except Problem:  # every try's answer lost: the write may have landed all the same
+                # None: the write met another's, or its own whose answer was lost (the SDK's resend met it)
+                updated = self._store.replace(written) or landed_unheard(self._store, written)
+            except Problem:  # every try's answer lost, or the read-back failed: the write may have landed
                 updated = _read_back(self._store, written)
                 if updated is None:
                     self.unconfirmed = written
                     raise
-            else:  # None: the write met another's, or its own whose answer was lost (the SDK's resend met it)
-                updated = updated or landed_unheard(self._store, written)
             if updated is None:
                 raise Problem(
                     "request_in_progress",
