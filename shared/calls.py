@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,6 +30,7 @@ from shared.policy import CallPolicy
 from shared.policy.call_cap import Count
 from shared.status_callbacks import StatusCallback, StatusWatcher
 from shared.status_callbacks.targets import EVENTS_FIELD, URL_FIELD
+from shared.storage import READ_TIMEOUT_SECONDS
 
 log = get_logger(__name__)
 
@@ -354,9 +356,12 @@ class CallService:
         """The policy's word: when to schedule a callback it moved (None: now), or, when it refuses a request the
         store holds a record of, the plan that request was placed with; any other refusal is raised. A queued job
         (`queued`) was received when it was accepted."""
+        started = time.monotonic()
         try:
             return self._check_policy(request, to, received_at), None
-        except Problem:
+        except Problem as refusal:
+            if refusal.status >= 500 and time.monotonic() - started >= READ_TIMEOUT_SECONDS:
+                raise  # storage that hung on the policy's reads would hang on the request's own record too
             seen = self._seen_as(request, to, region, idempotency_key, received_at if queued else None)
             if seen is None:
                 raise
@@ -383,9 +388,10 @@ class CallService:
     ) -> CallPlan | None:
         """The plan this very request was placed with, when the store holds a record of it as the claim will find
         it (a queued job's as of its acceptance, `queued_at`); None when the policy's refusal is the answer. A
-        storage outage the policy met (the do-not-call list or the cap could not be read) is looked past too: told
-        "nothing was dialed" of a call an earlier attempt placed, a sender would send it anew. Found free, the claim
-        asks the policy again (`_recheck`), and meets the outage again if it lasts."""
+        storage outage the policy met (the do-not-call list or the cap could not be read) is looked past too, unless
+        storage hung (see `_checked`): told "nothing was dialed" of a call an earlier attempt placed, a sender would
+        send it anew. Found free, the claim asks the policy again (`_recheck`), and meets the outage again if it
+        lasts."""
         try:
             plan = self._build(request, to, region, None)  # as placed: see CallPlan.fingerprint
             return plan if self._idempotency.recorded(idempotency_key, plan.fingerprint, queued_at) else None

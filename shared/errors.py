@@ -237,8 +237,8 @@ CATALOG: dict[str, CatalogEntry] = {
         503,
         "Idempotency store unavailable",
         True,
-        "Retry later with the same Idempotency-Key (or the same body): this attempt placed no call, and the retry "
-        "replays an earlier attempt's call if there was one.",
+        "Retry later with the same Idempotency-Key: this request placed no call, and the retry replays an earlier "
+        "attempt's call if there was one (without a key, only inside DUPLICATE_WINDOW_SECONDS of its answer).",
     ),
     "invalid_signature": CatalogEntry(
         401, "Invalid webhook signature", False, "Sign the raw body with the shared webhook secret."
