@@ -331,23 +331,24 @@ class QueueSender:
         self._call(lambda client: client.get_queue_properties())
 
     def _call(self, operation: Callable[[QueueClient], object]) -> None:
-        from azure.core.exceptions import AzureError
-
         client = self._client.get()
-        try:
+        with self._outages():
             operation(client)
-        except AzureError as error:
-            raise self._unreachable(error) from None
 
     def _make_client(self) -> QueueClient:
         """The queue's client, the queue made if missing (a request to the service)."""
-        from azure.core.exceptions import AzureError
-
-        try:
+        with self._outages():
             return self._storage.queue(self._queue_name)
-        except AzureError as error:
-            raise self._unreachable(error) from None
 
-    def _unreachable(self, error: Exception) -> Problem:
-        log.warning("Could not reach the %s queue: %s", self._queue_name, type(error).__name__)
-        return _unreachable(f"The {self._queue_name} queue", error)
+    @contextlib.contextmanager
+    def _outages(self) -> Iterator[None]:
+        """A storage failure (`storage_failure`, as the tables read one: an identity endpoint's error page among
+        them) as the queue's outage; any other error is a bug and goes on."""
+        try:
+            yield
+        except Exception as raised:
+            error = storage_failure(raised)
+            if error is None:
+                raise
+            log.warning("Could not reach the %s queue: %s", self._queue_name, type(error).__name__)
+            raise _unreachable(f"The {self._queue_name} queue", error) from None

@@ -140,6 +140,20 @@ def test_an_identity_endpoint_answering_an_error_page_is_503_not_an_internal_err
     assert identity_stack.creates() == []
 
 
+def test_an_identity_endpoint_answering_an_error_page_is_an_outage_of_the_queues_too(
+    identity_stack: Stack, configure, oauth_azurite: Azurite
+) -> None:
+    """The queues read an SDK error only: the same error page made their readiness check an internal_error."""
+    with answering_identity_endpoint(502, "text/html", b"<html>Bad Gateway</html>") as endpoint:
+        configure(
+            AzureWebJobsStorage=None, DO_NOT_CALL_TABLE=None, **oauth_azurite.identity_settings(CLIENT_ID), **endpoint
+        )
+        response = identity_stack.get("/api/health/ready")
+
+    queues = next(check for check in response.json()["checks"] if check["name"] == "queues")
+    assert (response.status_code, queues["status"], queues["code"]) == (503, "failed", "idempotency_store_unavailable")
+
+
 RESOURCE_ID = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-api"
 
 
