@@ -541,36 +541,49 @@ def test_the_site_config_holds_nothing_flex_consumption_refuses() -> None:
 # ---- after provisioning ----
 
 
-def fake_azd(tmp_path: Path) -> dict[str, str]:
+def fake_azd(tmp_path: Path, extra: str = "") -> dict[str, str]:
     (tmp_path / "azd").write_text(
         "#!/bin/sh\ncat <<'V'\n"
-        'AZURE_ENV_NAME="dev"\nAZURE_RESOURCE_GROUP="rg-dev"\nSERVICE_API_NAME="func-api-abc123"\n'
-        'SERVICE_API_HOST="func-api-abc123.azurewebsites.net"\nAZURE_KEY_VAULT_NAME="kv-abc123"\n'
-        'AZURE_STORAGE_ACCOUNT_NAME="stabc123"\nDEFAULT_PHONE_REGION="GB"\n'
-        'GENESYS_CLIENT_SECRET="s3cr3t-$(touch pwned)-`touch pwned`"\nV\n'
+        + extra
+        + 'AZURE_ENV_NAME="dev"\nAZURE_RESOURCE_GROUP="rg-dev"\nSERVICE_API_NAME="func-api-abc123"\n'
+        + 'SERVICE_API_HOST="func-api-abc123.azurewebsites.net"\nAZURE_KEY_VAULT_NAME="kv-abc123"\n'
+        + 'AZURE_STORAGE_ACCOUNT_NAME="stabc123"\nDEFAULT_PHONE_REGION="GB"\n'
+        + 'GENESYS_CLIENT_SECRET="s3cr3t-$(touch pwned)-`touch pwned`"\nV\n'
     )
     (tmp_path / "azd").chmod(0o755)
     return {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
 
 
-def test_postprovision_hook_prints_urls_key_command_and_connector_export(tmp_path: Path) -> None:
-    out = subprocess.run(
+def postprovision_output(tmp_path: Path, extra: str = "") -> str:
+    return subprocess.run(
         ["/bin/sh", str(INFRA / "hooks" / "postprovision.sh")],  # the hook's shell: `sh` in azure.yaml
         cwd=tmp_path,
-        env=fake_azd(tmp_path),
+        env=fake_azd(tmp_path, extra),
         capture_output=True,
         text=True,
         check=True,
         timeout=30,
     ).stdout
+
+
+def test_postprovision_hook_prints_urls_key_command_and_connector_export(tmp_path: Path) -> None:
+    out = postprovision_output(tmp_path)
     assert "https://func-api-abc123.azurewebsites.net/api/calls" in out
     assert "https://func-api-abc123.azurewebsites.net/api/health/ready" in out
     assert "az functionapp keys list -g rg-dev -n func-api-abc123" in out
     assert "scripts/export-connector.sh --host func-api-abc123.azurewebsites.net" in out
     assert "AzureWebJobsStorage__accountName=stabc123 .venv/bin/python scripts/import_do_not_call.py" in out
-    assert "import_do_not_call.py <list.csv> --region GB" in out  # the app's DEFAULT_PHONE_REGION
+    assert "import_do_not_call.py <list.csv> --region GB\n" in out  # the app's DEFAULT_PHONE_REGION
+    assert "403" in out and "run azd deploy again" in out  # a first deploy can meet a role not yet in effect
     assert "s3cr3t" not in out
     assert not (tmp_path / "pwned").exists(), "the hook evaluated a value"
+
+
+def test_postprovision_hook_imports_into_the_apps_do_not_call_table(tmp_path: Path) -> None:
+    """The import script's own default is `donotcall`: a deployment that named another table must be told it."""
+    out = postprovision_output(tmp_path, 'DO_NOT_CALL_TABLE="optouts"\n')
+
+    assert "import_do_not_call.py <list.csv> --region GB --table optouts\n" in out
 
 
 def test_export_connector_with_the_deployed_host(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ $storage = $values['AZURE_STORAGE_ACCOUNT_NAME']
 $envName = $values['AZURE_ENV_NAME']
 $region = $values['DEFAULT_PHONE_REGION']
 if (-not $region) { $region = 'US' }  # main.parameters.json's default
+$tableOption = if ($values['DO_NOT_CALL_TABLE']) { " --table $($values['DO_NOT_CALL_TABLE'])" } else { '' }
 if (-not $hostName -and $app) { $hostName = "$app.azurewebsites.net" }
 
 Write-Host @"
@@ -36,10 +37,12 @@ Genesys outbound-call function: provisioned (azd deploy, or the rest of azd up, 
   Secrets          Key Vault ${vault}: genesys-client-secret (and webhook-secret when set);
                    rotate with az keyvault secret set --vault-name $vault --name genesys-client-secret --file <file>
 
-  Do-not-call list `$env:AzureWebJobsStorage__accountName='$storage'; .venv\Scripts\python scripts/import_do_not_call.py <list.csv> --region $region
+  Do-not-call list `$env:AzureWebJobsStorage__accountName='$storage'; .venv\Scripts\python scripts/import_do_not_call.py <list.csv> --region $region$tableOption
                    (signed in with az login; with VNET_ENABLED=true from inside the virtual network;
                    one number: PUT /api/do-not-call/{number} with the master key)
 
 Role assignments can take a few minutes to reach the app: a first readiness answer of 503 key_vault_forbidden
-or idempotency_store_unavailable right after provisioning usually clears on its own.
+or idempotency_store_unavailable right after provisioning usually clears on its own. The same delay can fail
+the first deploy (403 or InaccessibleStorageException uploading the package with the app's identity): wait a
+minute and run azd deploy again.
 "@

@@ -16,6 +16,7 @@ storage=$(value AZURE_STORAGE_ACCOUNT_NAME)
 env_name=$(value AZURE_ENV_NAME)
 region=$(value DEFAULT_PHONE_REGION)
 region=${region:-US}  # main.parameters.json's default
+table=$(value DO_NOT_CALL_TABLE)  # empty: the import script's default, the app's (donotcall)
 if [ -z "$host" ] && [ -n "$app" ]; then
     host="$app.azurewebsites.net"
 fi
@@ -37,10 +38,12 @@ Genesys outbound-call function: provisioned (azd deploy, or the rest of azd up, 
   Secrets          Key Vault $vault: genesys-client-secret (and webhook-secret when set);
                    rotate with az keyvault secret set --vault-name $vault --name genesys-client-secret --file <file>
 
-  Do-not-call list AzureWebJobsStorage__accountName=$storage .venv/bin/python scripts/import_do_not_call.py <list.csv> --region $region
+  Do-not-call list AzureWebJobsStorage__accountName=$storage .venv/bin/python scripts/import_do_not_call.py <list.csv> --region $region${table:+ --table $table}
                    (signed in with az login; with VNET_ENABLED=true from inside the virtual network;
                    one number: PUT /api/do-not-call/{number} with the master key)
 
 Role assignments can take a few minutes to reach the app: a first readiness answer of 503 key_vault_forbidden
-or idempotency_store_unavailable right after provisioning usually clears on its own.
+or idempotency_store_unavailable right after provisioning usually clears on its own. The same delay can fail
+the first deploy (403 or InaccessibleStorageException uploading the package with the app's identity): wait a
+minute and run azd deploy again.
 INFO
