@@ -408,6 +408,7 @@ class KeyVaultEmulator(_Emulator):
         self._cert = self._ca.issue_cert("127.0.0.1", "localhost")
         self._tmpdir: weakref.finalize | None = None  # removes the CA bundle directory, at the latest at exit
         self._secrets: dict[str, list[_SecretVersion]] = {}
+        self._disabled: set[str] = set()  # answered 403 SecretDisabled, as Key Vault answers a disabled secret
         self._reads: collections.Counter[str] = collections.Counter()
         self._log: list[dict] = []
         for name, value in (secrets or {}).items():
@@ -466,6 +467,12 @@ class KeyVaultEmulator(_Emulator):
     def delete_secret(self, name: str) -> None:
         with self._lock:
             self._secrets.pop(name, None)
+            self._disabled.discard(name)
+
+    def disable_secret(self, name: str) -> None:
+        """Disable ``name`` (the portal's Enabled: No), as an operator may retire a rotation's previous secret."""
+        with self._lock:
+            self._disabled.add(name)
 
     def secret_reads(self, name: str | None = None) -> int:
         """Number of successful (200) secret GETs, optionally for one name."""
@@ -531,8 +538,12 @@ class KeyVaultEmulator(_Emulator):
         with self._lock:
             versions = self._secrets.get(name, [])
             found = [v for v in versions if v.version == version] if version else versions[-1:]
-            if found:
+            disabled = name in self._disabled
+            if found and not disabled:
                 self._reads[name] += 1
+        if found and disabled:
+            message = "Operation get is not allowed on a disabled secret."
+            return 403, _vault_error("Forbidden", message, innererror={"code": "SecretDisabled"}), {}
         if not found:
             message = (
                 f"A secret with (name/id) {name}{'/' + version if version else ''} was not found in this key "

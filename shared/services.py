@@ -229,8 +229,21 @@ def _webhook_secrets(settings: Settings, secrets: SecretSource, refresh: bool) -
         if problem.code == "secret_not_found":
             problem.hint = WEBHOOK_REMEDIATION  # the catalog's hint names the Genesys secret's setting
         raise
-    previous = secrets.get_optional(f"{name}-previous", refresh=refresh)
+    previous = _previous_webhook_secret(secrets, f"{name}-previous", refresh)
     return [current, previous] if previous else [current]
+
+
+def _previous_webhook_secret(secrets: SecretSource, name: str, refresh: bool) -> str | None:
+    """A rotation's previous secret, None once retired: deleted, or disabled or blanked (Key Vault refuses a
+    disabled secret's read 403). Only an outage is the vault's failure; the current secret's refusal, not this
+    one's, is a revocation that stops the route."""
+    try:
+        return secrets.get_optional(name, refresh=refresh)
+    except Problem as problem:
+        if problem.code == "key_vault_unavailable":
+            raise
+        log.warning("The previous webhook secret cannot be read (%s): only the current one is accepted", problem.code)
+        return None
 
 
 def _watch_settings(settings: Settings) -> WatchSettings:

@@ -159,6 +159,32 @@ def test_webhook_secret_from_key_vault_with_rotation(stack: Stack) -> None:
         stack.vault.delete_secret("webhook-secret-previous")
 
 
+def test_a_disabled_previous_secret_retires_it_and_the_current_one_still_verifies(stack: Stack) -> None:
+    """Disabling the rotation's previous secret (Key Vault then answers its reads 403 SecretDisabled) is a way to
+    retire it: the current secret's deliveries were refused 500 key_vault_forbidden, every one, as if the current
+    secret had been revoked, and callbacks could not be signed."""
+    stack.vault.set_secret("webhook-secret", SECRET)
+    stack.vault.set_secret("webhook-secret-previous", PREVIOUS)
+    stack.vault.disable_secret("webhook-secret-previous")
+    try:
+        current = [
+            post_webhook(stack, body, raw_signature(body))
+            for body in (json.dumps({"to": f"+1212555019{digit}"}).encode() for digit in range(3))
+        ]
+        old_body = json.dumps({"to": "+12125550188"}).encode()
+        old = post_webhook(stack, old_body, raw_signature(old_body, PREVIOUS))
+
+        assert [response.status_code for response in current] == [201, 201, 201], current[0].text
+        assert old.status_code == 401  # the previous secret is no longer in force
+        previous_reads = [
+            entry for entry in stack.vault.requests() if entry["path"].startswith("/secrets/webhook-secret-previous")
+        ]
+        assert len(previous_reads) <= 2, "a disabled secret was read for every delivery"  # the first, the re-read
+    finally:
+        stack.vault.delete_secret("webhook-secret")
+        stack.vault.delete_secret("webhook-secret-previous")
+
+
 def test_no_webhook_secret_anywhere_is_secret_not_found(stack: Stack) -> None:
     body = json.dumps(CALL).encode()
 

@@ -31,7 +31,7 @@ class SharedSecrets:
         self._clock = clock
         self._read_at = float("-inf")  # when the secrets were last read afresh from their source
         self._next_read_at = float("-inf")  # no re-read before this
-        self._have_secrets = False  # some read succeeded: the source's cache holds secrets to go on with
+        self._last: list[str] | None = None  # the secrets last read: used until a re-read is due
         self._refused: Problem | None = None  # the source refused the last re-read: nothing is in force until one works
 
     def current(self) -> str:
@@ -52,9 +52,9 @@ class SharedSecrets:
                 return fresh
         if self._refused is not None:  # revoked: the copy read before is no fallback, until a re-read works
             raise replace(self._refused)
-        secrets = self._read(False)
-        self._have_secrets = True
-        return secrets
+        if self._last is None:  # never read: from the source's cache, else its first read
+            self._last = self._read(False)
+        return self._last
 
     def _re_read(self) -> list[str] | None:
         """The secrets read afresh; None when the last try was too recent, or the source is down (once read)."""
@@ -69,11 +69,11 @@ class SharedSecrets:
             if problem.code != "key_vault_unavailable":
                 self._refused = replace(problem)  # a copy: the one raised keeps this request's frames
                 raise
-            if not self._have_secrets:
+            if self._last is None:
                 raise
             log.warning("Could not reach Key Vault to re-read the webhook secrets; using the ones last read")
             return None
         self._read_at = now
-        self._have_secrets = True
+        self._last = secrets
         self._refused = None
         return secrets
