@@ -593,7 +593,7 @@ class CallService:
 
     def _watch(self, reply: Reply, mode: str, callback: StatusCallback | None) -> None:
         if reply.status == 201 and mode == "call" and self._watcher is not None:
-            self._watcher.start(reply.body["conversationId"], reply.body["requestId"], callback)
+            self._watcher.start(reply.body["conversationId"], reply.body["requestId"], callback, reply.claimed_at)
 
     def place(self, plan: CallPlan, request_id: str, before_send: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Send the one create request and describe the call that Genesys accepted."""

@@ -80,6 +80,7 @@ class Reply:
     body: dict[str, Any]
     headers: dict[str, str]
     outcome_unknown: bool = field(default=False, compare=False)
+    claimed_at: float | None = field(default=None, compare=False)  # a replay's: when the answering request began
 
     @classmethod
     def of_problem(cls, problem: Problem, request_id: str) -> Reply:
@@ -481,7 +482,7 @@ class Idempotency:
                 )
             if current.state == DONE and current.reply is not None:
                 log.info("Replaying the answer of request %s", current.owner)
-                return current.reply, True
+                return replace(current.reply, claimed_at=current.claimed_at), True
             if now - current.claimed_at > self.stale_seconds or current.expires_at <= now:
                 log.warning("Request %s never recorded its outcome; answering outcome unknown", current.owner)
                 raise outcome_never_recorded()

@@ -5,6 +5,7 @@ host's queue runner runs the `call-status` steps, and a loopback receiver checks
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import socket
@@ -29,10 +30,11 @@ from shared.status_callbacks.bounded_post import ATTEMPT_SECONDS
 from shared.status_callbacks.delivery import PENDING, Poster, event_document
 from shared.status_callbacks.subscriptions import GONE_FOR_SECONDS, MAX_SUBSCRIPTIONS
 from shared.status_callbacks.watcher import FINISHED, MAX_REFUSED_READS, WatchSettings, record_key
-from tests.conftest import Receiver, Stack, app_store, app_table, eventually
+from tests.conftest import Receiver, Stack, app_store, app_table, backdate, eventually
 from tests.loopback_relay import serving
 from tests.table_front import TableFront, table_front, through_front
 from tests.test_async_mode import follow
+from tests.test_webhooks import post_webhook, raw_signature
 
 SECRET = "whsec_" + base64.b64encode(b"status-callback-test-key-32bytes").decode()
 CALL = {"to": "+12125550199"}
@@ -466,6 +468,32 @@ def test_a_placed_call_asking_for_callbacks_replays_though_nothing_can_sign_them
     assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, "true"), retried.text
     assert async_retry.status_code == 202, async_retry.text  # its job replays the same answer
     assert len(stack.creates()) == 1
+
+
+def test_a_redelivery_days_later_replays_the_call_and_posts_none_of_its_events_again(
+    scripted: Stack, receiver: Receiver
+) -> None:
+    """A signed delivery's answer is kept 8 days, its call's watch record only the watch's length and a retention
+    (then purged): a sender's redelivery after that (GitHub's Redeliver on day 3) replayed the 201 and started a
+    new watch, which posted the call's events again to its callback and to every flow subscribed."""
+    body = json.dumps({**CALL, "statusCallbackUrl": receiver.url}).encode()
+    placed = post_webhook(scripted, body, raw_signature(body, SECRET))
+    assert placed.status_code == 201, placed.text
+    conversation_id = placed.json()["conversationId"]
+    eventually(lambda: settled(conversation_id), "the watch to settle")
+    posted = len(receiver.received)
+
+    two_days = 51 * 3600.0  # past the watch record's expiry (2 h and the 24 h retention) and the purge's retention
+    backdate(record_key(conversation_id), two_days)
+    backdate("key:sig:" + hashlib.sha256(body).hexdigest(), two_days)
+    services().idempotency.purge()
+    assert watch_record(conversation_id) is None
+    redelivered = post_webhook(scripted, body, raw_signature(body, SECRET))
+
+    assert (redelivered.status_code, redelivered.headers.get("Idempotent-Replayed")) == (201, "true"), redelivered.text
+    assert redelivered.json()["conversationId"] == conversation_id
+    assert watch_record(conversation_id) is None, "the replay started a watch of a call placed two days ago"
+    assert len(receiver.received) == posted and len(scripted.creates()) == 1
 
 
 def test_an_allowed_https_callback_validates(scripted: Stack) -> None:

@@ -232,13 +232,21 @@ class StatusWatcher:
         checked before a call that asks for callbacks is placed, and by readiness."""
         self._poster.check_signing()
 
-    def start(self, conversation_id: str, request_id: str, callback: StatusCallback | None) -> None:
+    def start(
+        self, conversation_id: str, request_id: str, callback: StatusCallback | None, placed_at: float | None = None
+    ) -> None:
         """Watch a placed call when it asked for callbacks or flows subscribed; idempotent (a replay of the
-        request finds the record). A failure here is logged, never the caller's: the call was placed."""
+        request finds the record). A failure here is logged, never the caller's: the call was placed.
+
+        A replay gives `placed_at`: a call placed longer ago than a watch lasts is not watched anew. Its watch has
+        ended, and its record may be purged (it outlives the watch by a retention, while a signed delivery's answer
+        is replayed for days): a new one would post the call's events again."""
         try:
             if self._queue is None or (callback is None and not self._subscriptions.any()):
                 return
             now = self._clock()
+            if placed_at is not None and now - placed_at > self._settings.max_age_seconds:
+                return
             first = _Step.new(conversation_id, 0)
             data: dict[str, Any] = {
                 "conversationId": conversation_id,
