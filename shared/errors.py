@@ -363,13 +363,14 @@ def problem_from_genesys(status: int, body: Any, correlation_id: str | None, *, 
     family, and a create answered anything but a 4xx other than 408 leaves the outcome unknown: a 408
     `client.timeout` says a part of Genesys gave up waiting, not that nothing acted.
     """
-    body = body if isinstance(body, dict) else {}
-    code = body.get("code") or body.get("error")
-    message = body.get("message") or body.get("error_description")
+    # Only strings: a gateway in front may put an object where Genesys puts a code
+    said_as = {name: value for name, value in body.items() if isinstance(value, str)} if isinstance(body, dict) else {}
+    code = said_as.get("code") or said_as.get("error")
+    message = said_as.get("message") or said_as.get("error_description")
     upstream = Upstream(status, code, message, correlation_id)
     said = f"Genesys Cloud answered {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
 
-    if body.get("error") in _OAUTH_ERRORS or status == 401:  # `error`: only the token endpoint's answers have it
+    if said_as.get("error") in _OAUTH_ERRORS or status == 401:  # `error`: only the token endpoint's answers have it
         catalog_code = "genesys_auth_failed"
     elif status == 403 or code in _PERMISSION_CODES:
         catalog_code = "genesys_permission_denied"

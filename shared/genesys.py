@@ -252,7 +252,7 @@ class GenesysClient:
         )
         try:
             body: Any = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser reads
             body = None
         body = _without_credentials(body, str(kwargs.get("headers", {}).get("Authorization", "")))
         return _Answer(response.status_code, body, correlation_id, _retry_after(response))

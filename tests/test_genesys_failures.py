@@ -252,6 +252,37 @@ def test_html_error_page_is_mapped_by_status(stack: Stack) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("status", "fault", "code"),
+    [
+        # a gateway's error object where Genesys puts a string (`error`, `code`)
+        (429, Fault(status=429, json_body={"error": {"code": "TooManyRequests"}}, retry_after=30), 429),
+        (400, Fault(status=400, json_body={"code": ["bad.request"], "message": {"text": "no"}}), 422),
+        # nested deeper than the JSON parser reads
+        (400, Fault(status=400, raw_body=b"[" * 100_000), 422),
+    ],
+    ids=["error-object", "code-list", "deep-json"],
+)
+def test_a_refusal_whatever_its_body_is_a_refusal_and_a_retry_places_the_call(
+    stack: Stack, status: int, fault: Fault, code: int
+) -> None:
+    """A refused create whose body held an object where a string goes, or JSON too deep to parse, raised an
+    internal error after the create: answered 500 and kept "may have been placed" for 8 days, so the key's retry
+    was told the outcome was unknown and the call was never placed."""
+    stack.genesys.inject("create_call", fault)  # a 429 asking more than the deadline is not waited for
+    key = {"Idempotency-Key": f"refused-with-odd-body-{status}"}
+
+    refused = stack.post("/api/calls", CALL, headers=key)
+    retried = stack.post("/api/calls", CALL, headers=key)
+
+    assert refused.status_code == code, refused.text
+    upstream = refused.json()["upstream"]
+    assert upstream["status"] == status and upstream["code"] is None  # a code is a string, or none
+    assert retried.status_code == 201, retried.text
+    assert retried.headers.get("Idempotent-Replayed") is None
+    assert len(stack.creates()) == 2  # the refused one and the retry's
+
+
 def test_expired_token_is_refreshed_once_and_the_call_placed(stack: Stack) -> None:
     assert stack.post("/api/calls", CALL).status_code == 201
     stack.genesys.revoke_tokens()
