@@ -65,6 +65,10 @@ TOKEN_SAFETY_MARGIN_SECONDS = 60.0
 # not believed
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600.0
 MAX_TOKEN_LIFETIME_SECONDS = 48 * 3600.0
+# What an Authorization header can carry (RFC 6750's b64token, an HTTP token for the scheme): any other token answer
+# (a proxy's, a broken one) would fail each request as it is built or sent, and be kept for its whole lifetime
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_TOKEN_TYPE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
 # Token failures not handed to the requests that waited on its fetch: what the fetching request's own time may have
 # shaped (a Genesys timeout or connection, a 5xx it stopped retrying, a 429 it could not wait out). Any other is
 # every waiter's: a refusal, a Key Vault that failed (each waiter read the vault again in turn, the sixth of six on a
@@ -129,6 +133,10 @@ def _retry_after(response: requests.Response) -> int | None:
 
 
 _FREE_TEXT = ("message", "error_description")  # what a problem quotes of an answer; codes are read as sent
+
+
+def _is_header_text(value: Any, pattern: re.Pattern[str]) -> bool:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
 
 
 def _without_credentials(body: Any, authorization: str) -> Any:
@@ -338,10 +346,9 @@ class GenesysClient:
             secret = self._client_secret(True)  # the same value too: Genesys may have refused it for a moment
             answer = self._token_request(secret, deadline)
         body = answer.body if isinstance(answer.body, dict) else {}
-        access_token, token_type = body.get("access_token"), body.get("token_type")
-        if answer.status == 200 and isinstance(access_token, str) and access_token:
+        access_token, scheme = body.get("access_token"), body.get("token_type") or "bearer"
+        if answer.status == 200 and _is_header_text(access_token, _TOKEN) and _is_header_text(scheme, _TOKEN_TYPE):
             self._refused_secret = None
-            scheme = token_type if isinstance(token_type, str) and token_type else "bearer"
             return f"{scheme} {access_token}", _token_lifetime(body.get("expires_in"))
         if _is_invalid_client(answer):
             self._refused_secret = _RefusedSecret(secret, answer, self._clock() + REFUSED_SECRET_SECONDS)

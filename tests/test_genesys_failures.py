@@ -283,6 +283,24 @@ def test_a_refusal_whatever_its_body_is_a_refusal_and_a_retry_places_the_call(
     assert len(stack.creates()) == 2  # the refused one and the retry's
 
 
+@pytest.mark.parametrize("token", ["tok\u2013abc", "tok\r\nX-Injected: 1", "tok abc"], ids=["en-dash", "crlf", "space"])
+def test_a_token_no_header_can_carry_is_refused_when_issued_not_sent_and_not_kept(stack: Stack, token: str) -> None:
+    """A token answer whose token is not a bearer token's characters (RFC 6750: letters, digits, -._~+/ and
+    trailing =): one outside Latin-1 failed the create before a byte left, filed as sent (504 "may have been
+    placed"); one with a line break was refused while building each request, and kept for its whole lifetime."""
+    issued = {"access_token": token, "token_type": "bearer", "expires_in": 86400}
+    stack.genesys.inject("token", Fault(status=200, json_body=issued))
+
+    refused = stack.post("/api/calls", CALL, headers={"Idempotency-Key": f"odd-token-{len(token)}"})
+    retried = stack.post("/api/calls", CALL, headers={"Idempotency-Key": f"odd-token-{len(token)}"})
+
+    assert refused.status_code == 503 and refused.json()["code"] == "genesys_unavailable", refused.text
+    assert refused.json()["retryable"] is True
+    assert token not in refused.text
+    assert retried.status_code == 201, retried.text  # the next token is a good one: the odd one was not kept
+    assert len(stack.creates()) == 1
+
+
 def test_expired_token_is_refreshed_once_and_the_call_placed(stack: Stack) -> None:
     assert stack.post("/api/calls", CALL).status_code == 201
     stack.genesys.revoke_tokens()
