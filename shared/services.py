@@ -144,7 +144,7 @@ def _build() -> Services:
         store,
         status_queue,
         genesys,
-        Poster(callback_secrets.current),
+        Poster(callback_secrets.current, loopback_allowed=settings.allow_loopback_callbacks),
         subscriptions,
         _watch_settings(settings),
     )

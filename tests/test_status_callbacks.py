@@ -26,8 +26,8 @@ from emulators.azurite import Azurite
 from emulators.genesys import DEMO_QUEUE_ID, Fault
 from shared.idempotency import Record
 from shared.services import services
-from shared.status_callbacks.bounded_post import ATTEMPT_SECONDS
-from shared.status_callbacks.delivery import PENDING, Poster, event_document
+from shared.status_callbacks.bounded_post import ATTEMPT_SECONDS, is_receiver_address
+from shared.status_callbacks.delivery import DELIVERED, PENDING, Poster, event_document
 from shared.status_callbacks.subscriptions import GONE_FOR_SECONDS, MAX_SUBSCRIPTIONS
 from shared.status_callbacks.watcher import FINISHED, MAX_REFUSED_READS, WatchSettings, record_key
 from tests.conftest import Receiver, Stack, app_store, app_table, backdate, eventually
@@ -250,7 +250,7 @@ def trickling_receiver() -> Iterator[int]:
 def bounded_attempt(url: str) -> tuple[str, float]:
     """One delivery attempt on a thread of its own, waited for twice its limit: its outcome's state, and how long
     it took."""
-    poster = Poster(lambda: SECRET)
+    poster = Poster(lambda: SECRET, loopback_allowed=True)
     event = event_document("c" * 36, "r" * 36, "ended", "2026-11-30T00:00:00Z", None)
     outcomes: list[Any] = []
     started = time.monotonic()
@@ -290,6 +290,46 @@ def test_an_attempt_whose_name_lookup_outlasts_its_bound_is_cut_as_it_connects(m
 
     assert state == PENDING
     assert ATTEMPT_SECONDS <= took < ATTEMPT_SECONDS + 5, took
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_where_loopback_is_not_allowed_no_attempt_reaches_the_instance_whatever_the_name(
+    receiver: Receiver, host: str
+) -> None:
+    """Only the URL's host name was checked: in Azure, an allowed receiver whose DNS answered 127.0.0.1 (or the
+    platform's 169.254.169.254) was connected to, and sent a TLS handshake naming it. `localhost` is such a name."""
+    url = receiver.url.replace("127.0.0.1", host)
+    event = event_document("c" * 36, "r" * 36, "ended", "2026-11-30T00:00:00Z", None)
+
+    refused = Poster(lambda: SECRET, loopback_allowed=False).post(url, event)
+    allowed = Poster(lambda: SECRET, loopback_allowed=True).post(url, event)
+
+    assert (refused.state, refused.detail) == (PENDING, "AddressNotAllowed")
+    assert allowed.state == DELIVERED
+    assert len(receiver.received) == 1  # the allowed attempt's only
+
+
+@pytest.mark.parametrize(
+    ("address", "in_azure", "local"),
+    [
+        ("169.254.169.254", False, False),  # the instance metadata service
+        ("169.254.255.2", False, False),  # the Functions identity endpoint
+        ("127.0.0.1", False, True),
+        ("::1", False, True),
+        ("::ffff:127.0.0.1", False, True),  # IPv4 written as IPv6
+        ("0.0.0.0", False, True),  # noqa: S104 - an address judged; nothing binds to it
+        ("0.1.2.3", False, True),
+        ("fe80::1%eth0", False, False),
+        ("224.0.0.1", False, False),
+        ("240.0.0.1", False, False),
+        ("10.1.2.3", True, True),  # a receiver in the app's virtual network
+        ("20.42.1.9", True, True),
+        ("2603:1030::1", True, True),
+    ],
+)
+def test_a_receiver_may_be_at_an_address_of_no_instance_or_platform(address: str, in_azure: bool, local: bool) -> None:
+    assert is_receiver_address(address, loopback_allowed=False) is in_azure
+    assert is_receiver_address(address, loopback_allowed=True) is local
 
 
 def test_a_receiver_that_keeps_failing_is_recorded_undeliverable(scripted: Stack, receiver: Receiver) -> None:

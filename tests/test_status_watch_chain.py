@@ -85,7 +85,7 @@ def watcher_on(
         store or app.idempotency_store,
         QueueSender(storage or app.settings.storage, queue_name),
         app.genesys,
-        Poster(lambda: SECRET),
+        Poster(lambda: SECRET, loopback_allowed=True),
         app.subscriptions,
         WatchSettings(
             frozenset(), allow_insecure_loopback=True, poll_seconds=poll_seconds, max_poll_interval_seconds=poll_seconds

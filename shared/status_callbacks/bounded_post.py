@@ -7,6 +7,11 @@ TLS, which hands the socket to another object), since urllib3 makes and pools co
 An attempt whose time runs out while it is still connecting (a slow name lookup, addresses that do not answer)
 is cut as soon as its socket exists: what cannot be cut is the lookup and the connect timeout per address.
 
+The address connected to is checked, not only the URL's host name: a name is allowed, not what its DNS answers.
+Where loopback receivers are not allowed (in Azure), an attempt that reached the instance itself (loopback), the
+platform's metadata and identity endpoints (link-local), or an address no receiver has is ended before a byte
+is sent, TLS's included. Private addresses stay allowed: a receiver inside the app's virtual network has one.
+
 http.client passes over only `100 Continue`: a `102 Processing` or `103 Early Hints` before the receiver's 200 was
 read as its answer. Every interim answer but `101 Switching Protocols` is passed over here.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import socket
 import threading
 
@@ -25,16 +31,33 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from shared.outbound import NoRedirectSession
 
 ATTEMPT_SECONDS = 10.0
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")  # 0.0.0.0 and its neighbours reach the host itself on Linux
 
 
 class AttemptCut(Exception):
     """The attempt outlived ATTEMPT_SECONDS and its connection was shut: whatever status came does not count."""
 
 
+class AddressNotAllowed(Exception):
+    """The receiver's name led to an address of the instance or the platform: nothing was sent."""
+
+
+def is_receiver_address(address: str, *, loopback_allowed: bool) -> bool:
+    """Whether a receiver may be at `address`: not link-local, unspecified, multicast or reserved, nor loopback
+    unless allowed (an IPv4 address written as IPv6 is judged as IPv4)."""
+    ip = ipaddress.ip_address(address.partition("%")[0])  # without an IPv6 zone
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK):
+        return loopback_allowed
+    return not (ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved)
+
+
 class _Attempt:
     current = threading.local()  # the attempt this thread is making, for its connection to hand its socket to
 
-    def __init__(self) -> None:
+    def __init__(self, loopback_allowed: bool) -> None:
+        self.loopback_allowed = loopback_allowed
         self._lock = threading.Lock()
         self._handle: socket.socket | None = None  # a duplicate of the connection's socket: shut, so is the socket
         self._finished = False
@@ -83,8 +106,12 @@ class _FinalResponse(http.client.HTTPResponse):
 
 def _watched(sock: socket.socket) -> None:
     attempt = getattr(_Attempt.current, "attempt", None)
-    if attempt is not None:
-        attempt.watch(sock)
+    if attempt is None:
+        return
+    if not is_receiver_address(sock.getpeername()[0], loopback_allowed=attempt.loopback_allowed):
+        sock.close()
+        raise AddressNotAllowed("the receiver's name leads to an address of the instance or the platform")
+    attempt.watch(sock)
 
 
 class _WatchedHTTPConnection(HTTPConnection):
@@ -113,7 +140,8 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 class BoundedPoster:
     """Pooled connections to receivers, no proxies from the environment, no redirect followed or read."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, loopback_allowed: bool) -> None:
+        self._loopback_allowed = loopback_allowed
         self._session = NoRedirectSession()
         adapter = HTTPAdapter()
         adapter.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
@@ -122,7 +150,7 @@ class BoundedPoster:
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: tuple[float, float]) -> int:
         """The final status of one POST; raises what broke it (`AttemptCut` past ATTEMPT_SECONDS)."""
-        attempt = _Attempt.current.attempt = _Attempt()
+        attempt = _Attempt.current.attempt = _Attempt(self._loopback_allowed)
         limit = threading.Timer(ATTEMPT_SECONDS, attempt.cut)
         limit.daemon = True
         limit.start()

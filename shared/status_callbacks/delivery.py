@@ -70,10 +70,12 @@ class Outcome:
 class Poster:
     """Sends signed events; one pooled session per instance, no proxies from the environment."""
 
-    def __init__(self, secret: Callable[[], str], *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, secret: Callable[[], str], *, loopback_allowed: bool, clock: Callable[[], float] = time.time
+    ) -> None:
         self._secret = secret
         self._clock = clock
-        self._receivers = BoundedPoster()
+        self._receivers = BoundedPoster(loopback_allowed=loopback_allowed)
 
     def check_signing(self) -> None:
         """Raise the problem signing would meet (no secret to sign with, a vault that cannot be read)."""
