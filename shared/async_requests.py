@@ -311,9 +311,11 @@ class AsyncRequests:
             self._end_unanswered(job, record, expired_unsent())
             return
         if record.state == SENT:
-            log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
-            self._complete_sent(job, record)
-            return
+            if not self._placed_nothing(job, record):
+                log.warning("Asynchronous request %s sent its call and never recorded the outcome", job.request_id)
+                self._complete_sent(job, record)
+                return
+            log.warning("Asynchronous request %s was left 'sent' by an attempt that placed nothing", job.request_id)
         delivery = int((record.data or {}).get(DELIVERY, 0)) + 1  # numbered by this conditional write
         if delivery > MAX_DELIVERIES:  # its worker died on every one (a crash, a timeout): it sent nothing
             self._end_unanswered(job, record, never_sent(MAX_DELIVERIES))
@@ -375,7 +377,7 @@ class AsyncRequests:
         """End a job that no delivery answered: a sent one as `_sent_answer` says, else with `unsent`, and then the
         claim a dead delivery left under its key is let go of (a keyless claim lives under the call's fingerprint,
         which the job does not know: it expires KEYLESS_UNKNOWN_OUTCOME_SECONDS past its stale limit)."""
-        if record.state == SENT:
+        if record.state == SENT and not self._placed_nothing(job, record):
             self._complete_sent(job, record)
             return
         self._complete(record, Reply.of_problem(unsent, record.owner))
@@ -402,6 +404,13 @@ class AsyncRequests:
             log.info("Asynchronous request %s: its call's answer was recorded; it is the job's", record.owner)
             return call.reply
         return Reply.of_problem(outcome_never_recorded(), record.owner)
+
+    def _placed_nothing(self, job: Job, record: Record) -> bool:
+        """Whether a job marked sent placed nothing after all: its call's claim is gone. Only an attempt that sent
+        nothing (refused, or failed before sending) lets go of a claim, and the purge takes one only after the job
+        outlived its retention; the job stays "sent" when its put-back to pending failed after such an attempt."""
+        call_key = (record.data or {}).get(CALL_RECORD)
+        return isinstance(call_key, str) and not self._outlived(job, record) and self._store.read(call_key) is None
 
     def _check_back(self, message: str, record: Record) -> None:
         """Another delivery holds the job (a duplicate message, or one whose worker died): queue the message again

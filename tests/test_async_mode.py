@@ -418,6 +418,40 @@ def test_a_job_whose_last_write_failed_answers_its_calls_201_not_outcome_unknown
     assert list(stack.genesys.org.conversations) == [final.json()["conversationId"]]
 
 
+def test_a_job_refused_429_whose_put_back_failed_runs_again_not_outcome_unknown(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """Genesys refused the create 429 (nothing placed); storage then refused the job's put-back to pending, so its
+    record stayed "sent" while its call's claim was let go of. The next delivery answered 504 "it may have been
+    placed" of a call never placed, and the job was never tried again."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(
+            ASYNC_RETRY_AFTER_SECONDS="1",
+            IDEMPOTENCY_STALE_SECONDS="1",
+            IDEMPOTENCY_WAIT_SECONDS="1",
+            AzureWebJobsStorage=through_front(azurite, front),
+        )
+        refusing = threading.Event()
+
+        def the_put_back(body: bytes) -> bool:  # every try of the one write back to pending, then no more
+            if refusing.is_set() and b'"async:' in body and b'"State": "pending"' in body:
+                if front.refused >= 2:
+                    refusing.clear()
+                return True
+            return False
+
+        front.failing_write_when = the_put_back
+        stack.genesys.inject("create_call", Fault(status=429, retry_after=20, before_answer=refusing.set))
+
+        accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+        final, _ = follow(stack, accepted)
+
+    assert front.refused == 3, "the put-back was written"
+    assert final.status_code == 201, final.text
+    assert len(stack.creates()) == 2  # the one refused 429, and the one that placed the call
+    assert list(stack.genesys.org.conversations) == [final.json()["conversationId"]]
+
+
 def test_one_asynchronous_request_has_one_id(stack: Stack, configure) -> None:
     configure(ASYNC_RETRY_AFTER_SECONDS="1")
 
