@@ -382,12 +382,9 @@ def test_a_job_whose_landed_message_already_runs_is_answered_202(stack: Stack, c
     assert len(stack.creates()) == 1
 
 
-def test_a_job_whose_last_write_failed_answers_its_calls_201_not_outcome_unknown(
-    stack: Stack, configure, azurite: Azurite
-) -> None:
-    """The call was placed and its answer recorded; then the job's own record refused the answer (storage went
-    away for a moment). The next delivery found the job "sent" and answered 504 "it may have been placed": the
-    conversation id lost, and a keyless client that sent the request again rang the person a second time."""
+@contextmanager
+def quick_jobs_through_a_front(configure, azurite: Azurite) -> Iterator[TableFront]:
+    """Storage through a fault front, and jobs whose holder is presumed dead after a second."""
     with table_front(azurite.ports["Table"]) as front:
         configure(
             ASYNC_RETRY_AFTER_SECONDS="1",
@@ -395,6 +392,16 @@ def test_a_job_whose_last_write_failed_answers_its_calls_201_not_outcome_unknown
             IDEMPOTENCY_WAIT_SECONDS="1",
             AzureWebJobsStorage=through_front(azurite, front),
         )
+        yield front
+
+
+def test_a_job_whose_last_write_failed_answers_its_calls_201_not_outcome_unknown(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """The call was placed and its answer recorded; then the job's own record refused the answer (storage went
+    away for a moment). The next delivery found the job "sent" and answered 504 "it may have been placed": the
+    conversation id lost, and a keyless client that sent the request again rang the person a second time."""
+    with quick_jobs_through_a_front(configure, azurite) as front:
         deliveries = stack.host.queues.deliveries
         refused_at: list[int] = []  # how many deliveries had ended when the job's answer was first refused
 
@@ -424,13 +431,7 @@ def test_a_job_refused_429_whose_put_back_failed_runs_again_not_outcome_unknown(
     """Genesys refused the create 429 (nothing placed); storage then refused the job's put-back to pending, so its
     record stayed "sent" while its call's claim was let go of. The next delivery answered 504 "it may have been
     placed" of a call never placed, and the job was never tried again."""
-    with table_front(azurite.ports["Table"]) as front:
-        configure(
-            ASYNC_RETRY_AFTER_SECONDS="1",
-            IDEMPOTENCY_STALE_SECONDS="1",
-            IDEMPOTENCY_WAIT_SECONDS="1",
-            AzureWebJobsStorage=through_front(azurite, front),
-        )
+    with quick_jobs_through_a_front(configure, azurite) as front:
         refusing = threading.Event()
 
         def the_put_back(body: bytes) -> bool:  # every try of the one write back to pending, then no more
