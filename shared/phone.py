@@ -205,22 +205,34 @@ def _valid_other(text: str, reading: phonenumbers.PhoneNumber) -> phonenumbers.P
 
 
 def _read_with_plus(digits: str, national: phonenumbers.PhoneNumber, region: str) -> str | None:
-    """Another valid number the digits make when they start with the region's own country code, its `+` lost (a
-    spreadsheet drops it), while as written they are no mobile. It counts when it is a mobile (in DE
-    `4917612345678` is a Leer landline, and with its `+` a mobile), and whatever its type where national numbers
-    start with a trunk prefix the digits lack (in ID `6222 4234567` is Bandung with its `+`; in SE `46 8 555 123`
-    Stockholm). Digits that are a mobile as written stand (`390 123 4567` in IT, a 3 Italia mobile), and so do two
-    readings that agree (`12125550199` in the US)."""
-    code = str(phonenumbers.country_code_for_region(region))
-    if not digits.startswith(code) or phonenumbers.number_type(national) in _MOBILE_TYPES:
+    """Another valid number the digits make with a `+` (a spreadsheet drops it), while as written they are no
+    mobile, when they start with the region's own country code, or lack the trunk prefix with which the region
+    writes that national number (in DE `447911123456` is an Oldenburg landline only without its `0`, and with a
+    `+` a UK mobile; Brazil writes `(51) 3333-4444` without one, and the US never writes its `1`).
+
+    With the region's own code it counts when it is a mobile (in DE `4917612345678` is a Leer landline, and with
+    its `+` a mobile), and whatever its type where national numbers start with a trunk prefix the digits lack (in
+    ID `6222 4234567` is Bandung with its `+`; in SE `46 8 555 123` Stockholm). Digits that are a mobile as
+    written stand (`390 123 4567` in IT, a 3 Italia mobile; in GB `7911 123456`, a mobile whose `0` a spreadsheet
+    dropped), and so do two readings that agree (`12125550199` in the US)."""
+    if phonenumbers.number_type(national) in _MOBILE_TYPES:
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    trunk = (metadata.national_prefix if metadata is not None else None) or ""
+    lacks_trunk = bool(trunk) and not digits.startswith(trunk)
+    own_code = digits.startswith(str(phonenumbers.country_code_for_region(region)))
+    if not own_code and not (lacks_trunk and _written_with(trunk, national)):
         return None
     other = _valid_other("+" + digits, national)
     if other is None:
         return None
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    trunk = metadata.national_prefix if metadata is not None else None
-    lacks_trunk = not (trunk is None or digits.startswith(trunk))  # "" (no trunk prefix) starts every text
     return _e164(other) if lacks_trunk or phonenumbers.number_type(other) in _MOBILE_TYPES else None
+
+
+def _written_with(trunk: str, national: phonenumbers.PhoneNumber) -> bool:
+    """Whether the region writes `national` starting with its trunk prefix, as its national format shows."""
+    national_format = phonenumbers.PhoneNumberFormat.NATIONAL
+    return phonenumbers.normalize_digits_only(phonenumbers.format_number(national, national_format)).startswith(trunk)
 
 
 @lru_cache(maxsize=1)

@@ -348,6 +348,11 @@ def written_in(zero: str, text: str) -> str:
         (written_in("\u0660", "009 1 212 555 0199"), "US", "+912125550199", "+12125550199"),  # Arabic-Indic
         # A spreadsheet dropped the +: a Leer landline as written, a mobile with its +
         ("4917612345678", "DE", "+494917612345678", "+4917612345678"),
+        # ... or another country's number whose + was dropped, where the region writes that national number with
+        # a trunk 0 the digits lack: each rang a German or Austrian landline (a UK or French mobile, New York)
+        ("447911123456", "DE", "+49447911123456", "+447911123456"),
+        ("33612345678", "DE", "+4933612345678", "+33612345678"),
+        ("12125550199", "AT", "+4312125550199", "+12125550199"),
         # ... or a landline with its + where national numbers start with a trunk 0: Bandung, Stockholm
         ("6222 4234567", "ID", "+6262224234567", "+62224234567"),
         ("46 8 555 123", "SE", "+46468555123", "+468555123"),
@@ -382,6 +387,9 @@ def test_a_text_that_reads_as_two_valid_numbers_is_refused_not_guessed(
         # digits starting with the region's code that are a mobile as written: a 3 Italia mobile, a Cuban one
         ("390 123 4567", "IT", "+393901234567"),
         ("5349 7658", "CU", "+5353497658"),
+        # digits without the trunk prefix where the region writes none (Brazil), or that no + makes valid
+        ("5133334444", "BR", "+555133334444"),
+        ("441123456", "DE", "+49441123456"),
     ],
 )
 def test_a_text_whose_other_reading_no_one_means_is_read(stack: Stack, to: str, region: str, e164: str) -> None:
