@@ -33,6 +33,7 @@ from shared.idempotency import (
     Store,
     check_key,
     fingerprint,
+    keyed_store_key,
     landed_unheard,
     let_go_of_job_claim,
     outcome_never_recorded,
@@ -406,11 +407,15 @@ class AsyncRequests:
         return Reply.of_problem(outcome_never_recorded(), record.owner)
 
     def _placed_nothing(self, job: Job, record: Record) -> bool:
-        """Whether a job marked sent placed nothing after all: its call's claim is gone. Only an attempt that sent
-        nothing (refused, or failed before sending) lets go of a claim, and the purge takes one only after the job
-        outlived its retention; the job stays "sent" when its put-back to pending failed after such an attempt."""
-        call_key = (record.data or {}).get(CALL_RECORD)
-        return isinstance(call_key, str) and not self._outlived(job, record) and self._store.read(call_key) is None
+        """Whether a job with a key, marked sent, placed nothing after all: its key's claim is gone. Only an
+        attempt that sent nothing (refused, or failed before sending) lets go of a claim, no other request can
+        take a key's over within its retention, and the purge takes one only after the job outlived its own; the
+        job stays "sent" when its put-back to pending failed after such an attempt. Without a key it proves
+        nothing: past the duplicate window an identical request takes the claim over, and lets go of it when its
+        own create is refused."""
+        if job.idempotency_key is None or (record.data or {}).get(CALL_RECORD) != keyed_store_key(job.idempotency_key):
+            return False
+        return not self._outlived(job, record) and self._store.read(keyed_store_key(job.idempotency_key)) is None
 
     def _check_back(self, message: str, record: Record) -> None:
         """Another delivery holds the job (a duplicate message, or one whose worker died): queue the message again

@@ -383,7 +383,7 @@ def test_a_job_whose_landed_message_already_runs_is_answered_202(stack: Stack, c
 
 
 @contextmanager
-def quick_jobs_through_a_front(configure, azurite: Azurite) -> Iterator[TableFront]:
+def quick_jobs_through_a_front(configure, azurite: Azurite, **settings: str) -> Iterator[TableFront]:
     """Storage through a fault front, and jobs whose holder is presumed dead after a second."""
     with table_front(azurite.ports["Table"]) as front:
         configure(
@@ -391,6 +391,7 @@ def quick_jobs_through_a_front(configure, azurite: Azurite) -> Iterator[TableFro
             IDEMPOTENCY_STALE_SECONDS="1",
             IDEMPOTENCY_WAIT_SECONDS="1",
             AzureWebJobsStorage=through_front(azurite, front),
+            **settings,
         )
         yield front
 
@@ -429,8 +430,9 @@ def test_a_job_refused_429_whose_put_back_failed_runs_again_not_outcome_unknown(
     stack: Stack, configure, azurite: Azurite
 ) -> None:
     """Genesys refused the create 429 (nothing placed); storage then refused the job's put-back to pending, so its
-    record stayed "sent" while its call's claim was let go of. The next delivery answered 504 "it may have been
-    placed" of a call never placed, and the job was never tried again."""
+    record stayed "sent" while its key's claim was let go of. The next delivery answered 504 "it may have been
+    placed" of a call never placed, and the job was never tried again. (Without a key the claim's absence proves
+    nothing: an identical request past the window may have taken it over and let go of it.)"""
     with quick_jobs_through_a_front(configure, azurite) as front:
         refusing = threading.Event()
 
@@ -444,13 +446,35 @@ def test_a_job_refused_429_whose_put_back_failed_runs_again_not_outcome_unknown(
         front.failing_write_when = the_put_back
         stack.genesys.inject("create_call", Fault(status=429, retry_after=20, before_answer=refusing.set))
 
-        accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+        accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers={**ASYNC, "Idempotency-Key": "put-back"})
         final, _ = follow(stack, accepted)
 
     assert front.refused == 3, "the put-back was written"
     assert final.status_code == 201, final.text
     assert len(stack.creates()) == 2  # the one refused 429, and the one that placed the call
     assert list(stack.genesys.org.conversations) == [final.json()["conversationId"]]
+
+
+def test_a_keyless_job_left_sent_after_placing_its_call_is_not_placed_again_when_its_claim_goes(
+    stack: Stack, configure, azurite: Azurite
+) -> None:
+    """A keyless job placed its call and storage refused its answer, so it stayed "sent"; past the duplicate window an
+    identical request took the call's claim over, was refused 429 and let go of it. The job's next delivery must not
+    take the missing claim for "nothing placed" (a review's reproduction of the first version of that rule rang
+    the person twice)."""
+    with quick_jobs_through_a_front(configure, azurite, DUPLICATE_WINDOW_SECONDS="1") as front:
+        front.failing_write_when = lambda body: b'"async:' in body and b'"done"' in body
+        accepted = stack.post("/api/calls", {"to": "+12125550199"}, headers=ASYNC)
+        assert wait_for(lambda: len(stack.creates()) == 1 and front.refused > 0, 30), "the job's answer was written"
+        time.sleep(1.5)  # past the duplicate window
+        stack.genesys.inject("create_call", Fault(status=429, retry_after=30))
+        identical = stack.post("/api/calls", {"to": "+12125550199"})
+        front.failing_write_when = None
+        final, _ = follow(stack, accepted)
+
+    assert identical.status_code == 429, identical.text
+    assert final.status_code == 504 and final.json()["code"] == "genesys_timeout", final.text  # may have been placed
+    assert len(stack.genesys.org.conversations) == 1
 
 
 def test_one_asynchronous_request_has_one_id(stack: Stack, configure) -> None:
