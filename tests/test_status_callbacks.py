@@ -314,6 +314,7 @@ def test_where_loopback_is_not_allowed_no_attempt_reaches_the_instance_whatever_
     [
         ("169.254.169.254", False, False),  # the instance metadata service
         ("169.254.255.2", False, False),  # the Functions identity endpoint
+        ("168.63.129.16", False, False),  # Azure's host node
         ("127.0.0.1", False, True),
         ("::1", False, True),
         ("::ffff:127.0.0.1", False, True),  # IPv4 written as IPv6

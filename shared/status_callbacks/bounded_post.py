@@ -8,9 +8,10 @@ An attempt whose time runs out while it is still connecting (a slow name lookup,
 is cut as soon as its socket exists: what cannot be cut is the lookup and the connect timeout per address.
 
 The address connected to is checked, not only the URL's host name: a name is allowed, not what its DNS answers.
-Where loopback receivers are not allowed (in Azure), an attempt that reached the instance itself (loopback), the
-platform's metadata and identity endpoints (link-local), or an address no receiver has is ended before a byte
-is sent, TLS's included. Private addresses stay allowed: a receiver inside the app's virtual network has one.
+An attempt that reached the platform's metadata and identity endpoints (link-local, and Azure's 168.63.129.16) or
+an address no receiver has (unspecified, multicast, reserved), or the instance itself (loopback) where loopback
+receivers are not allowed (in Azure), is ended before a byte is sent, TLS's included. Private addresses stay
+allowed: a receiver inside the app's virtual network has one.
 
 http.client passes over only `100 Continue`: a `102 Processing` or `103 Early Hints` before the receiver's 200 was
 read as its answer. Every interim answer but `101 Switching Protocols` is passed over here.
@@ -32,6 +33,7 @@ from shared.outbound import NoRedirectSession
 
 ATTEMPT_SECONDS = 10.0
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")  # 0.0.0.0 and its neighbours reach the host itself on Linux
+_AZURE_PLATFORM = ipaddress.IPv4Address("168.63.129.16")  # the host node's virtual IP (DNS, health probes)
 
 
 class AttemptCut(Exception):
@@ -43,14 +45,14 @@ class AddressNotAllowed(Exception):
 
 
 def is_receiver_address(address: str, *, loopback_allowed: bool) -> bool:
-    """Whether a receiver may be at `address`: not link-local, unspecified, multicast or reserved, nor loopback
-    unless allowed (an IPv4 address written as IPv6 is judged as IPv4)."""
+    """Whether a receiver may be at `address`: not link-local, Azure's platform address, unspecified, multicast or
+    reserved, nor loopback unless allowed (an IPv4 address written as IPv6 is judged as IPv4)."""
     ip = ipaddress.ip_address(address.partition("%")[0])  # without an IPv6 zone
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_loopback or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK):
         return loopback_allowed
-    return not (ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved)
+    return not (ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip == _AZURE_PLATFORM)
 
 
 class _Attempt:
