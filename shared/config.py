@@ -17,6 +17,7 @@ from shared import phone
 from shared.errors import Problem
 from shared.ids import is_uuid
 from shared.outbound import is_loopback
+from shared.policy.call_cap import MAX_WINDOW_SECONDS
 from shared.policy.calling_hours import CallingHours, Window, parse_window
 from shared.storage import StorageAccount
 
@@ -44,7 +45,7 @@ REGION_DOMAINS: dict[str, str] = {
 CALLER_ID_SOURCES = ("settings", "genesys", "both")
 DEFAULT_CALLING_HOURS = "08:00-21:00"  # TCPA: no solicitation before 8 am or after 9 pm, callee's local time
 STORAGE_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
-MAX_WINDOW_HOURS = 24 * 366
+MAX_WINDOW_HOURS = MAX_WINDOW_SECONDS // 3600
 MIN_WINDOW_HOURS = 1 / 60
 # Event Grid redelivers a whole batch for up to 24 h when one of its events failed; each event already placed
 # must still find its answer then, or it dials again. Shorter retention is refused, not taken.

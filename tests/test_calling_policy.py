@@ -730,6 +730,29 @@ def test_a_retry_of_a_placed_call_replays_it_when_the_cap_is_now_full(
     assert len(stack.creates()) == 1
 
 
+def test_a_longer_window_counts_the_calls_counted_under_a_shorter_one(stack: Stack, configure) -> None:
+    """A number's record was kept for the window in force when it counted a call, then purged a retention later:
+    changed from 24 hours to 7 days (Regulation F's 7 in 7 days), a cap forgot every call made two days before."""
+    configure(CALLS_PER_NUMBER_LIMIT="1", CALLS_PER_NUMBER_WINDOW_HOURS="24")
+    assert stack.post("/api/calls", {"to": NY_NUMBER}).status_code == 201
+    three_days = 3 * 86400.0  # the call was three days ago: past the 24 h window and a retention, inside a week
+    store = app_store()
+    counted = store.read("cap:" + NY_NUMBER)
+    assert counted is not None and counted.data is not None
+    earlier = {
+        "counts": [[at - three_days, token] for at, token in counted.data["counts"]],
+        "calls": [at - three_days for at in counted.data["calls"]],
+    }
+    assert store.replace(replace(counted, expires_at=counted.expires_at - three_days, data=earlier)) is not None
+    services().idempotency.purge()
+
+    configure(CALLS_PER_NUMBER_LIMIT="1", CALLS_PER_NUMBER_WINDOW_HOURS="168")
+    capped = stack.post("/api/calls", {"to": NY_NUMBER, "from": "+13175550100"})
+
+    assert (capped.status_code, capped.json().get("code")) == (429, "call_limit_reached"), capped.text
+    assert len(stack.creates()) == 1
+
+
 @pytest.mark.parametrize("idempotency_key", ["dnc-unread", None], ids=["keyed", "keyless"])
 def test_a_retry_of_a_placed_call_replays_it_while_the_do_not_call_list_cannot_be_read(
     stack: Stack, configure, azurite: Azurite, idempotency_key: str | None

@@ -27,6 +27,9 @@ from shared.phone import mask
 log = get_logger(__name__)
 COUNTING = "counting"
 MAX_ATTEMPTS = 60  # conditional-write races; each lost race means another call was counted meanwhile
+# The longest window CALLS_PER_NUMBER_WINDOW_HOURS takes. A record is kept this long past its last call, whatever
+# the window now: one kept for a 24 h window and purged would not count its calls once the window grew to a week.
+MAX_WINDOW_SECONDS = 366 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class CallCap:
     def _write(self, record: Record | None, number: str, calls: list[Count]) -> bool:
         """Conditional: False when another instance counted a call to this number first."""
         now = calls[-1].at
-        expires_at = max(count.at for count in calls) + self.window_seconds  # then the purge timer may delete it
+        expires_at = max(count.at for count in calls) + MAX_WINDOW_SECONDS  # then the purge timer may delete it
         data = _stored(calls)
         if record is None:
             fresh = Record("cap:" + number, "", COUNTING, "cap", now, expires_at, data=data)
