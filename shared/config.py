@@ -6,6 +6,7 @@ A wrong setting is reported as `configuration_error` naming the setting, at the 
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import re
@@ -302,6 +303,18 @@ def _url(name: str, url: str, schemes: tuple[str, ...], *, origin_only: bool = F
     return url
 
 
+def _account_key_is_base64(connection_string: str) -> bool:
+    """Whether the connection string's AccountKey, if it has one, decodes (an account key is 64 bytes in base64)."""
+    for part in connection_string.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "accountkey":
+            try:
+                base64.b64decode(value.strip(), validate=True)
+            except ValueError:  # binascii.Error
+                return False
+    return True
+
+
 def _optional_url(
     env: Mapping[str, str], name: str, schemes: tuple[str, ...], *, origin_only: bool = False
 ) -> str | None:
@@ -330,6 +343,8 @@ def storage_account(env: Mapping[str, str], connection: str = "AzureWebJobsStora
     env = _as_the_host_reads(env, connection)
     connection_string = _secret(env, connection, free_text=False)
     if connection_string:
+        if not _account_key_is_base64(connection_string):  # the SDK's signing failure reads as an outage
+            raise _config_error(connection, "holds an AccountKey that is not a base64 key (cut short when copied?)")
         return StorageAccount(connection_string=connection_string, setting=connection)
     table_uri = _optional_url(env, f"{connection}__tableServiceUri", ("https",))
     queue_uri = _optional_url(env, f"{connection}__queueServiceUri", ("https",))

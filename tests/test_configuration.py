@@ -415,6 +415,24 @@ def test_a_malformed_storage_connection_string_is_a_configuration_error(stack, c
     assert stack.creates() == []
 
 
+def test_a_connection_string_whose_account_key_was_cut_short_is_a_configuration_error(
+    stack, configure, azurite
+) -> None:
+    """The SDK fails to sign with a key that is no base64 before sending anything: that read as storage being
+    unreachable, 503 "retry later", and a flow retried for ever a setting that never named itself."""
+    key = azurite.connection_string.split("AccountKey=")[1].split(";")[0]
+    configure(AzureWebJobsStorage=azurite.connection_string.replace(key, key[:-1]))
+
+    ready = stack.get("/api/health/ready")
+    call = stack.post("/api/calls", {"to": "+12125550199"})
+
+    assert (call.status_code, call.json()["code"]) == (500, "configuration_error"), call.text
+    assert "AzureWebJobsStorage" in call.json()["detail"] and "AccountKey" in call.json()["detail"]
+    assert ready.status_code == 503 and ready.json()["checks"][0]["code"] == "configuration_error"
+    assert key[:-1] not in call.text + ready.text
+    assert stack.creates() == []
+
+
 def test_identity_based_storage_by_account_name_names_the_public_clouds_service_uris() -> None:
     """`AzureWebJobsStorage__accountName` is the host's other identity-based form: without it read, duplicate
     protection fell back to memory, one instance's worth."""
