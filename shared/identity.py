@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shared.errors import Problem
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
@@ -31,3 +33,20 @@ def managed_identity_credential(
         read_timeout=read_timeout,
         **BOUNDED_RETRIES,
     )
+
+
+def default_credential(managed_identity_client_id: str | None = None) -> TokenCredential:
+    """azure-identity's chain (a developer's az login, a service principal in AZURE_* variables), whose malformed
+    variables it refuses as it is built (ValueError): a configuration error naming them, not an internal one."""
+    from azure.identity import DefaultAzureCredential
+
+    try:
+        if managed_identity_client_id:
+            return DefaultAzureCredential(managed_identity_client_id=managed_identity_client_id)
+        return DefaultAzureCredential()
+    except ValueError:
+        raise Problem(
+            "configuration_error",
+            "The Azure identity settings (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_AUTHORITY_HOST) are malformed.",
+            hint="Correct or remove them: a tenant id is a GUID or a domain name, the authority a https:// host.",
+        ) from None

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import Problem
-from shared.identity import BOUNDED_RETRIES, managed_identity_credential
+from shared.identity import BOUNDED_RETRIES, default_credential, managed_identity_credential
 from shared.logs import get_logger
 from shared.waiting import FailureForWaiters
 
@@ -85,7 +85,6 @@ class KeyVaultSecrets:
     def _secret_client(self) -> SecretClient:
         # Imported here: the Azure SDK costs cold-start time that local-secret deployments never need.
         from azure.core.credentials import TokenCredential
-        from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
 
         with self._lock:
@@ -95,7 +94,7 @@ class KeyVaultSecrets:
                         self._client_id, connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=self._read_timeout
                     )
                     if self._managed_identity
-                    else DefaultAzureCredential()  # a developer's az login; honours AZURE_CLIENT_ID too
+                    else default_credential()  # a developer's az login; honours AZURE_CLIENT_ID too
                 )
                 self._client = SecretClient(
                     self._vault_url,

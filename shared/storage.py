@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared import outbound
 from shared.errors import Problem
-from shared.identity import BOUNDED_RETRIES, managed_identity_credential
+from shared.identity import BOUNDED_RETRIES, default_credential, managed_identity_credential
 from shared.logs import get_logger
 from shared.waiting import FailureForWaiters
 
@@ -85,11 +85,8 @@ class StorageAccount:
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 read_timeout=READ_TIMEOUT_SECONDS,
             )
-        from azure.identity import DefaultAzureCredential
-
-        if self.client_id:  # as the host reads `__clientId` without `__credential`: its managed identity's
-            return DefaultAzureCredential(managed_identity_client_id=self.client_id)
-        return DefaultAzureCredential()
+        # `__clientId` without `__credential`, as the host reads it: its managed identity's
+        return default_credential(managed_identity_client_id=self.client_id)
 
     @contextlib.contextmanager
     def _readable_connection_string(self) -> Iterator[None]:
