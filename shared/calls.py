@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import time
 from collections.abc import Callable
@@ -41,6 +42,9 @@ MAX_UUI_LENGTH = 512
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_KEY_LENGTH = 128
 MAX_ATTRIBUTE_VALUE_LENGTH = 1024
+# All of them as compact UTF-8 JSON: so any request inside the field limits is well inside the body's 16 KiB
+MAX_ATTRIBUTES_BYTES = 8 * 1024
+_LINE_BREAKS_AND_TABS = "\t\n\r"  # the only control characters an attribute value may hold (a note's lines)
 REGION_CODE = re.compile(r"^[A-Za-z]{2}$")
 # Names people copy from Genesys's own body or from wrong web advice, with the field we expect instead.
 _FIELD_ALIASES = {"phoneNumber": "to", "callerId": "from", "callFromQueueId": "queueId", "number": "to"}
@@ -84,7 +88,7 @@ def _text(body: dict[str, Any], field: str, max_length: int, *, required: bool =
         raise _invalid(field, f"'{field}' must not be empty.")
     if len(value) > max_length:
         raise _invalid(field, f"'{field}' is longer than {max_length} characters.")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _has_control_characters(value):
         raise _invalid(field, f"'{field}' contains control characters.")
     return value or None
 
@@ -118,14 +122,29 @@ def _attributes(body: dict[str, Any]) -> dict[str, str]:
     if len(value) > MAX_ATTRIBUTES:
         raise _invalid("attributes", f"'attributes' has {len(value)} entries; the limit is {MAX_ATTRIBUTES}.")
     for key, item in value.items():
-        if not key or len(key) > MAX_ATTRIBUTE_KEY_LENGTH:
-            raise _invalid("attributes", f"Attribute names must have 1 to {MAX_ATTRIBUTE_KEY_LENGTH} characters.")
+        if not key.strip() or len(key) > MAX_ATTRIBUTE_KEY_LENGTH or _has_control_characters(key):
+            raise _invalid(
+                "attributes",
+                f"Attribute names must have 1 to {MAX_ATTRIBUTE_KEY_LENGTH} characters, not all blank, and no "
+                "control characters.",
+            )
         if not isinstance(item, str) or len(item) > MAX_ATTRIBUTE_VALUE_LENGTH:
             raise _invalid(
                 "attributes",
                 f"Attribute {key[:40]!r} must be a string of at most {MAX_ATTRIBUTE_VALUE_LENGTH} characters.",
             )
+        if _has_control_characters(item, allowed=_LINE_BREAKS_AND_TABS):
+            raise _invalid("attributes", f"Attribute {key[:40]!r} holds control characters other than line breaks.")
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise _invalid(
+            "attributes", f"'attributes' is {size} bytes of JSON (UTF-8); the limit is {MAX_ATTRIBUTES_BYTES}."
+        )
     return dict(value)
+
+
+def _has_control_characters(text: str, allowed: str = "") -> bool:
+    return any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in text)
 
 
 def _scheduled_time(body: dict[str, Any]) -> str | None:

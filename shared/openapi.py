@@ -21,6 +21,7 @@ from shared.calls import (
     MAX_ATTRIBUTE_KEY_LENGTH,
     MAX_ATTRIBUTE_VALUE_LENGTH,
     MAX_ATTRIBUTES,
+    MAX_ATTRIBUTES_BYTES,
     MAX_NUMBER_LENGTH,
     MAX_TEXT_LENGTH,
     MAX_UUI_LENGTH,
@@ -310,7 +311,7 @@ def _call_request() -> dict[str, Any]:
                 "object",
                 "Attributes",
                 f"Names (1-{MAX_ATTRIBUTE_KEY_LENGTH} characters) and string values attached to the customer "
-                "participant (a callback's data).",
+                f"participant (a callback's data): at most {MAX_ATTRIBUTES_BYTES // 1024} KiB in all, as UTF-8 JSON.",
                 maxProperties=MAX_ATTRIBUTES,
                 additionalProperties=_field(
                     "string", "Attribute Value", "One attribute's value.", maxLength=MAX_ATTRIBUTE_VALUE_LENGTH

@@ -152,6 +152,11 @@ def test_a_byte_order_mark_before_the_json_is_ignored(stack: Stack) -> None:
         ({"to": "+12125550199", "attributes": ["a"]}, "attributes", "validation_failed"),
         ({"to": "+12125550199", "attributes": {"a": 1}}, "attributes", "validation_failed"),
         ({"to": "+12125550199", "attributes": {f"k{i}": "v" for i in range(51)}}, "attributes", "validation_failed"),
+        # inside every other attribute limit, past their total (the body's 16 KiB was 413, which no limit explained)
+        ({"to": "+12125550199", "attributes": {f"k{i}": "v" * 1024 for i in range(9)}}, "attributes", "validation_failed"),
+        ({"to": "+12125550199", "attributes": {"note\x00": "x"}}, "attributes", "validation_failed"),
+        ({"to": "+12125550199", "attributes": {" ": "x"}}, "attributes", "validation_failed"),
+        ({"to": "+12125550199", "attributes": {"note": "ring\x07"}}, "attributes", "validation_failed"),
         ({"to": "+12125550199", "label": "x" * 257}, "label", "validation_failed"),
         ({"phoneNumber": "+12125550199"}, "phoneNumber", "validation_failed"),
         ({"to": "hello"}, "to", "invalid_phone_number"),
@@ -176,6 +181,16 @@ def test_invalid_fields_name_the_field(stack: Stack, body: dict, field: str, cod
     assert problem["field"] == field
     assert problem["retryable"] is False
     assert stack.genesys.requests("create_call") == []
+
+
+def test_attributes_at_their_limits_with_a_notes_line_breaks_are_placed(stack: Stack) -> None:
+    """Eight values of 1,000 characters (under the 8 KiB total) and a note over lines: a valid request fits the body."""
+    attributes = {f"k{i}": "v" * 1000 for i in range(8)} | {"note": "first line\r\nsecond\tline"}
+
+    response = stack.post("/api/calls", {"to": "+12125550199", "attributes": attributes})
+
+    assert response.status_code == 201, response.text
+    assert stack.creates()[0].json["attributes"] == attributes
 
 
 @pytest.mark.parametrize(
