@@ -8,6 +8,8 @@ from shared.http import MAX_BODY_BYTES, MAX_EVENTS_BYTES, MAX_JSON_DEPTH
 from shared.phone import region_of
 from tests.conftest import Stack
 
+NINE_KIB_OF_ATTRIBUTES = {f"k{i}": "v" * 1000 for i in range(9)}  # inside every attribute limit but their total
+
 
 def post_raw(stack: Stack, body: bytes, content_type: str | None = "application/json"):
     headers = {"Content-Type": content_type} if content_type else {}
@@ -153,7 +155,7 @@ def test_a_byte_order_mark_before_the_json_is_ignored(stack: Stack) -> None:
         ({"to": "+12125550199", "attributes": {"a": 1}}, "attributes", "validation_failed"),
         ({"to": "+12125550199", "attributes": {f"k{i}": "v" for i in range(51)}}, "attributes", "validation_failed"),
         # inside every other attribute limit, past their total (the body's 16 KiB was 413, which no limit explained)
-        ({"to": "+12125550199", "attributes": {f"k{i}": "v" * 1024 for i in range(9)}}, "attributes", "validation_failed"),
+        ({"to": "+12125550199", "attributes": NINE_KIB_OF_ATTRIBUTES}, "attributes", "validation_failed"),
         ({"to": "+12125550199", "attributes": {"note\x00": "x"}}, "attributes", "validation_failed"),
         ({"to": "+12125550199", "attributes": {" ": "x"}}, "attributes", "validation_failed"),
         ({"to": "+12125550199", "attributes": {"note": "ring\x07"}}, "attributes", "validation_failed"),
