@@ -436,6 +436,31 @@ def test_a_watch_that_keeps_stalling_is_ended_after_its_resumes(
     assert watcher.deliveries(conversation_id) == [{"event": "ringing", "status": "undeliverable", "attempts": 1}]
 
 
+def test_a_queue_outage_ends_the_resume_run_and_a_run_ends_at_its_time(
+    stack: Stack, watch_queue: Any, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each stalled watch waited out the queue's retries in turn, whatever failed before: a queue that hung made one
+    run last hours (16 s a watch, up to 1,000 watches), past the platform's limit on a function's run."""
+    queue_name, queue = watch_queue
+    for to in ("+12125550181", "+12125550182"):
+        placed = stack.post("/api/calls", {"to": to})
+        assert placed.status_code == 201, placed.text
+        watcher_on(queue_name).start(
+            placed.json()["conversationId"], "request-1", StatusCallback(receiver.url, ("ended",))
+        )
+    queued_steps(queue, 2)  # taken, never run: both watches stall
+    overdue = in_seconds(STALLED_AFTER_SECONDS + 30)
+
+    with caplog.at_level("ERROR", logger="shared.status_callbacks.watcher"):
+        during_outage = watcher_on(queue_name, storage=dead_queue_service(), clock=overdue).resume_stalled()
+    out_of_time = watcher_on(queue_name, clock=overdue).resume_stalled(seconds=0)
+    later = watcher_on(queue_name, clock=overdue).resume_stalled()
+
+    assert during_outage == 0 and out_of_time == 0
+    assert len([r for r in caplog.records if "Could not resume" in r.getMessage()]) == 1
+    assert later >= 2  # both were left for the next run (other tests' stalled watches may be resumed with them)
+
+
 def test_a_step_that_runs_clears_the_count_of_resumes(stack: Stack, watch_queue: Any, receiver: Receiver) -> None:
     """Only stalls in a row end a watch: one whose resumed step ran is resumed again when it stalls again."""
     queue_name, queue = watch_queue

@@ -74,6 +74,7 @@ _REFUSED_READS = frozenset({"genesys_permission_denied", "genesys_not_found"})
 # messages find their steps taken), but each is logged as stalled.
 STALLED_AFTER_SECONDS = 300.0
 RESUME_MAX_WATCHES = 1000  # per run: a timer run stays short however many watches stalled
+RESUME_SECONDS = 240.0  # and at most this long, as the purge: the rest wait for the next run
 MAX_RESUMES = 3  # in a row: a step that fails every time (to the poison queue) is not retried for a day
 RESUME_SCHEDULE = PURGE_SCHEDULE  # the same moments as the purge: the app wakes no more often
 _LEGACY_STEP_FIELDS = {"conversationId", "tick"}  # messages of releases before steps had ids
@@ -349,7 +350,7 @@ class StatusWatcher:
         self._queue.send(following.message(), delay)
         return self._clock() + delay
 
-    def resume_stalled(self, limit: int = RESUME_MAX_WATCHES) -> int:
+    def resume_stalled(self, limit: int = RESUME_MAX_WATCHES, seconds: float = RESUME_SECONDS) -> int:
         """Queue a new step for each watch whose step became due `STALLED_AFTER_SECONDS` ago and never ran; how many.
 
         A step's message can be lost: storage refused a new watch's first message, or the app stopped between
@@ -357,15 +358,30 @@ class StatusWatcher:
         successor went to the poison queue). The new step is one tick on, and the
         record names it by an ETag-conditional write, so if the old message turns up after all it does nothing,
         and a step that ran meanwhile keeps its own chain (this one's message is then a stray).
+
+        A storage outage ends the run: every other watch would wait out the same retries (a queue that hangs cost
+        16 s a watch, hours for a run), and the next run resumes them.
         """
         if self._queue is None:
             return 0
-        now = self._clock()
+        now, ends = self._clock(), time.monotonic() + seconds
         resumed = 0
         for record in self._store.overdue(WATCHING, now - STALLED_AFTER_SECONDS, limit):
+            if time.monotonic() >= ends:
+                log.warning(
+                    "Resumed %d stalled status watches in %.0f s; the rest wait for the next run", resumed, seconds
+                )
+                break
             with log_fields(request_id=record.owner):
                 try:
                     resumed += self._resume(record)
+                except Problem as problem:
+                    log.error(
+                        "Could not resume the status watch %s (%s); the rest wait for the next run",
+                        record.key,
+                        problem.code,
+                    )
+                    break
                 except Exception as error:  # noqa: BLE001 - one watch must not hold up the others
                     log.error("Could not resume the status watch %s: %s", record.key, type(error).__name__)
         return resumed
