@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import threading
 import time
 import uuid
@@ -139,8 +140,9 @@ class Store(Protocol):
     def delete(self, record: Record) -> None:
         """Delete if `record.etag` still matches."""
 
-    def purge_expired(self, now: float, limit: int) -> int:
-        """Delete up to `limit` records that expired before `now` (unless rewritten meanwhile); how many."""
+    def purge_expired(self, now: float, limit: int, until: float = math.inf) -> int:
+        """Delete up to `limit` records that expired before `now` (unless rewritten meanwhile), stopping once
+        `time.monotonic()` passes `until`; how many."""
 
     def overdue(self, state: str, before: float, limit: int) -> list[Record]:
         """Up to `limit` records in `state` that were due before `before`: work whose message never came."""
@@ -211,8 +213,8 @@ class MemoryStore:
             if current is not None and current.etag == record.etag:
                 del self._records[record.key]
 
-    def purge_expired(self, now: float, limit: int) -> int:
-        with self._lock:
+    def purge_expired(self, now: float, limit: int, until: float = math.inf) -> int:
+        with self._lock:  # all at once: no time to run out of
             expired = [key for key, record in self._records.items() if record.expires_at <= now][:limit]
             for key in expired:
                 del self._records[key]
@@ -584,7 +586,7 @@ class Idempotency:
         cutoff, ends = self.clock() - self.retention_seconds, time.monotonic() + seconds
         removed = 0
         while True:
-            deleted = self.store.purge_expired(cutoff, batch)
+            deleted = self.store.purge_expired(cutoff, batch, until=ends)
             removed += deleted
             if deleted < batch or time.monotonic() >= ends:
                 break
@@ -778,7 +780,7 @@ class TableStore:
             if not is_lost_race(error):
                 raise
 
-    def purge_expired(self, now: float, limit: int) -> int:
+    def purge_expired(self, now: float, limit: int, until: float = math.inf) -> int:
         from azure.core import MatchConditions
 
         def run() -> int:
@@ -804,6 +806,8 @@ class TableStore:
                         raise
                     continue
                 removed += 1
+                if time.monotonic() >= until:  # deletes slowed down (throttling): the next run goes on
+                    break
             return removed
 
         return int(self._call(run))

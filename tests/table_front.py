@@ -9,10 +9,10 @@ reach Azurite and answers them 503, as a gateway that lost the answer does (each
 if given; only those whose body `lost_answers_only_for` holds true, if given); `lost_update_answers` does the
 same to entity updates (PUT, MERGE), under the same filter. Under that filter too, `dropped_insert_answers` lets
 inserts reach Azurite and ends the connection with no answer, and `cut_insert_answers` ends it halfway through
-the answer's body. `update_delay` holds every entity
-update (not an insert) that long before relaying it: a slow storage write. `being_deleted` answers every request
-409 `TableBeingDeleted`, as the service does for about 40 s after a table was deleted; `forbidden`
-answers everything 403, as to an identity without a data role.
+the answer's body. `update_delay` holds every entity update (not an insert) that long before relaying it: a slow
+storage write (`delete_delay`: every delete). `being_deleted` answers every request 409 `TableBeingDeleted`, as
+the service does for about 40 s after a table was deleted; `forbidden` answers everything 403, as to an identity
+without a data role.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class TableFront(ThreadingHTTPServer):
         self.dropped_insert_answers = 0  # written, and the connection ends with no answer
         self.cut_insert_answers = 0  # written, and the connection ends halfway through the answer's body
         self.update_delay = 0.0
+        self.delete_delay = 0.0
         self.being_deleted = False
         self.forbidden = False
         self.forbidden_code = "AuthorizationPermissionMismatch"
@@ -125,6 +126,8 @@ class _Relay(RelayHandler):
             return
         if server.update_delay and self.command in ("PUT", "MERGE", "PATCH") and entity_write:
             time.sleep(server.update_delay)
+        if server.delete_delay and self.command == "DELETE":
+            time.sleep(server.delete_delay)
         relayed = forward(self, "127.0.0.1", self.server.table_port, self.path, body)
         only_for = server.lost_answers_only_for
         chosen = entity_write and (only_for is None or only_for(body or b""))

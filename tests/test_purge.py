@@ -7,6 +7,7 @@ import time
 from shared.idempotency import DONE, Record, Store
 from shared.services import services
 from tests.conftest import Stack, app_store
+from tests.table_front import table_front, through_front
 
 
 def table() -> Store:
@@ -53,10 +54,10 @@ def test_a_run_deletes_batch_after_batch_until_one_is_not_full_or_its_time_is_up
     store = table()
     old = expired_records(store, 7)
 
-    first = services().idempotency.purge(batch=2, seconds=0)  # its time is up after one batch
+    first = services().idempotency.purge(batch=2, seconds=0)  # its time is up after one delete
     rest = services().idempotency.purge(batch=2)
 
-    assert (first, rest) == (2, 5)
+    assert (first, rest) == (1, 6)
     assert [store.read(key) for key in old] == [None] * 7
 
 
@@ -70,3 +71,23 @@ def test_a_record_renewed_before_the_run_is_kept(stack: Stack) -> None:
 
     assert store.purge_expired(time.time(), limit=10) == 0
     assert store.read(key) is not None
+
+
+def test_a_run_whose_deletes_slow_down_ends_at_its_time_inside_a_batch(stack: Stack, configure, azurite) -> None:
+    """The time was looked at between batches only: deletes throttled to a second or two each made one batch of
+    1,000 last up to half an hour, past the platform's limit on a function's run."""
+    with table_front(azurite.ports["Table"]) as front:
+        configure(AzureWebJobsStorage=through_front(azurite, front))
+        store = table()
+        old = expired_records(store, 20)
+        front.delete_delay = 0.2
+
+        started = time.monotonic()
+        removed = services().idempotency.purge(batch=20, seconds=0.5)
+        took = time.monotonic() - started
+        front.delete_delay = 0.0
+        gone = sum(store.read(key) is None for key in old)
+
+    assert 1 <= removed < 20
+    assert took < 2.0, took  # its half second, and the delete under way then
+    assert gone == removed
