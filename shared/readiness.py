@@ -30,13 +30,28 @@ class Skipped:
     detail: str
 
 
+# The catalog's hints for outages tell a caller when to send its request again; a probe's reader is an operator
+_OPERATOR_REMEDIATIONS = {
+    "idempotency_store_unavailable": "Check that the storage account answers the app: AzureWebJobsStorage (or its "
+    "__tableServiceUri and __queueServiceUri), the account's firewall, private endpoints and private DNS zones, and "
+    "the storage service's health in the region.",
+    "genesys_unavailable": "Check Genesys Cloud's status for the org's region (GENESYS_REGION or the base URLs) and "
+    "the app's outbound network (a proxy, a firewall, DNS).",
+    "genesys_timeout": "Genesys Cloud did not answer in time: check its status for the org's region (GENESYS_REGION) "
+    "and the app's outbound network (a proxy, a firewall, DNS).",
+    "genesys_rate_limited": "The OAuth client is at its Genesys rate limit: the calls share it; look for a burst or "
+    "another integration using the same client (GENESYS_CLIENT_ID).",
+    "internal_error": "Read the app's log line 'Readiness check ... failed unexpectedly' at this time, and report it.",
+}
+
+
 def _failed(name: str, problem: Problem) -> dict[str, Any]:
     return {
         "name": name,
         "status": "failed",
         "code": problem.code,
         "detail": problem.detail,
-        "remediation": problem.hint or problem.entry.hint,
+        "remediation": problem.hint or _OPERATOR_REMEDIATIONS.get(problem.code) or problem.entry.hint,
     }
 
 

@@ -69,7 +69,10 @@ def test_genesys_down_is_reported(stack: Stack) -> None:
 
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0  # design.md: every 503 carries Retry-After
-    assert checks(response)["genesys_token"]["code"] == "genesys_unavailable"
+    token = checks(response)["genesys_token"]
+    assert token["code"] == "genesys_unavailable"
+    # an operator's remediation, not a caller's "retry with the same Idempotency-Key" (a probe has none)
+    assert "GENESYS_REGION" in token["remediation"] and "Idempotency-Key" not in token["remediation"]
 
 
 def test_bad_configuration_is_reported(stack: Stack, configure) -> None:
@@ -398,6 +401,7 @@ def test_a_do_not_call_table_that_cannot_be_read_is_not_ready(stack: Stack) -> N
     store = checks(response)["idempotency_store"]
     assert (store["status"], store["code"]) == ("failed", "idempotency_store_unavailable")
     assert "do-not-call" in store["detail"]
+    assert "AzureWebJobsStorage" in store["remediation"] and "Idempotency-Key" not in store["remediation"]
 
 
 @pytest.mark.parametrize(
