@@ -730,27 +730,36 @@ def test_a_retry_of_a_placed_call_replays_it_when_the_cap_is_now_full(
     assert len(stack.creates()) == 1
 
 
-def test_a_longer_window_counts_the_calls_counted_under_a_shorter_one(stack: Stack, configure) -> None:
-    """A number's record was kept for the window in force when it counted a call, then purged a retention later:
-    changed from 24 hours to 7 days (Regulation F's 7 in 7 days), a cap forgot every call made two days before."""
-    configure(CALLS_PER_NUMBER_LIMIT="1", CALLS_PER_NUMBER_WINDOW_HOURS="24")
-    assert stack.post("/api/calls", {"to": NY_NUMBER}).status_code == 201
-    three_days = 3 * 86400.0  # the call was three days ago: past the 24 h window and a retention, inside a week
+def calls_made_earlier(number: str, seconds: float) -> None:
+    """Rewrite a number's cap record as if its calls had been counted `seconds` earlier."""
     store = app_store()
-    counted = store.read("cap:" + NY_NUMBER)
+    counted = store.read("cap:" + number)
     assert counted is not None and counted.data is not None
     earlier = {
-        "counts": [[at - three_days, token] for at, token in counted.data["counts"]],
-        "calls": [at - three_days for at in counted.data["calls"]],
+        "counts": [[at - seconds, token] for at, token in counted.data["counts"]],
+        "calls": [at - seconds for at in counted.data["calls"]],
     }
-    assert store.replace(replace(counted, expires_at=counted.expires_at - three_days, data=earlier)) is not None
+    assert store.replace(replace(counted, expires_at=counted.expires_at - seconds, data=earlier)) is not None
+
+
+def test_a_longer_window_counts_the_calls_counted_under_a_shorter_one(stack: Stack, configure) -> None:
+    """Changed from 24 hours to 7 days (Regulation F's 7 in 7 days), a cap forgot the calls made before the last day:
+    the record was purged a retention after the 24 h window, and every count rewrote it with that window's calls
+    alone."""
+    configure(CALLS_PER_NUMBER_LIMIT="2", CALLS_PER_NUMBER_WINDOW_HOURS="24")
+    day = 86400.0
+    assert stack.post("/api/calls", {"to": NY_NUMBER}).status_code == 201
+    calls_made_earlier(NY_NUMBER, 2 * day)
+    assert stack.post("/api/calls", {"to": NY_NUMBER, "from": "+13175550100"}).status_code == 201  # 1 in 24 h
+    calls_made_earlier(NY_NUMBER, 1 * day)  # the calls were 3 days and 1 day ago
     services().idempotency.purge()
 
-    configure(CALLS_PER_NUMBER_LIMIT="1", CALLS_PER_NUMBER_WINDOW_HOURS="168")
-    capped = stack.post("/api/calls", {"to": NY_NUMBER, "from": "+13175550100"})
+    configure(CALLS_PER_NUMBER_LIMIT="2", CALLS_PER_NUMBER_WINDOW_HOURS="168")
+    capped = stack.post("/api/calls", {"to": NY_NUMBER, "from": "+13175550101"})
 
     assert (capped.status_code, capped.json().get("code")) == (429, "call_limit_reached"), capped.text
-    assert len(stack.creates()) == 1
+    assert capped.json()["callsInWindow"] == 2
+    assert len(stack.creates()) == 2
 
 
 @pytest.mark.parametrize("idempotency_key", ["dnc-unread", None], ids=["keyed", "keyless"])

@@ -27,8 +27,8 @@ from shared.phone import mask
 log = get_logger(__name__)
 COUNTING = "counting"
 MAX_ATTEMPTS = 60  # conditional-write races; each lost race means another call was counted meanwhile
-# The longest window CALLS_PER_NUMBER_WINDOW_HOURS takes. A record is kept this long past its last call, whatever
-# the window now: one kept for a 24 h window and purged would not count its calls once the window grew to a week.
+# The longest window CALLS_PER_NUMBER_WINDOW_HOURS takes. A record keeps its latest counts this long, whatever the
+# window now: kept for a 24 h window only, it would not count its calls once the window grew to a week.
 MAX_WINDOW_SECONDS = 366 * 24 * 3600
 
 
@@ -48,17 +48,24 @@ class CallCap:
     clock: Callable[[], float] = time.time
 
     def _calls(self, number: str) -> tuple[Record | None, list[Count]]:
+        """The number's record and the counts it keeps: the latest `limit` of the longest window, whatever the
+        window now (a window made longer must find the calls already made in it; the cap decides by the latest
+        `limit` alone), oldest first."""
         record = self.store.read("cap:" + number)
         if record is None or record.data is None:
             return record, []
+        cutoff = self.clock() - MAX_WINDOW_SECONDS
+        return record, sorted((count for count in _counts(record.data) if count.at > cutoff), key=lambda c: c.at)
+
+    def _in_window(self, calls: list[Count]) -> list[Count]:
         cutoff = self.clock() - self.window_seconds
-        return record, [count for count in _counts(record.data) if count.at > cutoff]
+        return [count for count in calls if count.at > cutoff]
 
     def check(self, number: str, field: str = "to") -> None:
         """Refuse now when the number is already at its cap (read only: `/api/calls/validate` uses it too)."""
-        _, calls = self._calls(number)
-        if len(calls) >= self.limit:
-            raise self._refusal(number, calls, field)
+        in_window = self._in_window(self._calls(number)[1])
+        if len(in_window) >= self.limit:
+            raise self._refusal(number, in_window, field)
 
     def count(self, number: str, field: str = "to") -> Count:
         """Count one call to `number` (the answer is what `uncount` takes back), or refuse with
@@ -68,11 +75,12 @@ class CallCap:
             record, calls = self._calls(number)
             if mine in calls:  # our write landed; its answer was lost, and the SDK's resend met a conflict
                 return mine
-            if len(calls) >= self.limit:
-                raise self._refusal(number, calls, field)
+            in_window = self._in_window(calls)
+            if len(in_window) >= self.limit:
+                raise self._refusal(number, in_window, field)
             mine = Count(self.clock(), uuid.uuid4().hex[:12])
             try:
-                if self._write(record, number, [*calls, mine]):
+                if self._write(record, number, [*calls, mine][-self.limit :]):
                     return mine
             except Problem:
                 if self._landed(number, mine):  # its answer never came (azure-core sends no insert again)
@@ -93,7 +101,7 @@ class CallCap:
         that failure, so when storage fails here too the call only stays counted (logged)."""
         try:
             for _ in range(MAX_ATTEMPTS):
-                record, calls = self._calls(number)  # a call already out of the window no longer counts anyway
+                record, calls = self._calls(number)  # a call already gone from the record no longer counts anyway
                 if record is None or counted not in calls:
                     return
                 calls.remove(counted)
@@ -108,7 +116,7 @@ class CallCap:
     def _write(self, record: Record | None, number: str, calls: list[Count]) -> bool:
         """Conditional: False when another instance counted a call to this number first."""
         now = calls[-1].at
-        expires_at = max(count.at for count in calls) + MAX_WINDOW_SECONDS  # then the purge timer may delete it
+        expires_at = calls[-1].at + MAX_WINDOW_SECONDS  # then the purge timer may delete it
         data = _stored(calls)
         if record is None:
             fresh = Record("cap:" + number, "", COUNTING, "cap", now, expires_at, data=data)
