@@ -219,7 +219,9 @@ def _read_with_plus(digits: str, national: phonenumbers.PhoneNumber, region: str
         return None
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     trunk = (metadata.national_prefix if metadata is not None else None) or ""
-    lacks_trunk = bool(trunk) and not digits.startswith(trunk)
+    # Written without it: the digits are the national number itself (in RU `8 (821) ...` starts with its trunk 8,
+    # while `8215441234`, Korea's +82 1544 1234 with its `+` lost, is an area code 821 without one)
+    lacks_trunk = bool(trunk) and digits == phonenumbers.national_significant_number(national)
     own_code = digits.startswith(str(phonenumbers.country_code_for_region(region)))
     if not own_code and not (lacks_trunk and _written_with(trunk, national)):
         return None

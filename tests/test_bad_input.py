@@ -370,6 +370,7 @@ def written_in(zero: str, text: str) -> str:
         ("447911123456", "DE", "+49447911123456", "+447911123456"),
         ("33612345678", "DE", "+4933612345678", "+33612345678"),
         ("12125550199", "AT", "+4312125550199", "+12125550199"),
+        ("8215441234", "RU", "+78215441234", "+8215441234"),  # an area code starting 8, Russia's trunk prefix
         # ... or a landline with its + where national numbers start with a trunk 0: Bandung, Stockholm
         ("6222 4234567", "ID", "+6262224234567", "+62224234567"),
         ("46 8 555 123", "SE", "+46468555123", "+468555123"),
