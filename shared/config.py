@@ -308,9 +308,9 @@ def _account_key_is_base64(connection_string: str) -> bool:
     for part in connection_string.split(";"):
         name, _, value = part.partition("=")
         if name.strip().lower() == "accountkey":
-            try:
-                base64.b64decode(value.strip(), validate=True)
-            except ValueError:  # binascii.Error
+            try:  # as the SDK decodes it: characters outside base64 (spaces, quotes) are passed over
+                base64.b64decode(value)
+            except ValueError:  # binascii.Error: a length no key has
                 return False
     return True
 

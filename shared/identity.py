@@ -37,16 +37,19 @@ def managed_identity_credential(
 
 def default_credential(managed_identity_client_id: str | None = None) -> TokenCredential:
     """azure-identity's chain (a developer's az login, a service principal in AZURE_* variables), whose malformed
-    variables it refuses as it is built (ValueError): a configuration error naming them, not an internal one."""
+    variables it refuses as it is built (ValueError, or OSError for a certificate file): a configuration error
+    naming them, not an internal one."""
     from azure.identity import DefaultAzureCredential
 
     try:
         if managed_identity_client_id:
             return DefaultAzureCredential(managed_identity_client_id=managed_identity_client_id)
         return DefaultAzureCredential()
-    except ValueError:
+    except (ValueError, OSError):  # OSError: a certificate file that is not there
         raise Problem(
             "configuration_error",
-            "The Azure identity settings (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_AUTHORITY_HOST) are malformed.",
-            hint="Correct or remove them: a tenant id is a GUID or a domain name, the authority a https:// host.",
+            "The Azure identity settings (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_AUTHORITY_HOST, "
+            "AZURE_CLIENT_CERTIFICATE_PATH) are malformed, or name a certificate that cannot be read.",
+            hint="Correct or remove them: a tenant id is a GUID or a domain name, the authority a https:// host, the "
+            "certificate a readable PEM or PKCS12 file.",
         ) from None

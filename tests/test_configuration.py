@@ -433,6 +433,17 @@ def test_a_connection_string_whose_account_key_was_cut_short_is_a_configuration_
     assert stack.creates() == []
 
 
+@pytest.mark.parametrize("written", ["{key} ", '"{key}"', "{half} {rest}"], ids=["space", "quoted", "split"])
+def test_an_account_key_the_sdk_reads_is_not_refused(azurite, written: str) -> None:
+    """The SDK decodes the key passing over what is not base64 (spaces, quotes): only a length no key has is refused."""
+    key = azurite.connection_string.split("AccountKey=")[1].split(";")[0]
+    spelled = written.format(key=key, half=key[:20], rest=key[20:])
+
+    account = storage_account({"AzureWebJobsStorage": azurite.connection_string.replace(key, spelled)})
+
+    assert account is not None and account.connection_string is not None
+
+
 def test_identity_based_storage_by_account_name_names_the_public_clouds_service_uris() -> None:
     """`AzureWebJobsStorage__accountName` is the host's other identity-based form: without it read, duplicate
     protection fell back to memory, one instance's worth."""

@@ -249,26 +249,33 @@ def test_a_resource_id_without_a_credential_setting_and_a_stray_tenant_are_read_
     assert all(r["mi_res_id"] == RESOURCE_ID for r in asked)
 
 
-def test_a_malformed_tenant_for_the_default_credential_is_a_configuration_error(
-    identity_stack: Stack, configure, oauth_azurite: Azurite
+@pytest.mark.parametrize(
+    ("named", "principal"),
+    [
+        ("AZURE_TENANT_ID", {"AZURE_TENANT_ID": "not a tenant!", "AZURE_CLIENT_SECRET": "a developer's"}),
+        (
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+            {"AZURE_TENANT_ID": str(uuid.uuid4()), "AZURE_CLIENT_CERTIFICATE_PATH": "/nowhere/principal.pem"},
+        ),
+    ],
+    ids=["tenant", "certificate"],
+)
+def test_a_malformed_service_principal_for_the_default_credential_is_a_configuration_error(
+    identity_stack: Stack, configure, oauth_azurite: Azurite, named: str, principal: dict[str, str]
 ) -> None:
-    """azure-identity refuses a service principal's malformed AZURE_TENANT_ID when the credential is built
-    (ValueError): every call answered 500 internal_error, and readiness failed whole, naming no setting."""
+    """azure-identity refuses a service principal's malformed AZURE_TENANT_ID, or a certificate file that is not
+    there, when the credential is built: every call answered 500 internal_error, and readiness failed whole,
+    naming no setting."""
     configure(
-        AzureWebJobsStorage=None,
-        DO_NOT_CALL_TABLE=None,
-        AZURE_TENANT_ID="not a tenant!",
-        AZURE_CLIENT_ID=CLIENT_ID,
-        AZURE_CLIENT_SECRET="a developer's service principal",
-        **uris(oauth_azurite),
+        AzureWebJobsStorage=None, DO_NOT_CALL_TABLE=None, AZURE_CLIENT_ID=CLIENT_ID, **principal, **uris(oauth_azurite)
     )
 
     call = identity_stack.post("/api/calls", {"to": "+12125550188"})
     ready = identity_stack.get("/api/health/ready")
 
     assert (call.status_code, call.json()["code"]) == (500, "configuration_error"), call.text
-    assert "AZURE_TENANT_ID" in call.json()["detail"]
-    assert ready.status_code == 503 and "AZURE_TENANT_ID" in ready.text, ready.text
+    assert named in call.json()["detail"]
+    assert ready.status_code == 503 and named in ready.text, ready.text
     assert identity_stack.creates() == []
 
 
