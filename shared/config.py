@@ -18,7 +18,7 @@ from shared import phone
 from shared.errors import Problem
 from shared.ids import is_uuid
 from shared.outbound import is_loopback
-from shared.policy.call_cap import MAX_WINDOW_SECONDS
+from shared.policy.call_cap import MAX_LIMIT, MAX_WINDOW_SECONDS
 from shared.policy.calling_hours import CallingHours, Window, parse_window
 from shared.storage import StorageAccount
 
@@ -158,8 +158,6 @@ class Settings:
 # host names and IPv4 (no leading dot), and IPv6 (urlsplit drops its [])
 _HOST = re.compile(r"[0-9a-z_-][0-9a-z._-]*|[0-9a-f.]*:[0-9a-f:.]*", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,118}")  # 127 in Key Vault, less "-previous" for rotations
-# A cap's record holds the time of every counted call in one Table property (at most 32K characters: 1,650 times)
-MAX_CALLS_PER_NUMBER = 1000
 
 
 def _config_error(setting: str, problem: str) -> Problem:
@@ -309,7 +307,7 @@ def _account_key_is_base64(connection_string: str) -> bool:
         name, _, value = part.partition("=")
         if name.strip().lower() == "accountkey":
             try:  # as the SDK decodes it: characters outside base64 (spaces, quotes) are passed over
-                base64.b64decode(value)
+                base64.b64decode(value.encode())  # bytes: a curly quote or a no-break space is passed over too
             except ValueError:  # binascii.Error: a length no key has
                 return False
     return True
@@ -538,7 +536,7 @@ def _hosts(env: Mapping[str, str], name: str) -> frozenset[str]:
 
 
 def _cap(env: Mapping[str, str]) -> int | None:
-    return _positive_int(env, "CALLS_PER_NUMBER_LIMIT", 0, MAX_CALLS_PER_NUMBER) or None
+    return _positive_int(env, "CALLS_PER_NUMBER_LIMIT", 0, MAX_LIMIT) or None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -45,11 +45,16 @@ def default_credential(managed_identity_client_id: str | None = None) -> TokenCr
         if managed_identity_client_id:
             return DefaultAzureCredential(managed_identity_client_id=managed_identity_client_id)
         return DefaultAzureCredential()
-    except (ValueError, OSError):  # OSError: a certificate file that is not there
+    except (
+        ValueError,
+        TypeError,
+        OSError,
+    ):  # a certificate file not there (OSError), or its password wrong (TypeError)
         raise Problem(
             "configuration_error",
             "The Azure identity settings (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_AUTHORITY_HOST, "
-            "AZURE_CLIENT_CERTIFICATE_PATH) are malformed, or name a certificate that cannot be read.",
+            "AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_CERTIFICATE_PASSWORD) are malformed, or name a certificate "
+            "that cannot be read.",
             hint="Correct or remove them: a tenant id is a GUID or a domain name, the authority a https:// host, the "
             "certificate a readable PEM or PKCS12 file.",
         ) from None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from shared.errors import Problem
 from shared.idempotency import MemoryStore, Record
-from shared.policy.call_cap import CallCap, Count
+from shared.policy.call_cap import MAX_LIMIT, MAX_WINDOW_SECONDS, CallCap, Count
 
 NUMBER = "+12125550199"
 NOW = 1_780_000_000.123456  # both instances read this clock: a float time is about 0.24 µs fine, so it happens
@@ -84,3 +85,19 @@ def test_counts_stored_before_tokens_still_count() -> None:
         cap.count(NUMBER)
 
     assert refused.value.code == "call_limit_reached"
+
+
+def test_a_record_at_the_highest_limit_fits_one_table_property() -> None:
+    """A record keeps its latest `limit` counts of a year in one property of at most 32K characters (64 KiB of
+    UTF-16): at the old highest limit, 1,000, it held 57,499, and every later write to the number failed."""
+    store = MemoryStore()
+    now = [NOW - MAX_WINDOW_SECONDS + 3600]
+    cap = CallCap(store, limit=MAX_LIMIT, window_seconds=MAX_WINDOW_SECONDS, clock=lambda: now[0])
+    for _ in range(MAX_LIMIT):  # every count a time with all its digits, over the year
+        cap.count(NUMBER)
+        now[0] += 12345.678901
+
+    stored = store.read("cap:" + NUMBER)
+
+    assert stored is not None and stored.data is not None and len(stored.data["counts"]) == MAX_LIMIT
+    assert len(json.dumps(stored.data)) < 32 * 1024  # as TableStore writes it

@@ -433,7 +433,9 @@ def test_a_connection_string_whose_account_key_was_cut_short_is_a_configuration_
     assert stack.creates() == []
 
 
-@pytest.mark.parametrize("written", ["{key} ", '"{key}"', "{half} {rest}"], ids=["space", "quoted", "split"])
+@pytest.mark.parametrize(
+    "written", ["{key} ", '"{key}"', "{half} {rest}", "\u201c{key}\u201d"], ids=["space", "quoted", "split", "curly"]
+)
 def test_an_account_key_the_sdk_reads_is_not_refused(azurite, written: str) -> None:
     """The SDK decodes the key passing over what is not base64 (spaces, quotes): only a length no key has is refused."""
     key = azurite.connection_string.split("AccountKey=")[1].split(";")[0]

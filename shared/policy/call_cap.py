@@ -30,6 +30,10 @@ MAX_ATTEMPTS = 60  # conditional-write races; each lost race means another call 
 # The longest window CALLS_PER_NUMBER_WINDOW_HOURS takes. A record keeps its latest counts this long, whatever the
 # window now: kept for a 24 h window only, it would not count its calls once the window grew to a week.
 MAX_WINDOW_SECONDS = 366 * 24 * 3600
+# The highest CALLS_PER_NUMBER_LIMIT. A record keeps its latest `limit` counts twice (`calls` and `counts`, about
+# 57 characters a count) in one Table property of at most 32K characters: 1,000 overflowed it, and every later
+# write to that number failed.
+MAX_LIMIT = 500
 
 
 @dataclass(frozen=True)
