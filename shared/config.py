@@ -306,8 +306,8 @@ def _account_key_is_base64(connection_string: str) -> bool:
     for part in connection_string.split(";"):
         name, _, value = part.partition("=")
         if name.strip().lower() == "accountkey":
-            try:  # as the SDK decodes it: characters outside base64 (spaces, quotes) are passed over
-                base64.b64decode(value.encode())  # bytes: a curly quote or a no-break space is passed over too
+            try:  # as the SDK decodes it, from bytes: what is not base64 (spaces, quotes of any kind) is passed over
+                base64.b64decode(value.encode())
             except ValueError:  # binascii.Error: a length no key has
                 return False
     return True

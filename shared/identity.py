@@ -37,8 +37,8 @@ def managed_identity_credential(
 
 def default_credential(managed_identity_client_id: str | None = None) -> TokenCredential:
     """azure-identity's chain (a developer's az login, a service principal in AZURE_* variables), whose malformed
-    variables it refuses as it is built (ValueError, or OSError for a certificate file): a configuration error
-    naming them, not an internal one."""
+    variables it refuses as it is built (ValueError; for a certificate, OSError or TypeError): a configuration
+    error naming them, not an internal one."""
     from azure.identity import DefaultAzureCredential
 
     try:

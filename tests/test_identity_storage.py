@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,14 +127,19 @@ def test_an_identity_endpoint_that_died_answers_503_in_seconds_and_dials_nothing
     assert identity_stack.creates() == []
 
 
+@contextmanager
+def identity_behind_an_error_page(configure, azurite: Azurite) -> Iterator[None]:
+    """Identity-based storage whose identity endpoint answers an HTML 502 (a gateway's error page)."""
+    with answering_identity_endpoint(502, "text/html", b"<html>Bad Gateway</html>") as endpoint:
+        configure(AzureWebJobsStorage=None, DO_NOT_CALL_TABLE=None, **azurite.identity_settings(CLIENT_ID), **endpoint)
+        yield
+
+
 def test_an_identity_endpoint_answering_an_error_page_is_503_not_an_internal_error(
     identity_stack: Stack, configure, oauth_azurite: Azurite
 ) -> None:
     """azure-identity trips over an HTML 502 from the identity endpoint (JSONDecodeError): still an outage."""
-    with answering_identity_endpoint(502, "text/html", b"<html>Bad Gateway</html>") as endpoint:
-        configure(
-            AzureWebJobsStorage=None, DO_NOT_CALL_TABLE=None, **oauth_azurite.identity_settings(CLIENT_ID), **endpoint
-        )
+    with identity_behind_an_error_page(configure, oauth_azurite):
         response = identity_stack.post("/api/calls", {"to": "+12125550194"}, headers={"Idempotency-Key": "html"})
 
     assert (response.status_code, response.json()["code"]) == (503, "idempotency_store_unavailable")
@@ -144,10 +150,7 @@ def test_an_identity_endpoint_answering_an_error_page_is_an_outage_of_the_queues
     identity_stack: Stack, configure, oauth_azurite: Azurite
 ) -> None:
     """The queues read an SDK error only: the same error page made their readiness check an internal_error."""
-    with answering_identity_endpoint(502, "text/html", b"<html>Bad Gateway</html>") as endpoint:
-        configure(
-            AzureWebJobsStorage=None, DO_NOT_CALL_TABLE=None, **oauth_azurite.identity_settings(CLIENT_ID), **endpoint
-        )
+    with identity_behind_an_error_page(configure, oauth_azurite):
         response = identity_stack.get("/api/health/ready")
 
     queues = next(check for check in response.json()["checks"] if check["name"] == "queues")

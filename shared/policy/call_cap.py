@@ -120,7 +120,7 @@ class CallCap:
     def _write(self, record: Record | None, number: str, calls: list[Count]) -> bool:
         """Conditional: False when another instance counted a call to this number first."""
         now = calls[-1].at
-        expires_at = calls[-1].at + MAX_WINDOW_SECONDS  # then the purge timer may delete it
+        expires_at = now + MAX_WINDOW_SECONDS  # then the purge timer may delete it
         data = _stored(calls)
         if record is None:
             fresh = Record("cap:" + number, "", COUNTING, "cap", now, expires_at, data=data)
