@@ -24,7 +24,7 @@ from typing import Any
 from emulators.azure import KeyVaultEmulator, ManagedIdentityEmulator
 from emulators.azurite import Azurite
 from emulators.genesys import GenesysEmulator
-from emulators.stack import CLIENT_ID, CLIENT_SECRET, settings_for
+from emulators.stack import CLIENT_ID, CLIENT_SECRET, off_azure, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_TIMEOUT_SECONDS = 600
@@ -114,6 +114,7 @@ class EmulatedStack:
     def environment(self, *, storage: bool = True, **extra: str) -> dict[str, str]:
         """The environment of an app child: these settings, with or without Table Storage."""
         env = {**os.environ, **self.settings, **_BENCH_SETTINGS, **extra}
+        off_azure(env)
         if not storage:
             env.pop("AzureWebJobsStorage")
         return env

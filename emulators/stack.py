@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from datetime import datetime, timezone
 from types import FrameType
 from typing import Any
@@ -66,6 +66,14 @@ def settings_for(
     }
 
 
+def off_azure(environment: MutableMapping[str, str]) -> None:
+    """Drop the hosting plans' variables: the emulated stack is off Azure, but a dev container sets CONTAINER_NAME,
+    which the app reads as Linux Consumption (and then refuses the emulators' loopback callbacks and unverified
+    vault challenges)."""
+    for name in AZURE_HOST_VARIABLES:
+        environment.pop(name, None)
+
+
 @contextlib.contextmanager
 def emulated_stack() -> Iterator[tuple[GenesysEmulator, KeyVaultEmulator]]:
     """Every emulator running, and the process's settings pointing at them."""
@@ -73,10 +81,7 @@ def emulated_stack() -> Iterator[tuple[GenesysEmulator, KeyVaultEmulator]]:
     # the app's own to the emulators among them.
     for name in ("NO_PROXY", "no_proxy"):
         os.environ[name] = ",".join(filter(None, (os.environ.get(name), "127.0.0.1", "localhost")))
-    # The stack is off Azure: a dev container sets CONTAINER_NAME, which the app reads as Linux Consumption (and
-    # then refuses the emulators' loopback callbacks and unverified vault challenges).
-    for name in AZURE_HOST_VARIABLES:
-        os.environ.pop(name, None)
+    off_azure(os.environ)
     with (
         GenesysEmulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as genesys,
         ManagedIdentityEmulator() as identity,

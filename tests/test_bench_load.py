@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from bench.calls import RANGES
-from bench.stack import cpu_seconds
+from bench.overhead import WARM_UP_CALLS as WARM_UP_OVERHEAD_CALLS
+from bench.stack import EmulatedStack, cpu_seconds
 from bench.throughput import WARM_UP_CLIENTS, WARM_UP_MAX_SAMPLES, WARM_UP_SECONDS, load, warm_up
 from tests.conftest import Stack
 
@@ -35,6 +39,19 @@ def test_a_refused_call_counts_as_a_failure(stack: Stack, configure: Callable[..
 
     assert result["calls"] > 0 and result["failures"] == result["calls"]
     assert stack.genesys.requests("create_call") == []
+
+
+def test_a_benchmark_child_places_calls_in_a_dev_container(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dev container sets CONTAINER_NAME, which the app reads as Linux Consumption: a child that inherited it
+    refused every call (configuration_error: the emulated vault's challenge), and `python -m bench` failed."""
+    monkeypatch.setenv("CONTAINER_NAME", "a-dev-container")
+    settings = {name: os.environ[name] for name in ("GENESYS_API_BASE_URL", "GENESYS_LOGIN_BASE_URL", "KEY_VAULT_URL")}
+    bench_stack = EmulatedStack(stack.genesys, stack.vault, settings, Path(os.devnull), azurite_pid=0)
+
+    result = bench_stack.run_child("overhead", "2", storage=False)
+
+    assert result["app_ms"]["n"] == 2 and result["ratio"]["p50"] > 0
+    assert len(stack.creates()) == 2 + 2 + 2 * WARM_UP_OVERHEAD_CALLS  # the app's and the floor's, warm-up too
 
 
 def test_cpu_seconds_from_proc_agree_with_the_interpreters_clock() -> None:
