@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import cold_start
 from bench.calls import RANGES
 from bench.overhead import WARM_UP_CALLS as WARM_UP_OVERHEAD_CALLS
 from bench.stack import EmulatedStack, cpu_seconds
@@ -41,17 +42,33 @@ def test_a_refused_call_counts_as_a_failure(stack: Stack, configure: Callable[..
     assert stack.genesys.requests("create_call") == []
 
 
-def test_a_benchmark_child_places_calls_in_a_dev_container(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def bench_stack(stack: Stack) -> EmulatedStack:
+    """`python -m bench`'s view of this test's stack: its children get the test's settings (Azurite included)."""
+    return EmulatedStack(stack.genesys, stack.vault, {}, Path(os.devnull), azurite_pid=0)
+
+
+def test_a_benchmark_child_places_calls_in_a_dev_container(
+    stack: Stack, bench_stack: EmulatedStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A dev container sets CONTAINER_NAME, which the app reads as Linux Consumption: a child that inherited it
     refused every call (configuration_error: the emulated vault's challenge), and `python -m bench` failed."""
     monkeypatch.setenv("CONTAINER_NAME", "a-dev-container")
-    settings = {name: os.environ[name] for name in ("GENESYS_API_BASE_URL", "GENESYS_LOGIN_BASE_URL", "KEY_VAULT_URL")}
-    bench_stack = EmulatedStack(stack.genesys, stack.vault, settings, Path(os.devnull), azurite_pid=0)
 
     result = bench_stack.run_child("overhead", "2", storage=False)
 
     assert result["app_ms"]["n"] == 2 and result["ratio"]["p50"] > 0
     assert len(stack.creates()) == 2 + 2 + 2 * WARM_UP_OVERHEAD_CALLS  # the app's and the floor's, warm-up too
+
+
+def test_the_cold_start_benchmark_breaks_a_first_call_down(stack: Stack, bench_stack: EmulatedStack) -> None:
+    """Its children name do-not-call tables of their own, which must exist (a typo must not be an empty list):
+    made as an operator makes them, or every first call was refused and `python -m bench` failed."""
+    result = cold_start.run(bench_stack)
+
+    assert result["runs"] == cold_start.RUNS
+    assert {"import", "key_vault_read", "genesys_token", "table_creation", "genesys_create"} <= set(result["parts_ms"])
+    assert len(stack.creates()) == 2 * cold_start.RUNS  # each fresh process placed its first call and a second
 
 
 def test_cpu_seconds_from_proc_agree_with_the_interpreters_clock() -> None:
