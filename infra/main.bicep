@@ -123,7 +123,7 @@ param webhookSecret string = ''
 @description('WEBHOOK_REQUIRE_TIMESTAMP: accept only timestamped webhook signatures.')
 param webhookRequireTimestamp bool = false
 
-// ---- Calling policy (docs/compliance.md): parameters, so `azd provision` keeps them (it rewrites every app setting) ----
+// ---- Calling policy (docs/compliance.md): parameters, so `azd provision` keeps them (it writes every setting the template sets) ----
 
 @description('CALLING_HOURS: HH:MM-HH:MM in the callee\'s local time, or off. Empty: the app\'s default, 08:00-21:00.')
 param callingHours string = ''
@@ -134,7 +134,7 @@ param callingHoursByCountry string = ''
 @description('ALLOWED_COUNTRIES: comma-separated ISO countries calls may go to. Empty: any.')
 param allowedCountries string = ''
 
-@description('CALLS_PER_NUMBER_LIMIT: most calls to one number per window (1 to 1000). Empty: no cap.')
+@description('CALLS_PER_NUMBER_LIMIT: most calls to one number per window (1 to 500). Empty: no cap.')
 param callsPerNumberLimit string = ''
 
 @description('CALLS_PER_NUMBER_WINDOW_HOURS: the cap\'s window in hours. Empty: 24.')

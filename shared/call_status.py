@@ -66,11 +66,13 @@ def _add_id(found: set[str], reference: Any) -> None:
 
 
 def failure_code(error_info: dict[str, Any] | None, disconnect_type: str | None) -> str:
+    """The catalog code of a failed call: from the words of `errorInfo.code`, else from how it was disconnected
+    (a call flagged as spam was declined, not cut by a passing fault: retrying it at once would ring again)."""
     text = str((error_info or {}).get("code", "")).lower().replace("_", "")
     for words, code in _FAILURE_WORDS:
         if any(word in text for word in words):
             return code
-    return "call_failed"
+    return "destination_rejected" if disconnect_type == "spam" else "call_failed"
 
 
 def describe(conversation: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +115,13 @@ def describe(conversation: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+_ADDRESS_SCHEMES = ("tel:", "sips:", "sip:")
+
+
 def _number(address: str | None) -> str | None:
-    """`tel:+12125550199` -> `+12125550199`."""
-    return address.removeprefix("tel:").split(";")[0] if address else None
+    """`tel:+12125550199` or `sip:+12125550199@10.0.0.5;user=phone` -> `+12125550199`: the number, never the host
+    of a SIP address (an edge's or a carrier's internal address is no caller's business)."""
+    if not address:
+        return None
+    scheme = next((s for s in _ADDRESS_SCHEMES if address.lower().startswith(s)), "")
+    return address[len(scheme) :].split(";")[0].split("@")[0] or None

@@ -89,6 +89,9 @@ def test_unreachable_number_is_failed_with_the_catalog_code(stack: Stack) -> Non
         ("error.ininedgecontrol.session.rejected", "peer", "destination_rejected"),
         ("error.ininedgecontrol.something.new", "error", "call_failed"),
         (None, "transport.failure", "call_failed"),
+        # Flagged as spam: not a passing fault, and a flow that retries `retryable` failures must not redial it
+        (None, "spam", "destination_rejected"),
+        ("error.ininedgecontrol.session.busy", "spam", "destination_busy"),  # errorInfo, when given, says more
     ],
 )
 def test_error_info_codes_map_through_the_catalog(error_code: str | None, disconnect_type: str, expected: str) -> None:
@@ -107,6 +110,21 @@ def test_error_info_codes_map_through_the_catalog(error_code: str | None, discon
     }
 
     assert describe(conversation)["failure"]["code"] == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "number"),
+    [
+        ("tel:+12125550199", "+12125550199"),
+        ("sip:+12125550199@10.0.0.5;user=phone", "+12125550199"),
+        ("SIPS:+442071838750@edge.internal", "+442071838750"),
+        ("+12125550199", "+12125550199"),
+    ],
+)
+def test_the_status_shows_the_number_of_an_address_and_never_a_sip_host(address: str, number: str) -> None:
+    conversation = {"id": "c", "participants": [{"purpose": "customer", "state": "alerting", "address": address}]}
+
+    assert describe(conversation)["to"] == number
 
 
 def test_unknown_conversation_is_genesys_not_found(stack: Stack) -> None:

@@ -29,6 +29,7 @@ from emulators.stack import REQUEST_BODY_SIZE_LIMIT
 from shared import config
 from shared.async_requests import MAX_DEQUEUE_COUNT
 from shared.http import MAX_BODY_BYTES, MAX_EVENTS_BYTES
+from shared.policy.call_cap import MAX_LIMIT
 from shared.webhooks.pubsub import MAX_PUSH_BYTES
 from shared.webhooks.sns import MAX_SNS_BYTES
 
@@ -580,10 +581,18 @@ def test_postprovision_hook_prints_urls_key_command_and_connector_export(tmp_pat
 
 
 def test_postprovision_hook_imports_into_the_apps_do_not_call_table(tmp_path: Path) -> None:
-    """The import script's own default is `donotcall`: a deployment that named another table must be told it."""
+    """The import script's own default is `donotcall`: a deployment that named another table must be told it, and
+    the line must make it (the app never makes a named table, and refuses every call until it exists)."""
     out = postprovision_output(tmp_path, 'DO_NOT_CALL_TABLE="optouts"\n')
 
-    assert "import_do_not_call.py <list.csv> --region GB --table optouts\n" in out
+    assert "import_do_not_call.py <list.csv> --region GB --table optouts --create-table\n" in out
+
+
+def test_the_call_caps_parameter_states_the_limits_the_code_accepts() -> None:
+    """An operator who set a limit the description allowed (1 to 1000 once) got a deployment that refused every
+    call configuration_error."""
+    described = re.search(r"@description\('CALLS_PER_NUMBER_LIMIT: [^']*'\)", MAIN.read_text())
+    assert described is not None and f"(1 to {MAX_LIMIT})" in described.group(0)
 
 
 def test_export_connector_with_the_deployed_host(tmp_path: Path) -> None:

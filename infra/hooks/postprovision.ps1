@@ -17,7 +17,7 @@ $storage = $values['AZURE_STORAGE_ACCOUNT_NAME']
 $envName = $values['AZURE_ENV_NAME']
 $region = $values['DEFAULT_PHONE_REGION']
 if (-not $region) { $region = 'US' }  # main.parameters.json's default
-$tableOption = if ($values['DO_NOT_CALL_TABLE']) { " --table $($values['DO_NOT_CALL_TABLE'])" } else { '' }
+$tableOption = if ($values['DO_NOT_CALL_TABLE']) { " --table $($values['DO_NOT_CALL_TABLE']) --create-table" } else { '' }
 if (-not $hostName -and $app) { $hostName = "$app.azurewebsites.net" }
 
 Write-Host @"

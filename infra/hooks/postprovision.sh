@@ -38,7 +38,7 @@ Genesys outbound-call function: provisioned (azd deploy, or the rest of azd up, 
   Secrets          Key Vault $vault: genesys-client-secret (and webhook-secret when set);
                    rotate with az keyvault secret set --vault-name $vault --name genesys-client-secret --file <file>
 
-  Do-not-call list AzureWebJobsStorage__accountName=$storage .venv/bin/python scripts/import_do_not_call.py <list.csv> --region $region${table:+ --table $table}
+  Do-not-call list AzureWebJobsStorage__accountName=$storage .venv/bin/python scripts/import_do_not_call.py <list.csv> --region $region${table:+ --table $table --create-table}
                    (signed in with az login; with VNET_ENABLED=true from inside the virtual network;
                    one number: PUT /api/do-not-call/{number} with the master key)
 

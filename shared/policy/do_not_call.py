@@ -54,7 +54,7 @@ def _named_table_missing(name: str) -> Callable[[], Problem]:
             "configuration_error",
             f"Setting DO_NOT_CALL_TABLE names the table {name!r}, which does not exist in AzureWebJobsStorage: no call "
             "is placed and no number listed without the do-not-call list. Correct the name, or import the list into "
-            "it (scripts/import_do_not_call.py --create-table).",
+            f"it (scripts/import_do_not_call.py <list.csv> --region <R> --table {name} --create-table).",
         )
 
     return problem
