@@ -45,11 +45,7 @@ def default_credential(managed_identity_client_id: str | None = None) -> TokenCr
         if managed_identity_client_id:
             return DefaultAzureCredential(managed_identity_client_id=managed_identity_client_id)
         return DefaultAzureCredential()
-    except (
-        ValueError,
-        TypeError,
-        OSError,
-    ):  # a certificate file not there (OSError), or its password wrong (TypeError)
+    except (ValueError, TypeError, OSError):  # a certificate file not there (OSError), its password wrong (TypeError)
         raise Problem(
             "configuration_error",
             "The Azure identity settings (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_AUTHORITY_HOST, "
